@@ -1,0 +1,133 @@
+//! Picking an instance for each attempt, and turning the pipeline's [`ServiceRequest`] into
+//! an HTTP request for it.
+//!
+//! Instances come from a live [`InstanceSet`]; each attempt takes the next one in round-robin
+//! order, so a retry goes to a different instance than the attempt that failed when there is
+//! more than one. (Latency-aware choice arrives with service discovery.)
+//!
+//! Each attempt runs in a `tracing` span (`service`, `method`, `endpoint`, `instance`,
+//! `attempt`, `status`), and an error is tagged with the instance it came from.
+
+mod error;
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    task::{Context, Poll},
+};
+
+use tower::{Layer, Service};
+use tracing::Instrument;
+
+pub use self::error::{AttemptError, NoInstances};
+use crate::{
+    discovery::InstanceSet,
+    error::BoxError,
+    request::ServiceRequest,
+    response::ServiceResponse,
+    transport::{HttpRequest, HttpResponse},
+};
+
+/// Applies [`Balance`] over an instance set.
+#[derive(Clone, Debug)]
+pub struct BalanceLayer {
+    service: Arc<str>,
+    instances: InstanceSet,
+}
+
+impl BalanceLayer {
+    /// Balances calls to `service` over `instances`.
+    pub fn new(service: Arc<str>, instances: InstanceSet) -> Self {
+        BalanceLayer { service, instances }
+    }
+}
+
+impl<S> Layer<S> for BalanceLayer {
+    type Service = Balance<S>;
+
+    fn layer(&self, inner: S) -> Balance<S> {
+        Balance {
+            inner,
+            service: self.service.clone(),
+            instances: self.instances.clone(),
+            next: Arc::new(AtomicUsize::new(fastrand::usize(..1024))),
+        }
+    }
+}
+
+/// Sends each attempt to one instance of the service.
+#[derive(Clone, Debug)]
+pub struct Balance<S> {
+    inner: S,
+    service: Arc<str>,
+    instances: InstanceSet,
+    next: Arc<AtomicUsize>,
+}
+
+impl<S> Service<ServiceRequest> for Balance<S>
+where
+    S: Service<HttpRequest, Response = HttpResponse, Error = BoxError> + Send,
+    S::Future: Send + 'static,
+{
+    type Response = ServiceResponse;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<ServiceResponse, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: ServiceRequest) -> Self::Future {
+        let instances = self.instances.current();
+        if instances.is_empty() {
+            return Box::pin(std::future::ready(Err(NoInstances.into())));
+        }
+        let index = self.next.fetch_add(1, Ordering::Relaxed) % instances.len();
+        let instance = &instances[index];
+        let url = instance.url_arc().clone();
+        let http_request = match to_http(&request, instance) {
+            Ok(http_request) => http_request,
+            Err(e) => return Box::pin(std::future::ready(Err(e))),
+        };
+        let span = tracing::debug_span!(
+            "attempt",
+            service = %self.service,
+            method = %request.method(),
+            endpoint = request.endpoint(),
+            instance = %url,
+            attempt = request.attempt(),
+            status = tracing::field::Empty,
+        );
+        let future = self.inner.call(http_request);
+        Box::pin(
+            async move {
+                match future.await {
+                    Ok(response) => {
+                        let (parts, body) = response.into_parts();
+                        tracing::Span::current().record("status", parts.status.as_u16());
+                        let mut response = ServiceResponse::new(parts.status, parts.headers, body);
+                        response.instance = Some(url);
+                        Ok(response)
+                    }
+                    Err(source) => {
+                        tracing::debug!(error = %source, "attempt failed");
+                        Err(AttemptError::new(url, source).into())
+                    }
+                }
+            }
+            .instrument(span),
+        )
+    }
+}
+
+fn to_http(request: &ServiceRequest, instance: &crate::discovery::Instance) -> Result<HttpRequest, BoxError> {
+    let mut http_request = http::Request::new(request.body().clone());
+    *http_request.method_mut() = request.method().clone();
+    *http_request.uri_mut() = instance.uri(request.path_and_query())?;
+    *http_request.headers_mut() = request.headers().clone();
+    Ok(http_request)
+}

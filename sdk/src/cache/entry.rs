@@ -1,0 +1,128 @@
+use std::{sync::Arc, time::Duration};
+
+use tokio::time::Instant;
+
+use super::CacheKey;
+use crate::{
+    error::BoxError,
+    response::{CacheStatus, ServiceResponse},
+};
+
+/// One cached outcome. Failures are stored too, for an instant, so that every caller
+/// waiting on the same fetch gets the same answer.
+#[derive(Debug)]
+pub(super) struct Entry {
+    outcome: Result<ServiceResponse, SharedError>,
+    fresh_until: Instant,
+    stale_until: Instant,
+    /// How long moka keeps the entry (memory only; freshness is judged on `fresh_until`).
+    retain: Duration,
+}
+
+impl Entry {
+    pub(super) fn from_outcome(
+        outcome: Result<ServiceResponse, BoxError>,
+        ttl: Duration,
+        stale_window: Option<Duration>,
+        previous: Option<Arc<Entry>>,
+    ) -> Arc<Entry> {
+        let now = Instant::now();
+        match outcome {
+            Ok(response) if response.status().is_success() => {
+                let stale = stale_window.unwrap_or_default();
+                Arc::new(Entry {
+                    outcome: Ok(response),
+                    fresh_until: now + ttl,
+                    stale_until: now + ttl + stale,
+                    retain: ttl + stale,
+                })
+            }
+            outcome => {
+                let failed = match &outcome {
+                    Ok(response) => response.status().is_server_error(),
+                    Err(_) => true,
+                };
+                if let Some(previous) = previous.filter(|p| failed && p.is_usable_stale(now)) {
+                    tracing::debug!("serving a stale cache entry: the refresh failed");
+                    return Arc::new(Entry {
+                        outcome: previous.outcome.clone().map(|mut r| {
+                            r.cache = CacheStatus::Stale;
+                            r
+                        }),
+                        fresh_until: previous.fresh_until,
+                        stale_until: previous.stale_until,
+                        retain: previous.stale_until.saturating_duration_since(now),
+                    });
+                }
+                Arc::new(Entry {
+                    outcome: outcome.map_err(|e| SharedError(Arc::new(e))),
+                    fresh_until: now,
+                    stale_until: now,
+                    retain: Duration::ZERO,
+                })
+            }
+        }
+    }
+
+    pub(super) fn is_fresh(&self, now: Instant) -> bool {
+        now < self.fresh_until
+    }
+
+    fn is_usable_stale(&self, now: Instant) -> bool {
+        self.outcome.is_ok() && now < self.stale_until
+    }
+
+    /// The outcome for one caller; a fresh entry read from the cache is a hit.
+    pub(super) fn outcome(&self, status: CacheStatus) -> Result<ServiceResponse, BoxError> {
+        match &self.outcome {
+            Ok(response) => {
+                let mut response = response.clone();
+                if response.cache != CacheStatus::Stale {
+                    response.cache = status;
+                }
+                Ok(response)
+            }
+            Err(shared) => Err(Box::new(shared.clone())),
+        }
+    }
+
+    pub(super) fn weight(&self, key: &CacheKey) -> u32 {
+        let body = self.outcome.as_ref().map_or(0, |r| r.bytes().len());
+        u32::try_from(key.len() + body + 128).unwrap_or(u32::MAX)
+    }
+}
+
+/// A failure handed to every caller that waited on the same fetch.
+#[derive(Clone, Debug)]
+pub(crate) struct SharedError(Arc<BoxError>);
+
+impl std::fmt::Display for SharedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SharedError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.0.as_ref().as_ref())
+    }
+}
+
+/// moka expiry: keep an entry for its TTL plus its stale window.
+pub(super) struct EntryExpiry;
+
+impl moka::Expiry<CacheKey, Arc<Entry>> for EntryExpiry {
+    fn expire_after_create(&self, _key: &CacheKey, entry: &Arc<Entry>, _now: std::time::Instant) -> Option<Duration> {
+        Some(entry.retain)
+    }
+
+    fn expire_after_update(
+        &self,
+        _key: &CacheKey,
+        entry: &Arc<Entry>,
+        _now: std::time::Instant,
+        _remaining: Option<Duration>,
+    ) -> Option<Duration> {
+        Some(entry.retain)
+    }
+}

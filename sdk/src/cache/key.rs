@@ -1,0 +1,53 @@
+use std::fmt;
+
+use http::{HeaderName, Method};
+
+use crate::request::ServiceRequest;
+
+/// A cache key: `METHOD path?query`, then `\nname:value` for each vary header.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct CacheKey(Box<str>);
+
+impl CacheKey {
+    pub(crate) fn base(method: &Method, path_and_query: &str) -> Self {
+        let mut key = String::with_capacity(method.as_str().len() + 1 + path_and_query.len());
+        key.push_str(method.as_str());
+        key.push(' ');
+        key.push_str(path_and_query);
+        CacheKey(key.into())
+    }
+
+    pub(crate) fn for_request(request: &ServiceRequest, vary: &[HeaderName]) -> Self {
+        let base = Self::base(request.method(), request.path_and_query().as_str());
+        if vary.is_empty() {
+            return base;
+        }
+        let mut key = String::from(base.0);
+        for name in vary {
+            key.push('\n');
+            key.push_str(name.as_str());
+            key.push(':');
+            for value in request.headers().get_all(name) {
+                key.push_str(&String::from_utf8_lossy(value.as_bytes()));
+                key.push(',');
+            }
+        }
+        CacheKey(key.into())
+    }
+
+    pub(crate) fn has_base(&self, base: &CacheKey) -> bool {
+        self.0.strip_prefix(&*base.0).is_some_and(|rest| rest.is_empty() || rest.starts_with('\n'))
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+}
+
+impl fmt::Debug for CacheKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Vary values may be credentials; print the method and path only.
+        let base = self.0.split('\n').next().unwrap_or_default();
+        f.debug_tuple("CacheKey").field(&base).finish()
+    }
+}

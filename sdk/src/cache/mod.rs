@@ -1,0 +1,200 @@
+//! A TTL cache for GET responses, in front of everything else.
+//!
+//! - Keyed on method, path, query and the configured `vary_headers` ([`CacheKey`]).
+//! - Only 2xx answers are stored; each entry keeps its own TTL (per request or per service).
+//! - Concurrent misses for one key make one upstream request: moka's
+//!   `entry().or_insert_with_if` runs one initializer per key and hands its value to every
+//!   waiter, failures included.
+//! - Bounded by bytes (key plus body), evicted by moka's TinyLFU.
+//! - `stale_if_error`: an expired entry is kept that much longer, and served (marked
+//!   [`CacheStatus::Stale`]) when the refresh fails or the breaker is open.
+//! - [`CacheMode::Refresh`] skips the lookup and stores the fresh answer; `Bypass` skips the
+//!   cache entirely.
+//!
+//! Freshness is judged on tokio's clock (so tests can pause time); moka's own expiry only
+//! reclaims memory after the stale window.
+
+mod entry;
+mod key;
+mod layer;
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use http::{HeaderName, Method};
+use tokio::time::Instant;
+use tower::{Service, ServiceExt};
+
+use self::entry::{Entry, EntryExpiry};
+pub use self::{key::CacheKey, layer::CacheLayer};
+use crate::{
+    error::BoxError,
+    request::{CacheMode, ServiceRequest},
+    response::{CacheStatus, ServiceResponse},
+};
+
+/// Cache settings of one service.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CacheConfig {
+    /// Cache GETs by default (default false; a request can opt in with its own TTL).
+    pub enabled: bool,
+    /// How long an answer stays fresh (default 60 s).
+    pub ttl: Duration,
+    /// Memory bound in bytes of keys and bodies (default 64 MiB).
+    pub max_bytes: u64,
+    /// Serve an expired answer for this long when the service fails (default: off).
+    pub stale_if_error: Option<Duration>,
+    /// Request headers that are part of the key (e.g. `accept-language`).
+    pub vary_headers: Vec<HeaderName>,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            enabled: false,
+            ttl: Duration::from_secs(60),
+            max_bytes: 64 * 1024 * 1024,
+            stale_if_error: None,
+            vary_headers: Vec::new(),
+        }
+    }
+}
+
+/// The cached responses of one service.
+#[derive(Clone, Debug)]
+pub struct ResponseCache {
+    store: moka::future::Cache<CacheKey, Arc<Entry>>,
+    config: Arc<CacheConfig>,
+}
+
+impl ResponseCache {
+    /// An empty cache.
+    pub fn new(config: CacheConfig) -> Self {
+        let mut builder = moka::future::Cache::builder()
+            .max_capacity(config.max_bytes)
+            .weigher(|key: &CacheKey, entry: &Arc<Entry>| entry.weight(key))
+            .expire_after(EntryExpiry);
+        if !config.vary_headers.is_empty() {
+            builder = builder.support_invalidation_closures();
+        }
+        ResponseCache { store: builder.build(), config: Arc::new(config) }
+    }
+
+    /// Drops every entry.
+    pub fn clear(&self) {
+        self.store.invalidate_all();
+    }
+
+    /// Drops the entries of one GET path (with its query), whatever their vary headers.
+    pub async fn clear_key(&self, path_and_query: &str) {
+        let base = CacheKey::base(&Method::GET, path_and_query);
+        if self.config.vary_headers.is_empty() {
+            self.store.invalidate(&base).await;
+        } else {
+            // Registered only when vary headers are configured, so this cannot fail.
+            let _ = self.store.invalidate_entries_if(move |key, _| key.has_base(&base));
+        }
+    }
+
+    /// Entries currently held (approximate; moka applies writes in batches).
+    pub fn entry_count(&self) -> u64 {
+        self.store.entry_count()
+    }
+
+    fn ttl_for(&self, request: &ServiceRequest) -> Option<Duration> {
+        let options = request.options();
+        if request.method() != Method::GET || options.cache_mode == CacheMode::Bypass {
+            return None;
+        }
+        options.cache_ttl.or(self.config.enabled.then_some(self.config.ttl))
+    }
+}
+
+/// Serves GETs from the cache; see the module docs.
+#[derive(Clone, Debug)]
+pub struct Cache<S> {
+    inner: S,
+    cache: ResponseCache,
+}
+
+impl<S> Cache<S> {
+    /// Wraps `inner` with `cache`.
+    pub fn new(inner: S, cache: ResponseCache) -> Self {
+        Cache { inner, cache }
+    }
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<ServiceResponse, BoxError>> + Send>>;
+
+impl<S> Service<ServiceRequest> for Cache<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse> + Clone + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    type Response = ServiceResponse;
+    type Error = BoxError;
+    type Future = futures_util::future::Either<
+        futures_util::future::MapErr<S::Future, fn(S::Error) -> BoxError>,
+        BoxFuture,
+    >;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: ServiceRequest) -> Self::Future {
+        use futures_util::TryFutureExt;
+        let Some(ttl) = self.cache.ttl_for(&request) else {
+            let into: fn(S::Error) -> BoxError = Into::into;
+            return futures_util::future::Either::Left(self.inner.call(request).map_err(into));
+        };
+        let inner = self.inner.clone();
+        let cache = self.cache.clone();
+        futures_util::future::Either::Right(Box::pin(lookup(cache, inner, request, ttl)))
+    }
+}
+
+async fn lookup<S>(
+    cache: ResponseCache,
+    inner: S,
+    request: ServiceRequest,
+    ttl: Duration,
+) -> Result<ServiceResponse, BoxError>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse> + Send + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
+    let key = CacheKey::for_request(&request, &cache.config.vary_headers);
+    let stale_window = cache.config.stale_if_error;
+    if request.options().cache_mode == CacheMode::Refresh {
+        let outcome = inner.oneshot(request).await.map_err(Into::into);
+        let entry = Entry::from_outcome(outcome, ttl, stale_window, None);
+        if entry.is_fresh(Instant::now()) {
+            cache.store.insert(key, entry.clone()).await;
+        }
+        return entry.outcome(CacheStatus::Miss);
+    }
+
+    let previous = match cache.store.get(&key).await {
+        Some(entry) if entry.is_fresh(Instant::now()) => return entry.outcome(CacheStatus::Hit),
+        other => other,
+    };
+    let fetch = async move {
+        let outcome = inner.oneshot(request).await.map_err(Into::into);
+        Entry::from_outcome(outcome, ttl, stale_window, previous)
+    };
+    let entry = cache
+        .store
+        .entry(key)
+        .or_insert_with_if(fetch, |entry| !entry.is_fresh(Instant::now()))
+        .await
+        .into_value();
+    entry.outcome(CacheStatus::Miss)
+}

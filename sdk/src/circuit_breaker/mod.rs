@@ -1,0 +1,246 @@
+//! Circuit breaking per service endpoint.
+//!
+//! Each endpoint (method plus path template) of a service has its own [`CircuitBreaker`]:
+//!
+//! - **closed**: calls flow; `failure_threshold` failures in a row (or, when a
+//!   [`FailureRate`] window is configured, a failure rate at or above its threshold) open it;
+//! - **open**: calls are refused in `call` with [`CircuitOpen`], without network I/O, for
+//!   `open_duration`;
+//! - **half-open**: up to `half_open_max_probes` probe calls go through; `success_threshold`
+//!   successes close the breaker, one failure opens it again.
+//!
+//! The closed path takes no lock: admission is one atomic load and a success is recorded
+//! with one more. The breaker refuses in `call`, never in `poll_ready`, so a buffer or
+//! balancer in front of it is never poisoned by an open circuit.
+//!
+//! tower has no circuit breaker, which is why this module exists; its shape (layer, service,
+//! named response future, named error, classifier policy) follows `tower::timeout`.
+
+mod error;
+mod future;
+mod layer;
+mod policy;
+mod state;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use http::Method;
+use tower::Service;
+
+pub use self::{
+    error::CircuitOpen,
+    future::ResponseFuture,
+    layer::CircuitBreakerLayer,
+    policy::{FailureClassifier, ServerFailures},
+    state::{CircuitBreaker, CircuitState, Permit},
+};
+use crate::{error::BoxError, request::ServiceRequest, response::ServiceResponse};
+
+/// Settings of one breaker. Defaults: open after 5 failures, stay open 60 s, one probe at a
+/// time while half-open, close after 2 successes, no failure-rate window.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct BreakerConfig {
+    /// Consecutive failures that open the breaker.
+    pub failure_threshold: u32,
+    /// Successful probes that close a half-open breaker.
+    pub success_threshold: u32,
+    /// How long the breaker stays open before admitting probes.
+    pub open_duration: Duration,
+    /// Probes admitted at once while half-open.
+    pub half_open_max_probes: u32,
+    /// Optionally, also open when the failure rate over a window of calls is too high.
+    pub failure_rate: Option<FailureRate>,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            failure_threshold: 5,
+            success_threshold: 2,
+            open_duration: Duration::from_secs(60),
+            half_open_max_probes: 1,
+            failure_rate: None,
+        }
+    }
+}
+
+/// A failure-rate rule over the last `window` calls.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FailureRate {
+    /// How many recent calls the rate is computed over.
+    pub window: u32,
+    /// The failure ratio (0.0 to 1.0) at which the breaker opens.
+    pub threshold: f64,
+    /// Calls needed in the window before the rate is judged.
+    pub min_calls: u32,
+}
+
+/// One endpoint's breaker, as reported by `ServiceClient::circuit_state`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EndpointCircuit {
+    /// `METHOD endpoint`, e.g. `GET /orders/{id}`.
+    pub endpoint: String,
+    /// The breaker's state.
+    pub state: CircuitState,
+    /// Failures in a row.
+    pub consecutive_failures: u32,
+    /// Failures over the breaker's lifetime.
+    pub total_failures: u64,
+    /// Calls refused while open.
+    pub rejected: u64,
+}
+
+/// The breakers of one service, one per endpoint, created on first use.
+///
+/// The number of endpoints is bounded (`max_endpoints`, default 1,024): ad-hoc calls that
+/// format ids into their paths would otherwise grow the map without end, so endpoints past
+/// the bound share one overflow breaker. Name ad-hoc endpoints with
+/// `RequestBuilder::endpoint` to keep them apart.
+#[derive(Debug)]
+pub struct EndpointBreakers {
+    config: BreakerConfig,
+    classifier: Arc<dyn FailureClassifier>,
+    by_method: [RwLock<HashMap<Box<str>, Arc<CircuitBreaker>>>; 9],
+    max_endpoints: usize,
+    overflow: Arc<CircuitBreaker>,
+}
+
+const METHODS: [Method; 8] = [
+    Method::GET,
+    Method::POST,
+    Method::PUT,
+    Method::DELETE,
+    Method::PATCH,
+    Method::HEAD,
+    Method::OPTIONS,
+    Method::TRACE,
+];
+
+fn method_index(method: &Method) -> usize {
+    METHODS.iter().position(|m| m == method).unwrap_or(METHODS.len())
+}
+
+impl EndpointBreakers {
+    /// Breakers with the given settings and failure classifier.
+    pub fn new(config: BreakerConfig, classifier: Arc<dyn FailureClassifier>) -> Self {
+        EndpointBreakers {
+            config,
+            classifier,
+            by_method: Default::default(),
+            max_endpoints: 1024,
+            overflow: Arc::new(CircuitBreaker::new(config)),
+        }
+    }
+
+    /// Sets how many distinct endpoints get a breaker of their own.
+    #[must_use]
+    pub fn max_endpoints(mut self, max: usize) -> Self {
+        self.max_endpoints = max;
+        self
+    }
+
+    /// The breaker for `method endpoint`, created closed on first use.
+    pub fn get(&self, method: &Method, endpoint: &str) -> Arc<CircuitBreaker> {
+        let index = method_index(method);
+        let map = &self.by_method[index];
+        // Non-standard methods share the last map, keyed with the method name.
+        let other_key;
+        let key = if index == METHODS.len() {
+            other_key = format!("{method} {endpoint}");
+            other_key.as_str()
+        } else {
+            endpoint
+        };
+        if let Some(breaker) = map.read().unwrap_or_else(|e| e.into_inner()).get(key) {
+            return breaker.clone();
+        }
+        if self.len() >= self.max_endpoints {
+            return self.overflow.clone();
+        }
+        let mut write = map.write().unwrap_or_else(|e| e.into_inner());
+        write
+            .entry(key.into())
+            .or_insert_with(|| Arc::new(CircuitBreaker::new(self.config)))
+            .clone()
+    }
+
+    fn len(&self) -> usize {
+        self.by_method
+            .iter()
+            .map(|m| m.read().unwrap_or_else(|e| e.into_inner()).len())
+            .sum()
+    }
+
+    /// Every endpoint's breaker state, sorted by endpoint.
+    pub fn snapshot(&self) -> Vec<EndpointCircuit> {
+        let mut out = Vec::new();
+        for (index, map) in self.by_method.iter().enumerate() {
+            for (endpoint, breaker) in map.read().unwrap_or_else(|e| e.into_inner()).iter() {
+                let endpoint = match METHODS.get(index) {
+                    Some(method) => format!("{method} {endpoint}"),
+                    None => endpoint.to_string(),
+                };
+                out.push(report(endpoint, breaker));
+            }
+        }
+        if self.overflow.total_failures() > 0 || self.overflow.state() != CircuitState::Closed {
+            out.push(report("(overflow)".into(), &self.overflow));
+        }
+        out.sort_by(|a, b| a.endpoint.cmp(&b.endpoint));
+        out
+    }
+}
+
+fn report(endpoint: String, breaker: &CircuitBreaker) -> EndpointCircuit {
+    EndpointCircuit {
+        endpoint,
+        state: breaker.state(),
+        consecutive_failures: breaker.consecutive_failures(),
+        total_failures: breaker.total_failures(),
+        rejected: breaker.rejected(),
+    }
+}
+
+/// Refuses calls to endpoints whose breaker is open; records every outcome.
+#[derive(Clone, Debug)]
+pub struct CircuitBreakerService<S> {
+    inner: S,
+    breakers: Arc<EndpointBreakers>,
+}
+
+impl<S> CircuitBreakerService<S> {
+    /// Wraps `inner` with the given breakers.
+    pub fn new(inner: S, breakers: Arc<EndpointBreakers>) -> Self {
+        CircuitBreakerService { inner, breakers }
+    }
+}
+
+impl<S> Service<ServiceRequest> for CircuitBreakerService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse>,
+    S::Error: Into<BoxError>,
+{
+    type Response = ServiceResponse;
+    type Error = BoxError;
+    type Future = ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx).map_err(Into::into)
+    }
+
+    fn call(&mut self, request: ServiceRequest) -> Self::Future {
+        let breaker = self.breakers.get(request.method(), request.endpoint());
+        match breaker.try_acquire() {
+            Ok(permit) => {
+                let classifier = self.breakers.classifier.clone();
+                ResponseFuture::called(self.inner.call(request), breaker, classifier, permit)
+            }
+            Err(open) => ResponseFuture::rejected(open),
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! What counts as a failure for the breaker.
+
+use crate::{error::BoxError, response::ServiceResponse, transport::BodyTooLarge};
+
+/// Decides whether a call's outcome counts against the breaker.
+///
+/// The default, [`ServerFailures`], counts transport errors, timeouts and 5xx answers; a 4xx
+/// is the caller's mistake and says nothing about the service's health.
+///
+/// ```
+/// use sdk::circuit_breaker::FailureClassifier;
+/// use sdk::{BoxError, ServiceResponse};
+///
+/// /// Also treat 429 (the service shedding load) as a failure.
+/// #[derive(Debug)]
+/// struct CountThrottling;
+///
+/// impl FailureClassifier for CountThrottling {
+///     fn is_failure(&self, outcome: &Result<ServiceResponse, BoxError>) -> bool {
+///         match outcome {
+///             Ok(response) => response.status().is_server_error() || response.status() == 429,
+///             Err(_) => true,
+///         }
+///     }
+/// }
+/// ```
+pub trait FailureClassifier: std::fmt::Debug + Send + Sync + 'static {
+    /// Whether this outcome is a failure of the service.
+    fn is_failure(&self, outcome: &Result<ServiceResponse, BoxError>) -> bool;
+}
+
+/// Transport errors, timeouts and 5xx answers are failures; an oversized body is not.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct ServerFailures;
+
+impl FailureClassifier for ServerFailures {
+    fn is_failure(&self, outcome: &Result<ServiceResponse, BoxError>) -> bool {
+        match outcome {
+            Ok(response) => response.status().is_server_error(),
+            Err(err) => !crate::error_chain::contains::<BodyTooLarge>(err.as_ref()),
+        }
+    }
+}

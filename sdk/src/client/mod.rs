@@ -1,0 +1,182 @@
+//! [`ServiceClient`]: calls to one service through the whole pipeline.
+//!
+//! ```no_run
+//! # use sdk::prelude::*;
+//! # #[derive(serde::Deserialize)] struct Order { id: u64 }
+//! # async fn run(sdk: ServiceSdk) -> ServiceResult<()> {
+//! let orders = sdk.get_client("order-service");
+//! let order: Order = orders.get("/orders/123").send().await?;
+//! let created: Order = orders
+//!     .post("/orders")
+//!     .json(&serde_json::json!({ "item": "book" }))
+//!     .header("idempotency-key", "order-7f3a")
+//!     .send()
+//!     .await?;
+//! # Ok(()) }
+//! ```
+
+mod map_error;
+mod request_builder;
+
+use std::{fmt, sync::Arc, time::Duration};
+
+use http::{HeaderMap, Method};
+use tower::{Service, ServiceExt};
+use tracing::Instrument;
+
+pub use self::request_builder::RequestBuilder;
+use crate::{
+    balance::Balance,
+    cache::{Cache, ResponseCache},
+    circuit_breaker::{CircuitBreakerService, EndpointBreakers, EndpointCircuit},
+    deadline::Deadline,
+    error::{ErrorContext, ServiceError, ServiceResult},
+    hooks::Hooks,
+    middleware::HttpStack,
+    request::ServiceRequest,
+    response::ServiceResponse,
+    retry::Retry,
+};
+
+/// The attempt-timeout stage: tower's `Timeout` when one is configured, nothing otherwise.
+pub(crate) type AttemptStage = tower::util::Either<tower::timeout::Timeout<HttpStack>, HttpStack>;
+
+/// The whole pipeline, outermost first. Never part of the public API.
+pub(crate) type Pipeline = Cache<Deadline<Retry<CircuitBreakerService<Balance<AttemptStage>>>>>;
+
+/// A client for one service. Cheap to clone; all clones share breakers, cache and budget.
+#[derive(Clone)]
+pub struct ServiceClient {
+    inner: Arc<ClientInner>,
+}
+
+pub(crate) struct ClientInner {
+    pub(crate) name: Arc<str>,
+    pub(crate) pipeline: Pipeline,
+    pub(crate) breakers: Arc<EndpointBreakers>,
+    pub(crate) cache: ResponseCache,
+    pub(crate) default_headers: HeaderMap,
+    pub(crate) hooks: Arc<Hooks>,
+    pub(crate) attempt_timeout: Option<Duration>,
+    pub(crate) error_body_limit: usize,
+}
+
+impl ServiceClient {
+    pub(crate) fn from_inner(inner: ClientInner) -> Self {
+        ServiceClient { inner: Arc::new(inner) }
+    }
+
+    /// The service's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// A request with any method; `path` is relative to the instance (`/orders/1?x=y`).
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        RequestBuilder::new(self.clone(), method, path)
+    }
+
+    /// A GET request.
+    pub fn get(&self, path: &str) -> RequestBuilder {
+        self.request(Method::GET, path)
+    }
+
+    /// A POST request (not retried unless marked idempotent).
+    pub fn post(&self, path: &str) -> RequestBuilder {
+        self.request(Method::POST, path)
+    }
+
+    /// A PUT request.
+    pub fn put(&self, path: &str) -> RequestBuilder {
+        self.request(Method::PUT, path)
+    }
+
+    /// A PATCH request (not retried unless marked idempotent).
+    pub fn patch(&self, path: &str) -> RequestBuilder {
+        self.request(Method::PATCH, path)
+    }
+
+    /// A DELETE request.
+    pub fn delete(&self, path: &str) -> RequestBuilder {
+        self.request(Method::DELETE, path)
+    }
+
+    /// A HEAD request.
+    pub fn head(&self, path: &str) -> RequestBuilder {
+        self.request(Method::HEAD, path)
+    }
+
+    /// Every endpoint's circuit breaker: state and failure counts.
+    pub fn circuit_state(&self) -> Vec<EndpointCircuit> {
+        self.inner.breakers.snapshot()
+    }
+
+    /// Drops every cached response of this service.
+    pub fn clear_cache(&self) {
+        self.inner.cache.clear();
+    }
+
+    /// Drops the cached responses of one GET path (with its query string, if any).
+    pub async fn clear_cache_key(&self, path_and_query: &str) {
+        self.inner.cache.clear_key(path_and_query).await;
+    }
+
+    /// Sends a built request through the pipeline. Any status the service answered is `Ok`;
+    /// transport failures, timeouts and an open breaker are `Err`.
+    pub async fn call(&self, request: ServiceRequest) -> ServiceResult<ServiceResponse> {
+        let span = tracing::debug_span!(
+            "call",
+            service = %self.inner.name,
+            method = %request.method(),
+            endpoint = request.endpoint(),
+        );
+        let result = self.inner.pipeline.clone().oneshot(request.clone()).instrument(span).await;
+        result.map_err(|err| {
+            let err = map_error::from_pipeline(err, self.context(&request), self.inner.attempt_timeout);
+            self.report(&err);
+            err
+        })
+    }
+
+    pub(crate) fn context(&self, request: &ServiceRequest) -> ErrorContext {
+        ErrorContext {
+            service: self.inner.name.clone(),
+            endpoint: format!("{} {}", request.method(), request.endpoint()),
+            instance: None,
+            attempts: 0,
+        }
+    }
+
+    pub(crate) fn status_error(&self, response: ServiceResponse, request: &ServiceRequest) -> ServiceError {
+        let err = map_error::from_status(response, self.context(request), self.inner.error_body_limit);
+        self.report(&err);
+        err
+    }
+
+    pub(crate) fn report(&self, err: &ServiceError) {
+        tracing::debug!(service = %self.inner.name, error = %err, "call failed");
+        self.inner.hooks.on_error(err, &self.inner.name);
+    }
+
+    pub(crate) fn inner(&self) -> &ClientInner {
+        &self.inner
+    }
+}
+
+impl fmt::Debug for ServiceClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceClient").field("name", &self.inner.name).finish_non_exhaustive()
+    }
+}
+
+#[allow(dead_code)]
+fn assert_send_sync() {
+    fn is<T: Send + Sync + Clone + 'static>() {}
+    is::<ServiceClient>();
+    fn is_send<T: Send>(_: T) {}
+    async fn call(client: ServiceClient) {
+        let _ = client.get("/").send::<()>().await;
+    }
+    let _ = |client: ServiceClient| is_send(call(client));
+    let _ = <Pipeline as Service<ServiceRequest>>::call;
+}

@@ -1,0 +1,216 @@
+use std::{borrow::Cow, fmt, time::Duration};
+
+use bytes::Bytes;
+use http::{header::CONTENT_TYPE, uri::PathAndQuery, HeaderMap, HeaderName, HeaderValue, Method};
+use serde::{de::DeserializeOwned, Serialize};
+
+use super::ServiceClient;
+use crate::{
+    error::{ServiceError, ServiceResult},
+    path::check_path,
+    redact::{mark_sensitive, RedactedHeaders},
+    request::{CacheMode, CallOptions, ServiceRequest},
+    response::ServiceResponse,
+};
+
+/// A request being built; send it with [`send`](Self::send) (JSON decode, error on non-2xx)
+/// or [`response`](Self::response) (any status, raw bytes).
+///
+/// Mistakes (a path that names another host, a bad header, a body that will not serialize)
+/// are kept and returned by `send` as [`ServiceError::InvalidRequest`]; nothing is sent.
+#[must_use = "a request does nothing until it is sent"]
+pub struct RequestBuilder {
+    client: ServiceClient,
+    method: Method,
+    path: String,
+    headers: HeaderMap,
+    body: Bytes,
+    endpoint: Option<Cow<'static, str>>,
+    options: CallOptions,
+    error: Option<String>,
+}
+
+impl RequestBuilder {
+    pub(super) fn new(client: ServiceClient, method: Method, path: &str) -> Self {
+        let error = check_path(path).err().map(|e| e.to_string());
+        let headers = client.inner().default_headers.clone();
+        RequestBuilder {
+            client,
+            method,
+            path: path.to_owned(),
+            headers,
+            body: Bytes::new(),
+            endpoint: None,
+            options: CallOptions::default(),
+            error,
+        }
+    }
+
+    fn fail(&mut self, reason: String) {
+        if self.error.is_none() {
+            self.error = Some(reason);
+        }
+    }
+
+    /// Appends query parameters, serialized with `serde_urlencoded` (a struct, a map, or a
+    /// slice of pairs; `None` fields are left out).
+    ///
+    /// ```no_run
+    /// # async fn run(client: sdk::ServiceClient) -> sdk::ServiceResult<()> {
+    /// let page: serde_json::Value = client
+    ///     .get("/users")
+    ///     .query(&[("limit", "10"), ("active", "true")])
+    ///     .send()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn query<T: Serialize + ?Sized>(mut self, query: &T) -> Self {
+        match serde_urlencoded::to_string(query) {
+            Ok(encoded) if encoded.is_empty() => {}
+            Ok(encoded) => {
+                self.path.push(if self.path.contains('?') { '&' } else { '?' });
+                self.path.push_str(&encoded);
+            }
+            Err(e) => self.fail(format!("query parameters could not be encoded: {e}")),
+        }
+        self
+    }
+
+    /// Sets a header (replacing the service's default of the same name).
+    pub fn header<K, V>(mut self, name: K, value: V) -> Self
+    where
+        K: TryInto<HeaderName>,
+        V: TryInto<HeaderValue>,
+    {
+        match (name.try_into(), value.try_into()) {
+            (Ok(name), Ok(value)) => {
+                self.headers.insert(name, value);
+            }
+            _ => self.fail("invalid header name or value".to_owned()),
+        }
+        self
+    }
+
+    /// Serializes `body` as JSON, once; every retry resends the same bytes.
+    pub fn json<T: Serialize + ?Sized>(mut self, body: &T) -> Self {
+        match serde_json::to_vec(body) {
+            Ok(bytes) => {
+                self.body = Bytes::from(bytes);
+                self.headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            }
+            Err(e) => self.fail(format!("body could not be serialized as JSON: {e}")),
+        }
+        self
+    }
+
+    /// Sets a raw body.
+    pub fn body(mut self, body: impl Into<Bytes>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    /// The deadline of this call across retries (default: the service's `timeout`).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.options.timeout = Some(timeout);
+        self
+    }
+
+    /// Names the endpoint for breakers, logs and errors (default: the literal path). Use a
+    /// template such as `/orders/{id}` so that calls for different ids share one breaker.
+    pub fn endpoint(mut self, endpoint: impl Into<Cow<'static, str>>) -> Self {
+        self.endpoint = Some(endpoint.into());
+        self
+    }
+
+    /// Declares the request idempotent, so POST/PATCH may be retried (`true`), or forbids
+    /// retrying it (`false`). Default: GET, HEAD, PUT, DELETE and requests with an
+    /// `Idempotency-Key` header are idempotent.
+    pub fn idempotent(mut self, idempotent: bool) -> Self {
+        self.options.idempotent = Some(idempotent);
+        self
+    }
+
+    /// Skips the cache lookup, calls the service, and stores the fresh answer.
+    pub fn force_refresh(mut self) -> Self {
+        self.options.cache_mode = CacheMode::Refresh;
+        self
+    }
+
+    /// Neither reads nor writes the cache for this call.
+    pub fn no_cache(mut self) -> Self {
+        self.options.cache_mode = CacheMode::Bypass;
+        self
+    }
+
+    /// Caches this GET's answer for `ttl`, even if the service's cache is off.
+    pub fn cache_ttl(mut self, ttl: Duration) -> Self {
+        self.options.cache_ttl = Some(ttl);
+        self
+    }
+
+    /// The request as the pipeline will see it, or why it is invalid.
+    pub fn build(self) -> Result<(ServiceClient, ServiceRequest), ServiceError> {
+        let RequestBuilder { client, method, path, mut headers, body, endpoint, options, error } = self;
+        if let Some(reason) = error {
+            let err = ServiceError::invalid(&client.inner().name, reason);
+            client.report(&err);
+            return Err(err);
+        }
+        let path_and_query = match PathAndQuery::try_from(path) {
+            Ok(pq) => pq,
+            Err(e) => {
+                let err = ServiceError::invalid(&client.inner().name, format!("invalid path: {e}"));
+                client.report(&err);
+                return Err(err);
+            }
+        };
+        if options.timeout.is_some_and(|t| t.is_zero()) {
+            let err = ServiceError::invalid(&client.inner().name, "timeout must be greater than zero");
+            client.report(&err);
+            return Err(err);
+        }
+        crate::trace::propagate(&mut headers);
+        mark_sensitive(&mut headers);
+        let request = ServiceRequest::new(method, path_and_query, endpoint, headers, body, options);
+        Ok((client, request))
+    }
+
+    /// Sends the request; any status the service answered is returned as a response.
+    pub async fn response(self) -> ServiceResult<ServiceResponse> {
+        let (client, request) = self.build()?;
+        client.call(request).await
+    }
+
+    /// Sends the request and decodes a 2xx JSON answer into `T` (an empty body decodes into
+    /// `()`); a non-2xx answer is [`ServiceError::Status`] with its code and body.
+    pub async fn send<T: DeserializeOwned>(self) -> ServiceResult<T> {
+        let (client, request) = self.build()?;
+        let response = client.call(request.clone()).await?;
+        if !response.status().is_success() {
+            return Err(client.status_error(response, &request));
+        }
+        let bytes = response.bytes();
+        let decoded = if bytes.is_empty() { serde_json::from_slice(b"null") } else { serde_json::from_slice(bytes) };
+        decoded.map_err(|source| {
+            let mut context = client.context(&request);
+            context.instance = response.instance.clone();
+            context.attempts = response.attempts;
+            let err = ServiceError::Decode { context: Box::new(context), source };
+            client.report(&err);
+            err
+        })
+    }
+}
+
+impl fmt::Debug for RequestBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestBuilder")
+            .field("service", &self.client.name())
+            .field("method", &self.method)
+            .field("path", &self.path)
+            .field("headers", &RedactedHeaders(&self.headers))
+            .field("body_len", &self.body.len())
+            .field("options", &self.options)
+            .finish()
+    }
+}

@@ -1,0 +1,307 @@
+//! Configuration: [`SdkConfig`] for the SDK, [`ServiceConfig`] per service, loaded from code
+//! or from a TOML file (see the README's configuration reference).
+//!
+//! A file's `[defaults]` apply to every service; each `[services.NAME]` section overrides
+//! them. Every string may use `${VAR}` or `${VAR:default}`. Mistakes are reported with the
+//! file, the key and what is wrong:
+//!
+//! ```text
+//! services.toml: services.orders.retry.max_attempts: must be at least 1 (0 would never call the service)
+//! ```
+
+mod env;
+mod file;
+pub mod units;
+
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+
+use http::{HeaderName, HeaderValue};
+
+pub use self::units::{parse_duration, parse_size};
+use crate::{
+    cache::CacheConfig,
+    circuit_breaker::BreakerConfig,
+    redact::{is_secret_header, RedactedHeaders},
+    retry::RetryConfig,
+    transport::TransportConfig,
+};
+
+/// Settings of the whole SDK.
+#[derive(Clone, Debug, Default)]
+pub struct SdkConfig {
+    /// Settings every service starts from.
+    pub defaults: ServiceConfig,
+    /// Per-service settings (already merged over `defaults`).
+    pub services: BTreeMap<String, ServiceConfig>,
+    /// The HTTP transport.
+    pub transport: TransportConfig,
+    /// How much of an error response's body is kept in `ServiceError::Status` (default 64 KiB).
+    pub error_body_limit: usize,
+}
+
+impl SdkConfig {
+    /// The defaults: see each setting's documentation.
+    pub fn new() -> Self {
+        SdkConfig { error_body_limit: 64 * 1024, ..Default::default() }
+    }
+
+    /// Reads a TOML file.
+    pub fn from_file(path: impl Into<PathBuf>) -> Result<Self, ConfigError> {
+        let path = path.into();
+        let text = std::fs::read_to_string(&path)
+            .map_err(|source| ConfigError::Read { file: path.clone(), source })?;
+        file::parse(&text, Some(&path), &|name| std::env::var(name).ok())
+    }
+
+    /// Parses TOML text (`${VAR}` resolved from the process environment).
+    pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
+        file::parse(text, None, &|name| std::env::var(name).ok())
+    }
+
+    /// The settings of `service`: its own section, or the defaults.
+    pub fn service(&self, service: &str) -> &ServiceConfig {
+        self.services.get(service).unwrap_or(&self.defaults)
+    }
+
+    /// Checks every setting; the error names the first bad one.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.defaults.validate("defaults")?;
+        for (name, service) in &self.services {
+            service.validate(&format!("services.{name}"))?;
+        }
+        if self.transport.max_response_bytes == 0 {
+            return Err(ConfigError::invalid("sdk.max_response_bytes", "must be greater than zero"));
+        }
+        Ok(())
+    }
+}
+
+/// Settings of one service.
+#[derive(Clone)]
+pub struct ServiceConfig {
+    /// Instance base URLs (`http://host:port[/base]`), when not discovered.
+    pub instances: Vec<String>,
+    /// Overall deadline of a call across retries (default 30 s).
+    pub timeout: Duration,
+    /// Deadline of one attempt (default: none beyond the overall deadline).
+    pub attempt_timeout: Option<Duration>,
+    /// Retries.
+    pub retry: RetryConfig,
+    /// Circuit breaking per endpoint.
+    pub circuit_breaker: BreakerConfig,
+    /// Response caching.
+    pub cache: CacheConfig,
+    /// Headers sent on every request to the service (secret ones are redacted in logs).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig {
+            instances: Vec::new(),
+            timeout: Duration::from_secs(30),
+            attempt_timeout: None,
+            retry: RetryConfig::default(),
+            circuit_breaker: BreakerConfig::default(),
+            cache: CacheConfig::default(),
+            headers: Vec::new(),
+        }
+    }
+}
+
+impl std::fmt::Debug for ServiceConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: http::HeaderMap = self.headers.iter().cloned().collect();
+        f.debug_struct("ServiceConfig")
+            .field("instances", &self.instances)
+            .field("timeout", &self.timeout)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .field("retry", &self.retry)
+            .field("circuit_breaker", &self.circuit_breaker)
+            .field("cache", &self.cache)
+            .field("headers", &RedactedHeaders(&headers))
+            .finish()
+    }
+}
+
+impl ServiceConfig {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds an instance base URL.
+    #[must_use]
+    pub fn instance(mut self, url: impl Into<String>) -> Self {
+        self.instances.push(url.into());
+        self
+    }
+
+    /// Sets the overall deadline (default 30 s).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets the per-attempt deadline (default: none).
+    #[must_use]
+    pub fn attempt_timeout(mut self, timeout: Duration) -> Self {
+        self.attempt_timeout = Some(timeout);
+        self
+    }
+
+    /// Sets the retry settings (default: 3 attempts, 100 ms doubling to 1 s, full jitter).
+    #[must_use]
+    pub fn retry(mut self, retry: RetryConfig) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Sets the breaker settings (default: 5 failures, 60 s open, 2 successes to close).
+    #[must_use]
+    pub fn circuit_breaker(mut self, breaker: BreakerConfig) -> Self {
+        self.circuit_breaker = breaker;
+        self
+    }
+
+    /// Sets the cache settings (default: off, 60 s TTL when on).
+    #[must_use]
+    pub fn cache(mut self, cache: CacheConfig) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// Adds a header sent with every request (default: none).
+    #[must_use]
+    pub fn header(mut self, name: HeaderName, mut value: HeaderValue) -> Self {
+        if is_secret_header(&name) {
+            value.set_sensitive(true);
+        }
+        self.headers.push((name, value));
+        self
+    }
+
+    /// Checks the settings; `prefix` names the section in the error (`services.orders`).
+    pub fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: String| Err(ConfigError::invalid(format!("{prefix}.{key}"), message));
+        if self.timeout.is_zero() {
+            return bad("timeout", "must be greater than zero".into());
+        }
+        if let Some(attempt) = self.attempt_timeout {
+            if attempt.is_zero() {
+                return bad("attempt_timeout", "must be greater than zero".into());
+            }
+            if attempt > self.timeout {
+                return bad(
+                    "attempt_timeout",
+                    format!(
+                        "{attempt:?} is longer than the overall timeout {:?}, so it could never fire; \
+                         make it shorter or raise `timeout`",
+                        self.timeout
+                    ),
+                );
+            }
+        }
+        let retry = &self.retry;
+        if retry.max_attempts == 0 {
+            return bad("retry.max_attempts", "must be at least 1 (0 would never call the service)".into());
+        }
+        let budget = &retry.budget;
+        if budget.window < Duration::from_secs(1) || budget.window > Duration::from_secs(60) {
+            return bad("retry.budget_window", format!("{:?} must be between 1s and 60s", budget.window));
+        }
+        if !(0.0..=1000.0).contains(&budget.ratio) {
+            return bad("retry.budget_ratio", format!("{} must be between 0 and 1000", budget.ratio));
+        }
+        let breaker = &self.circuit_breaker;
+        if breaker.failure_threshold == 0 {
+            return bad("circuit_breaker.failure_threshold", "must be at least 1".into());
+        }
+        if breaker.success_threshold == 0 {
+            return bad("circuit_breaker.success_threshold", "must be at least 1".into());
+        }
+        if breaker.half_open_max_probes == 0 || breaker.half_open_max_probes > 0xffff {
+            return bad("circuit_breaker.half_open_max_probes", "must be between 1 and 65535".into());
+        }
+        if breaker.open_duration.is_zero() {
+            return bad("circuit_breaker.open_duration", "must be greater than zero".into());
+        }
+        if let Some(rate) = &breaker.failure_rate {
+            if !(rate.threshold > 0.0 && rate.threshold <= 1.0) {
+                return bad("circuit_breaker.failure_rate_threshold", format!("{} must be in (0, 1]", rate.threshold));
+            }
+            if rate.window == 0 {
+                return bad("circuit_breaker.failure_rate_window", "must be at least 1".into());
+            }
+        }
+        if self.cache.ttl.is_zero() {
+            return bad("cache.ttl", "must be greater than zero (turn the cache off with `enabled = false`)".into());
+        }
+        for url in &self.instances {
+            if let Err(e) = crate::discovery::Instance::parse(url) {
+                return bad("instances", e.to_string());
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A configuration mistake, naming the file, the key and what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{}: {source}", file.display())]
+    Read {
+        /// The file.
+        file: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML.
+    #[error("{}{message}", file.as_ref().map(|f| format!("{}: ", f.display())).unwrap_or_default())]
+    Syntax {
+        /// The file, when read from one.
+        file: Option<PathBuf>,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A setting has a wrong type or value.
+    #[error("{}{key}: {message}", file.as_ref().map(|f| format!("{}: ", f.display())).unwrap_or_default())]
+    Invalid {
+        /// The file, when read from one.
+        file: Option<PathBuf>,
+        /// The dotted key, e.g. `services.orders.retry.max_attempts`.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// TLS could not be set up.
+    #[error("TLS setup failed: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+impl ConfigError {
+    pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError::Invalid { file: None, key: key.into(), message: message.into() }
+    }
+
+    pub(crate) fn in_file(self, path: Option<&std::path::Path>) -> Self {
+        match self {
+            ConfigError::Invalid { file: None, key, message } => {
+                ConfigError::Invalid { file: path.map(Into::into), key, message }
+            }
+            other => other,
+        }
+    }
+
+    /// The dotted key the error is about, if it is about one.
+    pub fn key(&self) -> Option<&str> {
+        match self {
+            ConfigError::Invalid { key, .. } => Some(key),
+            _ => None,
+        }
+    }
+}

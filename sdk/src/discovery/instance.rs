@@ -1,0 +1,94 @@
+use std::{fmt, sync::Arc};
+
+use http::uri::{Authority, PathAndQuery, Scheme, Uri};
+
+/// One reachable instance of a service: a base URL parsed once, so building each request's
+/// URI is joining pre-parsed parts.
+#[derive(Clone)]
+pub struct Instance {
+    url: Arc<str>,
+    scheme: Scheme,
+    authority: Authority,
+    base_path: Arc<str>,
+}
+
+/// Why an instance URL was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("invalid instance URL `{url}`: {reason}")]
+pub struct InstanceParseError {
+    /// The URL as given.
+    pub url: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+impl Instance {
+    /// Parses `http://host:port` or `https://host:port/base/path`.
+    ///
+    /// ```
+    /// use sdk::discovery::Instance;
+    ///
+    /// let instance = Instance::parse("http://10.0.0.7:8080/api").expect("valid");
+    /// assert_eq!(instance.url(), "http://10.0.0.7:8080/api");
+    /// assert!(Instance::parse("ftp://x").is_err());
+    /// assert!(Instance::parse("http://x/?q=1").is_err());
+    /// ```
+    pub fn parse(url: &str) -> Result<Self, InstanceParseError> {
+        let fail = |reason| InstanceParseError { url: url.to_owned(), reason };
+        let uri: Uri = url.trim().parse().map_err(|_| fail("not a URL"))?;
+        let scheme = uri.scheme().cloned().ok_or_else(|| fail("missing scheme (http:// or https://)"))?;
+        if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
+            return Err(fail("scheme must be http or https"));
+        }
+        let authority = uri.authority().cloned().ok_or_else(|| fail("missing host"))?;
+        if authority.as_str().contains('@') {
+            return Err(fail("credentials in the URL are not allowed; use a header"));
+        }
+        if uri.query().is_some() {
+            return Err(fail("a base URL cannot have a query"));
+        }
+        let base_path = uri.path().trim_end_matches('/');
+        Ok(Instance {
+            url: format!("{scheme}://{authority}{base_path}").into(),
+            scheme,
+            authority,
+            base_path: base_path.into(),
+        })
+    }
+
+    /// The base URL, normalised (no trailing slash).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub(crate) fn url_arc(&self) -> &Arc<str> {
+        &self.url
+    }
+
+    /// The URI of `path_and_query` on this instance.
+    pub(crate) fn uri(&self, path_and_query: &PathAndQuery) -> Result<Uri, http::Error> {
+        let mut parts = http::uri::Parts::default();
+        parts.scheme = Some(self.scheme.clone());
+        parts.authority = Some(self.authority.clone());
+        parts.path_and_query = Some(if self.base_path.is_empty() {
+            path_and_query.clone()
+        } else {
+            PathAndQuery::try_from(format!("{}{}", self.base_path, path_and_query))?
+        });
+        Ok(Uri::from_parts(parts)?)
+    }
+}
+
+impl fmt::Debug for Instance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.url)
+    }
+}
+
+impl PartialEq for Instance {
+    fn eq(&self, other: &Self) -> bool {
+        self.url == other.url
+    }
+}
+
+impl Eq for Instance {}

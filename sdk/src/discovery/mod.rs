@@ -1,0 +1,103 @@
+//! Where a service's instances come from.
+//!
+//! [`Discovery`] is the seam between the pipeline and whatever knows the instances: the
+//! built-in [`StaticDiscovery`] (instances from configuration or
+//! `ServiceSdk::register_external_service`) today, a registry client later. A discovery hands
+//! out a live [`InstanceSet`] per service and keeps it current; the load balancer reads the
+//! set's latest snapshot on every attempt.
+
+mod instance;
+
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{Arc, RwLock},
+};
+
+pub use self::instance::{Instance, InstanceParseError};
+
+/// A live, shared view of one service's instances.
+#[derive(Clone, Default)]
+pub struct InstanceSet {
+    current: Arc<RwLock<Arc<[Instance]>>>,
+}
+
+impl InstanceSet {
+    /// A set holding `instances`.
+    pub fn new(instances: Vec<Instance>) -> Self {
+        InstanceSet { current: Arc::new(RwLock::new(instances.into())) }
+    }
+
+    /// The instances right now (a cheap snapshot).
+    pub fn current(&self) -> Arc<[Instance]> {
+        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Replaces the instances; every client of the service sees the change on its next call.
+    pub fn replace(&self, instances: Vec<Instance>) {
+        *self.current.write().unwrap_or_else(|e| e.into_inner()) = instances.into();
+    }
+}
+
+impl fmt::Debug for InstanceSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.current().iter().map(Instance::url)).finish()
+    }
+}
+
+/// Finds the instances of a service.
+///
+/// ```
+/// use sdk::discovery::{Discovery, Instance, InstanceSet};
+///
+/// /// Every service lives on the same gateway.
+/// #[derive(Debug)]
+/// struct Gateway(InstanceSet);
+///
+/// impl Discovery for Gateway {
+///     fn instances(&self, _service: &str) -> InstanceSet {
+///         self.0.clone()
+///     }
+/// }
+///
+/// let gateway = Instance::parse("http://127.0.0.1:8080").expect("valid URL");
+/// let discovery = Gateway(InstanceSet::new(vec![gateway]));
+/// assert_eq!(discovery.instances("users").current().len(), 1);
+/// ```
+pub trait Discovery: fmt::Debug + Send + Sync + 'static {
+    /// The live instance set of `service`; an unknown service gets an empty set that the
+    /// discovery fills in if instances appear later.
+    fn instances(&self, service: &str) -> InstanceSet;
+}
+
+/// Instances given up front (configuration, `register_external_service`).
+#[derive(Debug, Default)]
+pub struct StaticDiscovery {
+    services: RwLock<HashMap<String, InstanceSet>>,
+}
+
+impl StaticDiscovery {
+    /// An empty discovery.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the instances of `service`, replacing any it had.
+    pub fn register(&self, service: &str, instances: Vec<Instance>) {
+        self.instances(service).replace(instances);
+    }
+}
+
+impl Discovery for StaticDiscovery {
+    fn instances(&self, service: &str) -> InstanceSet {
+        if let Some(set) = self.services.read().unwrap_or_else(|e| e.into_inner()).get(service) {
+            return set.clone();
+        }
+        self.services
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(service.to_owned())
+            .or_default()
+            .clone()
+    }
+}

@@ -1,0 +1,81 @@
+//! Typed, resilient clients for calling other services.
+//!
+//! Every call, ad-hoc or generated, goes through one pipeline of tower layers, outermost
+//! first:
+//!
+//! 1. [`cache`]: GET answers with a TTL, one upstream request per key under concurrency;
+//! 2. [`deadline`]: the whole call, across retries;
+//! 3. [`retry`]: exponential backoff with full jitter, `Retry-After`, a retry budget;
+//! 4. [`circuit_breaker`]: per endpoint, lock-free when closed;
+//! 5. [`balance`]: picks an instance from [`discovery`];
+//! 6. the attempt timeout (tower's `Timeout`);
+//! 7. user [`middleware`];
+//! 8. [`transport`]: hyper-util's pooled client, rustls for HTTPS.
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! use sdk::prelude::*;
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Order {
+//!     id: u64,
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let sdk = ServiceSdk::builder()
+//!     .service("order-service", ServiceConfig::new().instance("http://127.0.0.1:8081"))
+//!     .build()?;
+//! let orders = sdk.get_client("order-service");
+//! match orders.get("/orders/123").send::<Order>().await {
+//!     Ok(order) => println!("order {}", order.id),
+//!     Err(e) if e.status_code() == Some(http::StatusCode::NOT_FOUND) => println!("no such order"),
+//!     Err(e) if e.is_circuit_open() => println!("order-service is failing; not calling it"),
+//!     Err(e) => return Err(e.into()),
+//! }
+//! # Ok(()) }
+//! ```
+//!
+//! Configuration can also come from a TOML file with [`ServiceSdk::from_config_file`]; see
+//! [`config`].
+
+pub mod balance;
+pub mod batch;
+pub mod cache;
+pub mod circuit_breaker;
+mod client;
+pub mod config;
+pub mod deadline;
+pub mod discovery;
+mod error;
+mod error_chain;
+mod hooks;
+pub mod middleware;
+pub mod path;
+mod redact;
+mod request;
+mod response;
+pub mod retry;
+mod service_sdk;
+pub mod trace;
+pub mod transport;
+
+pub use crate::{
+    client::{RequestBuilder, ServiceClient},
+    config::{ConfigError, SdkConfig, ServiceConfig},
+    error::{BoxError, ErrorContext, RetryStop, ServiceError, ServiceResult, TimeoutKind},
+    hooks::ErrorHook,
+    redact::is_secret_header,
+    request::{CacheMode, CallOptions, ServiceRequest},
+    response::{CacheStatus, ServiceResponse},
+    service_sdk::{ServiceSdk, ServiceSdkBuilder},
+};
+
+/// The names most programs need.
+pub mod prelude {
+    pub use crate::{
+        batch::{Batch, BatchKey, BatchResults},
+        CacheStatus, ServiceClient, ServiceConfig, ServiceError, ServiceResponse, ServiceResult,
+        ServiceSdk,
+    };
+}

@@ -1,0 +1,159 @@
+//! [`ServiceRequest`]: what flows through the pipeline above the load balancer.
+//!
+//! The request is built once and shared: its parts sit behind an `Arc`, so the retry layer's
+//! per-attempt copy is a reference-count increment, and the body is a `Bytes` serialized once,
+//! so every retry resends exactly the same bytes (a request body can never be "not cloneable").
+
+use std::{borrow::Cow, fmt, sync::Arc, time::Duration};
+
+use bytes::Bytes;
+use http::{uri::PathAndQuery, HeaderMap, Method};
+use tokio::time::Instant;
+
+use crate::redact::RedactedHeaders;
+
+/// How the cache layer treats one request.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CacheMode {
+    /// Use the service's cache settings.
+    #[default]
+    Default,
+    /// Neither read nor write the cache.
+    Bypass,
+    /// Skip the lookup, call the service, and store the fresh answer (`force_refresh`).
+    Refresh,
+}
+
+/// Per-call options that override the service's configuration for one request.
+#[derive(Clone, Debug, Default)]
+pub struct CallOptions {
+    /// Overall deadline for this call, across retries (default: the service's `timeout`).
+    pub timeout: Option<Duration>,
+    /// Cache behaviour for this call.
+    pub cache_mode: CacheMode,
+    /// Cache this GET for this long even if the service's cache is off.
+    pub cache_ttl: Option<Duration>,
+    /// Declare the request idempotent (`Some(true)`) so non-idempotent methods may be retried,
+    /// or forbid retries (`Some(false)`). `None` follows the method and configuration.
+    pub idempotent: Option<bool>,
+}
+
+/// The request as the pipeline sees it: method, relative path and query, headers and body,
+/// plus which attempt this is and when the call must be done.
+#[derive(Clone)]
+pub struct ServiceRequest {
+    parts: Arc<RequestParts>,
+    attempt: u32,
+    deadline: Option<Instant>,
+}
+
+struct RequestParts {
+    method: Method,
+    path_and_query: PathAndQuery,
+    endpoint: Option<Cow<'static, str>>,
+    headers: HeaderMap,
+    body: Bytes,
+    options: CallOptions,
+}
+
+impl ServiceRequest {
+    /// Builds a request. `path_and_query` is relative to the instance's base URL; `endpoint`
+    /// names the operation for breakers, logs and errors (a path template such as
+    /// `/users/{id}`; `None` uses the literal path).
+    pub fn new(
+        method: Method,
+        path_and_query: PathAndQuery,
+        endpoint: Option<Cow<'static, str>>,
+        headers: HeaderMap,
+        body: Bytes,
+        options: CallOptions,
+    ) -> Self {
+        ServiceRequest {
+            parts: Arc::new(RequestParts {
+                method,
+                path_and_query,
+                endpoint,
+                headers,
+                body,
+                options,
+            }),
+            attempt: 1,
+            deadline: None,
+        }
+    }
+
+    /// The HTTP method.
+    pub fn method(&self) -> &Method {
+        &self.parts.method
+    }
+
+    /// The path and query, relative to the instance's base URL.
+    pub fn path_and_query(&self) -> &PathAndQuery {
+        &self.parts.path_and_query
+    }
+
+    /// The endpoint name (path template or literal path, without the query).
+    pub fn endpoint(&self) -> &str {
+        self.parts.endpoint.as_deref().unwrap_or_else(|| self.parts.path_and_query.path())
+    }
+
+    /// The request headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.parts.headers
+    }
+
+    /// The body, serialized once.
+    pub fn body(&self) -> &Bytes {
+        &self.parts.body
+    }
+
+    /// The per-call options.
+    pub fn options(&self) -> &CallOptions {
+        &self.parts.options
+    }
+
+    /// Which attempt this is, starting at 1.
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// When the whole call must be finished, once the deadline layer has set it.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    pub(crate) fn set_attempt(&mut self, attempt: u32) {
+        self.attempt = attempt;
+    }
+
+    pub(crate) fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = Some(deadline);
+    }
+
+    /// Whether the method is idempotent by RFC 9110 (GET, HEAD, PUT, DELETE, OPTIONS, TRACE),
+    /// or the request declares itself so: `CallOptions::idempotent` or an `Idempotency-Key`
+    /// header (the same key on every attempt lets the server deduplicate).
+    pub fn is_idempotent(&self) -> bool {
+        if let Some(explicit) = self.parts.options.idempotent {
+            return explicit;
+        }
+        matches!(
+            self.parts.method,
+            Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS | Method::TRACE
+        ) || self.parts.headers.contains_key("idempotency-key")
+    }
+}
+
+impl fmt::Debug for ServiceRequest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceRequest")
+            .field("method", &self.parts.method)
+            .field("path_and_query", &self.parts.path_and_query)
+            .field("endpoint", &self.endpoint())
+            .field("headers", &RedactedHeaders(&self.parts.headers))
+            .field("body_len", &self.parts.body.len())
+            .field("options", &self.parts.options)
+            .field("attempt", &self.attempt)
+            .finish()
+    }
+}

@@ -1,0 +1,95 @@
+//! Which outcomes are worth another attempt.
+
+use std::time::{Duration, SystemTime};
+
+use http::{header::RETRY_AFTER, HeaderMap, StatusCode};
+
+use crate::{
+    circuit_breaker::CircuitOpen,
+    error::BoxError,
+    error_chain,
+    request::ServiceRequest,
+    response::ServiceResponse,
+    transport::{BodyTooLarge, TransportError},
+};
+
+/// The verdict on one attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Success, or a failure another attempt would not fix.
+    Done,
+    /// Worth retrying; the server may have said when (`Retry-After`).
+    Retry { after: Option<Duration> },
+}
+
+/// Retry connect errors always (nothing was sent), other transport errors and timeouts for
+/// idempotent requests, the configured statuses (502/503/504) for idempotent requests, and
+/// 429 only when the server said when (`Retry-After`). Never an open breaker, never an
+/// oversized body, never another 4xx.
+pub(crate) fn classify(
+    request: &ServiceRequest,
+    outcome: &Result<ServiceResponse, BoxError>,
+    retry_statuses: &[StatusCode],
+    retry_non_idempotent: bool,
+) -> Verdict {
+    let idempotent = retry_non_idempotent || request.is_idempotent();
+    match outcome {
+        Ok(response) => {
+            let status = response.status();
+            let after = retry_after(response.headers());
+            let retryable = if status == StatusCode::TOO_MANY_REQUESTS {
+                after.is_some()
+            } else {
+                retry_statuses.contains(&status)
+            };
+            if retryable && idempotent {
+                Verdict::Retry { after }
+            } else {
+                Verdict::Done
+            }
+        }
+        Err(err) => {
+            let err = err.as_ref();
+            if error_chain::contains::<CircuitOpen>(err) || error_chain::contains::<BodyTooLarge>(err) {
+                return Verdict::Done;
+            }
+            if request.options().idempotent == Some(false) {
+                return Verdict::Done;
+            }
+            let connect = error_chain::find::<TransportError>(err).is_some_and(TransportError::is_connect);
+            if connect || idempotent {
+                Verdict::Retry { after: None }
+            } else {
+                Verdict::Done
+            }
+        }
+    }
+}
+
+/// `Retry-After` as delay-seconds or an HTTP date.
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(secs) = value.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let when = httpdate::parse_http_date(value).ok()?;
+    Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_both_retry_after_forms() {
+        let mut h = HeaderMap::new();
+        h.insert(RETRY_AFTER, "3".parse().expect("valid"));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
+        let later = SystemTime::now() + Duration::from_secs(120);
+        h.insert(RETRY_AFTER, httpdate::fmt_http_date(later).parse().expect("valid"));
+        let parsed = retry_after(&h).expect("date form");
+        assert!(parsed > Duration::from_secs(100) && parsed <= Duration::from_secs(120));
+        h.insert(RETRY_AFTER, "soon".parse().expect("valid"));
+        assert_eq!(retry_after(&h), None);
+    }
+}

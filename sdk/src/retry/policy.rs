@@ -1,0 +1,129 @@
+//! The retry policy plugged into `tower::retry::Retry`.
+
+use std::{sync::Arc, time::Duration};
+
+use http::StatusCode;
+use tokio::time::{Instant, Sleep};
+use tower::retry::budget::{Budget, TpsBudget};
+
+use super::{classify, Backoff, RetriesExhausted, RetryConfig};
+use crate::{error::{BoxError, RetryStop}, request::ServiceRequest, response::ServiceResponse};
+
+/// Decides, after each attempt, whether and when to try again.
+///
+/// The attempt number travels on the request; the budget and settings are shared by every
+/// call to one service, so cloning the policy per call is a reference-count increment.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    max_attempts: u32,
+    retry_non_idempotent: bool,
+    retry_statuses: Vec<StatusCode>,
+    max_retry_after: Duration,
+    backoff: Arc<dyn Backoff>,
+    budget: TpsBudget,
+}
+
+impl RetryPolicy {
+    /// A policy from validated settings (see `RetryConfig::validate`).
+    pub fn new(config: &RetryConfig) -> Self {
+        let budget = &config.budget;
+        RetryPolicy {
+            shared: Arc::new(Shared {
+                max_attempts: config.max_attempts.max(1),
+                retry_non_idempotent: config.retry_non_idempotent,
+                retry_statuses: config.retry_statuses.clone(),
+                max_retry_after: config.max_retry_after,
+                backoff: config.backoff.clone(),
+                // tower's budget asserts on these ranges; clamp so bad input cannot panic
+                // (configuration validation reports them first).
+                budget: TpsBudget::new(
+                    budget.window.clamp(Duration::from_secs(1), Duration::from_secs(60)),
+                    budget.min_per_second,
+                    budget.ratio.clamp(0.0, 1000.0),
+                ),
+            }),
+        }
+    }
+
+    fn give_up(&self, attempt: u32, stop: RetryStop, result: &mut Result<ServiceResponse, BoxError>) {
+        match result {
+            Ok(response) => {
+                response.attempts = attempt;
+                response.retry_stop = Some(stop);
+            }
+            Err(err) => {
+                let last = std::mem::replace(err, Box::from(""));
+                *err = Box::new(RetriesExhausted::new(attempt, stop, last));
+            }
+        }
+    }
+}
+
+impl tower::retry::Policy<ServiceRequest, ServiceResponse, BoxError> for RetryPolicy {
+    type Future = Sleep;
+
+    fn retry(
+        &mut self,
+        request: &mut ServiceRequest,
+        result: &mut Result<ServiceResponse, BoxError>,
+    ) -> Option<Sleep> {
+        let attempt = request.attempt();
+        let verdict = classify::classify(
+            request,
+            result,
+            &self.shared.retry_statuses,
+            self.shared.retry_non_idempotent,
+        );
+        let after = match verdict {
+            classify::Verdict::Done => {
+                if let Ok(response) = result {
+                    response.attempts = attempt;
+                } else if attempt > 1 {
+                    self.give_up(attempt, RetryStop::AttemptsExhausted, result);
+                }
+                return None;
+            }
+            classify::Verdict::Retry { after } => after,
+        };
+        if attempt >= self.shared.max_attempts {
+            if attempt > 1 || result.is_ok() {
+                self.give_up(attempt, RetryStop::AttemptsExhausted, result);
+            }
+            return None;
+        }
+        let delay = match after {
+            Some(after) if after > self.shared.max_retry_after => {
+                // The server asks for a longer pause than we are willing to wait.
+                self.give_up(attempt, RetryStop::DeadlineReached, result);
+                return None;
+            }
+            Some(after) => after,
+            None => self.shared.backoff.delay(attempt),
+        };
+        let wake = Instant::now() + delay;
+        if request.deadline().is_some_and(|deadline| wake >= deadline) {
+            self.give_up(attempt, RetryStop::DeadlineReached, result);
+            return None;
+        }
+        if !self.shared.budget.withdraw() {
+            tracing::debug!(attempt, "retry budget exhausted");
+            self.give_up(attempt, RetryStop::BudgetExhausted, result);
+            return None;
+        }
+        tracing::debug!(attempt, ?delay, "retrying");
+        request.set_attempt(attempt + 1);
+        Some(tokio::time::sleep_until(wake))
+    }
+
+    fn clone_request(&mut self, request: &ServiceRequest) -> Option<ServiceRequest> {
+        if request.attempt() == 1 {
+            self.shared.budget.deposit();
+        }
+        Some(request.clone())
+    }
+}

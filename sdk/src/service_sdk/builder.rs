@@ -1,0 +1,189 @@
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::{Arc, RwLock},
+};
+
+use tower::{Layer, Service};
+
+use super::{SdkInner, ServiceSdk};
+use crate::{
+    circuit_breaker::{FailureClassifier, ServerFailures},
+    config::{ConfigError, SdkConfig, ServiceConfig},
+    discovery::{Discovery, Instance, StaticDiscovery},
+    error::{BoxError, ErrorContext, ServiceError},
+    hooks::Hooks,
+    middleware::{from_fn, HttpStack, LayerFn, Next},
+    transport::{HttpRequest, HttpResponse, HyperTransport, TransportConfig},
+};
+
+/// Builds a [`ServiceSdk`]. Every setter's default is stated on it; nothing is checked
+/// until [`build`](Self::build), which validates the whole configuration.
+#[must_use]
+pub struct ServiceSdkBuilder {
+    config: SdkConfig,
+    layers: Vec<LayerFn>,
+    hooks: Hooks,
+    discovery: Option<Arc<dyn Discovery>>,
+    classifier: Arc<dyn FailureClassifier>,
+    tls: Option<rustls::ClientConfig>,
+    transport: Option<HttpStack>,
+}
+
+impl std::fmt::Debug for ServiceSdkBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServiceSdkBuilder")
+            .field("config", &self.config)
+            .field("layers", &self.layers.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl ServiceSdkBuilder {
+    pub(super) fn new() -> Self {
+        ServiceSdkBuilder {
+            config: SdkConfig::new(),
+            layers: Vec::new(),
+            hooks: Hooks::default(),
+            discovery: None,
+            classifier: Arc::new(ServerFailures),
+            tls: None,
+            transport: None,
+        }
+    }
+
+    /// Replaces the whole configuration (default: [`SdkConfig::new`]).
+    pub fn config(mut self, config: SdkConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets the settings every unconfigured service uses (default: [`ServiceConfig::new`]).
+    pub fn defaults(mut self, defaults: ServiceConfig) -> Self {
+        self.config.defaults = defaults;
+        self
+    }
+
+    /// Configures one service (default: the defaults, no instances).
+    pub fn service(mut self, name: impl Into<String>, config: ServiceConfig) -> Self {
+        self.config.services.insert(name.into(), config);
+        self
+    }
+
+    /// Sets the transport settings (default: [`TransportConfig::default`]).
+    pub fn transport_config(mut self, transport: TransportConfig) -> Self {
+        self.config.transport = transport;
+        self
+    }
+
+    /// Uses this rustls configuration for HTTPS (default: Mozilla's roots, no client cert).
+    pub fn tls_config(mut self, tls: rustls::ClientConfig) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Sends through a user-supplied `reqwest::Client` instead of the built-in hyper
+    /// transport (default: hyper-util). Feature `reqwest`.
+    #[cfg(feature = "reqwest")]
+    pub fn reqwest_client(mut self, client: reqwest::Client) -> Self {
+        let transport =
+            crate::transport::ReqwestTransport::new(client, self.config.transport.max_response_bytes);
+        self.transport = Some(HttpStack::boxed(transport));
+        self
+    }
+
+    /// Uses a custom discovery for services that have no configured or registered instances
+    /// (default: none; such services have no instances until registered).
+    pub fn discovery(mut self, discovery: impl Discovery) -> Self {
+        self.discovery = Some(Arc::new(discovery));
+        self
+    }
+
+    /// Decides what counts as a failure for the circuit breakers (default: [`ServerFailures`]).
+    pub fn failure_classifier(mut self, classifier: impl FailureClassifier) -> Self {
+        self.classifier = Arc::new(classifier);
+        self
+    }
+
+    /// Adds a tower layer around each attempt's HTTP request (default: none). The first
+    /// layer added is the outermost.
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<HttpStack> + Send + Sync + 'static,
+        L::Service: Service<HttpRequest, Response = HttpResponse, Error = BoxError> + Clone + Send + Sync + 'static,
+        <L::Service as Service<HttpRequest>>::Future: Send + 'static,
+    {
+        self.layers.push(Arc::new(move |inner| HttpStack::boxed(layer.layer(inner))));
+        self
+    }
+
+    /// Adds middleware from an async closure (default: none), e.g. to add an auth header:
+    ///
+    /// ```
+    /// # use sdk::prelude::*;
+    /// let sdk = ServiceSdk::builder()
+    ///     .middleware(|mut request, next| async move {
+    ///         request.headers_mut().insert("authorization", http::HeaderValue::from_static("Bearer t"));
+    ///         next.run(request).await
+    ///     })
+    ///     .build();
+    /// # assert!(sdk.is_ok());
+    /// ```
+    pub fn middleware<F, Fut>(self, f: F) -> Self
+    where
+        F: Fn(HttpRequest, Next) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Result<HttpResponse, BoxError>> + Send + 'static,
+    {
+        self.layer(from_fn(f))
+    }
+
+    /// Calls `hook` with every error a call returns, and where it happened (default: none).
+    pub fn on_error<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&ServiceError, &ErrorContext) + Send + Sync + 'static,
+    {
+        self.hooks.on_error.push(Arc::new(hook));
+        self
+    }
+
+    /// Validates the configuration and builds the SDK.
+    pub fn build(self) -> Result<ServiceSdk, ConfigError> {
+        self.config.validate()?;
+        let mut http = match self.transport {
+            Some(transport) => transport,
+            None => {
+                let transport = match self.tls {
+                    Some(tls) => HyperTransport::with_tls(&self.config.transport, tls),
+                    None => HyperTransport::new(&self.config.transport)?,
+                };
+                HttpStack::Hyper(transport)
+            }
+        };
+        for layer in self.layers.iter().rev() {
+            http = layer(http);
+        }
+        let static_discovery = Arc::new(StaticDiscovery::new());
+        for (name, service) in &self.config.services {
+            let instances = service
+                .instances
+                .iter()
+                .map(|url| Instance::parse(url))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ConfigError::invalid(format!("services.{name}.instances"), e.to_string()))?;
+            if !instances.is_empty() {
+                static_discovery.register(name, instances);
+            }
+        }
+        Ok(ServiceSdk {
+            inner: Arc::new(SdkInner {
+                config: self.config,
+                static_discovery,
+                discovery: self.discovery,
+                http,
+                hooks: Arc::new(self.hooks),
+                classifier: self.classifier,
+                clients: RwLock::new(HashMap::new()),
+            }),
+        })
+    }
+}

@@ -1,0 +1,198 @@
+//! [`ServiceSdk`]: the entry point. It owns the configuration, the transport, discovery and
+//! one [`ServiceClient`] per service.
+
+mod builder;
+
+use std::{
+    collections::HashMap,
+    fmt,
+    path::PathBuf,
+    sync::{Arc, RwLock},
+};
+
+use http::HeaderMap;
+use tower::Layer;
+
+pub use self::builder::ServiceSdkBuilder;
+use crate::{
+    balance::BalanceLayer,
+    batch::Batch,
+    cache::{CacheLayer, ResponseCache},
+    circuit_breaker::{CircuitBreakerLayer, EndpointBreakers, FailureClassifier},
+    client::{AttemptStage, ClientInner, ServiceClient},
+    config::{ConfigError, SdkConfig},
+    deadline::DeadlineLayer,
+    discovery::{Discovery, Instance, InstanceParseError, InstanceSet, StaticDiscovery},
+    hooks::Hooks,
+    middleware::HttpStack,
+};
+
+/// The SDK: build it once, share it (it is cheap to clone), and get clients from it.
+///
+/// ```
+/// use sdk::prelude::*;
+///
+/// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let sdk = ServiceSdk::builder()
+///     .service("order-service", ServiceConfig::new().instance("http://127.0.0.1:8081"))
+///     .build()?;
+/// let orders = sdk.get_client("order-service");
+/// assert_eq!(orders.name(), "order-service");
+/// # Ok(()) }
+/// # run().unwrap();
+/// ```
+#[derive(Clone)]
+pub struct ServiceSdk {
+    inner: Arc<SdkInner>,
+}
+
+struct SdkInner {
+    config: SdkConfig,
+    static_discovery: Arc<StaticDiscovery>,
+    discovery: Option<Arc<dyn Discovery>>,
+    http: HttpStack,
+    hooks: Arc<Hooks>,
+    classifier: Arc<dyn FailureClassifier>,
+    clients: RwLock<HashMap<String, ServiceClient>>,
+}
+
+impl ServiceSdk {
+    /// A builder starting from the defaults.
+    pub fn builder() -> ServiceSdkBuilder {
+        ServiceSdkBuilder::new()
+    }
+
+    /// An SDK with the given configuration.
+    pub fn from_config(config: SdkConfig) -> Result<Self, ConfigError> {
+        Self::builder().config(config).build()
+    }
+
+    /// An SDK configured from a TOML file (see the README's configuration reference).
+    /// Errors name the file, the key and what is wrong.
+    pub fn from_config_file(path: impl Into<PathBuf>) -> Result<Self, ConfigError> {
+        Self::from_config(SdkConfig::from_file(path)?)
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &SdkConfig {
+        &self.inner.config
+    }
+
+    /// The client of `service`, created on first use and shared afterwards. A service with no
+    /// configuration gets the defaults; one with no instances answers every call with
+    /// `ServiceError::NoHealthyInstance` until instances are registered.
+    pub fn get_client(&self, service: &str) -> ServiceClient {
+        if let Some(client) = self.inner.clients.read().unwrap_or_else(|e| e.into_inner()).get(service) {
+            return client.clone();
+        }
+        let mut clients = self.inner.clients.write().unwrap_or_else(|e| e.into_inner());
+        clients
+            .entry(service.to_owned())
+            .or_insert_with(|| self.build_client(service))
+            .clone()
+    }
+
+    /// Registers (or replaces) the instances of a service that is not discovered, e.g. a
+    /// third-party API. Clients already handed out see the change on their next call.
+    pub fn register_external_service<I, S>(&self, service: &str, urls: I) -> Result<(), InstanceParseError>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let instances = urls
+            .into_iter()
+            .map(|url| Instance::parse(url.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.inner.static_discovery.register(service, instances);
+        Ok(())
+    }
+
+    /// The instances a service's calls currently go to.
+    pub fn service_instances(&self, service: &str) -> Vec<Instance> {
+        self.instance_set(service).current().to_vec()
+    }
+
+    /// Starts a batch of named calls that run concurrently; see [`Batch`].
+    pub fn batch(&self) -> Batch {
+        Batch::new()
+    }
+
+    /// Runs named calls of one result type concurrently (at most 64 at once) and returns a
+    /// result per name; one failure never hides the others' successes. For calls of different
+    /// types, limits or a deadline, use [`batch`](Self::batch).
+    ///
+    /// ```no_run
+    /// # use sdk::prelude::*;
+    /// # async fn run(sdk: ServiceSdk) {
+    /// let users = sdk.get_client("user-service");
+    /// let results = sdk
+    ///     .batch_call((1..=3).map(|id| {
+    ///         let users = users.clone();
+    ///         (format!("user-{id}"), async move {
+    ///             users.get(&format!("/users/{id}")).send::<serde_json::Value>().await
+    ///         })
+    ///     }))
+    ///     .await;
+    /// for (name, outcome) in results.iter::<serde_json::Value>() {
+    ///     println!("{name}: {}", if outcome.is_ok() { "ok" } else { "failed" });
+    /// }
+    /// # }
+    /// ```
+    pub async fn batch_call<N, F, T>(&self, calls: impl IntoIterator<Item = (N, F)>) -> crate::batch::BatchResults
+    where
+        N: Into<String>,
+        F: std::future::Future<Output = crate::ServiceResult<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let mut batch = Batch::new();
+        for (name, call) in calls {
+            let _ = batch.add(name, call);
+        }
+        batch.run().await
+    }
+
+    fn instance_set(&self, service: &str) -> InstanceSet {
+        let configured = self.inner.static_discovery.instances(service);
+        match &self.inner.discovery {
+            Some(discovery) if configured.current().is_empty() => discovery.instances(service),
+            _ => configured,
+        }
+    }
+
+    fn build_client(&self, service: &str) -> ServiceClient {
+        let config = self.inner.config.service(service);
+        let name: Arc<str> = service.into();
+        let breakers = Arc::new(EndpointBreakers::new(config.circuit_breaker, self.inner.classifier.clone()));
+        let cache = ResponseCache::new(config.cache.clone());
+        let attempt: AttemptStage = match config.attempt_timeout {
+            Some(timeout) => tower::util::Either::Left(tower::timeout::Timeout::new(self.inner.http.clone(), timeout)),
+            None => tower::util::Either::Right(self.inner.http.clone()),
+        };
+        let balanced = BalanceLayer::new(name.clone(), self.instance_set(service)).layer(attempt);
+        let guarded = CircuitBreakerLayer::new(breakers.clone()).layer(balanced);
+        let retried = crate::retry::layer(&config.retry).layer(guarded);
+        let bounded = DeadlineLayer::new(config.timeout).layer(retried);
+        let pipeline = CacheLayer::new(cache.clone()).layer(bounded);
+        let default_headers: HeaderMap = config.headers.iter().cloned().collect();
+        ServiceClient::from_inner(ClientInner {
+            name,
+            pipeline,
+            breakers,
+            cache,
+            default_headers,
+            hooks: self.inner.hooks.clone(),
+            attempt_timeout: config.attempt_timeout,
+            error_body_limit: self.inner.config.error_body_limit,
+        })
+    }
+}
+
+impl fmt::Debug for ServiceSdk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServiceSdk")
+            .field("services", &self.inner.config.services.keys().collect::<Vec<_>>())
+            .field("http", &self.inner.http)
+            .field("hooks", &self.inner.hooks)
+            .finish_non_exhaustive()
+    }
+}

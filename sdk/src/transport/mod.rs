@@ -1,0 +1,85 @@
+//! The bottom of the pipeline: sending one HTTP request and reading the whole response.
+//!
+//! [`HyperTransport`] uses hyper-util's pooled client directly (HTTP/1.1 and HTTP/2, rustls
+//! for HTTPS through hyper-rustls). It is the default because it is the cheapest correct
+//! client there is: the URI arrives already built from a pre-parsed base, and nothing is
+//! parsed twice. `reqwest` is available as a second transport ([`ReqwestTransport`], feature
+//! `reqwest`) for users who bring a configured `reqwest::Client` (custom roots, proxies).
+//!
+//! Transports are `tower::Service<HttpRequest, Response = HttpResponse, Error = BoxError>`,
+//! the same shape user middleware wraps.
+
+mod hyper;
+#[cfg(feature = "reqwest")]
+mod reqwest;
+
+use std::fmt;
+
+use bytes::Bytes;
+
+pub use self::hyper::{HyperTransport, TransportConfig};
+#[cfg(feature = "reqwest")]
+pub use self::reqwest::ReqwestTransport;
+
+/// The request type transports and user middleware see: absolute URI, body already bytes.
+pub type HttpRequest = http::Request<Bytes>;
+/// The response type transports and user middleware produce: the body fully read.
+pub type HttpResponse = http::Response<Bytes>;
+
+/// The response body was larger than the configured limit; it was not read further.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BodyTooLarge {
+    /// The limit in bytes.
+    pub limit: usize,
+}
+
+impl fmt::Display for BodyTooLarge {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "response body exceeds the {}-byte limit", self.limit)
+    }
+}
+
+impl std::error::Error for BodyTooLarge {}
+
+/// A transport-level failure and whether it happened while connecting (nothing was sent,
+/// so even a non-idempotent request may be retried).
+#[derive(Debug)]
+pub struct TransportError {
+    connect: bool,
+    source: crate::BoxError,
+}
+
+impl TransportError {
+    /// Wraps a transport failure.
+    pub fn new(connect: bool, source: impl Into<crate::BoxError>) -> Self {
+        TransportError { connect, source: source.into() }
+    }
+
+    /// Whether the connection could not be made (the request was never sent).
+    pub fn is_connect(&self) -> bool {
+        self.connect
+    }
+}
+
+impl fmt::Display for TransportError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.connect {
+            write!(f, "could not connect: {}", self.source)?;
+        } else {
+            write!(f, "{}", self.source)?;
+        }
+        // hyper-util's errors keep the interesting part (refused, reset) in their source.
+        let mut source = self.source.source();
+        while let Some(cause) = source {
+            write!(f, ": {cause}")?;
+            source = cause.source();
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(self.source.as_ref())
+    }
+}
