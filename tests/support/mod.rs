@@ -1,0 +1,180 @@
+//! Real axum servers on 127.0.0.1:0 for the integration tests. Each one counts and records
+//! the requests it saw; replies are scripted per test.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::{
+    collections::VecDeque,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri},
+    response::{IntoResponse, Response},
+    Router,
+};
+use sdk::{
+    circuit_breaker::BreakerConfig,
+    retry::{ExponentialBackoff, Jitter, RetryConfig},
+    ServiceConfig, ServiceSdk,
+};
+
+/// One scripted answer.
+#[derive(Clone, Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: String,
+    pub headers: Vec<(String, String)>,
+    pub delay: Duration,
+}
+
+impl Reply {
+    pub fn json(body: serde_json::Value) -> Self {
+        Reply::status(200).body(body.to_string()).header("content-type", "application/json")
+    }
+
+    pub fn status(status: u16) -> Self {
+        Reply { status, body: String::new(), headers: Vec::new(), delay: Duration::ZERO }
+    }
+
+    pub fn body(mut self, body: impl Into<String>) -> Self {
+        self.body = body.into();
+        self
+    }
+
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+
+    pub fn delay(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
+    }
+}
+
+/// A request the server saw.
+#[derive(Clone, Debug)]
+pub struct Seen {
+    pub method: Method,
+    pub uri: String,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub at: tokio::time::Instant,
+}
+
+#[derive(Default)]
+struct ScriptState {
+    replies: Mutex<VecDeque<Reply>>,
+    fallback: Mutex<Option<Reply>>,
+    seen: Mutex<Vec<Seen>>,
+}
+
+/// A server answering every path and method from a script.
+#[derive(Clone)]
+pub struct Scripted {
+    state: Arc<ScriptState>,
+    pub url: String,
+}
+
+impl Scripted {
+    /// Starts a server whose answer, once the script is used up, is `fallback`.
+    pub async fn start(fallback: Reply) -> Scripted {
+        let state = Arc::new(ScriptState::default());
+        *state.fallback.lock().unwrap() = Some(fallback);
+        let router = Router::new().fallback(handle).with_state(state.clone());
+        let url = serve(router).await;
+        Scripted { state, url }
+    }
+
+    /// Queues answers to give before the fallback.
+    pub fn then(&self, reply: Reply) -> &Self {
+        self.state.replies.lock().unwrap().push_back(reply);
+        self
+    }
+
+    pub fn set_fallback(&self, reply: Reply) {
+        *self.state.fallback.lock().unwrap() = Some(reply);
+    }
+
+    pub fn hits(&self) -> usize {
+        self.state.seen.lock().unwrap().len()
+    }
+
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state.seen.lock().unwrap().clone()
+    }
+}
+
+async fn handle(
+    State(state): State<Arc<ScriptState>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    state.seen.lock().unwrap().push(Seen {
+        method,
+        uri: uri.to_string(),
+        headers,
+        body,
+        at: tokio::time::Instant::now(),
+    });
+    let reply = {
+        let next = state.replies.lock().unwrap().pop_front();
+        next.or_else(|| state.fallback.lock().unwrap().clone()).unwrap_or(Reply::status(200))
+    };
+    if !reply.delay.is_zero() {
+        tokio::time::sleep(reply.delay).await;
+    }
+    let mut response = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
+    for (name, value) in reply.headers {
+        response.headers_mut().insert(
+            HeaderName::try_from(name).unwrap(),
+            HeaderValue::try_from(value).unwrap(),
+        );
+    }
+    response
+}
+
+/// Serves `router` on a fresh loopback port; returns its base URL.
+pub async fn serve(router: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    tokio::spawn(async move {
+        axum::serve(listener, router).await.expect("server runs");
+    });
+    format!("http://{addr}")
+}
+
+/// A loopback URL where nothing listens (connection refused).
+pub async fn refused_url() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let addr = listener.local_addr().expect("local addr");
+    drop(listener);
+    format!("http://{addr}")
+}
+
+/// Retries with an exact, jitter-free schedule of 100 ms doubling.
+pub fn exact_retry(max_attempts: u32) -> RetryConfig {
+    RetryConfig {
+        max_attempts,
+        backoff: Arc::new(ExponentialBackoff { jitter: Jitter::None, ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+/// A breaker that never opens, so retry tests see every attempt.
+pub fn lenient_breaker() -> BreakerConfig {
+    BreakerConfig { failure_threshold: 10_000, ..Default::default() }
+}
+
+/// An SDK with one service, `svc`, at `url`.
+pub fn sdk_for(url: &str, config: ServiceConfig) -> ServiceSdk {
+    ServiceSdk::builder()
+        .service("svc", config.instance(url))
+        .build()
+        .expect("valid configuration")
+}
