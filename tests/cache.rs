@@ -4,11 +4,18 @@ mod support;
 
 use std::time::Duration;
 
-use sdk::{cache::CacheConfig, circuit_breaker::BreakerConfig, retry::RetryConfig, CacheStatus, ServiceConfig};
+use sdk::{
+    cache::CacheConfig, circuit_breaker::BreakerConfig, retry::RetryConfig, CacheStatus,
+    ServiceConfig,
+};
 use support::{sdk_for, Reply, Scripted};
 
 fn cached(ttl: Duration) -> ServiceConfig {
-    ServiceConfig::new().cache(CacheConfig { enabled: true, ttl, ..Default::default() })
+    ServiceConfig::new().cache(CacheConfig {
+        enabled: true,
+        ttl,
+        ..Default::default()
+    })
 }
 
 #[tokio::test(start_paused = true)]
@@ -30,15 +37,36 @@ async fn hit_miss_expiry_refresh_and_clear() {
     assert_eq!(server.hits(), 2, "the query is part of the key");
 
     tokio::time::advance(Duration::from_secs(61)).await;
-    assert_eq!(client.get("/users/1").response().await.expect("ok").cache_status(), CacheStatus::Miss);
+    assert_eq!(
+        client
+            .get("/users/1")
+            .response()
+            .await
+            .expect("ok")
+            .cache_status(),
+        CacheStatus::Miss
+    );
     assert_eq!(server.hits(), 3, "an expired entry is fetched again");
     client.get("/users/1?x=1").response().await.expect("ok");
     assert_eq!(server.hits(), 4);
 
-    let refreshed = client.get("/users/1").force_refresh().response().await.expect("ok");
+    let refreshed = client
+        .get("/users/1")
+        .force_refresh()
+        .response()
+        .await
+        .expect("ok");
     assert_eq!(refreshed.cache_status(), CacheStatus::Miss);
     assert_eq!(server.hits(), 5, "force_refresh skips the lookup");
-    assert_eq!(client.get("/users/1").response().await.expect("ok").cache_status(), CacheStatus::Hit);
+    assert_eq!(
+        client
+            .get("/users/1")
+            .response()
+            .await
+            .expect("ok")
+            .cache_status(),
+        CacheStatus::Hit
+    );
 
     client.clear_cache_key("/users/1").await;
     client.get("/users/1").response().await.expect("ok");
@@ -50,7 +78,12 @@ async fn hit_miss_expiry_refresh_and_clear() {
     client.get("/users/1?x=1").response().await.expect("ok");
     assert_eq!(server.hits(), 7, "clear_cache dropped everything");
 
-    client.get("/users/1").no_cache().response().await.expect("ok");
+    client
+        .get("/users/1")
+        .no_cache()
+        .response()
+        .await
+        .expect("ok");
     assert_eq!(server.hits(), 8, "no_cache bypasses the cache");
 }
 
@@ -79,15 +112,28 @@ async fn per_request_ttl_caches_without_service_cache() {
     client.get("/x").response().await.expect("ok");
     client.get("/x").response().await.expect("ok");
     assert_eq!(server.hits(), 2, "off by default");
-    client.get("/y").cache_ttl(Duration::from_secs(5)).response().await.expect("ok");
-    let hit = client.get("/y").cache_ttl(Duration::from_secs(5)).response().await.expect("ok");
+    client
+        .get("/y")
+        .cache_ttl(Duration::from_secs(5))
+        .response()
+        .await
+        .expect("ok");
+    let hit = client
+        .get("/y")
+        .cache_ttl(Duration::from_secs(5))
+        .response()
+        .await
+        .expect("ok");
     assert_eq!(hit.cache_status(), CacheStatus::Hit);
     assert_eq!(server.hits(), 3);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_misses_make_one_request() {
-    let server = Scripted::start(Reply::json(serde_json::json!({ "n": 1 })).delay(Duration::from_millis(200))).await;
+    let server = Scripted::start(
+        Reply::json(serde_json::json!({ "n": 1 })).delay(Duration::from_millis(200)),
+    )
+    .await;
     let sdk = sdk_for(&server.url, cached(Duration::from_secs(60)));
     let client = sdk.get_client("svc");
 
@@ -98,7 +144,11 @@ async fn concurrent_misses_make_one_request() {
     for call in futures_util::future::join_all(calls).await {
         assert_eq!(call.expect("task").expect("ok")["n"].as_i64(), Some(1));
     }
-    assert_eq!(server.hits(), 1, "ten concurrent identical GETs reached the server once");
+    assert_eq!(
+        server.hits(),
+        1,
+        "ten concurrent identical GETs reached the server once"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -111,8 +161,14 @@ async fn stale_if_error_serves_the_last_good_answer() {
             stale_if_error: Some(Duration::from_secs(300)),
             ..Default::default()
         })
-        .retry(RetryConfig { max_attempts: 1, ..Default::default() })
-        .circuit_breaker(BreakerConfig { failure_threshold: 2, ..Default::default() });
+        .retry(RetryConfig {
+            max_attempts: 1,
+            ..Default::default()
+        })
+        .circuit_breaker(BreakerConfig {
+            failure_threshold: 2,
+            ..Default::default()
+        });
     let sdk = sdk_for(&server.url, config);
     let client = sdk.get_client("svc");
     client.get("/conf").response().await.expect("ok");
@@ -121,20 +177,38 @@ async fn stale_if_error_serves_the_last_good_answer() {
     tokio::time::advance(Duration::from_secs(11)).await;
     let stale = client.get("/conf").response().await.expect("served stale");
     assert_eq!(stale.cache_status(), CacheStatus::Stale);
-    assert_eq!(stale.json::<serde_json::Value>().expect("json")["v"], "good");
-    let stale = client.get("/conf").response().await.expect("served stale again");
+    assert_eq!(
+        stale.json::<serde_json::Value>().expect("json")["v"],
+        "good"
+    );
+    let stale = client
+        .get("/conf")
+        .response()
+        .await
+        .expect("served stale again");
     assert_eq!(stale.cache_status(), CacheStatus::Stale);
     assert_eq!(server.hits(), 3);
 
     // The breaker is open now; the stale entry still answers, with no request.
-    let stale = client.get("/conf").response().await.expect("stale while open");
+    let stale = client
+        .get("/conf")
+        .response()
+        .await
+        .expect("stale while open");
     assert_eq!(stale.cache_status(), CacheStatus::Stale);
     assert_eq!(server.hits(), 3);
 
     // After the stale window the error comes through.
     tokio::time::advance(Duration::from_secs(301)).await;
-    let err = client.get("/conf").send::<()>().await.expect_err("too stale");
-    assert!(err.is_circuit_open() || err.status_code().is_some(), "{err:?}");
+    let err = client
+        .get("/conf")
+        .send::<()>()
+        .await
+        .expect_err("too stale");
+    assert!(
+        err.is_circuit_open() || err.status_code().is_some(),
+        "{err:?}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -148,10 +222,20 @@ async fn vary_headers_are_part_of_the_key() {
     let sdk = sdk_for(&server.url, config);
     let client = sdk.get_client("svc");
     for lang in ["en", "fr", "en"] {
-        client.get("/greeting").header("accept-language", lang).response().await.expect("ok");
+        client
+            .get("/greeting")
+            .header("accept-language", lang)
+            .response()
+            .await
+            .expect("ok");
     }
     assert_eq!(server.hits(), 2);
     client.clear_cache_key("/greeting").await;
-    client.get("/greeting").header("accept-language", "fr").response().await.expect("ok");
+    client
+        .get("/greeting")
+        .header("accept-language", "fr")
+        .response()
+        .await
+        .expect("ok");
     assert_eq!(server.hits(), 3, "clear_cache_key drops every variant");
 }

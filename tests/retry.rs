@@ -8,7 +8,9 @@ use sdk::{retry::BudgetConfig, RetryStop, ServiceConfig, ServiceError};
 use support::{exact_retry, lenient_breaker, sdk_for, Reply, Scripted};
 
 fn config(attempts: u32) -> ServiceConfig {
-    ServiceConfig::new().retry(exact_retry(attempts)).circuit_breaker(lenient_breaker())
+    ServiceConfig::new()
+        .retry(exact_retry(attempts))
+        .circuit_breaker(lenient_breaker())
 }
 
 #[tokio::test(start_paused = true)]
@@ -17,7 +19,12 @@ async fn retries_until_success_and_stops_there() {
     server.then(Reply::status(503)).then(Reply::status(502));
     let sdk = sdk_for(&server.url, config(5));
 
-    let response = sdk.get_client("svc").get("/thing").response().await.expect("third attempt succeeds");
+    let response = sdk
+        .get_client("svc")
+        .get("/thing")
+        .response()
+        .await
+        .expect("third attempt succeeds");
     assert_eq!(response.status(), 200);
     assert_eq!(response.attempts(), 3);
     assert_eq!(server.hits(), 3, "stopped at the first success");
@@ -28,12 +35,29 @@ async fn uses_exactly_the_configured_attempts() {
     let server = Scripted::start(Reply::status(503).body("down")).await;
     let sdk = sdk_for(&server.url, config(4));
 
-    let err = sdk.get_client("svc").get("/thing").send::<()>().await.expect_err("always 503");
+    let err = sdk
+        .get_client("svc")
+        .get("/thing")
+        .send::<()>()
+        .await
+        .expect_err("always 503");
     assert_eq!(server.hits(), 4);
     assert_eq!(err.attempts(), 4);
-    assert_eq!(err.status_code(), Some(http::StatusCode::SERVICE_UNAVAILABLE));
+    assert_eq!(
+        err.status_code(),
+        Some(http::StatusCode::SERVICE_UNAVAILABLE)
+    );
     assert_eq!(err.body().map(|b| b.as_ref()), Some(&b"down"[..]));
-    assert!(matches!(err, ServiceError::RetriesExhausted { stop: RetryStop::AttemptsExhausted, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            ServiceError::RetriesExhausted {
+                stop: RetryStop::AttemptsExhausted,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("svc GET /thing"), "{err}");
 }
 
@@ -45,13 +69,23 @@ async fn backoff_follows_the_schedule() {
     let _ = sdk.get_client("svc").get("/thing").send::<()>().await;
     let times: Vec<_> = server.seen().iter().map(|s| s.at).collect();
     let gaps: Vec<_> = times.windows(2).map(|w| w[1] - w[0]).collect();
-    assert_eq!(gaps, [Duration::from_millis(100), Duration::from_millis(200), Duration::from_millis(400)]);
+    assert_eq!(
+        gaps,
+        [
+            Duration::from_millis(100),
+            Duration::from_millis(200),
+            Duration::from_millis(400)
+        ]
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn full_jitter_stays_within_the_schedule() {
     let server = Scripted::start(Reply::status(503)).await;
-    let sdk = sdk_for(&server.url, ServiceConfig::new().circuit_breaker(lenient_breaker()));
+    let sdk = sdk_for(
+        &server.url,
+        ServiceConfig::new().circuit_breaker(lenient_breaker()),
+    );
 
     let _ = sdk.get_client("svc").get("/thing").send::<()>().await;
     let times: Vec<_> = server.seen().iter().map(|s| s.at).collect();
@@ -66,17 +100,35 @@ async fn post_is_not_retried_unless_it_opts_in() {
     let sdk = sdk_for(&server.url, config(3));
     let client = sdk.get_client("svc");
 
-    let err = client.post("/payments").json(&serde_json::json!({"amount": 10})).send::<()>().await;
+    let err = client
+        .post("/payments")
+        .json(&serde_json::json!({"amount": 10}))
+        .send::<()>()
+        .await;
     assert_eq!(err.expect_err("503").attempts(), 1);
     assert_eq!(server.hits(), 1, "a POST is sent once");
 
     let _ = client.post("/payments").idempotent(true).send::<()>().await;
     assert_eq!(server.hits(), 4, "an idempotent POST is retried");
 
-    let _ = client.post("/payments").header("idempotency-key", "k-1").send::<()>().await;
-    assert_eq!(server.hits(), 7, "an Idempotency-Key makes a POST retryable");
-    let keys: Vec<_> = server.seen()[4..].iter().map(|s| s.headers["idempotency-key"].clone()).collect();
-    assert!(keys.iter().all(|k| k == "k-1"), "the same key on every attempt");
+    let _ = client
+        .post("/payments")
+        .header("idempotency-key", "k-1")
+        .send::<()>()
+        .await;
+    assert_eq!(
+        server.hits(),
+        7,
+        "an Idempotency-Key makes a POST retryable"
+    );
+    let keys: Vec<_> = server.seen()[4..]
+        .iter()
+        .map(|s| s.headers["idempotency-key"].clone())
+        .collect();
+    assert!(
+        keys.iter().all(|k| k == "k-1"),
+        "the same key on every attempt"
+    );
 
     let _ = client.get("/orders").idempotent(false).send::<()>().await;
     assert_eq!(server.hits(), 8, "idempotent(false) forbids retries");
@@ -87,7 +139,12 @@ async fn every_retry_resends_the_same_body() {
     let server = Scripted::start(Reply::status(503)).await;
     let sdk = sdk_for(&server.url, config(3));
 
-    let _ = sdk.get_client("svc").put("/doc").json(&serde_json::json!({"v": [1, 2, 3]})).send::<()>().await;
+    let _ = sdk
+        .get_client("svc")
+        .put("/doc")
+        .json(&serde_json::json!({"v": [1, 2, 3]}))
+        .send::<()>()
+        .await;
     let bodies: Vec<_> = server.seen().iter().map(|s| s.body.clone()).collect();
     assert_eq!(bodies.len(), 3);
     assert!(bodies.iter().all(|b| b.as_ref() == br#"{"v":[1,2,3]}"#));
@@ -97,7 +154,12 @@ async fn every_retry_resends_the_same_body() {
 async fn client_errors_are_not_retried() {
     let server = Scripted::start(Reply::status(400)).await;
     let sdk = sdk_for(&server.url, config(3));
-    let err = sdk.get_client("svc").get("/x").send::<()>().await.expect_err("400");
+    let err = sdk
+        .get_client("svc")
+        .get("/x")
+        .send::<()>()
+        .await
+        .expect_err("400");
     assert_eq!(err.status_code(), Some(http::StatusCode::BAD_REQUEST));
     assert_eq!(server.hits(), 1);
 
@@ -113,7 +175,12 @@ async fn retry_after_is_honoured() {
     server.then(Reply::status(429).header("retry-after", "1"));
     let sdk = sdk_for(&server.url, config(3));
 
-    let value: u32 = sdk.get_client("svc").get("/x").send().await.expect("third attempt succeeds");
+    let value: u32 = sdk
+        .get_client("svc")
+        .get("/x")
+        .send()
+        .await
+        .expect("third attempt succeeds");
     assert_eq!(value, 1);
     let times: Vec<_> = server.seen().iter().map(|s| s.at).collect();
     assert_eq!(times[1] - times[0], Duration::from_secs(2));
@@ -124,12 +191,25 @@ async fn retry_after_is_honoured() {
 async fn retry_after_beyond_the_cap_or_deadline_ends_the_call() {
     let server = Scripted::start(Reply::status(503).header("retry-after", "120")).await;
     let sdk = sdk_for(&server.url, config(3));
-    let err = sdk.get_client("svc").get("/x").send::<()>().await.expect_err("503");
+    let err = sdk
+        .get_client("svc")
+        .get("/x")
+        .send::<()>()
+        .await
+        .expect_err("503");
     assert_eq!(server.hits(), 1, "a 2-minute Retry-After is not waited for");
-    assert_eq!(err.status_code(), Some(http::StatusCode::SERVICE_UNAVAILABLE));
+    assert_eq!(
+        err.status_code(),
+        Some(http::StatusCode::SERVICE_UNAVAILABLE)
+    );
 
     server.set_fallback(Reply::status(503).header("retry-after", "5"));
-    let err = sdk.get_client("svc").get("/x").timeout(Duration::from_secs(3)).send::<()>().await;
+    let err = sdk
+        .get_client("svc")
+        .get("/x")
+        .timeout(Duration::from_secs(3))
+        .send::<()>()
+        .await;
     assert_eq!(server.hits(), 2, "a wait past the deadline is not started");
     assert!(err.is_err());
 }
@@ -138,23 +218,40 @@ async fn retry_after_beyond_the_cap_or_deadline_ends_the_call() {
 async fn budget_caps_retries_under_a_total_outage() {
     let server = Scripted::start(Reply::status(503)).await;
     let mut retry = exact_retry(3);
-    retry.budget = BudgetConfig { ratio: 0.2, min_per_second: 0, window: Duration::from_secs(10) };
-    let sdk = sdk_for(&server.url, ServiceConfig::new().retry(retry).circuit_breaker(lenient_breaker()));
+    retry.budget = BudgetConfig {
+        ratio: 0.2,
+        min_per_second: 0,
+        window: Duration::from_secs(10),
+    };
+    let sdk = sdk_for(
+        &server.url,
+        ServiceConfig::new()
+            .retry(retry)
+            .circuit_breaker(lenient_breaker()),
+    );
     let client = sdk.get_client("svc");
 
     let calls = 100;
     let mut budget_stops = 0;
     for _ in 0..calls {
         let err = client.get("/x").send::<()>().await.expect_err("outage");
-        if matches!(err, ServiceError::RetriesExhausted { stop: RetryStop::BudgetExhausted, .. })
-            || err.attempts() == 1
+        if matches!(
+            err,
+            ServiceError::RetriesExhausted {
+                stop: RetryStop::BudgetExhausted,
+                ..
+            }
+        ) || err.attempts() == 1
         {
             budget_stops += 1;
         }
     }
     let upstream = server.hits();
     // Without a budget this would be 300 requests; with 20 % it is about 120.
-    assert!(upstream <= calls + calls / 5 + 1, "budget let {upstream} requests through");
+    assert!(
+        upstream <= calls + calls / 5 + 1,
+        "budget let {upstream} requests through"
+    );
     assert!(upstream > calls, "some retries are allowed");
     assert!(budget_stops > 0);
 }
@@ -163,7 +260,22 @@ async fn budget_caps_retries_under_a_total_outage() {
 async fn connect_errors_are_retried_even_for_post() {
     let url = support::refused_url().await;
     let sdk = sdk_for(&url, config(3));
-    let err = sdk.get_client("svc").post("/payments").send::<()>().await.expect_err("refused");
-    assert_eq!(err.attempts(), 3, "nothing was sent, so retrying is safe: {err:?}");
-    assert!(matches!(err.last_attempt(), ServiceError::Transport { connect: true, .. }), "{err:?}");
+    let err = sdk
+        .get_client("svc")
+        .post("/payments")
+        .send::<()>()
+        .await
+        .expect_err("refused");
+    assert_eq!(
+        err.attempts(),
+        3,
+        "nothing was sent, so retrying is safe: {err:?}"
+    );
+    assert!(
+        matches!(
+            err.last_attempt(),
+            ServiceError::Transport { connect: true, .. }
+        ),
+        "{err:?}"
+    );
 }

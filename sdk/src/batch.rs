@@ -22,12 +22,7 @@
 //! ```
 
 use std::{
-    any::Any,
-    collections::HashMap,
-    fmt,
-    future::Future,
-    marker::PhantomData,
-    pin::Pin,
+    any::Any, collections::HashMap, fmt, future::Future, marker::PhantomData, pin::Pin,
     time::Duration,
 };
 
@@ -57,7 +52,12 @@ pub struct BatchKey<T> {
 impl Batch {
     /// An empty batch: at most 64 calls at once, no deadline.
     pub fn new() -> Self {
-        Batch { names: Vec::new(), calls: Vec::new(), concurrency: 64, deadline: None }
+        Batch {
+            names: Vec::new(),
+            calls: Vec::new(),
+            concurrency: 64,
+            deadline: None,
+        }
     }
 
     /// Runs at most `limit` calls at once (default 64).
@@ -80,14 +80,25 @@ impl Batch {
     {
         let index = self.calls.len();
         self.names.push(name.into());
-        self.calls.push(Box::pin(call.map(move |r| (index, r.map(|v| Box::new(v) as AnyValue)))));
-        BatchKey { index, _type: PhantomData }
+        self.calls.push(Box::pin(
+            call.map(move |r| (index, r.map(|v| Box::new(v) as AnyValue))),
+        ));
+        BatchKey {
+            index,
+            _type: PhantomData,
+        }
     }
 
     /// Runs every call and collects a result per name.
     pub async fn run(self) -> BatchResults {
-        let Batch { names, calls, concurrency, deadline } = self;
-        let mut results: Vec<Option<Result<AnyValue, ServiceError>>> = (0..names.len()).map(|_| None).collect();
+        let Batch {
+            names,
+            calls,
+            concurrency,
+            deadline,
+        } = self;
+        let mut results: Vec<Option<Result<AnyValue, ServiceError>>> =
+            (0..names.len()).map(|_| None).collect();
         let mut pending = calls.into_iter();
         let mut running = FuturesUnordered::new();
         running.extend(pending.by_ref().take(concurrency));
@@ -108,8 +119,16 @@ impl Batch {
             .into_iter()
             .map(|r| r.unwrap_or(Err(ServiceError::Cancelled)))
             .collect();
-        let index = names.iter().enumerate().map(|(i, n)| (n.clone(), i)).collect();
-        BatchResults { names, index, results }
+        let index = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| (n.clone(), i))
+            .collect();
+        BatchResults {
+            names,
+            index,
+            results,
+        }
     }
 }
 
@@ -171,15 +190,22 @@ impl BatchResults {
 
     /// Every call of type `T`, in the order added, with its name.
     pub fn iter<T: 'static>(&self) -> impl Iterator<Item = (&str, Result<&T, &ServiceError>)> {
-        self.names.iter().zip(&self.results).filter_map(|(name, result)| match result {
-            Ok(value) => value.downcast_ref::<T>().map(|v| (name.as_str(), Ok(v))),
-            Err(e) => Some((name.as_str(), Err(e))),
-        })
+        self.names
+            .iter()
+            .zip(&self.results)
+            .filter_map(|(name, result)| match result {
+                Ok(value) => value.downcast_ref::<T>().map(|v| (name.as_str(), Ok(v))),
+                Err(e) => Some((name.as_str(), Err(e))),
+            })
     }
 
     /// The names of the calls that succeeded.
     pub fn succeeded(&self) -> impl Iterator<Item = &str> {
-        self.names.iter().zip(&self.results).filter(|(_, r)| r.is_ok()).map(|(n, _)| n.as_str())
+        self.names
+            .iter()
+            .zip(&self.results)
+            .filter(|(_, r)| r.is_ok())
+            .map(|(n, _)| n.as_str())
     }
 
     /// The calls that failed, with their errors.

@@ -22,7 +22,10 @@ impl Hooks {
         let context = match err.context() {
             Some(context) => context,
             None => {
-                fallback = ErrorContext { service: service.clone(), ..ErrorContext::default() };
+                fallback = ErrorContext {
+                    service: service.clone(),
+                    ..ErrorContext::default()
+                };
                 &fallback
             }
         };
@@ -36,6 +39,8 @@ impl Hooks {
 
 impl fmt::Debug for Hooks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Hooks").field("on_error", &self.on_error.len()).finish()
+        f.debug_struct("Hooks")
+            .field("on_error", &self.on_error.len())
+            .finish()
     }
 }

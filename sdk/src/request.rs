@@ -94,7 +94,10 @@ impl ServiceRequest {
 
     /// The endpoint name (path template or literal path, without the query).
     pub fn endpoint(&self) -> &str {
-        self.parts.endpoint.as_deref().unwrap_or_else(|| self.parts.path_and_query.path())
+        self.parts
+            .endpoint
+            .as_deref()
+            .unwrap_or_else(|| self.parts.path_and_query.path())
     }
 
     /// The request headers.
@@ -139,7 +142,12 @@ impl ServiceRequest {
         }
         matches!(
             self.parts.method,
-            Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS | Method::TRACE
+            Method::GET
+                | Method::HEAD
+                | Method::PUT
+                | Method::DELETE
+                | Method::OPTIONS
+                | Method::TRACE
         ) || self.parts.headers.contains_key("idempotency-key")
     }
 }

@@ -34,8 +34,12 @@ fn parse(value: &[u8]) -> Option<(u128, u8)> {
         return None;
     }
     let text = std::str::from_utf8(value).ok()?;
-    let trace_id = u128::from_str_radix(&text[3..35], 16).ok().filter(|id| *id != 0)?;
-    u64::from_str_radix(&text[36..52], 16).ok().filter(|id| *id != 0)?;
+    let trace_id = u128::from_str_radix(&text[3..35], 16)
+        .ok()
+        .filter(|id| *id != 0)?;
+    u64::from_str_radix(&text[36..52], 16)
+        .ok()
+        .filter(|id| *id != 0)?;
     let flags = u8::from_str_radix(&text[53..55], 16).ok()?;
     Some((trace_id, flags))
 }
@@ -73,7 +77,11 @@ mod tests {
         assert_eq!(flags, 1);
         propagate(&mut headers);
         let second = headers[&TRACEPARENT].to_str().expect("ascii").to_owned();
-        assert_eq!(parse(second.as_bytes()), Some((trace_id, 1)), "trace id kept");
+        assert_eq!(
+            parse(second.as_bytes()),
+            Some((trace_id, 1)),
+            "trace id kept"
+        );
         assert_ne!(first[36..52], second[36..52], "new parent id");
         let mut headers = HeaderMap::new();
         headers.insert(TRACEPARENT, HeaderValue::from_static("garbage"));

@@ -32,11 +32,18 @@ pub struct Reply {
 
 impl Reply {
     pub fn json(body: serde_json::Value) -> Self {
-        Reply::status(200).body(body.to_string()).header("content-type", "application/json")
+        Reply::status(200)
+            .body(body.to_string())
+            .header("content-type", "application/json")
     }
 
     pub fn status(status: u16) -> Self {
-        Reply { status, body: String::new(), headers: Vec::new(), delay: Duration::ZERO }
+        Reply {
+            status,
+            body: String::new(),
+            headers: Vec::new(),
+            delay: Duration::ZERO,
+        }
     }
 
     pub fn body(mut self, body: impl Into<String>) -> Self {
@@ -83,7 +90,7 @@ impl Scripted {
     /// Starts a server whose answer, once the script is used up, is `fallback`.
     pub async fn start(fallback: Reply) -> Scripted {
         let state = Arc::new(ScriptState::default());
-        *state.fallback.lock().unwrap() = Some(fallback);
+        *state.fallback.lock().expect("lock") = Some(fallback);
         let router = Router::new().fallback(handle).with_state(state.clone());
         let url = serve(router).await;
         Scripted { state, url }
@@ -91,20 +98,20 @@ impl Scripted {
 
     /// Queues answers to give before the fallback.
     pub fn then(&self, reply: Reply) -> &Self {
-        self.state.replies.lock().unwrap().push_back(reply);
+        self.state.replies.lock().expect("lock").push_back(reply);
         self
     }
 
     pub fn set_fallback(&self, reply: Reply) {
-        *self.state.fallback.lock().unwrap() = Some(reply);
+        *self.state.fallback.lock().expect("lock") = Some(reply);
     }
 
     pub fn hits(&self) -> usize {
-        self.state.seen.lock().unwrap().len()
+        self.state.seen.lock().expect("lock").len()
     }
 
     pub fn seen(&self) -> Vec<Seen> {
-        self.state.seen.lock().unwrap().clone()
+        self.state.seen.lock().expect("lock").clone()
     }
 }
 
@@ -115,7 +122,7 @@ async fn handle(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    state.seen.lock().unwrap().push(Seen {
+    state.seen.lock().expect("lock").push(Seen {
         method,
         uri: uri.to_string(),
         headers,
@@ -123,17 +130,22 @@ async fn handle(
         at: tokio::time::Instant::now(),
     });
     let reply = {
-        let next = state.replies.lock().unwrap().pop_front();
-        next.or_else(|| state.fallback.lock().unwrap().clone()).unwrap_or(Reply::status(200))
+        let next = state.replies.lock().expect("lock").pop_front();
+        next.or_else(|| state.fallback.lock().expect("lock").clone())
+            .unwrap_or(Reply::status(200))
     };
     if !reply.delay.is_zero() {
         tokio::time::sleep(reply.delay).await;
     }
-    let mut response = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
+    let mut response = (
+        StatusCode::from_u16(reply.status).expect("scripted status"),
+        reply.body,
+    )
+        .into_response();
     for (name, value) in reply.headers {
         response.headers_mut().insert(
-            HeaderName::try_from(name).unwrap(),
-            HeaderValue::try_from(value).unwrap(),
+            HeaderName::try_from(name).expect("scripted header name"),
+            HeaderValue::try_from(value).expect("scripted header value"),
         );
     }
     response
@@ -141,7 +153,9 @@ async fn handle(
 
 /// Serves `router` on a fresh loopback port; returns its base URL.
 pub async fn serve(router: Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
     let addr = listener.local_addr().expect("local addr");
     tokio::spawn(async move {
         axum::serve(listener, router).await.expect("server runs");
@@ -151,7 +165,9 @@ pub async fn serve(router: Router) -> String {
 
 /// A loopback URL where nothing listens (connection refused).
 pub async fn refused_url() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
     let addr = listener.local_addr().expect("local addr");
     drop(listener);
     format!("http://{addr}")
@@ -161,14 +177,20 @@ pub async fn refused_url() -> String {
 pub fn exact_retry(max_attempts: u32) -> RetryConfig {
     RetryConfig {
         max_attempts,
-        backoff: Arc::new(ExponentialBackoff { jitter: Jitter::None, ..Default::default() }),
+        backoff: Arc::new(ExponentialBackoff {
+            jitter: Jitter::None,
+            ..Default::default()
+        }),
         ..Default::default()
     }
 }
 
 /// A breaker that never opens, so retry tests see every attempt.
 pub fn lenient_breaker() -> BreakerConfig {
-    BreakerConfig { failure_threshold: 10_000, ..Default::default() }
+    BreakerConfig {
+        failure_threshold: 10_000,
+        ..Default::default()
+    }
 }
 
 /// An SDK with one service, `svc`, at `url`.

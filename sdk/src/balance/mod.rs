@@ -124,7 +124,10 @@ where
     }
 }
 
-fn to_http(request: &ServiceRequest, instance: &crate::discovery::Instance) -> Result<HttpRequest, BoxError> {
+fn to_http(
+    request: &ServiceRequest,
+    instance: &crate::discovery::Instance,
+) -> Result<HttpRequest, BoxError> {
     let mut http_request = http::Request::new(request.body().clone());
     *http_request.method_mut() = request.method().clone();
     *http_request.uri_mut() = instance.uri(request.path_and_query())?;

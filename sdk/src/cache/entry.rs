@@ -112,7 +112,12 @@ impl std::error::Error for SharedError {
 pub(super) struct EntryExpiry;
 
 impl moka::Expiry<CacheKey, Arc<Entry>> for EntryExpiry {
-    fn expire_after_create(&self, _key: &CacheKey, entry: &Arc<Entry>, _now: std::time::Instant) -> Option<Duration> {
+    fn expire_after_create(
+        &self,
+        _key: &CacheKey,
+        entry: &Arc<Entry>,
+        _now: std::time::Instant,
+    ) -> Option<Duration> {
         Some(entry.retain)
     }
 

@@ -36,7 +36,9 @@ impl CacheKey {
     }
 
     pub(crate) fn has_base(&self, base: &CacheKey) -> bool {
-        self.0.strip_prefix(&*base.0).is_some_and(|rest| rest.is_empty() || rest.starts_with('\n'))
+        self.0
+            .strip_prefix(&*base.0)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('\n'))
     }
 
     pub(crate) fn len(&self) -> usize {

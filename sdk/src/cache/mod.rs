@@ -82,7 +82,10 @@ impl ResponseCache {
         if !config.vary_headers.is_empty() {
             builder = builder.support_invalidation_closures();
         }
-        ResponseCache { store: builder.build(), config: Arc::new(config) }
+        ResponseCache {
+            store: builder.build(),
+            config: Arc::new(config),
+        }
     }
 
     /// Drops every entry.
@@ -97,7 +100,9 @@ impl ResponseCache {
             self.store.invalidate(&base).await;
         } else {
             // Registered only when vary headers are configured, so this cannot fail.
-            let _ = self.store.invalidate_entries_if(move |key, _| key.has_base(&base));
+            let _ = self
+                .store
+                .invalidate_entries_if(move |key, _| key.has_base(&base));
         }
     }
 
@@ -111,7 +116,9 @@ impl ResponseCache {
         if request.method() != Method::GET || options.cache_mode == CacheMode::Bypass {
             return None;
         }
-        options.cache_ttl.or(self.config.enabled.then_some(self.config.ttl))
+        options
+            .cache_ttl
+            .or(self.config.enabled.then_some(self.config.ttl))
     }
 }
 

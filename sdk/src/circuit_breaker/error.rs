@@ -11,7 +11,11 @@ pub struct CircuitOpen {
 
 impl fmt::Display for CircuitOpen {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "circuit breaker is open; next probe in {:?}", self.retry_after)
+        write!(
+            f,
+            "circuit breaker is open; next probe in {:?}",
+            self.retry_after
+        )
     }
 }
 

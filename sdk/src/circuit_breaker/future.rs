@@ -46,7 +46,9 @@ impl Drop for Guard {
 
 impl<F> ResponseFuture<F> {
     pub(super) fn rejected(error: CircuitOpen) -> Self {
-        ResponseFuture { kind: Kind::Rejected { error: Some(error) } }
+        ResponseFuture {
+            kind: Kind::Rejected { error: Some(error) },
+        }
     }
 
     pub(super) fn called(
@@ -55,8 +57,14 @@ impl<F> ResponseFuture<F> {
         classifier: Arc<dyn FailureClassifier>,
         permit: Permit,
     ) -> Self {
-        let guard = Guard { breaker, classifier, permit: Some(permit) };
-        ResponseFuture { kind: Kind::Called { inner, guard } }
+        let guard = Guard {
+            breaker,
+            classifier,
+            permit: Some(permit),
+        };
+        ResponseFuture {
+            kind: Kind::Called { inner, guard },
+        }
     }
 }
 

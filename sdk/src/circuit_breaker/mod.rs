@@ -122,7 +122,10 @@ const METHODS: [Method; 8] = [
 ];
 
 fn method_index(method: &Method) -> usize {
-    METHODS.iter().position(|m| m == method).unwrap_or(METHODS.len())
+    METHODS
+        .iter()
+        .position(|m| m == method)
+        .unwrap_or(METHODS.len())
 }
 
 impl EndpointBreakers {

@@ -1,6 +1,8 @@
 //! What counts as a failure for the breaker.
 
-use crate::{error::BoxError, response::ServiceResponse, transport::BodyTooLarge};
+use crate::{
+    balance::NoInstances, error::BoxError, response::ServiceResponse, transport::BodyTooLarge,
+};
 
 /// Decides whether a call's outcome counts against the breaker.
 ///
@@ -29,7 +31,8 @@ pub trait FailureClassifier: std::fmt::Debug + Send + Sync + 'static {
     fn is_failure(&self, outcome: &Result<ServiceResponse, BoxError>) -> bool;
 }
 
-/// Transport errors, timeouts and 5xx answers are failures; an oversized body is not.
+/// Transport errors, timeouts and 5xx answers are failures; an oversized body or a service
+/// with no instance is not (nothing was wrong with the service's answers).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ServerFailures;
 
@@ -37,7 +40,11 @@ impl FailureClassifier for ServerFailures {
     fn is_failure(&self, outcome: &Result<ServiceResponse, BoxError>) -> bool {
         match outcome {
             Ok(response) => response.status().is_server_error(),
-            Err(err) => !crate::error_chain::contains::<BodyTooLarge>(err.as_ref()),
+            Err(err) => {
+                let err = err.as_ref();
+                !(crate::error_chain::contains::<BodyTooLarge>(err)
+                    || crate::error_chain::contains::<NoInstances>(err))
+            }
         }
     }
 }

@@ -76,7 +76,9 @@ pub struct CircuitBreaker {
 impl CircuitBreaker {
     /// A closed breaker with the given settings.
     pub fn new(config: BreakerConfig) -> Self {
-        let window = config.failure_rate.map(|rate| RateWindow::new(rate.window, rate.threshold, rate.min_calls));
+        let window = config
+            .failure_rate
+            .map(|rate| RateWindow::new(rate.window, rate.threshold, rate.min_calls));
         CircuitBreaker {
             config,
             word: AtomicU64::new(pack(0, CLOSED)),
@@ -134,13 +136,18 @@ impl CircuitBreaker {
         let word = self.word.load(Ordering::Acquire);
         let (generation, state) = unpack(word);
         match state {
-            CLOSED => Ok(Permit { generation, probe: false }),
+            CLOSED => Ok(Permit {
+                generation,
+                probe: false,
+            }),
             OPEN => match self.remaining_open() {
                 Some(retry_after) => Err(self.reject(retry_after)),
                 None => {
                     let next = pack(generation + 1, HALF_OPEN);
                     // Losing this race is fine: someone else moved the breaker on.
-                    let _ = self.word.compare_exchange(word, next, Ordering::AcqRel, Ordering::Acquire);
+                    let _ =
+                        self.word
+                            .compare_exchange(word, next, Ordering::AcqRel, Ordering::Acquire);
                     self.try_acquire()
                 }
             },
@@ -165,8 +172,18 @@ impl CircuitBreaker {
             } else {
                 pack_probe(tag, in_flight + 1, successes)
             };
-            match self.probes.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => return Ok(Permit { generation, probe: true }),
+            match self.probes.compare_exchange_weak(
+                current,
+                next,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    return Ok(Permit {
+                        generation,
+                        probe: true,
+                    })
+                }
                 Err(actual) => current = actual,
             }
         }
@@ -202,7 +219,11 @@ impl CircuitBreaker {
                 let successes = self.finish_probe(generation, true);
                 if successes >= u64::from(self.config.success_threshold) {
                     let closed = pack(generation + 1, CLOSED);
-                    if self.word.compare_exchange(word, closed, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+                    if self
+                        .word
+                        .compare_exchange(word, closed, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                    {
                         self.consecutive_failures.store(0, Ordering::Relaxed);
                         if let Some(window) = &self.window {
                             window.reset();
@@ -236,7 +257,12 @@ impl CircuitBreaker {
             }
             let successes = successes + u64::from(success);
             let next = pack_probe(tag, in_flight.saturating_sub(1), successes);
-            match self.probes.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Acquire) {
+            match self.probes.compare_exchange_weak(
+                current,
+                next,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
                 Ok(_) => return successes,
                 Err(actual) => current = actual,
             }
@@ -245,9 +271,14 @@ impl CircuitBreaker {
 
     fn trip(&self, observed: u64) {
         let (generation, _) = unpack(observed);
-        self.opened_at_nanos.store(self.now_nanos(), Ordering::Release);
+        self.opened_at_nanos
+            .store(self.now_nanos(), Ordering::Release);
         let open = pack(generation + 1, OPEN);
-        if self.word.compare_exchange(observed, open, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        if self
+            .word
+            .compare_exchange(observed, open, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+        {
             tracing::warn!(
                 failures = self.consecutive_failures.load(Ordering::Relaxed),
                 open_for = ?self.config.open_duration,
@@ -389,7 +420,11 @@ mod tests {
     async fn failure_rate_window_trips_without_a_streak() {
         let mut cfg = config();
         cfg.failure_threshold = 100;
-        cfg.failure_rate = Some(FailureRate { window: 10, threshold: 0.5, min_calls: 10 });
+        cfg.failure_rate = Some(FailureRate {
+            window: 10,
+            threshold: 0.5,
+            min_calls: 10,
+        });
         let b = CircuitBreaker::new(cfg);
         for i in 0..10 {
             let permit = b.try_acquire().expect("closed");

@@ -18,7 +18,11 @@ use crate::{
 };
 
 /// Maps a pipeline error; `attempt_timeout` is reported as the limit of an attempt timeout.
-pub(crate) fn from_pipeline(err: BoxError, mut context: ErrorContext, attempt_timeout: Option<Duration>) -> ServiceError {
+pub(crate) fn from_pipeline(
+    err: BoxError,
+    mut context: ErrorContext,
+    attempt_timeout: Option<Duration>,
+) -> ServiceError {
     let root: &(dyn std::error::Error + 'static) = err.as_ref();
     if let Some(attempt) = find::<AttemptError>(root) {
         context.instance = Some(attempt.instance().clone());
@@ -31,29 +35,53 @@ pub(crate) fn from_pipeline(err: BoxError, mut context: ErrorContext, attempt_ti
     };
     let context = Box::new(context);
     let last = if let Some(open) = find::<CircuitOpen>(root) {
-        ServiceError::CircuitOpen { context, retry_after: open.retry_after }
+        ServiceError::CircuitOpen {
+            context,
+            retry_after: open.retry_after,
+        }
     } else if let Some(deadline) = find::<DeadlineExceeded>(root) {
-        ServiceError::Timeout { context, kind: TimeoutKind::Deadline, limit: deadline.limit }
+        ServiceError::Timeout {
+            context,
+            kind: TimeoutKind::Deadline,
+            limit: deadline.limit,
+        }
     } else if find::<Elapsed>(root).is_some() {
-        ServiceError::Timeout { context, kind: TimeoutKind::Attempt, limit: attempt_timeout.unwrap_or_default() }
+        ServiceError::Timeout {
+            context,
+            kind: TimeoutKind::Attempt,
+            limit: attempt_timeout.unwrap_or_default(),
+        }
     } else if let Some(too_large) = find::<BodyTooLarge>(root) {
-        ServiceError::BodyTooLarge { context, limit: too_large.limit }
+        ServiceError::BodyTooLarge {
+            context,
+            limit: too_large.limit,
+        }
     } else if find::<NoInstances>(root).is_some() {
         ServiceError::NoHealthyInstance { context }
     } else {
         let connect = find::<TransportError>(root).is_some_and(TransportError::is_connect);
-        ServiceError::Transport { context, connect, source: err }
+        ServiceError::Transport {
+            context,
+            connect,
+            source: err,
+        }
     };
     match retried {
-        Some((attempts, stop)) if attempts > 1 => {
-            ServiceError::RetriesExhausted { attempts, stop, last: Box::new(last) }
-        }
+        Some((attempts, stop)) if attempts > 1 => ServiceError::RetriesExhausted {
+            attempts,
+            stop,
+            last: Box::new(last),
+        },
         _ => last,
     }
 }
 
 /// Maps a non-success answer to [`ServiceError::Status`], keeping at most `body_limit` bytes.
-pub(crate) fn from_status(response: ServiceResponse, mut context: ErrorContext, body_limit: usize) -> ServiceError {
+pub(crate) fn from_status(
+    response: ServiceResponse,
+    mut context: ErrorContext,
+    body_limit: usize,
+) -> ServiceError {
     context.instance = response.instance.clone();
     context.attempts = response.attempts;
     let mut headers = response.headers().clone();
@@ -63,9 +91,18 @@ pub(crate) fn from_status(response: ServiceResponse, mut context: ErrorContext, 
     let attempts = response.attempts;
     let mut body: Bytes = response.into_bytes();
     body.truncate(body_limit);
-    let last = ServiceError::Status { context: Box::new(context), status, headers: Box::new(headers), body };
+    let last = ServiceError::Status {
+        context: Box::new(context),
+        status,
+        headers: Box::new(headers),
+        body,
+    };
     match stop {
-        Some(stop) if attempts > 1 => ServiceError::RetriesExhausted { attempts, stop, last: Box::new(last) },
+        Some(stop) if attempts > 1 => ServiceError::RetriesExhausted {
+            attempts,
+            stop,
+            last: Box::new(last),
+        },
         _ => last,
     }
 }

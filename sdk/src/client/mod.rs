@@ -63,7 +63,9 @@ pub(crate) struct ClientInner {
 
 impl ServiceClient {
     pub(crate) fn from_inner(inner: ClientInner) -> Self {
-        ServiceClient { inner: Arc::new(inner) }
+        ServiceClient {
+            inner: Arc::new(inner),
+        }
     }
 
     /// The service's name.
@@ -130,9 +132,16 @@ impl ServiceClient {
             method = %request.method(),
             endpoint = request.endpoint(),
         );
-        let result = self.inner.pipeline.clone().oneshot(request.clone()).instrument(span).await;
+        let result = self
+            .inner
+            .pipeline
+            .clone()
+            .oneshot(request.clone())
+            .instrument(span)
+            .await;
         result.map_err(|err| {
-            let err = map_error::from_pipeline(err, self.context(&request), self.inner.attempt_timeout);
+            let err =
+                map_error::from_pipeline(err, self.context(&request), self.inner.attempt_timeout);
             self.report(&err);
             err
         })
@@ -147,8 +156,13 @@ impl ServiceClient {
         }
     }
 
-    pub(crate) fn status_error(&self, response: ServiceResponse, request: &ServiceRequest) -> ServiceError {
-        let err = map_error::from_status(response, self.context(request), self.inner.error_body_limit);
+    pub(crate) fn status_error(
+        &self,
+        response: ServiceResponse,
+        request: &ServiceRequest,
+    ) -> ServiceError {
+        let err =
+            map_error::from_status(response, self.context(request), self.inner.error_body_limit);
         self.report(&err);
         err
     }
@@ -165,7 +179,9 @@ impl ServiceClient {
 
 impl fmt::Debug for ServiceClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ServiceClient").field("name", &self.inner.name).finish_non_exhaustive()
+        f.debug_struct("ServiceClient")
+            .field("name", &self.inner.name)
+            .finish_non_exhaustive()
     }
 }
 

@@ -68,7 +68,8 @@ impl RequestBuilder {
         match serde_urlencoded::to_string(query) {
             Ok(encoded) if encoded.is_empty() => {}
             Ok(encoded) => {
-                self.path.push(if self.path.contains('?') { '&' } else { '?' });
+                self.path
+                    .push(if self.path.contains('?') { '&' } else { '?' });
                 self.path.push_str(&encoded);
             }
             Err(e) => self.fail(format!("query parameters could not be encoded: {e}")),
@@ -96,7 +97,8 @@ impl RequestBuilder {
         match serde_json::to_vec(body) {
             Ok(bytes) => {
                 self.body = Bytes::from(bytes);
-                self.headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+                self.headers
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
             }
             Err(e) => self.fail(format!("body could not be serialized as JSON: {e}")),
         }
@@ -150,7 +152,16 @@ impl RequestBuilder {
 
     /// The request as the pipeline will see it, or why it is invalid.
     pub fn build(self) -> Result<(ServiceClient, ServiceRequest), ServiceError> {
-        let RequestBuilder { client, method, path, mut headers, body, endpoint, options, error } = self;
+        let RequestBuilder {
+            client,
+            method,
+            path,
+            mut headers,
+            body,
+            endpoint,
+            options,
+            error,
+        } = self;
         if let Some(reason) = error {
             let err = ServiceError::invalid(&client.inner().name, reason);
             client.report(&err);
@@ -165,7 +176,8 @@ impl RequestBuilder {
             }
         };
         if options.timeout.is_some_and(|t| t.is_zero()) {
-            let err = ServiceError::invalid(&client.inner().name, "timeout must be greater than zero");
+            let err =
+                ServiceError::invalid(&client.inner().name, "timeout must be greater than zero");
             client.report(&err);
             return Err(err);
         }
@@ -190,12 +202,19 @@ impl RequestBuilder {
             return Err(client.status_error(response, &request));
         }
         let bytes = response.bytes();
-        let decoded = if bytes.is_empty() { serde_json::from_slice(b"null") } else { serde_json::from_slice(bytes) };
+        let decoded = if bytes.is_empty() {
+            serde_json::from_slice(b"null")
+        } else {
+            serde_json::from_slice(bytes)
+        };
         decoded.map_err(|source| {
             let mut context = client.context(&request);
             context.instance = response.instance.clone();
             context.attempts = response.attempts;
-            let err = ServiceError::Decode { context: Box::new(context), source };
+            let err = ServiceError::Decode {
+                context: Box::new(context),
+                source,
+            };
             client.report(&err);
             err
         })

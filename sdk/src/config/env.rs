@@ -21,7 +21,9 @@ pub(crate) fn substitute(
             rest = &after[1..];
             continue;
         };
-        let end = body_start.find('}').ok_or_else(|| SubstitutionError::Unclosed(input.to_owned()))?;
+        let end = body_start
+            .find('}')
+            .ok_or_else(|| SubstitutionError::Unclosed(input.to_owned()))?;
         let body = &body_start[..end];
         let (name, default) = match body.split_once(':') {
             Some((name, default)) => (name, Some(default)),
@@ -71,10 +73,19 @@ mod tests {
 
     #[test]
     fn substitutes_with_defaults() {
-        assert_eq!(substitute("http://${HOST}:${PORT:8080}/x", &env).as_deref(), Ok("http://10.0.0.1:8080/x"));
-        assert_eq!(substitute("cost $5 $${HOST}", &env).as_deref(), Ok("cost $5 ${HOST}"));
+        assert_eq!(
+            substitute("http://${HOST}:${PORT:8080}/x", &env).as_deref(),
+            Ok("http://10.0.0.1:8080/x")
+        );
+        assert_eq!(
+            substitute("cost $5 $${HOST}", &env).as_deref(),
+            Ok("cost $5 ${HOST}")
+        );
         assert_eq!(substitute("${EMPTY:}", &env).as_deref(), Ok(""));
-        assert_eq!(substitute("${MISSING}", &env), Err(SubstitutionError::Unset("MISSING".into())));
+        assert_eq!(
+            substitute("${MISSING}", &env),
+            Err(SubstitutionError::Unset("MISSING".into()))
+        );
         assert!(substitute("${HOST", &env).is_err());
         assert!(substitute("${A-B}", &env).is_err());
     }

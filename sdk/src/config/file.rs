@@ -99,10 +99,15 @@ pub(super) fn parse(
     substitute_tree(&mut value, &mut Vec::new(), lookup).map_err(|e| e.in_file(file))?;
     let raw: RawFile = serde_path_to_error::deserialize(value).map_err(|e| {
         let key = e.path().to_string();
-        ConfigError::invalid(if key == "." { String::new() } else { key }, e.into_inner().to_string())
-            .in_file(file)
+        ConfigError::invalid(
+            if key == "." { String::new() } else { key },
+            e.into_inner().to_string(),
+        )
+        .in_file(file)
     })?;
-    build(raw).and_then(|config| config.validate().map(|()| config)).map_err(|e| e.in_file(file))
+    build(raw)
+        .and_then(|config| config.validate().map(|()| config))
+        .map_err(|e| e.in_file(file))
 }
 
 fn substitute_tree(
@@ -112,7 +117,8 @@ fn substitute_tree(
 ) -> Result<(), ConfigError> {
     match value {
         toml::Value::String(s) => {
-            *s = substitute(s, lookup).map_err(|e| ConfigError::invalid(path.join("."), e.to_string()))?;
+            *s = substitute(s, lookup)
+                .map_err(|e| ConfigError::invalid(path.join("."), e.to_string()))?;
         }
         toml::Value::Array(items) => {
             for (i, item) in items.iter_mut().enumerate() {
@@ -138,12 +144,14 @@ fn build(raw: RawFile) -> Result<SdkConfig, ConfigError> {
     let sdk = raw.sdk;
     let transport = &mut config.transport;
     if let Some(SizeStr(v)) = sdk.max_response_bytes {
-        transport.max_response_bytes = usize::try_from(v)
-            .map_err(|_| ConfigError::invalid("sdk.max_response_bytes", "too large for this machine"))?;
+        transport.max_response_bytes = usize::try_from(v).map_err(|_| {
+            ConfigError::invalid("sdk.max_response_bytes", "too large for this machine")
+        })?;
     }
     if let Some(SizeStr(v)) = sdk.error_body_limit {
-        config.error_body_limit = usize::try_from(v)
-            .map_err(|_| ConfigError::invalid("sdk.error_body_limit", "too large for this machine"))?;
+        config.error_body_limit = usize::try_from(v).map_err(|_| {
+            ConfigError::invalid("sdk.error_body_limit", "too large for this machine")
+        })?;
     }
     if let Some(DurationStr(v)) = sdk.connect_timeout {
         transport.connect_timeout = v;
@@ -180,10 +188,12 @@ fn apply(service: &mut ServiceConfig, raw: RawService, prefix: &str) -> Result<(
     }
     for (name, value) in raw.headers.unwrap_or_default() {
         let header_key = key(&format!("headers.{name}"));
-        let name = HeaderName::try_from(name.as_str())
-            .map_err(|_| ConfigError::invalid(&header_key, format!("`{name}` is not a valid header name")))?;
-        let value = HeaderValue::try_from(value)
-            .map_err(|_| ConfigError::invalid(&header_key, "value has characters not allowed in a header"))?;
+        let name = HeaderName::try_from(name.as_str()).map_err(|_| {
+            ConfigError::invalid(&header_key, format!("`{name}` is not a valid header name"))
+        })?;
+        let value = HeaderValue::try_from(value).map_err(|_| {
+            ConfigError::invalid(&header_key, "value has characters not allowed in a header")
+        })?;
         service.headers.retain(|(n, _)| n != name);
         *service = std::mem::take(service).header(name, value);
     }
@@ -204,7 +214,10 @@ fn apply(service: &mut ServiceConfig, raw: RawService, prefix: &str) -> Result<(
         }
         if let Some(Lenient(v)) = r.multiplier {
             if !(1.0..=100.0).contains(&v) {
-                return Err(ConfigError::invalid(key("retry.multiplier"), format!("{v} must be between 1.0 and 100.0")));
+                return Err(ConfigError::invalid(
+                    key("retry.multiplier"),
+                    format!("{v} must be between 1.0 and 100.0"),
+                ));
             }
             backoff.multiplier = v;
             backoff_changed = true;
@@ -225,7 +238,10 @@ fn apply(service: &mut ServiceConfig, raw: RawService, prefix: &str) -> Result<(
         if backoff.initial > backoff.max {
             return Err(ConfigError::invalid(
                 key("retry.initial_backoff"),
-                format!("{:?} is longer than max_backoff {:?}", backoff.initial, backoff.max),
+                format!(
+                    "{:?} is longer than max_backoff {:?}",
+                    backoff.initial, backoff.max
+                ),
             ));
         }
         if backoff_changed {
@@ -238,8 +254,12 @@ fn apply(service: &mut ServiceConfig, raw: RawService, prefix: &str) -> Result<(
             retry.retry_statuses = statuses
                 .into_iter()
                 .map(|Lenient(code)| {
-                    StatusCode::from_u16(code)
-                        .map_err(|_| ConfigError::invalid(key("retry.retry_statuses"), format!("{code} is not an HTTP status")))
+                    StatusCode::from_u16(code).map_err(|_| {
+                        ConfigError::invalid(
+                            key("retry.retry_statuses"),
+                            format!("{code} is not an HTTP status"),
+                        )
+                    })
                 })
                 .collect::<Result<_, _>>()?;
         }
@@ -271,7 +291,11 @@ fn apply(service: &mut ServiceConfig, raw: RawService, prefix: &str) -> Result<(
             breaker.half_open_max_probes = v;
         }
         if let Some(Lenient(threshold)) = b.failure_rate_threshold {
-            let mut rate = breaker.failure_rate.unwrap_or(FailureRate { window: 20, threshold, min_calls: 10 });
+            let mut rate = breaker.failure_rate.unwrap_or(FailureRate {
+                window: 20,
+                threshold,
+                min_calls: 10,
+            });
             rate.threshold = threshold;
             breaker.failure_rate = Some(rate);
         }
@@ -307,14 +331,21 @@ fn apply(service: &mut ServiceConfig, raw: RawService, prefix: &str) -> Result<(
             cache.vary_headers = names
                 .iter()
                 .map(|n| {
-                    HeaderName::try_from(n.as_str())
-                        .map_err(|_| ConfigError::invalid(key("cache.vary_headers"), format!("`{n}` is not a header name")))
+                    HeaderName::try_from(n.as_str()).map_err(|_| {
+                        ConfigError::invalid(
+                            key("cache.vary_headers"),
+                            format!("`{n}` is not a header name"),
+                        )
+                    })
                 })
                 .collect::<Result<_, _>>()?;
         }
     }
     if service.timeout == Duration::ZERO {
-        return Err(ConfigError::invalid(key("timeout"), "must be greater than zero"));
+        return Err(ConfigError::invalid(
+            key("timeout"),
+            "must be greater than zero",
+        ));
     }
     Ok(())
 }
@@ -370,14 +401,24 @@ mod tests {
         .expect("valid config");
         assert_eq!(config.transport.max_response_bytes, 1 << 20);
         let orders = config.service("orders");
-        assert_eq!(orders.instances, ["http://127.0.0.1:9000", "http://127.0.0.1:9001/api"]);
-        assert_eq!(orders.timeout, Duration::from_secs(10), "inherited from [defaults]");
+        assert_eq!(
+            orders.instances,
+            ["http://127.0.0.1:9000", "http://127.0.0.1:9001/api"]
+        );
+        assert_eq!(
+            orders.timeout,
+            Duration::from_secs(10),
+            "inherited from [defaults]"
+        );
         assert_eq!(orders.retry.max_attempts, 5);
         assert_eq!(orders.circuit_breaker.failure_threshold, 3);
         assert!(orders.circuit_breaker.failure_rate.is_some());
         assert!(orders.cache.enabled);
         assert_eq!(orders.cache.stale_if_error, Some(Duration::from_secs(3600)));
-        assert!(!format!("{orders:?}").contains("Bearer"), "secret header printed");
+        assert!(
+            !format!("{orders:?}").contains("Bearer"),
+            "secret header printed"
+        );
         assert_eq!(config.service("users").retry.max_attempts, 2);
         assert_eq!(config.service("unknown").retry.max_attempts, 2);
     }
@@ -389,31 +430,52 @@ mod tests {
     #[test]
     fn errors_name_file_key_and_problem() {
         let e = error_of("[services.orders.retry]\nmax_attempts = \"lots\"");
-        assert!(e.starts_with("services.toml: services.orders.retry.max_attempts:"), "{e}");
+        assert!(
+            e.starts_with("services.toml: services.orders.retry.max_attempts:"),
+            "{e}"
+        );
         assert!(e.contains("lots"), "{e}");
 
         let e = error_of("[services.orders]\ntimeout = \"soon\"");
-        assert!(e.contains("services.orders.timeout") && e.contains("not a duration"), "{e}");
+        assert!(
+            e.contains("services.orders.timeout") && e.contains("not a duration"),
+            "{e}"
+        );
 
         let e = error_of("[services.orders]\ntimout = \"1s\"");
         assert!(e.contains("unknown field `timout`"), "{e}");
 
         let e = error_of("[services.orders]\ninstances = [\"http://${NOPE}\"]");
-        assert!(e.contains("services.orders.instances.0") && e.contains("NOPE"), "{e}");
+        assert!(
+            e.contains("services.orders.instances.0") && e.contains("NOPE"),
+            "{e}"
+        );
 
         let e = error_of("[services.orders]\ntimeout = \"1s\"\nattempt_timeout = \"2s\"");
-        assert!(e.contains("services.orders.attempt_timeout") && e.contains("longer than"), "{e}");
+        assert!(
+            e.contains("services.orders.attempt_timeout") && e.contains("longer than"),
+            "{e}"
+        );
 
         let e = error_of("[services.orders.retry]\nmax_attempts = 0");
-        assert!(e.contains("services.orders.retry.max_attempts") && e.contains("at least 1"), "{e}");
+        assert!(
+            e.contains("services.orders.retry.max_attempts") && e.contains("at least 1"),
+            "{e}"
+        );
 
         let e = error_of("[services.orders.cache]\nttl = \"0s\"");
         assert!(e.contains("services.orders.cache.ttl"), "{e}");
 
         let e = error_of("[services.orders]\ninstances = [\"ftp://x\"]");
-        assert!(e.contains("services.orders.instances") && e.contains("scheme"), "{e}");
+        assert!(
+            e.contains("services.orders.instances") && e.contains("scheme"),
+            "{e}"
+        );
 
         let e = error_of("[services.orders\n");
-        assert!(e.starts_with("services.toml: ") && e.contains("line 1"), "{e}");
+        assert!(
+            e.starts_with("services.toml: ") && e.contains("line 1"),
+            "{e}"
+        );
     }
 }

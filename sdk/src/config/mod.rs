@@ -42,14 +42,19 @@ pub struct SdkConfig {
 impl SdkConfig {
     /// The defaults: see each setting's documentation.
     pub fn new() -> Self {
-        SdkConfig { error_body_limit: 64 * 1024, ..Default::default() }
+        SdkConfig {
+            error_body_limit: 64 * 1024,
+            ..Default::default()
+        }
     }
 
     /// Reads a TOML file.
     pub fn from_file(path: impl Into<PathBuf>) -> Result<Self, ConfigError> {
         let path = path.into();
-        let text = std::fs::read_to_string(&path)
-            .map_err(|source| ConfigError::Read { file: path.clone(), source })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+            file: path.clone(),
+            source,
+        })?;
         file::parse(&text, Some(&path), &|name| std::env::var(name).ok())
     }
 
@@ -70,7 +75,10 @@ impl SdkConfig {
             service.validate(&format!("services.{name}"))?;
         }
         if self.transport.max_response_bytes == 0 {
-            return Err(ConfigError::invalid("sdk.max_response_bytes", "must be greater than zero"));
+            return Err(ConfigError::invalid(
+                "sdk.max_response_bytes",
+                "must be greater than zero",
+            ));
         }
         Ok(())
     }
@@ -184,7 +192,9 @@ impl ServiceConfig {
 
     /// Checks the settings; `prefix` names the section in the error (`services.orders`).
     pub fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
-        let bad = |key: &str, message: String| Err(ConfigError::invalid(format!("{prefix}.{key}"), message));
+        let bad = |key: &str, message: String| {
+            Err(ConfigError::invalid(format!("{prefix}.{key}"), message))
+        };
         if self.timeout.is_zero() {
             return bad("timeout", "must be greater than zero".into());
         }
@@ -205,38 +215,68 @@ impl ServiceConfig {
         }
         let retry = &self.retry;
         if retry.max_attempts == 0 {
-            return bad("retry.max_attempts", "must be at least 1 (0 would never call the service)".into());
+            return bad(
+                "retry.max_attempts",
+                "must be at least 1 (0 would never call the service)".into(),
+            );
         }
         let budget = &retry.budget;
         if budget.window < Duration::from_secs(1) || budget.window > Duration::from_secs(60) {
-            return bad("retry.budget_window", format!("{:?} must be between 1s and 60s", budget.window));
+            return bad(
+                "retry.budget_window",
+                format!("{:?} must be between 1s and 60s", budget.window),
+            );
         }
         if !(0.0..=1000.0).contains(&budget.ratio) {
-            return bad("retry.budget_ratio", format!("{} must be between 0 and 1000", budget.ratio));
+            return bad(
+                "retry.budget_ratio",
+                format!("{} must be between 0 and 1000", budget.ratio),
+            );
         }
         let breaker = &self.circuit_breaker;
         if breaker.failure_threshold == 0 {
-            return bad("circuit_breaker.failure_threshold", "must be at least 1".into());
+            return bad(
+                "circuit_breaker.failure_threshold",
+                "must be at least 1".into(),
+            );
         }
         if breaker.success_threshold == 0 {
-            return bad("circuit_breaker.success_threshold", "must be at least 1".into());
+            return bad(
+                "circuit_breaker.success_threshold",
+                "must be at least 1".into(),
+            );
         }
         if breaker.half_open_max_probes == 0 || breaker.half_open_max_probes > 0xffff {
-            return bad("circuit_breaker.half_open_max_probes", "must be between 1 and 65535".into());
+            return bad(
+                "circuit_breaker.half_open_max_probes",
+                "must be between 1 and 65535".into(),
+            );
         }
         if breaker.open_duration.is_zero() {
-            return bad("circuit_breaker.open_duration", "must be greater than zero".into());
+            return bad(
+                "circuit_breaker.open_duration",
+                "must be greater than zero".into(),
+            );
         }
         if let Some(rate) = &breaker.failure_rate {
             if !(rate.threshold > 0.0 && rate.threshold <= 1.0) {
-                return bad("circuit_breaker.failure_rate_threshold", format!("{} must be in (0, 1]", rate.threshold));
+                return bad(
+                    "circuit_breaker.failure_rate_threshold",
+                    format!("{} must be in (0, 1]", rate.threshold),
+                );
             }
             if rate.window == 0 {
-                return bad("circuit_breaker.failure_rate_window", "must be at least 1".into());
+                return bad(
+                    "circuit_breaker.failure_rate_window",
+                    "must be at least 1".into(),
+                );
             }
         }
         if self.cache.ttl.is_zero() {
-            return bad("cache.ttl", "must be greater than zero (turn the cache off with `enabled = false`)".into());
+            return bad(
+                "cache.ttl",
+                "must be greater than zero (turn the cache off with `enabled = false`)".into(),
+            );
         }
         for url in &self.instances {
             if let Err(e) = crate::discovery::Instance::parse(url) {
@@ -285,14 +325,24 @@ pub enum ConfigError {
 
 impl ConfigError {
     pub(crate) fn invalid(key: impl Into<String>, message: impl Into<String>) -> Self {
-        ConfigError::Invalid { file: None, key: key.into(), message: message.into() }
+        ConfigError::Invalid {
+            file: None,
+            key: key.into(),
+            message: message.into(),
+        }
     }
 
     pub(crate) fn in_file(self, path: Option<&std::path::Path>) -> Self {
         match self {
-            ConfigError::Invalid { file: None, key, message } => {
-                ConfigError::Invalid { file: path.map(Into::into), key, message }
-            }
+            ConfigError::Invalid {
+                file: None,
+                key,
+                message,
+            } => ConfigError::Invalid {
+                file: path.map(Into::into),
+                key,
+                message,
+            },
             other => other,
         }
     }

@@ -6,18 +6,21 @@ use serde::de::{self, Deserializer, Visitor};
 
 /// Parses a duration such as `250ms`, `2s`, `5m`, `1h`, `1m 30s`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    humantime::parse_duration(text.trim())
-        .map_err(|e| format!("`{text}` is not a duration ({e}); write e.g. \"250ms\", \"2s\", \"5m\""))
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        format!("`{text}` is not a duration ({e}); write e.g. \"250ms\", \"2s\", \"5m\"")
+    })
 }
 
 /// Parses a size in bytes: a number, or a number with `B`, `KB`, `KiB`, `MB`, `MiB`, `GB`, `GiB`.
 pub fn parse_size(text: &str) -> Result<u64, String> {
     let text = text.trim();
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (number, unit) = text.split_at(split);
-    let number: u64 = number
-        .parse()
-        .map_err(|_| format!("`{text}` is not a size; write e.g. 1048576, \"64KiB\" or \"10MiB\""))?;
+    let number: u64 = number.parse().map_err(|_| {
+        format!("`{text}` is not a size; write e.g. 1048576, \"64KiB\" or \"10MiB\"")
+    })?;
     let factor: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
         "kb" => 1_000,
@@ -26,9 +29,15 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         "mib" => 1 << 20,
         "gb" => 1_000_000_000,
         "gib" => 1 << 30,
-        other => return Err(format!("`{other}` is not a size unit; use B, KiB, MiB or GiB")),
+        other => {
+            return Err(format!(
+                "`{other}` is not a size unit; use B, KiB, MiB or GiB"
+            ))
+        }
     };
-    number.checked_mul(factor).ok_or_else(|| format!("`{text}` is too large"))
+    number
+        .checked_mul(factor)
+        .ok_or_else(|| format!("`{text}` is too large"))
 }
 
 /// A configuration value read from a string (after `${VAR}` substitution) or a TOML scalar.
@@ -51,7 +60,10 @@ where
                 write!(f, "a {}", std::any::type_name::<T>())
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                v.trim().parse().map(Lenient).map_err(|e| E::custom(format!("`{v}`: {e}")))
+                v.trim()
+                    .parse()
+                    .map(Lenient)
+                    .map_err(|e| E::custom(format!("`{v}`: {e}")))
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
                 self.visit_str(&v.to_string())
@@ -104,7 +116,9 @@ impl<'de> serde::Deserialize<'de> for SizeStr {
                 parse_size(v).map(SizeStr).map_err(E::custom)
             }
             fn visit_i64<E: de::Error>(self, v: i64) -> Result<SizeStr, E> {
-                u64::try_from(v).map(SizeStr).map_err(|_| E::custom("a size cannot be negative"))
+                u64::try_from(v)
+                    .map(SizeStr)
+                    .map_err(|_| E::custom("a size cannot be negative"))
             }
             fn visit_u64<E: de::Error>(self, v: u64) -> Result<SizeStr, E> {
                 Ok(SizeStr(v))

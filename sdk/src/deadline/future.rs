@@ -25,7 +25,11 @@ pin_project! {
 
 impl<F> ResponseFuture<F> {
     pub(super) fn new(inner: F, deadline: Instant, limit: Duration) -> Self {
-        ResponseFuture { inner, sleep: tokio::time::sleep_until(deadline), limit }
+        ResponseFuture {
+            inner,
+            sleep: tokio::time::sleep_until(deadline),
+            limit,
+        }
     }
 }
 

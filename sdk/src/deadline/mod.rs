@@ -35,7 +35,10 @@ impl<S> Layer<S> for DeadlineLayer {
     type Service = Deadline<S>;
 
     fn layer(&self, inner: S) -> Deadline<S> {
-        Deadline { inner, default: self.default }
+        Deadline {
+            inner,
+            default: self.default,
+        }
     }
 }
 

@@ -34,13 +34,22 @@ impl Instance {
     /// assert!(Instance::parse("http://x/?q=1").is_err());
     /// ```
     pub fn parse(url: &str) -> Result<Self, InstanceParseError> {
-        let fail = |reason| InstanceParseError { url: url.to_owned(), reason };
+        let fail = |reason| InstanceParseError {
+            url: url.to_owned(),
+            reason,
+        };
         let uri: Uri = url.trim().parse().map_err(|_| fail("not a URL"))?;
-        let scheme = uri.scheme().cloned().ok_or_else(|| fail("missing scheme (http:// or https://)"))?;
+        let scheme = uri
+            .scheme()
+            .cloned()
+            .ok_or_else(|| fail("missing scheme (http:// or https://)"))?;
         if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
             return Err(fail("scheme must be http or https"));
         }
-        let authority = uri.authority().cloned().ok_or_else(|| fail("missing host"))?;
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| fail("missing host"))?;
         if authority.as_str().contains('@') {
             return Err(fail("credentials in the URL are not allowed; use a header"));
         }

@@ -25,12 +25,17 @@ pub struct InstanceSet {
 impl InstanceSet {
     /// A set holding `instances`.
     pub fn new(instances: Vec<Instance>) -> Self {
-        InstanceSet { current: Arc::new(RwLock::new(instances.into())) }
+        InstanceSet {
+            current: Arc::new(RwLock::new(instances.into())),
+        }
     }
 
     /// The instances right now (a cheap snapshot).
     pub fn current(&self) -> Arc<[Instance]> {
-        self.current.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.current
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Replaces the instances; every client of the service sees the change on its next call.
@@ -41,7 +46,9 @@ impl InstanceSet {
 
 impl fmt::Debug for InstanceSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.current().iter().map(Instance::url)).finish()
+        f.debug_list()
+            .entries(self.current().iter().map(Instance::url))
+            .finish()
     }
 }
 
@@ -90,7 +97,12 @@ impl StaticDiscovery {
 
 impl Discovery for StaticDiscovery {
     fn instances(&self, service: &str) -> InstanceSet {
-        if let Some(set) = self.services.read().unwrap_or_else(|e| e.into_inner()).get(service) {
+        if let Some(set) = self
+            .services
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(service)
+        {
             return set.clone();
         }
         self.services

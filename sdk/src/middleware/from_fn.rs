@@ -51,7 +51,10 @@ impl<F: Clone> Layer<HttpStack> for FromFnLayer<F> {
     type Service = FromFn<F>;
 
     fn layer(&self, inner: HttpStack) -> FromFn<F> {
-        FromFn { f: self.f.clone(), inner }
+        FromFn {
+            f: self.f.clone(),
+            inner,
+        }
     }
 }
 
@@ -64,7 +67,9 @@ pub struct FromFn<F> {
 
 impl<F> fmt::Debug for FromFn<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FromFn").field("inner", &self.inner).finish_non_exhaustive()
+        f.debug_struct("FromFn")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
     }
 }
 
@@ -95,7 +100,9 @@ where
     }
 
     fn call(&mut self, request: HttpRequest) -> Self::Future {
-        let next = Next { inner: self.inner.clone() };
+        let next = Next {
+            inner: self.inner.clone(),
+        };
         Box::pin((self.f)(request, next))
     }
 }

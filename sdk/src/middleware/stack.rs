@@ -25,7 +25,11 @@ impl HttpStack {
     /// Erases any HTTP service into a stack.
     pub fn boxed<S>(service: S) -> Self
     where
-        S: Service<HttpRequest, Response = HttpResponse, Error = BoxError> + Clone + Send + Sync + 'static,
+        S: Service<HttpRequest, Response = HttpResponse, Error = BoxError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
         S::Future: Send + 'static,
     {
         HttpStack::Boxed(BoxCloneSyncService::new(service))

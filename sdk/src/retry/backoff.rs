@@ -88,7 +88,10 @@ mod tests {
 
     #[test]
     fn doubles_to_the_cap() {
-        let b = ExponentialBackoff { jitter: Jitter::None, ..Default::default() };
+        let b = ExponentialBackoff {
+            jitter: Jitter::None,
+            ..Default::default()
+        };
         let steps: Vec<_> = (1..=6).map(|r| b.delay(r).as_millis()).collect();
         assert_eq!(steps, [100, 200, 400, 800, 1000, 1000]);
         assert_eq!(b.delay(u32::MAX), Duration::from_secs(1));

@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 use http::{header::RETRY_AFTER, HeaderMap, StatusCode};
 
 use crate::{
+    balance::NoInstances,
     circuit_breaker::CircuitOpen,
     error::BoxError,
     error_chain,
@@ -24,8 +25,8 @@ pub(crate) enum Verdict {
 
 /// Retry connect errors always (nothing was sent), other transport errors and timeouts for
 /// idempotent requests, the configured statuses (502/503/504) for idempotent requests, and
-/// 429 only when the server said when (`Retry-After`). Never an open breaker, never an
-/// oversized body, never another 4xx.
+/// 429 only when the server said when (`Retry-After`). Never an open breaker, an empty
+/// instance set, an oversized body, or another 4xx.
 pub(crate) fn classify(
     request: &ServiceRequest,
     outcome: &Result<ServiceResponse, BoxError>,
@@ -50,13 +51,17 @@ pub(crate) fn classify(
         }
         Err(err) => {
             let err = err.as_ref();
-            if error_chain::contains::<CircuitOpen>(err) || error_chain::contains::<BodyTooLarge>(err) {
+            if error_chain::contains::<CircuitOpen>(err)
+                || error_chain::contains::<BodyTooLarge>(err)
+                || error_chain::contains::<NoInstances>(err)
+            {
                 return Verdict::Done;
             }
             if request.options().idempotent == Some(false) {
                 return Verdict::Done;
             }
-            let connect = error_chain::find::<TransportError>(err).is_some_and(TransportError::is_connect);
+            let connect =
+                error_chain::find::<TransportError>(err).is_some_and(TransportError::is_connect);
             if connect || idempotent {
                 Verdict::Retry { after: None }
             } else {
@@ -73,7 +78,10 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
         return Some(Duration::from_secs(secs));
     }
     let when = httpdate::parse_http_date(value).ok()?;
-    Some(when.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO))
+    Some(
+        when.duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO),
+    )
 }
 
 #[cfg(test)]
@@ -86,7 +94,10 @@ mod tests {
         h.insert(RETRY_AFTER, "3".parse().expect("valid"));
         assert_eq!(retry_after(&h), Some(Duration::from_secs(3)));
         let later = SystemTime::now() + Duration::from_secs(120);
-        h.insert(RETRY_AFTER, httpdate::fmt_http_date(later).parse().expect("valid"));
+        h.insert(
+            RETRY_AFTER,
+            httpdate::fmt_http_date(later).parse().expect("valid"),
+        );
         let parsed = retry_after(&h).expect("date form");
         assert!(parsed > Duration::from_secs(100) && parsed <= Duration::from_secs(120));
         h.insert(RETRY_AFTER, "soon".parse().expect("valid"));

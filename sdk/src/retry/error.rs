@@ -16,7 +16,11 @@ pub struct RetriesExhausted {
 
 impl RetriesExhausted {
     pub(crate) fn new(attempts: u32, stop: RetryStop, source: BoxError) -> Self {
-        RetriesExhausted { attempts, stop, source }
+        RetriesExhausted {
+            attempts,
+            stop,
+            source,
+        }
     }
 }
 

@@ -68,7 +68,11 @@ impl Default for RetryConfig {
             max_attempts: 3,
             backoff: Arc::new(ExponentialBackoff::default()),
             retry_non_idempotent: false,
-            retry_statuses: vec![StatusCode::BAD_GATEWAY, StatusCode::SERVICE_UNAVAILABLE, StatusCode::GATEWAY_TIMEOUT],
+            retry_statuses: vec![
+                StatusCode::BAD_GATEWAY,
+                StatusCode::SERVICE_UNAVAILABLE,
+                StatusCode::GATEWAY_TIMEOUT,
+            ],
             max_retry_after: Duration::from_secs(30),
             budget: BudgetConfig::default(),
         }
@@ -89,6 +93,10 @@ pub struct BudgetConfig {
 
 impl Default for BudgetConfig {
     fn default() -> Self {
-        BudgetConfig { ratio: 0.2, min_per_second: 10, window: Duration::from_secs(10) }
+        BudgetConfig {
+            ratio: 0.2,
+            min_per_second: 10,
+            window: Duration::from_secs(10),
+        }
     }
 }

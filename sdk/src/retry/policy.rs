@@ -7,7 +7,11 @@ use tokio::time::{Instant, Sleep};
 use tower::retry::budget::{Budget, TpsBudget};
 
 use super::{classify, Backoff, RetriesExhausted, RetryConfig};
-use crate::{error::{BoxError, RetryStop}, request::ServiceRequest, response::ServiceResponse};
+use crate::{
+    error::{BoxError, RetryStop},
+    request::ServiceRequest,
+    response::ServiceResponse,
+};
 
 /// Decides, after each attempt, whether and when to try again.
 ///
@@ -42,7 +46,9 @@ impl RetryPolicy {
                 // tower's budget asserts on these ranges; clamp so bad input cannot panic
                 // (configuration validation reports them first).
                 budget: TpsBudget::new(
-                    budget.window.clamp(Duration::from_secs(1), Duration::from_secs(60)),
+                    budget
+                        .window
+                        .clamp(Duration::from_secs(1), Duration::from_secs(60)),
                     budget.min_per_second,
                     budget.ratio.clamp(0.0, 1000.0),
                 ),
@@ -50,7 +56,12 @@ impl RetryPolicy {
         }
     }
 
-    fn give_up(&self, attempt: u32, stop: RetryStop, result: &mut Result<ServiceResponse, BoxError>) {
+    fn give_up(
+        &self,
+        attempt: u32,
+        stop: RetryStop,
+        result: &mut Result<ServiceResponse, BoxError>,
+    ) {
         match result {
             Ok(response) => {
                 response.attempts = attempt;

@@ -86,8 +86,10 @@ impl ServiceSdkBuilder {
     /// transport (default: hyper-util). Feature `reqwest`.
     #[cfg(feature = "reqwest")]
     pub fn reqwest_client(mut self, client: reqwest::Client) -> Self {
-        let transport =
-            crate::transport::ReqwestTransport::new(client, self.config.transport.max_response_bytes);
+        let transport = crate::transport::ReqwestTransport::new(
+            client,
+            self.config.transport.max_response_bytes,
+        );
         self.transport = Some(HttpStack::boxed(transport));
         self
     }
@@ -110,10 +112,15 @@ impl ServiceSdkBuilder {
     pub fn layer<L>(mut self, layer: L) -> Self
     where
         L: Layer<HttpStack> + Send + Sync + 'static,
-        L::Service: Service<HttpRequest, Response = HttpResponse, Error = BoxError> + Clone + Send + Sync + 'static,
+        L::Service: Service<HttpRequest, Response = HttpResponse, Error = BoxError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
         <L::Service as Service<HttpRequest>>::Future: Send + 'static,
     {
-        self.layers.push(Arc::new(move |inner| HttpStack::boxed(layer.layer(inner))));
+        self.layers
+            .push(Arc::new(move |inner| HttpStack::boxed(layer.layer(inner))));
         self
     }
 
@@ -169,7 +176,9 @@ impl ServiceSdkBuilder {
                 .iter()
                 .map(|url| Instance::parse(url))
                 .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| ConfigError::invalid(format!("services.{name}.instances"), e.to_string()))?;
+                .map_err(|e| {
+                    ConfigError::invalid(format!("services.{name}.instances"), e.to_string())
+                })?;
             if !instances.is_empty() {
                 static_discovery.register(name, instances);
             }

@@ -82,10 +82,20 @@ impl ServiceSdk {
     /// configuration gets the defaults; one with no instances answers every call with
     /// `ServiceError::NoHealthyInstance` until instances are registered.
     pub fn get_client(&self, service: &str) -> ServiceClient {
-        if let Some(client) = self.inner.clients.read().unwrap_or_else(|e| e.into_inner()).get(service) {
+        if let Some(client) = self
+            .inner
+            .clients
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(service)
+        {
             return client.clone();
         }
-        let mut clients = self.inner.clients.write().unwrap_or_else(|e| e.into_inner());
+        let mut clients = self
+            .inner
+            .clients
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
         clients
             .entry(service.to_owned())
             .or_insert_with(|| self.build_client(service))
@@ -94,7 +104,11 @@ impl ServiceSdk {
 
     /// Registers (or replaces) the instances of a service that is not discovered, e.g. a
     /// third-party API. Clients already handed out see the change on their next call.
-    pub fn register_external_service<I, S>(&self, service: &str, urls: I) -> Result<(), InstanceParseError>
+    pub fn register_external_service<I, S>(
+        &self,
+        service: &str,
+        urls: I,
+    ) -> Result<(), InstanceParseError>
     where
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
@@ -138,7 +152,10 @@ impl ServiceSdk {
     /// }
     /// # }
     /// ```
-    pub async fn batch_call<N, F, T>(&self, calls: impl IntoIterator<Item = (N, F)>) -> crate::batch::BatchResults
+    pub async fn batch_call<N, F, T>(
+        &self,
+        calls: impl IntoIterator<Item = (N, F)>,
+    ) -> crate::batch::BatchResults
     where
         N: Into<String>,
         F: std::future::Future<Output = crate::ServiceResult<T>> + Send + 'static,
@@ -162,10 +179,16 @@ impl ServiceSdk {
     fn build_client(&self, service: &str) -> ServiceClient {
         let config = self.inner.config.service(service);
         let name: Arc<str> = service.into();
-        let breakers = Arc::new(EndpointBreakers::new(config.circuit_breaker, self.inner.classifier.clone()));
+        let breakers = Arc::new(EndpointBreakers::new(
+            config.circuit_breaker,
+            self.inner.classifier.clone(),
+        ));
         let cache = ResponseCache::new(config.cache.clone());
         let attempt: AttemptStage = match config.attempt_timeout {
-            Some(timeout) => tower::util::Either::Left(tower::timeout::Timeout::new(self.inner.http.clone(), timeout)),
+            Some(timeout) => tower::util::Either::Left(tower::timeout::Timeout::new(
+                self.inner.http.clone(),
+                timeout,
+            )),
             None => tower::util::Either::Right(self.inner.http.clone()),
         };
         let balanced = BalanceLayer::new(name.clone(), self.instance_set(service)).layer(attempt);
@@ -190,7 +213,10 @@ impl ServiceSdk {
 impl fmt::Debug for ServiceSdk {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServiceSdk")
-            .field("services", &self.inner.config.services.keys().collect::<Vec<_>>())
+            .field(
+                "services",
+                &self.inner.config.services.keys().collect::<Vec<_>>(),
+            )
             .field("http", &self.inner.http)
             .field("hooks", &self.inner.hooks)
             .finish_non_exhaustive()

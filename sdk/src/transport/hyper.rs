@@ -86,7 +86,9 @@ impl HyperTransport {
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(config.connect_timeout));
-        let builder = HttpsConnectorBuilder::new().with_tls_config(tls).https_or_http();
+        let builder = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http();
         let connector = if config.http2_prior_knowledge {
             builder.enable_http2().wrap_connector(http)
         } else {
@@ -99,7 +101,12 @@ impl HyperTransport {
             .pool_idle_timeout(config.pool_idle_timeout)
             .http2_only(config.http2_prior_knowledge)
             .build(connector);
-        HyperTransport { inner: Arc::new(Inner { client, max_response_bytes: config.max_response_bytes }) }
+        HyperTransport {
+            inner: Arc::new(Inner {
+                client,
+                max_response_bytes: config.max_response_bytes,
+            }),
+        }
     }
 }
 

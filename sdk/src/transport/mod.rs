@@ -52,7 +52,10 @@ pub struct TransportError {
 impl TransportError {
     /// Wraps a transport failure.
     pub fn new(connect: bool, source: impl Into<crate::BoxError>) -> Self {
-        TransportError { connect, source: source.into() }
+        TransportError {
+            connect,
+            source: source.into(),
+        }
     }
 
     /// Whether the connection could not be made (the request was never sent).

@@ -23,7 +23,10 @@ pub struct ReqwestTransport {
 impl ReqwestTransport {
     /// Wraps `client`; bodies larger than `max_response_bytes` are refused.
     pub fn new(client: reqwest::Client, max_response_bytes: usize) -> Self {
-        ReqwestTransport { client, max_response_bytes }
+        ReqwestTransport {
+            client,
+            max_response_bytes,
+        }
     }
 }
 
@@ -40,13 +43,16 @@ impl Service<HttpRequest> for ReqwestTransport {
         let client = self.client.clone();
         let limit = self.max_response_bytes;
         Box::pin(async move {
-            let request = reqwest::Request::try_from(request)
-                .map_err(|e| TransportError::new(false, e))?;
+            let request =
+                reqwest::Request::try_from(request).map_err(|e| TransportError::new(false, e))?;
             let mut response = client
                 .execute(request)
                 .await
                 .map_err(|e| TransportError::new(e.is_connect(), e))?;
-            if response.content_length().is_some_and(|len| len > limit as u64) {
+            if response
+                .content_length()
+                .is_some_and(|len| len > limit as u64)
+            {
                 return Err(BodyTooLarge { limit }.into());
             }
             let mut builder = http::Response::builder().status(response.status());
