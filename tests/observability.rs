@@ -1,0 +1,95 @@
+//! Secrets never reach logs or `Debug` output, while spans and events are logged.
+
+mod support;
+
+use std::{
+    io::Write,
+    sync::{Arc, Mutex},
+};
+
+use sdk::{retry::RetryConfig, ServiceConfig, ServiceSdk};
+use support::{Reply, Scripted};
+
+fn once() -> ServiceConfig {
+    ServiceConfig::new().retry(RetryConfig {
+        max_attempts: 1,
+        ..Default::default()
+    })
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn secrets_never_reach_logs_or_debug_output() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    // Global, in a test binary of its own: tracing caches callsite interest per process, so
+    // a thread-local subscriber next to other tests could miss events.
+    tracing::subscriber::set_global_default(subscriber).expect("first subscriber");
+
+    let server =
+        Scripted::start(Reply::status(401).header("set-cookie", "session=cookie-secret")).await;
+    let config = once()
+        .header(
+            http::header::AUTHORIZATION,
+            http::HeaderValue::from_static("Bearer config-secret"),
+        )
+        .instance(&server.url);
+    let sdk = ServiceSdk::builder()
+        .service("svc", config.clone())
+        .build()
+        .expect("valid");
+    let client = sdk.get_client("svc");
+
+    let builder = client
+        .get("/me")
+        .header("x-api-key", "key-secret")
+        .header("authorization", "Bearer call-secret");
+    let mut printed = format!("{builder:?} {config:?} {sdk:?}");
+    let err = builder.send::<()>().await.expect_err("401");
+    printed.push_str(&format!("{err:?} {err}"));
+    let (_, request) = client
+        .get("/me")
+        .header("cookie", "c=cookie-secret2")
+        .build()
+        .expect("valid");
+    printed.push_str(&format!("{request:?}"));
+    let raw = client.get("/me").response().await.expect("raw");
+    printed.push_str(&format!("{raw:?}"));
+
+    let logs = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf8");
+    assert!(logs.contains("attempt"), "spans were logged: {logs}");
+    for secret in [
+        "config-secret",
+        "call-secret",
+        "key-secret",
+        "cookie-secret",
+    ] {
+        assert!(!logs.contains(secret), "{secret} in logs:\n{logs}");
+        assert!(
+            !printed.contains(secret),
+            "{secret} in debug output:\n{printed}"
+        );
+    }
+    assert_eq!(
+        server.seen()[0].headers["authorization"],
+        "Bearer call-secret",
+        "the secret was still sent"
+    );
+}
