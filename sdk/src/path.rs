@@ -64,39 +64,46 @@ pub enum PathError {
 /// assert!(check_path("/orders/%2e%2E/admin").is_err());
 /// ```
 pub fn check_path(path_and_query: &str) -> Result<(), PathError> {
+    let bytes = path_and_query.as_bytes();
     let owned = || path_and_query.to_owned();
-    if path_and_query.starts_with("//") || path_and_query.starts_with("/\\") {
-        return Err(PathError::NamesHost(owned()));
+    match bytes {
+        [b'/', b'/' | b'\\', ..] => return Err(PathError::NamesHost(owned())),
+        [b'/', ..] => {}
+        _ if path_and_query.contains("://") => return Err(PathError::NamesHost(owned())),
+        _ => return Err(PathError::NotRelative(owned())),
     }
-    if !path_and_query.starts_with('/') {
-        return if path_and_query.contains("://") {
-            Err(PathError::NamesHost(owned()))
-        } else {
-            Err(PathError::NotRelative(owned()))
-        };
-    }
-    if path_and_query
-        .bytes()
-        .any(|b| b <= b' ' || b == 0x7f || b == b'\\' || b == b'#' || b >= 0x80)
-    {
-        return Err(PathError::BadCharacter(owned()));
-    }
-    let path = path_and_query.split('?').next().unwrap_or_default();
-    for segment in path.split('/') {
-        if is_dot_segment(segment) {
-            return Err(PathError::DotSegment(owned()));
+    // One pass: characters everywhere, dot segments in the path part only.
+    let mut segment_start = 1;
+    let mut in_query = false;
+    for (i, &b) in bytes.iter().enumerate() {
+        if b <= b' ' || b == 0x7f || b == b'\\' || b == b'#' || b >= 0x80 {
+            return Err(PathError::BadCharacter(owned()));
         }
+        if !in_query && (b == b'/' || b == b'?') {
+            if i > 0 && is_dot_segment(&bytes[segment_start..i]) {
+                return Err(PathError::DotSegment(owned()));
+            }
+            segment_start = i + 1;
+            in_query = b == b'?';
+        }
+    }
+    if !in_query && is_dot_segment(&bytes[segment_start.min(bytes.len())..]) {
+        return Err(PathError::DotSegment(owned()));
     }
     Ok(())
 }
 
-fn is_dot_segment(segment: &str) -> bool {
-    if segment.len() > 6 || !segment.contains(['.', '%']) {
-        return false;
+/// `.` or `..`, also percent-encoded (`%2e`, `%2E`).
+fn is_dot_segment(segment: &[u8]) -> bool {
+    fn dots(s: &[u8]) -> Option<usize> {
+        match s {
+            [] => Some(0),
+            [b'.', rest @ ..] => dots(rest).map(|n| n + 1),
+            [b'%', b'2', b'e' | b'E', rest @ ..] => dots(rest).map(|n| n + 1),
+            _ => None,
+        }
     }
-    let lowered = segment.to_ascii_lowercase();
-    let decoded = lowered.replace("%2e", ".");
-    decoded == "." || decoded == ".."
+    !segment.is_empty() && segment.len() <= 6 && matches!(dots(segment), Some(1 | 2))
 }
 
 #[cfg(test)]

@@ -54,6 +54,7 @@ struct RequestParts {
     headers: HeaderMap,
     body: Bytes,
     options: CallOptions,
+    trace_id: u128,
 }
 
 impl ServiceRequest {
@@ -76,6 +77,7 @@ impl ServiceRequest {
                 headers,
                 body,
                 options,
+                trace_id: fastrand::u128(1..),
             }),
             attempt: 1,
             deadline: None,
@@ -113,6 +115,12 @@ impl ServiceRequest {
     /// The per-call options.
     pub fn options(&self) -> &CallOptions {
         &self.parts.options
+    }
+
+    /// The W3C trace id every attempt of this call carries (unless the caller set a
+    /// `traceparent` of their own).
+    pub fn trace_id(&self) -> u128 {
+        self.parts.trace_id
     }
 
     /// Which attempt this is, starting at 1.

@@ -1,31 +1,24 @@
 //! W3C Trace Context: every request carries a `traceparent` header.
 //!
-//! A request that already has one (set by the caller, e.g. propagated from an incoming
-//! request) keeps its trace id and flags and gets a new parent id for this call; otherwise a
-//! new trace is started, sampled. Ids come from a fast non-cryptographic generator, which is
-//! what the spec asks for (random, not secret).
+//! The header is written per attempt, just before the request leaves, so cached answers and
+//! refused calls pay nothing for it. A request that already has one (set by the caller, e.g.
+//! propagated from an incoming request) keeps its trace id and flags; otherwise the call's
+//! own trace id is used, sampled. Each attempt gets a new parent id. Ids come from a fast
+//! non-cryptographic generator, which is what the spec asks for (random, not secret).
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 /// The `traceparent` header name.
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
-/// Sets `traceparent` on `headers` for one outgoing call.
-pub(crate) fn propagate(headers: &mut HeaderMap) {
+/// Sets `traceparent` on `headers` for one outgoing attempt of the call `trace_id`.
+pub(crate) fn propagate(headers: &mut HeaderMap, trace_id: u128) {
     let (trace_id, flags) = headers
         .get(&TRACEPARENT)
         .and_then(|v| parse(v.as_bytes()))
-        .unwrap_or_else(|| (nonzero_u128(), 1));
-    let value = format(trace_id, nonzero_u64(), flags);
+        .unwrap_or((trace_id, 1));
+    let value = format(trace_id, fastrand::u64(1..), flags);
     headers.insert(TRACEPARENT, value);
-}
-
-fn nonzero_u128() -> u128 {
-    fastrand::u128(1..)
-}
-
-fn nonzero_u64() -> u64 {
-    fastrand::u64(1..)
 }
 
 /// Parses `00-<32 hex>-<16 hex>-<2 hex>`, returning the trace id and flags.
@@ -45,19 +38,17 @@ fn parse(value: &[u8]) -> Option<(u128, u8)> {
 }
 
 fn format(trace_id: u128, span_id: u64, flags: u8) -> HeaderValue {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut buf = [0u8; 55];
-    buf[..3].copy_from_slice(b"00-");
-    for i in 0..32 {
-        buf[3 + i] = HEX[((trace_id >> (124 - 4 * i)) & 0xf) as usize];
+    fn hex(out: &mut [u8], bytes: &[u8]) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
+            pair[0] = HEX[usize::from(byte >> 4)];
+            pair[1] = HEX[usize::from(byte & 0xf)];
+        }
     }
-    buf[35] = b'-';
-    for i in 0..16 {
-        buf[36 + i] = HEX[((span_id >> (60 - 4 * i)) & 0xf) as usize];
-    }
-    buf[52] = b'-';
-    buf[53] = HEX[(flags >> 4) as usize];
-    buf[54] = HEX[(flags & 0xf) as usize];
+    let mut buf = *b"00-00000000000000000000000000000000-0000000000000000-00";
+    hex(&mut buf[3..35], &trace_id.to_be_bytes());
+    hex(&mut buf[36..52], &span_id.to_be_bytes());
+    hex(&mut buf[53..55], &[flags]);
     // Only hex digits and dashes: always a valid header value.
     HeaderValue::from_bytes(&buf).unwrap_or(HeaderValue::from_static(
         "00-00000000000000000000000000000001-0000000000000001-01",
@@ -71,11 +62,15 @@ mod tests {
     #[test]
     fn starts_a_trace_or_continues_one() {
         let mut headers = HeaderMap::new();
-        propagate(&mut headers);
+        propagate(&mut headers, 0xabc);
         let first = headers[&TRACEPARENT].to_str().expect("ascii").to_owned();
         let (trace_id, flags) = parse(first.as_bytes()).expect("well formed");
-        assert_eq!(flags, 1);
-        propagate(&mut headers);
+        assert_eq!((trace_id, flags), (0xabc, 1));
+        assert!(
+            first.starts_with("00-00000000000000000000000000000abc-"),
+            "{first}"
+        );
+        propagate(&mut headers, 0xdef);
         let second = headers[&TRACEPARENT].to_str().expect("ascii").to_owned();
         assert_eq!(
             parse(second.as_bytes()),
@@ -85,7 +80,7 @@ mod tests {
         assert_ne!(first[36..52], second[36..52], "new parent id");
         let mut headers = HeaderMap::new();
         headers.insert(TRACEPARENT, HeaderValue::from_static("garbage"));
-        propagate(&mut headers);
+        propagate(&mut headers, 7);
         assert!(parse(headers[&TRACEPARENT].as_bytes()).is_some());
     }
 }

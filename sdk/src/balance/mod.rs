@@ -52,9 +52,11 @@ impl<S> Layer<S> for BalanceLayer {
     fn layer(&self, inner: S) -> Balance<S> {
         Balance {
             inner,
-            service: self.service.clone(),
-            instances: self.instances.clone(),
-            next: Arc::new(AtomicUsize::new(fastrand::usize(..1024))),
+            shared: Arc::new(Shared {
+                service: self.service.clone(),
+                instances: self.instances.clone(),
+                next: AtomicUsize::new(fastrand::usize(..1024)),
+            }),
         }
     }
 }
@@ -63,9 +65,14 @@ impl<S> Layer<S> for BalanceLayer {
 #[derive(Clone, Debug)]
 pub struct Balance<S> {
     inner: S,
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
     service: Arc<str>,
     instances: InstanceSet,
-    next: Arc<AtomicUsize>,
+    next: AtomicUsize,
 }
 
 impl<S> Service<ServiceRequest> for Balance<S>
@@ -82,11 +89,11 @@ where
     }
 
     fn call(&mut self, request: ServiceRequest) -> Self::Future {
-        let instances = self.instances.current();
+        let instances = self.shared.instances.current();
         if instances.is_empty() {
             return Box::pin(std::future::ready(Err(NoInstances.into())));
         }
-        let index = self.next.fetch_add(1, Ordering::Relaxed) % instances.len();
+        let index = self.shared.next.fetch_add(1, Ordering::Relaxed) % instances.len();
         let instance = &instances[index];
         let url = instance.url_arc().clone();
         let http_request = match to_http(&request, instance) {
@@ -95,7 +102,7 @@ where
         };
         let span = tracing::debug_span!(
             "attempt",
-            service = %self.service,
+            service = %self.shared.service,
             method = %request.method(),
             endpoint = request.endpoint(),
             instance = %url,
@@ -131,6 +138,8 @@ fn to_http(
     let mut http_request = http::Request::new(request.body().clone());
     *http_request.method_mut() = request.method().clone();
     *http_request.uri_mut() = instance.uri(request.path_and_query())?;
-    *http_request.headers_mut() = request.headers().clone();
+    let mut headers = request.headers().clone();
+    crate::trace::propagate(&mut headers, request.trace_id());
+    *http_request.headers_mut() = headers;
     Ok(http_request)
 }

@@ -65,11 +65,17 @@ impl Default for CacheConfig {
     }
 }
 
-/// The cached responses of one service.
+/// The cached responses of one service. Cheap to clone: one `Arc` (moka's cache handle is
+/// several, and the pipeline is cloned per call).
 #[derive(Clone, Debug)]
 pub struct ResponseCache {
+    shared: Arc<Shared>,
+}
+
+#[derive(Debug)]
+struct Shared {
     store: moka::future::Cache<CacheKey, Arc<Entry>>,
-    config: Arc<CacheConfig>,
+    config: CacheConfig,
 }
 
 impl ResponseCache {
@@ -83,24 +89,27 @@ impl ResponseCache {
             builder = builder.support_invalidation_closures();
         }
         ResponseCache {
-            store: builder.build(),
-            config: Arc::new(config),
+            shared: Arc::new(Shared {
+                store: builder.build(),
+                config,
+            }),
         }
     }
 
     /// Drops every entry.
     pub fn clear(&self) {
-        self.store.invalidate_all();
+        self.shared.store.invalidate_all();
     }
 
     /// Drops the entries of one GET path (with its query), whatever their vary headers.
     pub async fn clear_key(&self, path_and_query: &str) {
         let base = CacheKey::base(&Method::GET, path_and_query);
-        if self.config.vary_headers.is_empty() {
-            self.store.invalidate(&base).await;
+        if self.shared.config.vary_headers.is_empty() {
+            self.shared.store.invalidate(&base).await;
         } else {
             // Registered only when vary headers are configured, so this cannot fail.
             let _ = self
+                .shared
                 .store
                 .invalidate_entries_if(move |key, _| key.has_base(&base));
         }
@@ -108,7 +117,7 @@ impl ResponseCache {
 
     /// Entries currently held (approximate; moka applies writes in batches).
     pub fn entry_count(&self) -> u64 {
-        self.store.entry_count()
+        self.shared.store.entry_count()
     }
 
     fn ttl_for(&self, request: &ServiceRequest) -> Option<Duration> {
@@ -118,7 +127,7 @@ impl ResponseCache {
         }
         options
             .cache_ttl
-            .or(self.config.enabled.then_some(self.config.ttl))
+            .or(self.shared.config.enabled.then_some(self.shared.config.ttl))
     }
 }
 
@@ -178,18 +187,18 @@ where
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
 {
-    let key = CacheKey::for_request(&request, &cache.config.vary_headers);
-    let stale_window = cache.config.stale_if_error;
+    let key = CacheKey::for_request(&request, &cache.shared.config.vary_headers);
+    let stale_window = cache.shared.config.stale_if_error;
     if request.options().cache_mode == CacheMode::Refresh {
         let outcome = inner.oneshot(request).await.map_err(Into::into);
         let entry = Entry::from_outcome(outcome, ttl, stale_window, None);
         if entry.is_fresh(Instant::now()) {
-            cache.store.insert(key, entry.clone()).await;
+            cache.shared.store.insert(key, entry.clone()).await;
         }
         return entry.outcome(CacheStatus::Miss);
     }
 
-    let previous = match cache.store.get(&key).await {
+    let previous = match cache.shared.store.get(&key).await {
         Some(entry) if entry.is_fresh(Instant::now()) => return entry.outcome(CacheStatus::Hit),
         other => other,
     };
@@ -198,6 +207,7 @@ where
         Entry::from_outcome(outcome, ttl, stale_window, previous)
     };
     let entry = cache
+        .shared
         .store
         .entry(key)
         .or_insert_with_if(fetch, |entry| !entry.is_fresh(Instant::now()))

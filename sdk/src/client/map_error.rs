@@ -10,7 +10,6 @@ use crate::{
     circuit_breaker::CircuitOpen,
     deadline::DeadlineExceeded,
     error::{BoxError, ErrorContext, ServiceError, TimeoutKind},
-    error_chain::find,
     redact::mark_sensitive,
     response::ServiceResponse,
     retry::RetriesExhausted,
@@ -23,48 +22,77 @@ pub(crate) fn from_pipeline(
     mut context: ErrorContext,
     attempt_timeout: Option<Duration>,
 ) -> ServiceError {
-    let root: &(dyn std::error::Error + 'static) = err.as_ref();
-    if let Some(attempt) = find::<AttemptError>(root) {
-        context.instance = Some(attempt.instance().clone());
+    enum Kind {
+        Open(Duration),
+        Deadline(Duration),
+        Attempt,
+        TooLarge(usize),
+        NoInstance,
+        Transport(bool),
+        Unknown,
     }
-    let retried = find::<RetriesExhausted>(root).map(|r| (r.attempts, r.stop));
-    context.attempts = match (retried, find::<AttemptError>(root)) {
-        (Some((attempts, _)), _) => attempts,
-        (None, Some(_)) => 1,
-        (None, None) => 0,
+    let mut kind = Kind::Unknown;
+    let mut retried = None;
+    let mut attempted = false;
+    // One walk down the source chain; the first classifying error wins.
+    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err.as_ref());
+    while let Some(e) = current {
+        if let Some(r) = e.downcast_ref::<RetriesExhausted>() {
+            retried = Some((r.attempts, r.stop));
+        } else if let Some(a) = e.downcast_ref::<AttemptError>() {
+            context.instance = Some(a.instance().clone());
+            attempted = true;
+        } else if matches!(kind, Kind::Unknown) {
+            kind = if let Some(open) = e.downcast_ref::<CircuitOpen>() {
+                Kind::Open(open.retry_after)
+            } else if let Some(d) = e.downcast_ref::<DeadlineExceeded>() {
+                Kind::Deadline(d.limit)
+            } else if e.is::<Elapsed>() {
+                Kind::Attempt
+            } else if let Some(t) = e.downcast_ref::<BodyTooLarge>() {
+                Kind::TooLarge(t.limit)
+            } else if e.is::<NoInstances>() {
+                Kind::NoInstance
+            } else if let Some(t) = e.downcast_ref::<TransportError>() {
+                Kind::Transport(t.is_connect())
+            } else {
+                Kind::Unknown
+            };
+        }
+        current = e.source();
+    }
+    context.attempts = match retried {
+        Some((attempts, _)) => attempts,
+        None => u32::from(attempted),
     };
     let context = Box::new(context);
-    let last = if let Some(open) = find::<CircuitOpen>(root) {
-        ServiceError::CircuitOpen {
+    let last = match kind {
+        Kind::Open(retry_after) => ServiceError::CircuitOpen {
             context,
-            retry_after: open.retry_after,
-        }
-    } else if let Some(deadline) = find::<DeadlineExceeded>(root) {
-        ServiceError::Timeout {
+            retry_after,
+        },
+        Kind::Deadline(limit) => ServiceError::Timeout {
             context,
             kind: TimeoutKind::Deadline,
-            limit: deadline.limit,
-        }
-    } else if find::<Elapsed>(root).is_some() {
-        ServiceError::Timeout {
+            limit,
+        },
+        Kind::Attempt => ServiceError::Timeout {
             context,
             kind: TimeoutKind::Attempt,
             limit: attempt_timeout.unwrap_or_default(),
-        }
-    } else if let Some(too_large) = find::<BodyTooLarge>(root) {
-        ServiceError::BodyTooLarge {
-            context,
-            limit: too_large.limit,
-        }
-    } else if find::<NoInstances>(root).is_some() {
-        ServiceError::NoHealthyInstance { context }
-    } else {
-        let connect = find::<TransportError>(root).is_some_and(TransportError::is_connect);
-        ServiceError::Transport {
+        },
+        Kind::TooLarge(limit) => ServiceError::BodyTooLarge { context, limit },
+        Kind::NoInstance => ServiceError::NoHealthyInstance { context },
+        Kind::Transport(connect) => ServiceError::Transport {
             context,
             connect,
             source: err,
-        }
+        },
+        Kind::Unknown => ServiceError::Transport {
+            context,
+            connect: false,
+            source: err,
+        },
     };
     match retried {
         Some((attempts, stop)) if attempts > 1 => ServiceError::RetriesExhausted {

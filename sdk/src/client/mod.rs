@@ -150,7 +150,7 @@ impl ServiceClient {
     pub(crate) fn context(&self, request: &ServiceRequest) -> ErrorContext {
         ErrorContext {
             service: self.inner.name.clone(),
-            endpoint: format!("{} {}", request.method(), request.endpoint()),
+            endpoint: endpoint_name(request),
             instance: None,
             attempts: 0,
         }
@@ -175,6 +175,16 @@ impl ServiceClient {
     pub(crate) fn inner(&self) -> &ClientInner {
         &self.inner
     }
+}
+
+/// `METHOD endpoint`, built without the formatting machinery (this runs on every error).
+fn endpoint_name(request: &ServiceRequest) -> String {
+    let (method, endpoint) = (request.method().as_str(), request.endpoint());
+    let mut name = String::with_capacity(method.len() + 1 + endpoint.len());
+    name.push_str(method);
+    name.push(' ');
+    name.push_str(endpoint);
+    name
 }
 
 impl fmt::Debug for ServiceClient {

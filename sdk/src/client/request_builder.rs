@@ -181,7 +181,6 @@ impl RequestBuilder {
             client.report(&err);
             return Err(err);
         }
-        crate::trace::propagate(&mut headers);
         mark_sensitive(&mut headers);
         let request = ServiceRequest::new(method, path_and_query, endpoint, headers, body, options);
         Ok((client, request))

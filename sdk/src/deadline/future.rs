@@ -13,12 +13,15 @@ use crate::error::BoxError;
 
 pin_project! {
     /// Response future of [`Deadline`](super::Deadline).
+    ///
+    /// The timer is created on the first `Pending`: a call that completes at once (an open
+    /// breaker, an invalid request) never touches the timer wheel.
     #[derive(Debug)]
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
-        #[pin]
-        sleep: Sleep,
+        sleep: Option<Pin<Box<Sleep>>>,
+        deadline: Instant,
         limit: Duration,
     }
 }
@@ -27,7 +30,8 @@ impl<F> ResponseFuture<F> {
     pub(super) fn new(inner: F, deadline: Instant, limit: Duration) -> Self {
         ResponseFuture {
             inner,
-            sleep: tokio::time::sleep_until(deadline),
+            sleep: None,
+            deadline,
             limit,
         }
     }
@@ -45,7 +49,11 @@ where
         if let Poll::Ready(result) = this.inner.poll(cx) {
             return Poll::Ready(result.map_err(Into::into));
         }
-        match this.sleep.poll(cx) {
+        let deadline = *this.deadline;
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        match sleep.as_mut().poll(cx) {
             Poll::Ready(()) => Poll::Ready(Err(DeadlineExceeded { limit: *this.limit }.into())),
             Poll::Pending => Poll::Pending,
         }

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Client instructions per call under callgrind: N and 2N calls per client, (I(2N) - I(N)) / N.
+# Usage: benches/callgrind.sh [N]   (default N=2000; needs valgrind)
+set -euo pipefail
+N=${1:-2000}
+cd "$(dirname "$0")/.."
+command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)"; exit 1; }
+BIN=$(cargo bench --bench instructions --no-run --message-format=json 2>/dev/null \
+  | grep -o '"executable":"[^"]*instructions[^"]*"' | tail -1 | cut -d'"' -f4)
+[ -x "$BIN" ] || { echo "could not build the instructions bench"; exit 1; }
+SERVER_OUT=$(mktemp)
+"$BIN" serve >"$SERVER_OUT" &
+SERVER=$!
+trap 'kill $SERVER 2>/dev/null; rm -f "$SERVER_OUT"' EXIT
+for _ in $(seq 50); do [ -s "$SERVER_OUT" ] && break; sleep 0.1; done
+URL=$(head -1 "$SERVER_OUT")
+count() { # mode n -> total instructions of the client process
+  valgrind --tool=callgrind --callgrind-out-file=/dev/null "$BIN" "$1" "$2" "$URL" 2>&1 \
+    | grep -o 'Collected : [0-9]*' | awk '{print $3}'
+}
+printf '%-12s %14s\n' client 'instr/call'
+declare -A PER
+for mode in hyper reqwest sdk sdk-cached sdk-open; do
+  a=$(count "$mode" "$N"); b=$(count "$mode" $((2 * N)))
+  PER[$mode]=$(( (b - a) / N ))
+  printf '%-12s %14d\n' "$mode" "${PER[$mode]}"
+done
+awk -v s="${PER[sdk]}" -v h="${PER[hyper]}" -v r="${PER[reqwest]}" 'BEGIN {
+  printf "sdk / hyper-util   %.2fx (target <= 1.3x)\nreqwest / hyper-util %.2fx\n", s / h, r / h }'

@@ -1,0 +1,169 @@
+//! What every benchmark shares: the JSON server, and the clients under comparison, each
+//! making the same typed GET.
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{routing::get, Json, Router};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::{
+    client::legacy::{connect::HttpConnector, Client},
+    rt::TokioExecutor,
+};
+use sdk::{
+    cache::CacheConfig, circuit_breaker::BreakerConfig, retry::RetryConfig, ServiceConfig,
+    ServiceSdk,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct User {
+    pub id: u64,
+    pub name: String,
+    pub email: String,
+    pub active: bool,
+}
+
+pub fn app() -> Router {
+    Router::new().route(
+        "/users/{id}",
+        get(
+            |axum::extract::Path(id): axum::extract::Path<u64>| async move {
+                Json(User {
+                    id,
+                    name: "Alice Example".into(),
+                    email: "alice@example.com".into(),
+                    active: true,
+                })
+            },
+        ),
+    )
+}
+
+/// Serves `app()` on a loopback port from a runtime of its own on another thread.
+pub fn start_server_thread() -> String {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("server runtime");
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            tx.send(format!("http://{}", listener.local_addr().expect("addr")))
+                .expect("send url");
+            axum::serve(listener, app()).await.expect("serve");
+        });
+    });
+    rx.recv().expect("server url")
+}
+
+/// The clients under comparison, all built once.
+pub struct Clients {
+    pub url: String,
+    pub hyper: Client<HttpConnector, Empty<Bytes>>,
+    pub reqwest: reqwest::Client,
+    pub sdk: sdk::ServiceClient,
+    pub sdk_cached: sdk::ServiceClient,
+    pub sdk_open: sdk::ServiceClient,
+}
+
+impl Clients {
+    /// Builds the clients; the SDK has breaker, retry policy and budget, and both timeouts on.
+    pub async fn new(url: &str) -> Clients {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        let hyper = Client::builder(TokioExecutor::new()).build(connector);
+        let reqwest = reqwest::Client::builder()
+            .tcp_nodelay(true)
+            .build()
+            .expect("reqwest client");
+        let protected = ServiceConfig::new()
+            .instance(url)
+            .timeout(Duration::from_secs(10))
+            .attempt_timeout(Duration::from_secs(2))
+            .retry(RetryConfig::default())
+            .circuit_breaker(BreakerConfig::default());
+        let open = ServiceConfig::new()
+            .instance("http://127.0.0.1:9") // discard port: refused
+            .retry(RetryConfig {
+                max_attempts: 1,
+                ..Default::default()
+            })
+            .circuit_breaker(BreakerConfig {
+                failure_threshold: 1,
+                open_duration: Duration::from_secs(3600),
+                ..Default::default()
+            });
+        let sdk = ServiceSdk::builder()
+            .service("users", protected.clone())
+            .service(
+                "users-cached",
+                protected.cache(CacheConfig {
+                    enabled: true,
+                    ttl: Duration::from_secs(3600),
+                    ..Default::default()
+                }),
+            )
+            .service("down", open)
+            .build()
+            .expect("valid configuration");
+        let sdk_open = sdk.get_client("down");
+        let _ = sdk_open.get("/users/1").send::<User>().await; // opens the breaker
+        Clients {
+            url: url.to_owned(),
+            hyper,
+            reqwest,
+            sdk: sdk.get_client("users"),
+            sdk_cached: sdk.get_client("users-cached"),
+            sdk_open,
+        }
+    }
+
+    /// Bare hyper-util, the way a user would hand-write it: parse the URI, send, collect,
+    /// decode.
+    pub async fn hyper_call(&self) -> User {
+        let uri: http::Uri = format!("{}/users/1", self.url).parse().expect("uri");
+        let response = self.hyper.get(uri).await.expect("hyper response");
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes();
+        serde_json::from_slice(&body).expect("decode")
+    }
+
+    pub async fn reqwest_call(&self) -> User {
+        self.reqwest
+            .get(format!("{}/users/1", self.url))
+            .send()
+            .await
+            .expect("reqwest response")
+            .json()
+            .await
+            .expect("decode")
+    }
+
+    pub async fn sdk_call(&self) -> User {
+        self.sdk.get("/users/1").send().await.expect("sdk call")
+    }
+
+    pub async fn sdk_cached_call(&self) -> User {
+        self.sdk_cached
+            .get("/users/1")
+            .send()
+            .await
+            .expect("cached call")
+    }
+
+    pub async fn sdk_open_call(&self) -> bool {
+        self.sdk_open.get("/users/1").send::<User>().await.is_err()
+    }
+}
+
+pub type Shared = Arc<Clients>;

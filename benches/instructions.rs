@@ -1,0 +1,54 @@
+//! Client instructions per call, for `valgrind --tool=callgrind` (see `benches/callgrind.sh`).
+//!
+//! `instructions serve` runs the JSON server and prints its URL; `instructions MODE N URL`
+//! makes 200 warm-up calls and then N sequential calls of MODE (`hyper`, `reqwest`, `sdk`,
+//! `sdk-cached`, `sdk-open`) on a current-thread runtime. Running it for N and 2N calls and
+//! dividing the difference by N cancels start-up and warm-up.
+
+mod common;
+
+use common::Clients;
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    match args.as_slice() {
+        [serve] if serve == "serve" => rt.block_on(async {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .expect("bind");
+            println!("http://{}", listener.local_addr().expect("addr"));
+            axum::serve(listener, common::app()).await.expect("serve");
+        }),
+        [mode, n, url] => {
+            let n: usize = n.parse().expect("N is a number");
+            rt.block_on(async {
+                let clients = Clients::new(url).await;
+                for round in [200, n] {
+                    for _ in 0..round {
+                        match mode.as_str() {
+                            "hyper" => drop(std::hint::black_box(clients.hyper_call().await)),
+                            "reqwest" => drop(std::hint::black_box(clients.reqwest_call().await)),
+                            "sdk" => drop(std::hint::black_box(clients.sdk_call().await)),
+                            "sdk-cached" => {
+                                drop(std::hint::black_box(clients.sdk_cached_call().await))
+                            }
+                            "sdk-open" => drop(std::hint::black_box(clients.sdk_open_call().await)),
+                            other => panic!("unknown mode {other}"),
+                        }
+                    }
+                }
+            });
+        }
+        // `cargo bench` runs every bench target; with no arguments there is nothing to do.
+        _ => eprintln!(
+            "usage: instructions serve | instructions MODE N URL (see benches/callgrind.sh)"
+        ),
+    }
+}
