@@ -8,7 +8,7 @@
 //! 3. [`retry`]: exponential backoff with full jitter, `Retry-After`, a retry budget;
 //! 4. [`circuit_breaker`]: per endpoint, lock-free when closed;
 //! 5. [`balance`]: picks an instance from [`discovery`];
-//! 6. the attempt timeout (tower's `Timeout`);
+//! 6. [`timeout`]: one timer per attempt, at the attempt timeout or the deadline;
 //! 7. user [`middleware`];
 //! 8. [`transport`]: hyper-util's pooled client, rustls for HTTPS.
 //!
@@ -57,6 +57,7 @@ mod request;
 mod response;
 pub mod retry;
 mod service_sdk;
+pub mod timeout;
 pub mod trace;
 pub mod transport;
 

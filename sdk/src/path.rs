@@ -76,8 +76,10 @@ pub fn check_path(path_and_query: &str) -> Result<(), PathError> {
     let mut segment_start = 1;
     let mut in_query = false;
     for (i, &b) in bytes.iter().enumerate() {
-        if b <= b' ' || b == 0x7f || b == b'\\' || b == b'#' || b >= 0x80 {
-            return Err(PathError::BadCharacter(owned()));
+        match CLASS[usize::from(b)] {
+            PLAIN => continue,
+            BAD => return Err(PathError::BadCharacter(owned())),
+            _ => {}
         }
         if !in_query && (b == b'/' || b == b'?') {
             if i > 0 && is_dot_segment(&bytes[segment_start..i]) {
@@ -92,6 +94,26 @@ pub fn check_path(path_and_query: &str) -> Result<(), PathError> {
     }
     Ok(())
 }
+
+const PLAIN: u8 = 0;
+const BAD: u8 = 1;
+const SEPARATOR: u8 = 2;
+
+/// Byte classes for [`check_path`]: controls, space, DEL, `\\`, `#` and non-ASCII are bad;
+/// `/` and `?` end a segment.
+const CLASS: [u8; 256] = {
+    let mut class = [PLAIN; 256];
+    let mut b = 0;
+    while b < 256 {
+        if b <= 0x20 || b >= 0x7f || b == b'\\' as usize || b == b'#' as usize {
+            class[b] = BAD;
+        }
+        b += 1;
+    }
+    class[b'/' as usize] = SEPARATOR;
+    class[b'?' as usize] = SEPARATOR;
+    class
+};
 
 /// `.` or `..`, also percent-encoded (`%2e`, `%2E`).
 fn is_dot_segment(segment: &[u8]) -> bool {

@@ -44,7 +44,7 @@ pub struct CallOptions {
 pub struct ServiceRequest {
     parts: Arc<RequestParts>,
     attempt: u32,
-    deadline: Option<Instant>,
+    deadline: Option<(Instant, Duration)>,
 }
 
 struct RequestParts {
@@ -54,7 +54,7 @@ struct RequestParts {
     headers: HeaderMap,
     body: Bytes,
     options: CallOptions,
-    trace_id: u128,
+    trace_id: std::sync::OnceLock<u128>,
 }
 
 impl ServiceRequest {
@@ -77,7 +77,7 @@ impl ServiceRequest {
                 headers,
                 body,
                 options,
-                trace_id: fastrand::u128(1..),
+                trace_id: std::sync::OnceLock::new(),
             }),
             attempt: 1,
             deadline: None,
@@ -118,9 +118,13 @@ impl ServiceRequest {
     }
 
     /// The W3C trace id every attempt of this call carries (unless the caller set a
-    /// `traceparent` of their own).
+    /// `traceparent` of their own). Drawn when first asked for, so calls that never leave
+    /// (cache hits, open breakers) do not pay for it.
     pub fn trace_id(&self) -> u128 {
-        self.parts.trace_id
+        *self
+            .parts
+            .trace_id
+            .get_or_init(|| fastrand::u128(..).max(1))
     }
 
     /// Which attempt this is, starting at 1.
@@ -130,6 +134,11 @@ impl ServiceRequest {
 
     /// When the whole call must be finished, once the deadline layer has set it.
     pub fn deadline(&self) -> Option<Instant> {
+        self.deadline.map(|(at, _)| at)
+    }
+
+    /// The deadline and the timeout it was computed from.
+    pub(crate) fn deadline_and_limit(&self) -> Option<(Instant, Duration)> {
         self.deadline
     }
 
@@ -137,8 +146,8 @@ impl ServiceRequest {
         self.attempt = attempt;
     }
 
-    pub(crate) fn set_deadline(&mut self, deadline: Instant) {
-        self.deadline = Some(deadline);
+    pub(crate) fn set_deadline(&mut self, deadline: Instant, limit: Duration) {
+        self.deadline = Some((deadline, limit));
     }
 
     /// Whether the method is idempotent by RFC 9110 (GET, HEAD, PUT, DELETE, OPTIONS, TRACE),

@@ -5,6 +5,9 @@
 //! order, so a retry goes to a different instance than the attempt that failed when there is
 //! more than one. (Latency-aware choice arrives with service discovery.)
 //!
+//! Each attempt has one timer, at the earlier of the attempt timeout and the call's deadline
+//! (see [`timeout`](crate::timeout)).
+//!
 //! Each attempt runs in a `tracing` span (`service`, `method`, `endpoint`, `instance`,
 //! `attempt`, `status`), and an error is tagged with the instance it came from.
 
@@ -18,6 +21,7 @@ use std::{
         Arc,
     },
     task::{Context, Poll},
+    time::Duration,
 };
 
 use tower::{Layer, Service};
@@ -29,6 +33,7 @@ use crate::{
     error::BoxError,
     request::ServiceRequest,
     response::ServiceResponse,
+    timeout,
     transport::{HttpRequest, HttpResponse},
 };
 
@@ -37,12 +42,22 @@ use crate::{
 pub struct BalanceLayer {
     service: Arc<str>,
     instances: InstanceSet,
+    attempt_timeout: Option<Duration>,
 }
 
 impl BalanceLayer {
-    /// Balances calls to `service` over `instances`.
-    pub fn new(service: Arc<str>, instances: InstanceSet) -> Self {
-        BalanceLayer { service, instances }
+    /// Balances calls to `service` over `instances`; each attempt is bounded by
+    /// `attempt_timeout` (if any) and the call's deadline.
+    pub fn new(
+        service: Arc<str>,
+        instances: InstanceSet,
+        attempt_timeout: Option<Duration>,
+    ) -> Self {
+        BalanceLayer {
+            service,
+            instances,
+            attempt_timeout,
+        }
     }
 }
 
@@ -55,6 +70,7 @@ impl<S> Layer<S> for BalanceLayer {
             shared: Arc::new(Shared {
                 service: self.service.clone(),
                 instances: self.instances.clone(),
+                attempt_timeout: self.attempt_timeout,
                 next: AtomicUsize::new(fastrand::usize(..1024)),
             }),
         }
@@ -72,6 +88,7 @@ pub struct Balance<S> {
 struct Shared {
     service: Arc<str>,
     instances: InstanceSet,
+    attempt_timeout: Option<Duration>,
     next: AtomicUsize,
 }
 
@@ -109,10 +126,19 @@ where
             attempt = request.attempt(),
             status = tracing::field::Empty,
         );
+        let bound =
+            timeout::attempt_bound(self.shared.attempt_timeout, request.deadline_and_limit());
         let future = self.inner.call(http_request);
         Box::pin(
             async move {
-                match future.await {
+                let outcome = match bound {
+                    Some((at, bound)) => match tokio::time::timeout_at(at, future).await {
+                        Ok(outcome) => outcome,
+                        Err(_) => Err(bound.error()),
+                    },
+                    None => future.await,
+                };
+                match outcome {
                     Ok(response) => {
                         let (parts, body) = response.into_parts();
                         tracing::Span::current().record("status", parts.status.as_u16());

@@ -105,7 +105,9 @@ pub struct EndpointCircuit {
 pub struct EndpointBreakers {
     config: BreakerConfig,
     classifier: Arc<dyn FailureClassifier>,
-    by_method: [RwLock<HashMap<Box<str>, Arc<CircuitBreaker>>>; 9],
+    // foldhash (hashbrown's default): several times cheaper than SipHash on short keys,
+    // seeded per map; with the map bounded, flooding it cannot cost much.
+    by_method: [RwLock<HashMap<Box<str>, Arc<CircuitBreaker>, foldhash::fast::RandomState>>; 9],
     max_endpoints: usize,
     overflow: Arc<CircuitBreaker>,
 }

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use tower::timeout::error::Elapsed;
 
 use crate::{
     balance::{AttemptError, NoInstances},
@@ -13,6 +12,7 @@ use crate::{
     redact::mark_sensitive,
     response::ServiceResponse,
     retry::RetriesExhausted,
+    timeout::AttemptTimeout,
     transport::{BodyTooLarge, TransportError},
 };
 
@@ -47,7 +47,7 @@ pub(crate) fn from_pipeline(
                 Kind::Open(open.retry_after)
             } else if let Some(d) = e.downcast_ref::<DeadlineExceeded>() {
                 Kind::Deadline(d.limit)
-            } else if e.is::<Elapsed>() {
+            } else if e.is::<AttemptTimeout>() {
                 Kind::Attempt
             } else if let Some(t) = e.downcast_ref::<BodyTooLarge>() {
                 Kind::TooLarge(t.limit)

@@ -38,11 +38,8 @@ use crate::{
     retry::Retry,
 };
 
-/// The attempt-timeout stage: tower's `Timeout` when one is configured, nothing otherwise.
-pub(crate) type AttemptStage = tower::util::Either<tower::timeout::Timeout<HttpStack>, HttpStack>;
-
 /// The whole pipeline, outermost first. Never part of the public API.
-pub(crate) type Pipeline = Cache<Deadline<Retry<CircuitBreakerService<Balance<AttemptStage>>>>>;
+pub(crate) type Pipeline = Cache<Deadline<Retry<CircuitBreakerService<Balance<HttpStack>>>>>;
 
 /// A client for one service. Cheap to clone; all clones share breakers, cache and budget.
 #[derive(Clone)]

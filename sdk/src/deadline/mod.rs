@@ -1,21 +1,28 @@
 //! The overall deadline of a call, across every retry.
 //!
-//! tower's `Timeout` takes one fixed duration; a call's deadline can be set per request
-//! (`RequestBuilder::timeout`) and must be visible to the retry policy (so it never sleeps
-//! past it), so this layer computes the deadline, stamps it on the request, and enforces it.
+//! This layer fixes the deadline when the call starts and stamps it on the request; it needs
+//! no timer of its own, because the deadline is enforced where time is actually spent:
+//!
+//! - each attempt is bounded by the earlier of its attempt timeout and the call's deadline
+//!   (one timer per attempt, in [`balance`](crate::balance)), failing with
+//!   [`DeadlineExceeded`] when the deadline is the bound that fired;
+//! - the retry policy never starts a backoff that would end past the deadline.
+//!
+//! tower's `Timeout` takes one fixed duration per service; the deadline is per request
+//! (`RequestBuilder::timeout`) and must be visible to the retry policy, hence this layer.
 
 mod error;
-mod future;
 
 use std::{
     task::{Context, Poll},
     time::Duration,
 };
 
+use futures_util::TryFutureExt;
 use tokio::time::Instant;
 use tower::{Layer, Service};
 
-pub use self::{error::DeadlineExceeded, future::ResponseFuture};
+pub use self::error::DeadlineExceeded;
 use crate::{error::BoxError, request::ServiceRequest};
 
 /// Applies [`Deadline`] with a default timeout.
@@ -42,12 +49,15 @@ impl<S> Layer<S> for DeadlineLayer {
     }
 }
 
-/// Ends a call that is not finished by its deadline with [`DeadlineExceeded`].
+/// Stamps each request with the instant its call must be finished by.
 #[derive(Clone, Copy, Debug)]
 pub struct Deadline<S> {
     inner: S,
     default: Duration,
 }
+
+/// Response future of [`Deadline`].
+pub type ResponseFuture<F, E> = futures_util::future::MapErr<F, fn(E) -> BoxError>;
 
 impl<S> Service<ServiceRequest> for Deadline<S>
 where
@@ -56,7 +66,7 @@ where
 {
     type Response = S::Response;
     type Error = BoxError;
-    type Future = ResponseFuture<S::Future>;
+    type Future = ResponseFuture<S::Future, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx).map_err(Into::into)
@@ -64,8 +74,8 @@ where
 
     fn call(&mut self, mut request: ServiceRequest) -> Self::Future {
         let limit = request.options().timeout.unwrap_or(self.default);
-        let deadline = Instant::now() + limit;
-        request.set_deadline(deadline);
-        ResponseFuture::new(self.inner.call(request), deadline, limit)
+        request.set_deadline(Instant::now() + limit, limit);
+        let into: fn(S::Error) -> BoxError = Into::into;
+        self.inner.call(request).map_err(into)
     }
 }

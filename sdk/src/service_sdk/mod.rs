@@ -19,7 +19,7 @@ use crate::{
     batch::Batch,
     cache::{CacheLayer, ResponseCache},
     circuit_breaker::{CircuitBreakerLayer, EndpointBreakers, FailureClassifier},
-    client::{AttemptStage, ClientInner, ServiceClient},
+    client::{ClientInner, ServiceClient},
     config::{ConfigError, SdkConfig},
     deadline::DeadlineLayer,
     discovery::{Discovery, Instance, InstanceParseError, InstanceSet, StaticDiscovery},
@@ -184,14 +184,12 @@ impl ServiceSdk {
             self.inner.classifier.clone(),
         ));
         let cache = ResponseCache::new(config.cache.clone());
-        let attempt: AttemptStage = match config.attempt_timeout {
-            Some(timeout) => tower::util::Either::Left(tower::timeout::Timeout::new(
-                self.inner.http.clone(),
-                timeout,
-            )),
-            None => tower::util::Either::Right(self.inner.http.clone()),
-        };
-        let balanced = BalanceLayer::new(name.clone(), self.instance_set(service)).layer(attempt);
+        let balanced = BalanceLayer::new(
+            name.clone(),
+            self.instance_set(service),
+            config.attempt_timeout,
+        )
+        .layer(self.inner.http.clone());
         let guarded = CircuitBreakerLayer::new(breakers.clone()).layer(balanced);
         let retried = crate::retry::layer(&config.retry).layer(guarded);
         let bounded = DeadlineLayer::new(config.timeout).layer(retried);

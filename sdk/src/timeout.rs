@@ -1,0 +1,57 @@
+//! The per-attempt timeout, and how it meets the call's deadline.
+//!
+//! Each attempt gets one timer, at the earlier of `attempt_timeout` (when configured) and the
+//! call's deadline. The balancer applies it to the attempt's future, because only there are
+//! the attempt and the request's deadline both known; a separate tower layer would need a
+//! second timer or a per-request allocation to learn the deadline.
+
+use std::{fmt, time::Duration};
+
+use tokio::time::Instant;
+
+use crate::deadline::DeadlineExceeded;
+
+/// One attempt took longer than the service's `attempt_timeout`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AttemptTimeout {
+    /// The attempt timeout.
+    pub limit: Duration,
+}
+
+impl fmt::Display for AttemptTimeout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "attempt timed out after {:?}", self.limit)
+    }
+}
+
+impl std::error::Error for AttemptTimeout {}
+
+/// Which limit bounds an attempt.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Bound {
+    Attempt(Duration),
+    Deadline(Duration),
+}
+
+impl Bound {
+    /// The error for an attempt that ran out of time under this bound.
+    pub(crate) fn error(self) -> crate::BoxError {
+        match self {
+            Bound::Attempt(limit) => Box::new(AttemptTimeout { limit }),
+            Bound::Deadline(limit) => Box::new(DeadlineExceeded { limit }),
+        }
+    }
+}
+
+/// When the attempt starting now must end, and why; `None` when nothing bounds it.
+pub(crate) fn attempt_bound(
+    attempt_timeout: Option<Duration>,
+    deadline: Option<(Instant, Duration)>,
+) -> Option<(Instant, Bound)> {
+    let attempt = attempt_timeout.map(|t| (Instant::now() + t, Bound::Attempt(t)));
+    let call = deadline.map(|(at, limit)| (at, Bound::Deadline(limit)));
+    match (attempt, call) {
+        (Some(a), Some(c)) => Some(if a.0 < c.0 { a } else { c }),
+        (a, c) => a.or(c),
+    }
+}
