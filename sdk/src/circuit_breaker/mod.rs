@@ -95,6 +95,8 @@ pub struct EndpointCircuit {
     pub rejected: u64,
 }
 
+type BreakerMap = HashMap<Box<str>, Arc<CircuitBreaker>, foldhash::fast::RandomState>;
+
 /// The breakers of one service, one per endpoint, created on first use.
 ///
 /// The number of endpoints is bounded (`max_endpoints`, default 1,024): ad-hoc calls that
@@ -107,7 +109,7 @@ pub struct EndpointBreakers {
     classifier: Arc<dyn FailureClassifier>,
     // foldhash (hashbrown's default): several times cheaper than SipHash on short keys,
     // seeded per map; with the map bounded, flooding it cannot cost much.
-    by_method: [RwLock<HashMap<Box<str>, Arc<CircuitBreaker>, foldhash::fast::RandomState>>; 9],
+    by_method: [RwLock<BreakerMap>; 9],
     max_endpoints: usize,
     overflow: Arc<CircuitBreaker>,
 }

@@ -27,7 +27,8 @@ pub struct ServiceSdkBuilder {
     discovery: Option<Arc<dyn Discovery>>,
     classifier: Arc<dyn FailureClassifier>,
     tls: Option<rustls::ClientConfig>,
-    transport: Option<HttpStack>,
+    #[cfg(feature = "reqwest")]
+    reqwest: Option<reqwest::Client>,
 }
 
 impl std::fmt::Debug for ServiceSdkBuilder {
@@ -48,7 +49,8 @@ impl ServiceSdkBuilder {
             discovery: None,
             classifier: Arc::new(ServerFailures),
             tls: None,
-            transport: None,
+            #[cfg(feature = "reqwest")]
+            reqwest: None,
         }
     }
 
@@ -86,11 +88,7 @@ impl ServiceSdkBuilder {
     /// transport (default: hyper-util). Feature `reqwest`.
     #[cfg(feature = "reqwest")]
     pub fn reqwest_client(mut self, client: reqwest::Client) -> Self {
-        let transport = crate::transport::ReqwestTransport::new(
-            client,
-            self.config.transport.max_response_bytes,
-        );
-        self.transport = Some(HttpStack::boxed(transport));
+        self.reqwest = Some(client);
         self
     }
 
@@ -153,19 +151,26 @@ impl ServiceSdkBuilder {
         self
     }
 
+    fn transport(&self) -> Result<HttpStack, ConfigError> {
+        #[cfg(feature = "reqwest")]
+        if let Some(client) = &self.reqwest {
+            let limit = self.config.transport.max_response_bytes;
+            return Ok(HttpStack::boxed(crate::transport::ReqwestTransport::new(
+                client.clone(),
+                limit,
+            )));
+        }
+        let transport = match &self.tls {
+            Some(tls) => HyperTransport::with_tls(&self.config.transport, tls.clone()),
+            None => HyperTransport::new(&self.config.transport)?,
+        };
+        Ok(HttpStack::Hyper(transport))
+    }
+
     /// Validates the configuration and builds the SDK.
     pub fn build(self) -> Result<ServiceSdk, ConfigError> {
         self.config.validate()?;
-        let mut http = match self.transport {
-            Some(transport) => transport,
-            None => {
-                let transport = match self.tls {
-                    Some(tls) => HyperTransport::with_tls(&self.config.transport, tls),
-                    None => HyperTransport::new(&self.config.transport)?,
-                };
-                HttpStack::Hyper(transport)
-            }
-        };
+        let mut http = self.transport()?;
         for layer in self.layers.iter().rev() {
             http = layer(http);
         }

@@ -1,0 +1,219 @@
+//! The SDK in one minute, with nothing installed: a demo service starts on loopback, and the
+//! SDK calls it through its whole pipeline.
+//!
+//! ```text
+//! cargo run --example quickstart
+//! ```
+
+use std::{
+    sync::{
+        atomic::{AtomicBool, AtomicUsize, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use axum::{extract::Path, http::StatusCode, routing::get, Json, Router};
+use sdk::{
+    cache::CacheConfig,
+    circuit_breaker::{BreakerConfig, CircuitState},
+    prelude::*,
+    retry::RetryConfig,
+};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Serialize, Deserialize)]
+struct User {
+    id: u64,
+    name: String,
+}
+
+/// What the demo service does, switchable from the demo.
+#[derive(Default)]
+struct Demo {
+    flaky_calls: AtomicUsize,
+    payments_down: AtomicBool,
+    catalog_calls: AtomicUsize,
+}
+
+async fn start_demo_service(demo: Arc<Demo>) -> Result<String, Box<dyn std::error::Error>> {
+    let (flaky, payments, catalog) = (demo.clone(), demo.clone(), demo);
+    let app = Router::new()
+        .route(
+            "/users/{id}",
+            get(|Path(id): Path<u64>| async move {
+                Json(User {
+                    id,
+                    name: format!("user-{id}"),
+                })
+            }),
+        )
+        .route(
+            "/inventory",
+            get(move || async move {
+                // Fails twice, then works: what a restarting dependency looks like.
+                match flaky.flaky_calls.fetch_add(1, Ordering::SeqCst) {
+                    0 | 1 => Err(StatusCode::SERVICE_UNAVAILABLE),
+                    _ => Ok(Json(serde_json::json!({ "in_stock": 17 }))),
+                }
+            }),
+        )
+        .route(
+            "/payments/status",
+            get(move || async move {
+                if payments.payments_down.load(Ordering::SeqCst) {
+                    Err(StatusCode::INTERNAL_SERVER_ERROR)
+                } else {
+                    Ok(Json(serde_json::json!({ "ok": true })))
+                }
+            }),
+        )
+        .route(
+            "/catalog",
+            get(move || async move {
+                catalog.catalog_calls.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(50)).await; // a slow query
+                Json(serde_json::json!({ "items": ["book", "lamp", "mug"] }))
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            eprintln!("demo service stopped: {e}");
+        }
+    });
+    Ok(url)
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let demo = Arc::new(Demo::default());
+    let url = start_demo_service(demo.clone()).await?;
+    println!("demo service listening on {url}\n");
+
+    let sdk = ServiceSdk::builder()
+        .service(
+            "shop",
+            ServiceConfig::new()
+                .instance(&url)
+                .timeout(Duration::from_secs(2))
+                .retry(RetryConfig {
+                    max_attempts: 3,
+                    ..Default::default()
+                })
+                .circuit_breaker(BreakerConfig {
+                    failure_threshold: 3,
+                    success_threshold: 1,
+                    open_duration: Duration::from_secs(1),
+                    ..Default::default()
+                })
+                .cache(CacheConfig {
+                    ttl: Duration::from_secs(30),
+                    ..Default::default()
+                }),
+        )
+        .on_error(|err, _context| println!("   on_error hook saw: {err}"))
+        .build()?;
+    let shop = sdk.get_client("shop");
+
+    println!("1. A normal call");
+    let user: User = shop.get("/users/42").send().await?;
+    println!("   GET /users/42 answered {user:?}\n");
+
+    println!("2. A retried call");
+    let response = shop.get("/inventory").response().await?;
+    println!(
+        "   GET /inventory failed twice with 503, was retried with backoff, and answered {} after {} attempts: {}\n",
+        response.status(),
+        response.attempts(),
+        response.text()
+    );
+
+    println!("3. A circuit opening, then recovering");
+    demo.payments_down.store(true, Ordering::SeqCst);
+    for _ in 0..3 {
+        let err = shop
+            .get("/payments/status")
+            .send::<serde_json::Value>()
+            .await;
+        println!("   payments answered: {}", describe(err.err()));
+    }
+    let breaker = shop
+        .circuit_state()
+        .into_iter()
+        .find(|c| c.endpoint == "GET /payments/status");
+    if let Some(breaker) = breaker {
+        println!(
+            "   breaker for {} is now {:?} after {} failures in a row",
+            breaker.endpoint, breaker.state, breaker.consecutive_failures
+        );
+    }
+    let started = Instant::now();
+    let err = shop
+        .get("/payments/status")
+        .send::<serde_json::Value>()
+        .await
+        .err();
+    println!(
+        "   the next call was refused in {:?} without touching the network: {}",
+        started.elapsed(),
+        describe(err)
+    );
+    demo.payments_down.store(false, Ordering::SeqCst);
+    println!("   payments is fixed; waiting 1 s for the breaker to let a probe through...");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    shop.get("/payments/status")
+        .send::<serde_json::Value>()
+        .await?;
+    let state = shop
+        .circuit_state()
+        .into_iter()
+        .find(|c| c.endpoint == "GET /payments/status")
+        .map(|c| c.state);
+    println!(
+        "   the probe succeeded; breaker is {:?}\n",
+        state.unwrap_or(CircuitState::Closed)
+    );
+
+    println!("4. A cache hit");
+    let started = Instant::now();
+    let first = shop
+        .get("/catalog")
+        .cache_ttl(Duration::from_secs(30))
+        .response()
+        .await?;
+    let miss = started.elapsed();
+    let started = Instant::now();
+    let second = shop
+        .get("/catalog")
+        .cache_ttl(Duration::from_secs(30))
+        .response()
+        .await?;
+    let hit = started.elapsed();
+    println!(
+        "   first GET /catalog: {:?} in {miss:?}",
+        first.cache_status()
+    );
+    println!(
+        "   second GET /catalog: {:?} in {hit:?}",
+        second.cache_status()
+    );
+    println!(
+        "   the service saw {} request(s) for /catalog",
+        demo.catalog_calls.load(Ordering::SeqCst)
+    );
+    println!("\nDone. See README.md for typed errors, batch calls, middleware and configuration.");
+    Ok(())
+}
+
+fn describe(err: Option<ServiceError>) -> String {
+    match err {
+        None => "ok".into(),
+        Some(e) if e.is_circuit_open() => "refused: circuit breaker is open".into(),
+        Some(e) => match e.status_code() {
+            Some(status) => format!("HTTP {status}"),
+            None => e.to_string(),
+        },
+    }
+}
