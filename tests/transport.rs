@@ -121,3 +121,94 @@ async fn reqwest_transport_enforces_the_body_limit() {
         "{err:?}"
     );
 }
+
+/// Serves `router` over TLS (HTTP/2 and HTTP/1.1 by ALPN) with a fresh self-signed
+/// certificate for `localhost`; returns the port and the certificate to trust.
+async fn serve_tls(router: axum::Router) -> (u16, rustls::pki_types::CertificateDer<'static>) {
+    use hyper_util::{
+        rt::TokioExecutor, rt::TokioIo, server::conn::auto, service::TowerToHyperService,
+    };
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+    let cert = certified.cert.der().clone();
+    let key = rustls::pki_types::PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der());
+    let mut config = rustls::ServerConfig::builder_with_provider(
+        rustls::crypto::ring::default_provider().into(),
+    )
+    .with_safe_default_protocol_versions()
+    .expect("protocol versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![cert.clone()], key.into())
+    .expect("server config");
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, router) = (acceptor.clone(), router.clone());
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = TowerToHyperService::new(router);
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (port, cert)
+}
+
+#[tokio::test]
+async fn https_through_rustls_with_custom_roots() {
+    use axum::{http::Version, routing::get, Router};
+    let (port, cert) = serve_tls(Router::new().route(
+        "/version",
+        get(|version: Version| async move { format!("{version:?}") }),
+    ))
+    .await;
+    let url = format!("https://localhost:{port}");
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).expect("trust the test certificate");
+    let tls = rustls::ClientConfig::builder_with_provider(
+        rustls::crypto::ring::default_provider().into(),
+    )
+    .with_safe_default_protocol_versions()
+    .expect("protocol versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let sdk = ServiceSdk::builder()
+        .tls_config(tls)
+        .service("svc", once().instance(&url))
+        .build()
+        .expect("valid");
+    let response = sdk
+        .get_client("svc")
+        .get("/version")
+        .response()
+        .await
+        .expect("https call");
+    assert_eq!(
+        response.text(),
+        "HTTP/2.0",
+        "HTTP/2 negotiated by ALPN over TLS"
+    );
+
+    // The default roots (Mozilla's) do not trust a self-signed certificate.
+    let sdk = ServiceSdk::builder()
+        .service("svc", once().instance(&url))
+        .build()
+        .expect("valid");
+    let err = sdk
+        .get_client("svc")
+        .get("/version")
+        .response()
+        .await
+        .expect_err("untrusted");
+    assert!(matches!(err, ServiceError::Transport { .. }), "{err:?}");
+}
