@@ -5,7 +5,7 @@ set -euo pipefail
 N=${1:-2000}
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind is not installed (apt-get install valgrind)"; exit 1; }
-BIN=$(cargo bench --bench instructions --no-run --message-format=json 2>/dev/null \
+BIN=$(cargo bench -p sdk-benches --bench instructions --no-run --message-format=json 2>/dev/null \
   | grep -o '"executable":"[^"]*instructions[^"]*"' | tail -1 | cut -d'"' -f4)
 [ -x "$BIN" ] || { echo "could not build the instructions bench"; exit 1; }
 SERVER_OUT=$(mktemp)

@@ -1,6 +1,6 @@
 //! Call overhead: bare hyper-util, raw reqwest and the SDK in one run, against one server.
 //!
-//! `cargo bench --bench overhead` prints, per client: median and p99 latency for one caller,
+//! `cargo bench -p sdk-benches --bench overhead` prints, per client: median and p99 latency for one caller,
 //! throughput with 64 concurrent callers, and ratios to the baselines; then the cost of a
 //! cached typed call and of an open-breaker rejection. Set `BENCH_SECS` to change the length
 //! of each throughput run (default 3).
@@ -45,6 +45,35 @@ where
         median: times[samples / 2],
         p99: times[samples * 99 / 100],
     }
+}
+
+/// One-caller latency of the three network clients, measured in turn call by call so that
+/// drift on a noisy machine (frequency, neighbours) hits all three alike.
+async fn interleaved(c: &Clients) -> [Latency; 3] {
+    let mut times: [Vec<Duration>; 3] = Default::default();
+    for i in 0..SAMPLES + SAMPLES / 10 {
+        let started = Instant::now();
+        std::hint::black_box(c.hyper_call().await);
+        let hyper = started.elapsed();
+        let started = Instant::now();
+        std::hint::black_box(c.reqwest_call().await);
+        let reqwest = started.elapsed();
+        let started = Instant::now();
+        std::hint::black_box(c.sdk_call().await);
+        let sdk = started.elapsed();
+        if i >= SAMPLES / 10 {
+            for (series, t) in times.iter_mut().zip([hyper, reqwest, sdk]) {
+                series.push(t);
+            }
+        }
+    }
+    times.map(|mut series| {
+        series.sort_unstable();
+        Latency {
+            median: series[series.len() / 2],
+            p99: series[series.len() * 99 / 100],
+        }
+    })
 }
 
 async fn throughput<F, Fut>(clients: &Arc<Clients>, seconds: f64, call: F) -> f64
@@ -103,11 +132,9 @@ fn main() {
         assert!(clients.sdk_open_call().await);
 
         let c = clients.clone();
-        let hyper = latency(SAMPLES, || c.hyper_call()).await;
-        let reqwest = latency(SAMPLES, || c.reqwest_call()).await;
-        let sdk = latency(SAMPLES, || c.sdk_call()).await;
-        let cached = latency(SAMPLES * 10, || c.sdk_cached_call()).await;
-        let open = latency(SAMPLES * 10, || c.sdk_open_call()).await;
+        let [hyper, reqwest, sdk] = interleaved(&c).await;
+        let cached = latency(SAMPLES / 4, || c.sdk_cached_call()).await;
+        let open = latency(SAMPLES / 4, || c.sdk_open_call()).await;
 
         let hyper_tp = throughput(&clients, seconds, |c| async move { c.hyper_call().await }).await;
         let reqwest_tp =
@@ -147,7 +174,7 @@ fn main() {
             "  reqwest p50 - hyper-util p50  {:+.1} µs",
             us(reqwest.median) - us(hyper.median)
         );
-        println!("\nno network");
+        println!("\nno network (batches of 100 calls per sample)");
         println!(
             "  cached typed call             p50 {:.0} ns, p99 {:.0} ns (target p50 < 1 µs)",
             cached.median.as_nanos(),

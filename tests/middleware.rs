@@ -97,7 +97,7 @@ async fn on_error_gets_the_error_and_its_context() {
             sink.lock().expect("lock").push((
                 err.status_code(),
                 context.service.to_string(),
-                context.endpoint.clone(),
+                context.endpoint.to_string(),
                 context.attempts,
             ));
         })

@@ -9,7 +9,9 @@
 use std::{error::Error as StdError, fmt, sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, Method, StatusCode};
+
+use crate::request::ServiceRequest;
 
 /// The boxed error the pipeline's layers pass between each other (tower's convention).
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
@@ -17,13 +19,76 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 /// The result of every SDK call.
 pub type ServiceResult<T> = Result<T, ServiceError>;
 
+/// The endpoint a call was for: method and path template (or literal path for ad-hoc calls),
+/// displayed as `GET /orders/{id}`.
+///
+/// It shares the request's parts rather than copying them, so building an error costs no
+/// allocation for it; only the method and endpoint are ever printed.
+#[derive(Clone, Default)]
+pub struct Endpoint(Option<ServiceRequest>);
+
+impl Endpoint {
+    pub(crate) fn of(request: &ServiceRequest) -> Self {
+        Endpoint(Some(request.clone()))
+    }
+
+    /// The HTTP method, when known.
+    pub fn method(&self) -> Option<&Method> {
+        self.0.as_ref().map(ServiceRequest::method)
+    }
+
+    /// The endpoint name without the method (`/orders/{id}`), empty when unknown.
+    pub fn name(&self) -> &str {
+        self.0.as_ref().map_or("", ServiceRequest::endpoint)
+    }
+}
+
+impl fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.method() {
+            Some(method) => write!(f, "{method} {}", self.name()),
+            None => Ok(()),
+        }
+    }
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "\"{self}\"")
+    }
+}
+
+impl PartialEq for Endpoint {
+    fn eq(&self, other: &Self) -> bool {
+        self.method() == other.method() && self.name() == other.name()
+    }
+}
+
+impl Eq for Endpoint {}
+
+impl PartialEq<str> for Endpoint {
+    fn eq(&self, other: &str) -> bool {
+        match (self.method(), other.split_once(' ')) {
+            (Some(method), Some((m, name))) => method.as_str() == m && self.name() == name,
+            (None, _) => other.is_empty(),
+            _ => false,
+        }
+    }
+}
+
+impl PartialEq<&str> for Endpoint {
+    fn eq(&self, other: &&str) -> bool {
+        self == *other
+    }
+}
+
 /// Where a failure happened: service, endpoint, instance and how many attempts were made.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ErrorContext {
     /// The logical service name, e.g. `order-service`.
     pub service: Arc<str>,
     /// The endpoint: method and path template (or literal path for ad-hoc calls).
-    pub endpoint: String,
+    pub endpoint: Endpoint,
     /// The instance (`scheme://host:port`) the last attempt went to, when one was chosen.
     pub instance: Option<Arc<str>>,
     /// How many attempts were made (0 when the call never reached the network).

@@ -64,7 +64,9 @@ pub mod transport;
 pub use crate::{
     client::{RequestBuilder, ServiceClient},
     config::{ConfigError, SdkConfig, ServiceConfig},
-    error::{BoxError, ErrorContext, RetryStop, ServiceError, ServiceResult, TimeoutKind},
+    error::{
+        BoxError, Endpoint, ErrorContext, RetryStop, ServiceError, ServiceResult, TimeoutKind,
+    },
     hooks::ErrorHook,
     redact::is_secret_header,
     request::{CacheMode, CallOptions, ServiceRequest},

@@ -117,6 +117,9 @@ const CLASS: [u8; 256] = {
 
 /// `.` or `..`, also percent-encoded (`%2e`, `%2E`).
 fn is_dot_segment(segment: &[u8]) -> bool {
+    if !matches!(segment.first(), Some(b'.' | b'%')) {
+        return false;
+    }
     fn dots(s: &[u8]) -> Option<usize> {
         match s {
             [] => Some(0),

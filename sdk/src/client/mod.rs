@@ -30,7 +30,7 @@ use crate::{
     cache::{Cache, ResponseCache},
     circuit_breaker::{CircuitBreakerService, EndpointBreakers, EndpointCircuit},
     deadline::Deadline,
-    error::{ErrorContext, ServiceError, ServiceResult},
+    error::{Endpoint, ErrorContext, ServiceError, ServiceResult},
     hooks::Hooks,
     middleware::HttpStack,
     request::ServiceRequest,
@@ -147,7 +147,7 @@ impl ServiceClient {
     pub(crate) fn context(&self, request: &ServiceRequest) -> ErrorContext {
         ErrorContext {
             service: self.inner.name.clone(),
-            endpoint: endpoint_name(request),
+            endpoint: Endpoint::of(request),
             instance: None,
             attempts: 0,
         }
@@ -172,16 +172,6 @@ impl ServiceClient {
     pub(crate) fn inner(&self) -> &ClientInner {
         &self.inner
     }
-}
-
-/// `METHOD endpoint`, built without the formatting machinery (this runs on every error).
-fn endpoint_name(request: &ServiceRequest) -> String {
-    let (method, endpoint) = (request.method().as_str(), request.endpoint());
-    let mut name = String::with_capacity(method.len() + 1 + endpoint.len());
-    name.push_str(method);
-    name.push(' ');
-    name.push_str(endpoint);
-    name
 }
 
 impl fmt::Debug for ServiceClient {

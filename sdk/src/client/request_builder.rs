@@ -33,7 +33,12 @@ pub struct RequestBuilder {
 impl RequestBuilder {
     pub(super) fn new(client: ServiceClient, method: Method, path: &str) -> Self {
         let error = check_path(path).err().map(|e| e.to_string());
-        let headers = client.inner().default_headers.clone();
+        let defaults = &client.inner().default_headers;
+        let headers = if defaults.is_empty() {
+            HeaderMap::new()
+        } else {
+            defaults.clone()
+        };
         RequestBuilder {
             client,
             method,

@@ -1,6 +1,6 @@
 //! The retry policy plugged into `tower::retry::Retry`.
 
-use std::{sync::Arc, time::Duration};
+use std::{pin::Pin, sync::Arc, time::Duration};
 
 use http::StatusCode;
 use tokio::time::{Instant, Sleep};
@@ -76,13 +76,15 @@ impl RetryPolicy {
 }
 
 impl tower::retry::Policy<ServiceRequest, ServiceResponse, BoxError> for RetryPolicy {
-    type Future = Sleep;
+    // Boxed: tower's response future holds this inline, and a `Sleep` is over 100 bytes that
+    // every call would carry (and copy) although only retries use it.
+    type Future = Pin<Box<Sleep>>;
 
     fn retry(
         &mut self,
         request: &mut ServiceRequest,
         result: &mut Result<ServiceResponse, BoxError>,
-    ) -> Option<Sleep> {
+    ) -> Option<Pin<Box<Sleep>>> {
         let attempt = request.attempt();
         let verdict = classify::classify(
             request,
@@ -128,7 +130,7 @@ impl tower::retry::Policy<ServiceRequest, ServiceResponse, BoxError> for RetryPo
         }
         tracing::debug!(attempt, ?delay, "retrying");
         request.set_attempt(attempt + 1);
-        Some(tokio::time::sleep_until(wake))
+        Some(Box::pin(tokio::time::sleep_until(wake)))
     }
 
     fn clone_request(&mut self, request: &ServiceRequest) -> Option<ServiceRequest> {
