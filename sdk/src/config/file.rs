@@ -101,13 +101,19 @@ pub(super) fn parse(
         let key = e.path().to_string();
         ConfigError::invalid(
             if key == "." { String::new() } else { key },
-            e.into_inner().to_string(),
+            without_location(&e.into_inner().to_string()),
         )
         .in_file(file)
     })?;
     build(raw)
         .and_then(|config| config.validate().map(|()| config))
         .map_err(|e| e.in_file(file))
+}
+
+/// toml's own messages end with an `in \`key\`` line; the key is already in ours.
+fn without_location(message: &str) -> String {
+    let lines: Vec<&str> = message.lines().filter(|l| !l.trim_start().starts_with("in `")).collect();
+    lines.join(" ").trim().to_owned()
 }
 
 fn substitute_tree(

@@ -3,7 +3,7 @@
 //! [`HyperTransport`] uses hyper-util's pooled client directly (HTTP/1.1 and HTTP/2, rustls
 //! for HTTPS through hyper-rustls). It is the default because it is the cheapest correct
 //! client there is: the URI arrives already built from a pre-parsed base, and nothing is
-//! parsed twice. `reqwest` is available as a second transport ([`ReqwestTransport`], feature
+//! parsed twice. `reqwest` is available as a second transport (`ReqwestTransport`, feature
 //! `reqwest`) for users who bring a configured `reqwest::Client` (custom roots, proxies).
 //!
 //! Transports are `tower::Service<HttpRequest, Response = HttpResponse, Error = BoxError>`,
