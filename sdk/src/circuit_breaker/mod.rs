@@ -9,8 +9,9 @@
 //! - **half-open**: up to `half_open_max_probes` probe calls go through; `success_threshold`
 //!   successes close the breaker, one failure opens it again.
 //!
-//! The closed path takes no lock: admission is one atomic load and a success is recorded
-//! with one more. The breaker refuses in `call`, never in `poll_ready`, so a buffer or
+//! The closed path takes no lock: finding the endpoint's breaker is a lock-free read of an
+//! immutable map (arc-swap; a new endpoint copies the bounded map once), admission is one
+//! atomic load, and a success is recorded with one more. The breaker refuses in `call`, never in `poll_ready`, so a buffer or
 //! balancer in front of it is never poisoned by an open circuit.
 //!
 //! tower has no circuit breaker, which is why this module exists; its shape (layer, service,
@@ -24,11 +25,12 @@ mod state;
 
 use std::{
     collections::HashMap,
-    sync::{Arc, RwLock},
+    sync::{Arc, Mutex},
     task::{Context, Poll},
     time::Duration,
 };
 
+use arc_swap::ArcSwap;
 use http::Method;
 use tower::Service;
 
@@ -95,6 +97,8 @@ pub struct EndpointCircuit {
     pub rejected: u64,
 }
 
+// foldhash (hashbrown's default): several times cheaper than SipHash on short keys, seeded
+// per map; with the map bounded, flooding it cannot cost much.
 type BreakerMap = HashMap<Box<str>, Arc<CircuitBreaker>, foldhash::fast::RandomState>;
 
 /// The breakers of one service, one per endpoint, created on first use.
@@ -107,9 +111,9 @@ type BreakerMap = HashMap<Box<str>, Arc<CircuitBreaker>, foldhash::fast::RandomS
 pub struct EndpointBreakers {
     config: BreakerConfig,
     classifier: Arc<dyn FailureClassifier>,
-    // foldhash (hashbrown's default): several times cheaper than SipHash on short keys,
-    // seeded per map; with the map bounded, flooding it cannot cost much.
-    by_method: [RwLock<BreakerMap>; 9],
+    by_method: [ArcSwap<BreakerMap>; 9],
+    /// Serializes inserts (rare: the first call to each endpoint), never reads.
+    insert: Mutex<()>,
     max_endpoints: usize,
     overflow: Arc<CircuitBreaker>,
 }
@@ -139,6 +143,7 @@ impl EndpointBreakers {
             config,
             classifier,
             by_method: Default::default(),
+            insert: Mutex::new(()),
             max_endpoints: 1024,
             overflow: Arc::new(CircuitBreaker::new(config)),
         }
@@ -163,31 +168,32 @@ impl EndpointBreakers {
         } else {
             endpoint
         };
-        if let Some(breaker) = map.read().unwrap_or_else(|e| e.into_inner()).get(key) {
+        if let Some(breaker) = map.load().get(key) {
             return breaker.clone();
+        }
+        let _insert = self.insert.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(breaker) = map.load().get(key) {
+            return breaker.clone(); // another caller inserted it meanwhile
         }
         if self.len() >= self.max_endpoints {
             return self.overflow.clone();
         }
-        let mut write = map.write().unwrap_or_else(|e| e.into_inner());
-        write
-            .entry(key.into())
-            .or_insert_with(|| Arc::new(CircuitBreaker::new(self.config)))
-            .clone()
+        let breaker = Arc::new(CircuitBreaker::new(self.config));
+        let mut next = BreakerMap::clone(&map.load());
+        next.insert(key.into(), breaker.clone());
+        map.store(Arc::new(next));
+        breaker
     }
 
     fn len(&self) -> usize {
-        self.by_method
-            .iter()
-            .map(|m| m.read().unwrap_or_else(|e| e.into_inner()).len())
-            .sum()
+        self.by_method.iter().map(|m| m.load().len()).sum()
     }
 
     /// Every endpoint's breaker state, sorted by endpoint.
     pub fn snapshot(&self) -> Vec<EndpointCircuit> {
         let mut out = Vec::new();
         for (index, map) in self.by_method.iter().enumerate() {
-            for (endpoint, breaker) in map.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            for (endpoint, breaker) in map.load().iter() {
                 let endpoint = match METHODS.get(index) {
                     Some(method) => format!("{method} {endpoint}"),
                     None => endpoint.to_string(),
@@ -249,5 +255,32 @@ where
             }
             Err(open) => ResponseFuture::rejected(open),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_past_the_bound_share_the_overflow_breaker() {
+        let breakers = EndpointBreakers::new(BreakerConfig::default(), Arc::new(ServerFailures))
+            .max_endpoints(2);
+        let a = breakers.get(&Method::GET, "/a");
+        assert!(
+            Arc::ptr_eq(&a, &breakers.get(&Method::GET, "/a")),
+            "one breaker per endpoint"
+        );
+        let b = breakers.get(&Method::POST, "/a");
+        assert!(!Arc::ptr_eq(&a, &b), "the method is part of the endpoint");
+        let c = breakers.get(&Method::GET, "/c");
+        let d = breakers.get(&Method::GET, "/d");
+        assert!(
+            Arc::ptr_eq(&c, &d),
+            "past the bound, endpoints share the overflow breaker"
+        );
+        let custom = breakers.get(&Method::from_bytes(b"PURGE").expect("method"), "/x");
+        assert!(Arc::ptr_eq(&custom, &c));
+        assert_eq!(breakers.snapshot().len(), 2);
     }
 }

@@ -112,7 +112,10 @@ pub(super) fn parse(
 
 /// toml's own messages end with an `in \`key\`` line; the key is already in ours.
 fn without_location(message: &str) -> String {
-    let lines: Vec<&str> = message.lines().filter(|l| !l.trim_start().starts_with("in `")).collect();
+    let lines: Vec<&str> = message
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("in `"))
+        .collect();
     lines.join(" ").trim().to_owned()
 }
 
