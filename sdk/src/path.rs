@@ -48,7 +48,7 @@ pub enum PathError {
     #[error("path `{0}` contains a dot segment (`..` or `.`)")]
     DotSegment(String),
     /// The path contains a character that is not allowed in a URI path.
-    #[error("path `{0}` contains a character not allowed in a URI (space, control, `\\`, `#`)")]
+    #[error("path `{0}` contains a character not allowed in a URI (space, control, non-ASCII, or one of \\ # \" < > `); percent-encode it")]
     BadCharacter(String),
 }
 
@@ -99,16 +99,23 @@ const PLAIN: u8 = 0;
 const BAD: u8 = 1;
 const SEPARATOR: u8 = 2;
 
-/// Byte classes for [`check_path`]: controls, space, DEL, `\\`, `#` and non-ASCII are bad;
-/// `/` and `?` end a segment.
+/// Byte classes for [`check_path`]: controls, space, DEL, non-ASCII, `\\`, `#`, and the
+/// characters `http`'s URI parser refuses in a path or query (`"`, `<`, `>`, `` ` ``) are bad,
+/// so a checked path always parses; `/` and `?` end a segment.
 const CLASS: [u8; 256] = {
     let mut class = [PLAIN; 256];
     let mut b = 0;
     while b < 256 {
-        if b <= 0x20 || b >= 0x7f || b == b'\\' as usize || b == b'#' as usize {
+        if b <= 0x20 || b >= 0x7f {
             class[b] = BAD;
         }
         b += 1;
+    }
+    let mut i = 0;
+    let bad = b"\\#\"<>`";
+    while i < bad.len() {
+        class[bad[i] as usize] = BAD;
+        i += 1;
     }
     class[b'/' as usize] = SEPARATOR;
     class[b'?' as usize] = SEPARATOR;
@@ -168,11 +175,25 @@ mod tests {
             "/a b",
             "/a\r\nHost: x",
             "/a#frag",
+            "/a<b>",
+            "/a?q=\"x\"",
+            "/a`b",
         ] {
             assert!(check_path(bad).is_err(), "{bad} was accepted");
         }
-        for good in ["/", "/a", "/a/b?c=d/../e", "/a..b/c", "/users/%2E%2E%2Fx"] {
+        for good in [
+            "/",
+            "/a",
+            "/a/b?c=d/../e",
+            "/a..b/c",
+            "/users/%2E%2E%2Fx",
+            "/a{b}|c^d?e={f}&g=|",
+        ] {
             assert_eq!(check_path(good), Ok(()), "{good}");
+            assert!(
+                http::uri::PathAndQuery::try_from(good).is_ok(),
+                "a checked path always parses: {good}"
+            );
         }
     }
 }

@@ -7,7 +7,7 @@
 use std::{borrow::Cow, fmt, sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use http::{uri::PathAndQuery, HeaderMap, Method};
+use http::{HeaderMap, Method};
 use tokio::time::Instant;
 
 use crate::redact::RedactedHeaders;
@@ -49,7 +49,7 @@ pub struct ServiceRequest {
 
 struct RequestParts {
     method: Method,
-    path_and_query: PathAndQuery,
+    path_and_query: Box<str>,
     endpoint: Option<Cow<'static, str>>,
     headers: HeaderMap,
     body: Bytes,
@@ -58,12 +58,13 @@ struct RequestParts {
 }
 
 impl ServiceRequest {
-    /// Builds a request. `path_and_query` is relative to the instance's base URL; `endpoint`
-    /// names the operation for breakers, logs and errors (a path template such as
-    /// `/users/{id}`; `None` uses the literal path).
+    /// Builds a request. `path_and_query` is relative to the instance's base URL and must
+    /// pass [`check_path`](crate::path::check_path); `endpoint` names the operation for
+    /// breakers, logs and errors (a path template such as `/users/{id}`; `None` uses the
+    /// literal path).
     pub fn new(
         method: Method,
-        path_and_query: PathAndQuery,
+        path_and_query: Box<str>,
         endpoint: Option<Cow<'static, str>>,
         headers: HeaderMap,
         body: Bytes,
@@ -89,9 +90,16 @@ impl ServiceRequest {
         &self.parts.method
     }
 
-    /// The path and query, relative to the instance's base URL.
-    pub fn path_and_query(&self) -> &PathAndQuery {
+    /// The path and query, relative to the instance's base URL. It is parsed into a URI only
+    /// when an attempt is sent, so cache hits and refused calls never pay for parsing.
+    pub fn path_and_query(&self) -> &str {
         &self.parts.path_and_query
+    }
+
+    /// The path without the query.
+    pub fn path(&self) -> &str {
+        let pq = &*self.parts.path_and_query;
+        pq.split_once('?').map_or(pq, |(path, _)| path)
     }
 
     /// The endpoint name (path template or literal path, without the query).
@@ -99,7 +107,7 @@ impl ServiceRequest {
         self.parts
             .endpoint
             .as_deref()
-            .unwrap_or_else(|| self.parts.path_and_query.path())
+            .unwrap_or_else(|| self.path())
     }
 
     /// The request headers.

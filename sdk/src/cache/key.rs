@@ -18,7 +18,7 @@ impl CacheKey {
     }
 
     pub(crate) fn for_request(request: &ServiceRequest, vary: &[HeaderName]) -> Self {
-        let base = Self::base(request.method(), request.path_and_query().as_str());
+        let base = Self::base(request.method(), request.path_and_query());
         if vary.is_empty() {
             return base;
         }

@@ -1,7 +1,7 @@
 use std::{borrow::Cow, fmt, time::Duration};
 
 use bytes::Bytes;
-use http::{header::CONTENT_TYPE, uri::PathAndQuery, HeaderMap, HeaderName, HeaderValue, Method};
+use http::{header::CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, Method};
 use serde::{de::DeserializeOwned, Serialize};
 
 use super::ServiceClient;
@@ -172,14 +172,6 @@ impl RequestBuilder {
             client.report(&err);
             return Err(err);
         }
-        let path_and_query = match PathAndQuery::try_from(path) {
-            Ok(pq) => pq,
-            Err(e) => {
-                let err = ServiceError::invalid(&client.inner().name, format!("invalid path: {e}"));
-                client.report(&err);
-                return Err(err);
-            }
-        };
         if options.timeout.is_some_and(|t| t.is_zero()) {
             let err =
                 ServiceError::invalid(&client.inner().name, "timeout must be greater than zero");
@@ -187,7 +179,14 @@ impl RequestBuilder {
             return Err(err);
         }
         mark_sensitive(&mut headers);
-        let request = ServiceRequest::new(method, path_and_query, endpoint, headers, body, options);
+        let request = ServiceRequest::new(
+            method,
+            path.into_boxed_str(),
+            endpoint,
+            headers,
+            body,
+            options,
+        );
         Ok((client, request))
     }
 

@@ -74,15 +74,18 @@ impl Instance {
         &self.url
     }
 
-    /// The URI of `path_and_query` on this instance.
-    pub(crate) fn uri(&self, path_and_query: &PathAndQuery) -> Result<Uri, http::Error> {
+    /// The URI of `path_and_query` (already checked by `check_path`) on this instance.
+    pub(crate) fn uri(&self, path_and_query: &str) -> Result<Uri, http::Error> {
         let mut parts = http::uri::Parts::default();
         parts.scheme = Some(self.scheme.clone());
         parts.authority = Some(self.authority.clone());
         parts.path_and_query = Some(if self.base_path.is_empty() {
-            path_and_query.clone()
+            PathAndQuery::try_from(path_and_query)?
         } else {
-            PathAndQuery::try_from(format!("{}{}", self.base_path, path_and_query))?
+            let mut joined = String::with_capacity(self.base_path.len() + path_and_query.len());
+            joined.push_str(&self.base_path);
+            joined.push_str(path_and_query);
+            PathAndQuery::try_from(joined)?
         });
         Ok(Uri::from_parts(parts)?)
     }
