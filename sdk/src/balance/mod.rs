@@ -106,16 +106,18 @@ where
     }
 
     fn call(&mut self, request: ServiceRequest) -> Self::Future {
-        let instances = self.shared.instances.current();
-        if instances.is_empty() {
-            return Box::pin(std::future::ready(Err(NoInstances.into())));
-        }
-        let index = self.shared.next.fetch_add(1, Ordering::Relaxed) % instances.len();
-        let instance = &instances[index];
-        let url = instance.url_arc().clone();
-        let http_request = match to_http(&request, instance) {
-            Ok(http_request) => http_request,
-            Err(e) => return Box::pin(std::future::ready(Err(e))),
+        let next = &self.shared.next;
+        let chosen = self.shared.instances.with_current(|instances| {
+            if instances.is_empty() {
+                return None;
+            }
+            let instance = &instances[next.fetch_add(1, Ordering::Relaxed) % instances.len()];
+            Some((instance.url_arc().clone(), to_http(&request, instance)))
+        });
+        let (url, http_request) = match chosen {
+            Some((url, Ok(http_request))) => (url, http_request),
+            Some((_, Err(e))) => return Box::pin(std::future::ready(Err(e))),
+            None => return Box::pin(std::future::ready(Err(NoInstances.into()))),
         };
         let span = tracing::debug_span!(
             "attempt",

@@ -7,7 +7,7 @@ use std::{
 
 use pin_project_lite::pin_project;
 
-use super::{CircuitBreaker, CircuitOpen, FailureClassifier, Permit};
+use super::{CircuitBreaker, CircuitOpen, Permit};
 use crate::{error::BoxError, response::ServiceResponse};
 
 pin_project! {
@@ -32,7 +32,6 @@ pin_project! {
 #[derive(Debug)]
 struct Guard {
     breaker: Arc<CircuitBreaker>,
-    classifier: Arc<dyn FailureClassifier>,
     permit: Option<Permit>,
 }
 
@@ -51,15 +50,9 @@ impl<F> ResponseFuture<F> {
         }
     }
 
-    pub(super) fn called(
-        inner: F,
-        breaker: Arc<CircuitBreaker>,
-        classifier: Arc<dyn FailureClassifier>,
-        permit: Permit,
-    ) -> Self {
+    pub(super) fn called(inner: F, breaker: Arc<CircuitBreaker>, permit: Permit) -> Self {
         let guard = Guard {
             breaker,
-            classifier,
             permit: Some(permit),
         };
         ResponseFuture {
@@ -84,7 +77,7 @@ where
             KindProj::Called { inner, guard } => {
                 let outcome = ready!(inner.poll(cx)).map_err(Into::into);
                 if let Some(permit) = guard.permit.take() {
-                    let failed = guard.classifier.is_failure(&outcome);
+                    let failed = guard.breaker.is_failure(&outcome);
                     guard.breaker.record(permit, failed);
                 }
                 Poll::Ready(outcome)

@@ -141,11 +141,11 @@ impl EndpointBreakers {
     pub fn new(config: BreakerConfig, classifier: Arc<dyn FailureClassifier>) -> Self {
         EndpointBreakers {
             config,
-            classifier,
+            classifier: classifier.clone(),
             by_method: Default::default(),
             insert: Mutex::new(()),
             max_endpoints: 1024,
-            overflow: Arc::new(CircuitBreaker::new(config)),
+            overflow: Arc::new(CircuitBreaker::with_classifier(config, classifier.clone())),
         }
     }
 
@@ -178,7 +178,10 @@ impl EndpointBreakers {
         if self.len() >= self.max_endpoints {
             return self.overflow.clone();
         }
-        let breaker = Arc::new(CircuitBreaker::new(self.config));
+        let breaker = Arc::new(CircuitBreaker::with_classifier(
+            self.config,
+            self.classifier.clone(),
+        ));
         let mut next = BreakerMap::clone(&map.load());
         next.insert(key.into(), breaker.clone());
         map.store(Arc::new(next));
@@ -249,10 +252,7 @@ where
     fn call(&mut self, request: ServiceRequest) -> Self::Future {
         let breaker = self.breakers.get(request.method(), request.endpoint());
         match breaker.try_acquire() {
-            Ok(permit) => {
-                let classifier = self.breakers.classifier.clone();
-                ResponseFuture::called(self.inner.call(request), breaker, classifier, permit)
-            }
+            Ok(permit) => ResponseFuture::called(self.inner.call(request), breaker, permit),
             Err(open) => ResponseFuture::rejected(open),
         }
     }

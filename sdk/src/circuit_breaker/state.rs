@@ -10,13 +10,17 @@
 //! counters and admitting probes never race.
 
 use std::{
-    sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering},
+    sync::{
+        atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering},
+        Arc,
+    },
     time::Duration,
 };
 
 use tokio::time::Instant;
 
-use super::{BreakerConfig, CircuitOpen};
+use super::{BreakerConfig, CircuitOpen, FailureClassifier, ServerFailures};
+use crate::{error::BoxError, response::ServiceResponse};
 
 /// The three states of a circuit breaker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -71,11 +75,17 @@ pub struct CircuitBreaker {
     rejected: AtomicU64,
     window: Option<RateWindow>,
     epoch: Instant,
+    classifier: Arc<dyn FailureClassifier>,
 }
 
 impl CircuitBreaker {
-    /// A closed breaker with the given settings.
+    /// A closed breaker with the given settings, counting failures as [`ServerFailures`] does.
     pub fn new(config: BreakerConfig) -> Self {
+        Self::with_classifier(config, Arc::new(ServerFailures))
+    }
+
+    /// A closed breaker with the given settings and failure classifier.
+    pub fn with_classifier(config: BreakerConfig, classifier: Arc<dyn FailureClassifier>) -> Self {
         let window = config
             .failure_rate
             .map(|rate| RateWindow::new(rate.window, rate.threshold, rate.min_calls));
@@ -89,7 +99,13 @@ impl CircuitBreaker {
             rejected: AtomicU64::new(0),
             window,
             epoch: Instant::now(),
+            classifier,
         }
+    }
+
+    /// Whether `outcome` counts as a failure for this breaker.
+    pub fn is_failure(&self, outcome: &Result<ServiceResponse, BoxError>) -> bool {
+        self.classifier.is_failure(outcome)
     }
 
     fn now_nanos(&self) -> u64 {

@@ -14,33 +14,40 @@ use std::{
     sync::{Arc, RwLock},
 };
 
+use arc_swap::ArcSwap;
+
 pub use self::instance::{Instance, InstanceParseError};
 
 /// A live, shared view of one service's instances.
+///
+/// Reads are lock-free and touch no shared counter (arc-swap): every attempt of every call
+/// reads the set, on every core, while it changes only when discovery says so.
 #[derive(Clone, Default)]
 pub struct InstanceSet {
-    current: Arc<RwLock<Arc<[Instance]>>>,
+    current: Arc<ArcSwap<Vec<Instance>>>,
 }
 
 impl InstanceSet {
     /// A set holding `instances`.
     pub fn new(instances: Vec<Instance>) -> Self {
         InstanceSet {
-            current: Arc::new(RwLock::new(instances.into())),
+            current: Arc::new(ArcSwap::from_pointee(instances)),
         }
     }
 
-    /// The instances right now (a cheap snapshot).
-    pub fn current(&self) -> Arc<[Instance]> {
-        self.current
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+    /// The instances right now (a snapshot).
+    pub fn current(&self) -> Arc<Vec<Instance>> {
+        self.current.load_full()
+    }
+
+    /// Reads the instances without taking a reference count (the per-attempt path).
+    pub(crate) fn with_current<R>(&self, f: impl FnOnce(&[Instance]) -> R) -> R {
+        f(&self.current.load())
     }
 
     /// Replaces the instances; every client of the service sees the change on its next call.
     pub fn replace(&self, instances: Vec<Instance>) {
-        *self.current.write().unwrap_or_else(|e| e.into_inner()) = instances.into();
+        self.current.store(Arc::new(instances));
     }
 }
 

@@ -123,7 +123,7 @@ impl ServiceSdk {
 
     /// The instances a service's calls currently go to.
     pub fn service_instances(&self, service: &str) -> Vec<Instance> {
-        self.instance_set(service).current().to_vec()
+        self.instance_set(service).current().as_ref().clone()
     }
 
     /// Starts a batch of named calls that run concurrently; see [`Batch`].
