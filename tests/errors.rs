@@ -5,18 +5,8 @@ mod support;
 
 use std::time::Duration;
 
-use sdk::{
-    retry::RetryConfig, transport::TransportConfig, ServiceConfig, ServiceError, ServiceSdk,
-    TimeoutKind,
-};
-use support::{sdk_for, Reply, Scripted};
-
-fn once() -> ServiceConfig {
-    ServiceConfig::new().retry(RetryConfig {
-        max_attempts: 1,
-        ..Default::default()
-    })
-}
+use sdk::{transport::TransportConfig, ServiceConfig, ServiceError, ServiceSdk, TimeoutKind};
+use support::{once, sdk_for, Reply, Scripted};
 
 #[tokio::test(start_paused = true)]
 async fn attempt_timeout_gives_timeout() {
@@ -216,16 +206,7 @@ async fn bodies_over_the_limit_are_refused() {
         .service("svc", once().instance(&server.url))
         .build()
         .expect("valid");
-    let err = sdk
-        .get_client("svc")
-        .get("/big")
-        .response()
-        .await
-        .expect_err("too large");
-    assert!(
-        matches!(err, ServiceError::BodyTooLarge { limit: 1024, .. }),
-        "{err:?}"
-    );
+    support::assert_body_too_large(&sdk, 1024).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -236,7 +217,7 @@ async fn streamed_bodies_over_the_limit_are_refused() {
         futures_util::stream::iter((0..16).map(move |_| Ok::<_, std::io::Error>(chunk.clone())))
     };
     let url = support::serve(Router::new().route(
-        "/stream",
+        "/big",
         get(move || async move { Body::from_stream(chunks()) }),
     ))
     .await;
@@ -248,16 +229,7 @@ async fn streamed_bodies_over_the_limit_are_refused() {
         .service("svc", once().instance(&url))
         .build()
         .expect("valid");
-    let err = sdk
-        .get_client("svc")
-        .get("/stream")
-        .response()
-        .await
-        .expect_err("too large");
-    assert!(
-        matches!(err, ServiceError::BodyTooLarge { limit: 10_000, .. }),
-        "{err:?}"
-    );
+    support::assert_body_too_large(&sdk, 10_000).await;
 }
 
 #[tokio::test(start_paused = true)]

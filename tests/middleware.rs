@@ -4,15 +4,8 @@ mod support;
 
 use std::sync::{Arc, Mutex};
 
-use sdk::{retry::RetryConfig, ServiceConfig, ServiceSdk};
-use support::{Reply, Scripted};
-
-fn once() -> ServiceConfig {
-    ServiceConfig::new().retry(RetryConfig {
-        max_attempts: 1,
-        ..Default::default()
-    })
-}
+use sdk::{ServiceConfig, ServiceSdk};
+use support::{once, Reply, Scripted};
 
 #[tokio::test(start_paused = true)]
 async fn closure_middleware_runs_on_every_attempt() {

@@ -7,15 +7,8 @@ use std::{
     sync::{Arc, Mutex},
 };
 
-use sdk::{retry::RetryConfig, ServiceConfig, ServiceSdk};
-use support::{Reply, Scripted};
-
-fn once() -> ServiceConfig {
-    ServiceConfig::new().retry(RetryConfig {
-        max_attempts: 1,
-        ..Default::default()
-    })
-}
+use sdk::ServiceSdk;
+use support::{once, Reply, Scripted};
 
 #[derive(Clone, Default)]
 struct Captured(Arc<Mutex<Vec<u8>>>);

@@ -3,17 +3,8 @@
 
 mod support;
 
-use sdk::{
-    retry::RetryConfig, transport::TransportConfig, ServiceConfig, ServiceError, ServiceSdk,
-};
-use support::{Reply, Scripted};
-
-fn once() -> ServiceConfig {
-    ServiceConfig::new().retry(RetryConfig {
-        max_attempts: 1,
-        ..Default::default()
-    })
-}
+use sdk::{transport::TransportConfig, ServiceConfig, ServiceError, ServiceSdk};
+use support::{once, Reply, Scripted};
 
 #[tokio::test]
 async fn http2_prior_knowledge() {
@@ -110,16 +101,7 @@ async fn reqwest_transport_enforces_the_body_limit() {
         .service("svc", once().instance(&server.url))
         .build()
         .expect("valid");
-    let err = sdk
-        .get_client("svc")
-        .get("/big")
-        .response()
-        .await
-        .expect_err("too large");
-    assert!(
-        matches!(err, ServiceError::BodyTooLarge { limit: 1000, .. }),
-        "{err:?}"
-    );
+    support::assert_body_too_large(&sdk, 1000).await;
 }
 
 /// Serves `router` over TLS (HTTP/2 and HTTP/1.1 by ALPN) with a fresh self-signed

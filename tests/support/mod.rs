@@ -193,6 +193,28 @@ pub fn lenient_breaker() -> BreakerConfig {
     }
 }
 
+/// One attempt, no retries.
+pub fn once() -> ServiceConfig {
+    ServiceConfig::new().retry(RetryConfig {
+        max_attempts: 1,
+        ..Default::default()
+    })
+}
+
+/// Asserts that GET `/big` on service `svc` is refused as larger than `limit`.
+pub async fn assert_body_too_large(sdk: &ServiceSdk, limit: usize) {
+    let err = sdk
+        .get_client("svc")
+        .get("/big")
+        .response()
+        .await
+        .expect_err("too large");
+    assert!(
+        matches!(err, sdk::ServiceError::BodyTooLarge { limit: l, .. } if l == limit),
+        "{err:?}"
+    );
+}
+
 /// An SDK with one service, `svc`, at `url`.
 pub fn sdk_for(url: &str, config: ServiceConfig) -> ServiceSdk {
     ServiceSdk::builder()
