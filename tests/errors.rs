@@ -316,3 +316,32 @@ async fn instance_base_paths_are_kept() {
         .expect("sent");
     assert_eq!(server.seen()[0].uri, "/api/v1/users?x=1");
 }
+
+#[tokio::test(start_paused = true)]
+async fn enormous_timeouts_and_ttls_do_not_panic() {
+    let server = Scripted::start(Reply::json(serde_json::json!(1))).await;
+    let config = once()
+        .timeout(Duration::MAX)
+        .attempt_timeout(Duration::MAX)
+        .cache(sdk::cache::CacheConfig {
+            enabled: true,
+            ttl: Duration::MAX,
+            stale_if_error: Some(Duration::MAX),
+            ..Default::default()
+        });
+    let sdk = sdk_for(&server.url, config);
+    let client = sdk.get_client("svc");
+    let value: u32 = client.get("/x").send().await.expect("ok");
+    assert_eq!(value, 1);
+    let value: u32 = client
+        .get("/y")
+        .timeout(Duration::MAX)
+        .cache_ttl(Duration::MAX)
+        .send()
+        .await
+        .expect("ok");
+    assert_eq!(value, 1);
+    let mut batch = sdk.batch().deadline(Duration::MAX);
+    let key = batch.add("x", async { Ok::<_, ServiceError>(1) });
+    assert_eq!(batch.run().await.take(&key).expect("ran"), 1);
+}

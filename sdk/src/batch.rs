@@ -102,7 +102,8 @@ impl Batch {
         let mut pending = calls.into_iter();
         let mut running = FuturesUnordered::new();
         running.extend(pending.by_ref().take(concurrency));
-        let deadline = deadline.map(|d| tokio::time::Instant::now() + d);
+        let deadline =
+            deadline.map(|d| crate::deadline::instant_after(tokio::time::Instant::now(), d));
         loop {
             let next = match deadline {
                 Some(deadline) => match tokio::time::timeout_at(deadline, running.next()).await {

@@ -48,7 +48,12 @@ pub(crate) fn attempt_bound(
     attempt_timeout: Option<Duration>,
     deadline: Option<(Instant, Duration)>,
 ) -> Option<(Instant, Bound)> {
-    let attempt = attempt_timeout.map(|t| (Instant::now() + t, Bound::Attempt(t)));
+    let attempt = attempt_timeout.map(|t| {
+        (
+            crate::deadline::instant_after(Instant::now(), t),
+            Bound::Attempt(t),
+        )
+    });
     let call = deadline.map(|(at, limit)| (at, Bound::Deadline(limit)));
     match (attempt, call) {
         (Some(a), Some(c)) => Some(if a.0 < c.0 { a } else { c }),

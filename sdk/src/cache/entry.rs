@@ -2,6 +2,8 @@ use std::{sync::Arc, time::Duration};
 
 use tokio::time::Instant;
 
+use crate::deadline::instant_after;
+
 use super::CacheKey;
 use crate::{
     error::BoxError,
@@ -32,9 +34,9 @@ impl Entry {
                 let stale = stale_window.unwrap_or_default();
                 Arc::new(Entry {
                     outcome: Ok(response),
-                    fresh_until: now + ttl,
-                    stale_until: now + ttl + stale,
-                    retain: ttl + stale,
+                    fresh_until: instant_after(now, ttl),
+                    stale_until: instant_after(now, ttl.saturating_add(stale)),
+                    retain: ttl.saturating_add(stale),
                 })
             }
             outcome => {

@@ -25,6 +25,13 @@ use tower::{Layer, Service};
 pub use self::error::DeadlineExceeded;
 use crate::{error::BoxError, request::ServiceRequest};
 
+/// `now + duration`, saturating far in the future instead of overflowing (a timeout or TTL of
+/// `Duration::MAX`, or an absurd one in a configuration file, must not panic).
+pub(crate) fn instant_after(now: Instant, duration: Duration) -> Instant {
+    const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+    now.checked_add(duration.min(FAR)).unwrap_or(now)
+}
+
 /// Applies [`Deadline`] with a default timeout.
 #[derive(Clone, Copy, Debug)]
 pub struct DeadlineLayer {
@@ -74,7 +81,7 @@ where
 
     fn call(&mut self, mut request: ServiceRequest) -> Self::Future {
         let limit = request.options().timeout.unwrap_or(self.default);
-        request.set_deadline(Instant::now() + limit, limit);
+        request.set_deadline(instant_after(Instant::now(), limit), limit);
         let into: fn(S::Error) -> BoxError = Into::into;
         self.inner.call(request).map_err(into)
     }

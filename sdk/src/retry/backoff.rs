@@ -65,7 +65,7 @@ impl ExponentialBackoff {
         let exponent = i32::try_from(retry.saturating_sub(1)).unwrap_or(i32::MAX);
         let secs = self.initial.as_secs_f64() * self.multiplier.powi(exponent);
         if secs.is_finite() && secs < self.max.as_secs_f64() {
-            Duration::from_secs_f64(secs.max(0.0))
+            Duration::try_from_secs_f64(secs.max(0.0)).unwrap_or(self.max)
         } else {
             self.max
         }

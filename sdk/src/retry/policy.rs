@@ -118,7 +118,7 @@ impl tower::retry::Policy<ServiceRequest, ServiceResponse, BoxError> for RetryPo
             Some(after) => after,
             None => self.shared.backoff.delay(attempt),
         };
-        let wake = Instant::now() + delay;
+        let wake = crate::deadline::instant_after(Instant::now(), delay);
         if request.deadline().is_some_and(|deadline| wake >= deadline) {
             self.give_up(attempt, RetryStop::DeadlineReached, result);
             return None;
