@@ -58,11 +58,46 @@ struct RequestParts {
 }
 
 impl ServiceRequest {
-    /// Builds a request. `path_and_query` is relative to the instance's base URL and must
-    /// pass [`check_path`](crate::path::check_path); `endpoint` names the operation for
-    /// breakers, logs and errors (a path template such as `/users/{id}`; `None` uses the
-    /// literal path).
-    pub fn new(
+    /// Builds a request. `path_and_query` is relative to the instance's base URL and is
+    /// checked with [`check_path`](crate::path::check_path): a path that names a host, climbs
+    /// with `..` or holds characters a URI cannot carry is refused. `endpoint` names the
+    /// operation for breakers, logs and errors (a path template such as `/users/{id}`; `None`
+    /// uses the literal path).
+    ///
+    /// ```
+    /// use sdk::{CallOptions, ServiceRequest};
+    ///
+    /// let ok = ServiceRequest::try_new(
+    ///     http::Method::GET,
+    ///     "/users/1",
+    ///     Some("/users/{id}".into()),
+    ///     http::HeaderMap::new(),
+    ///     bytes::Bytes::new(),
+    ///     CallOptions::default(),
+    /// );
+    /// assert_eq!(ok.expect("valid").endpoint(), "/users/{id}");
+    /// ```
+    pub fn try_new(
+        method: Method,
+        path_and_query: &str,
+        endpoint: Option<Cow<'static, str>>,
+        headers: HeaderMap,
+        body: Bytes,
+        options: CallOptions,
+    ) -> Result<Self, crate::path::PathError> {
+        crate::path::check_path(path_and_query)?;
+        Ok(Self::new_checked(
+            method,
+            path_and_query.into(),
+            endpoint,
+            headers,
+            body,
+            options,
+        ))
+    }
+
+    /// Builds a request whose path has already passed `check_path`.
+    pub(crate) fn new_checked(
         method: Method,
         path_and_query: Box<str>,
         endpoint: Option<Cow<'static, str>>,

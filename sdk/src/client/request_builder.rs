@@ -179,7 +179,7 @@ impl RequestBuilder {
             return Err(err);
         }
         mark_sensitive(&mut headers);
-        let request = ServiceRequest::new(
+        let request = ServiceRequest::new_checked(
             method,
             path.into_boxed_str(),
             endpoint,
