@@ -260,7 +260,70 @@ where
 
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use bytes::Bytes;
+    use http::{HeaderMap, StatusCode};
+    use tower::{Layer, ServiceExt};
+
     use super::*;
+    use crate::request::CallOptions;
+
+    fn request() -> ServiceRequest {
+        ServiceRequest::try_new(
+            Method::GET,
+            "/x",
+            None,
+            HeaderMap::new(),
+            Bytes::new(),
+            CallOptions::default(),
+        )
+        .expect("valid path")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_open_breaker_refuses_in_call_and_stays_ready() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counter = calls.clone();
+        let inner = tower::service_fn(move |_req: ServiceRequest| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async {
+                Ok::<_, BoxError>(ServiceResponse::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    HeaderMap::new(),
+                    Bytes::new(),
+                ))
+            }
+        });
+        let config = BreakerConfig {
+            failure_threshold: 2,
+            ..Default::default()
+        };
+        let breakers = Arc::new(EndpointBreakers::new(config, Arc::new(ServerFailures)));
+        let mut service = CircuitBreakerLayer::new(breakers.clone()).layer(inner);
+        for _ in 0..2 {
+            let response = service
+                .ready()
+                .await
+                .expect("ready")
+                .call(request())
+                .await
+                .expect("answered");
+            assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        }
+        assert_eq!(breakers.snapshot()[0].state, CircuitState::Open);
+        for _ in 0..3 {
+            // poll_ready stays ready: a buffer or balancer in front is never poisoned.
+            let ready = service.ready().await.expect("still ready");
+            let err = ready.call(request()).await.expect_err("refused");
+            assert!(err.is::<CircuitOpen>(), "{err}");
+        }
+        assert_eq!(
+            calls.load(Ordering::SeqCst),
+            2,
+            "no call reached the inner service while open"
+        );
+    }
 
     #[test]
     fn endpoints_past_the_bound_share_the_overflow_breaker() {
