@@ -50,8 +50,13 @@ pub mod discovery;
 mod error;
 mod error_chain;
 mod hooks;
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::private::*;
+}
 pub mod middleware;
 pub mod path;
+mod private;
 mod redact;
 mod request;
 mod response;
@@ -69,7 +74,7 @@ pub use crate::{
     },
     hooks::ErrorHook,
     redact::is_secret_header,
-    request::{CacheMode, CallOptions, ServiceRequest},
+    request::{CacheMode, CallOptions, RetryOverride, ServiceRequest},
     response::{CacheStatus, ServiceResponse},
     service_sdk::{ServiceSdk, ServiceSdkBuilder},
 };

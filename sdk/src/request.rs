@@ -10,7 +10,11 @@ use bytes::Bytes;
 use http::{HeaderMap, Method};
 use tokio::time::Instant;
 
-use crate::redact::RedactedHeaders;
+use crate::{
+    circuit_breaker::BreakerConfig,
+    redact::RedactedHeaders,
+    retry::{ExponentialBackoff, Jitter},
+};
 
 /// How the cache layer treats one request.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -36,6 +40,40 @@ pub struct CallOptions {
     /// Declare the request idempotent (`Some(true)`) so non-idempotent methods may be retried,
     /// or forbid retries (`Some(false)`). `None` follows the method and configuration.
     pub idempotent: Option<bool>,
+    /// Retry attempts and backoff for this call instead of the service's (the service's
+    /// budget still applies). Generated clients set it from `#[retry]`.
+    pub retry: Option<&'static RetryOverride>,
+    /// Breaker settings for this call's endpoint instead of the service's, taken when the
+    /// endpoint's breaker is created. Generated clients set it from `#[circuit_breaker]`.
+    pub circuit_breaker: Option<&'static BreakerConfig>,
+    /// Request headers that are part of this call's cache key, besides the service's
+    /// `vary_headers`. Generated clients set it from `#[cached(vary_on = [...])]`.
+    pub vary_on: &'static [&'static str],
+}
+
+/// Retry settings for one method, overriding the service's.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RetryOverride {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// The wait between attempts.
+    pub backoff: ExponentialBackoff,
+}
+
+impl RetryOverride {
+    /// `max_attempts` attempts, waiting `delay` growing by `multiplier` (capped at 30 s),
+    /// with full jitter.
+    pub const fn new(max_attempts: u32, delay: Duration, multiplier: f64) -> Self {
+        RetryOverride {
+            max_attempts,
+            backoff: ExponentialBackoff {
+                initial: delay,
+                max: Duration::from_secs(30),
+                multiplier,
+                jitter: Jitter::Full,
+            },
+        }
+    }
 }
 
 /// The request as the pipeline sees it: method, relative path and query, headers and body,

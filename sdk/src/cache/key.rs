@@ -19,13 +19,15 @@ impl CacheKey {
 
     pub(crate) fn for_request(request: &ServiceRequest, vary: &[HeaderName]) -> Self {
         let base = Self::base(request.method(), request.path_and_query());
-        if vary.is_empty() {
+        let per_request = request.options().vary_on;
+        if vary.is_empty() && per_request.is_empty() {
             return base;
         }
         let mut key = String::from(base.0);
-        for name in vary {
+        let names = vary.iter().map(HeaderName::as_str).chain(per_request.iter().copied());
+        for name in names {
             key.push('\n');
-            key.push_str(name.as_str());
+            key.push_str(name);
             key.push(':');
             for value in request.headers().get_all(name) {
                 key.push_str(&String::from_utf8_lossy(value.as_bytes()));

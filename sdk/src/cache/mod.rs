@@ -81,13 +81,13 @@ struct Shared {
 impl ResponseCache {
     /// An empty cache.
     pub fn new(config: CacheConfig) -> Self {
-        let mut builder = moka::future::Cache::builder()
+        let builder = moka::future::Cache::builder()
             .max_capacity(config.max_bytes)
             .weigher(|key: &CacheKey, entry: &Arc<Entry>| entry.weight(key))
             .expire_after(EntryExpiry);
-        if !config.vary_headers.is_empty() {
-            builder = builder.support_invalidation_closures();
-        }
+        // Keys may carry header variants (service `vary_headers`, a method's `vary_on`);
+        // `clear_key` drops them all with an invalidation closure.
+        let builder = builder.support_invalidation_closures();
         ResponseCache {
             shared: Arc::new(Shared {
                 store: builder.build(),
@@ -104,15 +104,12 @@ impl ResponseCache {
     /// Drops the entries of one GET path (with its query), whatever their vary headers.
     pub async fn clear_key(&self, path_and_query: &str) {
         let base = CacheKey::base(&Method::GET, path_and_query);
-        if self.shared.config.vary_headers.is_empty() {
-            self.shared.store.invalidate(&base).await;
-        } else {
-            // Registered only when vary headers are configured, so this cannot fail.
-            let _ = self
-                .shared
-                .store
-                .invalidate_entries_if(move |key, _| key.has_base(&base));
-        }
+        self.shared.store.invalidate(&base).await;
+        // Invalidation closures are enabled when the cache is built, so this cannot fail.
+        let _ = self
+            .shared
+            .store
+            .invalidate_entries_if(move |key, _| key.has_base(&base));
     }
 
     /// Entries currently held (approximate; moka applies writes in batches).

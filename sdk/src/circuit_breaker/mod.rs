@@ -158,6 +158,17 @@ impl EndpointBreakers {
 
     /// The breaker for `method endpoint`, created closed on first use.
     pub fn get(&self, method: &Method, endpoint: &str) -> Arc<CircuitBreaker> {
+        self.get_or_create(method, endpoint, None)
+    }
+
+    /// The breaker for `method endpoint`; a new one takes `config` when given (a method's
+    /// own `#[circuit_breaker]` settings) instead of the service's.
+    pub fn get_or_create(
+        &self,
+        method: &Method,
+        endpoint: &str,
+        config: Option<&BreakerConfig>,
+    ) -> Arc<CircuitBreaker> {
         let index = method_index(method);
         let map = &self.by_method[index];
         // Non-standard methods share the last map, keyed with the method name.
@@ -178,8 +189,9 @@ impl EndpointBreakers {
         if self.len() >= self.max_endpoints {
             return self.overflow.clone();
         }
+        let config = config.copied().unwrap_or(self.config);
         let breaker = Arc::new(CircuitBreaker::with_classifier(
-            self.config,
+            config,
             self.classifier.clone(),
         ));
         let mut next = BreakerMap::clone(&map.load());
@@ -250,7 +262,11 @@ where
     }
 
     fn call(&mut self, request: ServiceRequest) -> Self::Future {
-        let breaker = self.breakers.get(request.method(), request.endpoint());
+        let breaker = self.breakers.get_or_create(
+            request.method(),
+            request.endpoint(),
+            request.options().circuit_breaker,
+        );
         match breaker.try_acquire() {
             Ok(permit) => ResponseFuture::called(self.inner.call(request), breaker, permit),
             Err(open) => ResponseFuture::rejected(open),

@@ -9,7 +9,8 @@ use crate::{
     error::{ServiceError, ServiceResult},
     path::check_path,
     redact::{mark_sensitive, RedactedHeaders},
-    request::{CacheMode, CallOptions, ServiceRequest},
+    circuit_breaker::BreakerConfig,
+    request::{CacheMode, CallOptions, RetryOverride, ServiceRequest},
     response::ServiceResponse,
 };
 
@@ -32,7 +33,12 @@ pub struct RequestBuilder {
 
 impl RequestBuilder {
     pub(super) fn new(client: ServiceClient, method: Method, path: &str) -> Self {
-        let error = check_path(path).err().map(|e| e.to_string());
+        Self::with_path(client, method, path.to_owned())
+    }
+
+    /// A builder taking ownership of an already built path (generated clients: no copy).
+    pub(crate) fn with_path(client: ServiceClient, method: Method, path: String) -> Self {
+        let error = check_path(&path).err().map(|e| e.to_string());
         let defaults = &client.inner().default_headers;
         let headers = if defaults.is_empty() {
             HeaderMap::new()
@@ -42,7 +48,7 @@ impl RequestBuilder {
         RequestBuilder {
             client,
             method,
-            path: path.to_owned(),
+            path,
             headers,
             body: Bytes::new(),
             endpoint: None,
@@ -51,7 +57,7 @@ impl RequestBuilder {
         }
     }
 
-    fn fail(&mut self, reason: String) {
+    pub(crate) fn fail(&mut self, reason: String) {
         if self.error.is_none() {
             self.error = Some(reason);
         }
@@ -152,6 +158,32 @@ impl RequestBuilder {
     /// Caches this GET's answer for `ttl`, even if the service's cache is off.
     pub fn cache_ttl(mut self, ttl: Duration) -> Self {
         self.options.cache_ttl = Some(ttl);
+        self
+    }
+
+    /// Uses these retry settings for this call instead of the service's (the service's retry
+    /// budget still applies).
+    pub fn retry_policy(mut self, retry: &'static RetryOverride) -> Self {
+        self.options.retry = Some(retry);
+        self
+    }
+
+    /// Gives this call's endpoint these breaker settings instead of the service's (taken when
+    /// the endpoint's breaker is first created). Pair it with [`endpoint`](Self::endpoint).
+    pub fn circuit_breaker(mut self, breaker: &'static BreakerConfig) -> Self {
+        self.options.circuit_breaker = Some(breaker);
+        self
+    }
+
+    /// Makes these request headers part of this call's cache key.
+    pub fn vary_on(mut self, headers: &'static [&'static str]) -> Self {
+        self.options.vary_on = headers;
+        self
+    }
+
+    /// Sets the cache mode (default: [`CacheMode::Default`]).
+    pub fn cache_mode(mut self, mode: CacheMode) -> Self {
+        self.options.cache_mode = mode;
         self
     }
 

@@ -103,7 +103,11 @@ impl tower::retry::Policy<ServiceRequest, ServiceResponse, BoxError> for RetryPo
             }
             classify::Verdict::Retry { after } => after,
         };
-        if attempt >= self.shared.max_attempts {
+        let (max_attempts, method_backoff) = match request.options().retry {
+            Some(retry) => (retry.max_attempts.max(1), Some(retry.backoff)),
+            None => (self.shared.max_attempts, None),
+        };
+        if attempt >= max_attempts {
             if attempt > 1 || result.is_ok() {
                 self.give_up(attempt, RetryStop::AttemptsExhausted, result);
             }
@@ -116,7 +120,10 @@ impl tower::retry::Policy<ServiceRequest, ServiceResponse, BoxError> for RetryPo
                 return None;
             }
             Some(after) => after,
-            None => self.shared.backoff.delay(attempt),
+            None => match method_backoff {
+                Some(backoff) => backoff.delay(attempt),
+                None => self.shared.backoff.delay(attempt),
+            },
         };
         let wake = crate::deadline::instant_after(Instant::now(), delay);
         if request.deadline().is_some_and(|deadline| wake >= deadline) {
