@@ -1,6 +1,83 @@
-//! Procedural macros for the service SDK.
+//! Typed clients from an annotated trait, for the `sdk` crate (which re-exports these macros;
+//! see its documentation for examples).
 //!
-//! This crate is part of the workspace layout; `#[service_interface]` and its method
-//! attributes (`#[service_call]`, `#[retry]`, `#[circuit_breaker]`, `#[cached]`,
-//! `#[timeout]`) are built on top of the `sdk` runtime's pipeline and are not part of this
-//! release yet. Use `ServiceSdk::get_client` for calls in the meantime.
+//! `#[service_interface]` reads the trait into a model (`ast`), checks it (`valid`), and
+//! generates the trait with `Send` futures plus a `…Client` implementing it (`expand`). Every
+//! mistake is reported at the token that causes it, all at once, with the trait still emitted
+//! so that one mistake does not cascade (`fallback`).
+
+mod args;
+mod ast;
+mod attr;
+mod ctxt;
+mod duration;
+mod expand;
+mod fallback;
+mod valid;
+
+use proc_macro::TokenStream;
+
+/// Turns a trait into a service contract and generates `<Trait>Client` implementing it.
+///
+/// `#[service_interface(name = "user-service", base_path = "/api/v1")]`; each method is an
+/// `async fn(&self, ...) -> ServiceResult<T>` with `#[service_call(METHOD, "/path/<param>")]`.
+#[proc_macro_attribute]
+pub fn service_interface(args: TokenStream, input: TokenStream) -> TokenStream {
+    let item = match syn::parse::<syn::ItemTrait>(input) {
+        Ok(item) => item,
+        Err(_) => {
+            return syn::Error::new(
+                proc_macro2::Span::call_site(),
+                "#[service_interface] goes on a trait: `pub trait UserService { ... }`",
+            )
+            .to_compile_error()
+            .into()
+        }
+    };
+    let args = match args::parse(args.into()) {
+        Ok(args) => args,
+        Err(e) => return fallback::expand(item, &e).into(),
+    };
+    let cx = ctxt::Ctxt::default();
+    let interface = ast::Interface::from_syn(args, item.clone(), &cx);
+    valid::check(&interface, &cx);
+    match cx.finish() {
+        Ok(()) => expand::expand(&interface).into(),
+        Err(e) => fallback::expand(item, &e).into(),
+    }
+}
+
+macro_rules! method_attribute {
+    ($(#[doc = $doc:literal] $name:ident),* $(,)?) => {
+        $(
+            #[doc = $doc]
+            ///
+            /// Read by `#[service_interface]`; on its own it only reports where it belongs.
+            #[proc_macro_attribute]
+            pub fn $name(_args: TokenStream, input: TokenStream) -> TokenStream {
+                let message = concat!(
+                    "#[", stringify!($name), "] belongs on a method of a #[service_interface] trait"
+                );
+                let mut out: TokenStream =
+                    syn::Error::new(proc_macro2::Span::call_site(), message).to_compile_error().into();
+                out.extend(input);
+                out
+            }
+        )*
+    };
+}
+
+method_attribute! {
+    /// `#[service_call(GET, "/users/<id>")]`: the HTTP method and path of a trait method.
+    service_call,
+    /// `#[retry(max_attempts = 3, delay = "100ms", backoff = 2.0)]`: this method's retries.
+    retry,
+    /// `#[circuit_breaker(failure_threshold = 3, success_threshold = 2, recovery_timeout = "30s")]`.
+    circuit_breaker,
+    /// `#[cached(ttl = "5m", vary_on = ["accept-language"])]`: cache this GET's answers.
+    cached,
+    /// `#[timeout("2s")]`: this method's deadline, across retries.
+    timeout,
+    /// `#[idempotent]`: this POST or PATCH may be retried (the server deduplicates).
+    idempotent,
+}

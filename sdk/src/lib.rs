@@ -66,6 +66,10 @@ pub mod timeout;
 pub mod trace;
 pub mod transport;
 
+pub use sdk_macros::{
+    cached, circuit_breaker, idempotent, retry, service_call, service_interface, timeout,
+};
+
 pub use crate::{
     client::{RequestBuilder, ServiceClient},
     config::{ConfigError, SdkConfig, ServiceConfig},
@@ -81,6 +85,10 @@ pub use crate::{
 
 /// The names most programs need.
 pub mod prelude {
+    pub use sdk_macros::{
+        cached, circuit_breaker, idempotent, retry, service_call, service_interface, timeout,
+    };
+
     pub use crate::{
         batch::{Batch, BatchKey, BatchResults},
         CacheStatus, ServiceClient, ServiceConfig, ServiceError, ServiceResponse, ServiceResult,

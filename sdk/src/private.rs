@@ -14,7 +14,12 @@ pub use crate::{
 };
 
 /// Starts a request with a path the generated code built (no copy).
-pub fn request(client: &ServiceClient, method: Method, path: String, endpoint: &'static str) -> RequestBuilder {
+pub fn request(
+    client: &ServiceClient,
+    method: Method,
+    path: String,
+    endpoint: &'static str,
+) -> RequestBuilder {
     RequestBuilder::with_path(client.clone(), method, path).endpoint(endpoint)
 }
 
@@ -32,7 +37,11 @@ pub fn push_segment(path: &mut String, value: &dyn Display) -> Result<(), String
 }
 
 /// Appends `name=value` to the query of `path` (serde_urlencoded).
-pub fn push_query<T: Serialize + ?Sized>(path: &mut String, name: &str, value: &T) -> Result<(), String> {
+pub fn push_query<T: Serialize + ?Sized>(
+    path: &mut String,
+    name: &str,
+    value: &T,
+) -> Result<(), String> {
     let pair = serde_urlencoded::to_string([(name, value)])
         .map_err(|e| format!("query parameter `{name}` could not be encoded: {e}"))?;
     path.push(if path.contains('?') { '&' } else { '?' });
@@ -42,7 +51,8 @@ pub fn push_query<T: Serialize + ?Sized>(path: &mut String, name: &str, value: &
 
 /// A header value from a `Display` argument.
 pub fn header_value(name: &str, value: &dyn Display) -> Result<HeaderValue, String> {
-    HeaderValue::try_from(value.to_string()).map_err(|_| format!("header `{name}`: value is not a valid header value"))
+    HeaderValue::try_from(value.to_string())
+        .map_err(|_| format!("header `{name}`: value is not a valid header value"))
 }
 
 /// Records a mistake found while building the request; `send` returns it as `InvalidRequest`.

@@ -24,7 +24,10 @@ impl CacheKey {
             return base;
         }
         let mut key = String::from(base.0);
-        let names = vary.iter().map(HeaderName::as_str).chain(per_request.iter().copied());
+        let names = vary
+            .iter()
+            .map(HeaderName::as_str)
+            .chain(per_request.iter().copied());
         for name in names {
             key.push('\n');
             key.push_str(name);

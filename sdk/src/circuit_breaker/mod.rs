@@ -59,15 +59,20 @@ pub struct BreakerConfig {
     pub failure_rate: Option<FailureRate>,
 }
 
+impl BreakerConfig {
+    /// The defaults, usable in `const` and `static` items.
+    pub const DEFAULT: BreakerConfig = BreakerConfig {
+        failure_threshold: 5,
+        success_threshold: 2,
+        open_duration: Duration::from_secs(60),
+        half_open_max_probes: 1,
+        failure_rate: None,
+    };
+}
+
 impl Default for BreakerConfig {
     fn default() -> Self {
-        BreakerConfig {
-            failure_threshold: 5,
-            success_threshold: 2,
-            open_duration: Duration::from_secs(60),
-            half_open_max_probes: 1,
-            failure_rate: None,
-        }
+        Self::DEFAULT
     }
 }
 

@@ -6,10 +6,10 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use super::ServiceClient;
 use crate::{
+    circuit_breaker::BreakerConfig,
     error::{ServiceError, ServiceResult},
     path::check_path,
     redact::{mark_sensitive, RedactedHeaders},
-    circuit_breaker::BreakerConfig,
     request::{CacheMode, CallOptions, RetryOverride, ServiceRequest},
     response::ServiceResponse,
 };

@@ -1,0 +1,50 @@
+//! `#[service_interface(name = "...", base_path = "...")]`.
+
+use proc_macro2::{Span, TokenStream};
+use syn::{meta::ParseNestedMeta, LitStr};
+
+pub(crate) struct InterfaceArgs {
+    pub(crate) name: LitStr,
+    pub(crate) base_path: String,
+}
+
+pub(crate) fn parse(args: TokenStream) -> syn::Result<InterfaceArgs> {
+    let mut name = None;
+    let mut base_path = String::new();
+    let parser = syn::meta::parser(|meta: ParseNestedMeta<'_>| {
+        if meta.path.is_ident("name") {
+            let lit: LitStr = meta.value()?.parse()?;
+            if lit.value().trim().is_empty() {
+                return Err(syn::Error::new_spanned(
+                    &lit,
+                    "the service name cannot be empty",
+                ));
+            }
+            name = Some(lit);
+            Ok(())
+        } else if meta.path.is_ident("base_path") {
+            let lit: LitStr = meta.value()?.parse()?;
+            let value = lit.value();
+            if !value.is_empty()
+                && (!value.starts_with('/') || value.contains(['<', '>', '?', '#']))
+            {
+                return Err(syn::Error::new_spanned(
+                    &lit,
+                    "base_path must start with `/` and hold no parameters, query or fragment",
+                ));
+            }
+            base_path = value.trim_end_matches('/').to_owned();
+            Ok(())
+        } else {
+            Err(meta.error("unknown key; #[service_interface] takes `name = \"...\"` and `base_path = \"...\"`"))
+        }
+    });
+    syn::parse::Parser::parse2(parser, args)?;
+    let name = name.ok_or_else(|| {
+        syn::Error::new(
+            Span::call_site(),
+            "missing the service name: write #[service_interface(name = \"user-service\")]",
+        )
+    })?;
+    Ok(InterfaceArgs { name, base_path })
+}

@@ -1,0 +1,96 @@
+//! Checks across a method's parts: path parameters against arguments, bodies against the
+//! method, retries against idempotency. Each error points at the token to fix.
+
+use crate::{
+    ast::{Interface, Method, ParamKind, Piece},
+    ctxt::Ctxt,
+};
+
+pub(crate) const HTTP_METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"];
+
+pub(crate) fn check(interface: &Interface, cx: &Ctxt) {
+    for method in &interface.methods {
+        check_method(method, cx);
+    }
+}
+
+fn check_method(method: &Method, cx: &Ctxt) {
+    let http = method.http.to_string();
+    if !HTTP_METHODS.contains(&http.as_str()) {
+        cx.error(
+            &method.http,
+            format!("unknown HTTP method `{http}`; use one of GET, POST, PUT, PATCH, DELETE, HEAD"),
+        );
+    }
+
+    let mut seen = Vec::new();
+    for piece in &method.template {
+        let Piece::Param(name) = piece else { continue };
+        if seen.contains(name) {
+            cx.error(
+                &method.path,
+                format!("`<{name}>` appears twice in the path"),
+            );
+        }
+        seen.push(name.clone());
+        if !method.params.iter().any(|p| p.ident == name) {
+            cx.error(
+                &method.path,
+                format!("`<{name}>` has no matching argument; add `{name}: <type>` to the method's arguments"),
+            );
+        }
+    }
+
+    let mut body = None;
+    let mut keys = 0;
+    for param in &method.params {
+        match &param.kind {
+            ParamKind::Unmarked => cx.error(
+                &param.ident,
+                format!(
+                    "`{}` is not in the path; mark it #[query], #[body], #[header(\"X-Name\")] or #[idempotency_key]",
+                    param.ident
+                ),
+            ),
+            ParamKind::Body => {
+                let attr = param.attr.as_ref();
+                if body.is_some() {
+                    cx.error(attr, "a method can have only one #[body]; combine them into one struct");
+                }
+                if http == "GET" || http == "HEAD" {
+                    cx.error(attr, format!("a {http} request has no body; send this as #[query] arguments"));
+                }
+                body = Some(());
+            }
+            ParamKind::IdempotencyKey => {
+                keys += 1;
+                if keys > 1 {
+                    cx.error(param.attr.as_ref(), "a method can have only one #[idempotency_key]");
+                }
+            }
+            _ => {}
+        }
+    }
+
+    let idempotent_by_method = matches!(http.as_str(), "GET" | "HEAD" | "PUT" | "DELETE");
+    if let Some(retry) = &method.retry {
+        if !idempotent_by_method && method.idempotent.is_none() && keys == 0 {
+            cx.error(
+                &retry.attr,
+                format!(
+                    "{http} is not idempotent, so retrying it can repeat its effect (a retried payment is \
+                     money charged twice); add #[idempotent] if the server deduplicates, or take an \
+                     #[idempotency_key] argument"
+                ),
+            );
+        }
+    }
+    if let Some(cached) = &method.cached {
+        if http != "GET" {
+            cx.error(
+                &cached.attr,
+                format!("#[cached] only applies to GET; {http} answers are never cached"),
+            );
+        }
+    }
+}
