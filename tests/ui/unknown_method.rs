@@ -1,0 +1,10 @@
+#![allow(dead_code)]
+use sdk::prelude::*;
+
+#[service_interface(name = "users")]
+trait Users {
+    #[service_call(FETCH, "/users")]
+    async fn list(&self) -> ServiceResult<String>;
+}
+
+fn main() {}
