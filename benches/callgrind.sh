@@ -20,10 +20,10 @@ count() { # mode n -> total instructions of the client process
 }
 printf '%-12s %14s\n' client 'instr/call'
 declare -A PER
-for mode in hyper reqwest sdk sdk-cached sdk-open; do
+for mode in hyper reqwest sdk sdk-typed sdk-cached sdk-open; do
   a=$(count "$mode" "$N"); b=$(count "$mode" $((2 * N)))
   PER[$mode]=$(( (b - a) / N ))
   printf '%-12s %14d\n' "$mode" "${PER[$mode]}"
 done
-awk -v s="${PER[sdk]}" -v h="${PER[hyper]}" -v r="${PER[reqwest]}" 'BEGIN {
-  printf "sdk / hyper-util   %.2fx (target <= 1.3x)\nreqwest / hyper-util %.2fx\n", s / h, r / h }'
+awk -v s="${PER[sdk]}" -v t="${PER[sdk-typed]}" -v h="${PER[hyper]}" -v r="${PER[reqwest]}" 'BEGIN {
+  printf "sdk / hyper-util   %.2fx (target <= 1.3x)\nreqwest / hyper-util %.2fx\ngenerated - ad-hoc %+d instructions\n", s / h, r / h, t - s }'

@@ -1,7 +1,7 @@
 //! Client instructions per call, for `valgrind --tool=callgrind` (see `benches/callgrind.sh`).
 //!
 //! `instructions serve` runs the JSON server and prints its URL; `instructions MODE N URL`
-//! makes 200 warm-up calls and then N sequential calls of MODE (`hyper`, `reqwest`, `sdk`,
+//! makes 200 warm-up calls and then N sequential calls of MODE (`hyper`, `reqwest`, `sdk`, `sdk-typed`,
 //! `sdk-cached`, `sdk-open`) on a current-thread runtime. Running it for N and 2N calls and
 //! dividing the difference by N cancels start-up and warm-up.
 
@@ -36,6 +36,7 @@ fn main() {
                             "hyper" => drop(std::hint::black_box(clients.hyper_call().await)),
                             "reqwest" => drop(std::hint::black_box(clients.reqwest_call().await)),
                             "sdk" => drop(std::hint::black_box(clients.sdk_call().await)),
+                            "sdk-typed" => drop(std::hint::black_box(clients.typed_call().await)),
                             "sdk-cached" => {
                                 drop(std::hint::black_box(clients.sdk_cached_call().await))
                             }

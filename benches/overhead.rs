@@ -1,7 +1,7 @@
 //! Call overhead: bare hyper-util, raw reqwest and the SDK in one run, against one server.
 //!
 //! `cargo bench -p sdk-benches --bench overhead` prints, per client: median and p99 latency for one caller,
-//! throughput with 64 concurrent callers, and ratios to the baselines; then the cost of a
+//! throughput with 64 concurrent callers (1 s rounds, rotating order), and ratios to the baselines; then the cost of a
 //! cached typed call and of an open-breaker rejection. Set `BENCH_SECS` to change the length
 //! of each throughput run (default 3).
 
@@ -47,22 +47,26 @@ where
     }
 }
 
-/// One-caller latency of the three network clients, measured in turn call by call so that
-/// drift on a noisy machine (frequency, neighbours) hits all three alike.
-async fn interleaved(c: &Clients) -> [Latency; 3] {
-    let mut times: [Vec<Duration>; 3] = Default::default();
+/// One-caller latency of the network clients, measured in turn call by call, with the order
+/// rotated every round: drift on a noisy machine hits all alike, and no client always goes
+/// first (the first call of a round pays for waking the server).
+async fn interleaved(c: &Clients) -> [Latency; 4] {
+    let mut times: [Vec<Duration>; 4] = Default::default();
     for i in 0..SAMPLES + SAMPLES / 10 {
-        let started = Instant::now();
-        std::hint::black_box(c.hyper_call().await);
-        let hyper = started.elapsed();
-        let started = Instant::now();
-        std::hint::black_box(c.reqwest_call().await);
-        let reqwest = started.elapsed();
-        let started = Instant::now();
-        std::hint::black_box(c.sdk_call().await);
-        let sdk = started.elapsed();
+        let mut round = [Duration::ZERO; 4];
+        for position in 0..4 {
+            let client = (i + position) % 4;
+            let started = Instant::now();
+            match client {
+                0 => drop(std::hint::black_box(c.hyper_call().await)),
+                1 => drop(std::hint::black_box(c.reqwest_call().await)),
+                2 => drop(std::hint::black_box(c.sdk_call().await)),
+                _ => drop(std::hint::black_box(c.typed_call().await)),
+            }
+            round[client] = started.elapsed();
+        }
         if i >= SAMPLES / 10 {
-            for (series, t) in times.iter_mut().zip([hyper, reqwest, sdk]) {
+            for (series, t) in times.iter_mut().zip(round) {
                 series.push(t);
             }
         }
@@ -128,21 +132,25 @@ fn main() {
         let expected = clients.hyper_call().await;
         assert_eq!(clients.reqwest_call().await, expected);
         assert_eq!(clients.sdk_call().await, expected);
+        assert_eq!(clients.typed_call().await, expected);
         assert_eq!(clients.sdk_cached_call().await, expected);
         assert!(clients.sdk_open_call().await);
+        assert_eq!(clients.typed_cached_call().await, expected);
 
         let c = clients.clone();
-        let [hyper, reqwest, sdk] = interleaved(&c).await;
+        let [hyper, reqwest, sdk, typed] = interleaved(&c).await;
         let cached = latency(SAMPLES / 4, || c.sdk_cached_call()).await;
         let open = latency(SAMPLES / 4, || c.sdk_open_call()).await;
+        let typed_cached = latency(SAMPLES / 4, || c.typed_cached_call()).await;
 
         let hyper_tp = throughput(&clients, seconds, |c| async move { c.hyper_call().await }).await;
         let reqwest_tp =
             throughput(&clients, seconds, |c| async move { c.reqwest_call().await }).await;
         let sdk_tp = throughput(&clients, seconds, |c| async move { c.sdk_call().await }).await;
+        let typed_tp = throughput(&clients, seconds, |c| async move { c.typed_call().await }).await;
 
         println!(
-            "\none caller, typed GET of a small JSON object over loopback ({SAMPLES} calls each)"
+            "\none caller, typed GET of a small JSON object over loopback ({SAMPLES} calls each, interleaved in rotating order)"
         );
         println!(
             "{:<28} {:>10} {:>10} {:>14}",
@@ -152,6 +160,7 @@ fn main() {
             ("bare hyper-util", &hyper, hyper_tp),
             ("raw reqwest", &reqwest, reqwest_tp),
             ("sdk (breaker+retry+timeouts)", &sdk, sdk_tp),
+            ("sdk generated client", &typed, typed_tp),
         ] {
             println!(
                 "{name:<28} {:>10.1} {:>10.1} {:>14.0}",
@@ -171,6 +180,10 @@ fn main() {
             us(sdk.median) - us(hyper.median)
         );
         println!(
+            "  generated p50 - ad-hoc p50     {:+.1} µs (target <= 1 µs)",
+            us(typed.median) - us(sdk.median)
+        );
+        println!(
             "  reqwest p50 - hyper-util p50  {:+.1} µs",
             us(reqwest.median) - us(hyper.median)
         );
@@ -179,6 +192,11 @@ fn main() {
             "  cached typed call             p50 {:.0} ns, p99 {:.0} ns (target p50 < 1 µs)",
             cached.median.as_nanos(),
             cached.p99.as_nanos()
+        );
+        println!(
+            "  generated cached call         p50 {:.0} ns ({:+.0} ns vs ad-hoc; target <= 1 µs)",
+            typed_cached.median.as_nanos(),
+            typed_cached.median.as_nanos() as f64 - cached.median.as_nanos() as f64
         );
         println!(
             "  open-breaker rejection        p50 {:.0} ns, p99 {:.0} ns (target p50 < 500 ns)",

@@ -25,6 +25,22 @@ pub struct User {
     pub active: bool,
 }
 
+/// The same call as a generated client.
+#[sdk::service_interface(name = "users")]
+pub trait Users {
+    /// One user.
+    #[service_call(GET, "/users/<id>")]
+    async fn get_user(&self, id: u64) -> sdk::ServiceResult<User>;
+}
+
+/// The same call through the cached service, for the no-network comparison.
+#[sdk::service_interface(name = "users-cached")]
+pub trait CachedUsers {
+    /// One user (the service caches GETs).
+    #[service_call(GET, "/users/<id>")]
+    async fn get_user(&self, id: u64) -> sdk::ServiceResult<User>;
+}
+
 pub fn app() -> Router {
     Router::new().route(
         "/users/{id}",
@@ -68,6 +84,8 @@ pub struct Clients {
     pub hyper: Client<HttpConnector, Empty<Bytes>>,
     pub reqwest: reqwest::Client,
     pub sdk: sdk::ServiceClient,
+    pub typed: UsersClient,
+    pub typed_cached: CachedUsersClient,
     pub sdk_cached: sdk::ServiceClient,
     pub sdk_open: sdk::ServiceClient,
 }
@@ -119,6 +137,8 @@ impl Clients {
             hyper,
             reqwest,
             sdk: sdk.get_client("users"),
+            typed: UsersClient::new(&sdk),
+            typed_cached: CachedUsersClient::new(&sdk),
             sdk_cached: sdk.get_client("users-cached"),
             sdk_open,
         }
@@ -151,6 +171,19 @@ impl Clients {
 
     pub async fn sdk_call(&self) -> User {
         self.sdk.get("/users/1").send().await.expect("sdk call")
+    }
+
+    /// The generated client's call: same pipeline, path built from the template.
+    pub async fn typed_call(&self) -> User {
+        self.typed.get_user(1).await.expect("typed call")
+    }
+
+    /// A cache hit through the generated client.
+    pub async fn typed_cached_call(&self) -> User {
+        self.typed_cached
+            .get_user(1)
+            .await
+            .expect("cached typed call")
     }
 
     pub async fn sdk_cached_call(&self) -> User {

@@ -24,10 +24,24 @@ pub fn request(
 }
 
 /// Appends `value` to `path` as exactly one percent-encoded segment; `.` and `..` are refused.
+///
+/// The value is written in place; only a value with characters to encode is copied again
+/// (ids and numbers, the common case, cost no extra allocation).
 pub fn push_segment(path: &mut String, value: &dyn Display) -> Result<(), String> {
-    let mut text = String::new();
-    let _ = write!(text, "{value}");
-    match crate::path::encode_segment(&text) {
+    let start = path.len();
+    let _ = write!(path, "{value}");
+    let written = &path[start..];
+    if written
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'~' | b'.'))
+        && written != "."
+        && written != ".."
+    {
+        return Ok(());
+    }
+    let encoded = crate::path::encode_segment(written).map(|e| e.into_owned());
+    path.truncate(start);
+    match encoded {
         Ok(encoded) => {
             path.push_str(&encoded);
             Ok(())

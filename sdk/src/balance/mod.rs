@@ -111,7 +111,12 @@ where
             if instances.is_empty() {
                 return None;
             }
-            let instance = &instances[next.fetch_add(1, Ordering::Relaxed) % instances.len()];
+            // One instance: no shared counter to bump on every call.
+            let index = match instances.len() {
+                1 => 0,
+                len => next.fetch_add(1, Ordering::Relaxed) % len,
+            };
+            let instance = &instances[index];
             Some((instance.url_arc().clone(), to_http(&request, instance)))
         });
         let (url, http_request) = match chosen {

@@ -10,15 +10,17 @@
 //! 2. stops after `max_attempts`;
 //! 3. waits `Retry-After` when the server sent one, else the [`Backoff`] delay;
 //! 4. stops if that wait would pass the call's deadline;
-//! 5. takes a token from the service's retry budget, tower's `TpsBudget` (Finagle's design):
-//!    every call deposits, each retry withdraws, so retries add at most `ratio` of the call
-//!    rate plus `min_per_second`. When the service is down, the budget runs dry and an outage
-//!    is not multiplied by the attempt count.
+//! 5. takes a token from the service's [`RetryBudget`] (tower's `Budget` trait with
+//!    `TpsBudget`'s accounting, Finagle's design, kept lock-free): every call deposits, each
+//!    retry withdraws, so retries add at most `ratio` of the call rate plus `min_per_second`.
+//!    When the service is down, the budget runs dry and an outage is not multiplied by the
+//!    attempt count.
 //!
 //! When it gives up, an error becomes [`RetriesExhausted`] carrying the attempt count and
 //! the reason; a response keeps its status and records the attempt count.
 
 mod backoff;
+mod budget;
 mod classify;
 mod error;
 mod policy;
@@ -29,6 +31,7 @@ use http::StatusCode;
 
 pub use self::{
     backoff::{Backoff, ExponentialBackoff, Jitter},
+    budget::RetryBudget,
     error::RetriesExhausted,
     policy::RetryPolicy,
 };

@@ -4,9 +4,9 @@ use std::{pin::Pin, sync::Arc, time::Duration};
 
 use http::StatusCode;
 use tokio::time::{Instant, Sleep};
-use tower::retry::budget::{Budget, TpsBudget};
+use tower::retry::budget::Budget;
 
-use super::{classify, Backoff, RetriesExhausted, RetryConfig};
+use super::{classify, Backoff, RetriesExhausted, RetryBudget, RetryConfig};
 use crate::{
     error::{BoxError, RetryStop},
     request::ServiceRequest,
@@ -29,7 +29,7 @@ struct Shared {
     retry_statuses: Vec<StatusCode>,
     max_retry_after: Duration,
     backoff: Arc<dyn Backoff>,
-    budget: TpsBudget,
+    budget: RetryBudget,
 }
 
 impl RetryPolicy {
@@ -43,15 +43,7 @@ impl RetryPolicy {
                 retry_statuses: config.retry_statuses.clone(),
                 max_retry_after: config.max_retry_after,
                 backoff: config.backoff.clone(),
-                // tower's budget asserts on these ranges; clamp so bad input cannot panic
-                // (configuration validation reports them first).
-                budget: TpsBudget::new(
-                    budget
-                        .window
-                        .clamp(Duration::from_secs(1), Duration::from_secs(60)),
-                    budget.min_per_second,
-                    budget.ratio.clamp(0.0, 1000.0),
-                ),
+                budget: RetryBudget::new(budget.window, budget.min_per_second, budget.ratio),
             }),
         }
     }
