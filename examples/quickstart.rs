@@ -14,18 +14,36 @@ use std::{
 };
 
 use axum::{extract::Path, http::StatusCode, routing::get, Json, Router};
-use sdk::{
-    cache::CacheConfig,
-    circuit_breaker::{BreakerConfig, CircuitState},
-    prelude::*,
-    retry::RetryConfig,
-};
+use sdk::{circuit_breaker::CircuitState, prelude::*, retry::RetryConfig};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Serialize, Deserialize)]
 struct User {
     id: u64,
     name: String,
+}
+
+/// The demo shop, as its callers see it. `ShopClient` is generated and implements it.
+#[service_interface(name = "shop")]
+trait Shop {
+    /// One user.
+    #[service_call(GET, "/users/<id>")]
+    async fn user(&self, id: u64) -> ServiceResult<User>;
+
+    /// Stock levels; this dependency restarts now and then, so it is retried.
+    #[service_call(GET, "/inventory")]
+    #[retry(max_attempts = 3, delay = "50ms")]
+    async fn inventory(&self) -> ServiceResult<serde_json::Value>;
+
+    /// Whether payments work; a failing payments service trips this breaker.
+    #[service_call(GET, "/payments/status")]
+    #[circuit_breaker(failure_threshold = 3, success_threshold = 1, recovery_timeout = "1s")]
+    async fn payments_status(&self) -> ServiceResult<serde_json::Value>;
+
+    /// The catalog: slow to compute, fine to be 30 s old.
+    #[service_call(GET, "/catalog")]
+    #[cached(ttl = "30s")]
+    async fn catalog(&self) -> ServiceResult<serde_json::Value>;
 }
 
 /// What the demo service does, switchable from the demo.
@@ -98,113 +116,72 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ServiceConfig::new()
                 .instance(&url)
                 .timeout(Duration::from_secs(2))
+                // The service default: no retries; methods opt in with #[retry].
                 .retry(RetryConfig {
-                    max_attempts: 3,
-                    ..Default::default()
-                })
-                .circuit_breaker(BreakerConfig {
-                    failure_threshold: 3,
-                    success_threshold: 1,
-                    open_duration: Duration::from_secs(1),
-                    ..Default::default()
-                })
-                .cache(CacheConfig {
-                    ttl: Duration::from_secs(30),
+                    max_attempts: 1,
                     ..Default::default()
                 }),
         )
         .on_error(|err, _context| println!("   on_error hook saw: {err}"))
         .build()?;
-    let shop = sdk.get_client("shop");
+    let shop = ShopClient::new(&sdk);
 
     println!("1. A normal call");
-    let user: User = shop.get("/users/42").send().await?;
-    println!("   GET /users/42 answered {user:?}\n");
+    let user = shop.user(42).await?;
+    println!("   shop.user(42) answered {user:?}\n");
 
     println!("2. A retried call");
-    let response = shop.get("/inventory").response().await?;
-    println!(
-        "   GET /inventory failed twice with 503, was retried with backoff, and answered {} after {} attempts: {}\n",
-        response.status(),
-        response.attempts(),
-        response.text()
-    );
+    let stock = shop.inventory().await?;
+    println!("   shop.inventory() failed twice with 503, was retried with backoff, and answered {stock}\n");
 
     println!("3. A circuit opening, then recovering");
     demo.payments_down.store(true, Ordering::SeqCst);
     for _ in 0..3 {
-        let err = shop
-            .get("/payments/status")
-            .send::<serde_json::Value>()
-            .await;
-        println!("   payments answered: {}", describe(err.err()));
+        let outcome = shop.payments_status().await;
+        println!("   payments answered: {}", describe(outcome.err()));
     }
-    let breaker = shop
-        .circuit_state()
-        .into_iter()
-        .find(|c| c.endpoint == "GET /payments/status");
-    if let Some(breaker) = breaker {
+    if let Some(breaker) = payments_breaker(&shop) {
         println!(
             "   breaker for {} is now {:?} after {} failures in a row",
             breaker.endpoint, breaker.state, breaker.consecutive_failures
         );
     }
     let started = Instant::now();
-    let err = shop
-        .get("/payments/status")
-        .send::<serde_json::Value>()
-        .await
-        .err();
+    let refused = shop.payments_status().await.err();
     println!(
         "   the next call was refused in {:?} without touching the network: {}",
         started.elapsed(),
-        describe(err)
+        describe(refused)
     );
     demo.payments_down.store(false, Ordering::SeqCst);
     println!("   payments is fixed; waiting 1 s for the breaker to let a probe through...");
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    shop.get("/payments/status")
-        .send::<serde_json::Value>()
-        .await?;
-    let state = shop
-        .circuit_state()
-        .into_iter()
-        .find(|c| c.endpoint == "GET /payments/status")
-        .map(|c| c.state);
-    println!(
-        "   the probe succeeded; breaker is {:?}\n",
-        state.unwrap_or(CircuitState::Closed)
-    );
+    shop.payments_status().await?;
+    let state = payments_breaker(&shop).map_or(CircuitState::Closed, |b| b.state);
+    println!("   the probe succeeded; breaker is {state:?}\n");
 
     println!("4. A cache hit");
     let started = Instant::now();
-    let first = shop
-        .get("/catalog")
-        .cache_ttl(Duration::from_secs(30))
-        .response()
-        .await?;
+    shop.catalog().await?;
     let miss = started.elapsed();
     let started = Instant::now();
-    let second = shop
-        .get("/catalog")
-        .cache_ttl(Duration::from_secs(30))
-        .response()
-        .await?;
+    let items = shop.catalog().await?;
     let hit = started.elapsed();
-    println!(
-        "   first GET /catalog: {:?} in {miss:?}",
-        first.cache_status()
-    );
-    println!(
-        "   second GET /catalog: {:?} in {hit:?}",
-        second.cache_status()
-    );
+    println!("   first shop.catalog(): fetched in {miss:?}");
+    println!("   second shop.catalog(): served from the cache in {hit:?}: {items}");
     println!(
         "   the service saw {} request(s) for /catalog",
         demo.catalog_calls.load(Ordering::SeqCst)
     );
-    println!("\nDone. See README.md for typed errors, batch calls, middleware and configuration.");
+    println!("\nDone. See README.md for the attribute reference, ad-hoc calls, batch calls, middleware and configuration.");
     Ok(())
+}
+
+fn payments_breaker(shop: &ShopClient) -> Option<sdk::circuit_breaker::EndpointCircuit> {
+    shop.service_client()
+        .circuit_state()
+        .into_iter()
+        .find(|c| c.endpoint == "GET /payments/status")
 }
 
 fn describe(err: Option<ServiceError>) -> String {

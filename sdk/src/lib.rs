@@ -5,10 +5,10 @@
 //!
 //! 1. [`cache`]: GET answers with a TTL, one upstream request per key under concurrency;
 //! 2. [`deadline`]: the whole call, across retries;
-//! 3. [`retry`]: exponential backoff with full jitter, `Retry-After`, a retry budget;
-//! 4. [`circuit_breaker`]: per endpoint, lock-free when closed;
+//! 3. [`retry`](mod@retry): exponential backoff with full jitter, `Retry-After`, a retry budget;
+//! 4. [`circuit_breaker`](mod@circuit_breaker): per endpoint, lock-free when closed;
 //! 5. [`balance`]: picks an instance from [`discovery`];
-//! 6. [`timeout`]: one timer per attempt, at the attempt timeout or the deadline;
+//! 6. [`timeout`](mod@timeout): one timer per attempt, at the attempt timeout or the deadline;
 //! 7. user [`middleware`];
 //! 8. [`transport`]: hyper-util's pooled client, rustls for HTTPS.
 //!
@@ -33,6 +33,41 @@
 //!     Err(e) if e.is_circuit_open() => println!("order-service is failing; not calling it"),
 //!     Err(e) => return Err(e.into()),
 //! }
+//! # Ok(()) }
+//! ```
+//!
+//! # Typed clients
+//!
+//! Describe a service as a trait; [`service_interface`] generates `<Trait>Client`, which
+//! implements it through the same pipeline:
+//!
+//! ```no_run
+//! use sdk::prelude::*;
+//!
+//! #[derive(serde::Deserialize)]
+//! pub struct User {
+//!     pub id: u64,
+//! }
+//!
+//! /// The user service.
+//! #[service_interface(name = "user-service", base_path = "/api/v1")]
+//! pub trait UserService {
+//!     /// One user.
+//!     #[service_call(GET, "/users/<id>")]
+//!     #[retry(max_attempts = 3, delay = "100ms")]
+//!     #[timeout("2s")]
+//!     async fn get_user(&self, id: u64) -> ServiceResult<User>;
+//!
+//!     /// A page of users.
+//!     #[service_call(GET, "/users")]
+//!     #[cached(ttl = "30s")]
+//!     async fn list_users(&self, #[query] limit: u32) -> ServiceResult<Vec<User>>;
+//! }
+//!
+//! # async fn run(sdk: ServiceSdk) -> ServiceResult<()> {
+//! let users = UserServiceClient::new(&sdk);
+//! let user = users.get_user(42).await?;
+//! let page = users.list_users(10).await?;
 //! # Ok(()) }
 //! ```
 //!

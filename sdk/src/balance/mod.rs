@@ -6,7 +6,7 @@
 //! more than one. (Latency-aware choice arrives with service discovery.)
 //!
 //! Each attempt has one timer, at the earlier of the attempt timeout and the call's deadline
-//! (see [`timeout`]).
+//! (see [`timeout`](mod@crate::timeout)).
 //!
 //! Each attempt runs in a `tracing` span (`service`, `method`, `endpoint`, `instance`,
 //! `attempt`, `status`), and an error is tagged with the instance it came from.
