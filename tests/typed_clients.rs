@@ -377,3 +377,10 @@ async fn a_fake_implements_the_trait_for_generic_code() {
         "generated futures are Send"
     );
 }
+
+#[test]
+fn the_generated_client_is_cheap_to_clone_and_shareable() {
+    fn shareable<T: Clone + Send + Sync + 'static>() {}
+    shareable::<UserServiceClient>();
+    assert_eq!(UserServiceClient::SERVICE, "user-service");
+}
