@@ -1,6 +1,15 @@
-//! The service registry.
+//! The service registry: the data model ([`ServiceInstance`], [`InstanceRecord`],
+//! [`HealthStatus`]), the [`RegistryBackend`] trait, and the embedded [`InMemoryBackend`].
 //!
-//! This crate is part of the workspace layout; the registry's data model, backends
-//! (in-memory, HTTP client, etcd) and server are not part of this release yet. Instances are
-//! given to the SDK statically (configuration or `ServiceSdk::register_external_service`),
-//! through the `sdk::discovery::Discovery` seam the registry will plug into.
+//! The SDK discovers instances through a backend: in memory by default, later the registry
+//! server or etcd.
+
+mod backend;
+mod error;
+mod model;
+
+pub use self::{
+    backend::{BoxFuture, InMemoryBackend, RegistryBackend, Snapshot},
+    error::RegistryError,
+    model::{HealthStatus, InstanceRecord, Scheme, ServiceInstance},
+};

@@ -1,0 +1,63 @@
+//! Where instances are registered. [`RegistryBackend`] is implemented by the in-memory
+//! backend (the embedded default); the registry server's client and etcd come later.
+//!
+//! The trait is object-safe (boxed futures), so the SDK can hold whichever backend its
+//! configuration names.
+
+mod memory;
+
+use std::{fmt, future::Future, pin::Pin, sync::Arc};
+
+use tokio::sync::watch;
+
+pub use self::memory::InMemoryBackend;
+use crate::{HealthStatus, InstanceRecord, RegistryError, ServiceInstance};
+
+/// A boxed, `Send` future (the trait is used as `dyn RegistryBackend`).
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A service's instances at one moment.
+pub type Snapshot = Arc<Vec<InstanceRecord>>;
+
+/// Registers, finds and watches service instances.
+pub trait RegistryBackend: fmt::Debug + Send + Sync + 'static {
+    /// Registers `instance` (or refreshes it, if its id is already registered).
+    fn register(&self, instance: ServiceInstance) -> BoxFuture<'_, Result<(), RegistryError>>;
+
+    /// Removes an instance.
+    fn deregister<'a>(
+        &'a self,
+        service: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<(), RegistryError>>;
+
+    /// Keeps an instance alive for another TTL.
+    fn heartbeat<'a>(
+        &'a self,
+        service: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<(), RegistryError>>;
+
+    /// Records the outcome of a health check.
+    fn set_health<'a>(
+        &'a self,
+        service: &'a str,
+        id: &'a str,
+        health: HealthStatus,
+    ) -> BoxFuture<'a, Result<(), RegistryError>>;
+
+    /// The instances of `service` (empty if none).
+    fn instances<'a>(
+        &'a self,
+        service: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<InstanceRecord>, RegistryError>>;
+
+    /// The names of services with at least one instance.
+    fn services(&self) -> BoxFuture<'_, Result<Vec<String>, RegistryError>>;
+
+    /// A channel that always holds the latest instances of `service`.
+    fn watch<'a>(
+        &'a self,
+        service: &'a str,
+    ) -> BoxFuture<'a, Result<watch::Receiver<Snapshot>, RegistryError>>;
+}

@@ -1,0 +1,26 @@
+use thiserror::Error;
+
+/// What a registry operation can fail with.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RegistryError {
+    /// A field of the instance is invalid.
+    #[error("invalid `{field}`: {reason}")]
+    Invalid {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No such instance is registered.
+    #[error("no instance `{id}` of service `{service}`")]
+    UnknownInstance {
+        /// The service.
+        service: String,
+        /// The instance id.
+        id: String,
+    },
+    /// The backend could not be reached or failed.
+    #[error("registry backend unavailable: {0}")]
+    Unavailable(String),
+}

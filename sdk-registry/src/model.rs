@@ -1,0 +1,167 @@
+//! The registry's data model: services, their instances, and each instance's health.
+
+use std::{collections::BTreeMap, fmt};
+
+use serde::{Deserialize, Serialize};
+
+use crate::RegistryError;
+
+/// How an instance is reached.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scheme {
+    /// Plain HTTP.
+    #[default]
+    Http,
+    /// HTTP over TLS.
+    Https,
+}
+
+impl fmt::Display for Scheme {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        })
+    }
+}
+
+/// One running copy of a service, as it registers itself.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ServiceInstance {
+    /// Unique within the service (e.g. `orders-7f3a`).
+    pub id: String,
+    /// The logical service name (e.g. `order-service`).
+    pub service: String,
+    /// `http` or `https`.
+    #[serde(default)]
+    pub scheme: Scheme,
+    /// Host name or IP address.
+    pub host: String,
+    /// TCP port.
+    pub port: u16,
+    /// The deployed version, if known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    /// Free-form labels (region, zone, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub metadata: BTreeMap<String, String>,
+    /// Path answering 2xx when the instance is healthy (e.g. `/health`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health_check_path: Option<String>,
+}
+
+impl ServiceInstance {
+    /// An instance at `scheme://host:port`.
+    pub fn new(
+        service: impl Into<String>,
+        id: impl Into<String>,
+        host: impl Into<String>,
+        port: u16,
+    ) -> Self {
+        ServiceInstance {
+            id: id.into(),
+            service: service.into(),
+            scheme: Scheme::Http,
+            host: host.into(),
+            port,
+            version: None,
+            metadata: BTreeMap::new(),
+            health_check_path: None,
+        }
+    }
+
+    /// The base URL, `scheme://host:port` (IPv6 hosts bracketed).
+    pub fn url(&self) -> String {
+        if self.host.contains(':') && !self.host.starts_with('[') {
+            format!("{}://[{}]:{}", self.scheme, self.host, self.port)
+        } else {
+            format!("{}://{}:{}", self.scheme, self.host, self.port)
+        }
+    }
+
+    /// Checks the fields, naming the first bad one.
+    ///
+    /// ```
+    /// use sdk_registry::ServiceInstance;
+    ///
+    /// assert!(ServiceInstance::new("orders", "o-1", "10.0.0.7", 8080).validate().is_ok());
+    /// assert!(ServiceInstance::new("orders", "o-1", "bad host", 8080).validate().is_err());
+    /// assert!(ServiceInstance::new("", "o-1", "10.0.0.7", 8080).validate().is_err());
+    /// ```
+    pub fn validate(&self) -> Result<(), RegistryError> {
+        let invalid = |field: &'static str, reason: &str| {
+            Err(RegistryError::Invalid {
+                field,
+                reason: reason.to_owned(),
+            })
+        };
+        let name_ok = |s: &str| {
+            !s.is_empty()
+                && s.len() <= 128
+                && s.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        };
+        if !name_ok(&self.service) {
+            return invalid(
+                "service",
+                "1-128 characters of letters, digits, `-`, `_` or `.`",
+            );
+        }
+        if !name_ok(&self.id) {
+            return invalid("id", "1-128 characters of letters, digits, `-`, `_` or `.`");
+        }
+        let host_ok = !self.host.is_empty()
+            && self.host.len() <= 253
+            && self.host.bytes().all(|b| {
+                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'[' | b']')
+            });
+        if !host_ok {
+            return invalid("host", "a host name or an IP address");
+        }
+        if self.port == 0 {
+            return invalid("port", "must be 1-65535");
+        }
+        if let Some(path) = &self.health_check_path {
+            if !path.starts_with('/') || path.contains(['#', ' ']) || path.starts_with("//") {
+                return invalid("health_check_path", "a path starting with `/`");
+            }
+        }
+        if self.metadata.len() > 64
+            || self
+                .metadata
+                .iter()
+                .any(|(k, v)| k.len() > 128 || v.len() > 1024)
+        {
+            return invalid(
+                "metadata",
+                "at most 64 labels, keys up to 128 and values up to 1024 bytes",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// What the registry knows of an instance's health.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// Not checked yet; traffic may go to it.
+    #[default]
+    Unknown,
+    /// Heartbeating and passing checks.
+    Healthy,
+    /// Failing its health checks.
+    Unhealthy,
+}
+
+/// A registered instance with what the registry knows about it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceRecord {
+    /// The instance as registered.
+    pub instance: ServiceInstance,
+    /// Its health.
+    pub health: HealthStatus,
+    /// Unix time (milliseconds) of the last heartbeat or registration.
+    pub last_heartbeat_ms: u64,
+}
