@@ -96,6 +96,8 @@ mod redact;
 mod request;
 mod response;
 pub mod retry;
+/// The registry's data model and backends (the `sdk-registry` crate).
+pub use sdk_registry as registry;
 mod service_sdk;
 pub mod timeout;
 pub mod trace;
@@ -115,7 +117,7 @@ pub use crate::{
     redact::is_secret_header,
     request::{CacheMode, CallOptions, RetryOverride, ServiceRequest},
     response::{CacheStatus, ServiceResponse},
-    service_sdk::{ServiceSdk, ServiceSdkBuilder},
+    service_sdk::{Registration, ServiceSdk, ServiceSdkBuilder},
 };
 
 /// The names most programs need.

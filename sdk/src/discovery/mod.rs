@@ -2,21 +2,29 @@
 //!
 //! [`Discovery`] is the seam between the pipeline and whatever knows the instances: the
 //! built-in [`StaticDiscovery`] (instances from configuration or
-//! `ServiceSdk::register_external_service`) today, a registry client later. A discovery hands
+//! `ServiceSdk::register_external_service`), and [`RegistryDiscovery`] over any
+//! `sdk_registry::RegistryBackend` (the embedded in-memory registry by default). A discovery hands
 //! out a live [`InstanceSet`] per service and keeps it current; the load balancer reads the
 //! set's latest snapshot on every attempt.
 
 mod instance;
+mod registry;
 
 use std::{
     collections::HashMap,
     fmt,
-    sync::{Arc, RwLock},
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, RwLock,
+    },
 };
 
 use arc_swap::ArcSwap;
 
-pub use self::instance::{Instance, InstanceParseError};
+pub use self::{
+    instance::{Instance, InstanceParseError},
+    registry::RegistryDiscovery,
+};
 
 /// A live, shared view of one service's instances.
 ///
@@ -88,6 +96,7 @@ pub trait Discovery: fmt::Debug + Send + Sync + 'static {
 #[derive(Debug, Default)]
 pub struct StaticDiscovery {
     services: RwLock<HashMap<String, InstanceSet>>,
+    pins: RwLock<HashMap<String, Arc<AtomicBool>>>,
 }
 
 impl StaticDiscovery {
@@ -96,9 +105,34 @@ impl StaticDiscovery {
         Self::default()
     }
 
-    /// Sets the instances of `service`, replacing any it had.
+    /// Sets the instances of `service`, replacing any it had, and pins the service: from
+    /// now on no other source (a registry follower) writes its set.
     pub fn register(&self, service: &str, instances: Vec<Instance>) {
+        self.pin(service).store(true, Ordering::Release);
         self.instances(service).replace(instances);
+    }
+
+    /// Whether `service` was given instances here (even if since emptied).
+    pub fn has(&self, service: &str) -> bool {
+        self.pin(service).load(Ordering::Acquire)
+    }
+
+    /// The flag that says `service` is pinned to its registered instances.
+    pub fn pin(&self, service: &str) -> Arc<AtomicBool> {
+        if let Some(pin) = self
+            .pins
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(service)
+        {
+            return pin.clone();
+        }
+        self.pins
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(service.to_owned())
+            .or_default()
+            .clone()
     }
 }
 

@@ -2,7 +2,10 @@ use std::{
     collections::HashMap,
     future::Future,
     sync::{Arc, RwLock},
+    time::Duration,
 };
+
+use sdk_registry::{InMemoryBackend, RegistryBackend};
 
 use tower::{Layer, Service};
 
@@ -10,7 +13,7 @@ use super::{SdkInner, ServiceSdk};
 use crate::{
     circuit_breaker::{FailureClassifier, ServerFailures},
     config::{ConfigError, SdkConfig, ServiceConfig},
-    discovery::{Discovery, Instance, StaticDiscovery},
+    discovery::{Discovery, Instance, RegistryDiscovery, StaticDiscovery},
     error::{BoxError, ErrorContext, ServiceError},
     hooks::Hooks,
     middleware::{from_fn, HttpStack, LayerFn, Next},
@@ -25,6 +28,8 @@ pub struct ServiceSdkBuilder {
     layers: Vec<LayerFn>,
     hooks: Hooks,
     discovery: Option<Arc<dyn Discovery>>,
+    registry: Option<Arc<dyn RegistryBackend>>,
+    heartbeat_interval: Duration,
     classifier: Arc<dyn FailureClassifier>,
     tls: Option<rustls::ClientConfig>,
     #[cfg(feature = "reqwest")]
@@ -47,6 +52,8 @@ impl ServiceSdkBuilder {
             layers: Vec::new(),
             hooks: Hooks::default(),
             discovery: None,
+            registry: None,
+            heartbeat_interval: Duration::from_secs(30),
             classifier: Arc::new(ServerFailures),
             tls: None,
             #[cfg(feature = "reqwest")]
@@ -92,8 +99,21 @@ impl ServiceSdkBuilder {
         self
     }
 
-    /// Uses a custom discovery for services that have no configured or registered instances
-    /// (default: none; such services have no instances until registered).
+    /// Discovers through `registry` (default: an embedded in-memory registry with a 90 s
+    /// heartbeat TTL).
+    pub fn registry(mut self, registry: impl RegistryBackend) -> Self {
+        self.registry = Some(Arc::new(registry));
+        self
+    }
+
+    /// How often `register_current_service` heartbeats (default 30 s).
+    pub fn heartbeat_interval(mut self, interval: Duration) -> Self {
+        self.heartbeat_interval = interval;
+        self
+    }
+
+    /// Uses a custom discovery for services that have no configured instances (default:
+    /// discovery through the registry).
     pub fn discovery(mut self, discovery: impl Discovery) -> Self {
         self.discovery = Some(Arc::new(discovery));
         self
@@ -188,11 +208,28 @@ impl ServiceSdkBuilder {
                 static_discovery.register(name, instances);
             }
         }
+        let mut background = Vec::new();
+        let registry: Arc<dyn RegistryBackend> = match self.registry {
+            Some(registry) => registry,
+            None => {
+                let embedded = InMemoryBackend::new();
+                // Expiries reach watchers only through the evictor; it needs a runtime.
+                if tokio::runtime::Handle::try_current().is_ok() {
+                    background.push(embedded.spawn_evictor(Duration::from_secs(5)));
+                }
+                Arc::new(embedded)
+            }
+        };
+        let registry_discovery = RegistryDiscovery::new(registry.clone());
         Ok(ServiceSdk {
             inner: Arc::new(SdkInner {
                 config: self.config,
                 static_discovery,
-                discovery: self.discovery,
+                custom_discovery: self.discovery,
+                registry_discovery,
+                registry,
+                heartbeat_interval: self.heartbeat_interval,
+                background,
                 http,
                 hooks: Arc::new(self.hooks),
                 classifier: self.classifier,

@@ -2,18 +2,22 @@
 //! one [`ServiceClient`] per service.
 
 mod builder;
+mod registration;
 
 use std::{
     collections::HashMap,
     fmt,
     path::PathBuf,
     sync::{Arc, RwLock},
+    time::Duration,
 };
+
+use sdk_registry::{InstanceRecord, RegistryBackend, RegistryError, ServiceInstance};
 
 use http::HeaderMap;
 use tower::Layer;
 
-pub use self::builder::ServiceSdkBuilder;
+pub use self::{builder::ServiceSdkBuilder, registration::Registration};
 use crate::{
     balance::BalanceLayer,
     batch::Batch,
@@ -22,7 +26,9 @@ use crate::{
     client::{ClientInner, ServiceClient},
     config::{ConfigError, SdkConfig},
     deadline::DeadlineLayer,
-    discovery::{Discovery, Instance, InstanceParseError, InstanceSet, StaticDiscovery},
+    discovery::{
+        Discovery, Instance, InstanceParseError, InstanceSet, RegistryDiscovery, StaticDiscovery,
+    },
     hooks::Hooks,
     middleware::HttpStack,
 };
@@ -49,7 +55,12 @@ pub struct ServiceSdk {
 struct SdkInner {
     config: SdkConfig,
     static_discovery: Arc<StaticDiscovery>,
-    discovery: Option<Arc<dyn Discovery>>,
+    /// A user-supplied discovery, consulted for services without static instances.
+    custom_discovery: Option<Arc<dyn Discovery>>,
+    registry_discovery: RegistryDiscovery,
+    registry: Arc<dyn RegistryBackend>,
+    heartbeat_interval: Duration,
+    background: Vec<tokio::task::JoinHandle<()>>,
     http: HttpStack,
     hooks: Arc<Hooks>,
     classifier: Arc<dyn FailureClassifier>,
@@ -168,11 +179,53 @@ impl ServiceSdk {
         batch.run().await
     }
 
+    /// The registry this SDK discovers through (the embedded in-memory one unless the
+    /// builder was given another).
+    pub fn registry(&self) -> &Arc<dyn RegistryBackend> {
+        &self.inner.registry
+    }
+
+    /// The instances of `service` registered in the registry, with their health.
+    pub async fn discover_services(
+        &self,
+        service: &str,
+    ) -> Result<Vec<InstanceRecord>, RegistryError> {
+        self.inner.registry.instances(service).await
+    }
+
+    /// Registers this process as `instance` in the registry, heartbeats in the background
+    /// (every 30 s by default; the registry's TTL is 90 s), and deregisters when the returned
+    /// [`Registration`] is dropped or [`deregistered`](Registration::deregister).
+    pub async fn register_current_service(
+        &self,
+        instance: ServiceInstance,
+    ) -> Result<Registration, RegistryError> {
+        Registration::start(
+            self.inner.registry.clone(),
+            instance,
+            self.inner.heartbeat_interval,
+        )
+        .await
+    }
+
+    /// One set per service: configured or externally registered instances pin it; otherwise
+    /// it follows the registry (or a custom discovery).
     fn instance_set(&self, service: &str) -> InstanceSet {
-        let configured = self.inner.static_discovery.instances(service);
-        match &self.inner.discovery {
-            Some(discovery) if configured.current().is_empty() => discovery.instances(service),
-            _ => configured,
+        let statics = &self.inner.static_discovery;
+        let set = statics.instances(service);
+        if statics.has(service) {
+            return set;
+        }
+        match &self.inner.custom_discovery {
+            Some(discovery) => discovery.instances(service),
+            None => {
+                self.inner.registry_discovery.follow_into(
+                    service,
+                    set.clone(),
+                    statics.pin(service),
+                );
+                set
+            }
         }
     }
 
@@ -205,6 +258,14 @@ impl ServiceSdk {
             attempt_timeout: config.attempt_timeout,
             error_body_limit: self.inner.config.error_body_limit,
         })
+    }
+}
+
+impl Drop for SdkInner {
+    fn drop(&mut self) {
+        for task in &self.background {
+            task.abort();
+        }
     }
 }
 

@@ -1,0 +1,144 @@
+//! Discovery through the embedded registry: services register themselves, clients follow.
+
+mod support;
+
+use std::time::Duration;
+
+use sdk::{
+    registry::{HealthStatus, ServiceInstance},
+    ServiceSdk,
+};
+use support::{Reply, Scripted};
+
+fn instance(server: &Scripted, id: &str) -> ServiceInstance {
+    let port = server
+        .url
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
+    ServiceInstance::new("echo", id, "127.0.0.1", port)
+}
+
+/// Waits (bounded) until the SDK routes `echo` to `n` instances.
+async fn routed_to(sdk: &ServiceSdk, n: usize) {
+    for _ in 0..200 {
+        if sdk.service_instances("echo").len() == n {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!(
+        "echo never had {n} instances: {:?}",
+        sdk.service_instances("echo")
+    );
+}
+
+#[tokio::test]
+async fn clients_follow_registrations_health_and_deregistrations() {
+    let a = Scripted::start(Reply::json(serde_json::json!("a"))).await;
+    let b = Scripted::start(Reply::json(serde_json::json!("b"))).await;
+    let sdk = ServiceSdk::builder().build().expect("defaults");
+    let echo = sdk.get_client("echo");
+    assert!(
+        echo.get("/").send::<String>().await.is_err(),
+        "nothing registered yet"
+    );
+
+    let reg_a = sdk
+        .register_current_service(instance(&a, "a"))
+        .await
+        .expect("valid");
+    let reg_b = sdk
+        .register_current_service(instance(&b, "b"))
+        .await
+        .expect("valid");
+    routed_to(&sdk, 2).await;
+    for _ in 0..10 {
+        echo.get("/").send::<String>().await.expect("routed");
+    }
+    assert_eq!(
+        (a.hits(), b.hits()),
+        (5, 5),
+        "round robin over both instances"
+    );
+    assert_eq!(
+        sdk.discover_services("echo").await.expect("registry").len(),
+        2
+    );
+
+    sdk.registry()
+        .set_health("echo", "a", HealthStatus::Unhealthy)
+        .await
+        .expect("registered");
+    routed_to(&sdk, 1).await;
+    for _ in 0..4 {
+        assert_eq!(echo.get("/").send::<String>().await.expect("routed"), "b");
+    }
+
+    reg_b.deregister().await.expect("registered");
+    routed_to(&sdk, 0).await;
+    assert!(
+        echo.get("/").send::<String>().await.is_err(),
+        "a is unhealthy, b is gone"
+    );
+    drop(reg_a);
+    for _ in 0..200 {
+        if sdk
+            .discover_services("echo")
+            .await
+            .expect("registry")
+            .is_empty()
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("dropping the registration did not deregister it");
+}
+
+#[tokio::test(start_paused = true)]
+async fn heartbeats_keep_a_registration_alive_past_the_ttl() {
+    let sdk = ServiceSdk::builder().build().expect("defaults");
+    let registration = sdk
+        .register_current_service(ServiceInstance::new("echo", "x", "127.0.0.1", 9))
+        .await
+        .expect("valid");
+    tokio::time::sleep(Duration::from_secs(300)).await;
+    assert_eq!(
+        sdk.discover_services("echo").await.expect("registry").len(),
+        1,
+        "90 s TTL, heartbeats every 30 s"
+    );
+    registration.deregister().await.expect("registered");
+    assert!(sdk
+        .discover_services("echo")
+        .await
+        .expect("registry")
+        .is_empty());
+
+    let err = sdk
+        .register_current_service(ServiceInstance::new("echo", "bad id!", "127.0.0.1", 9))
+        .await
+        .expect_err("invalid id");
+    assert!(err.to_string().contains("id"), "{err}");
+}
+
+#[tokio::test]
+async fn external_registration_wins_over_the_registry() {
+    let external = Scripted::start(Reply::json(serde_json::json!("external"))).await;
+    let sdk = ServiceSdk::builder().build().expect("defaults");
+    let client = sdk.get_client("echo");
+    sdk.register_external_service("echo", [&external.url])
+        .expect("valid");
+    let registered = Scripted::start(Reply::json(serde_json::json!("registered"))).await;
+    let _registration = sdk
+        .register_current_service(instance(&registered, "r"))
+        .await
+        .expect("valid");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(
+        client.get("/").send::<String>().await.expect("routed"),
+        "external"
+    );
+}
