@@ -5,8 +5,9 @@ mod support;
 use std::time::Duration;
 
 use sdk::{
+    balance::{LoadBalancerConfig, Strategy},
     registry::{HealthStatus, ServiceInstance},
-    ServiceSdk,
+    ServiceConfig, ServiceSdk,
 };
 use support::{Reply, Scripted};
 
@@ -38,7 +39,14 @@ async fn routed_to(sdk: &ServiceSdk, n: usize) {
 async fn clients_follow_registrations_health_and_deregistrations() {
     let a = Scripted::start(Reply::json(serde_json::json!("a"))).await;
     let b = Scripted::start(Reply::json(serde_json::json!("b"))).await;
-    let sdk = ServiceSdk::builder().build().expect("defaults");
+    let round_robin = LoadBalancerConfig {
+        strategy: Strategy::RoundRobin,
+        ..Default::default()
+    };
+    let sdk = ServiceSdk::builder()
+        .defaults(ServiceConfig::new().load_balancer(round_robin))
+        .build()
+        .expect("defaults");
     let echo = sdk.get_client("echo");
     assert!(
         echo.get("/").send::<String>().await.is_err(),

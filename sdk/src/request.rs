@@ -83,6 +83,7 @@ pub struct ServiceRequest {
     parts: Arc<RequestParts>,
     attempt: u32,
     deadline: Option<(Instant, Duration)>,
+    avoid: Option<Arc<str>>,
 }
 
 struct RequestParts {
@@ -155,6 +156,7 @@ impl ServiceRequest {
             }),
             attempt: 1,
             deadline: None,
+            avoid: None,
         }
     }
 
@@ -221,6 +223,15 @@ impl ServiceRequest {
     /// The deadline and the timeout it was computed from.
     pub(crate) fn deadline_and_limit(&self) -> Option<(Instant, Duration)> {
         self.deadline
+    }
+
+    /// The instance the previous attempt failed on, which this attempt should avoid.
+    pub fn avoid(&self) -> Option<&str> {
+        self.avoid.as_deref()
+    }
+
+    pub(crate) fn set_avoid(&mut self, instance: Option<Arc<str>>) {
+        self.avoid = instance;
     }
 
     pub(crate) fn set_attempt(&mut self, attempt: u32) {

@@ -1,9 +1,22 @@
 //! Picking an instance for each attempt, and turning the pipeline's [`ServiceRequest`] into
 //! an HTTP request for it.
 //!
-//! Instances come from a live [`InstanceSet`]; each attempt takes the next one in round-robin
-//! order, so a retry goes to a different instance than the attempt that failed when there is
-//! more than one. (Latency-aware choice arrives with service discovery.)
+//! Instances come from a live [`InstanceSet`]. With more than one, each attempt goes to:
+//!
+//! - **power of two choices over peak-EWMA** (the default): two random instances are
+//!   compared on latency estimate × (requests in flight + 1), and the cheaper one wins. The
+//!   estimate takes a slow answer at once and forgets it slowly (`decay`), so a slow instance
+//!   is avoided quickly and tried again later. A 5xx or 429 answer is charged
+//!   `failure_penalty`, however fast it was, or a failing instance would look fast and
+//!   attract traffic. A new instance starts at `default_rtt`, so it is tried at once.
+//! - or **round robin**.
+//!
+//! An instance that fails `ejection_failures` times in a row is ejected for
+//! `ejection_duration`, then readmitted. A retry avoids the instance its previous attempt
+//! failed on. When every instance is ejected the balancer fails open and keeps choosing
+//! among them (refusing every call would turn a partial outage into a total one).
+//!
+//! With a single instance none of this runs: the attempt goes straight to it.
 //!
 //! Each attempt has one timer, at the earlier of the attempt timeout and the call's deadline
 //! (see [`timeout`](mod@crate::timeout)).
@@ -12,24 +25,33 @@
 //! `attempt`, `status`), and an error is tagged with the instance it came from.
 
 mod error;
+mod policy;
+mod stats;
 
 use std::{
+    collections::HashMap,
     future::Future,
     pin::Pin,
     sync::{
         atomic::{AtomicUsize, Ordering},
-        Arc,
+        Arc, Mutex,
     },
     task::{Context, Poll},
     time::Duration,
 };
 
+use arc_swap::ArcSwap;
+use tokio::time::Instant;
 use tower::{Layer, Service};
 use tracing::Instrument;
 
-pub use self::error::{AttemptError, NoInstances};
+use self::stats::InstanceStats;
+pub use self::{
+    error::{AttemptError, NoInstances},
+    policy::{LoadBalancerConfig, Strategy},
+};
 use crate::{
-    discovery::InstanceSet,
+    discovery::{Instance, InstanceSet},
     error::BoxError,
     request::ServiceRequest,
     response::ServiceResponse,
@@ -43,6 +65,7 @@ pub struct BalanceLayer {
     service: Arc<str>,
     instances: InstanceSet,
     attempt_timeout: Option<Duration>,
+    config: LoadBalancerConfig,
 }
 
 impl BalanceLayer {
@@ -52,11 +75,13 @@ impl BalanceLayer {
         service: Arc<str>,
         instances: InstanceSet,
         attempt_timeout: Option<Duration>,
+        config: LoadBalancerConfig,
     ) -> Self {
         BalanceLayer {
             service,
             instances,
             attempt_timeout,
+            config,
         }
     }
 }
@@ -72,6 +97,10 @@ impl<S> Layer<S> for BalanceLayer {
                 instances: self.instances.clone(),
                 attempt_timeout: self.attempt_timeout,
                 next: AtomicUsize::new(fastrand::usize(..1024)),
+                config: self.config,
+                stats: ArcSwap::default(),
+                insert: Mutex::new(()),
+                epoch: Instant::now(),
             }),
         }
     }
@@ -90,6 +119,95 @@ struct Shared {
     instances: InstanceSet,
     attempt_timeout: Option<Duration>,
     next: AtomicUsize,
+    config: LoadBalancerConfig,
+    stats: ArcSwap<StatsMap>,
+    insert: Mutex<()>,
+    epoch: Instant,
+}
+
+type StatsMap = HashMap<Arc<str>, Arc<InstanceStats>, foldhash::fast::RandomState>;
+
+impl Shared {
+    fn now_ns(&self) -> u64 {
+        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+    }
+
+    fn stats_for(&self, instance: &Instance) -> Arc<InstanceStats> {
+        if let Some(stats) = self.stats.load().get(instance.url()) {
+            return stats.clone();
+        }
+        let _insert = self.insert.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(stats) = self.stats.load().get(instance.url()) {
+            return stats.clone();
+        }
+        let default_rtt = u64::try_from(self.config.default_rtt.as_nanos()).unwrap_or(u64::MAX);
+        let stats = Arc::new(InstanceStats::new(default_rtt, self.now_ns()));
+        let mut next = StatsMap::clone(&self.stats.load());
+        next.insert(instance.url_arc().clone(), stats.clone());
+        self.stats.store(Arc::new(next));
+        stats
+    }
+
+    /// Picks an instance among two or more; see the module docs.
+    fn choose(&self, instances: &[Instance], avoid: Option<&str>) -> (usize, Arc<InstanceStats>) {
+        let now = self.now_ns();
+        let n = instances.len();
+        let usable = |i: usize, stats: &InstanceStats| {
+            !stats.is_ejected(now) && avoid != Some(instances[i].url())
+        };
+        match self.config.strategy {
+            Strategy::RoundRobin => {
+                let start = self.next.fetch_add(1, Ordering::Relaxed);
+                for k in 0..n {
+                    let i = (start + k) % n;
+                    let stats = self.stats_for(&instances[i]);
+                    if usable(i, &stats) {
+                        return (i, stats);
+                    }
+                }
+            }
+            Strategy::PowerOfTwoChoices => {
+                let a = fastrand::usize(..n);
+                let b = (a + 1 + fastrand::usize(..n - 1)) % n;
+                let (sa, sb) = (self.stats_for(&instances[a]), self.stats_for(&instances[b]));
+                match (usable(a, &sa), usable(b, &sb)) {
+                    (true, true) => {
+                        return if sa.cost() <= sb.cost() {
+                            (a, sa)
+                        } else {
+                            (b, sb)
+                        }
+                    }
+                    (true, false) => return (a, sa),
+                    (false, true) => return (b, sb),
+                    (false, false) => {
+                        let best = (0..n)
+                            .map(|i| (i, self.stats_for(&instances[i])))
+                            .filter(|(i, stats)| usable(*i, stats))
+                            .min_by(|x, y| x.1.cost().total_cmp(&y.1.cost()));
+                        if let Some(best) = best {
+                            return best;
+                        }
+                    }
+                }
+            }
+        }
+        // Every instance is ejected (or avoided): fail open, preferring one not just failed
+        // and the one readmitted soonest.
+        (0..n)
+            .map(|i| (i, self.stats_for(&instances[i])))
+            .min_by_key(|(i, stats)| (avoid == Some(instances[*i].url()), stats.ejected_until()))
+            .unwrap_or_else(|| (0, self.stats_for(&instances[0])))
+    }
+}
+
+/// Keeps an instance's in-flight count right even if the attempt is dropped.
+struct InFlight(Arc<InstanceStats>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.finish();
+    }
 }
 
 impl<S> Service<ServiceRequest> for Balance<S>
@@ -106,22 +224,29 @@ where
     }
 
     fn call(&mut self, request: ServiceRequest) -> Self::Future {
-        let next = &self.shared.next;
-        let chosen = self.shared.instances.with_current(|instances| {
+        let shared = &self.shared;
+        let chosen = shared.instances.with_current(|instances| {
             if instances.is_empty() {
                 return None;
             }
-            // One instance: no shared counter to bump on every call.
-            let index = match instances.len() {
-                1 => 0,
-                len => next.fetch_add(1, Ordering::Relaxed) % len,
+            let (index, stats) = match instances.len() {
+                // One instance: nothing to choose, no shared state to touch.
+                1 => (0, None),
+                _ => {
+                    let (index, stats) = shared.choose(instances, request.avoid());
+                    (index, Some(stats))
+                }
             };
             let instance = &instances[index];
-            Some((instance.url_arc().clone(), to_http(&request, instance)))
+            Some((
+                instance.url_arc().clone(),
+                stats,
+                to_http(&request, instance),
+            ))
         });
-        let (url, http_request) = match chosen {
-            Some((url, Ok(http_request))) => (url, http_request),
-            Some((_, Err(e))) => return Box::pin(std::future::ready(Err(e))),
+        let (url, stats, http_request) = match chosen {
+            Some((url, stats, Ok(http_request))) => (url, stats, http_request),
+            Some((_, _, Err(e))) => return Box::pin(std::future::ready(Err(e))),
             None => return Box::pin(std::future::ready(Err(NoInstances.into()))),
         };
         let span = tracing::debug_span!(
@@ -136,6 +261,10 @@ where
         let bound =
             timeout::attempt_bound(self.shared.attempt_timeout, request.deadline_and_limit());
         let future = self.inner.call(http_request);
+        let tracker = stats.map(|stats| {
+            stats.start();
+            (InFlight(stats), shared.clone(), Instant::now())
+        });
         Box::pin(
             async move {
                 let outcome = match bound {
@@ -145,6 +274,9 @@ where
                     },
                     None => future.await,
                 };
+                if let Some((in_flight, shared, started)) = tracker {
+                    observe(&shared, &in_flight.0, &url, &outcome, started.elapsed());
+                }
                 match outcome {
                     Ok(response) => {
                         let (parts, body) = response.into_parts();
@@ -161,6 +293,46 @@ where
             }
             .instrument(span),
         )
+    }
+}
+
+/// Feeds one attempt's outcome to the instance's latency estimate and failure streak.
+fn observe(
+    shared: &Shared,
+    stats: &InstanceStats,
+    url: &str,
+    outcome: &Result<HttpResponse, BoxError>,
+    elapsed: Duration,
+) {
+    let config = &shared.config;
+    let (failed, penalized) = match outcome {
+        Ok(response) => {
+            let status = response.status();
+            (
+                status.is_server_error(),
+                status.is_server_error() || status == http::StatusCode::TOO_MANY_REQUESTS,
+            )
+        }
+        Err(e) => {
+            let oversized =
+                crate::error_chain::contains::<crate::transport::BodyTooLarge>(e.as_ref());
+            (!oversized, !oversized)
+        }
+    };
+    let rtt = if penalized {
+        elapsed.max(config.failure_penalty)
+    } else {
+        elapsed
+    };
+    let now = shared.now_ns();
+    let decay = u64::try_from(config.decay.as_nanos()).unwrap_or(u64::MAX);
+    stats.observe(
+        u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX),
+        now,
+        decay,
+    );
+    if stats.record(failed, now, config) {
+        tracing::warn!(service = %shared.service, instance = url, for_ = ?config.ejection_duration, "instance ejected after repeated failures");
     }
 }
 

@@ -11,6 +11,7 @@ use super::{
     ConfigError, SdkConfig, ServiceConfig,
 };
 use crate::{
+    balance::Strategy,
     circuit_breaker::FailureRate,
     retry::{ExponentialBackoff, Jitter},
 };
@@ -47,6 +48,18 @@ struct RawService {
     retry: Option<RawRetry>,
     circuit_breaker: Option<RawBreaker>,
     cache: Option<RawCache>,
+    load_balancer: Option<RawLoadBalancer>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawLoadBalancer {
+    strategy: Option<String>,
+    default_rtt: Option<DurationStr>,
+    failure_penalty: Option<DurationStr>,
+    decay: Option<DurationStr>,
+    ejection_failures: Option<Lenient<u32>>,
+    ejection_duration: Option<DurationStr>,
 }
 
 #[derive(Deserialize, Default)]
@@ -348,6 +361,36 @@ fn apply(service: &mut ServiceConfig, raw: RawService, prefix: &str) -> Result<(
                     })
                 })
                 .collect::<Result<_, _>>()?;
+        }
+    }
+    if let Some(lb) = raw.load_balancer {
+        let config = &mut service.load_balancer;
+        if let Some(strategy) = lb.strategy {
+            config.strategy = match strategy.as_str() {
+                "p2c" | "peak_ewma" => Strategy::PowerOfTwoChoices,
+                "round_robin" => Strategy::RoundRobin,
+                other => {
+                    return Err(ConfigError::invalid(
+                        key("load_balancer.strategy"),
+                        format!("`{other}` is not a strategy; use \"p2c\" or \"round_robin\""),
+                    ))
+                }
+            };
+        }
+        if let Some(DurationStr(v)) = lb.default_rtt {
+            config.default_rtt = v;
+        }
+        if let Some(DurationStr(v)) = lb.failure_penalty {
+            config.failure_penalty = v;
+        }
+        if let Some(DurationStr(v)) = lb.decay {
+            config.decay = v;
+        }
+        if let Some(Lenient(v)) = lb.ejection_failures {
+            config.ejection_failures = v;
+        }
+        if let Some(DurationStr(v)) = lb.ejection_duration {
+            config.ejection_duration = v;
         }
     }
     if service.timeout == Duration::ZERO {

@@ -19,6 +19,7 @@ use http::{HeaderName, HeaderValue};
 
 pub use self::units::{parse_duration, parse_size};
 use crate::{
+    balance::LoadBalancerConfig,
     cache::CacheConfig,
     circuit_breaker::BreakerConfig,
     redact::{is_secret_header, RedactedHeaders},
@@ -99,6 +100,8 @@ pub struct ServiceConfig {
     pub circuit_breaker: BreakerConfig,
     /// Response caching.
     pub cache: CacheConfig,
+    /// Load balancing over instances and passive ejection.
+    pub load_balancer: LoadBalancerConfig,
     /// Headers sent on every request to the service (secret ones are redacted in logs).
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
@@ -112,6 +115,7 @@ impl Default for ServiceConfig {
             retry: RetryConfig::default(),
             circuit_breaker: BreakerConfig::default(),
             cache: CacheConfig::default(),
+            load_balancer: LoadBalancerConfig::default(),
             headers: Vec::new(),
         }
     }
@@ -127,6 +131,7 @@ impl std::fmt::Debug for ServiceConfig {
             .field("retry", &self.retry)
             .field("circuit_breaker", &self.circuit_breaker)
             .field("cache", &self.cache)
+            .field("load_balancer", &self.load_balancer)
             .field("headers", &RedactedHeaders(&headers))
             .finish()
     }
@@ -177,6 +182,14 @@ impl ServiceConfig {
     #[must_use]
     pub fn cache(mut self, cache: CacheConfig) -> Self {
         self.cache = cache;
+        self
+    }
+
+    /// Sets load balancing and ejection (default: power of two choices over peak-EWMA;
+    /// eject after 5 failures in a row for 30 s).
+    #[must_use]
+    pub fn load_balancer(mut self, load_balancer: LoadBalancerConfig) -> Self {
+        self.load_balancer = load_balancer;
         self
     }
 
@@ -271,6 +284,16 @@ impl ServiceConfig {
                     "must be at least 1".into(),
                 );
             }
+        }
+        let lb = &self.load_balancer;
+        if lb.ejection_failures == 0 {
+            return bad(
+                "load_balancer.ejection_failures",
+                "must be at least 1".into(),
+            );
+        }
+        if lb.decay.is_zero() {
+            return bad("load_balancer.decay", "must be greater than zero".into());
         }
         if self.cache.ttl.is_zero() {
             return bad(

@@ -129,6 +129,13 @@ impl tower::retry::Policy<ServiceRequest, ServiceResponse, BoxError> for RetryPo
         }
         tracing::debug!(attempt, ?delay, "retrying");
         request.set_attempt(attempt + 1);
+        // The next attempt should go elsewhere when there is an elsewhere.
+        let failed_on = match result {
+            Ok(response) => response.instance.clone(),
+            Err(e) => crate::error_chain::find::<crate::balance::AttemptError>(e.as_ref())
+                .map(|a| a.instance().clone()),
+        };
+        request.set_avoid(failed_on);
         Some(Box::pin(tokio::time::sleep_until(wake)))
     }
 

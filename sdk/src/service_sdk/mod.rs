@@ -241,6 +241,7 @@ impl ServiceSdk {
             name.clone(),
             self.instance_set(service),
             config.attempt_timeout,
+            config.load_balancer,
         )
         .layer(self.inner.http.clone());
         let guarded = CircuitBreakerLayer::new(breakers.clone()).layer(balanced);

@@ -1,0 +1,50 @@
+//! Load-balancing settings.
+
+use std::time::Duration;
+
+/// How an instance is chosen for each attempt.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Strategy {
+    /// Power of two choices over peak-EWMA latency × (requests in flight + 1): two random
+    /// instances are compared and the cheaper one gets the attempt (Finagle, linkerd).
+    #[default]
+    PowerOfTwoChoices,
+    /// Each instance in turn.
+    RoundRobin,
+}
+
+/// Load balancing and passive ejection for one service.
+///
+/// An instance that fails `ejection_failures` times in a row (transport errors, timeouts,
+/// 5xx) is taken out of rotation for `ejection_duration`, then tried again. When every
+/// instance is ejected the balancer fails open: it keeps choosing among all of them rather
+/// than refusing every call.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LoadBalancerConfig {
+    /// The strategy (default: power of two choices over peak-EWMA).
+    pub strategy: Strategy,
+    /// The latency a new instance starts from, so it is tried at once (default 10 ms).
+    pub default_rtt: Duration,
+    /// The latency charged for a 5xx or 429 answer, however fast (default 1 s): otherwise a
+    /// failing instance looks fast and attracts traffic.
+    pub failure_penalty: Duration,
+    /// How fast the latency estimate forgets a slow answer (default 10 s).
+    pub decay: Duration,
+    /// Consecutive failures that eject an instance (default 5).
+    pub ejection_failures: u32,
+    /// How long an ejected instance stays out (default 30 s).
+    pub ejection_duration: Duration,
+}
+
+impl Default for LoadBalancerConfig {
+    fn default() -> Self {
+        LoadBalancerConfig {
+            strategy: Strategy::PowerOfTwoChoices,
+            default_rtt: Duration::from_millis(10),
+            failure_penalty: Duration::from_secs(1),
+            decay: Duration::from_secs(10),
+            ejection_failures: 5,
+            ejection_duration: Duration::from_secs(30),
+        }
+    }
+}
