@@ -84,6 +84,7 @@ pub mod deadline;
 pub mod discovery;
 mod error;
 mod error_chain;
+pub mod health;
 mod hooks;
 #[doc(hidden)]
 pub mod __private {

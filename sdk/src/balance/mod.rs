@@ -53,6 +53,7 @@ pub use self::{
 use crate::{
     discovery::{Instance, InstanceSet},
     error::BoxError,
+    health::HealthState,
     request::ServiceRequest,
     response::ServiceResponse,
     timeout,
@@ -66,6 +67,7 @@ pub struct BalanceLayer {
     instances: InstanceSet,
     attempt_timeout: Option<Duration>,
     config: LoadBalancerConfig,
+    health: Option<Arc<HealthState>>,
 }
 
 impl BalanceLayer {
@@ -82,7 +84,15 @@ impl BalanceLayer {
             instances,
             attempt_timeout,
             config,
+            health: None,
         }
+    }
+
+    /// Leaves instances its health checks mark unhealthy out of rotation.
+    #[must_use]
+    pub fn with_health(mut self, health: Arc<HealthState>) -> Self {
+        self.health = Some(health);
+        self
     }
 }
 
@@ -98,6 +108,7 @@ impl<S> Layer<S> for BalanceLayer {
                 attempt_timeout: self.attempt_timeout,
                 next: AtomicUsize::new(fastrand::usize(..1024)),
                 config: self.config,
+                health: self.health.clone(),
                 stats: ArcSwap::default(),
                 insert: Mutex::new(()),
                 epoch: Instant::now(),
@@ -120,6 +131,7 @@ struct Shared {
     attempt_timeout: Option<Duration>,
     next: AtomicUsize,
     config: LoadBalancerConfig,
+    health: Option<Arc<HealthState>>,
     stats: ArcSwap<StatsMap>,
     insert: Mutex<()>,
     epoch: Instant,
@@ -153,7 +165,10 @@ impl Shared {
         let now = self.now_ns();
         let n = instances.len();
         let usable = |i: usize, stats: &InstanceStats| {
-            !stats.is_ejected(now) && avoid != Some(instances[i].url())
+            let url = instances[i].url();
+            !stats.is_ejected(now)
+                && avoid != Some(url)
+                && !self.health.as_ref().is_some_and(|h| h.is_unhealthy(url))
         };
         match self.config.strategy {
             Strategy::RoundRobin => {

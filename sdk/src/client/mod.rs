@@ -30,7 +30,9 @@ use crate::{
     cache::{Cache, ResponseCache},
     circuit_breaker::{CircuitBreakerService, EndpointBreakers, EndpointCircuit},
     deadline::Deadline,
+    discovery::InstanceSet,
     error::{Endpoint, ErrorContext, ServiceError, ServiceResult},
+    health::{HealthState, InstanceHealth},
     hooks::Hooks,
     middleware::HttpStack,
     request::ServiceRequest,
@@ -56,6 +58,18 @@ pub(crate) struct ClientInner {
     pub(crate) hooks: Arc<Hooks>,
     pub(crate) attempt_timeout: Option<Duration>,
     pub(crate) error_body_limit: usize,
+    pub(crate) health: Arc<HealthState>,
+    pub(crate) health_task: Option<tokio::task::JoinHandle<()>>,
+    pub(crate) instances: InstanceSet,
+    pub(crate) http: HttpStack,
+}
+
+impl Drop for ClientInner {
+    fn drop(&mut self) {
+        if let Some(task) = &self.health_task {
+            task.abort();
+        }
+    }
 }
 
 impl ServiceClient {
@@ -103,6 +117,15 @@ impl ServiceClient {
     /// A HEAD request.
     pub fn head(&self, path: &str) -> RequestBuilder {
         self.request(Method::HEAD, path)
+    }
+
+    /// Probes every instance's health path now (whether or not background checks are on),
+    /// applies the thresholds, and reports each instance.
+    pub async fn health_check(&self) -> Vec<InstanceHealth> {
+        self.inner
+            .health
+            .check(&self.inner.http, &self.inner.instances)
+            .await
     }
 
     /// Every endpoint's circuit breaker: state and failure counts.

@@ -49,6 +49,18 @@ struct RawService {
     circuit_breaker: Option<RawBreaker>,
     cache: Option<RawCache>,
     load_balancer: Option<RawLoadBalancer>,
+    health_check: Option<RawHealthCheck>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawHealthCheck {
+    enabled: Option<Lenient<bool>>,
+    path: Option<String>,
+    interval: Option<DurationStr>,
+    timeout: Option<DurationStr>,
+    unhealthy_threshold: Option<Lenient<u32>>,
+    healthy_threshold: Option<Lenient<u32>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -391,6 +403,27 @@ fn apply(service: &mut ServiceConfig, raw: RawService, prefix: &str) -> Result<(
         }
         if let Some(DurationStr(v)) = lb.ejection_duration {
             config.ejection_duration = v;
+        }
+    }
+    if let Some(hc) = raw.health_check {
+        let config = &mut service.health_check;
+        if let Some(Lenient(v)) = hc.enabled {
+            config.enabled = v;
+        }
+        if let Some(v) = hc.path {
+            config.path = v;
+        }
+        if let Some(DurationStr(v)) = hc.interval {
+            config.interval = v;
+        }
+        if let Some(DurationStr(v)) = hc.timeout {
+            config.timeout = v;
+        }
+        if let Some(Lenient(v)) = hc.unhealthy_threshold {
+            config.unhealthy_threshold = v;
+        }
+        if let Some(Lenient(v)) = hc.healthy_threshold {
+            config.healthy_threshold = v;
         }
     }
     if service.timeout == Duration::ZERO {

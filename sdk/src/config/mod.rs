@@ -22,6 +22,7 @@ use crate::{
     balance::LoadBalancerConfig,
     cache::CacheConfig,
     circuit_breaker::BreakerConfig,
+    health::HealthCheckConfig,
     redact::{is_secret_header, RedactedHeaders},
     retry::RetryConfig,
     transport::TransportConfig,
@@ -102,6 +103,8 @@ pub struct ServiceConfig {
     pub cache: CacheConfig,
     /// Load balancing over instances and passive ejection.
     pub load_balancer: LoadBalancerConfig,
+    /// Active health checks of the instances (off by default).
+    pub health_check: HealthCheckConfig,
     /// Headers sent on every request to the service (secret ones are redacted in logs).
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
@@ -116,6 +119,7 @@ impl Default for ServiceConfig {
             circuit_breaker: BreakerConfig::default(),
             cache: CacheConfig::default(),
             load_balancer: LoadBalancerConfig::default(),
+            health_check: HealthCheckConfig::default(),
             headers: Vec::new(),
         }
     }
@@ -132,6 +136,7 @@ impl std::fmt::Debug for ServiceConfig {
             .field("circuit_breaker", &self.circuit_breaker)
             .field("cache", &self.cache)
             .field("load_balancer", &self.load_balancer)
+            .field("health_check", &self.health_check)
             .field("headers", &RedactedHeaders(&headers))
             .finish()
     }
@@ -190,6 +195,14 @@ impl ServiceConfig {
     #[must_use]
     pub fn load_balancer(mut self, load_balancer: LoadBalancerConfig) -> Self {
         self.load_balancer = load_balancer;
+        self
+    }
+
+    /// Sets active health checks (default: off; when on, `GET /health` every 30 s, 5 s
+    /// timeout, 3 failures to mark an instance unhealthy).
+    #[must_use]
+    pub fn health_check(mut self, health_check: HealthCheckConfig) -> Self {
+        self.health_check = health_check;
         self
     }
 
@@ -294,6 +307,25 @@ impl ServiceConfig {
         }
         if lb.decay.is_zero() {
             return bad("load_balancer.decay", "must be greater than zero".into());
+        }
+        let hc = &self.health_check;
+        if hc.interval.is_zero() || hc.timeout.is_zero() {
+            return bad(
+                "health_check.interval",
+                "interval and timeout must be greater than zero".into(),
+            );
+        }
+        if hc.unhealthy_threshold == 0 || hc.healthy_threshold == 0 {
+            return bad(
+                "health_check.unhealthy_threshold",
+                "thresholds must be at least 1".into(),
+            );
+        }
+        if !hc.path.starts_with('/') || crate::path::check_path(&hc.path).is_err() {
+            return bad(
+                "health_check.path",
+                format!("`{}` is not a path starting with `/`", hc.path),
+            );
         }
         if self.cache.ttl.is_zero() {
             return bad(

@@ -15,6 +15,7 @@ use crate::{
     config::{ConfigError, SdkConfig, ServiceConfig},
     discovery::{Discovery, Instance, RegistryDiscovery, StaticDiscovery},
     error::{BoxError, ErrorContext, ServiceError},
+    health::{HealthChange, HealthHook},
     hooks::Hooks,
     middleware::{from_fn, HttpStack, LayerFn, Next},
     transport::{HttpRequest, HttpResponse, HyperTransport, TransportConfig},
@@ -30,6 +31,7 @@ pub struct ServiceSdkBuilder {
     discovery: Option<Arc<dyn Discovery>>,
     registry: Option<Arc<dyn RegistryBackend>>,
     heartbeat_interval: Duration,
+    health_hooks: Vec<HealthHook>,
     classifier: Arc<dyn FailureClassifier>,
     tls: Option<rustls::ClientConfig>,
     #[cfg(feature = "reqwest")]
@@ -54,6 +56,7 @@ impl ServiceSdkBuilder {
             discovery: None,
             registry: None,
             heartbeat_interval: Duration::from_secs(30),
+            health_hooks: Vec::new(),
             classifier: Arc::new(ServerFailures),
             tls: None,
             #[cfg(feature = "reqwest")]
@@ -162,6 +165,16 @@ impl ServiceSdkBuilder {
         self.layer(from_fn(f))
     }
 
+    /// Calls `hook` whenever a health check takes an instance out of rotation or brings it
+    /// back (default: none).
+    pub fn on_service_health_change<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&HealthChange) + Send + Sync + 'static,
+    {
+        self.health_hooks.push(Arc::new(hook));
+        self
+    }
+
     /// Calls `hook` with every error a call returns, and where it happened (default: none).
     pub fn on_error<F>(mut self, hook: F) -> Self
     where
@@ -230,6 +243,7 @@ impl ServiceSdkBuilder {
                 registry,
                 heartbeat_interval: self.heartbeat_interval,
                 background,
+                health_hooks: self.health_hooks,
                 http,
                 hooks: Arc::new(self.hooks),
                 classifier: self.classifier,

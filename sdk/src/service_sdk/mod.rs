@@ -29,6 +29,7 @@ use crate::{
     discovery::{
         Discovery, Instance, InstanceParseError, InstanceSet, RegistryDiscovery, StaticDiscovery,
     },
+    health::{HealthHook, HealthState, InstanceHealth},
     hooks::Hooks,
     middleware::HttpStack,
 };
@@ -61,6 +62,7 @@ struct SdkInner {
     registry: Arc<dyn RegistryBackend>,
     heartbeat_interval: Duration,
     background: Vec<tokio::task::JoinHandle<()>>,
+    health_hooks: Vec<HealthHook>,
     http: HttpStack,
     hooks: Arc<Hooks>,
     classifier: Arc<dyn FailureClassifier>,
@@ -193,6 +195,32 @@ impl ServiceSdk {
         self.inner.registry.instances(service).await
     }
 
+    /// Probes the instances of `service` now and reports each one's health.
+    pub async fn health_check_service(&self, service: &str) -> Vec<InstanceHealth> {
+        self.get_client(service).health_check().await
+    }
+
+    /// Probes every configured service and every service a client was made for.
+    pub async fn all_service_health(&self) -> HashMap<String, Vec<InstanceHealth>> {
+        let mut names: Vec<String> = self.inner.config.services.keys().cloned().collect();
+        names.extend(
+            self.inner
+                .clients
+                .read()
+                .unwrap_or_else(|e| e.into_inner())
+                .keys()
+                .cloned(),
+        );
+        names.sort();
+        names.dedup();
+        let mut report = HashMap::new();
+        for name in names {
+            let health = self.health_check_service(&name).await;
+            report.insert(name, health);
+        }
+        report
+    }
+
     /// Registers this process as `instance` in the registry, heartbeats in the background
     /// (every 30 s by default; the registry's TTL is 90 s), and deregisters when the returned
     /// [`Registration`] is dropped or [`deregistered`](Registration::deregister).
@@ -237,12 +265,20 @@ impl ServiceSdk {
             self.inner.classifier.clone(),
         ));
         let cache = ResponseCache::new(config.cache.clone());
+        let instances = self.instance_set(service);
+        let health = Arc::new(HealthState::new(
+            service,
+            config.health_check.clone(),
+            self.inner.health_hooks.clone(),
+        ));
+        let health_task = health.spawn(self.inner.http.clone(), instances.clone());
         let balanced = BalanceLayer::new(
             name.clone(),
-            self.instance_set(service),
+            instances.clone(),
             config.attempt_timeout,
             config.load_balancer,
         )
+        .with_health(health.clone())
         .layer(self.inner.http.clone());
         let guarded = CircuitBreakerLayer::new(breakers.clone()).layer(balanced);
         let retried = crate::retry::layer(&config.retry).layer(guarded);
@@ -258,6 +294,10 @@ impl ServiceSdk {
             hooks: self.inner.hooks.clone(),
             attempt_timeout: config.attempt_timeout,
             error_body_limit: self.inner.config.error_body_limit,
+            health,
+            health_task,
+            instances,
+            http: self.inner.http.clone(),
         })
     }
 }

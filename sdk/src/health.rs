@@ -1,0 +1,231 @@
+//! Active health checks on the client side.
+//!
+//! When a service's `health_check` is enabled, a background task probes every instance's
+//! health path (`GET /health` by default) every `interval`. `unhealthy_threshold` failed
+//! probes in a row take an instance out of rotation; `healthy_threshold` passing probes bring
+//! it back. Each flip is reported to the `on_service_health_change` hooks. Probes go straight
+//! to the transport, not through the pipeline: a health probe must not be cached, retried or
+//! refused by a breaker.
+
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use tower::ServiceExt;
+
+use crate::{discovery::InstanceSet, middleware::HttpStack};
+
+/// Health-check settings of one service. Off by default; when on: every 30 s, 5 s timeout,
+/// 3 failures to mark an instance unhealthy, 1 success to mark it healthy again.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HealthCheckConfig {
+    /// Probe the instances in the background.
+    pub enabled: bool,
+    /// The path probed on each instance; any 2xx answer passes.
+    pub path: String,
+    /// Time between rounds of probes.
+    pub interval: Duration,
+    /// Time allowed for one probe.
+    pub timeout: Duration,
+    /// Failed probes in a row that mark an instance unhealthy.
+    pub unhealthy_threshold: u32,
+    /// Passing probes in a row that mark it healthy again.
+    pub healthy_threshold: u32,
+}
+
+impl Default for HealthCheckConfig {
+    fn default() -> Self {
+        HealthCheckConfig {
+            enabled: false,
+            path: "/health".into(),
+            interval: Duration::from_secs(30),
+            timeout: Duration::from_secs(5),
+            unhealthy_threshold: 3,
+            healthy_threshold: 1,
+        }
+    }
+}
+
+/// The outcome of probing one instance.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InstanceHealth {
+    /// The instance's base URL.
+    pub instance: String,
+    /// Whether it is in rotation (after thresholds).
+    pub healthy: bool,
+    /// The status of the last probe, if it answered.
+    pub status: Option<u16>,
+    /// Why the last probe failed, if it did.
+    pub error: Option<String>,
+}
+
+/// An instance went in or out of rotation because of its health checks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HealthChange {
+    /// The service.
+    pub service: String,
+    /// The instance's base URL.
+    pub instance: String,
+    /// Its new state.
+    pub healthy: bool,
+}
+
+/// A health-change hook.
+pub type HealthHook = Arc<dyn Fn(&HealthChange) + Send + Sync>;
+
+#[derive(Clone, Copy, Debug, Default)]
+struct Streak {
+    unhealthy: bool,
+    failures: u32,
+    successes: u32,
+}
+
+/// What the checks of one service know; the balancer reads [`is_unhealthy`](Self::is_unhealthy).
+pub struct HealthState {
+    service: String,
+    config: HealthCheckConfig,
+    unhealthy: ArcSwap<Vec<Arc<str>>>,
+    streaks: Mutex<HashMap<String, Streak>>,
+    hooks: Vec<HealthHook>,
+}
+
+impl fmt::Debug for HealthState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HealthState")
+            .field("service", &self.service)
+            .field("unhealthy", &self.unhealthy.load())
+            .finish_non_exhaustive()
+    }
+}
+
+impl HealthState {
+    pub(crate) fn new(service: &str, config: HealthCheckConfig, hooks: Vec<HealthHook>) -> Self {
+        HealthState {
+            service: service.to_owned(),
+            config,
+            unhealthy: ArcSwap::default(),
+            streaks: Mutex::new(HashMap::new()),
+            hooks,
+        }
+    }
+
+    /// Whether `instance` is out of rotation because of its health checks.
+    pub fn is_unhealthy(&self, instance: &str) -> bool {
+        let unhealthy = self.unhealthy.load();
+        !unhealthy.is_empty() && unhealthy.iter().any(|u| &**u == instance)
+    }
+
+    /// Probes every instance once, applies the thresholds, and reports each instance.
+    pub(crate) async fn check(
+        &self,
+        http: &HttpStack,
+        instances: &InstanceSet,
+    ) -> Vec<InstanceHealth> {
+        let snapshot = instances.current();
+        let probes = snapshot.iter().map(|instance| {
+            let http = http.clone();
+            let url = format!("{}{}", instance.url(), self.config.path);
+            let timeout = self.config.timeout;
+            async move {
+                let request = http::Request::get(&url).body(Bytes::new());
+                let outcome = match request {
+                    Ok(request) => match tokio::time::timeout(timeout, http.oneshot(request)).await
+                    {
+                        Ok(Ok(response)) => Ok(response.status().as_u16()),
+                        Ok(Err(e)) => Err(e.to_string()),
+                        Err(_) => Err(format!("no answer within {timeout:?}")),
+                    },
+                    Err(e) => Err(e.to_string()),
+                };
+                (url, outcome)
+            }
+        });
+        let outcomes = futures_util::future::join_all(probes).await;
+        let mut report = Vec::with_capacity(outcomes.len());
+        for (instance, (_, outcome)) in snapshot.iter().zip(outcomes) {
+            let passed = matches!(outcome, Ok(status) if (200..300).contains(&status));
+            let healthy = self.apply(instance.url(), passed);
+            report.push(InstanceHealth {
+                instance: instance.url().to_owned(),
+                healthy,
+                status: outcome.as_ref().ok().copied(),
+                error: outcome.err(),
+            });
+        }
+        report
+    }
+
+    /// Applies one probe result; returns whether the instance is now in rotation.
+    fn apply(&self, instance: &str, passed: bool) -> bool {
+        let change = {
+            let mut streaks = self.streaks.lock().unwrap_or_else(|e| e.into_inner());
+            let streak = streaks.entry(instance.to_owned()).or_default();
+            if passed {
+                streak.failures = 0;
+                streak.successes += 1;
+            } else {
+                streak.successes = 0;
+                streak.failures += 1;
+            }
+            let flip = if streak.unhealthy {
+                passed && streak.successes >= self.config.healthy_threshold.max(1)
+            } else {
+                !passed && streak.failures >= self.config.unhealthy_threshold.max(1)
+            };
+            if flip {
+                streak.unhealthy = !streak.unhealthy;
+            }
+            let healthy = !streak.unhealthy;
+            if flip {
+                let unhealthy: Vec<Arc<str>> = streaks
+                    .iter()
+                    .filter(|(_, s)| s.unhealthy)
+                    .map(|(url, _)| Arc::from(url.as_str()))
+                    .collect();
+                self.unhealthy.store(Arc::new(unhealthy));
+            }
+            (flip, healthy)
+        };
+        let (flipped, healthy) = change;
+        if flipped {
+            tracing::warn!(service = %self.service, instance, healthy, "instance health changed");
+            let event = HealthChange {
+                service: self.service.clone(),
+                instance: instance.to_owned(),
+                healthy,
+            };
+            for hook in &self.hooks {
+                hook(&event);
+            }
+        }
+        healthy
+    }
+
+    /// Probes every `interval` until the returned task is aborted.
+    pub(crate) fn spawn(
+        self: &Arc<Self>,
+        http: HttpStack,
+        instances: InstanceSet,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        if !self.config.enabled {
+            return None;
+        }
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let state = Arc::downgrade(self);
+        let interval = self.config.interval;
+        Some(runtime.spawn(async move {
+            let mut ticks = tokio::time::interval(interval);
+            loop {
+                ticks.tick().await;
+                // Stop when the client is gone.
+                let Some(state) = state.upgrade() else { return };
+                state.check(&http, &instances).await;
+            }
+        }))
+    }
+}
