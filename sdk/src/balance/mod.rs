@@ -18,6 +18,12 @@
 //!
 //! With a single instance none of this runs: the attempt goes straight to it.
 //!
+//! Why not tower's `balance::p2c::Balance` with `load::PeakEwma`: tower's balancer owns a
+//! `Discover` stream of services and picks in `poll_ready`, with no notion of avoiding the
+//! instance a retry just failed on, ejecting an instance after a failure streak, health
+//! checks, or failing open when everything is ejected. The estimate here follows tower's
+//! `PeakEwma` (peak on a slower answer, exponential decay, decay while idle).
+//!
 //! Each attempt has one timer, at the earlier of the attempt timeout and the call's deadline
 //! (see [`timeout`](mod@crate::timeout)).
 //!
@@ -163,6 +169,7 @@ impl Shared {
     /// Picks an instance among two or more; see the module docs.
     fn choose(&self, instances: &[Instance], avoid: Option<&str>) -> (usize, Arc<InstanceStats>) {
         let now = self.now_ns();
+        let decay = u64::try_from(self.config.decay.as_nanos()).unwrap_or(u64::MAX);
         let n = instances.len();
         let usable = |i: usize, stats: &InstanceStats| {
             let url = instances[i].url();
@@ -187,7 +194,7 @@ impl Shared {
                 let (sa, sb) = (self.stats_for(&instances[a]), self.stats_for(&instances[b]));
                 match (usable(a, &sa), usable(b, &sb)) {
                     (true, true) => {
-                        return if sa.cost() <= sb.cost() {
+                        return if sa.cost(now, decay) <= sb.cost(now, decay) {
                             (a, sa)
                         } else {
                             (b, sb)
@@ -199,7 +206,7 @@ impl Shared {
                         let best = (0..n)
                             .map(|i| (i, self.stats_for(&instances[i])))
                             .filter(|(i, stats)| usable(*i, stats))
-                            .min_by(|x, y| x.1.cost().total_cmp(&y.1.cost()));
+                            .min_by(|x, y| x.1.cost(now, decay).total_cmp(&y.1.cost(now, decay)));
                         if let Some(best) = best {
                             return best;
                         }

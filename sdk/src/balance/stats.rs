@@ -26,9 +26,14 @@ impl InstanceStats {
     }
 
     /// Expected cost of one more request: latency estimate × (in flight + 1).
-    pub(crate) fn cost(&self) -> f64 {
-        self.rtt_ns.load(Ordering::Relaxed) as f64
-            * f64::from(self.in_flight.load(Ordering::Relaxed) + 1)
+    /// Expected cost of one more request: latency estimate × (in flight + 1). The estimate
+    /// decays with the time since it was last updated (as tower's `PeakEwma` does), so an
+    /// instance that was slow, and has been avoided since, is eventually tried again.
+    pub(crate) fn cost(&self, now_ns: u64, decay_ns: u64) -> f64 {
+        let idle = now_ns.saturating_sub(self.updated_ns.load(Ordering::Relaxed)) as f64;
+        let estimate =
+            self.rtt_ns.load(Ordering::Relaxed) as f64 * (-idle / decay_ns.max(1) as f64).exp();
+        estimate * f64::from(self.in_flight.load(Ordering::Relaxed) + 1)
     }
 
     pub(crate) fn is_ejected(&self, now_ns: u64) -> bool {
@@ -89,25 +94,30 @@ mod tests {
 
     #[test]
     fn peak_ewma_takes_peaks_at_once_and_decays_slowly() {
+        let decay = 10_000 * MS;
         let stats = InstanceStats::new(10 * MS, 0);
-        stats.observe(100 * MS, 1, 10_000 * MS);
-        assert_eq!(
-            stats.cost() as u64,
-            100 * MS,
+        stats.observe(100 * MS, 1, decay);
+        assert!(
+            (stats.cost(1, decay) as u64).abs_diff(100 * MS) < MS,
             "a slow answer counts at once"
         );
-        stats.observe(10 * MS, 1_000 * MS, 10_000 * MS);
-        let after_one_second = stats.cost() as u64;
+        stats.observe(10 * MS, 1_000 * MS, decay);
+        let after_one_second = stats.cost(1_000 * MS, decay) as u64;
         assert!(
             after_one_second > 80 * MS && after_one_second < 100 * MS,
             "{after_one_second}"
         );
         stats.start();
         assert!(
-            stats.cost() as u64 >= 2 * after_one_second - 1,
+            stats.cost(1_000 * MS, decay) as u64 >= 2 * after_one_second - 1,
             "in-flight requests add cost"
         );
         stats.finish();
+        let idle = stats.cost(61_000 * MS, decay) as u64;
+        assert!(
+            idle < MS,
+            "an avoided instance's estimate decays, so it is tried again: {idle}"
+        );
     }
 
     #[test]
