@@ -7,6 +7,8 @@
 mod backend;
 mod error;
 mod model;
+#[cfg(feature = "server")]
+pub mod server;
 
 pub use self::{
     backend::{BoxFuture, InMemoryBackend, RegistryBackend, Snapshot},

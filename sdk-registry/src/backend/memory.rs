@@ -108,6 +108,19 @@ impl InMemoryBackend {
         f(&mut services)
     }
 
+    /// Every registered instance (for snapshots).
+    pub fn all_instances(&self) -> Vec<ServiceInstance> {
+        let now = Instant::now();
+        self.with_services(|services| {
+            services
+                .values()
+                .flat_map(|entry| entry.instances.values())
+                .filter(|e| e.expires > now)
+                .map(|e| e.record.instance.clone())
+                .collect()
+        })
+    }
+
     /// Evicts every instance whose TTL has passed, and tells the watchers; returns how many
     /// were evicted. Reads evict lazily too; run [`spawn_evictor`](Self::spawn_evictor) so
     /// watchers hear about expiries without a read.

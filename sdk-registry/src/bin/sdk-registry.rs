@@ -1,0 +1,68 @@
+//! The registry server: `sdk-registry --listen 127.0.0.1:8500 --data registry.json`.
+
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
+
+use clap::Parser;
+use sdk_registry::server::{router, Registry, ServerConfig};
+
+/// The service registry server.
+#[derive(Debug, Parser)]
+#[command(name = "sdk-registry", version, about)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8500")]
+    listen: SocketAddr,
+    /// Snapshot file: registrations survive restarts (and kill -9).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// Seconds without a heartbeat before an instance is evicted.
+    #[arg(long, default_value_t = 90)]
+    ttl_secs: u64,
+    /// Bearer token required for writes.
+    #[arg(long, env = "SDK_REGISTRY_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Require the token for reads too.
+    #[arg(long)]
+    protect_reads: bool,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt().with_target(false).init();
+    let args = Args::parse();
+    let config = ServerConfig {
+        ttl: Duration::from_secs(args.ttl_secs.max(1)),
+        snapshot: args.data,
+        token: args.token,
+        protect_reads: args.protect_reads,
+        ..ServerConfig::default()
+    };
+    let registry = Registry::open(config).await?;
+    let evictor = registry.spawn_evictor(Duration::from_secs(1));
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    // Tests and scripts read the bound address (the port may be 0) from this line.
+    println!("listening on {}", listener.local_addr()?);
+    axum::serve(listener, router(registry))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    evictor.abort();
+    Ok(())
+}
+
+/// Ctrl-C or SIGTERM: stop accepting, finish the requests in flight, exit.
+async fn shutdown_signal() {
+    let terminate = async {
+        #[cfg(unix)]
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            term.recv().await;
+            return;
+        }
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,319 @@
+//! The registry server as a real process: API, auth, bad input, TTL, durability, concurrency.
+#![cfg(feature = "server")]
+
+use std::{path::PathBuf, process::Stdio, time::Duration};
+
+use serde_json::{json, Value};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+async fn start(data: &PathBuf, ttl_secs: u64) -> Server {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_sdk-registry"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--ttl-secs",
+            &ttl_secs.to_string(),
+            "--token",
+            "s3cret",
+            "--data",
+        ])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the registry binary");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+        .await
+        .expect("the server starts within 10 s")
+        .expect("read stdout")
+        .expect("a line");
+    let addr = line
+        .strip_prefix("listening on ")
+        .expect("listening line")
+        .to_owned();
+    Server {
+        child,
+        url: format!("http://{addr}"),
+    }
+}
+
+fn data_file(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("sdk-registry-test-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir.join("registry.json")
+}
+
+fn instance(id: &str, port: u16) -> Value {
+    json!({ "id": id, "service": "orders", "host": "127.0.0.1", "port": port, "metadata": { "region": "eu" } })
+}
+
+async fn register(http: &reqwest::Client, server: &Server, body: &Value) -> reqwest::Response {
+    http.post(format!("{}/v1/instances", server.url))
+        .bearer_auth("s3cret")
+        .json(body)
+        .send()
+        .await
+        .expect("reachable")
+}
+
+async fn ids(http: &reqwest::Client, server: &Server) -> Vec<String> {
+    let records: Value = http
+        .get(format!("{}/v1/services/orders/instances", server.url))
+        .send()
+        .await
+        .expect("reachable")
+        .json()
+        .await
+        .expect("json");
+    let mut ids: Vec<String> = records
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|r| r["instance"]["id"].as_str().expect("id").to_owned())
+        .collect();
+    ids.sort();
+    ids
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn register_list_heartbeat_and_refuse_bad_input() {
+    let server = start(&data_file("api"), 90).await;
+    let http = reqwest::Client::new();
+    let health: Value = http
+        .get(format!("{}/health", server.url))
+        .send()
+        .await
+        .expect("up")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(health["status"], "ok");
+
+    let anonymous = http
+        .post(format!("{}/v1/instances", server.url))
+        .json(&instance("a", 8081))
+        .send()
+        .await
+        .expect("up");
+    assert_eq!(anonymous.status(), 401);
+    let wrong = http
+        .post(format!("{}/v1/instances", server.url))
+        .bearer_auth("guess")
+        .json(&instance("a", 8081))
+        .send()
+        .await
+        .expect("up");
+    assert_eq!(wrong.status(), 401);
+    let message: Value = wrong.json().await.expect("json");
+    assert!(message["error"]
+        .as_str()
+        .expect("message")
+        .contains("token"));
+
+    assert_eq!(
+        register(&http, &server, &instance("a", 8081))
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(ids(&http, &server).await, ["a"]);
+    let services: Value = http
+        .get(format!("{}/v1/services", server.url))
+        .send()
+        .await
+        .expect("up")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(services, json!(["orders"]));
+
+    let beat = http
+        .put(format!(
+            "{}/v1/services/orders/instances/a/heartbeat",
+            server.url
+        ))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .expect("up");
+    assert_eq!(beat.status(), 204);
+
+    let url = &server.url;
+    let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
+        (
+            http.post(format!("{url}/v1/instances"))
+                .body("{not json")
+                .header("content-type", "application/json"),
+            400,
+            "",
+        ),
+        (
+            http.post(format!("{url}/v1/instances"))
+                .json(&json!({ "id": "x", "service": "orders" })),
+            422,
+            "host",
+        ),
+        (
+            http.post(format!("{url}/v1/instances"))
+                .json(&instance("b", 0)),
+            400,
+            "port",
+        ),
+        (
+            http.post(format!("{url}/v1/instances"))
+                .json(&json!({ "id": "c", "service": "orders", "host": "a b", "port": 1 })),
+            400,
+            "host",
+        ),
+        (
+            http.post(format!("{url}/v1/instances"))
+                .body(vec![b'x'; 100_000])
+                .header("content-type", "application/json"),
+            413,
+            "",
+        ),
+        (
+            http.put(format!(
+                "{url}/v1/services/orders/instances/nobody/heartbeat"
+            )),
+            404,
+            "nobody",
+        ),
+        (
+            http.delete(format!("{url}/v1/services/orders/instances/nobody")),
+            404,
+            "nobody",
+        ),
+    ];
+    for (request, status, mentions) in cases {
+        let answer = request.bearer_auth("s3cret").send().await.expect("up");
+        assert_eq!(answer.status(), status);
+        let body: Value = answer.json().await.expect("a JSON error body");
+        let message = body["error"].as_str().expect("an error message");
+        assert!(message.contains(mentions), "{message}");
+    }
+    assert_eq!(
+        ids(&http, &server).await,
+        ["a"],
+        "bad input disturbed nothing"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn silence_evicts_and_watchers_hear_changes() {
+    let server = start(&data_file("ttl"), 1).await;
+    let http = reqwest::Client::new();
+    let watch: Value = http
+        .get(format!(
+            "{}/v1/services/orders/watch?after=0&wait=1",
+            server.url
+        ))
+        .send()
+        .await
+        .expect("up")
+        .json()
+        .await
+        .expect("json");
+    let version = watch["version"].as_u64().expect("version");
+    let waiter = {
+        let (http, url) = (http.clone(), server.url.clone());
+        tokio::spawn(async move {
+            http.get(format!(
+                "{url}/v1/services/orders/watch?after={version}&wait=10"
+            ))
+            .send()
+            .await
+            .expect("up")
+            .json::<Value>()
+            .await
+            .expect("json")
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(
+        register(&http, &server, &instance("a", 8081))
+            .await
+            .status(),
+        201
+    );
+    let seen = tokio::time::timeout(Duration::from_secs(5), waiter)
+        .await
+        .expect("the long poll answered")
+        .expect("task");
+    assert_eq!(seen["instances"][0]["instance"]["id"], "a");
+    assert!(seen["version"].as_u64().expect("version") > version);
+
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        ids(&http, &server).await.is_empty(),
+        "evicted after a 1 s TTL without heartbeats"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_and_restart_loses_nothing() {
+    let data = data_file("restart");
+    let mut server = start(&data, 90).await;
+    let http = reqwest::Client::new();
+    for (id, port) in [("a", 1), ("b", 2), ("c", 3)] {
+        assert_eq!(
+            register(&http, &server, &instance(id, port)).await.status(),
+            201
+        );
+    }
+    server.child.kill().await.expect("kill -9");
+    let server = start(&data, 90).await;
+    assert_eq!(ids(&http, &server).await, ["a", "b", "c"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_writes_lose_no_update() {
+    let server = start(&data_file("concurrent"), 90).await;
+    let http = reqwest::Client::new();
+    let url = server.url.clone();
+    let writes = (0..200u16).map(|i| {
+        let (http, url) = (http.clone(), url.clone());
+        async move {
+            let id = format!("i{i}");
+            let registered = http
+                .post(format!("{url}/v1/instances"))
+                .bearer_auth("s3cret")
+                .json(&instance(&id, 1000 + i))
+                .send()
+                .await
+                .expect("up");
+            assert_eq!(registered.status(), 201);
+            if i % 2 == 0 {
+                let removed = http
+                    .delete(format!("{url}/v1/services/orders/instances/{id}"))
+                    .bearer_auth("s3cret")
+                    .send()
+                    .await
+                    .expect("up");
+                assert_eq!(removed.status(), 204);
+            }
+        }
+    });
+    futures_util::future::join_all(writes).await;
+    let ids = ids(&http, &server).await;
+    assert_eq!(
+        ids.len(),
+        100,
+        "every odd instance remains, every even one is gone"
+    );
+    assert!(ids
+        .iter()
+        .all(|id| id[1..].parse::<u16>().expect("number") % 2 == 1));
+}
