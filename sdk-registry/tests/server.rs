@@ -68,15 +68,18 @@ async fn register(http: &reqwest::Client, server: &Server, body: &Value) -> reqw
         .expect("reachable")
 }
 
-async fn ids(http: &reqwest::Client, server: &Server) -> Vec<String> {
-    let records: Value = http
-        .get(format!("{}/v1/services/orders/instances", server.url))
+async fn get_json(http: &reqwest::Client, url: String) -> Value {
+    http.get(url)
         .send()
         .await
         .expect("reachable")
         .json()
         .await
-        .expect("json");
+        .expect("json")
+}
+
+async fn ids(http: &reqwest::Client, server: &Server) -> Vec<String> {
+    let records = get_json(http, format!("{}/v1/services/orders/instances", server.url)).await;
     let mut ids: Vec<String> = records
         .as_array()
         .expect("array")
@@ -91,14 +94,7 @@ async fn ids(http: &reqwest::Client, server: &Server) -> Vec<String> {
 async fn register_list_heartbeat_and_refuse_bad_input() {
     let server = start(&data_file("api"), 90).await;
     let http = reqwest::Client::new();
-    let health: Value = http
-        .get(format!("{}/health", server.url))
-        .send()
-        .await
-        .expect("up")
-        .json()
-        .await
-        .expect("json");
+    let health = get_json(&http, format!("{}/health", server.url)).await;
     assert_eq!(health["status"], "ok");
 
     let anonymous = http
@@ -129,14 +125,7 @@ async fn register_list_heartbeat_and_refuse_bad_input() {
         201
     );
     assert_eq!(ids(&http, &server).await, ["a"]);
-    let services: Value = http
-        .get(format!("{}/v1/services", server.url))
-        .send()
-        .await
-        .expect("up")
-        .json()
-        .await
-        .expect("json");
+    let services = get_json(&http, format!("{}/v1/services", server.url)).await;
     assert_eq!(services, json!(["orders"]));
 
     let beat = http
