@@ -11,7 +11,7 @@ mod model;
 pub mod server;
 
 pub use self::{
-    backend::{BoxFuture, InMemoryBackend, RegistryBackend, Snapshot},
+    backend::{BoxFuture, HttpBackend, InMemoryBackend, RegistryBackend, Snapshot},
     error::RegistryError,
     model::{HealthStatus, InstanceRecord, Scheme, ServiceInstance},
 };

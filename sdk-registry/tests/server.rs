@@ -306,3 +306,99 @@ async fn concurrent_writes_lose_no_update() {
         .iter()
         .all(|id| id[1..].parse::<u16>().expect("number") % 2 == 1));
 }
+
+/// A loopback service answering its name on `/`.
+async fn echo(name: &'static str) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || async move { format!("\"{name}\"") }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sdk_discovers_through_the_registry_server() {
+    use sdk_registry::{HealthStatus, HttpBackend, RegistryBackend, ServiceInstance};
+
+    let server = start(&data_file("sdk"), 90).await;
+    let backend = HttpBackend::new(&server.url, Some("s3cret".into())).expect("url");
+    assert!(
+        !format!("{backend:?}").contains("s3cret"),
+        "the token never prints"
+    );
+    let sdk = sdk::ServiceSdk::builder()
+        .registry(backend.clone())
+        .build()
+        .expect("valid");
+    let (a, b) = (echo("a").await, echo("b").await);
+    let _a = sdk
+        .register_current_service(ServiceInstance::new("echo", "a", "127.0.0.1", a))
+        .await
+        .expect("registered");
+    let reg_b = sdk
+        .register_current_service(ServiceInstance::new("echo", "b", "127.0.0.1", b))
+        .await
+        .expect("registered");
+
+    let client = sdk.get_client("echo");
+    let seen = |n: usize| {
+        let client = client.clone();
+        async move {
+            let mut names = Vec::new();
+            for _ in 0..n {
+                if let Ok(name) = client.get("/").send::<String>().await {
+                    names.push(name);
+                }
+            }
+            names.sort();
+            names.dedup();
+            names
+        }
+    };
+    let eventually = |want: Vec<&'static str>| {
+        let seen = seen;
+        async move {
+            for _ in 0..100 {
+                if seen(20).await == want {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            panic!("never routed to exactly {want:?}");
+        }
+    };
+    eventually(vec!["a", "b"]).await;
+
+    backend
+        .set_health("echo", "a", HealthStatus::Unhealthy)
+        .await
+        .expect("known");
+    eventually(vec!["b"]).await;
+    backend
+        .set_health("echo", "a", HealthStatus::Healthy)
+        .await
+        .expect("known");
+    eventually(vec!["a", "b"]).await;
+    reg_b.deregister().await.expect("registered");
+    eventually(vec!["a"]).await;
+
+    let err = backend
+        .deregister("echo", "nobody")
+        .await
+        .expect_err("unknown");
+    assert!(
+        matches!(err, sdk_registry::RegistryError::UnknownInstance { .. }),
+        "{err:?}"
+    );
+    let unauthorized = HttpBackend::new(&server.url, None).expect("url");
+    let err = unauthorized
+        .register(ServiceInstance::new("echo", "c", "127.0.0.1", 1))
+        .await
+        .expect_err("no token");
+    assert!(err.to_string().contains("401"), "{err}");
+}

@@ -1,16 +1,18 @@
 //! Where instances are registered. [`RegistryBackend`] is implemented by the in-memory
-//! backend (the embedded default); the registry server's client and etcd come later.
+//! backend (the embedded default) and by [`HttpBackend`], the registry server's client; etcd
+//! comes later.
 //!
 //! The trait is object-safe (boxed futures), so the SDK can hold whichever backend its
 //! configuration names.
 
+mod http;
 mod memory;
 
 use std::{fmt, future::Future, pin::Pin, sync::Arc};
 
 use tokio::sync::watch;
 
-pub use self::memory::InMemoryBackend;
+pub use self::{http::HttpBackend, memory::InMemoryBackend};
 use crate::{HealthStatus, InstanceRecord, RegistryError, ServiceInstance};
 
 /// A boxed, `Send` future (the trait is used as `dyn RegistryBackend`).

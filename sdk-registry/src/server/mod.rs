@@ -6,6 +6,7 @@
 //! | `POST` | `/v1/instances` | register (JSON `ServiceInstance`) → 201 |
 //! | `DELETE` | `/v1/services/{service}/instances/{id}` | deregister → 204 |
 //! | `PUT` | `/v1/services/{service}/instances/{id}/heartbeat` | heartbeat → 204 |
+//! | `PUT` | `/v1/services/{service}/instances/{id}/health` | record health (`{"health": "unhealthy"}`) → 204 |
 //! | `GET` | `/v1/services` | service names |
 //! | `GET` | `/v1/services/{service}/instances` | instances with health |
 //! | `GET` | `/v1/services/{service}/watch?after=N&wait=30` | long-poll: answers when the registry's version passes `N` (or after `wait` seconds) |
@@ -155,6 +156,10 @@ pub fn router(registry: Arc<Registry>) -> Router {
             "/v1/services/{service}/instances/{id}/heartbeat",
             put(heartbeat),
         )
+        .route(
+            "/v1/services/{service}/instances/{id}/health",
+            put(set_health),
+        )
         .route("/v1/services/{service}/watch", get(watch))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(middleware::from_fn_with_state(
@@ -246,6 +251,25 @@ async fn heartbeat(
     Path((service, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     registry.backend.heartbeat(&service, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+struct HealthBody {
+    health: crate::HealthStatus,
+}
+
+async fn set_health(
+    State(registry): State<Arc<Registry>>,
+    Path((service, id)): Path<(String, String)>,
+    body: Result<Json<HealthBody>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Json(body) = body?;
+    registry
+        .backend
+        .set_health(&service, &id, body.health)
+        .await?;
+    registry.bump();
     Ok(StatusCode::NO_CONTENT)
 }
 

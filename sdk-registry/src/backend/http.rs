@@ -1,0 +1,280 @@
+use std::{fmt, time::Duration};
+
+use bytes::Bytes;
+use http::{header, Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_util::{
+    client::legacy::{connect::HttpConnector, Client},
+    rt::TokioExecutor,
+};
+use serde::{de::DeserializeOwned, Deserialize};
+use tokio::sync::watch;
+
+use super::{BoxFuture, RegistryBackend, Snapshot};
+use crate::{HealthStatus, InstanceRecord, RegistryError, ServiceInstance};
+
+/// A client of the `sdk-registry` server, as a backend.
+///
+/// Watches are long polls (`/v1/services/{service}/watch`) feeding a channel; if the server
+/// is unreachable the channel keeps the last snapshot and the poll is retried every second.
+#[derive(Clone)]
+pub struct HttpBackend {
+    base: String,
+    token: Option<String>,
+    client: Client<HttpConnector, Full<Bytes>>,
+}
+
+impl fmt::Debug for HttpBackend {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpBackend")
+            .field("base", &self.base)
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: String,
+}
+
+#[derive(Deserialize)]
+struct WatchAnswer {
+    version: u64,
+    instances: Vec<InstanceRecord>,
+}
+
+impl HttpBackend {
+    /// A client of the registry at `base_url` (`http://host:port`), sending `token` as a
+    /// bearer token when given.
+    pub fn new(base_url: &str, token: Option<String>) -> Result<Self, RegistryError> {
+        let base = base_url.trim_end_matches('/').to_owned();
+        let uri: Uri = base.parse().map_err(|_| RegistryError::Invalid {
+            field: "url",
+            reason: format!("`{base}` is not a URL"),
+        })?;
+        if uri.scheme_str() != Some("http") || uri.authority().is_none() {
+            return Err(RegistryError::Invalid {
+                field: "url",
+                reason: "use http://host:port".into(),
+            });
+        }
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        Ok(HttpBackend {
+            base,
+            token,
+            client: Client::builder(TokioExecutor::new()).build(connector),
+        })
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+        timeout: Duration,
+    ) -> Result<Bytes, RegistryError> {
+        let mut request = Request::builder()
+            .method(method)
+            .uri(format!("{}{path}", self.base));
+        if let Some(token) = &self.token {
+            request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if body.is_some() {
+            request = request.header(header::CONTENT_TYPE, "application/json");
+        }
+        let request = request
+            .body(Full::new(Bytes::from(body.unwrap_or_default())))
+            .map_err(|e| RegistryError::Invalid {
+                field: "request",
+                reason: e.to_string(),
+            })?;
+        let unavailable =
+            |e: &dyn fmt::Display| RegistryError::Unavailable(format!("{}: {e}", self.base));
+        let response = tokio::time::timeout(timeout, self.client.request(request))
+            .await
+            .map_err(|_| unavailable(&"no answer in time"))?
+            .map_err(|e| unavailable(&e))?;
+        let status = response.status();
+        let bytes = Limited::new(response.into_body(), 64 * 1024 * 1024)
+            .collect()
+            .await
+            .map_err(|e| unavailable(&e))?
+            .to_bytes();
+        if status.is_success() {
+            return Ok(bytes);
+        }
+        let message = serde_json::from_slice::<ErrorBody>(&bytes)
+            .map_or_else(|_| status.to_string(), |b| b.error);
+        Err(match status {
+            StatusCode::NOT_FOUND => {
+                let mut parts = path.split('/').skip(3);
+                let service = parts.next().unwrap_or_default().to_owned();
+                let id = parts.nth(1).unwrap_or_default().to_owned();
+                RegistryError::UnknownInstance { service, id }
+            }
+            s if s.is_client_error() && s != StatusCode::UNAUTHORIZED => RegistryError::Invalid {
+                field: "request",
+                reason: message,
+            },
+            _ => RegistryError::Unavailable(format!("{}: {status}: {message}", self.base)),
+        })
+    }
+
+    async fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, RegistryError> {
+        let bytes = self
+            .call(Method::GET, path, None, Duration::from_secs(10))
+            .await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| RegistryError::Unavailable(format!("{}: bad answer: {e}", self.base)))
+    }
+
+    async fn follow(self, service: String, changes: watch::Sender<Snapshot>) {
+        let mut version = 0;
+        loop {
+            let path = format!("/v1/services/{service}/watch?after={version}&wait=30");
+            let poll = async {
+                let bytes = self
+                    .call(Method::GET, &path, None, Duration::from_secs(40))
+                    .await?;
+                serde_json::from_slice::<WatchAnswer>(&bytes)
+                    .map_err(|e| RegistryError::Unavailable(format!("bad watch answer: {e}")))
+            };
+            tokio::select! {
+                answer = poll => match answer {
+                    Ok(answer) => {
+                        version = answer.version;
+                        changes.send_replace(std::sync::Arc::new(answer.instances));
+                    }
+                    Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
+                },
+                // Nobody is watching any more.
+                () = changes.closed() => return,
+            }
+        }
+    }
+}
+
+fn segment(value: &str) -> Result<&str, RegistryError> {
+    if value.is_empty()
+        || !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        || value == "."
+        || value == ".."
+    {
+        return Err(RegistryError::Invalid {
+            field: "name",
+            reason: format!("`{value}` is not a service or instance name"),
+        });
+    }
+    Ok(value)
+}
+
+impl RegistryBackend for HttpBackend {
+    fn register(&self, instance: ServiceInstance) -> BoxFuture<'_, Result<(), RegistryError>> {
+        Box::pin(async move {
+            instance.validate()?;
+            let body = serde_json::to_vec(&instance).map_err(|e| RegistryError::Invalid {
+                field: "instance",
+                reason: e.to_string(),
+            })?;
+            self.call(
+                Method::POST,
+                "/v1/instances",
+                Some(body),
+                Duration::from_secs(10),
+            )
+            .await
+            .map(drop)
+        })
+    }
+
+    fn deregister<'a>(
+        &'a self,
+        service: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<(), RegistryError>> {
+        Box::pin(async move {
+            let path = format!(
+                "/v1/services/{}/instances/{}",
+                segment(service)?,
+                segment(id)?
+            );
+            self.call(Method::DELETE, &path, None, Duration::from_secs(10))
+                .await
+                .map(drop)
+        })
+    }
+
+    fn heartbeat<'a>(
+        &'a self,
+        service: &'a str,
+        id: &'a str,
+    ) -> BoxFuture<'a, Result<(), RegistryError>> {
+        Box::pin(async move {
+            let path = format!(
+                "/v1/services/{}/instances/{}/heartbeat",
+                segment(service)?,
+                segment(id)?
+            );
+            self.call(Method::PUT, &path, None, Duration::from_secs(10))
+                .await
+                .map(drop)
+        })
+    }
+
+    fn set_health<'a>(
+        &'a self,
+        service: &'a str,
+        id: &'a str,
+        health: HealthStatus,
+    ) -> BoxFuture<'a, Result<(), RegistryError>> {
+        Box::pin(async move {
+            let path = format!(
+                "/v1/services/{}/instances/{}/health",
+                segment(service)?,
+                segment(id)?
+            );
+            let body =
+                serde_json::to_vec(&serde_json::json!({ "health": health })).map_err(|e| {
+                    RegistryError::Invalid {
+                        field: "health",
+                        reason: e.to_string(),
+                    }
+                })?;
+            self.call(Method::PUT, &path, Some(body), Duration::from_secs(10))
+                .await
+                .map(drop)
+        })
+    }
+
+    fn instances<'a>(
+        &'a self,
+        service: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<InstanceRecord>, RegistryError>> {
+        Box::pin(async move {
+            self.get(&format!("/v1/services/{}/instances", segment(service)?))
+                .await
+        })
+    }
+
+    fn services(&self) -> BoxFuture<'_, Result<Vec<String>, RegistryError>> {
+        Box::pin(async move { self.get("/v1/services").await })
+    }
+
+    fn watch<'a>(
+        &'a self,
+        service: &'a str,
+    ) -> BoxFuture<'a, Result<watch::Receiver<Snapshot>, RegistryError>> {
+        Box::pin(async move {
+            let service = segment(service)?.to_owned();
+            let initial = self.instances(&service).await.unwrap_or_default();
+            let (changes, receiver) = watch::channel(std::sync::Arc::new(initial));
+            tokio::spawn(self.clone().follow(service, changes));
+            Ok(receiver)
+        })
+    }
+}
