@@ -361,7 +361,6 @@ async fn the_sdk_discovers_through_the_registry_server() {
         }
     };
     let eventually = |want: Vec<&'static str>| {
-        let seen = seen;
         async move {
             for _ in 0..100 {
                 if seen(20).await == want {
