@@ -360,16 +360,14 @@ async fn the_sdk_discovers_through_the_registry_server() {
             names
         }
     };
-    let eventually = |want: Vec<&'static str>| {
-        async move {
-            for _ in 0..100 {
-                if seen(20).await == want {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(20)).await;
+    let eventually = |want: Vec<&'static str>| async move {
+        for _ in 0..100 {
+            if seen(20).await == want {
+                return;
             }
-            panic!("never routed to exactly {want:?}");
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
+        panic!("never routed to exactly {want:?}");
     };
     eventually(vec!["a", "b"]).await;
 

@@ -36,6 +36,8 @@ struct RawSdk {
     pool_idle_timeout: Option<DurationStr>,
     pool_max_idle_per_host: Option<Lenient<usize>>,
     http2_prior_knowledge: Option<Lenient<bool>>,
+    registry_url: Option<String>,
+    registry_token: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -199,6 +201,12 @@ fn build(raw: RawFile) -> Result<SdkConfig, ConfigError> {
     if let Some(Lenient(v)) = sdk.http2_prior_knowledge {
         transport.http2_prior_knowledge = v;
     }
+    if let Some(url) = sdk.registry_url {
+        sdk_registry::HttpBackend::new(&url, None)
+            .map_err(|e| ConfigError::invalid("sdk.registry_url", e.to_string()))?;
+        config.registry_url = Some(url);
+    }
+    config.registry_token = sdk.registry_token.filter(|t| !t.is_empty());
 
     apply(&mut config.defaults, raw.defaults, "defaults")?;
     for (name, section) in raw.services {
@@ -510,6 +518,24 @@ mod tests {
 
     fn error_of(text: &str) -> String {
         parse_str(text).expect_err("must be refused").to_string()
+    }
+
+    #[test]
+    fn registry_server_settings() {
+        let config = parse_str(
+            "[sdk]\nregistry_url = \"http://${ORDERS_HOST}\"\nregistry_token = \"tok-123\"",
+        )
+        .expect("valid");
+        assert_eq!(
+            config.registry_url.as_deref(),
+            Some("http://127.0.0.1:9000")
+        );
+        assert!(
+            !format!("{config:?}").contains("tok-123"),
+            "the token never prints"
+        );
+        let e = error_of("[sdk]\nregistry_url = \"ftp://x\"");
+        assert!(e.contains("sdk.registry_url"), "{e}");
     }
 
     #[test]

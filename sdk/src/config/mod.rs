@@ -29,7 +29,7 @@ use crate::{
 };
 
 /// Settings of the whole SDK.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct SdkConfig {
     /// Settings every service starts from.
     pub defaults: ServiceConfig,
@@ -39,6 +39,26 @@ pub struct SdkConfig {
     pub transport: TransportConfig,
     /// How much of an error response's body is kept in `ServiceError::Status` (default 64 KiB).
     pub error_body_limit: usize,
+    /// The `sdk-registry` server to discover through (default: the embedded registry).
+    pub registry_url: Option<String>,
+    /// The bearer token for the registry server's writes (never printed).
+    pub registry_token: Option<String>,
+}
+
+impl std::fmt::Debug for SdkConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SdkConfig")
+            .field("defaults", &self.defaults)
+            .field("services", &self.services)
+            .field("transport", &self.transport)
+            .field("error_body_limit", &self.error_body_limit)
+            .field("registry_url", &self.registry_url)
+            .field(
+                "registry_token",
+                &self.registry_token.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
 }
 
 impl SdkConfig {

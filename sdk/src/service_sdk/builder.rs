@@ -222,7 +222,14 @@ impl ServiceSdkBuilder {
             }
         }
         let mut background = Vec::new();
-        let registry: Arc<dyn RegistryBackend> = match self.registry {
+        let configured = match &self.config.registry_url {
+            Some(url) => Some(Arc::new(
+                sdk_registry::HttpBackend::new(url, self.config.registry_token.clone())
+                    .map_err(|e| ConfigError::invalid("sdk.registry_url", e.to_string()))?,
+            ) as Arc<dyn RegistryBackend>),
+            None => None,
+        };
+        let registry: Arc<dyn RegistryBackend> = match self.registry.or(configured) {
             Some(registry) => registry,
             None => {
                 let embedded = InMemoryBackend::new();
