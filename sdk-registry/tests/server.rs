@@ -15,6 +15,10 @@ struct Server {
 }
 
 async fn start(data: &PathBuf, ttl_secs: u64) -> Server {
+    start_with(data, ttl_secs, &[]).await
+}
+
+async fn start_with(data: &PathBuf, ttl_secs: u64, extra: &[&str]) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_sdk-registry"))
         .args([
             "--listen",
@@ -26,6 +30,7 @@ async fn start(data: &PathBuf, ttl_secs: u64) -> Server {
             "--data",
         ])
         .arg(data)
+        .args(extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -398,4 +403,63 @@ async fn the_sdk_discovers_through_the_registry_server() {
         .await
         .expect_err("no token");
     assert!(err.to_string().contains("401"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn active_health_checks_flip_instances() {
+    use std::sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    };
+
+    let healthy = Arc::new(AtomicBool::new(true));
+    let flag = healthy.clone();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let app = axum::Router::new().route(
+        "/healthz",
+        axum::routing::get(move || {
+            let flag = flag.clone();
+            async move {
+                if flag.load(Ordering::SeqCst) {
+                    axum::http::StatusCode::OK
+                } else {
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE
+                }
+            }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+
+    let server = start_with(
+        &data_file("health"),
+        90,
+        &["--health-interval-ms", "100", "--unhealthy-threshold", "2"],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let mut body = instance("checked", port);
+    body["health_check_path"] = json!("/healthz");
+    assert_eq!(register(&http, &server, &body).await.status(), 201);
+
+    let health_is = |want: &'static str| {
+        let (http, url) = (http.clone(), server.url.clone());
+        async move {
+            for _ in 0..100 {
+                let records = get_json(&http, format!("{url}/v1/services/orders/instances")).await;
+                if records[0]["health"] == want {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("health never became {want}");
+        }
+    };
+    health_is("healthy").await;
+    healthy.store(false, Ordering::SeqCst);
+    health_is("unhealthy").await;
+    healthy.store(true, Ordering::SeqCst);
+    health_is("healthy").await;
 }

@@ -3,7 +3,7 @@
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Parser;
-use sdk_registry::server::{router, Registry, ServerConfig};
+use sdk_registry::server::{router, HealthChecks, Registry, ServerConfig};
 
 /// The service registry server.
 #[derive(Debug, Parser)]
@@ -24,6 +24,18 @@ struct Args {
     /// Require the token for reads too.
     #[arg(long)]
     protect_reads: bool,
+    /// Milliseconds between health-check rounds (instances with a health_check_path).
+    #[arg(long, default_value_t = 10_000)]
+    health_interval_ms: u64,
+    /// Milliseconds allowed for one health probe.
+    #[arg(long, default_value_t = 5_000)]
+    health_timeout_ms: u64,
+    /// Failed probes in a row that mark an instance unhealthy.
+    #[arg(long, default_value_t = 3)]
+    unhealthy_threshold: u32,
+    /// Passing probes in a row that mark it healthy again.
+    #[arg(long, default_value_t = 1)]
+    healthy_threshold: u32,
 }
 
 #[tokio::main]
@@ -39,6 +51,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let registry = Registry::open(config).await?;
     let evictor = registry.spawn_evictor(Duration::from_secs(1));
+    let checks = registry.spawn_health_checks(HealthChecks {
+        interval: Duration::from_millis(args.health_interval_ms.max(10)),
+        timeout: Duration::from_millis(args.health_timeout_ms.max(1)),
+        unhealthy_threshold: args.unhealthy_threshold,
+        healthy_threshold: args.healthy_threshold,
+    });
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     // Tests and scripts read the bound address (the port may be 0) from this line.
     println!("listening on {}", listener.local_addr()?);
@@ -46,6 +64,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_graceful_shutdown(shutdown_signal())
         .await?;
     evictor.abort();
+    checks.abort();
     Ok(())
 }
 

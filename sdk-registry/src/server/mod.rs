@@ -14,7 +14,10 @@
 //!
 //! Errors are JSON `{"error": "..."}` with a 4xx status naming the problem.
 
+mod health;
 mod snapshot;
+
+pub use self::health::HealthChecks;
 
 use std::{
     path::PathBuf,
@@ -117,6 +120,14 @@ impl Registry {
                     format!("could not save the snapshot: {e}"),
                 )
             })
+    }
+
+    /// Probes the instances' health paths in the background.
+    pub fn spawn_health_checks(
+        self: &Arc<Self>,
+        settings: HealthChecks,
+    ) -> tokio::task::JoinHandle<()> {
+        health::spawn(self.clone(), settings)
     }
 
     /// Evicts expired instances every `interval` (and records the change).
