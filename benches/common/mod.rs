@@ -2,7 +2,7 @@
 //! making the same typed GET.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use axum::{routing::get, Json, Router};
 use bytes::Bytes;
@@ -198,5 +198,3 @@ impl Clients {
         self.sdk_open.get("/users/1").send::<User>().await.is_err()
     }
 }
-
-pub type Shared = Arc<Clients>;

@@ -126,6 +126,8 @@ pub enum RetryStop {
     BudgetExhausted,
     /// The next backoff would have passed the call's deadline.
     DeadlineReached,
+    /// The server's `Retry-After` asked for a longer wait than `max_retry_after`.
+    RetryAfterTooLong,
 }
 
 impl fmt::Display for RetryStop {
@@ -134,6 +136,7 @@ impl fmt::Display for RetryStop {
             RetryStop::AttemptsExhausted => "all attempts used",
             RetryStop::BudgetExhausted => "retry budget exhausted",
             RetryStop::DeadlineReached => "deadline reached before the next attempt",
+            RetryStop::RetryAfterTooLong => "Retry-After longer than max_retry_after",
         })
     }
 }

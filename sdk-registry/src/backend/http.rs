@@ -157,6 +157,27 @@ impl HttpBackend {
     }
 }
 
+impl HttpBackend {
+    /// A write to one instance: `{method} /v1/services/{service}/instances/{id}{suffix}`.
+    async fn write_instance(
+        &self,
+        method: Method,
+        service: &str,
+        id: &str,
+        suffix: &str,
+        body: Option<Vec<u8>>,
+    ) -> Result<(), RegistryError> {
+        let path = format!(
+            "/v1/services/{}/instances/{}{suffix}",
+            segment(service)?,
+            segment(id)?
+        );
+        self.call(method, &path, body, Duration::from_secs(10))
+            .await
+            .map(drop)
+    }
+}
+
 fn segment(value: &str) -> Result<&str, RegistryError> {
     if value.is_empty()
         || !value
@@ -198,14 +219,8 @@ impl RegistryBackend for HttpBackend {
         id: &'a str,
     ) -> BoxFuture<'a, Result<(), RegistryError>> {
         Box::pin(async move {
-            let path = format!(
-                "/v1/services/{}/instances/{}",
-                segment(service)?,
-                segment(id)?
-            );
-            self.call(Method::DELETE, &path, None, Duration::from_secs(10))
+            self.write_instance(Method::DELETE, service, id, "", None)
                 .await
-                .map(drop)
         })
     }
 
@@ -215,14 +230,8 @@ impl RegistryBackend for HttpBackend {
         id: &'a str,
     ) -> BoxFuture<'a, Result<(), RegistryError>> {
         Box::pin(async move {
-            let path = format!(
-                "/v1/services/{}/instances/{}/heartbeat",
-                segment(service)?,
-                segment(id)?
-            );
-            self.call(Method::PUT, &path, None, Duration::from_secs(10))
+            self.write_instance(Method::PUT, service, id, "/heartbeat", None)
                 .await
-                .map(drop)
         })
     }
 
@@ -233,11 +242,6 @@ impl RegistryBackend for HttpBackend {
         health: HealthStatus,
     ) -> BoxFuture<'a, Result<(), RegistryError>> {
         Box::pin(async move {
-            let path = format!(
-                "/v1/services/{}/instances/{}/health",
-                segment(service)?,
-                segment(id)?
-            );
             let body =
                 serde_json::to_vec(&serde_json::json!({ "health": health })).map_err(|e| {
                     RegistryError::Invalid {
@@ -245,9 +249,8 @@ impl RegistryBackend for HttpBackend {
                         reason: e.to_string(),
                     }
                 })?;
-            self.call(Method::PUT, &path, Some(body), Duration::from_secs(10))
+            self.write_instance(Method::PUT, service, id, "/health", Some(body))
                 .await
-                .map(drop)
         })
     }
 

@@ -64,11 +64,15 @@ impl ServiceEntry {
         self.changes.send_replace(Arc::new(snapshot));
     }
 
-    /// Drops expired instances; returns whether any were dropped.
-    fn evict(&mut self, now: Instant) -> bool {
+    /// Drops expired instances and, if any went, tells the watchers; returns how many went.
+    fn evict(&mut self, now: Instant) -> usize {
         let before = self.instances.len();
         self.instances.retain(|_, entry| entry.expires > now);
-        before != self.instances.len()
+        let evicted = before - self.instances.len();
+        if evicted > 0 {
+            self.publish();
+        }
+        evicted
     }
 }
 
@@ -126,17 +130,7 @@ impl InMemoryBackend {
     /// watchers hear about expiries without a read.
     pub fn evict_expired(&self) -> usize {
         let now = Instant::now();
-        self.with_services(|services| {
-            let mut evicted = 0;
-            for entry in services.values_mut() {
-                let before = entry.instances.len();
-                if entry.evict(now) {
-                    evicted += before - entry.instances.len();
-                    entry.publish();
-                }
-            }
-            evicted
-        })
+        self.with_services(|services| services.values_mut().map(|entry| entry.evict(now)).sum())
     }
 
     /// Evicts expired instances every `interval`, until the returned handle is aborted or the
@@ -165,9 +159,7 @@ impl InMemoryBackend {
                 id: id.to_owned(),
             };
             let entry = services.get_mut(service).ok_or_else(unknown)?;
-            if entry.evict(now) {
-                entry.publish();
-            }
+            entry.evict(now);
             let instance = entry.instances.get_mut(id).ok_or_else(unknown)?;
             f(instance);
             entry.publish();
@@ -255,9 +247,7 @@ impl RegistryBackend for InMemoryBackend {
         let now = Instant::now();
         let records = self.with_services(|services| match services.get_mut(service) {
             Some(entry) => {
-                if entry.evict(now) {
-                    entry.publish();
-                }
+                entry.evict(now);
                 entry.instances.values().map(|e| e.record.clone()).collect()
             }
             None => Vec::new(),
@@ -271,9 +261,7 @@ impl RegistryBackend for InMemoryBackend {
             let mut names: Vec<String> = services
                 .iter_mut()
                 .filter_map(|(name, entry)| {
-                    if entry.evict(now) {
-                        entry.publish();
-                    }
+                    entry.evict(now);
                     (!entry.instances.is_empty()).then(|| name.clone())
                 })
                 .collect();

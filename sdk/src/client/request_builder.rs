@@ -232,7 +232,7 @@ impl RequestBuilder {
     /// `()`); a non-2xx answer is [`ServiceError::Status`] with its code and body.
     pub async fn send<T: DeserializeOwned>(self) -> ServiceResult<T> {
         let (client, request) = self.build()?;
-        let response = client.call(request.clone()).await?;
+        let response = client.call_ref(&request).await?;
         if !response.status().is_success() {
             return Err(client.status_error(response, &request));
         }

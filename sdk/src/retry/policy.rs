@@ -108,7 +108,7 @@ impl tower::retry::Policy<ServiceRequest, ServiceResponse, BoxError> for RetryPo
         let delay = match after {
             Some(after) if after > self.shared.max_retry_after => {
                 // The server asks for a longer pause than we are willing to wait.
-                self.give_up(attempt, RetryStop::DeadlineReached, result);
+                self.give_up(attempt, RetryStop::RetryAfterTooLong, result);
                 return None;
             }
             Some(after) => after,
