@@ -1,8 +1,8 @@
 //! The service registry: the data model ([`ServiceInstance`], [`InstanceRecord`],
 //! [`HealthStatus`]), the [`RegistryBackend`] trait, and the embedded [`InMemoryBackend`].
 //!
-//! The SDK discovers instances through a backend: in memory by default, later the registry
-//! server or etcd.
+//! The SDK discovers instances through a backend: in memory by default, the registry server
+//! ([`HttpBackend`]) or etcd ([`EtcdBackend`]).
 
 mod backend;
 mod error;
@@ -11,7 +11,7 @@ mod model;
 pub mod server;
 
 pub use self::{
-    backend::{BoxFuture, HttpBackend, InMemoryBackend, RegistryBackend, Snapshot},
+    backend::{BoxFuture, EtcdBackend, HttpBackend, InMemoryBackend, RegistryBackend, Snapshot},
     error::RegistryError,
     model::{HealthStatus, InstanceRecord, Scheme, ServiceInstance},
 };

@@ -1,6 +1,8 @@
 //! The registry server as a real process: API, auth, bad input, TTL, durability, concurrency.
 #![cfg(feature = "server")]
 
+mod support;
+
 use std::{path::PathBuf, process::Stdio, time::Duration};
 
 use serde_json::{json, Value};
@@ -312,20 +314,6 @@ async fn concurrent_writes_lose_no_update() {
         .all(|id| id[1..].parse::<u16>().expect("number") % 2 == 1));
 }
 
-/// A loopback service answering its name on `/`.
-async fn echo(name: &'static str) -> u16 {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    let app = axum::Router::new().route(
-        "/",
-        axum::routing::get(move || async move { format!("\"{name}\"") }),
-    );
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
-    port
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn the_sdk_discovers_through_the_registry_server() {
     use sdk_registry::{HealthStatus, HttpBackend, RegistryBackend, ServiceInstance};
@@ -340,7 +328,7 @@ async fn the_sdk_discovers_through_the_registry_server() {
         .registry(backend.clone())
         .build()
         .expect("valid");
-    let (a, b) = (echo("a").await, echo("b").await);
+    let (a, b) = (support::echo("a").await, support::echo("b").await);
     let _a = sdk
         .register_current_service(ServiceInstance::new("echo", "a", "127.0.0.1", a))
         .await

@@ -110,7 +110,7 @@ pub use sdk_macros::{
 
 pub use crate::{
     client::{RequestBuilder, ServiceClient},
-    config::{ConfigError, SdkConfig, ServiceConfig},
+    config::{ConfigError, EtcdConfig, SdkConfig, ServiceConfig},
     error::{
         BoxError, Endpoint, ErrorContext, RetryStop, ServiceError, ServiceResult, TimeoutKind,
     },

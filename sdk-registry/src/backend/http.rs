@@ -10,7 +10,7 @@ use hyper_util::{
 use serde::{de::DeserializeOwned, Deserialize};
 use tokio::sync::watch;
 
-use super::{BoxFuture, RegistryBackend, Snapshot};
+use super::{name_segment, BoxFuture, RegistryBackend, Snapshot};
 use crate::{HealthStatus, InstanceRecord, RegistryError, ServiceInstance};
 
 /// A client of the `sdk-registry` server, as a backend.
@@ -169,29 +169,13 @@ impl HttpBackend {
     ) -> Result<(), RegistryError> {
         let path = format!(
             "/v1/services/{}/instances/{}{suffix}",
-            segment(service)?,
-            segment(id)?
+            name_segment(service)?,
+            name_segment(id)?
         );
         self.call(method, &path, body, Duration::from_secs(10))
             .await
             .map(drop)
     }
-}
-
-fn segment(value: &str) -> Result<&str, RegistryError> {
-    if value.is_empty()
-        || !value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        || value == "."
-        || value == ".."
-    {
-        return Err(RegistryError::Invalid {
-            field: "name",
-            reason: format!("`{value}` is not a service or instance name"),
-        });
-    }
-    Ok(value)
 }
 
 impl RegistryBackend for HttpBackend {
@@ -259,8 +243,11 @@ impl RegistryBackend for HttpBackend {
         service: &'a str,
     ) -> BoxFuture<'a, Result<Vec<InstanceRecord>, RegistryError>> {
         Box::pin(async move {
-            self.get(&format!("/v1/services/{}/instances", segment(service)?))
-                .await
+            self.get(&format!(
+                "/v1/services/{}/instances",
+                name_segment(service)?
+            ))
+            .await
         })
     }
 
@@ -273,7 +260,7 @@ impl RegistryBackend for HttpBackend {
         service: &'a str,
     ) -> BoxFuture<'a, Result<watch::Receiver<Snapshot>, RegistryError>> {
         Box::pin(async move {
-            let service = segment(service)?.to_owned();
+            let service = name_segment(service)?.to_owned();
             let initial = self.instances(&service).await.unwrap_or_default();
             let (changes, receiver) = watch::channel(std::sync::Arc::new(initial));
             tokio::spawn(self.clone().follow(service, changes));

@@ -1,12 +1,12 @@
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{Arc, Mutex},
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::Duration,
 };
 
 use tokio::{sync::watch, time::Instant};
 
-use super::{BoxFuture, RegistryBackend, Snapshot};
+use super::{unix_ms, BoxFuture, RegistryBackend, Snapshot};
 use crate::{HealthStatus, InstanceRecord, RegistryError, ServiceInstance};
 
 /// The embedded registry: instances in this process's memory, evicted when they miss their
@@ -42,12 +42,6 @@ struct ServiceEntry {
 struct Entry {
     record: InstanceRecord,
     expires: Instant,
-}
-
-fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
 }
 
 impl ServiceEntry {

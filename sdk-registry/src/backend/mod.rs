@@ -1,18 +1,25 @@
 //! Where instances are registered. [`RegistryBackend`] is implemented by the in-memory
-//! backend (the embedded default) and by [`HttpBackend`], the registry server's client; etcd
-//! comes later.
+//! backend (the embedded default), by [`HttpBackend`], the registry server's client, and by
+//! [`EtcdBackend`], for fleets that keep their registry in etcd.
 //!
 //! The trait is object-safe (boxed futures), so the SDK can hold whichever backend its
 //! configuration names.
 
+mod etcd;
 mod http;
 mod memory;
 
-use std::{fmt, future::Future, pin::Pin, sync::Arc};
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
 use tokio::sync::watch;
 
-pub use self::{http::HttpBackend, memory::InMemoryBackend};
+pub use self::{etcd::EtcdBackend, http::HttpBackend, memory::InMemoryBackend};
 use crate::{HealthStatus, InstanceRecord, RegistryError, ServiceInstance};
 
 /// A boxed, `Send` future (the trait is used as `dyn RegistryBackend`).
@@ -62,4 +69,29 @@ pub trait RegistryBackend: fmt::Debug + Send + Sync + 'static {
         &'a self,
         service: &'a str,
     ) -> BoxFuture<'a, Result<watch::Receiver<Snapshot>, RegistryError>>;
+}
+
+/// Now, as Unix milliseconds (for `last_heartbeat_ms`).
+pub(crate) fn unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// `value` if it is a valid service or instance name (so it is safe as a path segment or a
+/// key component).
+pub(crate) fn name_segment(value: &str) -> Result<&str, RegistryError> {
+    if value.is_empty()
+        || !value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+        || value == "."
+        || value == ".."
+    {
+        return Err(RegistryError::Invalid {
+            field: "name",
+            reason: format!("`{value}` is not a service or instance name"),
+        });
+    }
+    Ok(value)
 }

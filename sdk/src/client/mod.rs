@@ -30,7 +30,7 @@ use crate::{
     cache::{Cache, ResponseCache},
     circuit_breaker::{CircuitBreakerService, EndpointBreakers, EndpointCircuit},
     deadline::Deadline,
-    discovery::InstanceSet,
+    discovery::{InstanceSet, FIRST_FILL_WAIT},
     error::{Endpoint, ErrorContext, ServiceError, ServiceResult},
     health::{HealthState, InstanceHealth},
     hooks::Hooks,
@@ -160,6 +160,10 @@ impl ServiceClient {
             method = %request.method(),
             endpoint = request.endpoint(),
         );
+        if !self.inner.instances.is_filled() {
+            // The first call to a discovered service: let the first lookup land.
+            self.inner.instances.filled_within(FIRST_FILL_WAIT).await;
+        }
         let result = self
             .inner
             .pipeline

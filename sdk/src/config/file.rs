@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::{
     env::substitute,
     units::{DurationStr, Lenient, SizeStr},
-    ConfigError, SdkConfig, ServiceConfig,
+    ConfigError, EtcdConfig, SdkConfig, ServiceConfig,
 };
 use crate::{
     balance::Strategy,
@@ -38,6 +38,9 @@ struct RawSdk {
     http2_prior_knowledge: Option<Lenient<bool>>,
     registry_url: Option<String>,
     registry_token: Option<String>,
+    etcd_endpoints: Option<Vec<String>>,
+    etcd_prefix: Option<String>,
+    etcd_lease_ttl: Option<DurationStr>,
 }
 
 #[derive(Deserialize, Default)]
@@ -207,6 +210,35 @@ fn build(raw: RawFile) -> Result<SdkConfig, ConfigError> {
         config.registry_url = Some(url);
     }
     config.registry_token = sdk.registry_token.filter(|t| !t.is_empty());
+    if let Some(endpoints) = sdk.etcd_endpoints {
+        if config.registry_url.is_some() {
+            return Err(ConfigError::invalid(
+                "sdk.etcd_endpoints",
+                "set either registry_url or etcd_endpoints, not both",
+            ));
+        }
+        let mut etcd = EtcdConfig::new(endpoints);
+        if let Some(prefix) = sdk.etcd_prefix {
+            etcd.prefix = prefix;
+        }
+        if let Some(DurationStr(ttl)) = sdk.etcd_lease_ttl {
+            if ttl < Duration::from_secs(1) {
+                return Err(ConfigError::invalid(
+                    "sdk.etcd_lease_ttl",
+                    "must be at least 1s (etcd leases count whole seconds)",
+                ));
+            }
+            etcd.lease_ttl = ttl;
+        }
+        etcd.backend()
+            .map_err(|e| ConfigError::invalid("sdk.etcd_endpoints", e.to_string()))?;
+        config.etcd = Some(etcd);
+    } else if sdk.etcd_prefix.is_some() || sdk.etcd_lease_ttl.is_some() {
+        return Err(ConfigError::invalid(
+            "sdk.etcd_prefix",
+            "etcd settings need etcd_endpoints",
+        ));
+    }
 
     apply(&mut config.defaults, raw.defaults, "defaults")?;
     for (name, section) in raw.services {
@@ -536,6 +568,43 @@ mod tests {
         );
         let e = error_of("[sdk]\nregistry_url = \"ftp://x\"");
         assert!(e.contains("sdk.registry_url"), "{e}");
+    }
+
+    #[test]
+    fn etcd_settings() {
+        let config = parse_str(
+            "[sdk]\netcd_endpoints = [\"http://${ORDERS_HOST}\", \"http://10.0.0.2:2379\"]\netcd_prefix = \"/shop/\"\netcd_lease_ttl = \"20s\"",
+        )
+        .expect("valid");
+        let etcd = config.etcd.expect("etcd configured");
+        assert_eq!(
+            etcd.endpoints,
+            ["http://127.0.0.1:9000", "http://10.0.0.2:2379"]
+        );
+        assert_eq!(etcd.prefix, "/shop/");
+        assert_eq!(etcd.lease_ttl, Duration::from_secs(20));
+        let defaults = parse_str("[sdk]\netcd_endpoints = [\"http://127.0.0.1:2379\"]")
+            .expect("valid")
+            .etcd
+            .expect("etcd configured");
+        assert_eq!(defaults.prefix, "/sdk-registry/services/");
+        assert_eq!(defaults.lease_ttl, Duration::from_secs(90));
+
+        let e = error_of("[sdk]\netcd_endpoints = []");
+        assert!(
+            e.contains("sdk.etcd_endpoints") && e.contains("at least one"),
+            "{e}"
+        );
+        let e = error_of("[sdk]\netcd_endpoints = [\"https://x:2379\"]");
+        assert!(e.contains("sdk.etcd_endpoints"), "{e}");
+        let e = error_of(
+            "[sdk]\netcd_endpoints = [\"http://x:2379\"]\nregistry_url = \"http://y:8500\"",
+        );
+        assert!(e.contains("not both"), "{e}");
+        let e = error_of("[sdk]\netcd_lease_ttl = \"10s\"");
+        assert!(e.contains("need etcd_endpoints"), "{e}");
+        let e = error_of("[sdk]\netcd_endpoints = [\"http://x:2379\"]\netcd_lease_ttl = \"10ms\"");
+        assert!(e.contains("sdk.etcd_lease_ttl"), "{e}");
     }
 
     #[test]

@@ -43,6 +43,37 @@ pub struct SdkConfig {
     pub registry_url: Option<String>,
     /// The bearer token for the registry server's writes (never printed).
     pub registry_token: Option<String>,
+    /// The etcd cluster to discover through (instead of a registry server).
+    pub etcd: Option<EtcdConfig>,
+}
+
+/// Discovery through etcd (`[sdk] etcd_endpoints`, `etcd_prefix`, `etcd_lease_ttl`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EtcdConfig {
+    /// The cluster's client URLs (`http://host:2379`), tried in turn.
+    pub endpoints: Vec<String>,
+    /// The key prefix instances live under (default `/sdk-registry/services/`).
+    pub prefix: String,
+    /// The lease TTL of instances this process registers (default 90 s).
+    pub lease_ttl: Duration,
+}
+
+impl EtcdConfig {
+    /// The cluster at `endpoints`, with the default prefix and TTL.
+    pub fn new(endpoints: Vec<String>) -> Self {
+        EtcdConfig {
+            endpoints,
+            prefix: sdk_registry::EtcdBackend::DEFAULT_PREFIX.to_owned(),
+            lease_ttl: Duration::from_secs(90),
+        }
+    }
+
+    /// The backend these settings describe.
+    pub fn backend(&self) -> Result<sdk_registry::EtcdBackend, sdk_registry::RegistryError> {
+        Ok(sdk_registry::EtcdBackend::new(&self.endpoints)?
+            .with_prefix(&self.prefix)
+            .with_ttl(self.lease_ttl))
+    }
 }
 
 impl std::fmt::Debug for SdkConfig {
@@ -57,6 +88,7 @@ impl std::fmt::Debug for SdkConfig {
                 "registry_token",
                 &self.registry_token.as_ref().map(|_| "[redacted]"),
             )
+            .field("etcd", &self.etcd)
             .finish()
     }
 }

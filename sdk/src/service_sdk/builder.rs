@@ -222,12 +222,22 @@ impl ServiceSdkBuilder {
             }
         }
         let mut background = Vec::new();
-        let configured = match &self.config.registry_url {
-            Some(url) => Some(Arc::new(
+        let configured = match (&self.config.registry_url, &self.config.etcd) {
+            (Some(_), Some(_)) => {
+                return Err(ConfigError::invalid(
+                    "sdk.etcd_endpoints",
+                    "set either registry_url or etcd_endpoints, not both",
+                ))
+            }
+            (Some(url), None) => Some(Arc::new(
                 sdk_registry::HttpBackend::new(url, self.config.registry_token.clone())
                     .map_err(|e| ConfigError::invalid("sdk.registry_url", e.to_string()))?,
             ) as Arc<dyn RegistryBackend>),
-            None => None,
+            (None, Some(etcd)) => Some(Arc::new(
+                etcd.backend()
+                    .map_err(|e| ConfigError::invalid("sdk.etcd_endpoints", e.to_string()))?,
+            ) as Arc<dyn RegistryBackend>),
+            (None, None) => None,
         };
         let registry: Arc<dyn RegistryBackend> = match self.registry.or(configured) {
             Some(registry) => registry,

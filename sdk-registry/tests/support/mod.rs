@@ -1,0 +1,15 @@
+//! Helpers shared by the registry's integration tests.
+
+/// A loopback service answering its name (as a JSON string) on `/`; returns its port.
+pub(crate) async fn echo(name: &'static str) -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let app = axum::Router::new().route(
+        "/",
+        axum::routing::get(move || async move { format!("\"{name}\"") }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    port
+}
