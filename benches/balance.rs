@@ -2,10 +2,10 @@
 //!
 //! 1. four instances, one 50 ms slower: p99 latency with peak-EWMA (p2c) against round
 //!    robin, 16 concurrent callers;
-//! 2. time from a registration change to the client routing by it (in-memory registry,
-//!    watch-driven).
+//! 2. time from a registration change to another SDK routing by it, through the in-memory
+//!    registry, the registry server and etcd (when `SDK_TEST_ETCD` names one).
 //!
-//! `cargo bench -p sdk-benches --bench balance`
+//! `SDK_TEST_ETCD=http://127.0.0.1:2379 cargo bench -p sdk-benches --bench balance`
 
 use std::time::{Duration, Instant};
 
@@ -93,31 +93,109 @@ async fn p99(urls: &[String], strategy: Strategy) -> (Duration, Duration) {
     (times[times.len() / 2], times[times.len() * 99 / 100])
 }
 
-async fn propagation() -> (Duration, Duration) {
-    let urls = start_instances(&[0]);
-    let port: u16 = urls[0]
-        .rsplit(':')
-        .next()
-        .and_then(|p| p.parse().ok())
-        .expect("port");
-    let sdk = ServiceSdk::builder().build().expect("defaults");
-    let client = sdk.get_client("echo");
-    assert!(client.get("/").send::<u32>().await.is_err());
-    let started = Instant::now();
-    let registration = sdk
-        .register_current_service(ServiceInstance::new("echo", "e-1", "127.0.0.1", port))
+/// Rounds of register / deregister timed in [`propagation`].
+const ROUNDS: usize = 20;
+
+/// `registrar` registers and deregisters an instance; `caller`, another SDK on the same
+/// registry (as another process would be), calls the service until its routing follows.
+/// Returns the median and worst of each direction over [`ROUNDS`].
+async fn propagation(registrar: &ServiceSdk, caller: &ServiceSdk, port: u16) -> [Duration; 4] {
+    let client = caller.get_client("echo");
+    let _ = client.get("/").send::<u32>().await; // starts following the service
+    let (mut up, mut down) = (Vec::new(), Vec::new());
+    for round in 0..ROUNDS {
+        let instance = ServiceInstance::new("echo", format!("e-{round}"), "127.0.0.1", port);
+        let started = Instant::now();
+        let registration = registrar
+            .register_current_service(instance)
+            .await
+            .expect("valid");
+        while client.get("/").send::<u32>().await.is_err() {
+            tokio::task::yield_now().await;
+        }
+        up.push(started.elapsed());
+        let started = Instant::now();
+        registration.deregister().await.expect("registered");
+        while client.get("/").send::<u32>().await.is_ok() {
+            tokio::task::yield_now().await;
+        }
+        down.push(started.elapsed());
+    }
+    up.sort_unstable();
+    down.sort_unstable();
+    [
+        up[ROUNDS / 2],
+        up[ROUNDS - 1],
+        down[ROUNDS / 2],
+        down[ROUNDS - 1],
+    ]
+}
+
+/// The registry server, in this process, on a loopback port.
+async fn registry_server() -> String {
+    use sdk_registry::server::{router, Registry, ServerConfig};
+    let registry = Registry::open(ServerConfig::default())
         .await
-        .expect("valid");
-    while client.get("/").send::<u32>().await.is_err() {
-        tokio::task::yield_now().await;
+        .expect("registry");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move {
+        axum::serve(listener, router(registry))
+            .await
+            .expect("serve")
+    });
+    url
+}
+
+async fn propagation_table(port: u16) {
+    println!("\nregistration change to another SDK routing by it ({ROUNDS} rounds; target < 1 s):");
+    println!(
+        "{:<34} {:>10} {:>10} {:>10} {:>10}",
+        "registry", "reg p50", "reg max", "dereg p50", "dereg max"
+    );
+    let row = |name: &str, t: [Duration; 4]| {
+        println!(
+            "{name:<34} {:>10.2?} {:>10.2?} {:>10.2?} {:>10.2?}",
+            t[0], t[1], t[2], t[3]
+        );
+    };
+
+    let embedded = ServiceSdk::builder().build().expect("defaults");
+    row(
+        "in-memory (one SDK)",
+        propagation(&embedded, &embedded, port).await,
+    );
+
+    let url = registry_server().await;
+    let sdk_on = |backend: sdk_registry::HttpBackend| {
+        ServiceSdk::builder()
+            .registry(backend)
+            .build()
+            .expect("valid")
+    };
+    let backend = sdk_registry::HttpBackend::new(&url, None).expect("url");
+    let (registrar, caller) = (sdk_on(backend.clone()), sdk_on(backend));
+    row(
+        "sdk-registry server (long poll)",
+        propagation(&registrar, &caller, port).await,
+    );
+
+    match std::env::var("SDK_TEST_ETCD") {
+        Ok(endpoint) => {
+            let prefix = format!("/sdk-bench/{}/", std::process::id());
+            let etcd = sdk_registry::EtcdBackend::new(&[endpoint])
+                .expect("endpoint")
+                .with_prefix(&prefix);
+            let sdk_on = |etcd: sdk_registry::EtcdBackend| {
+                ServiceSdk::builder().registry(etcd).build().expect("valid")
+            };
+            let (registrar, caller) = (sdk_on(etcd.clone()), sdk_on(etcd));
+            row("etcd (watch)", propagation(&registrar, &caller, port).await);
+        }
+        Err(_) => println!("etcd: skipped (set SDK_TEST_ETCD=http://host:port to include it)"),
     }
-    let register = started.elapsed();
-    let started = Instant::now();
-    registration.deregister().await.expect("registered");
-    while client.get("/").send::<u32>().await.is_ok() {
-        tokio::task::yield_now().await;
-    }
-    (register, started.elapsed())
 }
 
 fn main() {
@@ -143,9 +221,11 @@ fn main() {
             "p2c p99 / round robin p99: {:.3} (target <= 0.2)",
             p2c_p99.as_secs_f64() / rr_p99.as_secs_f64()
         );
-        let (register, deregister) = propagation().await;
-        println!("\nregistration change to routing (in-memory registry, watch):");
-        println!("  registered   -> routed to it     {register:?} (target < 1 s)");
-        println!("  deregistered -> no longer routed {deregister:?}");
+        let port: u16 = start_instances(&[0])[0]
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("port");
+        propagation_table(port).await;
     });
 }
