@@ -46,6 +46,13 @@ async fn calls_spread_over_every_instance() {
     for _ in 0..60 {
         client.get("/").send::<u32>().await.expect("ok");
     }
+    let mut picked = std::collections::BTreeSet::new();
+    for _ in 0..60 {
+        let instance = sdk.get_service_instance("svc").await.expect("has instances");
+        picked.insert(instance.url().to_owned());
+    }
+    assert_eq!(picked.len(), 3, "picks spread too: {picked:?}");
+    assert!(sdk.get_service_instance("nothing").await.is_none());
     for server in &servers {
         assert!(
             server.hits() >= 5,
@@ -103,6 +110,14 @@ async fn an_instance_answering_500s_is_ejected_and_later_readmitted() {
     }
     assert_eq!(bad.hits(), 3, "ejected after three 500s in a row");
     assert_eq!(good.hits(), 17);
+    for _ in 0..20 {
+        let picked = sdk.get_service_instance("svc").await.expect("has instances");
+        assert_eq!(
+            picked.url(),
+            good.url.trim_end_matches('/'),
+            "get_service_instance skips the ejected instance, as calls do"
+        );
+    }
 
     tokio::time::advance(Duration::from_secs(31)).await;
     bad.set_fallback(Reply::json(serde_json::json!("fixed")));

@@ -130,6 +130,42 @@ pub struct Balance<S> {
     shared: Arc<Shared>,
 }
 
+impl<S> Balance<S> {
+    /// A handle that picks instances the way this balancer does, sharing its latency
+    /// estimates, ejections and health view.
+    pub fn picker(&self) -> InstancePicker {
+        InstancePicker {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// Picks one instance of a service as the balancer would for a call: for callers that talk
+/// to the instance themselves (a WebSocket, a protocol the SDK does not carry).
+///
+/// A pick is a lookup: nothing is counted in flight and no outcome is recorded.
+#[derive(Clone, Debug)]
+pub struct InstancePicker {
+    shared: Arc<Shared>,
+}
+
+impl InstancePicker {
+    /// An instance of the service, or `None` if it has none.
+    pub fn pick(&self) -> Option<Instance> {
+        let shared = &self.shared;
+        shared
+            .instances
+            .with_current(|instances| match instances.len() {
+                0 => None,
+                1 => instances.first().cloned(),
+                _ => {
+                    let (index, _) = shared.choose(instances, None);
+                    instances.get(index).cloned()
+                }
+            })
+    }
+}
+
 #[derive(Debug)]
 struct Shared {
     service: Arc<str>,

@@ -27,10 +27,11 @@ use tracing::Instrument;
 pub use self::request_builder::RequestBuilder;
 use crate::{
     balance::Balance,
+    balance::InstancePicker,
     cache::{Cache, ResponseCache},
     circuit_breaker::{CircuitBreakerService, EndpointBreakers, EndpointCircuit},
     deadline::Deadline,
-    discovery::{InstanceSet, FIRST_FILL_WAIT},
+    discovery::{Instance, InstanceSet, FIRST_FILL_WAIT},
     error::{Endpoint, ErrorContext, ServiceError, ServiceResult},
     health::{HealthState, InstanceHealth},
     hooks::Hooks,
@@ -61,6 +62,7 @@ pub(crate) struct ClientInner {
     pub(crate) health: Arc<HealthState>,
     pub(crate) health_task: Option<tokio::task::JoinHandle<()>>,
     pub(crate) instances: InstanceSet,
+    pub(crate) picker: InstancePicker,
     pub(crate) http: HttpStack,
 }
 
@@ -126,6 +128,14 @@ impl ServiceClient {
             .health
             .check(&self.inner.http, &self.inner.instances)
             .await
+    }
+
+    /// One instance of the service, picked as the load balancer would pick it for a call
+    /// (healthy, not ejected, cheapest of two by latency), or `None` if it has none. The first
+    /// lookup of a service found through a registry is waited for, as for a call.
+    pub async fn pick_instance(&self) -> Option<Instance> {
+        self.inner.instances.filled_within(FIRST_FILL_WAIT).await;
+        self.inner.picker.pick()
     }
 
     /// Every endpoint's circuit breaker: state and failure counts.

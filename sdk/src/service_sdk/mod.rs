@@ -195,6 +195,21 @@ impl ServiceSdk {
         self.inner.registry.instances(service).await
     }
 
+    /// One instance of `service`, picked as the load balancer would pick it for a call, or
+    /// `None` if it has none: for talking to an instance without the SDK's pipeline.
+    ///
+    /// ```no_run
+    /// # async fn run(sdk: sdk::ServiceSdk) {
+    /// if let Some(instance) = sdk.get_service_instance("chat").await {
+    ///     let url = format!("{}/socket", instance.url());
+    ///     // connect a WebSocket to `url` ...
+    /// }
+    /// # }
+    /// ```
+    pub async fn get_service_instance(&self, service: &str) -> Option<Instance> {
+        self.get_client(service).pick_instance().await
+    }
+
     /// Probes the instances of `service` now and reports each one's health.
     pub async fn health_check_service(&self, service: &str) -> Vec<InstanceHealth> {
         self.get_client(service).health_check().await
@@ -280,6 +295,7 @@ impl ServiceSdk {
         )
         .with_health(health.clone())
         .layer(self.inner.http.clone());
+        let picker = balanced.picker();
         let guarded = CircuitBreakerLayer::new(breakers.clone()).layer(balanced);
         let retried = crate::retry::layer(&config.retry).layer(guarded);
         let bounded = DeadlineLayer::new(config.timeout).layer(retried);
@@ -297,6 +313,7 @@ impl ServiceSdk {
             health,
             health_task,
             instances,
+            picker,
             http: self.inner.http.clone(),
         })
     }
