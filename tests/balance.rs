@@ -48,7 +48,10 @@ async fn calls_spread_over_every_instance() {
     }
     let mut picked = std::collections::BTreeSet::new();
     for _ in 0..60 {
-        let instance = sdk.get_service_instance("svc").await.expect("has instances");
+        let instance = sdk
+            .get_service_instance("svc")
+            .await
+            .expect("has instances");
         picked.insert(instance.url().to_owned());
     }
     assert_eq!(picked.len(), 3, "picks spread too: {picked:?}");
@@ -111,7 +114,10 @@ async fn an_instance_answering_500s_is_ejected_and_later_readmitted() {
     assert_eq!(bad.hits(), 3, "ejected after three 500s in a row");
     assert_eq!(good.hits(), 17);
     for _ in 0..20 {
-        let picked = sdk.get_service_instance("svc").await.expect("has instances");
+        let picked = sdk
+            .get_service_instance("svc")
+            .await
+            .expect("has instances");
         assert_eq!(
             picked.url(),
             good.url.trim_end_matches('/'),

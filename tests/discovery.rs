@@ -2,10 +2,14 @@
 
 mod support;
 
-use std::time::Duration;
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use sdk::{
     balance::{LoadBalancerConfig, Strategy},
+    health::{HealthChange, HealthSource},
     registry::{HealthStatus, ServiceInstance},
     ServiceConfig, ServiceSdk,
 };
@@ -75,6 +79,10 @@ async fn clients_follow_registrations_health_and_deregistrations() {
         2
     );
 
+    // A hook added at run time hears the registry's health flips.
+    let changes: Arc<Mutex<Vec<HealthChange>>> = Arc::default();
+    let sink = changes.clone();
+    sdk.on_service_health_change(move |change| sink.lock().expect("lock").push(change.clone()));
     sdk.registry()
         .set_health("echo", "a", HealthStatus::Unhealthy)
         .await
@@ -83,6 +91,31 @@ async fn clients_follow_registrations_health_and_deregistrations() {
     for _ in 0..4 {
         assert_eq!(echo.get("/").send::<String>().await.expect("routed"), "b");
     }
+    sdk.registry()
+        .set_health("echo", "b", HealthStatus::Healthy)
+        .await
+        .expect("registered");
+    sdk.registry()
+        .set_health("echo", "a", HealthStatus::Healthy)
+        .await
+        .expect("registered");
+    routed_to(&sdk, 2).await;
+    sdk.registry()
+        .set_health("echo", "a", HealthStatus::Unhealthy)
+        .await
+        .expect("registered");
+    routed_to(&sdk, 1).await;
+    let flip = |healthy| HealthChange {
+        service: "echo".into(),
+        instance: a.url.trim_end_matches('/').to_owned(),
+        healthy,
+        source: HealthSource::Registry,
+    };
+    assert_eq!(
+        changes.lock().expect("lock").as_slice(),
+        [flip(false), flip(true), flip(false)],
+        "b going from unknown to healthy is not a flip"
+    );
 
     reg_b.deregister().await.expect("registered");
     routed_to(&sdk, 0).await;

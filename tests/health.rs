@@ -14,7 +14,7 @@ use std::{
 use axum::{http::StatusCode, routing::get, Router};
 use sdk::{
     balance::{LoadBalancerConfig, Strategy},
-    health::{HealthChange, HealthCheckConfig},
+    health::{HealthChange, HealthCheckConfig, HealthSource},
     ServiceConfig, ServiceSdk,
 };
 
@@ -90,7 +90,8 @@ async fn unhealthy_instances_leave_rotation_and_come_back() {
         [HealthChange {
             service: "svc".into(),
             instance: flaky.clone(),
-            healthy: false
+            healthy: false,
+            source: HealthSource::ClientCheck,
         }]
     );
 

@@ -10,7 +10,7 @@
 use std::{
     collections::HashMap,
     fmt,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, RwLock},
     time::Duration,
 };
 
@@ -64,7 +64,7 @@ pub struct InstanceHealth {
     pub error: Option<String>,
 }
 
-/// An instance went in or out of rotation because of its health checks.
+/// An instance went in or out of rotation because of its health.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HealthChange {
     /// The service.
@@ -73,10 +73,60 @@ pub struct HealthChange {
     pub instance: String,
     /// Its new state.
     pub healthy: bool,
+    /// Who decided.
+    pub source: HealthSource,
+}
+
+/// Where a [`HealthChange`] came from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HealthSource {
+    /// This SDK's own health checks (`[services.X.health_check]`).
+    ClientCheck,
+    /// The registry (its active health checks, or any writer of the instance's health).
+    Registry,
 }
 
 /// A health-change hook.
 pub type HealthHook = Arc<dyn Fn(&HealthChange) + Send + Sync>;
+
+/// The SDK's health-change hooks: set on the builder and added later with
+/// `ServiceSdk::on_service_health_change`, shared by every service's checks and by discovery.
+#[derive(Clone, Default)]
+pub(crate) struct HealthHooks(Arc<RwLock<Vec<HealthHook>>>);
+
+impl HealthHooks {
+    pub(crate) fn new(hooks: Vec<HealthHook>) -> Self {
+        HealthHooks(Arc::new(RwLock::new(hooks)))
+    }
+
+    pub(crate) fn add(&self, hook: HealthHook) {
+        self.0.write().unwrap_or_else(|e| e.into_inner()).push(hook);
+    }
+
+    /// Logs the change and tells every hook.
+    pub(crate) fn fire(&self, change: &HealthChange) {
+        tracing::warn!(
+            service = %change.service,
+            instance = %change.instance,
+            healthy = change.healthy,
+            source = ?change.source,
+            "instance health changed"
+        );
+        // Cloned out so a hook may add hooks without deadlocking.
+        let hooks = self.0.read().unwrap_or_else(|e| e.into_inner()).clone();
+        for hook in &hooks {
+            hook(change);
+        }
+    }
+}
+
+impl fmt::Debug for HealthHooks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let count = self.0.read().unwrap_or_else(|e| e.into_inner()).len();
+        write!(f, "HealthHooks({count})")
+    }
+}
 
 #[derive(Clone, Copy, Debug, Default)]
 struct Streak {
@@ -91,7 +141,7 @@ pub struct HealthState {
     config: HealthCheckConfig,
     unhealthy: ArcSwap<Vec<Arc<str>>>,
     streaks: Mutex<HashMap<String, Streak>>,
-    hooks: Vec<HealthHook>,
+    hooks: HealthHooks,
 }
 
 impl fmt::Debug for HealthState {
@@ -104,7 +154,7 @@ impl fmt::Debug for HealthState {
 }
 
 impl HealthState {
-    pub(crate) fn new(service: &str, config: HealthCheckConfig, hooks: Vec<HealthHook>) -> Self {
+    pub(crate) fn new(service: &str, config: HealthCheckConfig, hooks: HealthHooks) -> Self {
         HealthState {
             service: service.to_owned(),
             config,
@@ -193,15 +243,12 @@ impl HealthState {
         };
         let (flipped, healthy) = change;
         if flipped {
-            tracing::warn!(service = %self.service, instance, healthy, "instance health changed");
-            let event = HealthChange {
+            self.hooks.fire(&HealthChange {
                 service: self.service.clone(),
                 instance: instance.to_owned(),
                 healthy,
-            };
-            for hook in &self.hooks {
-                hook(&event);
-            }
+                source: HealthSource::ClientCheck,
+            });
         }
         healthy
     }

@@ -12,6 +12,7 @@ use sdk_registry::{HealthStatus, RegistryBackend, Snapshot};
 use tokio::sync::watch;
 
 use super::{Discovery, Instance, InstanceSet};
+use crate::health::{HealthChange, HealthHooks, HealthSource};
 
 /// Discovery through a registry backend: each service's [`InstanceSet`] follows the
 /// backend's watch, leaving out instances marked unhealthy. If the registry goes away, the
@@ -25,6 +26,7 @@ pub struct RegistryDiscovery {
     followed: Mutex<HashSet<String>>,
     // Dropping the sender stops every follower.
     shutdown: watch::Sender<()>,
+    hooks: HealthHooks,
 }
 
 impl RegistryDiscovery {
@@ -35,7 +37,14 @@ impl RegistryDiscovery {
             sets: Mutex::new(HashMap::new()),
             followed: Mutex::new(HashSet::new()),
             shutdown: watch::Sender::new(()),
+            hooks: HealthHooks::default(),
         }
+    }
+
+    /// Reports instances the registry marks unhealthy (or healthy again) to `hooks`.
+    pub(crate) fn with_health_hooks(mut self, hooks: HealthHooks) -> Self {
+        self.hooks = hooks;
+        self
     }
 
     /// Keeps `set` equal to the registry's usable instances of `service` while `pinned` is
@@ -54,8 +63,8 @@ impl RegistryDiscovery {
                 let follower = follow(
                     self.backend.clone(),
                     service.to_owned(),
-                    set,
-                    pinned,
+                    Target { set, pinned },
+                    self.hooks.clone(),
                     self.shutdown.subscribe(),
                 );
                 runtime.spawn(follower);
@@ -95,24 +104,33 @@ impl Discovery for RegistryDiscovery {
     }
 }
 
+/// Where a follower writes: the set, unless the service has since been pinned.
+struct Target {
+    set: InstanceSet,
+    pinned: Arc<AtomicBool>,
+}
+
 async fn follow(
     backend: Arc<dyn RegistryBackend>,
     service: String,
-    set: InstanceSet,
-    pinned: Arc<AtomicBool>,
+    target: Target,
+    hooks: HealthHooks,
     mut shutdown: watch::Receiver<()>,
 ) {
+    // Each instance's last seen health (`true`: may take traffic), to report flips.
+    let mut last_health: HashMap<String, bool> = HashMap::new();
     loop {
-        if pinned.load(Ordering::Acquire) {
+        if target.pinned.load(Ordering::Acquire) {
             return;
         }
         match backend.watch(&service).await {
             Ok(mut changes) => loop {
                 let snapshot = changes.borrow_and_update().clone();
-                if pinned.load(Ordering::Acquire) {
+                if target.pinned.load(Ordering::Acquire) {
                     return; // registered statically since: that source wins
                 }
-                set.replace(usable(&service, &snapshot));
+                target.set.replace(usable(&service, &snapshot));
+                report_flips(&service, &snapshot, &mut last_health, &hooks);
                 tokio::select! {
                     changed = changes.changed() => if changed.is_err() { break },
                     _ = shutdown.changed() => return,
@@ -127,6 +145,31 @@ async fn follow(
             _ = shutdown.changed() => return,
         }
     }
+}
+
+/// Fires a [`HealthChange`] for every instance whose registry health crossed between
+/// unhealthy and not since the last snapshot (arrivals and departures are not flips).
+fn report_flips(
+    service: &str,
+    snapshot: &Snapshot,
+    last: &mut HashMap<String, bool>,
+    hooks: &HealthHooks,
+) {
+    let now: HashMap<String, bool> = snapshot
+        .iter()
+        .map(|r| (r.instance.url(), r.health != HealthStatus::Unhealthy))
+        .collect();
+    for (instance, &healthy) in &now {
+        if last.get(instance).is_some_and(|&was| was != healthy) {
+            hooks.fire(&HealthChange {
+                service: service.to_owned(),
+                instance: instance.clone(),
+                healthy,
+                source: HealthSource::Registry,
+            });
+        }
+    }
+    *last = now;
 }
 
 /// The instances traffic may go to: not marked unhealthy, with a URL that parses.

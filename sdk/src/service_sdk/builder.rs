@@ -15,7 +15,7 @@ use crate::{
     config::{ConfigError, SdkConfig, ServiceConfig},
     discovery::{Discovery, Instance, RegistryDiscovery, StaticDiscovery},
     error::{BoxError, ErrorContext, ServiceError},
-    health::{HealthChange, HealthHook},
+    health::{HealthChange, HealthHook, HealthHooks},
     hooks::Hooks,
     middleware::{from_fn, HttpStack, LayerFn, Next},
     transport::{HttpRequest, HttpResponse, HyperTransport, TransportConfig},
@@ -250,7 +250,9 @@ impl ServiceSdkBuilder {
                 Arc::new(embedded)
             }
         };
-        let registry_discovery = RegistryDiscovery::new(registry.clone());
+        let health_hooks = HealthHooks::new(self.health_hooks);
+        let registry_discovery =
+            RegistryDiscovery::new(registry.clone()).with_health_hooks(health_hooks.clone());
         Ok(ServiceSdk {
             inner: Arc::new(SdkInner {
                 config: self.config,
@@ -260,7 +262,7 @@ impl ServiceSdkBuilder {
                 registry,
                 heartbeat_interval: self.heartbeat_interval,
                 background,
-                health_hooks: self.health_hooks,
+                health_hooks,
                 http,
                 hooks: Arc::new(self.hooks),
                 classifier: self.classifier,

@@ -29,7 +29,7 @@ use crate::{
     discovery::{
         Discovery, Instance, InstanceParseError, InstanceSet, RegistryDiscovery, StaticDiscovery,
     },
-    health::{HealthHook, HealthState, InstanceHealth},
+    health::{HealthChange, HealthHooks, HealthState, InstanceHealth},
     hooks::Hooks,
     middleware::HttpStack,
 };
@@ -62,7 +62,7 @@ struct SdkInner {
     registry: Arc<dyn RegistryBackend>,
     heartbeat_interval: Duration,
     background: Vec<tokio::task::JoinHandle<()>>,
-    health_hooks: Vec<HealthHook>,
+    health_hooks: HealthHooks,
     http: HttpStack,
     hooks: Arc<Hooks>,
     classifier: Arc<dyn FailureClassifier>,
@@ -208,6 +208,16 @@ impl ServiceSdk {
     /// ```
     pub async fn get_service_instance(&self, service: &str) -> Option<Instance> {
         self.get_client(service).pick_instance().await
+    }
+
+    /// Calls `hook` whenever an instance of any service goes in or out of rotation because
+    /// of its health: this SDK's checks flipping it, or the registry marking it. Hooks given
+    /// to the builder are called too.
+    pub fn on_service_health_change<F>(&self, hook: F)
+    where
+        F: Fn(&HealthChange) + Send + Sync + 'static,
+    {
+        self.inner.health_hooks.add(Arc::new(hook));
     }
 
     /// Probes the instances of `service` now and reports each one's health.
