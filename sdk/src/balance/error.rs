@@ -26,6 +26,11 @@ impl AttemptError {
         AttemptError { instance, source }
     }
 
+    /// The attempt's error.
+    pub(crate) fn into_source(self) -> BoxError {
+        self.source
+    }
+
     /// The instance the attempt went to.
     pub fn instance(&self) -> &Arc<str> {
         &self.instance

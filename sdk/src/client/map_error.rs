@@ -66,6 +66,8 @@ pub(crate) fn from_pipeline(
         None => u32::from(attempted),
     };
     let context = Box::new(context);
+    // What the error says is in `context` and `RetriesExhausted`; the source keeps the cause.
+    let err = peel(err);
     let last = match kind {
         Kind::Open(retry_after) => ServiceError::CircuitOpen {
             context,
@@ -101,6 +103,20 @@ pub(crate) fn from_pipeline(
             last: Box::new(last),
         },
         _ => last,
+    }
+}
+
+/// Strips the pipeline's own wrappers (retries, the attempt's instance) off `err`, whose
+/// facts the `ServiceError` already carries, leaving the cause.
+fn peel(mut err: BoxError) -> BoxError {
+    loop {
+        err = match err.downcast::<RetriesExhausted>() {
+            Ok(retried) => retried.into_source(),
+            Err(other) => match other.downcast::<AttemptError>() {
+                Ok(attempt) => attempt.into_source(),
+                Err(other) => return other,
+            },
+        };
     }
 }
 

@@ -24,6 +24,13 @@ impl RetriesExhausted {
     }
 }
 
+impl RetriesExhausted {
+    /// The last attempt's error.
+    pub(crate) fn into_source(self) -> BoxError {
+        self.source
+    }
+}
+
 impl fmt::Display for RetriesExhausted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} after {} attempts", self.stop, self.attempts)

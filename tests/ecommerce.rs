@@ -1,0 +1,85 @@
+//! The e-commerce example as an integration test: both modes run against real loopback
+//! services and the real registry server, and what they report is checked.
+
+#[allow(dead_code)]
+#[path = "../examples/ecommerce/main.rs"]
+mod ecommerce;
+
+use std::time::Duration;
+
+use ecommerce::{run, ChargeOutcome, Options};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_happy_path() {
+    let mut printed = Vec::new();
+    let report = run(Options::default(), &mut printed)
+        .await
+        .expect("the demo runs");
+    let printed = String::from_utf8(printed).expect("utf-8");
+
+    assert_eq!(
+        report.user_requests_for_three_lookups, 1,
+        "two lookups came from the cache"
+    );
+    assert_eq!(report.first_order_status, Some(503));
+    assert_eq!(
+        report.posts_for_failed_order, 1,
+        "a POST answered 503 is not retried"
+    );
+    let order = report.order.expect("placed on the second try");
+    assert_eq!(order.total_cents, 4_900 + 2 * 1_250);
+    let payment = report.payment.expect("charged");
+    assert_eq!(
+        (payment.order_id, payment.amount_cents),
+        (order.id, order.total_cents)
+    );
+    let dashboard = report.dashboard.expect("dashboard");
+    assert_eq!(dashboard.user.expect("user").id, 7);
+    assert_eq!(dashboard.orders.expect("orders"), [order]);
+    assert_eq!(dashboard.payments.expect("payments"), [payment]);
+    assert_eq!(report.top_customers, 5);
+    assert!(report.charges_after_kill.is_empty());
+    assert!(
+        printed.contains("user-service saw 1 request(s) for three lookups"),
+        "{printed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payment_service_dies_midway() {
+    let mut printed = Vec::new();
+    let report = run(Options { kill_payment: true }, &mut printed)
+        .await
+        .expect("the demo runs");
+    let printed = String::from_utf8(printed).expect("utf-8");
+
+    let charges = &report.charges_after_kill;
+    assert_eq!(charges.len(), 5);
+    assert!(
+        !charges.contains(&ChargeOutcome::Charged),
+        "the service is dead: {charges:?}"
+    );
+    assert_eq!(
+        charges[2..],
+        [ChargeOutcome::RefusedByBreaker; 3],
+        "the breaker opened within two charges and refused the rest: {charges:?}\n{printed}"
+    );
+
+    let dashboard = report
+        .dashboard_after_kill
+        .expect("dashboard after the kill");
+    assert_eq!(dashboard.user.expect("user-service still answers").id, 7);
+    assert_eq!(
+        dashboard.orders.expect("order-service still answers").len(),
+        1
+    );
+    assert!(
+        dashboard.payments.is_err(),
+        "payment-service is gone, and the dashboard says so"
+    );
+    assert!(
+        dashboard.elapsed < Duration::from_secs(1),
+        "the dashboard's batch deadline bounds it: {:?}",
+        dashboard.elapsed
+    );
+}
