@@ -160,13 +160,22 @@ async fn settles(baseline: usize, f: impl Fn() -> usize) -> usize {
     }
 }
 
+/// What kind of error, without the details that differ call to call.
 fn kind(err: &ServiceError) -> String {
-    let last = match err {
-        ServiceError::RetriesExhausted { last, stop, .. } => format!("retries ({stop}) / {last}"),
-        other => other.to_string(),
+    let class = |e: &ServiceError| match e {
+        ServiceError::Status { status, .. } => format!("HTTP {}", status.as_u16()),
+        ServiceError::Timeout { kind, .. } => format!("{kind:?} timeout"),
+        ServiceError::Transport { connect: true, .. } => "could not connect".to_owned(),
+        ServiceError::Transport { .. } => "transport".to_owned(),
+        ServiceError::CircuitOpen { .. } => "circuit open".to_owned(),
+        other => format!("{other}"),
     };
-    // Drop instance addresses and numbers so equal kinds group together.
-    last.split(" at http").next().unwrap_or_default().to_owned()
+    match err {
+        ServiceError::RetriesExhausted { stop, last, .. } => {
+            format!("{stop}, last: {}", class(last))
+        }
+        other => class(other),
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -212,7 +221,7 @@ async fn fifty_thousand_calls_through_faults_and_a_restart() {
             ..LoadBalancerConfig::default()
         });
     for server in &servers {
-        config = config.instance(&format!("http://127.0.0.1:{}", server.port));
+        config = config.instance(format!("http://127.0.0.1:{}", server.port));
     }
     let sdk = ServiceSdk::builder()
         .service("soak", config)

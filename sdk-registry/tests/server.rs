@@ -3,63 +3,17 @@
 
 mod support;
 
-use std::{path::PathBuf, process::Stdio, time::Duration};
+use std::{path::Path, time::Duration};
 
 use serde_json::{json, Value};
-use tokio::{
-    io::{AsyncBufReadExt, BufReader},
-    process::{Child, Command},
-};
+use support::{data_file, Server};
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
-async fn start(data: &PathBuf, ttl_secs: u64) -> Server {
+async fn start(data: &Path, ttl_secs: u64) -> Server {
     start_with(data, ttl_secs, &[]).await
 }
 
-async fn start_with(data: &PathBuf, ttl_secs: u64, extra: &[&str]) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sdk-registry"))
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--ttl-secs",
-            &ttl_secs.to_string(),
-            "--token",
-            "s3cret",
-            "--data",
-        ])
-        .arg(data)
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start the registry binary");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut lines = BufReader::new(stdout).lines();
-    let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
-        .await
-        .expect("the server starts within 10 s")
-        .expect("read stdout")
-        .expect("a line");
-    let addr = line
-        .strip_prefix("listening on ")
-        .expect("listening line")
-        .to_owned();
-    Server {
-        child,
-        url: format!("http://{addr}"),
-    }
-}
-
-fn data_file(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("sdk-registry-test-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    dir.join("registry.json")
+async fn start_with(data: &Path, ttl_secs: u64, extra: &[&str]) -> Server {
+    support::start_server(data, ttl_secs, "127.0.0.1:0", extra).await
 }
 
 fn instance(id: &str, port: u16) -> Value {

@@ -1,4 +1,11 @@
-//! Helpers shared by the registry's integration tests.
+//! Helpers shared by the registry's integration tests (each test file uses some of them).
+#![allow(dead_code)]
+
+#[cfg(feature = "server")]
+mod server;
+#[cfg(feature = "server")]
+#[allow(unused_imports)] // each test file uses some of them
+pub(crate) use server::{data_file, start_server, Server};
 
 /// A loopback service answering its name (as a JSON string) on `/`; returns its port.
 pub(crate) async fn echo(name: &'static str) -> u16 {
