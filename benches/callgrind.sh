@@ -9,7 +9,7 @@ BIN=$(cargo bench -p sdk-benches --bench instructions --no-run --message-format=
   | grep -o '"executable":"[^"]*instructions[^"]*"' | tail -1 | cut -d'"' -f4)
 [ -x "$BIN" ] || { echo "could not build the instructions bench"; exit 1; }
 SERVER_OUT=$(mktemp)
-"$BIN" serve >"$SERVER_OUT" &
+"$BIN" serve-fixed >"$SERVER_OUT" &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null; rm -f "$SERVER_OUT"' EXIT
 for _ in $(seq 50); do [ -s "$SERVER_OUT" ] && break; sleep 0.1; done
@@ -20,7 +20,7 @@ count() { # mode n -> total instructions of the client process
 }
 printf '%-12s %14s\n' client 'instr/call'
 declare -A PER
-for mode in hyper reqwest sdk sdk-typed sdk-cached sdk-open; do
+for mode in hyper reqwest sdk sdk-typed sdk-cached sdk-open middleware feign; do
   a=$(count "$mode" "$N"); b=$(count "$mode" $((2 * N)))
   PER[$mode]=$(( (b - a) / N ))
   printf '%-12s %14d\n' "$mode" "${PER[$mode]}"

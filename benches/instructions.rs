@@ -2,7 +2,9 @@
 //!
 //! `instructions serve` runs the JSON server and prints its URL; `instructions MODE N URL`
 //! makes 200 warm-up calls and then N sequential calls of MODE (`hyper`, `reqwest`, `sdk`, `sdk-typed`,
-//! `sdk-cached`, `sdk-open`) on a current-thread runtime. Running it for N and 2N calls and
+//! `sdk-cached`, `sdk-typed-cached`, `sdk-open`, `middleware`, `feign`) on a current-thread runtime. `feign` always
+//! calls `common::FIXED_ADDR` (feignhttp's URL is fixed at compile time); `serve-fixed` serves
+//! there. Running it for N and 2N calls and
 //! dividing the difference by N cancels start-up and warm-up.
 
 mod common;
@@ -19,10 +21,13 @@ fn main() {
         .build()
         .expect("runtime");
     match args.as_slice() {
-        [serve] if serve == "serve" => rt.block_on(async {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-                .await
-                .expect("bind");
+        [serve] if serve == "serve" || serve == "serve-fixed" => rt.block_on(async {
+            let addr = if serve == "serve" {
+                "127.0.0.1:0"
+            } else {
+                common::FIXED_ADDR
+            };
+            let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
             println!("http://{}", listener.local_addr().expect("addr"));
             axum::serve(listener, common::app()).await.expect("serve");
         }),
@@ -40,7 +45,14 @@ fn main() {
                             "sdk-cached" => {
                                 drop(std::hint::black_box(clients.sdk_cached_call().await))
                             }
+                            "sdk-typed-cached" => {
+                                drop(std::hint::black_box(clients.typed_cached_call().await))
+                            }
                             "sdk-open" => drop(std::hint::black_box(clients.sdk_open_call().await)),
+                            "middleware" => {
+                                drop(std::hint::black_box(clients.middleware_call().await))
+                            }
+                            "feign" => drop(std::hint::black_box(clients.feign_call().await)),
                             other => panic!("unknown mode {other}"),
                         }
                     }

@@ -2,10 +2,13 @@
 //! making the same typed GET.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+pub mod balance;
+
 use std::time::Duration;
 
 use axum::{routing::get, Json, Router};
 use bytes::Bytes;
+use feignhttp::FeignClientBuilder;
 use http_body_util::{BodyExt, Empty};
 use hyper_util::{
     client::legacy::{connect::HttpConnector, Client},
@@ -41,6 +44,18 @@ pub trait CachedUsers {
     async fn get_user(&self, id: u64) -> sdk::ServiceResult<User>;
 }
 
+/// Where the suite's server listens: feignhttp takes its base URL at compile time, so the
+/// server every client shares sits on a fixed loopback port.
+pub const FIXED_ADDR: &str = "127.0.0.1:38917";
+
+/// The same call through feignhttp (its URL is a compile-time constant).
+#[feignhttp::feign(url = "http://127.0.0.1:38917")]
+pub trait FeignUsers {
+    /// One user.
+    #[get("/users/{id}")]
+    async fn get_user(&self, #[path] id: u64) -> feignhttp::Result<User>;
+}
+
 pub fn app() -> Router {
     Router::new().route(
         "/users/{id}",
@@ -59,6 +74,11 @@ pub fn app() -> Router {
 
 /// Serves `app()` on a loopback port from a runtime of its own on another thread.
 pub fn start_server_thread() -> String {
+    start_server_thread_on("127.0.0.1:0")
+}
+
+/// Serves `app()` on `addr` from a runtime of its own on another thread.
+pub fn start_server_thread_on(addr: &'static str) -> String {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -67,9 +87,9 @@ pub fn start_server_thread() -> String {
             .build()
             .expect("server runtime");
         rt.block_on(async move {
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            let listener = tokio::net::TcpListener::bind(addr)
                 .await
-                .expect("bind");
+                .unwrap_or_else(|e| panic!("cannot listen on {addr}: {e}"));
             tx.send(format!("http://{}", listener.local_addr().expect("addr")))
                 .expect("send url");
             axum::serve(listener, app()).await.expect("serve");
@@ -88,7 +108,14 @@ pub struct Clients {
     pub typed_cached: CachedUsersClient,
     pub sdk_cached: sdk::ServiceClient,
     pub sdk_open: sdk::ServiceClient,
+    /// reqwest-middleware with reqwest-retry (up to two retries of transient failures).
+    pub middleware: reqwest_middleware::ClientWithMiddleware,
+    /// feignhttp over a shared reqwest client (calls `FIXED_ADDR`).
+    pub feign: FeignUsersClient,
 }
+
+/// feignhttp's generated client type for [`FeignUsers`].
+pub type FeignUsersClient = FeignUsers;
 
 impl Clients {
     /// Builds the clients; the SDK has breaker, retry policy and budget, and both timeouts on.
@@ -132,7 +159,21 @@ impl Clients {
             .expect("valid configuration");
         let sdk_open = sdk.get_client("down");
         let _ = sdk_open.get("/users/1").send::<User>().await; // opens the breaker
+        let policy =
+            reqwest_retry::policies::ExponentialBackoff::builder().build_with_max_retries(2);
+        let middleware = reqwest_middleware::ClientBuilder::new(reqwest.clone())
+            .with(reqwest_retry::RetryTransientMiddleware::new_with_policy(
+                policy,
+            ))
+            .build();
+        let feign = {
+            use feignhttp::Client as _;
+            let wrapper = feignhttp::ClientWrapper::with_client(reqwest.clone()).expect("wrap");
+            FeignUsersBuilder::build_with_client(wrapper).expect("feign client")
+        };
         Clients {
+            middleware,
+            feign,
             url: url.to_owned(),
             hyper,
             reqwest,
@@ -167,6 +208,21 @@ impl Clients {
             .json()
             .await
             .expect("decode")
+    }
+
+    pub async fn middleware_call(&self) -> User {
+        self.middleware
+            .get(format!("{}/users/1", self.url))
+            .send()
+            .await
+            .expect("middleware response")
+            .json()
+            .await
+            .expect("decode")
+    }
+
+    pub async fn feign_call(&self) -> User {
+        self.feign.get_user(1).await.expect("feign call")
     }
 
     pub async fn sdk_call(&self) -> User {

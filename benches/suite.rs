@@ -1,0 +1,608 @@
+//! The benchmark suite: every figure of `docs/benchmarks.md`, each against its baseline in
+//! the same run, written as a markdown report with a latency CDF plot (`docs/latency-cdf.svg`).
+//!
+//! ```text
+//! cargo bench -p sdk-benches --bench suite            # ~2 minutes; callgrind too when valgrind is installed
+//! BENCH_QUICK=1 cargo bench -p sdk-benches --bench suite   # shorter runs, for trying it out
+//! ```
+//!
+//! Sections: call overhead at 1 and 64 callers (bare hyper-util, raw reqwest, the SDK ad hoc
+//! and generated, reqwest-middleware with reqwest-retry, feignhttp), client instructions per
+//! call (callgrind), cache hit and open-breaker costs, tail latency with one slow instance of
+//! four, retry amplification under a total outage, and `batch_call` of 1,000 calls against
+//! `futures::join_all` over raw reqwest.
+
+mod common;
+
+use std::{
+    collections::BTreeMap,
+    fmt::Write as _,
+    future::Future,
+    path::{Path, PathBuf},
+    pin::Pin,
+    process::Command,
+    sync::{
+        atomic::{AtomicBool, AtomicU64, Ordering},
+        Arc,
+    },
+    time::{Duration, Instant},
+};
+
+use common::{
+    balance::{slow_instance_p99, start_instances},
+    Clients, User,
+};
+use sdk::{
+    balance::Strategy,
+    circuit_breaker::BreakerConfig,
+    retry::{ExponentialBackoff, Jitter, RetryConfig},
+    ServiceConfig, ServiceSdk,
+};
+
+/// The clients of the overhead comparison, in report order.
+const CLIENTS: [&str; 6] = [
+    "bare hyper-util",
+    "raw reqwest",
+    "SDK, ad hoc",
+    "SDK, generated client",
+    "reqwest-middleware + reqwest-retry",
+    "feignhttp",
+];
+/// Their modes in `instructions.rs`.
+const MODES: [&str; 6] = [
+    "hyper",
+    "reqwest",
+    "sdk",
+    "sdk-typed",
+    "middleware",
+    "feign",
+];
+
+type Call = Pin<Box<dyn Future<Output = User> + Send>>;
+
+fn call(clients: &Arc<Clients>, which: usize) -> Call {
+    let c = clients.clone();
+    Box::pin(async move {
+        match which {
+            0 => c.hyper_call().await,
+            1 => c.reqwest_call().await,
+            2 => c.sdk_call().await,
+            3 => c.typed_call().await,
+            4 => c.middleware_call().await,
+            _ => c.feign_call().await,
+        }
+    })
+}
+
+struct Settings {
+    samples: usize,
+    rounds: usize,
+    round: Duration,
+    callers: usize,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 * p) as usize).min(sorted.len() - 1);
+    sorted[index]
+}
+
+fn us(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// One caller: every client in turn, call by call, the order rotated each round.
+async fn one_caller(clients: &Arc<Clients>, samples: usize) -> Vec<Vec<Duration>> {
+    let n = CLIENTS.len();
+    let mut times = vec![Vec::with_capacity(samples); n];
+    for i in 0..samples + samples / 10 {
+        for position in 0..n {
+            let which = (i + position) % n;
+            let started = Instant::now();
+            std::hint::black_box(call(clients, which).await);
+            if i >= samples / 10 {
+                times[which].push(started.elapsed());
+            }
+        }
+    }
+    for series in &mut times {
+        series.sort_unstable();
+    }
+    times
+}
+
+/// Many callers: each client gets `rounds` rounds of `round`, clients rotating; returns
+/// calls per second and the sorted latencies of every call.
+async fn many_callers(clients: &Arc<Clients>, s: &Settings) -> Vec<(f64, Vec<Duration>)> {
+    let n = CLIENTS.len();
+    let mut calls = vec![0u64; n];
+    let mut elapsed = vec![Duration::ZERO; n];
+    let mut latencies = vec![Vec::new(); n];
+    for round in 0..s.rounds {
+        for position in 0..n {
+            let which = (round + position) % n;
+            let stop = Arc::new(AtomicBool::new(false));
+            let measuring = Arc::new(AtomicBool::new(false));
+            let tasks: Vec<_> = (0..s.callers)
+                .map(|_| {
+                    let (clients, stop, measuring) =
+                        (clients.clone(), stop.clone(), measuring.clone());
+                    tokio::spawn(async move {
+                        let mut times = Vec::new();
+                        while !stop.load(Ordering::Relaxed) {
+                            let started = Instant::now();
+                            std::hint::black_box(call(&clients, which).await);
+                            if measuring.load(Ordering::Relaxed) {
+                                times.push(started.elapsed());
+                            }
+                        }
+                        times
+                    })
+                })
+                .collect();
+            tokio::time::sleep(Duration::from_millis(200)).await; // warm-up
+            measuring.store(true, Ordering::Relaxed);
+            let started = Instant::now();
+            tokio::time::sleep(s.round).await;
+            measuring.store(false, Ordering::Relaxed);
+            elapsed[which] += started.elapsed();
+            stop.store(true, Ordering::Relaxed);
+            for task in tasks {
+                let times = task.await.expect("caller");
+                calls[which] += times.len() as u64;
+                latencies[which].extend(times);
+            }
+        }
+    }
+    (0..n)
+        .map(|i| {
+            let mut l = std::mem::take(&mut latencies[i]);
+            l.sort_unstable();
+            (calls[i] as f64 / elapsed[i].as_secs_f64(), l)
+        })
+        .collect()
+}
+
+/// Median of `samples` timings of `batch` calls each, per call.
+async fn per_call<F, Fut, T>(samples: usize, batch: usize, mut f: F) -> Duration
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = T>,
+{
+    let mut times = Vec::with_capacity(samples);
+    for i in 0..samples + samples / 10 {
+        let started = Instant::now();
+        for _ in 0..batch {
+            std::hint::black_box(f().await);
+        }
+        if i >= samples / 10 {
+            times.push(started.elapsed() / batch as u32);
+        }
+    }
+    times.sort_unstable();
+    percentile(&times, 0.5)
+}
+
+/// Client instructions per call under callgrind, (I(2N) - I(N)) / N, for each mode; `None`
+/// when valgrind or the `instructions` bench binary is missing.
+fn instructions(modes: &[&str], n: usize) -> Option<BTreeMap<String, u64>> {
+    if Command::new("valgrind").arg("--version").output().is_err() {
+        return None;
+    }
+    // The `instructions` bench binary, built beside this one by `cargo bench`.
+    let deps = std::env::current_exe().ok()?.parent()?.to_path_buf();
+    let binary = std::fs::read_dir(&deps)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("instructions-") && !n.contains('.'))
+        })
+        .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())?;
+    let url = format!("http://{}", common::FIXED_ADDR);
+    let count = |mode: &str, calls: usize| -> Option<u64> {
+        let output = Command::new("valgrind")
+            .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+            .arg(&binary)
+            .args([mode, &calls.to_string(), &url])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&output.stderr);
+        let line = text.lines().find(|l| l.contains("Collected :"))?;
+        line.rsplit(' ').next()?.trim().parse().ok()
+    };
+    let mut per_call = BTreeMap::new();
+    for mode in modes {
+        eprintln!("callgrind: {mode}");
+        let (a, b) = (count(mode, n)?, count(mode, 2 * n)?);
+        per_call.insert((*mode).to_owned(), b.saturating_sub(a) / n as u64);
+    }
+    Some(per_call)
+}
+
+/// A server that answers every request with 503, counting them.
+async fn outage_server() -> (String, Arc<AtomicU64>) {
+    let hits = Arc::new(AtomicU64::new(0));
+    let counter = hits.clone();
+    let app = axum::Router::new().route(
+        "/users/{id}",
+        axum::routing::get(move || {
+            let counter = counter.clone();
+            async move {
+                counter.fetch_add(1, Ordering::Relaxed);
+                axum::http::StatusCode::SERVICE_UNAVAILABLE
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    (url, hits)
+}
+
+/// Upstream requests per call when every answer is 503: `calls` calls by 16 callers.
+async fn amplification<F, Fut>(hits: &AtomicU64, calls: u64, f: F) -> f64
+where
+    F: Fn(u64) -> Fut + Send + Sync + Clone + 'static,
+    Fut: Future<Output = ()> + Send,
+{
+    let before = hits.load(Ordering::Relaxed);
+    let next = Arc::new(AtomicU64::new(0));
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let (f, next) = (f.clone(), next.clone());
+            tokio::spawn(async move {
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= calls {
+                        break;
+                    }
+                    f(i).await;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("caller");
+    }
+    (hits.load(Ordering::Relaxed) - before) as f64 / calls as f64
+}
+
+fn outage_sdk(url: &str, breaker: bool) -> ServiceSdk {
+    let mut config = ServiceConfig::new().instance(url).retry(RetryConfig {
+        backoff: Arc::new(ExponentialBackoff {
+            initial: Duration::from_millis(1),
+            max: Duration::from_millis(5),
+            multiplier: 2.0,
+            jitter: Jitter::Full,
+        }),
+        ..RetryConfig::default()
+    });
+    if !breaker {
+        config = config.circuit_breaker(BreakerConfig {
+            failure_threshold: u32::MAX,
+            ..BreakerConfig::default()
+        });
+    }
+    ServiceSdk::builder()
+        .service("outage", config)
+        .build()
+        .expect("valid")
+}
+
+/// Writes the latency CDFs of the one-caller runs as an SVG.
+fn plot_cdf(path: &Path, series: &[(&str, &[Duration])]) -> Result<(), Box<dyn std::error::Error>> {
+    use plotters::prelude::*;
+    let max_us = series
+        .iter()
+        .map(|(_, s)| us(percentile(s, 0.995)))
+        .fold(0.0, f64::max)
+        .max(1.0);
+    let root = SVGBackend::new(path, (900, 540)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(
+            "One caller, typed GET over loopback: latency CDF",
+            ("sans-serif", 20),
+        )
+        .margin(15)
+        .x_label_area_size(40)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0.0..max_us, 0.0..1.0)?;
+    chart
+        .configure_mesh()
+        .x_desc("latency (µs)")
+        .y_desc("fraction of calls")
+        .draw()?;
+    let colors = [BLACK, BLUE, RED, MAGENTA, GREEN, CYAN];
+    for ((name, samples), color) in series.iter().zip(colors) {
+        let n = samples.len().max(1) as f64;
+        let step = (samples.len() / 400).max(1);
+        let points = samples
+            .iter()
+            .enumerate()
+            .step_by(step)
+            .map(|(i, d)| (us(*d).min(max_us), (i + 1) as f64 / n));
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))?
+            .label(*name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
+
+fn docs_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs")
+}
+
+fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let commit = Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .map_or_else(|| "unknown".to_owned(), |s| s.trim().to_owned());
+    let dirty = Command::new("git")
+        .args(["status", "--porcelain", "--untracked-files=no"])
+        .output()
+        .is_ok_and(|o| !o.stdout.is_empty());
+    let commit = if dirty {
+        format!("{commit} with uncommitted changes")
+    } else {
+        commit
+    };
+    format!("{cores} cores; commit {commit}; client, server and load generator on one machine")
+}
+
+fn main() {
+    let quick = std::env::var_os("BENCH_QUICK").is_some();
+    let settings = Settings {
+        samples: if quick { 1_000 } else { 5_000 },
+        rounds: if quick { 1 } else { 3 },
+        round: Duration::from_secs(1),
+        callers: 64,
+    };
+    let url = common::start_server_thread_on(common::FIXED_ADDR);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("client runtime");
+    let mut md = String::new();
+    rt.block_on(async {
+        let clients = Arc::new(Clients::new(&url).await);
+        let expected = clients.hyper_call().await;
+        for (which, name) in CLIENTS.iter().enumerate() {
+            assert_eq!(call(&clients, which).await, expected, "{name}");
+        }
+
+        eprintln!("one caller...");
+        let one = one_caller(&clients, settings.samples).await;
+        eprintln!("64 callers...");
+        let many = many_callers(&clients, &settings).await;
+        eprintln!("no network...");
+        let cached = per_call(200, 100, || clients.sdk_cached_call()).await;
+        let typed_cached = per_call(200, 100, || clients.typed_cached_call()).await;
+        let open = per_call(200, 100, || clients.sdk_open_call()).await;
+
+        eprintln!("one slow instance of four...");
+        let urls = start_instances(&[0, 0, 0, 50]);
+        let (rr_p50, rr_p99) = slow_instance_p99(&urls, Strategy::RoundRobin).await;
+        let (p2c_p50, p2c_p99) = slow_instance_p99(&urls, Strategy::PowerOfTwoChoices).await;
+
+        eprintln!("retry amplification...");
+        let (outage_url, hits) = outage_server().await;
+        let outage_calls = if quick { 500 } else { 2_000 };
+        let mut sdk_rates = Vec::new();
+        for breaker in [true, false] {
+            let client = outage_sdk(&outage_url, breaker).get_client("outage");
+            let rate = amplification(&hits, outage_calls, move |i| {
+                let client = client.clone();
+                async move {
+                    let _ = client
+                        .get(&format!("/users/{i}"))
+                        .endpoint("/users/{id}")
+                        .send::<User>()
+                        .await;
+                }
+            })
+            .await;
+            sdk_rates.push(rate);
+        }
+        let (sdk_default, sdk_budget) = (sdk_rates[0], sdk_rates[1]);
+        let naive = {
+            let policy = reqwest_retry::policies::ExponentialBackoff::builder()
+                .retry_bounds(Duration::from_millis(1), Duration::from_millis(5))
+                .build_with_max_retries(2);
+            reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+                .with(reqwest_retry::RetryTransientMiddleware::new_with_policy(policy))
+                .build()
+        };
+        let outage_base = outage_url.clone();
+        let naive_rate = amplification(&hits, outage_calls, move |i| {
+            let (client, base) = (naive.clone(), outage_base.clone());
+            async move {
+                let _ = client.get(format!("{base}/users/{i}")).send().await;
+            }
+        })
+        .await;
+
+        eprintln!("batch of 1,000...");
+        let sdk = ServiceSdk::builder()
+            .service("users", ServiceConfig::new().instance(&url))
+            .build()
+            .expect("valid");
+        let users = sdk.get_client("users");
+        let reqwest_client = reqwest::Client::new();
+        let (mut batch_times, mut join_times) = (Vec::new(), Vec::new());
+        let mut batch_failures = 0;
+        let mut join_failures = 0;
+        for _ in 0..if quick { 3 } else { 7 } {
+            let started = Instant::now();
+            let results = sdk
+                .batch_call((0..1000u64).map(|i| {
+                    let users = users.clone();
+                    (format!("user-{i}"), async move {
+                        users.get(&format!("/users/{i}")).send::<User>().await
+                    })
+                }))
+                .await;
+            batch_times.push(started.elapsed());
+            batch_failures += results.failed().count();
+
+            let started = Instant::now();
+            let results = futures_util::future::join_all((0..1000u64).map(|i| {
+                let (client, url) = (reqwest_client.clone(), url.clone());
+                async move {
+                    client
+                        .get(format!("{url}/users/{i}"))
+                        .send()
+                        .await?
+                        .json::<User>()
+                        .await
+                }
+            }))
+            .await;
+            join_times.push(started.elapsed());
+            join_failures += results.iter().filter(|r| r.is_err()).count();
+        }
+        batch_times.sort_unstable();
+        join_times.sort_unstable();
+
+        eprintln!("callgrind (when valgrind is installed)...");
+        let mut modes: Vec<&str> = MODES.to_vec();
+        modes.extend(["sdk-cached", "sdk-typed-cached", "sdk-open"]);
+        let instr = tokio::task::spawn_blocking(move || instructions(&modes, if quick { 500 } else { 2_000 }))
+            .await
+            .expect("callgrind");
+
+        // The report.
+        let w = &mut md;
+        let _ = writeln!(w, "# Benchmarks\n");
+        let _ = writeln!(
+            w,
+            "Written by `cargo bench -p sdk-benches --bench suite` ({}). Every figure is measured against its baseline in the same run; ratios are the figures to compare across machines, and instruction counts (callgrind) are the ones that hold still on a noisy machine.\n",
+            machine()
+        );
+        let _ = writeln!(w, "## Call overhead: a typed GET of a small JSON object over loopback\n");
+        let _ = writeln!(
+            w,
+            "One caller: {} calls per client, interleaved call by call in rotating order. 64 callers: {} round(s) of {:?} per client, rotating. Throughput ratios are against raw reqwest; instructions against bare hyper-util.\n",
+            settings.samples, settings.rounds, settings.round
+        );
+        let _ = writeln!(
+            w,
+            "| client | 1 caller p50 | 1 caller p99 | 64 callers: calls/s | vs reqwest | 64 callers p50 | 64 callers p99 | instructions/call | vs hyper-util |"
+        );
+        let _ = writeln!(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        let reqwest_tp = many[1].0;
+        let hyper_instr = instr.as_ref().and_then(|m| m.get("hyper").copied());
+        for (i, name) in CLIENTS.iter().enumerate() {
+            let (tp, lat) = (&many[i].0, &many[i].1);
+            let instructions = instr.as_ref().and_then(|m| m.get(MODES[i]).copied());
+            let _ = writeln!(
+                w,
+                "| {name} | {:.1} µs | {:.1} µs | {:.0} | {:.2}x | {:.0} µs | {:.0} µs | {} | {} |",
+                us(percentile(&one[i], 0.5)),
+                us(percentile(&one[i], 0.99)),
+                tp,
+                tp / reqwest_tp,
+                us(percentile(lat, 0.5)),
+                us(percentile(lat, 0.99)),
+                instructions.map_or("n/a".into(), |n| n.to_string()),
+                match (instructions, hyper_instr) {
+                    (Some(n), Some(h)) if h > 0 => format!("{:.2}x", n as f64 / h as f64),
+                    _ => "n/a".into(),
+                },
+            );
+        }
+        let _ = writeln!(w, "\n![latency CDF, one caller](latency-cdf.svg)\n");
+        let _ = writeln!(w, "## Without the network\n");
+        let _ = writeln!(w, "Medians over 200 samples of 100 calls; the baseline is the same call over the network (bare hyper-util, one caller p50).\n");
+        let _ = writeln!(w, "| call | per call | vs a network call | instructions/call |");
+        let _ = writeln!(w, "| --- | ---: | ---: | ---: |");
+        let network = percentile(&one[0], 0.5);
+        for (name, t, mode) in [
+            ("cache hit, ad hoc (lookup + decode)", cached, "sdk-cached"),
+            ("cache hit, generated client", typed_cached, "sdk-typed-cached"),
+            ("open-breaker rejection", open, "sdk-open"),
+        ] {
+            let _ = writeln!(
+                w,
+                "| {name} | {} ns | {:.3}x | {} |",
+                t.as_nanos(),
+                t.as_secs_f64() / network.as_secs_f64(),
+                instr
+                    .as_ref()
+                    .and_then(|m| m.get(mode).copied())
+                    .map_or("n/a".into(), |n| n.to_string()),
+            );
+        }
+        let _ = writeln!(w, "\n## Tail latency: four instances, one 50 ms slower\n");
+        let _ = writeln!(w, "16 callers, 250 calls each, no retries.\n");
+        let _ = writeln!(w, "| balancer | p50 | p99 | p99 vs round robin |");
+        let _ = writeln!(w, "| --- | ---: | ---: | ---: |");
+        let _ = writeln!(w, "| round robin | {:.2} ms | {:.2} ms | 1x |", rr_p50.as_secs_f64() * 1e3, rr_p99.as_secs_f64() * 1e3);
+        let _ = writeln!(
+            w,
+            "| power of two choices, peak-EWMA (default) | {:.2} ms | {:.2} ms | {:.3}x |",
+            p2c_p50.as_secs_f64() * 1e3,
+            p2c_p99.as_secs_f64() * 1e3,
+            p2c_p99.as_secs_f64() / rr_p99.as_secs_f64()
+        );
+        let _ = writeln!(w, "\n## Retry amplification under a total outage\n");
+        let _ = writeln!(w, "Every answer is 503. {outage_calls} calls from 16 callers, each allowed 3 attempts (the SDK calls name their endpoint, `/users/{{id}}`, as generated clients do); upstream requests per call.\n");
+        let _ = writeln!(w, "| client | requests per call |");
+        let _ = writeln!(w, "| --- | ---: |");
+        let _ = writeln!(w, "| naive retries (reqwest-retry, 2 retries) | {naive_rate:.2} |");
+        let _ = writeln!(w, "| SDK, retry budget only (breaker off) | {sdk_budget:.2} |");
+        let _ = writeln!(w, "| SDK defaults (budget and breaker) | {sdk_default:.2} |");
+        let _ = writeln!(w, "\n## Fan-out: 1,000 calls\n");
+        let _ = writeln!(w, "Medians of {} runs against the same server.\n", batch_times.len());
+        let _ = writeln!(w, "| fan-out | wall time | failed calls (all runs) |");
+        let _ = writeln!(w, "| --- | ---: | ---: |");
+        let _ = writeln!(
+            w,
+            "| `futures::join_all` over raw reqwest (1,000 at once) | {:.1} ms | {join_failures} |",
+            percentile(&join_times, 0.5).as_secs_f64() * 1e3
+        );
+        let _ = writeln!(
+            w,
+            "| `sdk.batch_call` (64 at once, result per call) | {:.1} ms | {batch_failures} |",
+            percentile(&batch_times, 0.5).as_secs_f64() * 1e3
+        );
+        if instr.is_none() {
+            let _ = writeln!(w, "\nInstruction counts: n/a (valgrind is not installed).");
+        }
+
+        let series: Vec<(&str, &[Duration])> =
+            CLIENTS.iter().zip(&one).map(|(n, s)| (*n, s.as_slice())).collect();
+        let docs = docs_dir();
+        let _ = std::fs::create_dir_all(&docs);
+        if let Err(e) = plot_cdf(&docs.join("latency-cdf.svg"), &series) {
+            eprintln!("could not draw the plot: {e}");
+        }
+    });
+    let path = docs_dir().join("benchmarks.md");
+    match std::fs::write(&path, &md) {
+        Ok(()) => eprintln!("wrote {}", path.display()),
+        Err(e) => eprintln!("could not write {}: {e}", path.display()),
+    }
+    println!("{md}");
+}
