@@ -2,6 +2,10 @@
 //! optional reqwest transport.
 
 mod support;
+// The registry's tests and these share one TLS helper.
+#[allow(dead_code)]
+#[path = "../sdk-registry/tests/support/tls.rs"]
+mod tls;
 
 use sdk::{transport::TransportConfig, ServiceConfig, ServiceError, ServiceSdk};
 use support::{once, Reply, Scripted};
@@ -107,42 +111,8 @@ async fn reqwest_transport_enforces_the_body_limit() {
 /// Serves `router` over TLS (HTTP/2 and HTTP/1.1 by ALPN) with a fresh self-signed
 /// certificate for `localhost`; returns the port and the certificate to trust.
 async fn serve_tls(router: axum::Router) -> (u16, rustls::pki_types::CertificateDer<'static>) {
-    use hyper_util::{
-        rt::TokioExecutor, rt::TokioIo, server::conn::auto, service::TowerToHyperService,
-    };
-    let certified =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
-    let cert = certified.cert.der().clone();
-    let key = rustls::pki_types::PrivatePkcs8KeyDer::from(certified.signing_key.serialize_der());
-    let mut config = rustls::ServerConfig::builder_with_provider(
-        rustls::crypto::ring::default_provider().into(),
-    )
-    .with_safe_default_protocol_versions()
-    .expect("protocol versions")
-    .with_no_client_auth()
-    .with_single_cert(vec![cert.clone()], key.into())
-    .expect("server config");
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let port = listener.local_addr().expect("addr").port();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let (acceptor, router) = (acceptor.clone(), router.clone());
-            tokio::spawn(async move {
-                let Ok(tls) = acceptor.accept(tcp).await else {
-                    return;
-                };
-                let service = TowerToHyperService::new(router);
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tls), service)
-                    .await;
-            });
-        }
-    });
-    (port, cert)
+    let identity = tls::self_signed();
+    (tls::serve_tls(router, &identity).await, identity.cert)
 }
 
 #[tokio::test]

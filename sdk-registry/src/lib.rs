@@ -10,6 +10,9 @@ mod model;
 #[cfg(feature = "server")]
 pub mod server;
 
+/// The TLS library of [`HttpBackend::with_tls`] and [`EtcdBackend::with_tls`].
+pub use rustls;
+
 pub use self::{
     backend::{BoxFuture, EtcdBackend, HttpBackend, InMemoryBackend, RegistryBackend, Snapshot},
     error::RegistryError,

@@ -308,9 +308,28 @@ struct OwnEtcd {
 
 impl OwnEtcd {
     async fn start(dir: &std::path::Path, client_port: u16, peer_port: u16) -> OwnEtcd {
-        let client = format!("http://127.0.0.1:{client_port}");
+        Self::start_with(dir, client_port, peer_port, None).await
+    }
+
+    /// With `tls` (certificate and key PEM files), clients must speak HTTPS.
+    async fn start_with(
+        dir: &std::path::Path,
+        client_port: u16,
+        peer_port: u16,
+        tls: Option<(&std::path::Path, &std::path::Path)>,
+    ) -> OwnEtcd {
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let client = format!("{scheme}://127.0.0.1:{client_port}");
         let peer = format!("http://127.0.0.1:{peer_port}");
-        let mut child = tokio::process::Command::new("etcd")
+        let mut command = tokio::process::Command::new("etcd");
+        if let Some((cert, key)) = tls {
+            command
+                .arg("--cert-file")
+                .arg(cert)
+                .arg("--key-file")
+                .arg(key);
+        }
+        let mut child = command
             .args(["--name", "own", "--data-dir"])
             .arg(dir)
             .args([
@@ -396,5 +415,57 @@ async fn a_watch_keeps_the_last_set_while_etcd_is_down_and_catches_up_after() {
     })
     .await
     .expect("the watch caught up after the restart");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn etcd_over_https() {
+    if etcd_endpoint().is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("sdk-tls-etcd-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let identity = support::tls::self_signed();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, &identity.cert_pem).expect("write the certificate");
+    std::fs::write(&key, &identity.key_pem).expect("write the key");
+    let (client_port, peer_port) = (free_port(), free_port());
+    let _etcd = OwnEtcd::start_with(
+        &dir.join("data"),
+        client_port,
+        peer_port,
+        Some((&cert, &key)),
+    )
+    .await;
+    let endpoint = format!("https://localhost:{client_port}");
+
+    let etcd = EtcdBackend::with_tls(
+        std::slice::from_ref(&endpoint),
+        support::tls::trusting(&identity.cert),
+    )
+    .expect("an https endpoint");
+    etcd.register(instance("a", 1))
+        .await
+        .expect("registered over https");
+    let mut changes = etcd.watch("orders").await.expect("watch");
+    assert_eq!(ids(&changes.borrow_and_update()), ["a"]);
+    etcd.register(instance("b", 2))
+        .await
+        .expect("registered over https");
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while ids(&changes.borrow_and_update()) != ["a", "b"] {
+            changes.changed().await.expect("watching");
+        }
+    })
+    .await
+    .expect("the watch streams over https");
+
+    // Mozilla's roots do not vouch for a private certificate: verification is on.
+    let untrusting = EtcdBackend::new(&[endpoint]).expect("an https endpoint");
+    assert!(matches!(
+        untrusting.instances("orders").await,
+        Err(RegistryError::Unavailable(_))
+    ));
     let _ = std::fs::remove_dir_all(&dir);
 }

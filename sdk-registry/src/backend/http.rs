@@ -1,16 +1,15 @@
 use std::{fmt, time::Duration};
 
 use bytes::Bytes;
-use http::{header, Method, Request, StatusCode, Uri};
+use http::{header, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_util::{
-    client::legacy::{connect::HttpConnector, Client},
-    rt::TokioExecutor,
-};
 use serde::{de::DeserializeOwned, Deserialize};
 use tokio::sync::watch;
 
-use super::{name_segment, BoxFuture, RegistryBackend, Snapshot};
+use super::{
+    client::{self, default_tls, http_client, HttpClient},
+    name_segment, BoxFuture, RegistryBackend, Snapshot,
+};
 use crate::{HealthStatus, InstanceRecord, RegistryError, ServiceInstance};
 
 /// A client of the `sdk-registry` server, as a backend.
@@ -21,7 +20,7 @@ use crate::{HealthStatus, InstanceRecord, RegistryError, ServiceInstance};
 pub struct HttpBackend {
     base: String,
     token: Option<String>,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: HttpClient,
 }
 
 impl fmt::Debug for HttpBackend {
@@ -45,27 +44,23 @@ struct WatchAnswer {
 }
 
 impl HttpBackend {
-    /// A client of the registry at `base_url` (`http://host:port`), sending `token` as a
-    /// bearer token when given.
+    /// A client of the registry at `base_url` (`http://host:port` or `https://host:port`,
+    /// HTTPS trusting the Mozilla roots), sending `token` as a bearer token when given.
     pub fn new(base_url: &str, token: Option<String>) -> Result<Self, RegistryError> {
-        let base = base_url.trim_end_matches('/').to_owned();
-        let uri: Uri = base.parse().map_err(|_| RegistryError::Invalid {
-            field: "url",
-            reason: format!("`{base}` is not a URL"),
-        })?;
-        if uri.scheme_str() != Some("http") || uri.authority().is_none() {
-            return Err(RegistryError::Invalid {
-                field: "url",
-                reason: "use http://host:port".into(),
-            });
-        }
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
+        Self::with_tls(base_url, token, default_tls()?)
+    }
+
+    /// [`new`](Self::new) with the given rustls configuration for HTTPS (a private CA,
+    /// client certificates).
+    pub fn with_tls(
+        base_url: &str,
+        token: Option<String>,
+        tls: rustls::ClientConfig,
+    ) -> Result<Self, RegistryError> {
         Ok(HttpBackend {
-            base,
+            base: client::base_url("url", base_url)?,
             token,
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client: http_client(tls, Duration::from_secs(5)),
         })
     }
 

@@ -5,6 +5,7 @@
 //! The trait is object-safe (boxed futures), so the SDK can hold whichever backend its
 //! configuration names.
 
+mod client;
 mod etcd;
 mod http;
 mod memory;

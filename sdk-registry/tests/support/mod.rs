@@ -3,6 +3,7 @@
 
 #[cfg(feature = "server")]
 mod server;
+pub(crate) mod tls;
 #[cfg(feature = "server")]
 #[allow(unused_imports)] // each test file uses some of them
 pub(crate) use server::{data_file, start_server, Server};

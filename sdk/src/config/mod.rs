@@ -68,11 +68,21 @@ impl EtcdConfig {
         }
     }
 
-    /// The backend these settings describe.
+    /// The backend these settings describe (HTTPS trusting the Mozilla roots).
     pub fn backend(&self) -> Result<sdk_registry::EtcdBackend, sdk_registry::RegistryError> {
-        Ok(sdk_registry::EtcdBackend::new(&self.endpoints)?
-            .with_prefix(&self.prefix)
-            .with_ttl(self.lease_ttl))
+        self.backend_with_tls(None)
+    }
+
+    /// The backend these settings describe, with `tls` for `https://` endpoints if given.
+    pub fn backend_with_tls(
+        &self,
+        tls: Option<rustls::ClientConfig>,
+    ) -> Result<sdk_registry::EtcdBackend, sdk_registry::RegistryError> {
+        let backend = match tls {
+            Some(tls) => sdk_registry::EtcdBackend::with_tls(&self.endpoints, tls)?,
+            None => sdk_registry::EtcdBackend::new(&self.endpoints)?,
+        };
+        Ok(backend.with_prefix(&self.prefix).with_ttl(self.lease_ttl))
     }
 }
 

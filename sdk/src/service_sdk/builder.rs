@@ -88,7 +88,8 @@ impl ServiceSdkBuilder {
         self
     }
 
-    /// Uses this rustls configuration for HTTPS (default: Mozilla's roots, no client cert).
+    /// Uses this rustls configuration for HTTPS, to services and to a configured registry
+    /// server or etcd (default: Mozilla's roots, no client certificate).
     pub fn tls_config(mut self, tls: rustls::ClientConfig) -> Self {
         self.tls = Some(tls);
         self
@@ -229,12 +230,19 @@ impl ServiceSdkBuilder {
                     "set either registry_url or etcd_endpoints, not both",
                 ))
             }
-            (Some(url), None) => Some(Arc::new(
-                sdk_registry::HttpBackend::new(url, self.config.registry_token.clone())
-                    .map_err(|e| ConfigError::invalid("sdk.registry_url", e.to_string()))?,
-            ) as Arc<dyn RegistryBackend>),
+            // The registry is reached with the same TLS settings as the services.
+            (Some(url), None) => {
+                let token = self.config.registry_token.clone();
+                let backend = match &self.tls {
+                    Some(tls) => sdk_registry::HttpBackend::with_tls(url, token, tls.clone()),
+                    None => sdk_registry::HttpBackend::new(url, token),
+                };
+                Some(Arc::new(
+                    backend.map_err(|e| ConfigError::invalid("sdk.registry_url", e.to_string()))?,
+                ) as Arc<dyn RegistryBackend>)
+            }
             (None, Some(etcd)) => Some(Arc::new(
-                etcd.backend()
+                etcd.backend_with_tls(self.tls.clone())
                     .map_err(|e| ConfigError::invalid("sdk.etcd_endpoints", e.to_string()))?,
             ) as Arc<dyn RegistryBackend>),
             (None, None) => None,

@@ -3,7 +3,7 @@
 //! Why not the `etcd-client` crate: it is a gRPC client (tonic, prost and their tower 0.4),
 //! which would roughly double the SDK's dependency tree. Every etcd v3 server also answers
 //! the same API as JSON over HTTP/1.1 at `/v3/...` (the grpc-gateway), which the hyper-util
-//! client the registry already uses speaks. Keys and values travel base64-encoded and
+//! client the registry already uses speaks (over rustls for `https://` endpoints). Keys and values travel base64-encoded and
 //! 64-bit numbers as strings; the types below do that translation.
 
 use std::{
@@ -14,17 +14,16 @@ use std::{
 
 use base64::{engine::general_purpose::STANDARD as BASE64, Engine as _};
 use bytes::Bytes;
-use http::{header, Method, Request, Uri};
+use http::{header, Method, Request};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper_util::{
-    client::legacy::{connect::HttpConnector, Client},
-    rt::TokioExecutor,
-};
 use serde::{de::DeserializeOwned, Deserialize, Deserializer, Serialize};
 use serde_json::{json, Value};
 
-use crate::RegistryError;
+use crate::{
+    backend::client::{base_url, http_client, HttpClient},
+    RegistryError,
+};
 
 /// The largest gateway answer read (a range over 10,000 instances is a few MiB).
 const MAX_ANSWER: usize = 64 * 1024 * 1024;
@@ -36,7 +35,7 @@ const NOT_FOUND: i64 = 5;
 pub(super) struct Gateway {
     endpoints: Vec<String>,
     current: AtomicUsize,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: HttpClient,
     timeout: Duration,
 }
 
@@ -75,8 +74,13 @@ struct ErrorBody {
 }
 
 impl Gateway {
-    /// A client of the cluster at `endpoints` (each `http://host:port`).
-    pub(super) fn new(endpoints: &[String], timeout: Duration) -> Result<Self, RegistryError> {
+    /// A client of the cluster at `endpoints` (each `http://host:port` or
+    /// `https://host:port`), using `tls` for HTTPS.
+    pub(super) fn new(
+        endpoints: &[String],
+        tls: rustls::ClientConfig,
+        timeout: Duration,
+    ) -> Result<Self, RegistryError> {
         if endpoints.is_empty() {
             return Err(RegistryError::Invalid {
                 field: "etcd_endpoints",
@@ -85,31 +89,12 @@ impl Gateway {
         }
         let endpoints = endpoints
             .iter()
-            .map(|endpoint| {
-                let endpoint = endpoint.trim_end_matches('/');
-                let uri: Uri = endpoint.parse().map_err(|_| RegistryError::Invalid {
-                    field: "etcd_endpoints",
-                    reason: format!("`{endpoint}` is not a URL"),
-                })?;
-                if uri.scheme_str() != Some("http")
-                    || uri.authority().is_none()
-                    || uri.path() != "/"
-                {
-                    return Err(RegistryError::Invalid {
-                        field: "etcd_endpoints",
-                        reason: format!("`{endpoint}`: use http://host:port"),
-                    });
-                }
-                Ok(endpoint.to_owned())
-            })
+            .map(|endpoint| base_url("etcd_endpoints", endpoint))
             .collect::<Result<Vec<_>, _>>()?;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(3)));
         Ok(Gateway {
             endpoints,
             current: AtomicUsize::new(0),
-            client: Client::builder(TokioExecutor::new()).build(connector),
+            client: http_client(tls, Duration::from_secs(3)),
             timeout,
         })
     }
@@ -464,8 +449,13 @@ mod tests {
 
     #[test]
     fn endpoints_are_checked() {
-        assert!(Gateway::new(&[], Duration::from_secs(1)).is_err());
-        assert!(Gateway::new(&["ftp://x:1".into()], Duration::from_secs(1)).is_err());
-        assert!(Gateway::new(&["http://127.0.0.1:2379/".into()], Duration::from_secs(1)).is_ok());
+        let gateway = |endpoints: &[&str]| {
+            let endpoints: Vec<String> = endpoints.iter().map(|e| (*e).to_owned()).collect();
+            let tls = crate::backend::client::default_tls().expect("tls");
+            Gateway::new(&endpoints, tls, Duration::from_secs(1))
+        };
+        assert!(gateway(&[]).is_err());
+        assert!(gateway(&["ftp://x:1"]).is_err());
+        assert!(gateway(&["http://127.0.0.1:2379/", "https://etcd.internal:2379"]).is_ok());
     }
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use self::gateway::{encode, prefix_end, Gateway, GatewayError, KeyValue, WatchMessage};
-use super::{name_segment, unix_ms, BoxFuture, RegistryBackend, Snapshot};
+use super::{client::default_tls, name_segment, unix_ms, BoxFuture, RegistryBackend, Snapshot};
 use crate::{HealthStatus, InstanceRecord, RegistryError, ServiceInstance};
 
 /// How many times a health update is retried when another writer got in between.
@@ -66,11 +66,21 @@ impl EtcdBackend {
     /// The default key prefix.
     pub const DEFAULT_PREFIX: &'static str = "/sdk-registry/services/";
 
-    /// A backend on the etcd cluster at `endpoints` (each `http://host:port`; when one cannot
-    /// be reached the next is tried).
+    /// A backend on the etcd cluster at `endpoints` (each `http://host:port`, or
+    /// `https://host:port` trusting the Mozilla roots; when one cannot be reached the next is
+    /// tried).
     pub fn new(endpoints: &[String]) -> Result<Self, RegistryError> {
+        Self::with_tls(endpoints, default_tls()?)
+    }
+
+    /// [`new`](Self::new) with the given rustls configuration for `https://` endpoints (a
+    /// private CA, client certificates).
+    pub fn with_tls(
+        endpoints: &[String],
+        tls: rustls::ClientConfig,
+    ) -> Result<Self, RegistryError> {
         Ok(EtcdBackend {
-            gateway: Arc::new(Gateway::new(endpoints, Duration::from_secs(5))?),
+            gateway: Arc::new(Gateway::new(endpoints, tls, Duration::from_secs(5))?),
             prefix: Self::DEFAULT_PREFIX.into(),
             ttl: Duration::from_secs(90),
         })

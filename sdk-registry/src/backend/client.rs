@@ -1,0 +1,94 @@
+//! The HTTP client the registry server's and etcd's backends share: hyper-util over
+//! rustls, so a registry or an etcd cluster behind HTTPS works like a plain one.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::Uri;
+use http_body_util::Full;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::{
+    client::legacy::{connect::HttpConnector, Client},
+    rt::TokioExecutor,
+};
+
+use crate::RegistryError;
+
+/// A pooled HTTP/1.1 client for `http://` and `https://` URLs.
+pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+
+/// TLS trusting the Mozilla roots (webpki-roots), as the SDK's own transport does.
+pub(crate) fn default_tls() -> Result<rustls::ClientConfig, RegistryError> {
+    // An explicit provider: rustls's process default panics when a dependency tree enables
+    // both ring and aws-lc-rs.
+    Ok(
+        rustls::ClientConfig::builder_with_provider(
+            rustls::crypto::ring::default_provider().into(),
+        )
+        .with_safe_default_protocol_versions()
+        .map_err(|e| RegistryError::Invalid {
+            field: "tls",
+            reason: e.to_string(),
+        })?
+        .with_root_certificates(rustls::RootCertStore {
+            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+        })
+        .with_no_client_auth(),
+    )
+}
+
+/// A client using `tls` for HTTPS.
+pub(crate) fn http_client(tls: rustls::ClientConfig, connect_timeout: Duration) -> HttpClient {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    http.set_connect_timeout(Some(connect_timeout));
+    let connector = HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
+/// `url` without a trailing `/`, if it is `http://host:port` or `https://host:port` (no
+/// path); otherwise an error naming `field`.
+pub(crate) fn base_url(field: &'static str, url: &str) -> Result<String, RegistryError> {
+    let base = url.trim_end_matches('/');
+    let invalid = |reason: String| RegistryError::Invalid { field, reason };
+    let uri: Uri = base
+        .parse()
+        .map_err(|_| invalid(format!("`{base}` is not a URL")))?;
+    let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
+    if !scheme_ok || uri.authority().is_none() || uri.path() != "/" || uri.query().is_some() {
+        return Err(invalid(format!(
+            "`{base}`: use http://host:port or https://host:port"
+        )));
+    }
+    Ok(base.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base_urls_are_checked() {
+        assert_eq!(
+            base_url("url", "https://registry.internal:8500/")
+                .ok()
+                .as_deref(),
+            Some("https://registry.internal:8500")
+        );
+        assert!(base_url("url", "http://127.0.0.1:2379").is_ok());
+        for bad in [
+            "ftp://x:1",
+            "x:1",
+            "http://",
+            "http://x:1/api",
+            "http://x:1?a=b",
+        ] {
+            assert!(base_url("url", bad).is_err(), "{bad}");
+        }
+    }
+}
