@@ -230,7 +230,8 @@ async fn kill_9_and_restart_loses_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn concurrent_writes_lose_no_update() {
-    let server = start(&data_file("concurrent"), 90).await;
+    let data = data_file("concurrent");
+    let mut server = start(&data, 90).await;
     let http = reqwest::Client::new();
     let url = server.url.clone();
     let writes = (0..200u16).map(|i| {
@@ -266,6 +267,15 @@ async fn concurrent_writes_lose_no_update() {
     assert!(ids
         .iter()
         .all(|id| id[1..].parse::<u16>().expect("number") % 2 == 1));
+
+    // Every acknowledged write reached the snapshot (writes are group-committed).
+    server.child.kill().await.expect("kill -9");
+    let server = start(&data, 90).await;
+    assert_eq!(
+        self::ids(&http, &server).await,
+        ids,
+        "the snapshot holds the same state"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

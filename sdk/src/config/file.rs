@@ -595,7 +595,8 @@ mod tests {
             e.contains("sdk.etcd_endpoints") && e.contains("at least one"),
             "{e}"
         );
-        let e = error_of("[sdk]\netcd_endpoints = [\"https://x:2379\"]");
+        assert!(parse_str("[sdk]\netcd_endpoints = [\"https://etcd.internal:2379\"]").is_ok());
+        let e = error_of("[sdk]\netcd_endpoints = [\"ftp://x:2379\"]");
         assert!(e.contains("sdk.etcd_endpoints"), "{e}");
         let e = error_of(
             "[sdk]\netcd_endpoints = [\"http://x:2379\"]\nregistry_url = \"http://y:8500\"",
