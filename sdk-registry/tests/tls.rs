@@ -12,6 +12,17 @@ use sdk_registry::{
 };
 use support::tls::{self_signed, serve_tls, trusting};
 
+/// A client trusting `identity` with instance `orders/o-1` registered through it.
+async fn registered_over_https(url: &str, identity: &support::tls::SelfSigned) -> HttpBackend {
+    let backend = HttpBackend::with_tls(url, Some("s3cret".into()), trusting(&identity.cert))
+        .expect("an https URL");
+    backend
+        .register(ServiceInstance::new("orders", "o-1", "127.0.0.1", 8081))
+        .await
+        .expect("registered over https");
+    backend
+}
+
 #[tokio::test]
 async fn the_registry_over_https() {
     let identity = self_signed();
@@ -24,12 +35,7 @@ async fn the_registry_over_https() {
     let port = serve_tls(router(registry), &identity).await;
     let url = format!("https://localhost:{port}");
 
-    let backend = HttpBackend::with_tls(&url, Some("s3cret".into()), trusting(&identity.cert))
-        .expect("an https URL");
-    backend
-        .register(ServiceInstance::new("orders", "o-1", "127.0.0.1", 8081))
-        .await
-        .expect("registered over https");
+    let backend = registered_over_https(&url, &identity).await;
     let mut changes = backend.watch("orders").await.expect("watch");
     assert_eq!(changes.borrow_and_update().len(), 1);
     backend
@@ -57,4 +63,63 @@ async fn the_registry_over_https() {
         .expect("valid");
     let found = sdk.discover_services("orders").await.expect("over https");
     assert_eq!(found.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_registry_binary_serves_https() {
+    let identity = self_signed();
+    let data = support::data_file("tls");
+    let dir = data.parent().expect("temp dir").to_path_buf();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, &identity.cert_pem).expect("write the certificate");
+    std::fs::write(&key, &identity.key_pem).expect("write the key");
+    let (cert_arg, key_arg) = (cert.display().to_string(), key.display().to_string());
+    let mut server = support::start_server(
+        &data,
+        90,
+        "127.0.0.1:0",
+        &["--tls-cert", &cert_arg, "--tls-key", &key_arg],
+    )
+    .await;
+    let port = server.addr.rsplit(':').next().expect("port");
+    let url = format!("https://localhost:{port}");
+
+    let backend = registered_over_https(&url, &identity).await;
+    assert_eq!(backend.instances("orders").await.expect("listed").len(), 1);
+
+    // Plain HTTP to the HTTPS port gets nowhere.
+    let plain = HttpBackend::new(&server.url, None).expect("an http URL");
+    assert!(plain.instances("orders").await.is_err());
+
+    // SIGTERM: a graceful exit over TLS too.
+    let pid = server.child.id().expect("running").to_string();
+    let sent = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .expect("kill -TERM");
+    assert!(sent.success());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(10), server.child.wait())
+        .await
+        .expect("exits within 10 s")
+        .expect("exit status");
+    assert!(status.success(), "{status:?}");
+
+    // A key file that is not there stops the binary before it listens, naming the file.
+    let missing = dir.join("missing-key.pem");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_sdk-registry"))
+        .args([
+            "--listen",
+            "127.0.0.1:0",
+            "--tls-cert",
+            &cert_arg,
+            "--tls-key",
+        ])
+        .arg(&missing)
+        .output()
+        .await
+        .expect("run the binary");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("missing-key.pem"), "{stderr}");
 }

@@ -1,9 +1,10 @@
-//! The registry server: `sdk-registry --listen 127.0.0.1:8500 --data registry.json`.
+//! The registry server: `sdk-registry --listen 127.0.0.1:8500 --data registry.json`
+//! (`--tls-cert cert.pem --tls-key key.pem` for HTTPS).
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Parser;
-use sdk_registry::server::{router, HealthChecks, Registry, ServerConfig};
+use sdk_registry::server::{router, tls, HealthChecks, Registry, ServerConfig};
 
 /// The service registry server.
 #[derive(Debug, Parser)]
@@ -36,6 +37,12 @@ struct Args {
     /// Passing probes in a row that mark it healthy again.
     #[arg(long, default_value_t = 1)]
     healthy_threshold: u32,
+    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
 }
 
 #[tokio::main]
@@ -57,12 +64,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         unhealthy_threshold: args.unhealthy_threshold,
         healthy_threshold: args.healthy_threshold,
     });
+    // Certificate problems are reported before anything listens.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(tls::load(cert, key)?),
+        _ => None,
+    };
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     // Tests and scripts read the bound address (the port may be 0) from this line.
     println!("listening on {}", listener.local_addr()?);
-    axum::serve(listener, router(registry))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    match tls {
+        Some(tls) => tls::serve(listener, router(registry), tls, shutdown_signal()).await?,
+        None => {
+            axum::serve(listener, router(registry))
+                .with_graceful_shutdown(shutdown_signal())
+                .await?
+        }
+    }
     evictor.abort();
     checks.abort();
     Ok(())

@@ -16,6 +16,7 @@
 
 mod health;
 mod snapshot;
+pub mod tls;
 
 pub use self::health::HealthChecks;
 
