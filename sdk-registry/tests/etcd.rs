@@ -48,6 +48,25 @@ fn ids(records: &[sdk_registry::InstanceRecord]) -> Vec<&str> {
     records.iter().map(|r| r.instance.id.as_str()).collect()
 }
 
+/// Waits (up to 10 s) until the watched snapshot holds exactly `want`.
+async fn watch_until(
+    changes: &mut tokio::sync::watch::Receiver<sdk_registry::Snapshot>,
+    want: &[&str],
+    what: &str,
+) {
+    let reached = tokio::time::timeout(Duration::from_secs(10), async {
+        while ids(&changes.borrow_and_update()) != want {
+            changes.changed().await.expect("watching");
+        }
+    })
+    .await;
+    assert!(
+        reached.is_ok(),
+        "{what}: still {:?}",
+        ids(&changes.borrow())
+    );
+}
+
 #[tokio::test]
 async fn register_list_health_and_deregister() {
     let Some(etcd) = backend("crud") else { return };
@@ -148,13 +167,7 @@ async fn heartbeats_renew_the_lease_and_silence_lets_it_expire() {
         etcd.heartbeat("orders", "silent").await,
         Err(RegistryError::UnknownInstance { .. })
     ));
-    tokio::time::timeout(Duration::from_secs(5), async {
-        while ids(&changes.borrow_and_update()) != ["kept"] {
-            changes.changed().await.expect("watching");
-        }
-    })
-    .await
-    .expect("the watch saw the expiry");
+    watch_until(&mut changes, &["kept"], "the watch saw the expiry").await;
 
     // Now `kept` falls silent too.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -318,6 +331,16 @@ impl OwnEtcd {
         peer_port: u16,
         tls: Option<(&std::path::Path, &std::path::Path)>,
     ) -> OwnEtcd {
+        Self::start_full(dir, client_port, peer_port, tls, &[]).await
+    }
+
+    async fn start_full(
+        dir: &std::path::Path,
+        client_port: u16,
+        peer_port: u16,
+        tls: Option<(&std::path::Path, &std::path::Path)>,
+        extra: &[&str],
+    ) -> OwnEtcd {
         let scheme = if tls.is_some() { "https" } else { "http" };
         let client = format!("{scheme}://127.0.0.1:{client_port}");
         let peer = format!("http://127.0.0.1:{peer_port}");
@@ -330,6 +353,7 @@ impl OwnEtcd {
                 .arg(key);
         }
         let mut child = command
+            .args(extra)
             .args(["--name", "own", "--data-dir"])
             .arg(dir)
             .args([
@@ -408,13 +432,12 @@ async fn a_watch_keeps_the_last_set_while_etcd_is_down_and_catches_up_after() {
         .register(instance("b", 2))
         .await
         .expect("etcd is back");
-    tokio::time::timeout(Duration::from_secs(10), async {
-        while ids(&changes.borrow_and_update()) != ["a", "b"] {
-            changes.changed().await.expect("watching");
-        }
-    })
-    .await
-    .expect("the watch caught up after the restart");
+    watch_until(
+        &mut changes,
+        &["a", "b"],
+        "the watch caught up after the restart",
+    )
+    .await;
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -453,13 +476,7 @@ async fn etcd_over_https() {
     etcd.register(instance("b", 2))
         .await
         .expect("registered over https");
-    tokio::time::timeout(Duration::from_secs(5), async {
-        while ids(&changes.borrow_and_update()) != ["a", "b"] {
-            changes.changed().await.expect("watching");
-        }
-    })
-    .await
-    .expect("the watch streams over https");
+    watch_until(&mut changes, &["a", "b"], "the watch streams over https").await;
 
     // Mozilla's roots do not vouch for a private certificate: verification is on.
     let untrusting = EtcdBackend::new(&[endpoint]).expect("an https endpoint");
@@ -467,5 +484,98 @@ async fn etcd_over_https() {
         untrusting.instances("orders").await,
         Err(RegistryError::Unavailable(_))
     ));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Turns on etcd's authentication with a `root` user (password `rootpw`).
+async fn enable_auth(endpoint: &str) {
+    let http = reqwest::Client::new();
+    for (path, body) in [
+        (
+            "/v3/auth/user/add",
+            serde_json::json!({ "name": "root", "password": "rootpw" }),
+        ),
+        ("/v3/auth/role/add", serde_json::json!({ "name": "root" })),
+        (
+            "/v3/auth/user/grant",
+            serde_json::json!({ "user": "root", "role": "root" }),
+        ),
+        ("/v3/auth/enable", serde_json::json!({})),
+    ] {
+        let answer = http
+            .post(format!("{endpoint}{path}"))
+            .json(&body)
+            .send()
+            .await
+            .expect("etcd answers");
+        assert!(answer.status().is_success(), "{path}: {}", answer.status());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn etcd_with_authentication() {
+    if etcd_endpoint().is_none() {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("sdk-auth-etcd-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let (client_port, peer_port) = (free_port(), free_port());
+    // Auth tokens live 1 s here, so the test sees one expire and be replaced.
+    let etcd = OwnEtcd::start_full(
+        &dir,
+        client_port,
+        peer_port,
+        None,
+        &["--auth-token-ttl", "1"],
+    )
+    .await;
+    enable_auth(&etcd.endpoint).await;
+
+    let anonymous = EtcdBackend::new(std::slice::from_ref(&etcd.endpoint)).expect("endpoint");
+    let err = anonymous
+        .register(instance("a", 1))
+        .await
+        .expect_err("authentication is required");
+    assert!(err.to_string().contains("requires authentication"), "{err}");
+
+    let wrong = EtcdBackend::new(std::slice::from_ref(&etcd.endpoint))
+        .expect("endpoint")
+        .with_credentials("root", "nope");
+    let err = wrong
+        .register(instance("a", 1))
+        .await
+        .expect_err("bad password");
+    assert!(err.to_string().contains("authentication failed"), "{err}");
+
+    let backend = EtcdBackend::new(std::slice::from_ref(&etcd.endpoint))
+        .expect("endpoint")
+        .with_credentials("root", "rootpw");
+    assert!(
+        !format!("{backend:?}").contains("rootpw"),
+        "the password never prints"
+    );
+    backend
+        .register(instance("a", 1))
+        .await
+        .expect("authenticated");
+    let mut changes = backend.watch("orders").await.expect("watch");
+    assert_eq!(ids(&changes.borrow_and_update()), ["a"]);
+
+    // The token expires; the next calls fetch a new one and carry on.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    backend
+        .heartbeat("orders", "a")
+        .await
+        .expect("a fresh token");
+    backend
+        .register(instance("b", 2))
+        .await
+        .expect("a fresh token");
+    watch_until(
+        &mut changes,
+        &["a", "b"],
+        "the watch follows with authentication",
+    )
+    .await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -41,6 +41,8 @@ struct RawSdk {
     etcd_endpoints: Option<Vec<String>>,
     etcd_prefix: Option<String>,
     etcd_lease_ttl: Option<DurationStr>,
+    etcd_user: Option<String>,
+    etcd_password: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -230,10 +232,22 @@ fn build(raw: RawFile) -> Result<SdkConfig, ConfigError> {
             }
             etcd.lease_ttl = ttl;
         }
+        if sdk.etcd_password.is_some() && sdk.etcd_user.is_none() {
+            return Err(ConfigError::invalid(
+                "sdk.etcd_password",
+                "a password needs etcd_user",
+            ));
+        }
+        etcd.user = sdk.etcd_user.filter(|u| !u.is_empty());
+        etcd.password = sdk.etcd_password;
         etcd.backend()
             .map_err(|e| ConfigError::invalid("sdk.etcd_endpoints", e.to_string()))?;
         config.etcd = Some(etcd);
-    } else if sdk.etcd_prefix.is_some() || sdk.etcd_lease_ttl.is_some() {
+    } else if sdk.etcd_prefix.is_some()
+        || sdk.etcd_lease_ttl.is_some()
+        || sdk.etcd_user.is_some()
+        || sdk.etcd_password.is_some()
+    {
         return Err(ConfigError::invalid(
             "sdk.etcd_prefix",
             "etcd settings need etcd_endpoints",
@@ -582,6 +596,19 @@ mod tests {
             ["http://127.0.0.1:9000", "http://10.0.0.2:2379"]
         );
         assert_eq!(etcd.prefix, "/shop/");
+        assert_eq!(etcd.user, None);
+        let with_auth = parse_str(
+            "[sdk]\netcd_endpoints = [\"http://127.0.0.1:2379\"]\netcd_user = \"shop\"\netcd_password = \"pa55-word\"",
+        )
+        .expect("valid");
+        let etcd_auth = with_auth.etcd.clone().expect("etcd configured");
+        assert_eq!(etcd_auth.user.as_deref(), Some("shop"));
+        assert!(
+            !format!("{with_auth:?}").contains("pa55-word"),
+            "the password never prints"
+        );
+        let e = error_of("[sdk]\netcd_endpoints = [\"http://x:2379\"]\netcd_password = \"p\"");
+        assert!(e.contains("sdk.etcd_password"), "{e}");
         assert_eq!(etcd.lease_ttl, Duration::from_secs(20));
         let defaults = parse_str("[sdk]\netcd_endpoints = [\"http://127.0.0.1:2379\"]")
             .expect("valid")

@@ -47,24 +47,43 @@ pub struct SdkConfig {
     pub etcd: Option<EtcdConfig>,
 }
 
-/// Discovery through etcd (`[sdk] etcd_endpoints`, `etcd_prefix`, `etcd_lease_ttl`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Discovery through etcd (`[sdk] etcd_endpoints`, `etcd_prefix`, `etcd_lease_ttl`,
+/// `etcd_user`, `etcd_password`).
+#[derive(Clone, PartialEq, Eq)]
 pub struct EtcdConfig {
-    /// The cluster's client URLs (`http://host:2379`), tried in turn.
+    /// The cluster's client URLs (`http://host:2379` or `https://host:2379`), tried in turn.
     pub endpoints: Vec<String>,
     /// The key prefix instances live under (default `/sdk-registry/services/`).
     pub prefix: String,
     /// The lease TTL of instances this process registers (default 90 s).
     pub lease_ttl: Duration,
+    /// The etcd user, when the cluster has authentication enabled.
+    pub user: Option<String>,
+    /// Its password (never printed).
+    pub password: Option<String>,
+}
+
+impl std::fmt::Debug for EtcdConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EtcdConfig")
+            .field("endpoints", &self.endpoints)
+            .field("prefix", &self.prefix)
+            .field("lease_ttl", &self.lease_ttl)
+            .field("user", &self.user)
+            .field("password", &self.password.as_ref().map(|_| "[redacted]"))
+            .finish()
+    }
 }
 
 impl EtcdConfig {
-    /// The cluster at `endpoints`, with the default prefix and TTL.
+    /// The cluster at `endpoints`, with the default prefix and TTL and no authentication.
     pub fn new(endpoints: Vec<String>) -> Self {
         EtcdConfig {
             endpoints,
             prefix: sdk_registry::EtcdBackend::DEFAULT_PREFIX.to_owned(),
             lease_ttl: Duration::from_secs(90),
+            user: None,
+            password: None,
         }
     }
 
@@ -82,7 +101,11 @@ impl EtcdConfig {
             Some(tls) => sdk_registry::EtcdBackend::with_tls(&self.endpoints, tls)?,
             None => sdk_registry::EtcdBackend::new(&self.endpoints)?,
         };
-        Ok(backend.with_prefix(&self.prefix).with_ttl(self.lease_ttl))
+        let backend = backend.with_prefix(&self.prefix).with_ttl(self.lease_ttl);
+        Ok(match &self.user {
+            Some(user) => backend.with_credentials(user, self.password.as_deref().unwrap_or("")),
+            None => backend,
+        })
     }
 }
 

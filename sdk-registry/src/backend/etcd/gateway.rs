@@ -8,7 +8,10 @@
 
 use std::{
     fmt,
-    sync::atomic::{AtomicUsize, Ordering},
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
     time::Duration,
 };
 
@@ -31,18 +34,32 @@ const MAX_ANSWER: usize = 64 * 1024 * 1024;
 /// The gRPC status code etcd uses for "not found" (leases, keys).
 const NOT_FOUND: i64 = 5;
 
+/// The gRPC status code etcd uses when a request's auth token is missing, invalid or
+/// expired.
+const UNAUTHENTICATED: i64 = 16;
+
 /// Talks to one of a cluster's endpoints, moving to the next when one cannot be reached.
 pub(super) struct Gateway {
     endpoints: Vec<String>,
     current: AtomicUsize,
     client: HttpClient,
     timeout: Duration,
+    credentials: Option<Arc<Credentials>>,
+    /// The auth token of the last authentication (etcd's tokens expire; see `call`).
+    token: Mutex<Option<Arc<str>>>,
+}
+
+/// An etcd user and password (never printed).
+struct Credentials {
+    user: String,
+    password: String,
 }
 
 impl fmt::Debug for Gateway {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Gateway")
             .field("endpoints", &self.endpoints)
+            .field("user", &self.credentials.as_ref().map(|c| &c.user))
             .finish_non_exhaustive()
     }
 }
@@ -54,13 +71,17 @@ pub(super) enum GatewayError {
     NotFound,
     /// No endpoint could be reached, or one answered something unexpected.
     Unavailable(String),
+    /// The auth token was refused (missing, invalid or expired).
+    Unauthenticated(String),
 }
 
 impl From<GatewayError> for RegistryError {
     fn from(e: GatewayError) -> Self {
         match e {
             GatewayError::NotFound => RegistryError::Unavailable("etcd: not found".into()),
-            GatewayError::Unavailable(message) => RegistryError::Unavailable(message),
+            GatewayError::Unavailable(message) | GatewayError::Unauthenticated(message) => {
+                RegistryError::Unavailable(message)
+            }
         }
     }
 }
@@ -96,7 +117,44 @@ impl Gateway {
             current: AtomicUsize::new(0),
             client: http_client(tls, Duration::from_secs(3)),
             timeout,
+            credentials: None,
+            token: Mutex::new(None),
         })
+    }
+
+    /// The same gateway, authenticating as `user` (etcd's user/password authentication).
+    pub(super) fn with_credentials(&self, user: &str, password: &str) -> Gateway {
+        Gateway {
+            endpoints: self.endpoints.clone(),
+            current: AtomicUsize::new(self.current.load(Ordering::Relaxed)),
+            client: self.client.clone(),
+            timeout: self.timeout,
+            credentials: Some(Arc::new(Credentials {
+                user: user.to_owned(),
+                password: password.to_owned(),
+            })),
+            token: Mutex::new(None),
+        }
+    }
+
+    /// The auth token to send, authenticating first if there is none yet; `None` without
+    /// credentials.
+    async fn token(&self) -> Result<Option<Arc<str>>, GatewayError> {
+        let Some(credentials) = &self.credentials else {
+            return Ok(None);
+        };
+        if let Some(token) = self.token.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            return Ok(Some(token));
+        }
+        let body = json!({ "name": credentials.user, "password": credentials.password });
+        let answer: Authenticated = self.unary("/v3/auth/authenticate", &body, None).await?;
+        let token: Arc<str> = answer.token.into();
+        *self.token.lock().unwrap_or_else(|e| e.into_inner()) = Some(token.clone());
+        Ok(Some(token))
+    }
+
+    fn forget_token(&self) {
+        *self.token.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// Sends `body` to `path` on the current endpoint, trying the others in turn when it
@@ -106,16 +164,30 @@ impl Gateway {
         path: &str,
         body: &Value,
     ) -> Result<http::Response<Incoming>, GatewayError> {
+        let token = self.token().await?;
+        self.send_with(path, body, token.as_deref()).await
+    }
+
+    async fn send_with(
+        &self,
+        path: &str,
+        body: &Value,
+        token: Option<&str>,
+    ) -> Result<http::Response<Incoming>, GatewayError> {
         let body = Bytes::from(body.to_string());
         let first = self.current.load(Ordering::Relaxed);
         let mut last_error = String::new();
         for step in 0..self.endpoints.len() {
             let index = (first + step) % self.endpoints.len();
             let endpoint = &self.endpoints[index];
-            let request = Request::builder()
+            let mut request = Request::builder()
                 .method(Method::POST)
                 .uri(format!("{endpoint}{path}"))
-                .header(header::CONTENT_TYPE, "application/json")
+                .header(header::CONTENT_TYPE, "application/json");
+            if let Some(token) = token {
+                request = request.header(header::AUTHORIZATION, token);
+            }
+            let request = request
                 .body(Full::new(body.clone()))
                 .map_err(|e| GatewayError::Unavailable(e.to_string()))?;
             match tokio::time::timeout(self.timeout, self.client.request(request)).await {
@@ -130,13 +202,31 @@ impl Gateway {
         Err(GatewayError::Unavailable(format!("etcd: {last_error}")))
     }
 
-    /// A unary call: `body` to `path`, the whole answer decoded as `T`.
+    /// A unary call: `body` to `path`, the whole answer decoded as `T`. An expired auth token
+    /// is replaced and the call made once more.
     pub(super) async fn call<T: DeserializeOwned>(
         &self,
         path: &str,
         body: Value,
     ) -> Result<T, GatewayError> {
-        let response = self.send(path, &body).await?;
+        let token = self.token().await?;
+        match self.unary(path, &body, token.as_deref()).await {
+            Err(GatewayError::Unauthenticated(_)) if self.credentials.is_some() => {
+                self.forget_token();
+                let token = self.token().await?;
+                self.unary(path, &body, token.as_deref()).await
+            }
+            other => other,
+        }
+    }
+
+    async fn unary<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Value,
+        token: Option<&str>,
+    ) -> Result<T, GatewayError> {
+        let response = self.send_with(path, body, token).await?;
         let status = response.status();
         let bytes = tokio::time::timeout(
             self.timeout,
@@ -151,10 +241,17 @@ impl Gateway {
                 message: status.to_string(),
                 code: 0,
             });
-            return Err(if error.code == NOT_FOUND {
-                GatewayError::NotFound
-            } else {
-                GatewayError::Unavailable(format!("etcd {path}: {}", error.message))
+            return Err(match error.code {
+                NOT_FOUND => GatewayError::NotFound,
+                UNAUTHENTICATED => {
+                    GatewayError::Unauthenticated(format!("etcd {path}: {}", error.message))
+                }
+                _ if error.message.contains("user name is empty") => {
+                    GatewayError::Unavailable(format!(
+                        "etcd {path}: the cluster requires authentication; set a user and password"
+                    ))
+                }
+                _ => GatewayError::Unavailable(format!("etcd {path}: {}", error.message)),
             });
         }
         serde_json::from_slice(&bytes)
@@ -352,6 +449,11 @@ pub(super) struct Range {
     pub(super) header: Header,
     #[serde(default)]
     pub(super) kvs: Vec<KeyValue>,
+}
+
+#[derive(Deserialize)]
+struct Authenticated {
+    token: String,
 }
 
 #[derive(Deserialize)]

@@ -86,6 +86,15 @@ impl EtcdBackend {
         })
     }
 
+    /// Authenticates as `user` with `password` (etcd's user/password authentication). The
+    /// auth token is fetched on first use and fetched again when etcd says it has expired;
+    /// neither the password nor the token is ever printed.
+    #[must_use]
+    pub fn with_credentials(mut self, user: &str, password: &str) -> Self {
+        self.gateway = Arc::new(self.gateway.with_credentials(user, password));
+        self
+    }
+
     /// Instances expire `ttl` after their last heartbeat (default 90 s; etcd rounds up to its
     /// minimum lease, about 2 s, and to whole seconds).
     #[must_use]
