@@ -43,6 +43,12 @@ pub(crate) fn http_client(tls: rustls::ClientConfig, connect_timeout: Duration) 
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(connect_timeout));
+    // Watches hold a connection open for as long as nothing changes; TCP keepalive notices a
+    // peer that vanished without closing it (a partition, a host gone) within about a
+    // minute, and the watch then reconnects or fails over.
+    http.set_keepalive(Some(Duration::from_secs(30)));
+    http.set_keepalive_interval(Some(Duration::from_secs(10)));
+    http.set_keepalive_retries(Some(3));
     let connector = HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
