@@ -89,16 +89,7 @@ async fn register_list_heartbeat_and_refuse_bad_input() {
     let services = get_json(&http, format!("{}/v1/services", server.url)).await;
     assert_eq!(services, json!(["orders"]));
 
-    let beat = http
-        .put(format!(
-            "{}/v1/services/orders/instances/a/heartbeat",
-            server.url
-        ))
-        .bearer_auth("s3cret")
-        .send()
-        .await
-        .expect("up");
-    assert_eq!(beat.status(), 204);
+    assert_eq!(heartbeat(&http, &server, "a").await, 204);
 
     let url = &server.url;
     let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
@@ -414,4 +405,113 @@ async fn active_health_checks_flip_instances() {
     health_is("unhealthy").await;
     healthy.store(true, Ordering::SeqCst);
     health_is("healthy").await;
+}
+
+/// Sends `orders/{id}`'s heartbeat; returns the status.
+async fn heartbeat(http: &reqwest::Client, server: &Server, id: &str) -> u16 {
+    http.put(format!(
+        "{}/v1/services/orders/instances/{id}/heartbeat",
+        server.url
+    ))
+    .bearer_auth("s3cret")
+    .send()
+    .await
+    .expect("up")
+    .status()
+    .as_u16()
+}
+
+/// The next `instances` event of a server-sent event stream, as JSON (keep-alive comments
+/// are skipped); `None` if the stream ended.
+async fn next_event(stream: &mut reqwest::Response, buffer: &mut String) -> Option<Value> {
+    loop {
+        if let Some(end) = buffer.find("\n\n") {
+            let event: String = buffer.drain(..end + 2).collect();
+            let data: String = event
+                .lines()
+                .filter_map(|line| line.strip_prefix("data:"))
+                .map(str::trim_start)
+                .collect();
+            if event.lines().any(|l| l == "event: instances") {
+                return Some(serde_json::from_str(&data).expect("JSON data"));
+            }
+            continue; // a keep-alive comment
+        }
+        let chunk = stream.chunk().await.expect("stream readable")?;
+        buffer.push_str(std::str::from_utf8(&chunk).expect("utf-8"));
+    }
+}
+
+/// [`next_event`], within 5 s.
+async fn next_within(stream: &mut reqwest::Response, buffer: &mut String) -> Option<Value> {
+    tokio::time::timeout(Duration::from_secs(5), next_event(stream, buffer))
+        .await
+        .expect("an event within 5 s")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_sent_events_follow_a_service_until_shutdown() {
+    let mut server = start(&data_file("events"), 90).await;
+    let http = reqwest::Client::new();
+    let mut events = http
+        .get(format!("{}/v1/services/orders/events", server.url))
+        .send()
+        .await
+        .expect("up");
+    assert_eq!(
+        events.headers()["content-type"],
+        "text/event-stream",
+        "an event stream"
+    );
+    let mut buffer = String::new();
+    assert_eq!(
+        next_within(&mut events, &mut buffer).await,
+        Some(json!([])),
+        "the current set first"
+    );
+
+    register(&http, &server, &instance("a", 8081)).await;
+    let set = next_within(&mut events, &mut buffer)
+        .await
+        .expect("an event");
+    assert_eq!(set[0]["instance"]["id"], "a");
+    assert_eq!(set[0]["health"], "unknown");
+
+    // A heartbeat changes nothing a watcher acts on: no event.
+    assert_eq!(heartbeat(&http, &server, "a").await, 204);
+    let health = http
+        .put(format!(
+            "{}/v1/services/orders/instances/a/health",
+            server.url
+        ))
+        .bearer_auth("s3cret")
+        .json(&json!({ "health": "unhealthy" }))
+        .send()
+        .await
+        .expect("up");
+    assert_eq!(health.status(), 204);
+    let set = next_within(&mut events, &mut buffer)
+        .await
+        .expect("an event");
+    assert_eq!(
+        set[0]["health"], "unhealthy",
+        "the heartbeat sent no event of its own"
+    );
+
+    // Hostile names are refused.
+    let bad = http
+        .get(format!("{}/v1/services/..%2Fx/events", server.url))
+        .send()
+        .await
+        .expect("up");
+    assert_eq!(bad.status(), 400);
+
+    // SIGTERM ends the open stream, so the server exits promptly instead of waiting on it.
+    let status = server.terminate().await;
+    assert!(status.success(), "{status:?}");
+    assert_eq!(
+        next_within(&mut events, &mut buffer).await,
+        None,
+        "the stream ended"
+    );
 }

@@ -92,17 +92,7 @@ async fn the_registry_binary_serves_https() {
     assert!(plain.instances("orders").await.is_err());
 
     // SIGTERM: a graceful exit over TLS too.
-    let pid = server.child.id().expect("running").to_string();
-    let sent = tokio::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .expect("kill -TERM");
-    assert!(sent.success());
-    let status = tokio::time::timeout(std::time::Duration::from_secs(10), server.child.wait())
-        .await
-        .expect("exits within 10 s")
-        .expect("exit status");
+    let status = server.terminate().await;
     assert!(status.success(), "{status:?}");
 
     // A key file that is not there stops the binary before it listens, naming the file.

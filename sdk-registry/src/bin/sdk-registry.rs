@@ -72,11 +72,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     // Tests and scripts read the bound address (the port may be 0) from this line.
     println!("listening on {}", listener.local_addr()?);
+    // On the signal, open long polls and event streams end, then in-flight requests finish.
+    let closer = registry.clone();
+    let shutdown = async move {
+        shutdown_signal().await;
+        closer.close();
+    };
     match tls {
-        Some(tls) => tls::serve(listener, router(registry), tls, shutdown_signal()).await?,
+        Some(tls) => tls::serve(listener, router(registry), tls, shutdown).await?,
         None => {
             axum::serve(listener, router(registry))
-                .with_graceful_shutdown(shutdown_signal())
+                .with_graceful_shutdown(shutdown)
                 .await?
         }
     }

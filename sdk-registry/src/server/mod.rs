@@ -10,10 +10,12 @@
 //! | `GET` | `/v1/services` | service names |
 //! | `GET` | `/v1/services/{service}/instances` | instances with health |
 //! | `GET` | `/v1/services/{service}/watch?after=N&wait=30` | long-poll: answers when the registry's version passes `N` (or after `wait` seconds) |
+//! | `GET` | `/v1/services/{service}/events` | server-sent events: the instances, again after every change |
 //! | `GET` | `/health` | liveness |
 //!
 //! Errors are JSON `{"error": "..."}` with a 4xx status naming the problem.
 
+mod events;
 mod health;
 mod snapshot;
 pub mod tls;
@@ -78,6 +80,8 @@ pub struct Registry {
     changed: tokio::sync::watch::Sender<u64>,
     snapshots: Snapshots,
     config: ServerConfig,
+    /// Set by [`close`](Registry::close): open watches and event streams end.
+    closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Registry {
@@ -97,7 +101,14 @@ impl Registry {
             changed: tokio::sync::watch::Sender::new(1),
             snapshots,
             config,
+            closing: tokio::sync::watch::Sender::new(false),
         }))
+    }
+
+    /// Ends open long polls and event streams, so a graceful shutdown need not wait for
+    /// them; call it when shutdown starts.
+    pub fn close(&self) {
+        self.closing.send_replace(true);
     }
 
     /// The backend.
@@ -173,6 +184,7 @@ pub fn router(registry: Arc<Registry>) -> Router {
             put(set_health),
         )
         .route("/v1/services/{service}/watch", get(watch))
+        .route("/v1/services/{service}/events", get(events::events))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(middleware::from_fn_with_state(
             registry.clone(),
@@ -321,9 +333,13 @@ async fn watch(
 ) -> Result<Json<WatchAnswer>, ApiError> {
     let Query(query) = query.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
     let mut changed = registry.changed.subscribe();
+    let mut closing = registry.closing.subscribe();
     let wait = Duration::from_secs(query.wait.min(60));
-    if *changed.borrow_and_update() <= query.after {
-        let _ = tokio::time::timeout(wait, changed.changed()).await;
+    if *changed.borrow_and_update() <= query.after && !*closing.borrow_and_update() {
+        tokio::select! {
+            _ = tokio::time::timeout(wait, changed.changed()) => {}
+            _ = closing.changed() => {}
+        }
     }
     let version = registry.version.load(Ordering::Acquire);
     Ok(Json(WatchAnswer {

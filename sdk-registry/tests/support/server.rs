@@ -20,6 +20,23 @@ pub(crate) struct Server {
     pub(crate) addr: String,
 }
 
+impl Server {
+    /// Sends SIGTERM and returns the exit status, which must come within 10 s.
+    pub(crate) async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("running").to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .expect("kill -TERM");
+        assert!(sent.success());
+        tokio::time::timeout(Duration::from_secs(10), self.child.wait())
+            .await
+            .expect("exits within 10 s of SIGTERM")
+            .expect("exit status")
+    }
+}
+
 /// Starts the binary on `listen` with token `s3cret`, the TTL and the snapshot file given,
 /// and waits for its `listening on` line.
 pub(crate) async fn start_server(
