@@ -121,10 +121,17 @@ impl InMemoryBackend {
 
     /// Evicts every instance whose TTL has passed, and tells the watchers; returns how many
     /// were evicted. Reads evict lazily too; run [`spawn_evictor`](Self::spawn_evictor) so
-    /// watchers hear about expiries without a read.
+    /// watchers hear about expiries without a read. Services with no instance and no watcher
+    /// left are forgotten, so watching made-up names cannot grow the registry for good.
     pub fn evict_expired(&self) -> usize {
         let now = Instant::now();
-        self.with_services(|services| services.values_mut().map(|entry| entry.evict(now)).sum())
+        self.with_services(|services| {
+            let evicted = services.values_mut().map(|entry| entry.evict(now)).sum();
+            services.retain(|_, entry| {
+                !entry.instances.is_empty() || entry.changes.receiver_count() > 0
+            });
+            evicted
+        })
     }
 
     /// Evicts expired instances every `interval`, until the returned handle is aborted or the
@@ -353,6 +360,31 @@ mod tests {
         tokio::time::advance(Duration::from_secs(91)).await;
         assert!(registry.instances("orders").await.expect("ok").is_empty());
         assert!(registry.services().await.expect("ok").is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn services_nobody_watches_or_uses_are_forgotten() {
+        let registry = InMemoryBackend::new();
+        let ghost = registry.watch("ghost").await.expect("ok");
+        let kept = registry.watch("orders").await.expect("ok");
+        registry.register(instance("a", 1)).await.expect("valid");
+        let entries = |r: &InMemoryBackend| r.with_services(|services| services.len());
+        assert_eq!(entries(&registry), 2);
+        drop(ghost);
+        drop(kept);
+        registry.evict_expired();
+        assert_eq!(
+            entries(&registry),
+            1,
+            "only `orders`, which has an instance, stays"
+        );
+        let _watching = registry.watch("later").await.expect("ok");
+        registry.evict_expired();
+        assert_eq!(
+            entries(&registry),
+            2,
+            "a watched service stays while watched"
+        );
     }
 
     #[tokio::test(start_paused = true)]
