@@ -183,3 +183,92 @@ async fn external_registration_wins_over_the_registry() {
         "external"
     );
 }
+
+/// A discovery whose one set the test fills when it likes.
+#[derive(Debug, Clone, Default)]
+struct FilledLater(sdk::discovery::InstanceSet);
+
+impl sdk::discovery::Discovery for FilledLater {
+    fn instances(&self, _service: &str) -> sdk::discovery::InstanceSet {
+        self.0.clone()
+    }
+}
+
+/// A GET with a 300 ms timeout that must fail; returns the error and how long it took.
+async fn failing_get(client: &sdk::ServiceClient) -> (sdk::ServiceError, Duration) {
+    let started = tokio::time::Instant::now();
+    let err = client
+        .get("/")
+        .timeout(Duration::from_millis(300))
+        .send::<String>()
+        .await
+        .expect_err("the call must fail");
+    (err, started.elapsed())
+}
+
+#[tokio::test(start_paused = true)]
+async fn waiting_for_a_first_lookup_stays_within_the_call_deadline() {
+    let sdk = ServiceSdk::builder()
+        .discovery(FilledLater::default()) // never filled
+        .defaults(ServiceConfig::new().timeout(Duration::from_secs(2)))
+        .build()
+        .expect("valid");
+    let client = sdk.get_client("silent");
+
+    let (err, elapsed) = failing_get(&client).await;
+    assert_eq!(
+        elapsed,
+        Duration::from_millis(300),
+        "the call's own timeout bounds the wait: {err}"
+    );
+    assert!(
+        matches!(err, sdk::ServiceError::NoHealthyInstance { .. }),
+        "{err:?}"
+    );
+
+    // Without a timeout of its own, a call waits up to the service's deadline, once.
+    let sdk = ServiceSdk::builder()
+        .discovery(FilledLater::default()) // never filled
+        .defaults(ServiceConfig::new().timeout(Duration::from_secs(2)))
+        .build()
+        .expect("valid");
+    let other = sdk.get_client("silent-too");
+    let started = tokio::time::Instant::now();
+    let _ = other.get("/").send::<String>().await;
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_secs(2),
+        "the service's 2 s deadline"
+    );
+    let started = tokio::time::Instant::now();
+    let _ = other.get("/").send::<String>().await;
+    assert_eq!(started.elapsed(), Duration::ZERO, "no second wait");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_deadline_counts_from_the_call_not_from_the_end_of_the_wait() {
+    let slow =
+        Scripted::start(Reply::json(serde_json::json!("late")).delay(Duration::from_millis(500)))
+            .await;
+    let discovery = FilledLater::default();
+    let sdk = ServiceSdk::builder()
+        .discovery(discovery.clone())
+        .defaults(ServiceConfig::new().retry(support::exact_retry(1)))
+        .build()
+        .expect("valid");
+    let client = sdk.get_client("slow");
+    let set = discovery.0.clone();
+    let url = slow.url.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        set.replace(vec![sdk::discovery::Instance::parse(&url).expect("valid")]);
+    });
+
+    let (err, elapsed) = failing_get(&client).await;
+    assert!(err.is_timeout(), "the instance answers too late: {err:?}");
+    assert_eq!(
+        elapsed,
+        Duration::from_millis(300),
+        "200 ms waiting for discovery + 100 ms left of the 300 ms deadline"
+    );
+}

@@ -58,6 +58,8 @@ pub(crate) struct ClientInner {
     pub(crate) default_headers: HeaderMap,
     pub(crate) hooks: Arc<Hooks>,
     pub(crate) attempt_timeout: Option<Duration>,
+    /// The service's deadline for a whole call (a request's `.timeout()` overrides it).
+    pub(crate) call_timeout: Duration,
     pub(crate) error_body_limit: usize,
     pub(crate) health: Arc<HealthState>,
     pub(crate) health_task: Option<tokio::task::JoinHandle<()>>,
@@ -170,15 +172,23 @@ impl ServiceClient {
             method = %request.method(),
             endpoint = request.endpoint(),
         );
+        let mut owned = request.clone();
         if !self.inner.instances.is_filled() {
-            // The first call to a discovered service: let the first lookup land.
-            self.inner.instances.filled_within(FIRST_FILL_WAIT).await;
+            // The first call to a discovered service: let the first lookup land, within the
+            // call's own deadline, which then counts from now rather than after the wait.
+            let limit = request.options().timeout.unwrap_or(self.inner.call_timeout);
+            let started = tokio::time::Instant::now();
+            self.inner
+                .instances
+                .filled_within(FIRST_FILL_WAIT.min(limit))
+                .await;
+            owned.set_deadline(crate::deadline::instant_after(started, limit), limit);
         }
         let result = self
             .inner
             .pipeline
             .clone()
-            .oneshot(request.clone())
+            .oneshot(owned)
             .instrument(span)
             .await;
         result.map_err(|err| {

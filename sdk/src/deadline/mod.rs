@@ -80,8 +80,11 @@ where
     }
 
     fn call(&mut self, mut request: ServiceRequest) -> Self::Future {
-        let limit = request.options().timeout.unwrap_or(self.default);
-        request.set_deadline(instant_after(Instant::now(), limit), limit);
+        // A deadline already set (the client's wait for a first lookup) stands.
+        if request.deadline().is_none() {
+            let limit = request.options().timeout.unwrap_or(self.default);
+            request.set_deadline(instant_after(Instant::now(), limit), limit);
+        }
         let into: fn(S::Error) -> BoxError = Into::into;
         self.inner.call(request).map_err(into)
     }

@@ -319,6 +319,7 @@ impl ServiceSdk {
             default_headers,
             hooks: self.inner.hooks.clone(),
             attempt_timeout: config.attempt_timeout,
+            call_timeout: config.timeout,
             error_body_limit: self.inner.config.error_body_limit,
             health,
             health_task,
