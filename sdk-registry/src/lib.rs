@@ -14,7 +14,10 @@ pub mod server;
 pub use rustls;
 
 pub use self::{
-    backend::{BoxFuture, EtcdBackend, HttpBackend, InMemoryBackend, RegistryBackend, Snapshot},
+    backend::{
+        default_tls_config, BoxFuture, EtcdBackend, HttpBackend, InMemoryBackend, RegistryBackend,
+        Snapshot,
+    },
     error::RegistryError,
     model::{HealthStatus, InstanceRecord, Scheme, ServiceInstance},
 };

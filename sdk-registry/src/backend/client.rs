@@ -17,24 +17,30 @@ use crate::RegistryError;
 /// A pooled HTTP/1.1 client for `http://` and `https://` URLs.
 pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// TLS trusting the Mozilla roots (webpki-roots), as the SDK's own transport does.
-pub(crate) fn default_tls() -> Result<rustls::ClientConfig, RegistryError> {
+/// The default client TLS: rustls with the ring provider, trusting the Mozilla roots
+/// (webpki-roots), so it behaves the same in a distroless container as on a laptop. The
+/// SDK's transport and the registry clients both start from it.
+pub fn default_tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
     // An explicit provider: rustls's process default panics when a dependency tree enables
     // both ring and aws-lc-rs.
     Ok(
         rustls::ClientConfig::builder_with_provider(
             rustls::crypto::ring::default_provider().into(),
         )
-        .with_safe_default_protocol_versions()
-        .map_err(|e| RegistryError::Invalid {
-            field: "tls",
-            reason: e.to_string(),
-        })?
+        .with_safe_default_protocol_versions()?
         .with_root_certificates(rustls::RootCertStore {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         })
         .with_no_client_auth(),
     )
+}
+
+/// [`default_tls_config`] as a registry result.
+pub(crate) fn default_tls() -> Result<rustls::ClientConfig, RegistryError> {
+    default_tls_config().map_err(|e| RegistryError::Invalid {
+        field: "tls",
+        reason: e.to_string(),
+    })
 }
 
 /// A client using `tls` for HTTPS.

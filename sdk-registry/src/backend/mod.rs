@@ -20,7 +20,9 @@ use std::{
 
 use tokio::sync::watch;
 
-pub use self::{etcd::EtcdBackend, http::HttpBackend, memory::InMemoryBackend};
+pub use self::{
+    client::default_tls_config, etcd::EtcdBackend, http::HttpBackend, memory::InMemoryBackend,
+};
 use crate::{HealthStatus, InstanceRecord, RegistryError, ServiceInstance};
 
 /// A boxed, `Send` future (the trait is used as `dyn RegistryBackend`).

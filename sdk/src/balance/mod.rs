@@ -153,16 +153,10 @@ impl InstancePicker {
     /// An instance of the service, or `None` if it has none.
     pub fn pick(&self) -> Option<Instance> {
         let shared = &self.shared;
-        shared
-            .instances
-            .with_current(|instances| match instances.len() {
-                0 => None,
-                1 => instances.first().cloned(),
-                _ => {
-                    let (index, _) = shared.choose(instances, None);
-                    instances.get(index).cloned()
-                }
-            })
+        shared.instances.with_current(|instances| {
+            let (index, _) = shared.select(instances, None)?;
+            instances.get(index).cloned()
+        })
     }
 }
 
@@ -200,6 +194,24 @@ impl Shared {
         next.insert(instance.url_arc().clone(), stats.clone());
         self.stats.store(Arc::new(next));
         stats
+    }
+
+    /// The instance to use and, with more than one, its statistics; `None` when there is
+    /// no instance.
+    fn select(
+        &self,
+        instances: &[Instance],
+        avoid: Option<&str>,
+    ) -> Option<(usize, Option<Arc<InstanceStats>>)> {
+        match instances.len() {
+            0 => None,
+            // One instance: nothing to choose, no shared state to touch.
+            1 => Some((0, None)),
+            _ => {
+                let (index, stats) = self.choose(instances, avoid);
+                Some((index, Some(stats)))
+            }
+        }
     }
 
     /// Picks an instance among two or more; see the module docs.
@@ -284,17 +296,7 @@ where
     fn call(&mut self, request: ServiceRequest) -> Self::Future {
         let shared = &self.shared;
         let chosen = shared.instances.with_current(|instances| {
-            if instances.is_empty() {
-                return None;
-            }
-            let (index, stats) = match instances.len() {
-                // One instance: nothing to choose, no shared state to touch.
-                1 => (0, None),
-                _ => {
-                    let (index, stats) = shared.choose(instances, request.avoid());
-                    (index, Some(stats))
-                }
-            };
+            let (index, stats) = shared.select(instances, request.avoid())?;
             let instance = &instances[index];
             Some((
                 instance.url_arc().clone(),

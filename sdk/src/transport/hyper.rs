@@ -66,17 +66,7 @@ impl HyperTransport {
     /// (webpki-roots), so it behaves the same in a distroless container as on a laptop.
     /// Use [`with_tls`](Self::with_tls) for private roots or client certificates.
     pub fn new(config: &TransportConfig) -> Result<Self, rustls::Error> {
-        // An explicit provider: rustls's process default panics when a dependency tree
-        // enables both ring and aws-lc-rs.
-        let tls = rustls::ClientConfig::builder_with_provider(
-            rustls::crypto::ring::default_provider().into(),
-        )
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        })
-        .with_no_client_auth();
-        Ok(Self::with_tls(config, tls))
+        Ok(Self::with_tls(config, sdk_registry::default_tls_config()?))
     }
 
     /// A transport using the given rustls configuration for HTTPS (custom roots, client

@@ -258,11 +258,17 @@ impl Gateway {
             .map_err(|e| GatewayError::Unavailable(format!("etcd {path}: bad answer: {e}")))
     }
 
-    /// The keys from `key` up to `range_end` (exclusive), with their values.
-    pub(super) async fn range(&self, key: &[u8], range_end: &[u8]) -> Result<Range, GatewayError> {
+    /// The keys from `key` up to `range_end` (exclusive), with their values unless
+    /// `keys_only`.
+    pub(super) async fn range(
+        &self,
+        key: &[u8],
+        range_end: &[u8],
+        keys_only: bool,
+    ) -> Result<Range, GatewayError> {
         self.call(
             "/v3/kv/range",
-            json!({ "key": encode(key), "range_end": encode(range_end) }),
+            json!({ "key": encode(key), "range_end": encode(range_end), "keys_only": keys_only }),
         )
         .await
     }

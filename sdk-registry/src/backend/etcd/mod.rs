@@ -140,14 +140,17 @@ impl EtcdBackend {
         // A range whose end is the key plus a zero byte holds exactly that key.
         let mut end = key.to_vec();
         end.push(0);
-        let range = self.gateway.range(key, &end).await?;
+        let range = self.gateway.range(key, &end, false).await?;
         Ok(range.kvs.into_iter().next())
     }
 
     /// A service's instances and the revision they were read at.
     async fn list(&self, service: &str) -> Result<(Records, i64), RegistryError> {
         let prefix = self.service_prefix(service)?;
-        let range = self.gateway.range(&prefix, &prefix_end(&prefix)).await?;
+        let range = self
+            .gateway
+            .range(&prefix, &prefix_end(&prefix), false)
+            .await?;
         let records = range
             .kvs
             .into_iter()
@@ -395,14 +398,7 @@ impl RegistryBackend for EtcdBackend {
             let prefix = self.prefix.as_bytes();
             let range = self
                 .gateway
-                .call::<gateway::Range>(
-                    "/v3/kv/range",
-                    json!({
-                        "key": encode(prefix),
-                        "range_end": encode(&prefix_end(prefix)),
-                        "keys_only": true,
-                    }),
-                )
+                .range(prefix, &prefix_end(prefix), true)
                 .await?;
             let mut names: Vec<String> = range
                 .kvs
