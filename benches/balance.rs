@@ -55,9 +55,12 @@ async fn propagation(registrar: &ServiceSdk, caller: &ServiceSdk, port: u16) -> 
 /// The registry server, in this process, on a loopback port.
 async fn registry_server() -> String {
     use sdk_registry::server::{router, Registry, ServerConfig};
-    let registry = Registry::open(ServerConfig::default())
-        .await
-        .expect("registry");
+    let registry = Registry::open(ServerConfig {
+        open_writes: true,
+        ..ServerConfig::default()
+    })
+    .await
+    .expect("registry");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");

@@ -37,7 +37,7 @@ fn main() {
         .build()
         .expect("runtime");
     rt.block_on(async move {
-        let registry = Registry::open(ServerConfig::default()).await.expect("registry");
+        let registry = Registry::open(ServerConfig { open_writes: true, ..ServerConfig::default() }).await.expect("registry");
         for s in 0..SERVICES {
             for i in 0..PER_SERVICE {
                 let instance = ServiceInstance::new(format!("svc-{s}"), format!("i-{i}"), "10.0.0.1", 1000 + i as u16);

@@ -24,7 +24,7 @@ use sdk::{
     registry::{HttpBackend, ServiceInstance},
     ServiceSdk,
 };
-use sdk_registry::server::{router, Registry, ServerConfig};
+use sdk_registry::server::{router, serve, Limits, Registry, ServerConfig};
 
 use super::{
     api::{Users, UsersClient},
@@ -51,7 +51,8 @@ pub(crate) async fn start_registry() -> Result<RegistryAccess, Error> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
     tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router(registry)).await {
+        let forever = std::future::pending();
+        if let Err(e) = serve(listener, router(registry), None, Limits::default(), forever).await {
             eprintln!("registry stopped: {e}");
         }
     });

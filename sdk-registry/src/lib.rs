@@ -15,9 +15,9 @@ pub use rustls;
 
 pub use self::{
     backend::{
-        default_tls_config, BoxFuture, EtcdBackend, HttpBackend, InMemoryBackend, RegistryBackend,
-        Snapshot,
+        default_tls_config, tls_config_trusting, BoxFuture, EtcdBackend, HttpBackend,
+        InMemoryBackend, RegistryBackend, Snapshot,
     },
     error::RegistryError,
-    model::{HealthStatus, InstanceRecord, Scheme, ServiceInstance},
+    model::{validate_name, HealthStatus, InstanceRecord, Scheme, ServiceInstance},
 };

@@ -90,40 +90,24 @@ impl ServiceInstance {
     /// assert!(ServiceInstance::new("", "o-1", "10.0.0.7", 8080).validate().is_err());
     /// ```
     pub fn validate(&self) -> Result<(), RegistryError> {
+        validate_name("service", &self.service)?;
+        validate_name("id", &self.id)?;
+        validate_host(&self.host)?;
         let invalid = |field: &'static str, reason: &str| {
             Err(RegistryError::Invalid {
                 field,
                 reason: reason.to_owned(),
             })
         };
-        let name_ok = |s: &str| {
-            !s.is_empty()
-                && s.len() <= 128
-                && s.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        };
-        if !name_ok(&self.service) {
-            return invalid(
-                "service",
-                "1-128 characters of letters, digits, `-`, `_` or `.`",
-            );
-        }
-        if !name_ok(&self.id) {
-            return invalid("id", "1-128 characters of letters, digits, `-`, `_` or `.`");
-        }
-        let host_ok = !self.host.is_empty()
-            && self.host.len() <= 253
-            && self.host.bytes().all(|b| {
-                b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b':' | b'[' | b']')
-            });
-        if !host_ok {
-            return invalid("host", "a host name or an IP address");
-        }
         if self.port == 0 {
             return invalid("port", "must be 1-65535");
         }
         if let Some(path) = &self.health_check_path {
-            if !path.starts_with('/') || path.contains(['#', ' ']) || path.starts_with("//") {
+            let path_ok = path.starts_with('/')
+                && !path.starts_with("//")
+                && path.len() <= 1024
+                && path.bytes().all(|b| b.is_ascii_graphic() && b != b'#');
+            if !path_ok {
                 return invalid("health_check_path", "a path starting with `/`");
             }
         }
@@ -138,8 +122,74 @@ impl ServiceInstance {
                 "at most 64 labels, keys up to 128 and values up to 1024 bytes",
             );
         }
+        if self.version.as_ref().is_some_and(|v| v.len() > 128) {
+            return invalid("version", "at most 128 bytes");
+        }
         Ok(())
     }
+}
+
+/// Checks a service name or an instance id: 1-128 letters, digits, `-`, `_` or `.`, and
+/// not `.` or `..`, so it is safe as a URL path segment and as a key component. This is the
+/// one rule: the model, the server's routes and every backend call it.
+///
+/// ```
+/// use sdk_registry::validate_name;
+///
+/// assert!(validate_name("service", "order-service").is_ok());
+/// assert!(validate_name("service", "..").is_err());
+/// assert!(validate_name("id", "a/b").is_err());
+/// ```
+pub fn validate_name(field: &'static str, value: &str) -> Result<(), RegistryError> {
+    let ok = !value.is_empty()
+        && value.len() <= 128
+        && value != "."
+        && value != ".."
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        return Ok(());
+    }
+    let mut shown: String = value.chars().take(64).collect();
+    if shown.len() < value.len() {
+        shown.push('…');
+    }
+    Err(RegistryError::Invalid {
+        field,
+        reason: format!(
+            "`{}` is not a name: use 1-128 letters, digits, `-`, `_` or `.` (not `.` or `..`)",
+            shown.escape_debug()
+        ),
+    })
+}
+
+/// Checks a host: a DNS name, an IPv4 address, or an IPv6 address (bare or in brackets).
+/// A port or anything else after the host is refused, since [`ServiceInstance::url`] adds
+/// the port itself.
+fn validate_host(host: &str) -> Result<(), RegistryError> {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let ipv6 = bare.parse::<std::net::Ipv6Addr>().is_ok();
+    let dns = host.len() <= 253
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+    if ipv6 || dns {
+        return Ok(());
+    }
+    Err(RegistryError::Invalid {
+        field: "host",
+        reason: "a host name or an IP address, without a port".to_owned(),
+    })
 }
 
 /// What the registry knows of an instance's health.

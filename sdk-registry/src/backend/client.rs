@@ -19,8 +19,22 @@ pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// The default client TLS: rustls with the ring provider, trusting the Mozilla roots
 /// (webpki-roots), so it behaves the same in a distroless container as on a laptop. The
-/// SDK's transport and the registry clients both start from it.
+/// SDK's transport, the registry clients and the registry server's health probes all start
+/// from it.
 pub fn default_tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
+    tls_config_trusting(Vec::new())
+}
+
+/// [`default_tls_config`] that also trusts `extra_roots` (a private CA).
+pub fn tls_config_trusting(
+    extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+) -> Result<rustls::ClientConfig, rustls::Error> {
+    let mut roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    for root in extra_roots {
+        roots.add(root)?;
+    }
     // An explicit provider: rustls's process default panics when a dependency tree enables
     // both ring and aws-lc-rs.
     Ok(
@@ -28,9 +42,7 @@ pub fn default_tls_config() -> Result<rustls::ClientConfig, rustls::Error> {
             rustls::crypto::ring::default_provider().into(),
         )
         .with_safe_default_protocol_versions()?
-        .with_root_certificates(rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-        })
+        .with_root_certificates(roots)
         .with_no_client_auth(),
     )
 }
@@ -41,6 +53,23 @@ pub(crate) fn default_tls() -> Result<rustls::ClientConfig, RegistryError> {
         field: "tls",
         reason: e.to_string(),
     })
+}
+
+/// An error with its causes, `outer: inner: innermost` (hyper-util's errors say only
+/// "client error (Connect)" at the top; the reason, a refused connection or a certificate
+/// problem, is further down).
+pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
 }
 
 /// A client using `tls` for HTTPS.

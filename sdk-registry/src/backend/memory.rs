@@ -1,6 +1,23 @@
+//! The embedded registry, and the table the registry server keeps in memory.
+//!
+//! Costs are per service, never per registry: each service has its own lock, and the map of
+//! services is only read-locked on the way to one. A heartbeat touches one entry and tells
+//! nobody; only a change of membership, address or health publishes a new snapshot (and takes
+//! a new version). Expiry is a timer queue (a binary heap of deadlines): a heartbeat does not
+//! touch it; when a deadline comes due, the entry is either gone, evicted, or queued again at
+//! its current deadline, so each live instance costs one queue operation per TTL whatever
+//! its heartbeat rate.
+//!
+//! Why not `tokio_util::time::DelayQueue`: it wants one owner polling it, and a deadline per
+//! heartbeat; the lazy re-queue above needs neither.
+
 use std::{
-    collections::{BTreeMap, HashMap},
-    sync::{Arc, Mutex},
+    cmp::Reverse,
+    collections::{BTreeMap, BinaryHeap, HashMap},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex, RwLock,
+    },
     time::Duration,
 };
 
@@ -29,13 +46,31 @@ pub struct InMemoryBackend {
 #[derive(Debug)]
 struct Inner {
     ttl: Duration,
-    services: Mutex<HashMap<String, ServiceEntry>>,
+    /// Evict what is due at each call (the embedded default). The registry server evicts
+    /// itself, after the removal is on disk.
+    evict_on_access: bool,
+    services: RwLock<HashMap<String, Arc<Shard>>>,
+    expiry: Mutex<BinaryHeap<Reverse<Due>>>,
+    /// The last version taken by any service: versions are unique and only grow, so a
+    /// service forgotten and seen again never repeats one.
+    version: AtomicU64,
+    /// When unused services were last forgotten (on-access mode sweeps once a second).
+    last_sweep: Mutex<Instant>,
+}
+
+/// One service: its instances behind a lock of its own, and the channel its watchers read.
+#[derive(Debug)]
+struct Shard {
+    state: Mutex<ShardState>,
+    changes: watch::Sender<Snapshot>,
+    /// The instances as JSON at one version, made once and shared by every watcher.
+    encoded: Mutex<Option<(u64, bytes::Bytes)>>,
 }
 
 #[derive(Debug)]
-struct ServiceEntry {
+struct ShardState {
     instances: BTreeMap<String, Entry>,
-    changes: watch::Sender<Snapshot>,
+    version: u64,
 }
 
 #[derive(Debug)]
@@ -44,29 +79,30 @@ struct Entry {
     expires: Instant,
 }
 
-impl ServiceEntry {
-    fn new() -> Self {
-        ServiceEntry {
-            instances: BTreeMap::new(),
+/// A deadline in the expiry queue.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Due {
+    at: Instant,
+    service: String,
+    id: String,
+}
+
+impl Shard {
+    /// A new service's shard, at the registry's current version (so a version it
+    /// answers never repeats one an earlier shard of the same name answered).
+    fn new(version: u64) -> Self {
+        Shard {
+            state: Mutex::new(ShardState {
+                instances: BTreeMap::new(),
+                version,
+            }),
             changes: watch::Sender::new(Arc::new(Vec::new())),
+            encoded: Mutex::new(None),
         }
     }
 
-    fn publish(&self) {
-        let snapshot: Vec<InstanceRecord> =
-            self.instances.values().map(|e| e.record.clone()).collect();
-        self.changes.send_replace(Arc::new(snapshot));
-    }
-
-    /// Drops expired instances and, if any went, tells the watchers; returns how many went.
-    fn evict(&mut self, now: Instant) -> usize {
-        let before = self.instances.len();
-        self.instances.retain(|_, entry| entry.expires > now);
-        let evicted = before - self.instances.len();
-        if evicted > 0 {
-            self.publish();
-        }
-        evicted
+    fn lock(&self) -> std::sync::MutexGuard<'_, ShardState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
@@ -84,10 +120,26 @@ impl InMemoryBackend {
 
     /// A registry whose instances expire `ttl` after their last heartbeat.
     pub fn with_ttl(ttl: Duration) -> Self {
+        Self::build(ttl, true, 0)
+    }
+
+    /// The server's table: nothing is evicted until the server says so
+    /// ([`take_expired`](Self::take_expired), then [`remove`](Self::remove)), and versions
+    /// start after `first_version`.
+    #[cfg(feature = "server")]
+    pub(crate) fn evicting_manually(ttl: Duration, first_version: u64) -> Self {
+        Self::build(ttl, false, first_version)
+    }
+
+    fn build(ttl: Duration, evict_on_access: bool, first_version: u64) -> Self {
         InMemoryBackend {
             inner: Arc::new(Inner {
                 ttl,
-                services: Mutex::new(HashMap::new()),
+                evict_on_access,
+                services: RwLock::new(HashMap::new()),
+                expiry: Mutex::new(BinaryHeap::new()),
+                version: AtomicU64::new(first_version),
+                last_sweep: Mutex::new(Instant::now()),
             }),
         }
     }
@@ -97,41 +149,211 @@ impl InMemoryBackend {
         self.inner.ttl
     }
 
-    fn with_services<R>(&self, f: impl FnOnce(&mut HashMap<String, ServiceEntry>) -> R) -> R {
+    /// Now plus the TTL, saturating (a TTL of years must not overflow the clock).
+    fn deadline(&self) -> Instant {
+        let now = Instant::now();
+        now.checked_add(self.inner.ttl)
+            .unwrap_or_else(|| now + Duration::from_secs(100 * 365 * 24 * 3600))
+    }
+
+    fn shard(&self, service: &str) -> Option<Arc<Shard>> {
+        let services = self
+            .inner
+            .services
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        services.get(service).cloned()
+    }
+
+    fn shard_or_insert(&self, service: &str) -> Arc<Shard> {
+        if let Some(shard) = self.shard(service) {
+            return shard;
+        }
         let mut services = self
             .inner
             .services
-            .lock()
+            .write()
             .unwrap_or_else(|e| e.into_inner());
-        f(&mut services)
+        services
+            .entry(service.to_owned())
+            .or_insert_with(|| Arc::new(Shard::new(self.inner.version.load(Ordering::Acquire))))
+            .clone()
     }
 
-    /// Every registered instance (for snapshots).
-    pub fn all_instances(&self) -> Vec<ServiceInstance> {
-        let now = Instant::now();
-        self.with_services(|services| {
-            services
-                .values()
-                .flat_map(|entry| entry.instances.values())
-                .filter(|e| e.expires > now)
-                .map(|e| e.record.instance.clone())
-                .collect()
-        })
+    fn schedule(&self, at: Instant, service: &str, id: &str) {
+        self.inner
+            .expiry
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Reverse(Due {
+                at,
+                service: service.to_owned(),
+                id: id.to_owned(),
+            }));
+    }
+
+    /// Gives the shard a new version and its watchers a new snapshot.
+    fn publish(&self, shard: &Shard, state: &mut ShardState) {
+        state.version = self.inner.version.fetch_add(1, Ordering::AcqRel) + 1;
+        let snapshot: Vec<InstanceRecord> =
+            state.instances.values().map(|e| e.record.clone()).collect();
+        shard.changes.send_replace(Arc::new(snapshot));
+    }
+
+    /// The newest version any service has taken.
+    #[cfg(feature = "server")]
+    pub(crate) fn version(&self) -> u64 {
+        self.inner.version.load(Ordering::Acquire)
+    }
+
+    /// A service's version and its instances as a JSON array, serialized once per version
+    /// and shared by every long poll and event stream that sends it. Heartbeat times in it
+    /// are those of the last change.
+    #[cfg(feature = "server")]
+    pub(crate) fn encoded(&self, service: &str) -> (u64, bytes::Bytes) {
+        let Some(shard) = self.shard(service) else {
+            return (self.version(), bytes::Bytes::from_static(b"[]"));
+        };
+        let state = shard.lock();
+        let mut cache = shard.encoded.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((version, bytes)) = &*cache {
+            if *version == state.version {
+                return (*version, bytes.clone());
+            }
+        }
+        let records: Vec<&InstanceRecord> = state.instances.values().map(|e| &e.record).collect();
+        // Serializing strings and numbers cannot fail.
+        let bytes = bytes::Bytes::from(serde_json::to_vec(&records).unwrap_or_default());
+        *cache = Some((state.version, bytes.clone()));
+        (state.version, bytes)
+    }
+
+    /// The record of one instance, if registered.
+    #[cfg(feature = "server")]
+    pub(crate) fn record(&self, service: &str, id: &str) -> Option<InstanceRecord> {
+        let shard = self.shard(service)?;
+        let state = shard.lock();
+        state.instances.get(id).map(|e| e.record.clone())
+    }
+
+    /// Every registered instance with its record.
+    pub fn records(&self) -> Vec<InstanceRecord> {
+        let shards: Vec<Arc<Shard>> = {
+            let services = self
+                .inner
+                .services
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
+            services.values().cloned().collect()
+        };
+        shards
+            .iter()
+            .flat_map(|shard| {
+                let state = shard.lock();
+                state
+                    .instances
+                    .values()
+                    .map(|e| e.record.clone())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     /// Evicts every instance whose TTL has passed, and tells the watchers; returns how many
-    /// were evicted. Reads evict lazily too; run [`spawn_evictor`](Self::spawn_evictor) so
-    /// watchers hear about expiries without a read. Services with no instance and no watcher
-    /// left are forgotten, so watching made-up names cannot grow the registry for good.
+    /// were evicted. The embedded registry also does this at each call; run
+    /// [`spawn_evictor`](Self::spawn_evictor) so watchers hear about expiries without one.
+    /// Services with no instance and no watcher left are forgotten, so watching made-up names
+    /// cannot grow the registry for good.
     pub fn evict_expired(&self) -> usize {
+        let expired = self.take_expired();
+        let evicted = expired
+            .iter()
+            .filter(|(service, id)| self.remove(service, id))
+            .count();
+        self.forget_unused();
+        evicted
+    }
+
+    /// Takes the instances whose deadline has passed off the expiry queue (queueing again the
+    /// ones that heartbeated since); the caller removes them with [`remove`](Self::remove).
+    pub(crate) fn take_expired(&self) -> Vec<(String, String)> {
         let now = Instant::now();
-        self.with_services(|services| {
-            let evicted = services.values_mut().map(|entry| entry.evict(now)).sum();
-            services.retain(|_, entry| {
-                !entry.instances.is_empty() || entry.changes.receiver_count() > 0
-            });
-            evicted
-        })
+        let mut due = Vec::new();
+        {
+            let mut queue = self.inner.expiry.lock().unwrap_or_else(|e| e.into_inner());
+            while queue.peek().is_some_and(|Reverse(d)| d.at <= now) {
+                if let Some(Reverse(d)) = queue.pop() {
+                    due.push(d);
+                }
+            }
+        }
+        let mut expired = Vec::new();
+        for d in due {
+            let expires = self
+                .shard(&d.service)
+                .and_then(|shard| shard.lock().instances.get(&d.id).map(|e| e.expires));
+            match expires {
+                Some(at) if at <= now => expired.push((d.service, d.id)),
+                Some(at) => self.schedule(at, &d.service, &d.id),
+                None => {} // deregistered since
+            }
+        }
+        expired
+    }
+
+    /// Queues an instance for another look at `at` (an eviction that could not be saved).
+    #[cfg(feature = "server")]
+    pub(crate) fn retry_expiry(&self, service: &str, id: &str, at: Instant) {
+        self.schedule(at, service, id);
+    }
+
+    /// Removes an instance and tells the watchers; false if it was not there.
+    pub(crate) fn remove(&self, service: &str, id: &str) -> bool {
+        let Some(shard) = self.shard(service) else {
+            return false;
+        };
+        let mut state = shard.lock();
+        let removed = state.instances.remove(id).is_some();
+        if removed {
+            self.publish(&shard, &mut state);
+        }
+        removed
+    }
+
+    /// Forgets services with no instance and no watcher.
+    fn forget_unused(&self) {
+        *self
+            .inner
+            .last_sweep
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Instant::now();
+        let mut services = self
+            .inner
+            .services
+            .write()
+            .unwrap_or_else(|e| e.into_inner());
+        services.retain(|_, shard| {
+            !shard.lock().instances.is_empty() || shard.changes.receiver_count() > 0
+        });
+    }
+
+    /// The embedded registry's housekeeping, at each call: evict what is due, and once a
+    /// second forget unused services.
+    fn on_access(&self) {
+        if !self.inner.evict_on_access {
+            return;
+        }
+        for (service, id) in self.take_expired() {
+            self.remove(&service, &id);
+        }
+        let sweep_due = self
+            .inner
+            .last_sweep
+            .lock()
+            .is_ok_and(|last| last.elapsed() >= Duration::from_secs(1));
+        if sweep_due {
+            self.forget_unused();
+        }
     }
 
     /// Evicts expired instances every `interval`, until the returned handle is aborted or the
@@ -147,51 +369,96 @@ impl InMemoryBackend {
         })
     }
 
-    fn update(
+    /// Registers or refreshes `instance` (already validated); returns true if watchers were
+    /// told (the instance is new, or its address or metadata changed).
+    pub(crate) fn upsert(&self, instance: ServiceInstance, health: Option<HealthStatus>) -> bool {
+        let expires = self.deadline();
+        let shard = self.shard_or_insert(&instance.service);
+        let mut state = shard.lock();
+        let (service, id) = (instance.service.clone(), instance.id.clone());
+        let changed = match state.instances.get_mut(&id) {
+            Some(entry) if entry.record.instance == instance => {
+                entry.expires = expires;
+                entry.record.last_heartbeat_ms = unix_ms();
+                match health {
+                    Some(health) if health != entry.record.health => {
+                        entry.record.health = health;
+                        true
+                    }
+                    _ => false,
+                }
+            }
+            previous => {
+                let is_new = previous.is_none();
+                let record = InstanceRecord {
+                    instance,
+                    health: health.unwrap_or_default(),
+                    last_heartbeat_ms: unix_ms(),
+                };
+                state
+                    .instances
+                    .insert(id.clone(), Entry { record, expires });
+                if is_new {
+                    self.schedule(expires, &service, &id);
+                }
+                true
+            }
+        };
+        if changed {
+            self.publish(&shard, &mut state);
+        }
+        changed
+    }
+
+    /// Sets an instance's health; `Ok(true)` if it changed (and watchers were told).
+    pub(crate) fn update_health(
         &self,
         service: &str,
         id: &str,
-        f: impl FnOnce(&mut Entry),
-    ) -> Result<(), RegistryError> {
-        let now = Instant::now();
-        self.with_services(|services| {
-            let unknown = || RegistryError::UnknownInstance {
-                service: service.to_owned(),
-                id: id.to_owned(),
-            };
-            let entry = services.get_mut(service).ok_or_else(unknown)?;
-            entry.evict(now);
-            let instance = entry.instances.get_mut(id).ok_or_else(unknown)?;
-            f(instance);
-            entry.publish();
-            Ok(())
-        })
+        health: HealthStatus,
+    ) -> Result<bool, RegistryError> {
+        let shard = self.shard(service).ok_or_else(|| unknown(service, id))?;
+        let mut state = shard.lock();
+        let entry = state
+            .instances
+            .get_mut(id)
+            .ok_or_else(|| unknown(service, id))?;
+        if entry.record.health == health {
+            return Ok(false);
+        }
+        entry.record.health = health;
+        self.publish(&shard, &mut state);
+        Ok(true)
+    }
+
+    /// Keeps an instance alive for another TTL: one entry touched, nobody told. An instance
+    /// past its deadline is gone, even if the evictor has not removed it yet.
+    fn touch(&self, service: &str, id: &str) -> Result<(), RegistryError> {
+        let shard = self.shard(service).ok_or_else(|| unknown(service, id))?;
+        let mut state = shard.lock();
+        let entry = state
+            .instances
+            .get_mut(id)
+            .filter(|e| e.expires > Instant::now())
+            .ok_or_else(|| unknown(service, id))?;
+        entry.expires = self.deadline();
+        entry.record.last_heartbeat_ms = unix_ms();
+        Ok(())
+    }
+}
+
+fn unknown(service: &str, id: &str) -> RegistryError {
+    RegistryError::UnknownInstance {
+        service: service.to_owned(),
+        id: id.to_owned(),
     }
 }
 
 impl RegistryBackend for InMemoryBackend {
     fn register(&self, instance: ServiceInstance) -> BoxFuture<'_, Result<(), RegistryError>> {
+        self.on_access();
         let result = instance.validate().map(|()| {
-            let expires = Instant::now() + self.inner.ttl;
-            self.with_services(|services| {
-                let entry = services
-                    .entry(instance.service.clone())
-                    .or_insert_with(ServiceEntry::new);
-                let health = entry
-                    .instances
-                    .get(&instance.id)
-                    .filter(|e| e.record.instance == instance)
-                    .map_or(HealthStatus::Unknown, |e| e.record.health);
-                let record = InstanceRecord {
-                    instance: instance.clone(),
-                    health,
-                    last_heartbeat_ms: unix_ms(),
-                };
-                entry
-                    .instances
-                    .insert(instance.id.clone(), Entry { record, expires });
-                entry.publish();
-            });
+            self.upsert(instance, None);
         });
         Box::pin(std::future::ready(result))
     }
@@ -201,20 +468,12 @@ impl RegistryBackend for InMemoryBackend {
         service: &'a str,
         id: &'a str,
     ) -> BoxFuture<'a, Result<(), RegistryError>> {
-        let result = self.with_services(|services| {
-            let removed = services.get_mut(service).and_then(|entry| {
-                let removed = entry.instances.remove(id);
-                entry.publish();
-                removed
-            });
-            match removed {
-                Some(_) => Ok(()),
-                None => Err(RegistryError::UnknownInstance {
-                    service: service.to_owned(),
-                    id: id.to_owned(),
-                }),
-            }
-        });
+        self.on_access();
+        let result = if self.remove(service, id) {
+            Ok(())
+        } else {
+            Err(unknown(service, id))
+        };
         Box::pin(std::future::ready(result))
     }
 
@@ -223,12 +482,8 @@ impl RegistryBackend for InMemoryBackend {
         service: &'a str,
         id: &'a str,
     ) -> BoxFuture<'a, Result<(), RegistryError>> {
-        let ttl = self.inner.ttl;
-        let result = self.update(service, id, |entry| {
-            entry.expires = Instant::now() + ttl;
-            entry.record.last_heartbeat_ms = unix_ms();
-        });
-        Box::pin(std::future::ready(result))
+        self.on_access();
+        Box::pin(std::future::ready(self.touch(service, id)))
     }
 
     fn set_health<'a>(
@@ -237,7 +492,8 @@ impl RegistryBackend for InMemoryBackend {
         id: &'a str,
         health: HealthStatus,
     ) -> BoxFuture<'a, Result<(), RegistryError>> {
-        let result = self.update(service, id, |entry| entry.record.health = health);
+        self.on_access();
+        let result = self.update_health(service, id, health).map(drop);
         Box::pin(std::future::ready(result))
     }
 
@@ -245,30 +501,29 @@ impl RegistryBackend for InMemoryBackend {
         &'a self,
         service: &'a str,
     ) -> BoxFuture<'a, Result<Vec<InstanceRecord>, RegistryError>> {
-        let now = Instant::now();
-        let records = self.with_services(|services| match services.get_mut(service) {
-            Some(entry) => {
-                entry.evict(now);
-                entry.instances.values().map(|e| e.record.clone()).collect()
-            }
-            None => Vec::new(),
+        self.on_access();
+        let records = self.shard(service).map_or_else(Vec::new, |shard| {
+            let state = shard.lock();
+            state.instances.values().map(|e| e.record.clone()).collect()
         });
         Box::pin(std::future::ready(Ok(records)))
     }
 
     fn services(&self) -> BoxFuture<'_, Result<Vec<String>, RegistryError>> {
-        let now = Instant::now();
-        let names = self.with_services(|services| {
-            let mut names: Vec<String> = services
-                .iter_mut()
-                .filter_map(|(name, entry)| {
-                    entry.evict(now);
-                    (!entry.instances.is_empty()).then(|| name.clone())
-                })
-                .collect();
-            names.sort();
-            names
-        });
+        self.on_access();
+        let mut names: Vec<String> = {
+            let services = self
+                .inner
+                .services
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
+            services
+                .iter()
+                .filter(|(_, shard)| !shard.lock().instances.is_empty())
+                .map(|(name, _)| name.clone())
+                .collect()
+        };
+        names.sort();
         Box::pin(std::future::ready(Ok(names)))
     }
 
@@ -276,13 +531,8 @@ impl RegistryBackend for InMemoryBackend {
         &'a self,
         service: &'a str,
     ) -> BoxFuture<'a, Result<watch::Receiver<Snapshot>, RegistryError>> {
-        let receiver = self.with_services(|services| {
-            services
-                .entry(service.to_owned())
-                .or_insert_with(ServiceEntry::new)
-                .changes
-                .subscribe()
-        });
+        self.on_access();
+        let receiver = self.shard_or_insert(service).changes.subscribe();
         Box::pin(std::future::ready(Ok(receiver)))
     }
 }
@@ -368,7 +618,7 @@ mod tests {
         let ghost = registry.watch("ghost").await.expect("ok");
         let kept = registry.watch("orders").await.expect("ok");
         registry.register(instance("a", 1)).await.expect("valid");
-        let entries = |r: &InMemoryBackend| r.with_services(|services| services.len());
+        let entries = |r: &InMemoryBackend| r.inner.services.read().map_or(0, |s| s.len());
         assert_eq!(entries(&registry), 2);
         drop(ghost);
         drop(kept);
@@ -409,5 +659,76 @@ mod tests {
         changes.changed().await.expect("open");
         assert!(changes.borrow().is_empty(), "the evictor told the watcher");
         evictor.abort();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn heartbeats_and_unchanged_registrations_publish_nothing() {
+        let registry = InMemoryBackend::new();
+        registry.register(instance("a", 1)).await.expect("valid");
+        let mut changes = registry.watch("orders").await.expect("ok");
+        changes.borrow_and_update();
+        registry.heartbeat("orders", "a").await.expect("alive");
+        registry.register(instance("a", 1)).await.expect("the same");
+        registry
+            .set_health("orders", "a", HealthStatus::Unknown)
+            .await
+            .expect("unchanged");
+        assert!(!changes.has_changed().expect("open"), "nothing changed");
+        registry.register(instance("a", 2)).await.expect("moved");
+        assert!(
+            changes.has_changed().expect("open"),
+            "a new address is a change"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn expiry_is_queued_and_every_eviction_is_published() {
+        let registry = InMemoryBackend::with_ttl(Duration::from_secs(10));
+        registry.register(instance("a", 1)).await.expect("valid");
+        registry.register(instance("b", 2)).await.expect("valid");
+        let mut changes = registry.watch("orders").await.expect("ok");
+        changes.borrow_and_update();
+        tokio::time::advance(Duration::from_secs(6)).await;
+        registry.heartbeat("orders", "a").await.expect("alive");
+        tokio::time::advance(Duration::from_secs(5)).await;
+        // b's deadline passed: the next call evicts it, and the watcher hears of it.
+        let records = registry.instances("orders").await.expect("ok");
+        assert_eq!(records.len(), 1);
+        assert!(
+            changes.has_changed().expect("open"),
+            "the eviction was published"
+        );
+        assert_eq!(changes.borrow_and_update().len(), 1);
+        // a was queued again at its new deadline, not evicted at its first one.
+        tokio::time::advance(Duration::from_secs(6)).await;
+        assert_eq!(registry.evict_expired(), 1);
+        assert!(registry.instances("orders").await.expect("ok").is_empty());
+        assert!(
+            registry.heartbeat("orders", "a").await.is_err(),
+            "gone once expired"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn heartbeats_do_not_grow_the_expiry_queue() {
+        let registry = InMemoryBackend::with_ttl(Duration::from_secs(30));
+        for i in 0..100 {
+            registry
+                .register(instance(&format!("i{i}"), 1))
+                .await
+                .expect("valid");
+        }
+        for _ in 0..50 {
+            tokio::time::advance(Duration::from_secs(1)).await;
+            for i in 0..100 {
+                registry
+                    .heartbeat("orders", &format!("i{i}"))
+                    .await
+                    .expect("alive");
+            }
+        }
+        let queued = registry.inner.expiry.lock().map_or(0, |q| q.len());
+        assert_eq!(queued, 100, "one deadline per instance");
+        assert_eq!(registry.instances("orders").await.expect("ok").len(), 100);
     }
 }

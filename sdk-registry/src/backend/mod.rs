@@ -5,7 +5,7 @@
 //! The trait is object-safe (boxed futures), so the SDK can hold whichever backend its
 //! configuration names.
 
-mod client;
+pub(crate) mod client;
 mod etcd;
 mod http;
 mod memory;
@@ -21,9 +21,12 @@ use std::{
 use tokio::sync::watch;
 
 pub use self::{
-    client::default_tls_config, etcd::EtcdBackend, http::HttpBackend, memory::InMemoryBackend,
+    client::{default_tls_config, tls_config_trusting},
+    etcd::EtcdBackend,
+    http::HttpBackend,
+    memory::InMemoryBackend,
 };
-use crate::{HealthStatus, InstanceRecord, RegistryError, ServiceInstance};
+use crate::{validate_name, HealthStatus, InstanceRecord, RegistryError, ServiceInstance};
 
 /// A boxed, `Send` future (the trait is used as `dyn RegistryBackend`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -81,20 +84,8 @@ pub(crate) fn unix_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
-/// `value` if it is a valid service or instance name (so it is safe as a path segment or a
-/// key component).
+/// `value` if it is a valid service or instance name ([`validate_name`]), so it is safe as a
+/// path segment or a key component.
 pub(crate) fn name_segment(value: &str) -> Result<&str, RegistryError> {
-    if value.is_empty()
-        || !value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        || value == "."
-        || value == ".."
-    {
-        return Err(RegistryError::Invalid {
-            field: "name",
-            reason: format!("`{value}` is not a service or instance name"),
-        });
-    }
-    Ok(value)
+    validate_name("name", value).map(|()| value)
 }

@@ -1,10 +1,11 @@
-//! The registry server: `sdk-registry --listen 127.0.0.1:8500 --data registry.json`
-//! (`--tls-cert cert.pem --tls-key key.pem` for HTTPS).
+//! The registry server: `sdk-registry --listen 127.0.0.1:8500 --data registry.db` with the
+//! token in `SDK_REGISTRY_TOKEN` (`--tls-cert cert.pem --tls-key key.pem` for HTTPS).
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Parser;
-use sdk_registry::server::{router, tls, HealthChecks, Registry, ServerConfig};
+use rustls::pki_types::{pem::PemObject, CertificateDer};
+use sdk_registry::server::{router, serve, tls, HealthChecks, Limits, Registry, ServerConfig};
 
 /// The service registry server.
 #[derive(Debug, Parser)]
@@ -13,30 +14,48 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8500")]
     listen: SocketAddr,
-    /// Snapshot file: registrations survive restarts (and kill -9).
+    /// SQLite data file: every acknowledged write survives restarts, kill -9 and power
+    /// loss. An older release's JSON snapshot at this path is imported once.
     #[arg(long)]
     data: Option<PathBuf>,
-    /// Seconds without a heartbeat before an instance is evicted.
-    #[arg(long, default_value_t = 90)]
+    /// Seconds without a heartbeat before an instance is evicted (1 to 604800).
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=604_800))]
     ttl_secs: u64,
-    /// Bearer token required for writes.
+    /// Bearer token required for writes (must not be empty).
     #[arg(long, env = "SDK_REGISTRY_TOKEN", hide_env_values = true)]
     token: Option<String>,
+    /// Accept writes from anyone when no token is set (a warning is logged, and /health
+    /// says `"writes": "open"`).
+    #[arg(long)]
+    allow_open_writes: bool,
     /// Require the token for reads too.
     #[arg(long)]
     protect_reads: bool,
-    /// Milliseconds between health-check rounds (instances with a health_check_path).
-    #[arg(long, default_value_t = 10_000)]
+    /// Milliseconds between health probes of one instance (10 to 3600000).
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     health_interval_ms: u64,
-    /// Milliseconds allowed for one health probe.
-    #[arg(long, default_value_t = 5_000)]
+    /// Milliseconds allowed for one health probe (1 to 600000).
+    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
     health_timeout_ms: u64,
-    /// Failed probes in a row that mark an instance unhealthy.
-    #[arg(long, default_value_t = 3)]
+    /// Failed probes in a row that mark an instance unhealthy (1 to 100).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
     unhealthy_threshold: u32,
-    /// Passing probes in a row that mark it healthy again.
-    #[arg(long, default_value_t = 1)]
+    /// Passing probes in a row that mark it healthy again (1 to 100).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
     healthy_threshold: u32,
+    /// PEM file of extra CA certificates trusted when probing `https` instances.
+    #[arg(long)]
+    probe_ca: Option<PathBuf>,
+    /// Connections served at once; more are closed on arrival (1 to 1000000).
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: u64,
+    /// Seconds a client has to send a request's headers, or finish a TLS handshake (1 to 300).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    header_timeout_secs: u64,
+    /// Seconds a connection may move no byte before it is closed (61 to 3600: above the
+    /// longest long poll).
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u64).range(61..=3_600))]
+    idle_timeout_secs: u64,
     /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -50,24 +69,35 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing_subscriber::fmt().with_target(false).init();
     let args = Args::parse();
     let config = ServerConfig {
-        ttl: Duration::from_secs(args.ttl_secs.max(1)),
-        snapshot: args.data,
-        token: args.token,
+        ttl: Duration::from_secs(args.ttl_secs),
+        data: args.data.clone(),
+        token: args.token.clone(),
+        open_writes: args.allow_open_writes,
         protect_reads: args.protect_reads,
         ..ServerConfig::default()
     };
-    let registry = Registry::open(config).await?;
-    let evictor = registry.spawn_evictor(Duration::from_secs(1));
-    let checks = registry.spawn_health_checks(HealthChecks {
-        interval: Duration::from_millis(args.health_interval_ms.max(10)),
-        timeout: Duration::from_millis(args.health_timeout_ms.max(1)),
-        unhealthy_threshold: args.unhealthy_threshold,
-        healthy_threshold: args.healthy_threshold,
-    });
     // Certificate problems are reported before anything listens.
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(tls::load(cert, key)?),
         _ => None,
+    };
+    let probe_tls = probe_tls(args.probe_ca.as_deref())?;
+    let registry = Registry::open(config).await?;
+    let evictor = registry.spawn_evictor(Duration::from_millis(250));
+    let checks = registry.spawn_health_checks(
+        HealthChecks {
+            interval: Duration::from_millis(args.health_interval_ms),
+            timeout: Duration::from_millis(args.health_timeout_ms),
+            unhealthy_threshold: args.unhealthy_threshold,
+            healthy_threshold: args.healthy_threshold,
+        },
+        probe_tls,
+    );
+    let limits = Limits {
+        max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        header_read_timeout: Duration::from_secs(args.header_timeout_secs),
+        idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+        ..Limits::default()
     };
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     // Tests and scripts read the bound address (the port may be 0) from this line.
@@ -78,17 +108,24 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         shutdown_signal().await;
         closer.close();
     };
-    match tls {
-        Some(tls) => tls::serve(listener, router(registry), tls, shutdown).await?,
-        None => {
-            axum::serve(listener, router(registry))
-                .with_graceful_shutdown(shutdown)
-                .await?
-        }
-    }
+    serve(listener, router(registry), tls, limits, shutdown).await?;
     evictor.abort();
     checks.abort();
     Ok(())
+}
+
+/// The client TLS for probing `https` instances: the Mozilla roots, plus `--probe-ca`.
+fn probe_tls(
+    extra: Option<&std::path::Path>,
+) -> Result<rustls::ClientConfig, Box<dyn std::error::Error>> {
+    let mut roots = Vec::new();
+    if let Some(path) = extra {
+        let invalid = |e: &dyn std::fmt::Display| format!("{}: {e}", path.display());
+        for cert in CertificateDer::pem_file_iter(path).map_err(|e| invalid(&e))? {
+            roots.push(cert.map_err(|e| invalid(&e))?);
+        }
+    }
+    Ok(sdk_registry::tls_config_trusting(roots)?)
 }
 
 /// Ctrl-C or SIGTERM: stop accepting, finish the requests in flight, exit.

@@ -1,23 +1,32 @@
-//! Active health checks: every instance that declares a `health_check_path` is probed each
-//! interval; `unhealthy_threshold` failures in a row mark it unhealthy, `healthy_threshold`
-//! passes mark it healthy again. Clients leave unhealthy instances out of rotation.
+//! Active health checks: every instance that declares a `health_check_path` is probed on a
+//! schedule of its own, `interval` after its last probe started (or as soon as it ended, if
+//! it took longer). `unhealthy_threshold` failures in a row mark it unhealthy,
+//! `healthy_threshold` passes mark it healthy again, and clients leave unhealthy instances
+//! out of rotation.
+//!
+//! Probes run concurrently, at most [`MAX_PROBES`] at once, so a hung instance costs only its
+//! own timeout and never delays the others. `https` instances are probed through the same
+//! rustls client the registry clients use (Mozilla roots, or the server's `--probe-ca`).
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use bytes::Bytes;
-use http_body_util::Empty;
-use hyper_util::{
-    client::legacy::{connect::HttpConnector, Client},
-    rt::TokioExecutor,
+use http_body_util::Full;
+use tokio::{task::JoinSet, time::Instant};
+
+use super::{writer::Op, Registry};
+use crate::{
+    backend::client::{http_client, HttpClient},
+    HealthStatus, InstanceRecord,
 };
 
-use super::Registry;
-use crate::{HealthStatus, RegistryBackend};
+/// Probes in flight at most.
+const MAX_PROBES: usize = 64;
 
 /// Health-check settings of the server.
 #[derive(Clone, Copy, Debug)]
 pub struct HealthChecks {
-    /// Time between rounds.
+    /// Time between the starts of two probes of one instance.
     pub interval: Duration,
     /// Time allowed for one probe.
     pub timeout: Duration,
@@ -38,68 +47,159 @@ impl Default for HealthChecks {
     }
 }
 
-#[derive(Default)]
-struct Streak {
+/// One instance's schedule and streak.
+struct Probed {
+    /// The URL probed; a new address starts a new streak.
+    url: String,
+    due: Instant,
+    in_flight: bool,
     failures: u32,
     passes: u32,
 }
 
+type Key = (String, String);
+
 pub(super) fn spawn(
     registry: Arc<Registry>,
     settings: HealthChecks,
+    tls: rustls::ClientConfig,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let client: Client<HttpConnector, Empty<Bytes>> =
-            Client::builder(TokioExecutor::new()).build(HttpConnector::new());
-        let mut streaks: HashMap<(String, String), Streak> = HashMap::new();
-        let mut ticks = tokio::time::interval(settings.interval);
+        let client = http_client(tls, settings.timeout);
+        let mut probed: HashMap<Key, Probed> = HashMap::new();
+        let mut probes: JoinSet<(Key, String, bool)> = JoinSet::new();
+        // Scheduling resolution: fine enough for the interval, never a busy loop.
+        let step = (settings.interval / 4).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let mut ticks = tokio::time::interval(step);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            ticks.tick().await;
-            let backend = registry.backend();
-            let services = backend.services().await.unwrap_or_default();
-            for service in services {
-                for record in backend.instances(&service).await.unwrap_or_default() {
-                    let Some(path) = &record.instance.health_check_path else {
-                        continue;
-                    };
-                    let url = format!("{}{path}", record.instance.url());
-                    let passed = match url.parse::<http::Uri>() {
-                        Ok(uri) => matches!(
-                            tokio::time::timeout(settings.timeout, client.get(uri)).await,
-                            Ok(Ok(response)) if response.status().is_success()
-                        ),
-                        Err(_) => false,
-                    };
-                    let key = (service.clone(), record.instance.id.clone());
-                    let streak = streaks.entry(key).or_default();
-                    let next = if passed {
-                        streak.failures = 0;
-                        streak.passes += 1;
-                        (streak.passes >= settings.healthy_threshold.max(1))
-                            .then_some(HealthStatus::Healthy)
-                    } else {
-                        streak.passes = 0;
-                        streak.failures += 1;
-                        (streak.failures >= settings.unhealthy_threshold.max(1))
-                            .then_some(HealthStatus::Unhealthy)
-                    };
-                    if let Some(health) = next.filter(|h| *h != record.health) {
-                        tracing::info!(%service, id = %record.instance.id, ?health, "health changed");
-                        if backend
-                            .set_health(&service, &record.instance.id, health)
-                            .await
-                            .is_ok()
-                        {
-                            registry.bump();
-                        }
-                    }
+            tokio::select! {
+                _ = ticks.tick() => {
+                    schedule(&registry.backend.records(), &mut probed, &mut probes, &client, settings);
+                }
+                Some(done) = probes.join_next() => {
+                    let Ok((key, url, passed)) = done else { continue };
+                    record(&registry, &mut probed, key, &url, passed, settings).await;
                 }
             }
-            // Forget instances that are gone.
-            let known = registry.backend().all_instances();
-            streaks.retain(|(service, id), _| {
-                known.iter().any(|i| &i.service == service && &i.id == id)
-            });
         }
     })
+}
+
+/// Starts the probes that are due, and forgets instances that are gone.
+fn schedule(
+    records: &[InstanceRecord],
+    probed: &mut HashMap<Key, Probed>,
+    probes: &mut JoinSet<(Key, String, bool)>,
+    client: &HttpClient,
+    settings: HealthChecks,
+) {
+    let now = Instant::now();
+    let mut live = HashMap::with_capacity(records.len());
+    for record in records {
+        let Some(path) = &record.instance.health_check_path else {
+            continue;
+        };
+        let key = (record.instance.service.clone(), record.instance.id.clone());
+        let url = format!("{}{path}", record.instance.url());
+        let entry = probed.entry(key.clone()).or_insert_with(|| Probed {
+            url: url.clone(),
+            due: now,
+            in_flight: false,
+            failures: 0,
+            passes: 0,
+        });
+        if entry.url != url {
+            *entry = Probed {
+                url: url.clone(),
+                due: now,
+                in_flight: entry.in_flight,
+                failures: 0,
+                passes: 0,
+            };
+        }
+        if !entry.in_flight && entry.due <= now && probes.len() < MAX_PROBES {
+            entry.in_flight = true;
+            entry.due = now + settings.interval;
+            let (client, timeout) = (client.clone(), settings.timeout);
+            probes.spawn(async move {
+                let passed = probe(&client, &url, timeout).await;
+                (key, url, passed)
+            });
+        }
+        live.insert(
+            (
+                record.instance.service.as_str(),
+                record.instance.id.as_str(),
+            ),
+            (),
+        );
+    }
+    probed.retain(|(service, id), p| {
+        p.in_flight || live.contains_key(&(service.as_str(), id.as_str()))
+    });
+}
+
+async fn probe(client: &HttpClient, url: &str, timeout: Duration) -> bool {
+    let Ok(uri) = url.parse::<http::Uri>() else {
+        return false;
+    };
+    let request = match http::Request::get(uri).body(Full::new(Bytes::new())) {
+        Ok(request) => request,
+        Err(_) => return false,
+    };
+    match tokio::time::timeout(timeout, client.request(request)).await {
+        Ok(Ok(response)) => response.status().is_success(),
+        Ok(Err(e)) => {
+            tracing::debug!(%url, error = %crate::backend::client::chain(&e), "health probe failed");
+            false
+        }
+        Err(_) => {
+            tracing::debug!(%url, "health probe timed out");
+            false
+        }
+    }
+}
+
+/// Counts a probe's outcome and, when a threshold is crossed, records the new health.
+async fn record(
+    registry: &Registry,
+    probed: &mut HashMap<Key, Probed>,
+    key: Key,
+    url: &str,
+    passed: bool,
+    settings: HealthChecks,
+) {
+    let Some(entry) = probed.get_mut(&key) else {
+        return;
+    };
+    entry.in_flight = false;
+    entry.due = entry.due.max(Instant::now());
+    if entry.url != url {
+        return; // the instance moved while the probe ran
+    }
+    let next = if passed {
+        entry.failures = 0;
+        entry.passes = entry.passes.saturating_add(1);
+        (entry.passes >= settings.healthy_threshold.max(1)).then_some(HealthStatus::Healthy)
+    } else {
+        entry.passes = 0;
+        entry.failures = entry.failures.saturating_add(1);
+        (entry.failures >= settings.unhealthy_threshold.max(1)).then_some(HealthStatus::Unhealthy)
+    };
+    let Some(health) = next else { return };
+    let (service, id) = key;
+    let current = registry.backend.record(&service, &id).map(|r| r.health);
+    if current.is_none_or(|h| h == health) {
+        return;
+    }
+    tracing::info!(%service, %id, ?health, "health changed");
+    let op = Op::SetHealth {
+        service: service.clone(),
+        id: id.clone(),
+        health,
+    };
+    if let Err(e) = registry.writer.write(op).await {
+        tracing::warn!(%service, %id, error = %e, "could not record a health change");
+    }
 }

@@ -1,5 +1,5 @@
-//! The registry server (feature `server`): a REST API over the in-memory backend, with
-//! heartbeat TTL eviction, a durable snapshot, and bearer-token writes.
+//! The registry server (feature `server`): a REST API over the registry's in-memory table,
+//! with heartbeat TTL eviction, durable state in SQLite, and bearer-token writes.
 //!
 //! | method | path | |
 //! | --- | --- | --- |
@@ -9,98 +9,147 @@
 //! | `PUT` | `/v1/services/{service}/instances/{id}/health` | record health (`{"health": "unhealthy"}`) → 204 |
 //! | `GET` | `/v1/services` | service names |
 //! | `GET` | `/v1/services/{service}/instances` | instances with health |
-//! | `GET` | `/v1/services/{service}/watch?after=N&wait=30` | long-poll: answers when the registry's version passes `N` (or after `wait` seconds) |
+//! | `GET` | `/v1/services/{service}/watch?after=N&wait=30` | long poll: answers when the service's version passes `N` (or after `wait` seconds) |
 //! | `GET` | `/v1/services/{service}/events` | server-sent events: the instances, again after every change |
-//! | `GET` | `/health` | liveness |
+//! | `GET` | `/health` | liveness, and whether writes are open |
 //!
-//! Errors are JSON `{"error": "..."}` with a 4xx status naming the problem.
+//! Every error is JSON `{"error": "..."}` with a 4xx or 5xx status naming the problem.
+//!
+//! A write is answered only once it is saved, and is visible to readers and watchers only
+//! from then on; a write that could not be saved answers 500 and changes nothing
+//! ([`writer`]). Versions are per service and carry the server's epoch (its starts on
+//! this data file), so they never go backwards across a restart.
 
+mod api;
 mod events;
 mod health;
-mod snapshot;
+mod serve;
+mod store;
 pub mod tls;
+mod writer;
 
-pub use self::health::HealthChecks;
-
-use std::{
-    path::PathBuf,
-    sync::{
-        atomic::{AtomicU64, Ordering},
-        Arc,
-    },
-    time::Duration,
+pub use self::{
+    health::HealthChecks,
+    serve::{serve, Limits},
 };
 
-use axum::{
-    extract::{rejection::JsonRejection, DefaultBodyLimit, Path, Query, Request, State},
-    http::{header::AUTHORIZATION, Method, StatusCode},
-    middleware::{self, Next},
-    response::{IntoResponse, Response},
-    routing::{get, post, put},
-    Json, Router,
-};
-use serde::{Deserialize, Serialize};
-use subtle::ConstantTimeEq;
+use std::{io, path::PathBuf, sync::Arc, time::Duration};
 
-use self::snapshot::Snapshots;
-use crate::{InMemoryBackend, InstanceRecord, RegistryBackend, RegistryError, ServiceInstance};
+use self::{
+    store::Store,
+    writer::{Op, Writer},
+};
+use crate::InMemoryBackend;
+
+pub use self::api::router;
+use self::api::{ApiError, ServicePath};
 
 /// How the server is set up.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct ServerConfig {
     /// Heartbeat TTL (default 90 s).
     pub ttl: Duration,
-    /// Where the snapshot lives (default: none, state is lost on restart).
-    pub snapshot: Option<PathBuf>,
-    /// Bearer token required for writes (default: none).
+    /// The SQLite data file (default: none, state is lost on restart).
+    pub data: Option<PathBuf>,
+    /// Bearer token required for writes (default: none, which [`Registry::open`] refuses
+    /// unless `open_writes` is set).
     pub token: Option<String>,
+    /// Accept writes without a token (default: false). The server warns at start and
+    /// reports it on `/health`.
+    pub open_writes: bool,
     /// Require the token for reads too (default: false).
     pub protect_reads: bool,
     /// Largest request body (default 64 KiB).
     pub max_body: usize,
+    /// Time a request body has to arrive (default 30 s).
+    pub body_timeout: Duration,
+}
+
+impl std::fmt::Debug for ServerConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServerConfig")
+            .field("ttl", &self.ttl)
+            .field("data", &self.data)
+            .field("token", &self.token.as_ref().map(|_| "[redacted]"))
+            .field("open_writes", &self.open_writes)
+            .field("protect_reads", &self.protect_reads)
+            .field("max_body", &self.max_body)
+            .field("body_timeout", &self.body_timeout)
+            .finish()
+    }
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         ServerConfig {
             ttl: Duration::from_secs(90),
-            snapshot: None,
+            data: None,
             token: None,
+            open_writes: false,
             protect_reads: false,
             max_body: 64 * 1024,
+            body_timeout: Duration::from_secs(30),
         }
     }
 }
 
-/// The server's state: the backend, the version counter watchers wait on, the snapshots.
+/// The longest TTL accepted (a week): longer ones are a mistake, and would overflow clocks.
+pub const MAX_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Bits of a version below the epoch: a run may make 2^32 changes, and versions stay below
+/// 2^53, so JavaScript reads them exactly.
+const EPOCH_SHIFT: u32 = 32;
+const EPOCH_MASK: u64 = (1 << 21) - 1;
+
+/// The server's state: the table, the one writer, the settings.
 #[derive(Debug)]
 pub struct Registry {
     backend: InMemoryBackend,
-    version: AtomicU64,
-    changed: tokio::sync::watch::Sender<u64>,
-    snapshots: Snapshots,
+    writer: Writer,
     config: ServerConfig,
+    epoch: u64,
     /// Set by [`close`](Registry::close): open watches and event streams end.
     closing: tokio::sync::watch::Sender<bool>,
 }
 
 impl Registry {
-    /// A registry restored from the snapshot, if there is one.
-    pub async fn open(config: ServerConfig) -> std::io::Result<Arc<Registry>> {
-        let snapshots = Snapshots::new(config.snapshot.clone());
-        let backend = InMemoryBackend::with_ttl(config.ttl);
-        let restored = snapshots.load().await?;
-        for instance in restored {
-            if let Err(e) = backend.register(instance).await {
-                tracing::warn!(error = %e, "skipping an invalid instance in the snapshot");
+    /// A registry restored from the data file, if there is one. Refuses an empty token, no
+    /// token without `open_writes`, a TTL of zero or over [`MAX_TTL`], and a data file that
+    /// another server holds.
+    pub async fn open(config: ServerConfig) -> io::Result<Arc<Registry>> {
+        check(&config)?;
+        let (store, loaded) = match &config.data {
+            Some(path) => {
+                let (store, loaded) = Store::open(path).await?;
+                (Some(store), Some(loaded))
+            }
+            None => (None, None),
+        };
+        let epoch = match &loaded {
+            Some(loaded) => loaded.epoch & EPOCH_MASK,
+            // No file: a random epoch, so a follower of the last run still takes the new set.
+            None => (u64::from(std::process::id()) ^ crate::backend::unix_ms()) & EPOCH_MASK,
+        };
+        let backend = InMemoryBackend::evicting_manually(config.ttl, epoch << EPOCH_SHIFT);
+        for (instance, health) in loaded.map(|l| l.instances).unwrap_or_default() {
+            match instance.validate() {
+                Ok(()) => {
+                    backend.upsert(instance, Some(health));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "skipping an invalid instance in the data file")
+                }
             }
         }
+        if config.open_writes && config.token.is_none() {
+            tracing::warn!("writes are open: anyone who reaches this server can register, deregister and mark instances");
+        }
+        let writer = Writer::spawn(backend.clone(), store);
         Ok(Arc::new(Registry {
             backend,
-            version: AtomicU64::new(1),
-            changed: tokio::sync::watch::Sender::new(1),
-            snapshots,
+            writer,
             config,
+            epoch,
             closing: tokio::sync::watch::Sender::new(false),
         }))
     }
@@ -111,239 +160,68 @@ impl Registry {
         self.closing.send_replace(true);
     }
 
-    /// The backend.
+    /// The table.
     pub fn backend(&self) -> &InMemoryBackend {
         &self.backend
     }
 
-    fn bump(&self) -> u64 {
-        let version = self.version.fetch_add(1, Ordering::AcqRel) + 1;
-        self.changed.send_replace(version);
-        version
-    }
-
-    async fn persist(&self) -> Result<(), ApiError> {
-        self.snapshots
-            .save(|| self.backend.all_instances())
-            .await
-            .map_err(|e| {
-                ApiError(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("could not save the snapshot: {e}"),
-                )
-            })
-    }
-
-    /// Probes the instances' health paths in the background.
+    /// Probes the instances' health paths in the background, trusting `tls` for `https`
+    /// instances ([`default_tls_config`](crate::default_tls_config) for the Mozilla roots).
     pub fn spawn_health_checks(
         self: &Arc<Self>,
         settings: HealthChecks,
+        tls: rustls::ClientConfig,
     ) -> tokio::task::JoinHandle<()> {
-        health::spawn(self.clone(), settings)
+        health::spawn(self.clone(), settings, tls)
     }
 
-    /// Evicts expired instances every `interval` (and records the change).
+    /// Evicts expired instances every `interval`: each eviction is saved, then published.
     pub fn spawn_evictor(self: &Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
         let registry = self.clone();
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 ticks.tick().await;
-                if registry.backend.evict_expired() > 0 {
-                    registry.bump();
-                    if let Err(e) = registry.persist().await {
-                        tracing::warn!(error = %e.1, "snapshot after eviction failed");
+                let expired = registry.backend.take_expired();
+                if expired.is_empty() {
+                    continue;
+                }
+                if let Err(e) = registry.writer.write(Op::Evict(expired.clone())).await {
+                    tracing::warn!(error = %e, "evictions not saved; trying again in a second");
+                    let again = tokio::time::Instant::now() + Duration::from_secs(1);
+                    for (service, id) in &expired {
+                        registry.backend.retry_expiry(service, id, again);
                     }
                 }
             }
         })
     }
-}
 
-/// The router: the API, authentication, body limit.
-pub fn router(registry: Arc<Registry>) -> Router {
-    let max_body = registry.config.max_body;
-    Router::new()
-        .route(
-            "/health",
-            get(|| async { Json(serde_json::json!({ "status": "ok" })) }),
-        )
-        .route("/v1/instances", post(register))
-        .route("/v1/services", get(services))
-        .route("/v1/services/{service}/instances", get(instances))
-        .route(
-            "/v1/services/{service}/instances/{id}",
-            axum::routing::delete(deregister),
-        )
-        .route(
-            "/v1/services/{service}/instances/{id}/heartbeat",
-            put(heartbeat),
-        )
-        .route(
-            "/v1/services/{service}/instances/{id}/health",
-            put(set_health),
-        )
-        .route("/v1/services/{service}/watch", get(watch))
-        .route("/v1/services/{service}/events", get(events::events))
-        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
-        .layer(middleware::from_fn_with_state(
-            registry.clone(),
-            authenticate,
-        ))
-        .layer(DefaultBodyLimit::max(max_body))
-        .with_state(registry)
-}
-
-/// A JSON error answer.
-#[derive(Debug)]
-struct ApiError(StatusCode, String);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    /// A version's epoch part.
+    fn epoch_of(version: u64) -> u64 {
+        version >> EPOCH_SHIFT
     }
 }
 
-impl From<RegistryError> for ApiError {
-    fn from(e: RegistryError) -> Self {
-        let status = match &e {
-            RegistryError::Invalid { .. } => StatusCode::BAD_REQUEST,
-            RegistryError::UnknownInstance { .. } => StatusCode::NOT_FOUND,
-            _ => StatusCode::SERVICE_UNAVAILABLE,
-        };
-        ApiError(status, e.to_string())
-    }
-}
-
-impl From<JsonRejection> for ApiError {
-    fn from(rejection: JsonRejection) -> Self {
-        ApiError(rejection.status(), rejection.body_text())
-    }
-}
-
-async fn authenticate(
-    State(registry): State<Arc<Registry>>,
-    request: Request,
-    next: Next,
-) -> Response {
-    let write = !matches!(*request.method(), Method::GET | Method::HEAD);
-    let open = request.uri().path() == "/health";
-    if let Some(token) = &registry.config.token {
-        if !open && (write || registry.config.protect_reads) {
-            let presented = request
-                .headers()
-                .get(AUTHORIZATION)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .unwrap_or("");
-            // Compared in constant time, so the answer time says nothing about the token.
-            if !bool::from(presented.as_bytes().ct_eq(token.as_bytes())) {
-                return ApiError(
-                    StatusCode::UNAUTHORIZED,
-                    "a valid bearer token is required".into(),
-                )
-                .into_response();
-            }
+fn check(config: &ServerConfig) -> io::Result<()> {
+    let invalid = |message: &str| Err(io::Error::new(io::ErrorKind::InvalidInput, message));
+    match &config.token {
+        Some(token) if token.is_empty() => {
+            return invalid("the token is empty: set a non-empty token, or none with open writes")
         }
-    }
-    next.run(request).await
-}
-
-async fn register(
-    State(registry): State<Arc<Registry>>,
-    body: Result<Json<ServiceInstance>, JsonRejection>,
-) -> Result<impl IntoResponse, ApiError> {
-    let Json(instance) = body?;
-    registry.backend.register(instance.clone()).await?;
-    registry.bump();
-    registry.persist().await?;
-    Ok((StatusCode::CREATED, Json(instance)))
-}
-
-async fn deregister(
-    State(registry): State<Arc<Registry>>,
-    Path((service, id)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
-    registry.backend.deregister(&service, &id).await?;
-    registry.bump();
-    registry.persist().await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn heartbeat(
-    State(registry): State<Arc<Registry>>,
-    Path((service, id)): Path<(String, String)>,
-) -> Result<StatusCode, ApiError> {
-    registry.backend.heartbeat(&service, &id).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize)]
-struct HealthBody {
-    health: crate::HealthStatus,
-}
-
-async fn set_health(
-    State(registry): State<Arc<Registry>>,
-    Path((service, id)): Path<(String, String)>,
-    body: Result<Json<HealthBody>, JsonRejection>,
-) -> Result<StatusCode, ApiError> {
-    let Json(body) = body?;
-    registry
-        .backend
-        .set_health(&service, &id, body.health)
-        .await?;
-    registry.bump();
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn services(State(registry): State<Arc<Registry>>) -> Result<Json<Vec<String>>, ApiError> {
-    Ok(Json(registry.backend.services().await?))
-}
-
-async fn instances(
-    State(registry): State<Arc<Registry>>,
-    Path(service): Path<String>,
-) -> Result<Json<Vec<InstanceRecord>>, ApiError> {
-    Ok(Json(registry.backend.instances(&service).await?))
-}
-
-#[derive(Deserialize)]
-struct WatchQuery {
-    #[serde(default)]
-    after: u64,
-    #[serde(default = "default_wait")]
-    wait: u64,
-}
-
-fn default_wait() -> u64 {
-    30
-}
-
-#[derive(Serialize)]
-struct WatchAnswer {
-    version: u64,
-    instances: Vec<InstanceRecord>,
-}
-
-async fn watch(
-    State(registry): State<Arc<Registry>>,
-    Path(service): Path<String>,
-    query: Result<Query<WatchQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<WatchAnswer>, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
-    let mut changed = registry.changed.subscribe();
-    let mut closing = registry.closing.subscribe();
-    let wait = Duration::from_secs(query.wait.min(60));
-    if *changed.borrow_and_update() <= query.after && !*closing.borrow_and_update() {
-        tokio::select! {
-            _ = tokio::time::timeout(wait, changed.changed()) => {}
-            _ = closing.changed() => {}
+        Some(token) if token.chars().any(char::is_control) => {
+            return invalid("the token has control characters")
         }
+        None if !config.open_writes => {
+            return invalid(
+                "no token: set --token (or SDK_REGISTRY_TOKEN), or pass --allow-open-writes to accept writes from anyone",
+            )
+        }
+        _ => {}
     }
-    let version = registry.version.load(Ordering::Acquire);
-    Ok(Json(WatchAnswer {
-        version,
-        instances: registry.backend.instances(&service).await?,
-    }))
+    if config.ttl.is_zero() || config.ttl > MAX_TTL {
+        return invalid("the TTL must be between 1 s and 7 days");
+    }
+    Ok(())
 }

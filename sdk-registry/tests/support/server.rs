@@ -85,5 +85,5 @@ pub(crate) fn data_file(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("sdk-registry-test-{}-{name}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
-    dir.join("registry.json")
+    dir.join("registry.db")
 }

@@ -1,0 +1,325 @@
+//! The REST API: routes, handlers, authentication, and the one place that makes every error
+//! answer JSON (and logs it).
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    body::Body,
+    extract::{
+        rejection::JsonRejection, DefaultBodyLimit, FromRequestParts, Path, Query, Request, State,
+    },
+    http::{header, request::Parts, HeaderValue, Method, StatusCode},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    routing::{get, post, put},
+    Json, Router,
+};
+use bytes::Bytes;
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+use tower_http::timeout::RequestBodyTimeoutLayer;
+
+use super::{
+    events,
+    writer::{Op, WriteError},
+    Registry,
+};
+use crate::{
+    validate_name, HealthStatus, InstanceRecord, RegistryBackend, RegistryError, ServiceInstance,
+};
+
+/// The longest a long poll waits.
+const MAX_WAIT: Duration = Duration::from_secs(60);
+
+/// The router: the API, authentication, body limit and timeout, JSON errors.
+pub fn router(registry: Arc<Registry>) -> Router {
+    let config = &registry.config;
+    let (max_body, body_timeout) = (config.max_body, config.body_timeout);
+    Router::new()
+        .route("/health", get(health))
+        .route("/v1/instances", post(register))
+        .route("/v1/services", get(services))
+        .route("/v1/services/{service}/instances", get(instances))
+        .route(
+            "/v1/services/{service}/instances/{id}",
+            axum::routing::delete(deregister),
+        )
+        .route(
+            "/v1/services/{service}/instances/{id}/heartbeat",
+            put(heartbeat),
+        )
+        .route(
+            "/v1/services/{service}/instances/{id}/health",
+            put(set_health),
+        )
+        .route("/v1/services/{service}/watch", get(watch))
+        .route("/v1/services/{service}/events", get(events::events))
+        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
+        .layer(middleware::from_fn_with_state(
+            registry.clone(),
+            authenticate,
+        ))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(RequestBodyTimeoutLayer::new(body_timeout))
+        .layer(middleware::from_fn(json_errors))
+        .with_state(registry)
+}
+
+/// A JSON error answer.
+#[derive(Debug)]
+pub(super) struct ApiError(pub(super) StatusCode, pub(super) String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(serde_json::json!({ "error": self.1 }))).into_response()
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        let status = match &e {
+            RegistryError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            RegistryError::UnknownInstance { .. } => StatusCode::NOT_FOUND,
+            _ => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        ApiError(status, e.to_string())
+    }
+}
+
+impl From<WriteError> for ApiError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Refused(e) => e.into(),
+            WriteError::Save(_) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
+            WriteError::Closed => ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        ApiError(rejection.status(), rejection.body_text())
+    }
+}
+
+/// Makes every error answer JSON (axum's own 405s, body-limit 413s, body-timeout 408s and
+/// extractor rejections are plain), and logs each one: without the query string or any
+/// header, so no credential reaches the log.
+async fn json_errors(request: Request, next: Next) -> Response {
+    let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+    let response = next.run(request).await;
+    let status = response.status();
+    if !status.is_client_error() && !status.is_server_error() {
+        return response;
+    }
+    match status {
+        s if s.is_server_error() => tracing::error!(%method, %path, %status, "request failed"),
+        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+            tracing::warn!(%method, %path, %status, "request refused")
+        }
+        _ => tracing::info!(%method, %path, %status, "request refused"),
+    }
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    if is_json {
+        return response;
+    }
+    let (mut parts, body) = response.into_parts();
+    let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let message = if text.trim().is_empty() {
+        status.canonical_reason().unwrap_or("error").to_lowercase()
+    } else {
+        text.trim().to_owned()
+    };
+    let body = serde_json::to_vec(&serde_json::json!({ "error": message })).unwrap_or_default();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(body))
+}
+
+async fn authenticate(
+    State(registry): State<Arc<Registry>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let write = !matches!(*request.method(), Method::GET | Method::HEAD);
+    let open = request.uri().path() == "/health";
+    if let Some(token) = &registry.config.token {
+        if !open && (write || registry.config.protect_reads) {
+            let presented = request
+                .headers()
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .unwrap_or("");
+            // Compared in constant time, so the answer time says nothing about the token.
+            if !bool::from(presented.as_bytes().ct_eq(token.as_bytes())) {
+                return ApiError(
+                    StatusCode::UNAUTHORIZED,
+                    "a valid bearer token is required".into(),
+                )
+                .into_response();
+            }
+        }
+    }
+    next.run(request).await
+}
+
+/// A `{service}` path parameter, checked by the one name rule.
+pub(super) struct ServicePath(pub(super) String);
+
+/// `{service}` and `{id}` path parameters, checked by the one name rule.
+struct InstancePath(String, String);
+
+impl<S: Send + Sync> FromRequestParts<S> for ServicePath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(service) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+        validate_name("service", &service)?;
+        Ok(ServicePath(service))
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for InstancePath {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path((service, id)) = Path::<(String, String)>::from_request_parts(parts, state)
+            .await
+            .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+        validate_name("service", &service)?;
+        validate_name("id", &id)?;
+        Ok(InstancePath(service, id))
+    }
+}
+
+async fn health(State(registry): State<Arc<Registry>>) -> Json<serde_json::Value> {
+    let writes = if registry.config.token.is_some() {
+        "token"
+    } else {
+        "open"
+    };
+    Json(serde_json::json!({ "status": "ok", "writes": writes }))
+}
+
+async fn register(
+    State(registry): State<Arc<Registry>>,
+    body: Result<Json<ServiceInstance>, JsonRejection>,
+) -> Result<impl IntoResponse, ApiError> {
+    let Json(instance) = body?;
+    instance.validate()?;
+    registry
+        .writer
+        .write(Op::Register(instance.clone()))
+        .await?;
+    Ok((StatusCode::CREATED, Json(instance)))
+}
+
+async fn deregister(
+    State(registry): State<Arc<Registry>>,
+    InstancePath(service, id): InstancePath,
+) -> Result<StatusCode, ApiError> {
+    registry
+        .writer
+        .write(Op::Deregister { service, id })
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn heartbeat(
+    State(registry): State<Arc<Registry>>,
+    InstancePath(service, id): InstancePath,
+) -> Result<StatusCode, ApiError> {
+    registry.backend.heartbeat(&service, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HealthBody {
+    health: HealthStatus,
+}
+
+async fn set_health(
+    State(registry): State<Arc<Registry>>,
+    InstancePath(service, id): InstancePath,
+    body: Result<Json<HealthBody>, JsonRejection>,
+) -> Result<StatusCode, ApiError> {
+    let Json(HealthBody { health }) = body?;
+    let op = Op::SetHealth {
+        service,
+        id,
+        health,
+    };
+    registry.writer.write(op).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn services(State(registry): State<Arc<Registry>>) -> Result<Json<Vec<String>>, ApiError> {
+    Ok(Json(registry.backend.services().await?))
+}
+
+async fn instances(
+    State(registry): State<Arc<Registry>>,
+    ServicePath(service): ServicePath,
+) -> Result<Json<Vec<InstanceRecord>>, ApiError> {
+    Ok(Json(registry.backend.instances(&service).await?))
+}
+
+#[derive(Deserialize)]
+struct WatchQuery {
+    #[serde(default)]
+    after: u64,
+    #[serde(default = "default_wait")]
+    wait: u64,
+}
+
+fn default_wait() -> u64 {
+    30
+}
+
+/// The long poll: answers at once if the service changed after `after` (or `after` is from
+/// another epoch: the registry restarted, so the follower takes the whole set), otherwise
+/// when it next changes, or after `wait` seconds. Only this service's changes wake it.
+async fn watch(
+    State(registry): State<Arc<Registry>>,
+    ServicePath(service): ServicePath,
+    query: Result<Query<WatchQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let mut changes = registry.backend.watch(&service).await?;
+    let mut closing = registry.closing.subscribe();
+    changes.borrow_and_update();
+    let (version, _) = registry.backend.encoded(&service);
+    let same_epoch = Registry::epoch_of(query.after) == registry.epoch;
+    if same_epoch && version <= query.after && !*closing.borrow_and_update() {
+        let wait = Duration::from_secs(query.wait).min(MAX_WAIT);
+        tokio::select! {
+            _ = tokio::time::timeout(wait, changes.changed()) => {}
+            _ = closing.changed() => {}
+        }
+    }
+    let (version, instances) = registry.backend.encoded(&service);
+    // `{"version":N,"instances":[...]}` around the shared JSON, which is not copied per
+    // watcher into a new document.
+    let head = Bytes::from(format!("{{\"version\":{version},\"instances\":"));
+    let parts = [head, instances, Bytes::from_static(b"}")];
+    let body = Body::from_stream(futures_util::stream::iter(
+        parts.into_iter().map(Ok::<_, std::convert::Infallible>),
+    ));
+    let mut response = body.into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(response)
+}

@@ -1,0 +1,268 @@
+//! The accept loop, for plain HTTP and HTTPS alike, with the limits a server facing hostile
+//! clients needs:
+//!
+//! - at most `max_connections` at once: past that a new connection is closed at once, so
+//!   descriptors are never exhausted and `/health` and heartbeats keep being answered once
+//!   the header timeout has cleared the idle ones;
+//! - a request's headers must arrive within `header_read_timeout` (hyper's own timer);
+//! - a connection that moves no byte either way for `idle_timeout` is closed: a client
+//!   trickling nothing, or one that stopped reading its answer or its event stream (a
+//!   watcher that fell behind: it reconnects and gets the current set);
+//! - the TLS handshake must finish within `header_read_timeout` too;
+//! - on shutdown, requests in flight get `shutdown_grace` to finish.
+//!
+//! Why not `axum::serve`: it runs hyper without a timer, so no header timeout applies, and
+//! it has no connection limit.
+
+use std::{
+    future::Future,
+    io,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use axum::Router;
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::{conn::auto, graceful::GracefulShutdown},
+    service::TowerToHyperService,
+};
+use tokio::{
+    io::{AsyncRead, AsyncWrite, ReadBuf},
+    net::TcpListener,
+    sync::Semaphore,
+    time::{Instant, Sleep},
+};
+
+/// Connection limits and timeouts of the server.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    /// Connections served at once (default 1,000: below the usual 1,024 descriptors).
+    pub max_connections: usize,
+    /// Time for a request's headers, and for a TLS handshake (default 10 s).
+    pub header_read_timeout: Duration,
+    /// A connection moving no byte either way this long is closed (default 90 s: longer
+    /// than the longest long poll, 60 s, and than the events' keep-alive, 15 s).
+    pub idle_timeout: Duration,
+    /// Time a request body has to arrive (default 30 s).
+    pub body_timeout: Duration,
+    /// On shutdown, how long requests in flight may take to finish (default 10 s).
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 1_000,
+            header_read_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(90),
+            body_timeout: Duration::from_secs(30),
+            shutdown_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Serves `router` on `listener` (over TLS when `tls` is given) until `shutdown`
+/// completes, then lets the requests in flight finish within `limits.shutdown_grace`.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    tls: Option<Arc<rustls::ServerConfig>>,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+) -> io::Result<()> {
+    let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
+    let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .max_concurrent_streams(256);
+    let builder = Arc::new(builder);
+    let mut refused_logged = Instant::now() - Duration::from_secs(60);
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(e) => {
+                    // Out of descriptors, or a connection reset before accept: keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            if refused_logged.elapsed() >= Duration::from_secs(10) {
+                tracing::warn!(%peer, limit = limits.max_connections, "connection limit reached; closing new connections");
+                refused_logged = Instant::now();
+            }
+            drop(tcp);
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let io = IdleTimeout::new(tcp, limits.idle_timeout);
+        let (acceptor, router, watcher, builder) = (
+            acceptor.clone(),
+            router.clone(),
+            graceful.watcher(),
+            builder.clone(),
+        );
+        tokio::spawn(async move {
+            let _slot = slot;
+            let service = TowerToHyperService::new(router);
+            let result = match acceptor {
+                None => {
+                    let connection = builder.serve_connection(TokioIo::new(io), service);
+                    watcher.watch(connection.into_owned()).await
+                }
+                Some(acceptor) => {
+                    let handshake =
+                        tokio::time::timeout(limits.header_read_timeout, acceptor.accept(io));
+                    let tls = match handshake.await {
+                        Ok(Ok(tls)) => tls,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let connection = builder.serve_connection(TokioIo::new(tls), service);
+                    watcher.watch(connection.into_owned()).await
+                }
+            };
+            if let Err(e) = result {
+                tracing::debug!(%peer, error = %e, "connection ended with an error");
+            }
+        });
+    }
+    drop(listener);
+    if tokio::time::timeout(limits.shutdown_grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("requests still in flight after the shutdown grace period; closing them");
+    }
+    Ok(())
+}
+
+/// A stream that fails with `TimedOut` once no byte has moved either way for `idle`
+/// while someone waits on it. The timer is only polled by a read or write that is pending,
+/// so a connection whose request is being handled (a long poll) is not charged for the
+/// server's own wait.
+#[derive(Debug)]
+pub(crate) struct IdleTimeout<S> {
+    inner: S,
+    idle: Duration,
+    deadline: Pin<Box<Sleep>>,
+}
+
+impl<S> IdleTimeout<S> {
+    pub(crate) fn new(inner: S, idle: Duration) -> Self {
+        IdleTimeout {
+            inner,
+            idle,
+            deadline: Box::pin(tokio::time::sleep(idle)),
+        }
+    }
+
+    fn progress(&mut self) {
+        let next = Instant::now() + self.idle;
+        self.deadline.as_mut().reset(next);
+    }
+
+    fn check(&mut self, cx: &mut Context<'_>) -> io::Result<()> {
+        match self.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                "no data moved on the connection for the idle timeout",
+            )),
+            Poll::Pending => Ok(()),
+        }
+    }
+
+    /// Notes progress when `result` moved bytes, and arms the timer when it is pending.
+    fn account<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        result: Poll<io::Result<T>>,
+        moved: impl FnOnce(&T) -> bool,
+    ) -> Poll<io::Result<T>> {
+        match result {
+            Poll::Ready(Ok(value)) => {
+                if moved(&value) {
+                    self.progress();
+                }
+                Poll::Ready(Ok(value))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => {
+                self.check(cx)?;
+                Poll::Pending
+            }
+        }
+    }
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for IdleTimeout<S> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let result = Pin::new(&mut this.inner).poll_read(cx, buf);
+        let after = buf.filled().len();
+        this.account(cx, result, |()| after > before)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<S> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_write(cx, buf);
+        this.account(cx, result, |n| *n > 0)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
+        this.account(cx, result, |n| *n > 0)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        let result = Pin::new(&mut this.inner).poll_flush(cx);
+        this.account(cx, result, |()| false)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}

@@ -1,0 +1,383 @@
+//! Durable state: SQLite (through sqlx) in WAL mode with `synchronous=FULL`, one row per
+//! instance. A write costs one small transaction whatever the registry's size, and a commit
+//! that fails (disk full, read-only disk) leaves the file as it was: SQLite rolls the
+//! transaction back and the caller answers 500 without touching memory.
+//!
+//! The file is locked for the server's lifetime (`<data>.lock`, an OS file lock), so a
+//! second server on the same data refuses to start instead of overwriting the first one's
+//! writes. A JSON snapshot from an older release at the same path is imported once: the
+//! import is built beside it and renamed over it, and the JSON is kept as
+//! `<data>.json-backup`.
+
+use std::{
+    fs::{File, OpenOptions},
+    io::{self, Read as _, Write as _},
+    path::{Path, PathBuf},
+};
+
+use sqlx::{
+    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
+    Connection as _, Row as _, SqliteConnection,
+};
+
+use crate::{HealthStatus, ServiceInstance};
+
+/// One change to the stored instances.
+#[derive(Debug, Clone)]
+pub(crate) enum Change {
+    /// Insert or replace an instance with its health.
+    Put(ServiceInstance, HealthStatus),
+    /// Remove an instance.
+    Delete { service: String, id: String },
+}
+
+/// What the data file held at start.
+#[derive(Debug)]
+pub(crate) struct Loaded {
+    pub(crate) instances: Vec<(ServiceInstance, HealthStatus)>,
+    /// Counts the server's starts on this file: watch versions carry it, so they never go
+    /// backwards across a restart.
+    pub(crate) epoch: u64,
+}
+
+/// The open data file: a SQLite connection (owned by the one writer task) and the lock.
+#[derive(Debug)]
+pub(crate) struct Store {
+    path: PathBuf,
+    connection: Option<SqliteConnection>,
+    _lock: File,
+}
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS instances (
+    service TEXT NOT NULL,
+    id TEXT NOT NULL,
+    instance TEXT NOT NULL,
+    health TEXT NOT NULL,
+    PRIMARY KEY (service, id)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+";
+
+impl Store {
+    /// Locks and opens (or creates) the data file at `path`, importing an old JSON snapshot
+    /// found there, and counts this start in its epoch.
+    pub(crate) async fn open(path: &Path) -> io::Result<(Store, Loaded)> {
+        let lock = lock(path)?;
+        if is_json_snapshot(path)? {
+            import_json(path).await?;
+        }
+        let mut connection = connect(path).await?;
+        let loaded = load(&mut connection)
+            .await
+            .map_err(|e| io_error(path, &e))?;
+        let store = Store {
+            path: path.to_owned(),
+            connection: Some(connection),
+            _lock: lock,
+        };
+        Ok((store, loaded))
+    }
+
+    /// Commits `changes` in one transaction; on error nothing of them is in the file.
+    pub(crate) async fn commit(&mut self, changes: &[Change]) -> io::Result<()> {
+        if changes.is_empty() {
+            return Ok(());
+        }
+        let connection = match &mut self.connection {
+            Some(connection) => connection,
+            // A failed commit closed the connection; a disk that was full or read-only may
+            // be writable again.
+            None => self.connection.insert(connect(&self.path).await?),
+        };
+        let result = write(connection, changes).await;
+        if let Err(e) = &result {
+            // SQLite may or may not have rolled back already (it does on SQLITE_FULL);
+            // either way nothing of this transaction may stay.
+            let rolled_back = sqlx::raw_sql("ROLLBACK").execute(&mut *connection).await;
+            if rolled_back.is_err() {
+                if let Some(connection) = self.connection.take() {
+                    let _ = connection.close().await;
+                }
+            }
+            return Err(io_error(&self.path, e));
+        }
+        Ok(())
+    }
+}
+
+async fn write(connection: &mut SqliteConnection, changes: &[Change]) -> sqlx::Result<()> {
+    sqlx::raw_sql("BEGIN IMMEDIATE")
+        .execute(&mut *connection)
+        .await?;
+    for change in changes {
+        match change {
+            Change::Put(instance, health) => {
+                let json = serde_json::to_string(instance)
+                    .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+                sqlx::query(
+                    "INSERT OR REPLACE INTO instances (service, id, instance, health) \
+                     VALUES (?, ?, ?, ?)",
+                )
+                .bind(&instance.service)
+                .bind(&instance.id)
+                .bind(json)
+                .bind(health_name(*health))
+                .execute(&mut *connection)
+                .await?;
+            }
+            Change::Delete { service, id } => {
+                sqlx::query("DELETE FROM instances WHERE service = ? AND id = ?")
+                    .bind(service)
+                    .bind(id)
+                    .execute(&mut *connection)
+                    .await?;
+            }
+        }
+    }
+    sqlx::raw_sql("COMMIT").execute(&mut *connection).await?;
+    Ok(())
+}
+
+fn health_name(health: HealthStatus) -> &'static str {
+    match health {
+        HealthStatus::Unknown => "unknown",
+        HealthStatus::Healthy => "healthy",
+        HealthStatus::Unhealthy => "unhealthy",
+    }
+}
+
+async fn connect(path: &Path) -> io::Result<SqliteConnection> {
+    let options = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // FULL: a commit returns after the WAL is synced, so an acknowledged write survives
+        // a power cut, not only a crash.
+        .synchronous(SqliteSynchronous::Full);
+    let mut connection = SqliteConnection::connect_with(&options)
+        .await
+        .map_err(|e| io_error(path, &e))?;
+    sqlx::raw_sql(SCHEMA)
+        .execute(&mut connection)
+        .await
+        .map_err(|e| io_error(path, &e))?;
+    Ok(connection)
+}
+
+async fn load(connection: &mut SqliteConnection) -> sqlx::Result<Loaded> {
+    sqlx::raw_sql(
+        "INSERT INTO meta (key, value) VALUES ('epoch', 1) \
+         ON CONFLICT (key) DO UPDATE SET value = value + 1",
+    )
+    .execute(&mut *connection)
+    .await?;
+    let epoch: i64 = sqlx::query("SELECT value FROM meta WHERE key = 'epoch'")
+        .fetch_one(&mut *connection)
+        .await?
+        .try_get(0)?;
+    let rows = sqlx::query("SELECT instance, health FROM instances ORDER BY service, id")
+        .fetch_all(&mut *connection)
+        .await?;
+    let mut instances = Vec::with_capacity(rows.len());
+    for row in rows {
+        let json: String = row.try_get(0)?;
+        let health: String = row.try_get(1)?;
+        let instance: ServiceInstance =
+            serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        let health = serde_json::from_value(serde_json::Value::String(health))
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        instances.push((instance, health));
+    }
+    Ok(Loaded {
+        instances,
+        epoch: u64::try_from(epoch).unwrap_or(1),
+    })
+}
+
+fn io_error(path: &Path, e: &dyn std::fmt::Display) -> io::Error {
+    io::Error::other(format!("{}: {e}", path.display()))
+}
+
+/// `<data>` plus a suffix (`registry.db` → `registry.db.lock`).
+fn beside(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+/// Takes the data file's lock, or says which process holds it.
+fn lock(path: &Path) -> io::Result<File> {
+    let lock_path = beside(path, ".lock");
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|e| io_error(&lock_path, &e))?;
+    match file.try_lock() {
+        Ok(()) => {}
+        Err(std::fs::TryLockError::WouldBlock) => {
+            let mut holder = String::new();
+            let _ = file.read_to_string(&mut holder);
+            let holder = holder.trim();
+            let holder = if holder.is_empty() {
+                "another process".to_owned()
+            } else {
+                holder.to_owned()
+            };
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                format!(
+                    "{} is in use by {holder}: two servers must not share one data file",
+                    path.display()
+                ),
+            ));
+        }
+        Err(std::fs::TryLockError::Error(e)) => return Err(io_error(&lock_path, &e)),
+    }
+    file.set_len(0)?;
+    writeln!(file, "sdk-registry (pid {})", std::process::id())?;
+    Ok(file)
+}
+
+/// True if `path` holds an older release's JSON snapshot (a JSON array).
+fn is_json_snapshot(path: &Path) -> io::Result<bool> {
+    let mut first = [0u8; 64];
+    let read = match File::open(path) {
+        Ok(mut file) => file.read(&mut first)?,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+        Err(e) => return Err(io_error(path, &e)),
+    };
+    Ok(first[..read]
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| *b == b'['))
+}
+
+/// Replaces the JSON snapshot at `path` with a SQLite file holding the same instances, so
+/// that a crash at any point leaves one or the other whole.
+async fn import_json(path: &Path) -> io::Result<()> {
+    let bytes = std::fs::read(path)?;
+    let instances: Vec<ServiceInstance> =
+        serde_json::from_slice(&bytes).map_err(|e| io_error(path, &e))?;
+    let staging = beside(path, ".import");
+    remove_if_present(&staging)?;
+    let mut connection = connect(&staging).await?;
+    let changes: Vec<Change> = instances
+        .into_iter()
+        .filter(|instance| instance.validate().is_ok())
+        .map(|instance| Change::Put(instance, HealthStatus::Unknown))
+        .collect();
+    write(&mut connection, &changes)
+        .await
+        .map_err(|e| io_error(&staging, &e))?;
+    // Closing the last connection checkpoints the WAL into the file and removes it.
+    sqlx::raw_sql("PRAGMA journal_mode = DELETE")
+        .execute(&mut connection)
+        .await
+        .map_err(|e| io_error(&staging, &e))?;
+    connection
+        .close()
+        .await
+        .map_err(|e| io_error(&staging, &e))?;
+    File::open(&staging)?.sync_all()?;
+    let backup = beside(path, ".json-backup");
+    remove_if_present(&backup)?;
+    std::fs::hard_link(path, &backup)?;
+    std::fs::rename(&staging, path)?;
+    sync_dir(path)?;
+    tracing::info!(
+        file = %path.display(),
+        backup = %backup.display(),
+        "imported an older JSON snapshot"
+    );
+    Ok(())
+}
+
+fn remove_if_present(path: &Path) -> io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+/// Syncs the directory holding `path`, so a rename in it is durable.
+fn sync_dir(path: &Path) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("sdk-registry-store-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir.join("registry.db")
+    }
+
+    #[tokio::test]
+    async fn changes_survive_a_reopen_and_the_epoch_grows() {
+        let path = temp("reopen");
+        let (mut store, loaded) = Store::open(&path).await.expect("open");
+        assert!(loaded.instances.is_empty());
+        assert_eq!(loaded.epoch, 1);
+        let a = ServiceInstance::new("orders", "a", "127.0.0.1", 1);
+        let b = ServiceInstance::new("orders", "b", "127.0.0.1", 2);
+        store
+            .commit(&[
+                Change::Put(a.clone(), HealthStatus::Unknown),
+                Change::Put(b, HealthStatus::Unknown),
+            ])
+            .await
+            .expect("commit");
+        store
+            .commit(&[
+                Change::Delete {
+                    service: "orders".into(),
+                    id: "b".into(),
+                },
+                Change::Put(a.clone(), HealthStatus::Unhealthy),
+            ])
+            .await
+            .expect("commit");
+        drop(store);
+        let (_store, loaded) = Store::open(&path).await.expect("reopen");
+        assert_eq!(loaded.instances, [(a, HealthStatus::Unhealthy)]);
+        assert_eq!(loaded.epoch, 2);
+    }
+
+    #[tokio::test]
+    async fn a_second_store_on_the_same_file_is_refused() {
+        let path = temp("lock");
+        let (_first, _) = Store::open(&path).await.expect("open");
+        let err = Store::open(&path).await.expect_err("locked");
+        assert_eq!(err.kind(), io::ErrorKind::WouldBlock);
+        assert!(
+            err.to_string()
+                .contains(&format!("pid {}", std::process::id())),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_old_json_snapshot_is_imported_once() {
+        let path = temp("import");
+        let old = vec![ServiceInstance::new("orders", "a", "127.0.0.1", 1)];
+        std::fs::write(&path, serde_json::to_vec(&old).expect("json")).expect("write");
+        let (store, loaded) = Store::open(&path).await.expect("open");
+        assert_eq!(loaded.instances, [(old[0].clone(), HealthStatus::Unknown)]);
+        drop(store);
+        assert!(beside(&path, ".json-backup").exists());
+        let (_store, loaded) = Store::open(&path).await.expect("reopen");
+        assert_eq!(loaded.instances.len(), 1, "read from SQLite now");
+    }
+}

@@ -1,0 +1,238 @@
+//! The one writer: every change to membership or health goes through it, in order. A change
+//! is checked against the current state, saved, and only then applied in memory and shown to
+//! readers and watchers. If the save fails, the caller gets the error and memory stays as it
+//! was, so nobody ever sees a change that a restart would take back.
+//!
+//! Writes are group-committed: the writer takes every change waiting when it starts a
+//! transaction (up to [`MAX_BATCH`]), so under load one fsync serves many of them.
+
+use std::{collections::HashMap, io, sync::Arc};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::store::{Change, Store};
+use crate::{HealthStatus, InMemoryBackend, RegistryError, ServiceInstance};
+
+/// Changes committed in one transaction at most.
+const MAX_BATCH: usize = 1024;
+
+/// A change asked of the writer.
+#[derive(Debug)]
+pub(crate) enum Op {
+    Register(ServiceInstance),
+    Deregister {
+        service: String,
+        id: String,
+    },
+    SetHealth {
+        service: String,
+        id: String,
+        health: HealthStatus,
+    },
+    /// Instances whose TTL passed (the evictor's).
+    Evict(Vec<(String, String)>),
+}
+
+/// Why a change was not made.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum WriteError {
+    /// Refused as it stands (unknown instance).
+    #[error(transparent)]
+    Refused(#[from] RegistryError),
+    /// The change could not be saved; nothing changed.
+    #[error("could not save the change: {0}")]
+    Save(Arc<io::Error>),
+    /// The server is shutting down.
+    #[error("the registry is shutting down")]
+    Closed,
+}
+
+type Reply = oneshot::Sender<Result<(), WriteError>>;
+
+/// The handle handlers send changes through.
+#[derive(Clone, Debug)]
+pub(crate) struct Writer {
+    queue: mpsc::Sender<(Op, Reply)>,
+}
+
+impl Writer {
+    /// Starts the writer task over `backend`, saving to `store` when there is one.
+    pub(crate) fn spawn(backend: InMemoryBackend, store: Option<Store>) -> Writer {
+        let (queue, requests) = mpsc::channel(MAX_BATCH * 4);
+        tokio::spawn(run(backend, store, requests));
+        Writer { queue }
+    }
+
+    /// Makes `op` and returns once it is saved and visible (or refused, or failed).
+    pub(crate) async fn write(&self, op: Op) -> Result<(), WriteError> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send((op, reply))
+            .await
+            .map_err(|_| WriteError::Closed)?;
+        answer.await.map_err(|_| WriteError::Closed)?
+    }
+}
+
+async fn run(
+    backend: InMemoryBackend,
+    mut store: Option<Store>,
+    mut requests: mpsc::Receiver<(Op, Reply)>,
+) {
+    let mut batch = Vec::new();
+    while requests.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let planned = plan(&backend, batch.drain(..));
+        let changes: Vec<Change> = planned
+            .iter()
+            .filter_map(|p| p.outcome.as_ref().ok())
+            .flat_map(|p| p.changes.iter().cloned())
+            .collect();
+        let saved = match &mut store {
+            Some(store) => store.commit(&changes).await.map_err(Arc::new),
+            None => Ok(()),
+        };
+        if let Err(e) = &saved {
+            tracing::error!(error = %e, changes = changes.len(), "a write could not be saved; nothing changed");
+        }
+        for Planned { op, outcome, reply } in planned {
+            let result = match (outcome, &saved) {
+                (Err(refused), _) => Err(WriteError::Refused(refused)),
+                (Ok(_), Err(e)) => Err(WriteError::Save(e.clone())),
+                (Ok(effect), Ok(())) => {
+                    apply(&backend, op, effect);
+                    Ok(())
+                }
+            };
+            let _ = reply.send(result);
+        }
+    }
+}
+
+/// A checked change: what it writes, and the health it leaves.
+#[derive(Debug)]
+struct Effect {
+    changes: Vec<Change>,
+    health: HealthStatus,
+}
+
+struct Planned {
+    op: Op,
+    outcome: Result<Effect, RegistryError>,
+    reply: Reply,
+}
+
+/// (service, id) → the state the earlier ops of a batch leave (None: removed).
+type Pending = HashMap<(String, String), Option<(ServiceInstance, HealthStatus)>>;
+
+/// Checks each op against memory and the ops before it in the batch.
+fn plan(backend: &InMemoryBackend, ops: impl Iterator<Item = (Op, Reply)>) -> Vec<Planned> {
+    let mut pending = Pending::new();
+    let current = |pending: &mut Pending, service: &str, id: &str| {
+        pending
+            .entry((service.to_owned(), id.to_owned()))
+            .or_insert_with(|| backend.record(service, id).map(|r| (r.instance, r.health)))
+            .clone()
+    };
+    let mut planned = Vec::new();
+    for (op, reply) in ops {
+        let outcome = match &op {
+            Op::Register(instance) => {
+                let health = match current(&mut pending, &instance.service, &instance.id) {
+                    Some((known, health)) if known == *instance => health,
+                    _ => HealthStatus::Unknown,
+                };
+                let unchanged = current(&mut pending, &instance.service, &instance.id)
+                    == Some((instance.clone(), health));
+                let changes = if unchanged {
+                    Vec::new() // a refresh: already saved as it is
+                } else {
+                    vec![Change::Put(instance.clone(), health)]
+                };
+                Ok(Effect { changes, health })
+            }
+            Op::Deregister { service, id } => match current(&mut pending, service, id) {
+                Some(_) => Ok(Effect {
+                    changes: vec![Change::Delete {
+                        service: service.clone(),
+                        id: id.clone(),
+                    }],
+                    health: HealthStatus::Unknown,
+                }),
+                None => Err(unknown(service, id)),
+            },
+            Op::SetHealth {
+                service,
+                id,
+                health,
+            } => match current(&mut pending, service, id) {
+                Some((_, known)) if known == *health => Ok(Effect {
+                    changes: Vec::new(),
+                    health: *health,
+                }),
+                Some((instance, _)) => Ok(Effect {
+                    changes: vec![Change::Put(instance, *health)],
+                    health: *health,
+                }),
+                None => Err(unknown(service, id)),
+            },
+            Op::Evict(expired) => Ok(Effect {
+                changes: expired
+                    .iter()
+                    .filter(|(service, id)| current(&mut pending, service, id).is_some())
+                    .map(|(service, id)| Change::Delete {
+                        service: service.clone(),
+                        id: id.clone(),
+                    })
+                    .collect(),
+                health: HealthStatus::Unknown,
+            }),
+        };
+        if let Ok(effect) = &outcome {
+            for change in &effect.changes {
+                let (key, state) = match change {
+                    Change::Put(instance, health) => (
+                        (instance.service.clone(), instance.id.clone()),
+                        Some((instance.clone(), *health)),
+                    ),
+                    Change::Delete { service, id } => ((service.clone(), id.clone()), None),
+                };
+                pending.insert(key, state);
+            }
+        }
+        planned.push(Planned { op, outcome, reply });
+    }
+    planned
+}
+
+/// Applies a saved op to memory (which publishes it to watchers).
+fn apply(backend: &InMemoryBackend, op: Op, effect: Effect) {
+    match op {
+        Op::Register(instance) => {
+            backend.upsert(instance, Some(effect.health));
+        }
+        Op::Deregister { service, id } => {
+            backend.remove(&service, &id);
+        }
+        Op::SetHealth {
+            service,
+            id,
+            health,
+        } => {
+            let _ = backend.update_health(&service, &id, health);
+        }
+        Op::Evict(_) => {
+            for change in effect.changes {
+                if let Change::Delete { service, id } = change {
+                    backend.remove(&service, &id);
+                }
+            }
+        }
+    }
+}
+
+fn unknown(service: &str, id: &str) -> RegistryError {
+    RegistryError::UnknownInstance {
+        service: service.to_owned(),
+        id: id.to_owned(),
+    }
+}
