@@ -56,6 +56,9 @@ struct Args {
     /// longest long poll).
     #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u64).range(61..=3_600))]
     idle_timeout_secs: u64,
+    /// Seconds requests in flight get to finish after SIGTERM (0 to 300).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=300))]
+    shutdown_grace_secs: u64,
     /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -66,7 +69,10 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt().with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
     let args = Args::parse();
     let config = ServerConfig {
         ttl: Duration::from_secs(args.ttl_secs),
@@ -97,6 +103,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
         header_read_timeout: Duration::from_secs(args.header_timeout_secs),
         idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+        shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
         ..Limits::default()
     };
     let listener = tokio::net::TcpListener::bind(args.listen).await?;

@@ -3,6 +3,7 @@
 use std::{
     path::{Path, PathBuf},
     process::Stdio,
+    sync::{Arc, Mutex},
     time::Duration,
 };
 
@@ -18,9 +19,21 @@ pub(crate) struct Server {
     pub(crate) url: String,
     /// `host:port`.
     pub(crate) addr: String,
+    /// Everything the server has logged (stderr) so far.
+    pub(crate) log: Arc<Mutex<String>>,
 }
 
 impl Server {
+    /// The log so far.
+    pub(crate) fn logged(&self) -> String {
+        self.log.lock().expect("log").clone()
+    }
+
+    /// The process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id().expect("running")
+    }
+
     /// Sends SIGTERM and returns the exit status, which must come within 10 s.
     pub(crate) async fn terminate(&mut self) -> std::process::ExitStatus {
         let pid = self.child.id().expect("running").to_string();
@@ -45,23 +58,39 @@ pub(crate) async fn start_server(
     listen: &str,
     extra: &[&str],
 ) -> Server {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_sdk-registry"))
-        .args([
-            "--listen",
-            listen,
-            "--ttl-secs",
-            &ttl_secs.to_string(),
-            "--token",
-            "s3cret",
-            "--data",
-        ])
-        .arg(data)
-        .args(extra)
+    let ttl = ttl_secs.to_string();
+    let mut args = vec!["--listen", listen, "--ttl-secs", &ttl, "--token", "s3cret"];
+    args.extend_from_slice(extra);
+    start_binary(&args, Some(data)).await
+}
+
+/// Starts the binary with exactly `args` (and `--data data`), and waits for its
+/// `listening on` line.
+pub(crate) async fn start_binary(args: &[&str], data: Option<&Path>) -> Server {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sdk-registry"));
+    command.args(args);
+    if let Some(data) = data {
+        command.arg("--data").arg(data);
+    }
+    let mut child = command
+        .env_remove("SDK_REGISTRY_TOKEN")
+        .env("RUST_LOG", "info")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .kill_on_drop(true)
         .spawn()
         .expect("start the registry binary");
+    let log = Arc::new(Mutex::new(String::new()));
+    let stderr = child.stderr.take().expect("stderr");
+    let sink = log.clone();
+    tokio::spawn(async move {
+        let mut lines = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = lines.next_line().await {
+            let mut log = sink.lock().expect("log");
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = BufReader::new(stdout).lines();
     let line = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
@@ -77,7 +106,36 @@ pub(crate) async fn start_server(
         child,
         url: format!("http://{addr}"),
         addr,
+        log,
     }
+}
+
+/// Runs the binary with `args` and `env` until it exits (within 10 s): its exit status
+/// and what it printed on stderr.
+pub(crate) async fn run_binary(
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (std::process::ExitStatus, String) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sdk-registry"));
+    command.args(args).env_remove("SDK_REGISTRY_TOKEN");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let output = tokio::time::timeout(
+        Duration::from_secs(10),
+        command
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the binary exits within 10 s")
+    .expect("run the registry binary");
+    (
+        output.status,
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 /// A fresh snapshot path in a directory of its own.

@@ -1,0 +1,330 @@
+//! The registry binary under disk faults: a full disk, a disk turned read-only, two servers
+//! on one data file, and writes that must survive kill -9. Every acknowledged write is
+//! counted against what a restart finds.
+//!
+//! The disk faults need root (a small tmpfs, a read-only remount): they run as root (as CI
+//! does) and say why they skip elsewhere, unless `CI` is set, where they fail.
+#![cfg(feature = "server")]
+
+mod support;
+
+use std::{
+    collections::BTreeSet,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use serde_json::{json, Value};
+use support::{data_file, start_server, Server};
+
+/// A tmpfs of `size` mounted on a fresh directory, unmounted when dropped; None (after
+/// saying why) when this process may not mount.
+struct Tmpfs {
+    dir: PathBuf,
+}
+
+impl Tmpfs {
+    fn mount(name: &str, size: &str) -> Option<Tmpfs> {
+        let dir =
+            std::env::temp_dir().join(format!("sdk-registry-fault-{}-{name}", std::process::id()));
+        let _ = Command::new("umount")
+            .arg(&dir)
+            .stderr(std::process::Stdio::null())
+            .status();
+        std::fs::create_dir_all(&dir).expect("mount point");
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        if mounted {
+            return Some(Tmpfs { dir });
+        }
+        let reason = "mounting a tmpfs needs root (CI runs as root)";
+        assert!(std::env::var_os("CI").is_none(), "CI is set, but {reason}");
+        eprintln!("skipping the disk-fault test: {reason}");
+        None
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.join("registry.db")
+    }
+
+    fn remount(&self, options: &str) {
+        let status = Command::new("mount")
+            .args(["-o", &format!("remount,{options}")])
+            .arg(&self.dir)
+            .status()
+            .expect("mount");
+        assert!(status.success(), "remount {options}");
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        // Lazy: the killed server may not have closed its files yet.
+        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        let _ = std::fs::remove_dir(&self.dir);
+    }
+}
+
+fn instance(id: &str, padding: usize) -> Value {
+    json!({
+        "id": id, "service": "orders", "host": "127.0.0.1", "port": 8080,
+        "metadata": { "padding": "x".repeat(padding) }
+    })
+}
+
+async fn register(http: &reqwest::Client, server: &Server, body: &Value) -> (u16, Value) {
+    let answer = http
+        .post(format!("{}/v1/instances", server.url))
+        .bearer_auth("s3cret")
+        .json(body)
+        .send()
+        .await
+        .expect("reachable");
+    let status = answer.status().as_u16();
+    (status, answer.json().await.expect("every answer is JSON"))
+}
+
+async fn listed(http: &reqwest::Client, server: &Server) -> BTreeSet<String> {
+    let records: Value = http
+        .get(format!("{}/v1/services/orders/instances", server.url))
+        .send()
+        .await
+        .expect("reachable")
+        .json()
+        .await
+        .expect("json");
+    records
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|r| r["instance"]["id"].as_str().expect("id").to_owned())
+        .collect()
+}
+
+async fn start(data: &Path) -> Server {
+    start_server(data, 90, "127.0.0.1:0", &[]).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_refuses_writes_and_loses_no_acknowledged_one() {
+    let Some(disk) = Tmpfs::mount("full", "160k") else {
+        return;
+    };
+    let mut server = start(&disk.data()).await;
+    let http = reqwest::Client::new();
+    let mut acknowledged = BTreeSet::new();
+    let mut refused = 0;
+    for i in 0..300 {
+        let id = format!("i{i:03}");
+        match register(&http, &server, &instance(&id, 1000)).await {
+            (201, _) => {
+                acknowledged.insert(id);
+            }
+            (500, body) => {
+                refused += 1;
+                let message = body["error"].as_str().expect("message");
+                assert!(message.contains("could not save"), "{message}");
+            }
+            (status, body) => panic!("unexpected {status}: {body}"),
+        }
+    }
+    assert!(refused > 0, "the disk filled up");
+    assert!(!acknowledged.is_empty(), "some writes fit");
+    assert_eq!(
+        listed(&http, &server).await,
+        acknowledged,
+        "refused writes are not served"
+    );
+    assert!(
+        server.logged().contains("could not be saved"),
+        "failed saves are logged:\n{}",
+        server.logged()
+    );
+
+    server.child.kill().await.expect("kill -9");
+    disk.remount("size=4m"); // the operator frees space
+    let server = start(&disk.data()).await;
+    assert_eq!(
+        listed(&http, &server).await,
+        acknowledged,
+        "every acknowledged registration survived kill -9 on a full disk"
+    );
+}
+
+/// Fills the disk with registrations until one is refused; returns the ones acknowledged.
+async fn fill(http: &reqwest::Client, server: &Server) -> BTreeSet<String> {
+    let mut acknowledged = BTreeSet::new();
+    for i in 0..1000 {
+        let id = format!("f{i:03}");
+        match register(http, server, &instance(&id, 1000)).await {
+            (201, _) => {
+                acknowledged.insert(id);
+            }
+            (500, _) => return acknowledged,
+            (status, body) => panic!("unexpected {status}: {body}"),
+        }
+    }
+    panic!("the disk never filled up");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn failed_writes_change_nothing_and_writes_resume_when_space_returns() {
+    // A read-only remount is refused while the server holds its files open, so the write
+    // failure here is a full disk: the same commit fails, the same way.
+    let Some(disk) = Tmpfs::mount("resume", "160k") else {
+        return;
+    };
+    let mut server = start(&disk.data()).await;
+    let http = reqwest::Client::new();
+    assert_eq!(register(&http, &server, &instance("kept", 10)).await.0, 201);
+    let mut acknowledged = fill(&http, &server).await;
+    acknowledged.insert("kept".to_owned());
+
+    let removed = http
+        .delete(format!("{}/v1/services/orders/instances/kept", server.url))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .expect("reachable");
+    let marked = http
+        .put(format!(
+            "{}/v1/services/orders/instances/kept/health",
+            server.url
+        ))
+        .bearer_auth("s3cret")
+        .json(&json!({ "health": "unhealthy" }))
+        .send()
+        .await
+        .expect("reachable");
+    if removed.status() == 500 {
+        assert!(
+            listed(&http, &server).await.contains("kept"),
+            "an unsaved removal did not happen"
+        );
+    } else {
+        assert_eq!(
+            removed.status(),
+            204,
+            "a removal may fit where a registration did not"
+        );
+        acknowledged.remove("kept");
+    }
+    let records: Value = http
+        .get(format!("{}/v1/services/orders/instances", server.url))
+        .send()
+        .await
+        .expect("reachable")
+        .json()
+        .await
+        .expect("json");
+    let kept = records
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|r| r["instance"]["id"] == "kept");
+    if marked.status() == 500 {
+        assert!(
+            kept.is_none_or(|r| r["health"] == "unknown"),
+            "an unsaved health mark is not served"
+        );
+    }
+    assert_eq!(listed(&http, &server).await, acknowledged);
+
+    disk.remount("size=4m");
+    assert_eq!(
+        register(&http, &server, &instance("later", 10)).await.0,
+        201,
+        "writes resume"
+    );
+    acknowledged.insert("later".to_owned());
+    server.child.kill().await.expect("kill -9");
+    let server = start(&disk.data()).await;
+    assert_eq!(listed(&http, &server).await, acknowledged);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_second_server_on_the_same_data_file_refuses_to_start() {
+    let data = data_file("two-servers");
+    let first = start(&data).await;
+    let (status, stderr) = support::run_binary(
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--token",
+            "s3cret",
+            "--data",
+            data.to_str().expect("utf-8 path"),
+        ],
+        &[],
+    )
+    .await;
+    assert!(!status.success());
+    assert!(
+        stderr.contains("in use") && stderr.contains(&format!("pid {}", first.pid())),
+        "names the holder: {stderr}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn health_and_removals_are_saved_too() {
+    let data = data_file("health-saved");
+    let mut server = start(&data).await;
+    let http = reqwest::Client::new();
+    for id in ["a", "b"] {
+        assert_eq!(register(&http, &server, &instance(id, 10)).await.0, 201);
+    }
+    let marked = http
+        .put(format!(
+            "{}/v1/services/orders/instances/a/health",
+            server.url
+        ))
+        .bearer_auth("s3cret")
+        .json(&json!({ "health": "unhealthy" }))
+        .send()
+        .await
+        .expect("reachable");
+    assert_eq!(marked.status(), 204);
+    let removed = http
+        .delete(format!("{}/v1/services/orders/instances/b", server.url))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .expect("reachable");
+    assert_eq!(removed.status(), 204);
+    server.child.kill().await.expect("kill -9");
+
+    let server = start(&data).await;
+    let records: Value = http
+        .get(format!("{}/v1/services/orders/instances", server.url))
+        .send()
+        .await
+        .expect("reachable")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(records.as_array().expect("array").len(), 1);
+    assert_eq!(records[0]["instance"]["id"], "a");
+    assert_eq!(
+        records[0]["health"], "unhealthy",
+        "the health mark was saved"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_old_json_snapshot_is_imported() {
+    let data = data_file("upgrade");
+    let old = json!([{ "id": "a", "service": "orders", "host": "127.0.0.1", "port": 8080 }]);
+    std::fs::write(&data, old.to_string()).expect("write the old snapshot");
+    let server = start(&data).await;
+    let http = reqwest::Client::new();
+    assert_eq!(
+        listed(&http, &server).await,
+        BTreeSet::from(["a".to_owned()])
+    );
+    let mut backup = data.into_os_string();
+    backup.push(".json-backup");
+    assert!(PathBuf::from(backup).exists(), "the old file is kept");
+}
