@@ -515,3 +515,153 @@ async fn server_sent_events_follow_a_service_until_shutdown() {
         "the stream ended"
     );
 }
+
+/// A long poll of `service` after `after` (wait `wait` s): (version, instances), and how
+/// long it took.
+async fn long_poll(
+    http: &reqwest::Client,
+    server: &Server,
+    service: &str,
+    after: u64,
+    wait: u64,
+) -> (u64, Value, Duration) {
+    let started = std::time::Instant::now();
+    let answer: Value = http
+        .get(format!(
+            "{}/v1/services/{service}/watch?after={after}&wait={wait}",
+            server.url
+        ))
+        .send()
+        .await
+        .expect("up")
+        .json()
+        .await
+        .expect("json");
+    let version = answer["version"].as_u64().expect("version");
+    (version, answer["instances"].clone(), started.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn long_polls_wake_only_for_their_own_service() {
+    let server = start(&data_file("per-service"), 90).await;
+    let http = reqwest::Client::new();
+    let (version, _, _) = long_poll(&http, &server, "orders", 0, 0).await;
+    let waiter = {
+        let (http, url) = (http.clone(), server.url.clone());
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let answer: Value = http
+                .get(format!("{url}/v1/services/orders/watch?after={version}&wait=2"))
+                .send()
+                .await
+                .expect("up")
+                .json()
+                .await
+                .expect("json");
+            (answer, started.elapsed())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for i in 0..20 {
+        let body = json!({ "id": format!("p{i}"), "service": "payments", "host": "127.0.0.1", "port": 9000 });
+        assert_eq!(register(&http, &server, &body).await.status(), 201);
+    }
+    let (answer, took) = waiter.await.expect("task");
+    assert!(
+        took >= Duration::from_millis(1900),
+        "writes to another service did not wake the poll ({took:?})"
+    );
+    assert_eq!(answer["version"].as_u64(), Some(version), "orders did not change");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_eviction_wakes_followers_at_once() {
+    let server = start(&data_file("evict-wakes"), 1).await;
+    let http = reqwest::Client::new();
+    assert_eq!(register(&http, &server, &instance("a", 8081)).await.status(), 201);
+    let (version, instances, _) = long_poll(&http, &server, "orders", 0, 0).await;
+    assert_eq!(instances.as_array().map(Vec::len), Some(1));
+    // A read in between must not swallow the eviction (it used to evict lazily, silently).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let _ = ids(&http, &server).await;
+    let (after, instances, took) = long_poll(&http, &server, "orders", version, 20).await;
+    assert!(after > version);
+    assert_eq!(instances, json!([]));
+    assert!(took < Duration::from_secs(3), "announced at once ({took:?})");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn versions_never_go_backwards_across_a_restart() {
+    let data = data_file("epoch");
+    let mut server = start(&data, 90).await;
+    let http = reqwest::Client::new();
+    for i in 0..5 {
+        assert_eq!(register(&http, &server, &instance(&format!("i{i}"), 8081)).await.status(), 201);
+    }
+    let (before, _, _) = long_poll(&http, &server, "orders", 0, 0).await;
+    server.child.kill().await.expect("kill -9");
+    let server = start(&data, 90).await;
+    // What changed while the follower was away: one more instance.
+    assert_eq!(register(&http, &server, &instance("new", 8082)).await.status(), 201);
+    let (after, instances, took) = long_poll(&http, &server, "orders", before, 20).await;
+    assert!(after > before, "{after} > {before}");
+    assert_eq!(instances.as_array().map(Vec::len), Some(6), "the whole current set");
+    assert!(took < Duration::from_secs(1), "answered at once ({took:?})");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hung_instances_do_not_delay_health_checks_and_https_instances_are_probed() {
+    // Ten instances that accept and never answer.
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let hung_port = hung.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((tcp, _)) = hung.accept().await {
+            held.push(tcp);
+        }
+    });
+    // One healthy https instance with a private certificate.
+    let identity = support::tls::self_signed();
+    let app = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok" }));
+    let https_port = support::tls::serve_tls(app, &identity).await;
+    let ca = data_file("probe-ca").with_file_name("ca.pem");
+    std::fs::write(&ca, &identity.cert_pem).expect("write the CA");
+
+    let server = start_with(
+        &data_file("hung"),
+        90,
+        &[
+            "--health-interval-ms", "1000", "--health-timeout-ms", "2000",
+            "--unhealthy-threshold", "3", "--probe-ca", ca.to_str().expect("path"),
+        ],
+    )
+    .await;
+    let http = reqwest::Client::new();
+    for i in 0..10 {
+        let mut body = instance(&format!("hung{i}"), hung_port);
+        body["health_check_path"] = json!("/healthz");
+        assert_eq!(register(&http, &server, &body).await.status(), 201);
+    }
+    let mut body = json!({ "id": "tls", "service": "orders", "scheme": "https", "host": "localhost", "port": https_port, "health_check_path": "/healthz" });
+    assert_eq!(register(&http, &server, &body).await.status(), 201);
+    body["id"] = json!("tls-dead");
+    body["port"] = json!(1);
+    assert_eq!(register(&http, &server, &body).await.status(), 201);
+
+    let started = std::time::Instant::now();
+    loop {
+        let records = get_json(&http, format!("{}/v1/services/orders/instances", server.url)).await;
+        let health = |id: &str| {
+            records.as_array().expect("array").iter().find(|r| r["instance"]["id"] == id).map(|r| r["health"].clone())
+        };
+        let all_hung_marked = (0..10).all(|i| health(&format!("hung{i}")) == Some(json!("unhealthy")));
+        if all_hung_marked && health("tls") == Some(json!("healthy")) && health("tls-dead") == Some(json!("unhealthy")) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(12),
+            "ten hung instances marked within ~6 s, the https one healthy: {records}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -266,3 +266,41 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for IdleTimeout<S> {
         Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_peer_that_stops_reading_is_cut_off_after_the_idle_timeout() {
+        let (ours, mut theirs) = tokio::io::duplex(1024);
+        let mut ours = IdleTimeout::new(ours, Duration::from_secs(90));
+        // Writes go through while the peer reads...
+        ours.write_all(&[1; 1024]).await.expect("room");
+        let mut buf = vec![0; 1024];
+        theirs.read_exact(&mut buf).await.expect("read");
+        // ...and stall once it stops: 89 s of waiting is allowed, 90 s is not.
+        ours.write_all(&[2; 1024]).await.expect("room again");
+        let stalled = tokio::time::timeout(Duration::from_secs(89), ours.write_all(&[3; 1]));
+        assert!(stalled.await.is_err(), "still waiting at 89 s");
+        let err = ours.write_all(&[3; 1]).await.expect_err("cut off");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bytes_moving_either_way_keep_a_connection_open() {
+        let (ours, mut theirs) = tokio::io::duplex(64);
+        let mut ours = IdleTimeout::new(ours, Duration::from_secs(10));
+        for _ in 0..5 {
+            tokio::time::advance(Duration::from_secs(8)).await;
+            theirs.write_all(b"x").await.expect("write");
+            let mut byte = [0; 1];
+            ours.read_exact(&mut byte).await.expect("8 s apart is not idle");
+        }
+        let mut byte = [0; 1];
+        let err = ours.read_exact(&mut byte).await.expect_err("idle");
+        assert_eq!(err.kind(), io::ErrorKind::TimedOut);
+    }
+}
