@@ -20,6 +20,9 @@ pub enum RegistryError {
         /// The instance id.
         id: String,
     },
+    /// The registry refused this client's credentials (a missing or wrong token).
+    #[error("registry refused the credentials: {0}")]
+    Unauthorized(String),
     /// The backend could not be reached or failed.
     #[error("registry backend unavailable: {0}")]
     Unavailable(String),

@@ -5,6 +5,7 @@
 //! ([`HttpBackend`]) or etcd ([`EtcdBackend`]).
 
 mod backend;
+pub mod backoff;
 mod error;
 mod model;
 #[cfg(feature = "server")]

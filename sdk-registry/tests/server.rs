@@ -551,7 +551,9 @@ async fn long_polls_wake_only_for_their_own_service() {
         tokio::spawn(async move {
             let started = std::time::Instant::now();
             let answer: Value = http
-                .get(format!("{url}/v1/services/orders/watch?after={version}&wait=2"))
+                .get(format!(
+                    "{url}/v1/services/orders/watch?after={version}&wait=2"
+                ))
                 .send()
                 .await
                 .expect("up")
@@ -571,14 +573,23 @@ async fn long_polls_wake_only_for_their_own_service() {
         took >= Duration::from_millis(1900),
         "writes to another service did not wake the poll ({took:?})"
     );
-    assert_eq!(answer["version"].as_u64(), Some(version), "orders did not change");
+    assert_eq!(
+        answer["version"].as_u64(),
+        Some(version),
+        "orders did not change"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_eviction_wakes_followers_at_once() {
     let server = start(&data_file("evict-wakes"), 1).await;
     let http = reqwest::Client::new();
-    assert_eq!(register(&http, &server, &instance("a", 8081)).await.status(), 201);
+    assert_eq!(
+        register(&http, &server, &instance("a", 8081))
+            .await
+            .status(),
+        201
+    );
     let (version, instances, _) = long_poll(&http, &server, "orders", 0, 0).await;
     assert_eq!(instances.as_array().map(Vec::len), Some(1));
     // A read in between must not swallow the eviction (it used to evict lazily, silently).
@@ -587,7 +598,10 @@ async fn an_eviction_wakes_followers_at_once() {
     let (after, instances, took) = long_poll(&http, &server, "orders", version, 20).await;
     assert!(after > version);
     assert_eq!(instances, json!([]));
-    assert!(took < Duration::from_secs(3), "announced at once ({took:?})");
+    assert!(
+        took < Duration::from_secs(3),
+        "announced at once ({took:?})"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -596,23 +610,39 @@ async fn versions_never_go_backwards_across_a_restart() {
     let mut server = start(&data, 90).await;
     let http = reqwest::Client::new();
     for i in 0..5 {
-        assert_eq!(register(&http, &server, &instance(&format!("i{i}"), 8081)).await.status(), 201);
+        assert_eq!(
+            register(&http, &server, &instance(&format!("i{i}"), 8081))
+                .await
+                .status(),
+            201
+        );
     }
     let (before, _, _) = long_poll(&http, &server, "orders", 0, 0).await;
     server.child.kill().await.expect("kill -9");
     let server = start(&data, 90).await;
     // What changed while the follower was away: one more instance.
-    assert_eq!(register(&http, &server, &instance("new", 8082)).await.status(), 201);
+    assert_eq!(
+        register(&http, &server, &instance("new", 8082))
+            .await
+            .status(),
+        201
+    );
     let (after, instances, took) = long_poll(&http, &server, "orders", before, 20).await;
     assert!(after > before, "{after} > {before}");
-    assert_eq!(instances.as_array().map(Vec::len), Some(6), "the whole current set");
+    assert_eq!(
+        instances.as_array().map(Vec::len),
+        Some(6),
+        "the whole current set"
+    );
     assert!(took < Duration::from_secs(1), "answered at once ({took:?})");
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn hung_instances_do_not_delay_health_checks_and_https_instances_are_probed() {
     // Ten instances that accept and never answer.
-    let hung = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let hung = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let hung_port = hung.local_addr().expect("addr").port();
     tokio::spawn(async move {
         let mut held = Vec::new();
@@ -631,8 +661,14 @@ async fn hung_instances_do_not_delay_health_checks_and_https_instances_are_probe
         &data_file("hung"),
         90,
         &[
-            "--health-interval-ms", "1000", "--health-timeout-ms", "2000",
-            "--unhealthy-threshold", "3", "--probe-ca", ca.to_str().expect("path"),
+            "--health-interval-ms",
+            "1000",
+            "--health-timeout-ms",
+            "2000",
+            "--unhealthy-threshold",
+            "3",
+            "--probe-ca",
+            ca.to_str().expect("path"),
         ],
     )
     .await;
@@ -650,12 +686,25 @@ async fn hung_instances_do_not_delay_health_checks_and_https_instances_are_probe
 
     let started = std::time::Instant::now();
     loop {
-        let records = get_json(&http, format!("{}/v1/services/orders/instances", server.url)).await;
+        let records = get_json(
+            &http,
+            format!("{}/v1/services/orders/instances", server.url),
+        )
+        .await;
         let health = |id: &str| {
-            records.as_array().expect("array").iter().find(|r| r["instance"]["id"] == id).map(|r| r["health"].clone())
+            records
+                .as_array()
+                .expect("array")
+                .iter()
+                .find(|r| r["instance"]["id"] == id)
+                .map(|r| r["health"].clone())
         };
-        let all_hung_marked = (0..10).all(|i| health(&format!("hung{i}")) == Some(json!("unhealthy")));
-        if all_hung_marked && health("tls") == Some(json!("healthy")) && health("tls-dead") == Some(json!("unhealthy")) {
+        let all_hung_marked =
+            (0..10).all(|i| health(&format!("hung{i}")) == Some(json!("unhealthy")));
+        if all_hung_marked
+            && health("tls") == Some(json!("healthy"))
+            && health("tls-dead") == Some(json!("unhealthy"))
+        {
             break;
         }
         assert!(
@@ -664,4 +713,72 @@ async fn hung_instances_do_not_delay_health_checks_and_https_instances_are_probe
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+}
+
+/// The reason a call to `service` found no instance, within 5 s of it being `want`.
+async fn no_instance_because(
+    sdk: &sdk::ServiceSdk,
+    service: &str,
+    want: impl Fn(&sdk::balance::NoInstanceReason) -> bool,
+) -> sdk::balance::NoInstanceReason {
+    let client = sdk.get_client(service);
+    let mut last = None;
+    for _ in 0..100 {
+        match client.get("/").send::<String>().await {
+            Err(sdk::ServiceError::NoHealthyInstance { reason, .. }) => {
+                if want(&reason) {
+                    return reason;
+                }
+                last = Some(reason);
+            }
+            other => panic!("expected no instance, got {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the reason never became the one wanted; last: {last:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_follower_says_why_it_has_no_instance() {
+    use sdk::balance::NoInstanceReason as Why;
+    use sdk_registry::{HealthStatus, HttpBackend, RegistryBackend, ServiceInstance};
+
+    let mut server = start_with(&data_file("why"), 90, &["--protect-reads"]).await;
+    let backend = HttpBackend::new(&server.url, Some("s3cret".into())).expect("url");
+    let sdk = sdk::ServiceSdk::builder()
+        .registry(backend.clone())
+        .build()
+        .expect("valid");
+    no_instance_because(&sdk, "ghost", |w| *w == Why::NothingRegistered).await;
+
+    backend
+        .register(ServiceInstance::new("sick", "a", "127.0.0.1", 1))
+        .await
+        .expect("registered");
+    backend
+        .set_health("sick", "a", HealthStatus::Unhealthy)
+        .await
+        .expect("known");
+    let why = no_instance_because(&sdk, "sick", |w| matches!(w, Why::AllUnhealthy { .. })).await;
+    assert_eq!(why, Why::AllUnhealthy { registered: 1 });
+
+    let wrong = HttpBackend::new(&server.url, Some("wrong".into())).expect("url");
+    let locked_out = sdk::ServiceSdk::builder()
+        .registry(wrong)
+        .build()
+        .expect("valid");
+    let why = no_instance_because(&locked_out, "sick", |w| matches!(w, Why::Unauthorized(_))).await;
+    assert!(why.to_string().contains("401"), "{why}");
+
+    server.child.kill().await.expect("kill -9");
+    let down = HttpBackend::new(&server.url, Some("s3cret".into())).expect("url");
+    let stranded = sdk::ServiceSdk::builder()
+        .registry(down)
+        .build()
+        .expect("valid");
+    let why = no_instance_because(&stranded, "sick", |w| {
+        matches!(w, Why::RegistryUnreachable(_))
+    })
+    .await;
+    assert!(why.to_string().contains("unreachable"), "{why}");
 }

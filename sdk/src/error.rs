@@ -224,11 +224,14 @@ pub enum ServiceError {
         /// The limit in bytes.
         limit: usize,
     },
-    /// The service has no instance to send to (none configured, or none healthy).
-    #[error("{context}: no healthy instance of the service")]
+    /// The service has no instance to send to, and why: nothing registered, all unhealthy,
+    /// the registry unreachable, or the registry refusing the credentials.
+    #[error("{context}: no healthy instance of the service: {reason}")]
     NoHealthyInstance {
         /// Where.
         context: Box<ErrorContext>,
+        /// Why.
+        reason: crate::balance::NoInstanceReason,
     },
     /// The request was refused before anything was sent: a bad path, header or body.
     #[error("invalid request to {service}: {reason}")]
@@ -316,7 +319,7 @@ impl ServiceError {
             | ServiceError::Transport { context, .. }
             | ServiceError::Decode { context, .. }
             | ServiceError::BodyTooLarge { context, .. }
-            | ServiceError::NoHealthyInstance { context } => Some(context),
+            | ServiceError::NoHealthyInstance { context, .. } => Some(context),
             ServiceError::RetriesExhausted { last, .. } => last.context(),
             ServiceError::InvalidRequest { .. } | ServiceError::Cancelled => None,
         }

@@ -1,4 +1,9 @@
-use std::{fmt, time::Duration};
+use std::{
+    collections::HashMap,
+    fmt,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use bytes::Bytes;
 use http::{header, Method, Request, StatusCode};
@@ -10,17 +15,25 @@ use super::{
     client::{self, default_tls, http_client, HttpClient},
     name_segment, BoxFuture, RegistryBackend, Snapshot,
 };
-use crate::{HealthStatus, InstanceRecord, RegistryError, ServiceInstance};
+use crate::{
+    backoff::{Backoff as _, ExponentialBackoff},
+    HealthStatus, InstanceRecord, RegistryError, ServiceInstance,
+};
 
 /// A client of the `sdk-registry` server, as a backend.
 ///
 /// Watches are long polls (`/v1/services/{service}/watch`) feeding a channel; if the server
-/// is unreachable the channel keeps the last snapshot and the poll is retried every second.
+/// is unreachable or refuses the token, the channel keeps the last snapshot, the failure is
+/// logged (once, and again when it clears) and reported by
+/// [`watch_problem`](RegistryBackend::watch_problem), and the poll is tried again after a
+/// jittered backoff ([`ExponentialBackoff::reconnect`]).
 #[derive(Clone)]
 pub struct HttpBackend {
     base: String,
     token: Option<String>,
     client: HttpClient,
+    /// Each followed service's current failure, while it has one.
+    problems: Arc<Mutex<HashMap<String, RegistryError>>>,
 }
 
 impl fmt::Debug for HttpBackend {
@@ -61,6 +74,7 @@ impl HttpBackend {
             base: client::base_url("url", base_url)?,
             token,
             client: http_client(tls, Duration::from_secs(5)),
+            problems: Arc::default(),
         })
     }
 
@@ -91,7 +105,7 @@ impl HttpBackend {
         let response = tokio::time::timeout(timeout, self.client.request(request))
             .await
             .map_err(|_| unavailable(&"no answer in time"))?
-            .map_err(|e| unavailable(&e))?;
+            .map_err(|e| unavailable(&client::chain(&e)))?;
         let status = response.status();
         let bytes = Limited::new(response.into_body(), 64 * 1024 * 1024)
             .collect()
@@ -110,7 +124,10 @@ impl HttpBackend {
                 let id = parts.nth(1).unwrap_or_default().to_owned();
                 RegistryError::UnknownInstance { service, id }
             }
-            s if s.is_client_error() && s != StatusCode::UNAUTHORIZED => RegistryError::Invalid {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                RegistryError::Unauthorized(format!("{}: {status}: {message}", self.base))
+            }
+            s if s.is_client_error() => RegistryError::Invalid {
                 field: "request",
                 reason: message,
             },
@@ -128,6 +145,8 @@ impl HttpBackend {
 
     async fn follow(self, service: String, changes: watch::Sender<Snapshot>) {
         let mut version = 0;
+        let backoff = ExponentialBackoff::reconnect();
+        let mut failures = 0u32;
         loop {
             let path = format!("/v1/services/{service}/watch?after={version}&wait=30");
             let poll = async {
@@ -137,16 +156,45 @@ impl HttpBackend {
                 serde_json::from_slice::<WatchAnswer>(&bytes)
                     .map_err(|e| RegistryError::Unavailable(format!("bad watch answer: {e}")))
             };
-            tokio::select! {
-                answer = poll => match answer {
-                    Ok(answer) => {
-                        version = answer.version;
-                        changes.send_replace(std::sync::Arc::new(answer.instances));
-                    }
-                    Err(_) => tokio::time::sleep(Duration::from_secs(1)).await,
-                },
+            let answer = tokio::select! {
+                answer = poll => answer,
                 // Nobody is watching any more.
-                () = changes.closed() => return,
+                () = changes.closed() => break,
+            };
+            match answer {
+                Ok(answer) => {
+                    if failures > 0 {
+                        tracing::info!(%service, registry = %self.base, "following the registry again");
+                        self.set_problem(&service, None);
+                        failures = 0;
+                    }
+                    version = answer.version;
+                    changes.send_replace(Arc::new(answer.instances));
+                }
+                Err(e) => {
+                    if failures == 0 {
+                        tracing::warn!(%service, error = %e, "lost the registry; keeping the last known instances");
+                    }
+                    self.set_problem(&service, Some(e));
+                    failures = failures.saturating_add(1);
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff.delay(failures)) => {}
+                        () = changes.closed() => break,
+                    }
+                }
+            }
+        }
+        self.set_problem(&service, None);
+    }
+
+    fn set_problem(&self, service: &str, problem: Option<RegistryError>) {
+        let mut problems = self.problems.lock().unwrap_or_else(|e| e.into_inner());
+        match problem {
+            Some(problem) => {
+                problems.insert(service.to_owned(), problem);
+            }
+            None => {
+                problems.remove(service);
             }
         }
     }
@@ -256,10 +304,22 @@ impl RegistryBackend for HttpBackend {
     ) -> BoxFuture<'a, Result<watch::Receiver<Snapshot>, RegistryError>> {
         Box::pin(async move {
             let service = name_segment(service)?.to_owned();
-            let initial = self.instances(&service).await.unwrap_or_default();
-            let (changes, receiver) = watch::channel(std::sync::Arc::new(initial));
+            let initial = match self.instances(&service).await {
+                Ok(initial) => initial,
+                Err(e) => {
+                    // The follower reports and retries; the watch starts empty meanwhile.
+                    self.set_problem(&service, Some(e));
+                    Vec::new()
+                }
+            };
+            let (changes, receiver) = watch::channel(Arc::new(initial));
             tokio::spawn(self.clone().follow(service, changes));
             Ok(receiver)
         })
+    }
+
+    fn watch_problem(&self, service: &str) -> Option<RegistryError> {
+        let problems = self.problems.lock().unwrap_or_else(|e| e.into_inner());
+        problems.get(service).cloned()
     }
 }

@@ -64,6 +64,7 @@ struct Shard {
     state: Mutex<ShardState>,
     changes: watch::Sender<Snapshot>,
     /// The instances as JSON at one version, made once and shared by every watcher.
+    #[cfg_attr(not(feature = "server"), allow(dead_code))]
     encoded: Mutex<Option<(u64, bytes::Bytes)>>,
 }
 

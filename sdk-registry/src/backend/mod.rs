@@ -75,6 +75,14 @@ pub trait RegistryBackend: fmt::Debug + Send + Sync + 'static {
         &'a self,
         service: &'a str,
     ) -> BoxFuture<'a, Result<watch::Receiver<Snapshot>, RegistryError>>;
+
+    /// Why `service`'s watch is not current, while it is not: the registry unreachable,
+    /// or the credentials refused (its channel then keeps the last set it had). `None`
+    /// while the watch follows the registry, and for backends that cannot fall behind.
+    fn watch_problem(&self, service: &str) -> Option<RegistryError> {
+        let _ = service;
+        None
+    }
 }
 
 /// Now, as Unix milliseconds (for `last_heartbeat_ms`).

@@ -297,7 +297,9 @@ mod tests {
             tokio::time::advance(Duration::from_secs(8)).await;
             theirs.write_all(b"x").await.expect("write");
             let mut byte = [0; 1];
-            ours.read_exact(&mut byte).await.expect("8 s apart is not idle");
+            ours.read_exact(&mut byte)
+                .await
+                .expect("8 s apart is not idle");
         }
         let mut byte = [0; 1];
         let err = ours.read_exact(&mut byte).await.expect_err("idle");

@@ -2,13 +2,51 @@ use std::{fmt, sync::Arc};
 
 use crate::error::BoxError;
 
-/// The service has no instance to send to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct NoInstances;
+/// The service has no instance to send to, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NoInstances(pub NoInstanceReason);
+
+/// Why a service had no instance to send to.
+///
+/// There is no "all ejected": when every instance is ejected for failing, the balancer
+/// still sends to one (as Envoy's panic threshold does), since refusing would turn a
+/// partial outage into a total one.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NoInstanceReason {
+    /// Nothing is registered (or configured) under the service's name.
+    NothingRegistered,
+    /// Instances are registered, but every one is marked unhealthy.
+    AllUnhealthy {
+        /// How many are registered.
+        registered: usize,
+    },
+    /// The registry could not be reached (the last known set was empty).
+    RegistryUnreachable(String),
+    /// The registry refused the SDK's credentials.
+    Unauthorized(String),
+}
+
+impl fmt::Display for NoInstanceReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NoInstanceReason::NothingRegistered => f.write_str("no instance is registered"),
+            NoInstanceReason::AllUnhealthy { registered } => {
+                write!(f, "all {registered} registered instances are unhealthy")
+            }
+            NoInstanceReason::RegistryUnreachable(why) => {
+                write!(f, "the registry is unreachable ({why})")
+            }
+            NoInstanceReason::Unauthorized(why) => {
+                write!(f, "the registry refused the credentials ({why})")
+            }
+        }
+    }
+}
 
 impl fmt::Display for NoInstances {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("no instance available")
+        write!(f, "no instance available: {}", self.0)
     }
 }
 

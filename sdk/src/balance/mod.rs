@@ -53,7 +53,7 @@ use tracing::Instrument;
 
 use self::stats::InstanceStats;
 pub use self::{
-    error::{AttemptError, NoInstances},
+    error::{AttemptError, NoInstanceReason, NoInstances},
     policy::{LoadBalancerConfig, Strategy},
 };
 use crate::{
@@ -307,7 +307,10 @@ where
         let (url, stats, http_request) = match chosen {
             Some((url, stats, Ok(http_request))) => (url, stats, http_request),
             Some((_, _, Err(e))) => return Box::pin(std::future::ready(Err(e))),
-            None => return Box::pin(std::future::ready(Err(NoInstances.into()))),
+            None => {
+                let why = NoInstances(shared.instances.why_empty());
+                return Box::pin(std::future::ready(Err(why.into())));
+            }
         };
         let span = tracing::debug_span!(
             "attempt",

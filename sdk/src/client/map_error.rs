@@ -5,7 +5,7 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::{
-    balance::{AttemptError, NoInstances},
+    balance::{AttemptError, NoInstanceReason, NoInstances},
     circuit_breaker::CircuitOpen,
     deadline::DeadlineExceeded,
     error::{BoxError, ErrorContext, ServiceError, TimeoutKind},
@@ -27,7 +27,7 @@ pub(crate) fn from_pipeline(
         Deadline(Duration),
         Attempt,
         TooLarge(usize),
-        NoInstance,
+        NoInstance(NoInstanceReason),
         Transport(bool),
         Unknown,
     }
@@ -51,8 +51,8 @@ pub(crate) fn from_pipeline(
                 Kind::Attempt
             } else if let Some(t) = e.downcast_ref::<BodyTooLarge>() {
                 Kind::TooLarge(t.limit)
-            } else if e.is::<NoInstances>() {
-                Kind::NoInstance
+            } else if let Some(NoInstances(reason)) = e.downcast_ref::<NoInstances>() {
+                Kind::NoInstance(reason.clone())
             } else if let Some(t) = e.downcast_ref::<TransportError>() {
                 Kind::Transport(t.is_connect())
             } else {
@@ -84,7 +84,7 @@ pub(crate) fn from_pipeline(
             limit: attempt_timeout.unwrap_or_default(),
         },
         Kind::TooLarge(limit) => ServiceError::BodyTooLarge { context, limit },
-        Kind::NoInstance => ServiceError::NoHealthyInstance { context },
+        Kind::NoInstance(reason) => ServiceError::NoHealthyInstance { context, reason },
         Kind::Transport(connect) => ServiceError::Transport {
             context,
             connect,

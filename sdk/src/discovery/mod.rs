@@ -21,6 +21,8 @@ use std::{
 };
 
 use arc_swap::ArcSwap;
+
+use crate::balance::NoInstanceReason;
 use tokio::sync::Notify;
 
 pub use self::{
@@ -41,7 +43,13 @@ pub use self::{
 pub struct InstanceSet {
     current: Arc<ArcSwap<Vec<Instance>>>,
     first_fill: Arc<FirstFill>,
+    /// Says why the set is empty; set by the discovery that fills it (read only when a call
+    /// finds no instance, so a lock is fine).
+    explain: Arc<std::sync::Mutex<Option<Explainer>>>,
 }
+
+/// Says why a set is empty.
+pub(crate) type Explainer = Arc<dyn Fn() -> NoInstanceReason + Send + Sync>;
 
 /// How long a call waits for a set's first fill (then it fails with no instance, and later
 /// calls no longer wait).
@@ -77,6 +85,22 @@ impl InstanceSet {
         if !self.first_fill.filled.swap(true, Ordering::AcqRel) {
             self.first_fill.notify.notify_waiters();
         }
+    }
+
+    /// Why the set is empty, as its discovery explains it (by default: nothing is
+    /// registered).
+    pub fn why_empty(&self) -> NoInstanceReason {
+        let explain = self
+            .explain
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        explain.map_or(NoInstanceReason::NothingRegistered, |explain| explain())
+    }
+
+    /// Lets `explain` say why the set is empty.
+    pub(crate) fn explain_with(&self, explain: Explainer) {
+        *self.explain.lock().unwrap_or_else(|e| e.into_inner()) = Some(explain);
     }
 
     /// Whether the set has been filled at least once.

@@ -2,21 +2,26 @@ use std::{
     collections::{HashMap, HashSet},
     fmt,
     sync::{
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicUsize, Ordering},
         Arc, Mutex,
     },
-    time::Duration,
 };
 
-use sdk_registry::{HealthStatus, RegistryBackend, Snapshot};
+use sdk_registry::{
+    backoff::{Backoff as _, ExponentialBackoff},
+    HealthStatus, RegistryBackend, RegistryError, Snapshot,
+};
 use tokio::sync::watch;
 
-use super::{Discovery, Instance, InstanceSet};
+use super::{Discovery, Explainer, Instance, InstanceSet};
+use crate::balance::NoInstanceReason;
 use crate::health::{HealthChange, HealthHooks, HealthSource};
 
 /// Discovery through a registry backend: each service's [`InstanceSet`] follows the
 /// backend's watch, leaving out instances marked unhealthy. If the registry goes away, the
-/// last known set keeps serving while the follower retries every second.
+/// last known set keeps serving while the follower retries after a jittered backoff; a call
+/// that finds the set empty says why (nothing registered, all unhealthy, the registry
+/// unreachable, the credentials refused).
 ///
 /// The followers are tokio tasks, started when a client of the service is first created
 /// (inside a runtime) and stopped when this discovery is dropped.
@@ -58,12 +63,18 @@ impl RegistryDiscovery {
         {
             return;
         }
+        let status = Arc::new(FollowStatus::default());
+        set.explain_with(explainer(self.backend.clone(), service, status.clone()));
         match tokio::runtime::Handle::try_current() {
             Ok(runtime) => {
                 let follower = follow(
                     self.backend.clone(),
                     service.to_owned(),
-                    Target { set, pinned },
+                    Target {
+                        set,
+                        pinned,
+                        status,
+                    },
                     self.hooks.clone(),
                     self.shutdown.subscribe(),
                 );
@@ -108,6 +119,43 @@ impl Discovery for RegistryDiscovery {
 struct Target {
     set: InstanceSet,
     pinned: Arc<AtomicBool>,
+    status: Arc<FollowStatus>,
+}
+
+/// What a follower knows beyond the usable set, to explain an empty one.
+#[derive(Default)]
+struct FollowStatus {
+    /// Instances in the last snapshot, usable or not.
+    registered: AtomicUsize,
+    /// Why the last attempt to watch failed, if it did.
+    problem: Mutex<Option<RegistryError>>,
+}
+
+/// Explains an empty set: the registry's trouble first (the set may be stale), then what
+/// the last snapshot held.
+fn explainer(
+    backend: Arc<dyn RegistryBackend>,
+    service: &str,
+    status: Arc<FollowStatus>,
+) -> Explainer {
+    let service = service.to_owned();
+    Arc::new(move || {
+        let problem = backend.watch_problem(&service).or_else(|| {
+            status
+                .problem
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone()
+        });
+        match problem {
+            Some(RegistryError::Unauthorized(why)) => NoInstanceReason::Unauthorized(why),
+            Some(other) => NoInstanceReason::RegistryUnreachable(other.to_string()),
+            None => match status.registered.load(Ordering::Acquire) {
+                0 => NoInstanceReason::NothingRegistered,
+                registered => NoInstanceReason::AllUnhealthy { registered },
+            },
+        }
+    })
 }
 
 async fn follow(
@@ -119,16 +167,28 @@ async fn follow(
 ) {
     // Each instance's last seen health (`true`: may take traffic), to report flips.
     let mut last_health: HashMap<String, bool> = HashMap::new();
+    let backoff = ExponentialBackoff::reconnect();
+    let mut failures = 0u32;
     loop {
         if target.pinned.load(Ordering::Acquire) {
             return;
         }
         match backend.watch(&service).await {
             Ok(mut changes) => loop {
+                failures = 0;
+                *target
+                    .status
+                    .problem
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = None;
                 let snapshot = changes.borrow_and_update().clone();
                 if target.pinned.load(Ordering::Acquire) {
                     return; // registered statically since: that source wins
                 }
+                target
+                    .status
+                    .registered
+                    .store(snapshot.len(), Ordering::Release);
                 target.set.replace(usable(&service, &snapshot));
                 report_flips(&service, &snapshot, &mut last_health, &hooks);
                 tokio::select! {
@@ -137,11 +197,20 @@ async fn follow(
                 }
             },
             Err(e) => {
-                tracing::warn!(%service, error = %e, "registry unavailable; keeping the last known instances")
+                if failures == 0 {
+                    tracing::warn!(%service, error = %e, "registry unavailable; keeping the last known instances");
+                }
+                *target
+                    .status
+                    .problem
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner()) = Some(e);
             }
         }
+        // Jittered, so the followers of a registry that restarts do not return in lockstep.
+        failures = failures.saturating_add(1);
         tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = tokio::time::sleep(backoff.delay(failures)) => {}
             _ = shutdown.changed() => return,
         }
     }

@@ -12,7 +12,10 @@ use tokio::sync::watch;
 
 use self::gateway::{encode, prefix_end, Gateway, GatewayError, KeyValue, WatchMessage};
 use super::{client::default_tls, name_segment, unix_ms, BoxFuture, RegistryBackend, Snapshot};
-use crate::{HealthStatus, InstanceRecord, RegistryError, ServiceInstance};
+use crate::{
+    backoff::{Backoff as _, ExponentialBackoff},
+    HealthStatus, InstanceRecord, RegistryError, ServiceInstance,
+};
 
 /// How many times a health update is retried when another writer got in between.
 const CAS_ATTEMPTS: usize = 8;
@@ -167,20 +170,37 @@ impl EtcdBackend {
         mut synced: Option<(Records, i64)>,
         changes: watch::Sender<Snapshot>,
     ) {
+        let backoff = ExponentialBackoff::reconnect();
+        let mut failures = 0u32;
         loop {
             if let Some((records, revision)) = &mut synced {
+                let started = tokio::time::Instant::now();
                 tokio::select! {
                     _ = self.stream(&service, records, revision, &changes) => {}
                     () = changes.closed() => return,
                 }
+                // A stream that lived a while was a success: start the backoff over.
+                if started.elapsed() > Duration::from_secs(10) {
+                    failures = 0;
+                }
             }
             // The stream broke (etcd restarted, the history was compacted) or etcd was not
-            // reachable: read the whole set again once it answers, then watch from there.
+            // reachable: read the whole set again once it answers, then watch from there,
+            // after a jittered pause so a fleet of followers does not return in lockstep.
+            failures = failures.saturating_add(1);
             tokio::select! {
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = tokio::time::sleep(backoff.delay(failures)) => {}
                 () = changes.closed() => return,
             }
-            synced = self.list(&service).await.ok();
+            synced = match self.list(&service).await {
+                Ok(synced) => Some(synced),
+                Err(e) => {
+                    if failures == 1 {
+                        tracing::warn!(%service, error = %e, "lost etcd; keeping the last known instances");
+                    }
+                    None
+                }
+            };
             if let Some((records, _)) = &synced {
                 publish(&changes, records);
             }

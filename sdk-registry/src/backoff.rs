@@ -1,0 +1,125 @@
+//! How long to wait before trying again: one schedule for the SDK's retries and for every
+//! reconnect loop (registry followers, etcd watches), so none of them waits in lockstep with
+//! its peers after an outage. The SDK re-exports it as `sdk::retry::{Backoff,
+//! ExponentialBackoff, Jitter}`.
+
+use std::time::Duration;
+
+/// A backoff schedule: the delay before retry number `retry` (1 for the first retry).
+///
+/// ```
+/// use std::time::Duration;
+/// use sdk_registry::backoff::Backoff;
+///
+/// /// The same pause every time.
+/// #[derive(Debug)]
+/// struct Constant(Duration);
+///
+/// impl Backoff for Constant {
+///     fn delay(&self, _retry: u32) -> Duration {
+///         self.0
+///     }
+/// }
+/// ```
+pub trait Backoff: std::fmt::Debug + Send + Sync + 'static {
+    /// The delay before retry number `retry` (starting at 1).
+    fn delay(&self, retry: u32) -> Duration;
+}
+
+/// How much randomness to add to a delay.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Jitter {
+    /// "Full jitter": a uniform delay between zero and the exponential step, which spreads a
+    /// crowd of clients best (AWS Architecture Blog, "Exponential Backoff and Jitter").
+    #[default]
+    Full,
+    /// The exact exponential step; for tests and for single clients.
+    None,
+}
+
+/// Exponential backoff: `initial * multiplier^(retry-1)`, capped at `max`, with jitter.
+/// Default: 100 ms doubling to a 1 s cap with full jitter (gRPC's A6 retry design).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ExponentialBackoff {
+    /// The first step.
+    pub initial: Duration,
+    /// The cap on any step.
+    pub max: Duration,
+    /// Growth factor per retry.
+    pub multiplier: f64,
+    /// Randomness.
+    pub jitter: Jitter,
+}
+
+impl Default for ExponentialBackoff {
+    fn default() -> Self {
+        ExponentialBackoff {
+            initial: Duration::from_millis(100),
+            max: Duration::from_secs(1),
+            multiplier: 2.0,
+            jitter: Jitter::Full,
+        }
+    }
+}
+
+impl ExponentialBackoff {
+    /// The step before jitter.
+    pub fn step(&self, retry: u32) -> Duration {
+        let exponent = i32::try_from(retry.saturating_sub(1)).unwrap_or(i32::MAX);
+        let secs = self.initial.as_secs_f64() * self.multiplier.powi(exponent);
+        if secs.is_finite() && secs < self.max.as_secs_f64() {
+            Duration::try_from_secs_f64(secs.max(0.0)).unwrap_or(self.max)
+        } else {
+            self.max
+        }
+    }
+}
+
+impl Backoff for ExponentialBackoff {
+    fn delay(&self, retry: u32) -> Duration {
+        let step = self.step(retry);
+        match self.jitter {
+            Jitter::None => step,
+            Jitter::Full => step.mul_f64(fastrand::f64()),
+        }
+    }
+}
+
+impl ExponentialBackoff {
+    /// The schedule of reconnect loops: 250 ms doubling to 10 s, full jitter, so followers
+    /// of a registry that restarts come back spread out, not all in the same second.
+    pub fn reconnect() -> Self {
+        ExponentialBackoff {
+            initial: Duration::from_millis(250),
+            max: Duration::from_secs(10),
+            multiplier: 2.0,
+            jitter: Jitter::Full,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn doubles_to_the_cap() {
+        let b = ExponentialBackoff {
+            jitter: Jitter::None,
+            ..Default::default()
+        };
+        let steps: Vec<_> = (1..=6).map(|r| b.delay(r).as_millis()).collect();
+        assert_eq!(steps, [100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(b.delay(u32::MAX), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn full_jitter_stays_under_the_step() {
+        let b = ExponentialBackoff::default();
+        for retry in 1..5 {
+            for _ in 0..100 {
+                assert!(b.delay(retry) <= b.step(retry));
+            }
+        }
+    }
+}
