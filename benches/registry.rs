@@ -13,8 +13,9 @@
 //!
 //! The server runs as a child process (this same executable, re-run with
 //! `SDK_REGISTRY_BENCH_SERVE` set, running the same code as the `sdk-registry` binary), so
-//! its memory is its own. `cargo bench -p sdk-benches --bench registry`
-//! (`BENCH_SECS` sets each throughput run's length, default 3).
+//! its memory is its own. `cargo bench -p sdk-benches --bench registry` (`-- NAME` runs
+//! one of lookups, heartbeats, registrations, memory, propagation; `BENCH_SECS` sets each
+//! throughput run's length, default 3).
 
 use std::{
     path::{Path, PathBuf},
@@ -60,13 +61,29 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3.0);
+    // `cargo bench -p sdk-benches --bench registry -- heartbeats` runs one section.
+    let chosen: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let run = |name: &str| chosen.is_empty() || chosen.iter().any(|c| c == name);
     rt.block_on(async move {
         let client: HttpClient = Client::builder(TokioExecutor::new()).build(HttpConnector::new());
-        lookups(&client, seconds).await;
-        heartbeats(&client, seconds).await;
-        registrations(&client).await;
-        event_stream_memory(&client).await;
-        propagation(&client).await;
+        if run("lookups") {
+            lookups(&client, seconds).await;
+        }
+        if run("heartbeats") {
+            heartbeats(&client, seconds).await;
+        }
+        if run("registrations") {
+            registrations(&client).await;
+        }
+        if run("memory") {
+            event_stream_memory(&client).await;
+        }
+        if run("propagation") {
+            propagation(&client).await;
+        }
     });
 }
 
@@ -79,14 +96,20 @@ async fn serve_child(spec: &str) {
     let addr = spec.split(' ').nth(3).unwrap_or("127.0.0.1:0");
     let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
     println!("listening on {}", listener.local_addr().expect("addr"));
-    let limits = Limits { max_connections: 10_000, ..Limits::default() };
+    let limits = Limits {
+        max_connections: 10_000,
+        ..Limits::default()
+    };
     let router = match words.next() {
         Some("bare") => axum::Router::new().route(
             "/v1/services/{service}/instances/{id}/heartbeat",
             axum::routing::put(|| async { axum::http::StatusCode::NO_CONTENT }),
         ),
         _ => {
-            let data = words.next().filter(|d| !d.is_empty() && *d != "-").map(PathBuf::from);
+            let data = words
+                .next()
+                .filter(|d| !d.is_empty() && *d != "-")
+                .map(PathBuf::from);
             let ttl = words.next().and_then(|t| t.parse().ok()).unwrap_or(90);
             let registry = Registry::open(ServerConfig {
                 data,
@@ -100,7 +123,9 @@ async fn serve_child(spec: &str) {
             router(registry)
         }
     };
-    serve(listener, router, None, limits, std::future::pending()).await.expect("serve");
+    serve(listener, router, None, limits, std::future::pending())
+        .await
+        .expect("serve");
 }
 
 struct Server {
@@ -118,15 +143,27 @@ impl Server {
             .spawn()
             .expect("start the server");
         let stdout = child.stdout.take().expect("stdout");
-        let line = BufReader::new(stdout).lines().next_line().await.expect("read").expect("line");
-        let addr = line.strip_prefix("listening on ").expect("address line").to_owned();
-        Server { child, url: format!("http://{addr}") }
+        let line = BufReader::new(stdout)
+            .lines()
+            .next_line()
+            .await
+            .expect("read")
+            .expect("line");
+        let addr = line
+            .strip_prefix("listening on ")
+            .expect("address line")
+            .to_owned();
+        Server {
+            child,
+            url: format!("http://{addr}"),
+        }
     }
 
     /// Resident and peak memory (VmRSS, VmHWM) in MB.
     fn memory(&self) -> (f64, f64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id().expect("pid")))
-            .unwrap_or_default();
+        let status =
+            std::fs::read_to_string(format!("/proc/{}/status", self.child.id().expect("pid")))
+                .unwrap_or_default();
         let field = |name: &str| {
             status
                 .lines()
@@ -155,7 +192,9 @@ async fn send(client: &HttpClient, method: &str, url: String, body: Option<Vec<u
 fn instance(service: &str, id: &str, padding: usize) -> ServiceInstance {
     let mut instance = ServiceInstance::new(service, id, "10.0.0.1", 8080);
     if padding > 0 {
-        instance.metadata.insert("padding".into(), "x".repeat(padding));
+        instance
+            .metadata
+            .insert("padding".into(), "x".repeat(padding));
     }
     instance
 }
@@ -170,9 +209,12 @@ async fn register_all(client: &HttpClient, url: &str, instances: Vec<ServiceInst
             let (client, url, queue) = (client.clone(), url.to_owned(), queue.clone());
             tokio::spawn(async move {
                 loop {
-                    let Some(next) = queue.lock().expect("queue").pop() else { return };
+                    let Some(next) = queue.lock().expect("queue").pop() else {
+                        return;
+                    };
                     let body = serde_json::to_vec(&next).expect("json");
-                    let status = send(&client, "POST", format!("{url}/v1/instances"), Some(body)).await;
+                    let status =
+                        send(&client, "POST", format!("{url}/v1/instances"), Some(body)).await;
                     assert_eq!(status, 201);
                 }
             })
@@ -195,7 +237,8 @@ async fn throughput(
     let request = Arc::new(request);
     let tasks: Vec<_> = (0..CALLERS)
         .map(|caller| {
-            let (client, stop, done, request) = (client.clone(), stop.clone(), done.clone(), request.clone());
+            let (client, stop, done, request) =
+                (client.clone(), stop.clone(), done.clone(), request.clone());
             tokio::spawn(async move {
                 let mut n = caller;
                 while !stop.load(Ordering::Relaxed) {
@@ -226,7 +269,10 @@ async fn lookups(client: &HttpClient, seconds: f64) {
     register_all(client, &server.url, instances).await;
     let url = server.url.clone();
     let rate = throughput(client, seconds, move |n| {
-        ("GET".into(), format!("{url}/v1/services/svc-{}/instances", n % 100))
+        (
+            "GET".into(),
+            format!("{url}/v1/services/svc-{}/instances", n % 100),
+        )
     })
     .await;
     println!("\n1. lookups: 10,000 instances (100 services x 100), {CALLERS} callers");
@@ -239,13 +285,19 @@ async fn heartbeats(client: &HttpClient, seconds: f64) {
     let bare = Server::start("bare").await;
     let url = bare.url.clone();
     let floor = throughput(client, seconds, move |n| {
-        ("PUT".into(), format!("{url}/v1/services/s/instances/i{n}/heartbeat"))
+        (
+            "PUT".into(),
+            format!("{url}/v1/services/s/instances/i{n}/heartbeat"),
+        )
     })
     .await;
     drop(bare);
 
     let mut rows = Vec::new();
-    for (label, services) in [("20,000 in one service", 1usize), ("20,000 across 500 services", 500)] {
+    for (label, services) in [
+        ("20,000 in one service", 1usize),
+        ("20,000 across 500 services", 500),
+    ] {
         let server = Server::start("registry").await;
         let per = 20_000 / services;
         let instances = (0..20_000)
@@ -255,7 +307,13 @@ async fn heartbeats(client: &HttpClient, seconds: f64) {
         let url = server.url.clone();
         let rate = throughput(client, seconds, move |n| {
             let i = (n * 7919) % 20_000;
-            ("PUT".into(), format!("{url}/v1/services/svc-{}/instances/i-{i}/heartbeat", i / per))
+            (
+                "PUT".into(),
+                format!(
+                    "{url}/v1/services/svc-{}/instances/i-{i}/heartbeat",
+                    i / per
+                ),
+            )
         })
         .await;
         rows.push((label, rate));
@@ -263,9 +321,15 @@ async fn heartbeats(client: &HttpClient, seconds: f64) {
     println!("\n2. heartbeats/s, {CALLERS} callers (target: >= 5,000/s, the two within 2x)");
     println!("   bare axum 204 (floor)          {floor:>8.0}");
     for (label, rate) in &rows {
-        println!("   {label:<30} {rate:>8.0}  ({:.2}x the floor's time per request)", floor / rate);
+        println!(
+            "   {label:<30} {rate:>8.0}  ({:.2}x the floor's time per request)",
+            floor / rate
+        );
     }
-    println!("   one service / 500 services: {:.2}", rows[0].1 / rows[1].1);
+    println!(
+        "   one service / 500 services: {:.2}",
+        rows[0].1 / rows[1].1
+    );
 }
 
 // === 3. registrations with the data file ===
@@ -275,9 +339,16 @@ async fn registrations(client: &HttpClient) {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
     let data = dir.join("registry.db");
-    let server = Server::start(&format!("registry {}", data.display())).await;
+    let spec = if std::env::var_os("BENCH_NO_DATA").is_some() {
+        "registry".to_owned()
+    } else {
+        format!("registry {}", data.display())
+    };
+    let server = Server::start(&spec).await;
     let batch = |from: usize, to: usize| -> Vec<ServiceInstance> {
-        (from..to).map(|i| instance(&format!("svc-{}", i % 500), &format!("i-{i}"), 200)).collect()
+        (from..to)
+            .map(|i| instance(&format!("svc-{}", i % 500), &format!("i-{i}"), 200))
+            .collect()
     };
     let first = register_all(client, &server.url, batch(0, 1_000)).await;
     let started = Instant::now();
@@ -288,21 +359,36 @@ async fn registrations(client: &HttpClient) {
     let raw = raw_sqlite(&dir.join("raw.db"), 1_000).await;
     println!("\n3. registrations/s with the data file (SQLite, WAL, synchronous=FULL), {CALLERS} callers");
     println!("   raw SQLite, one transaction per row (floor)   {raw:>8.0}");
-    println!("   registry, instances 0-1,000                  {first:>8.0}  ({:.2}x raw)", first / raw);
-    println!("   registry, instances 49,000-50,000            {last:>8.0}  ({:.2}x raw)", last / raw);
-    println!("   first / last: {:.2} (target: within 2x); all 50,000 took {:.1?}", first / last, fill);
+    println!(
+        "   registry, instances 0-1,000                  {first:>8.0}  ({:.2}x raw)",
+        first / raw
+    );
+    println!(
+        "   registry, instances 49,000-50,000            {last:>8.0}  ({:.2}x raw)",
+        last / raw
+    );
+    println!(
+        "   first / last: {:.2} (target: within 2x); all 50,000 took {:.1?}",
+        first / last,
+        fill
+    );
     let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Rows per second written one transaction at a time, straight through sqlx.
 async fn raw_sqlite(path: &Path, rows: usize) -> f64 {
-    use sqlx::{sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous}, Connection as _};
+    use sqlx::{
+        sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
+        Connection as _,
+    };
     let options = SqliteConnectOptions::new()
         .filename(path)
         .create_if_missing(true)
         .journal_mode(SqliteJournalMode::Wal)
         .synchronous(SqliteSynchronous::Full);
-    let mut connection = sqlx::SqliteConnection::connect_with(&options).await.expect("sqlite");
+    let mut connection = sqlx::SqliteConnection::connect_with(&options)
+        .await
+        .expect("sqlite");
     sqlx::raw_sql("CREATE TABLE t (service TEXT, id TEXT, instance TEXT, health TEXT, PRIMARY KEY (service, id)) WITHOUT ROWID")
         .execute(&mut connection)
         .await
@@ -326,22 +412,38 @@ async fn raw_sqlite(path: &Path, rows: usize) -> f64 {
 async fn event_stream_memory(client: &HttpClient) {
     let server = Server::start("registry").await;
     // About 1 MB of JSON: 4,000 instances of ~260 bytes.
-    let instances = (0..4_000).map(|i| instance("big", &format!("i-{i}"), 150)).collect();
+    let instances = (0..4_000)
+        .map(|i| instance("big", &format!("i-{i}"), 150))
+        .collect();
     register_all(client, &server.url, instances).await;
     let set_bytes = {
         let response = client
-            .get(format!("{}/v1/services/big/instances", server.url).parse().expect("uri"))
+            .get(
+                format!("{}/v1/services/big/instances", server.url)
+                    .parse()
+                    .expect("uri"),
+            )
             .await
             .expect("answer");
-        response.into_body().collect().await.expect("body").to_bytes().len()
+        response
+            .into_body()
+            .collect()
+            .await
+            .expect("body")
+            .to_bytes()
+            .len()
     };
     let (before, _) = server.memory();
     let addr = server.url.trim_start_matches("http://").to_owned();
     let received = Arc::new(AtomicUsize::new(0));
     let mut held = Vec::new();
     for n in 0..1_000 {
-        let mut tcp = tokio::net::TcpStream::connect(&addr).await.expect("connect");
-        tcp.write_all(b"GET /v1/services/big/events HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("write");
+        let mut tcp = tokio::net::TcpStream::connect(&addr)
+            .await
+            .expect("connect");
+        tcp.write_all(b"GET /v1/services/big/events HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("write");
         if n % 2 == 0 {
             let received = received.clone();
             tokio::spawn(async move {
@@ -361,7 +463,16 @@ async fn event_stream_memory(client: &HttpClient) {
     let (connected, _) = server.memory();
     for i in 0..20 {
         let body = serde_json::to_vec(&instance("big", &format!("new-{i}"), 150)).expect("json");
-        assert_eq!(send(client, "POST", format!("{}/v1/instances", server.url), Some(body)).await, 201);
+        assert_eq!(
+            send(
+                client,
+                "POST",
+                format!("{}/v1/instances", server.url),
+                Some(body)
+            )
+            .await,
+            201
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -387,8 +498,14 @@ async fn propagation(client: &HttpClient) {
     let mut writes = Vec::new();
     let mut evictions = Vec::new();
     let mut restart = Duration::ZERO;
-    let seen = |changes: &mut tokio::sync::watch::Receiver<sdk_registry::Snapshot>, id: &str, present: bool| {
-        let ids: Vec<String> = changes.borrow_and_update().iter().map(|r| r.instance.id.clone()).collect();
+    let seen = |changes: &mut tokio::sync::watch::Receiver<sdk_registry::Snapshot>,
+                id: &str,
+                present: bool| {
+        let ids: Vec<String> = changes
+            .borrow_and_update()
+            .iter()
+            .map(|r| r.instance.id.clone())
+            .collect();
         ids.iter().any(|i| i == id) == present
     };
     for n in 0..100 {
@@ -400,14 +517,26 @@ async fn propagation(client: &HttpClient) {
             server = Server::start(&spec).await;
             let url = server.url.clone();
             let acked = Instant::now();
-            assert_eq!(send(client, "POST", format!("{url}/v1/instances"), Some(body)).await, 201);
+            assert_eq!(
+                send(client, "POST", format!("{url}/v1/instances"), Some(body)).await,
+                201
+            );
             wait_until(&mut changes, |c| seen(c, &id, true)).await;
             restart = acked.elapsed();
             continue;
         }
         let acked = if n % 5 == 4 {
             // Left to expire: TTL 2 s from the registration, removed by the evictor.
-            assert_eq!(send(client, "POST", format!("{}/v1/instances", server.url), Some(body)).await, 201);
+            assert_eq!(
+                send(
+                    client,
+                    "POST",
+                    format!("{}/v1/instances", server.url),
+                    Some(body)
+                )
+                .await,
+                201
+            );
             let expires = Instant::now() + Duration::from_secs(2);
             wait_until(&mut changes, |c| seen(c, &id, true)).await;
             wait_until(&mut changes, |c| seen(c, &id, false)).await;
@@ -415,21 +544,51 @@ async fn propagation(client: &HttpClient) {
             continue;
         } else {
             let acked = Instant::now();
-            assert_eq!(send(client, "POST", format!("{}/v1/instances", server.url), Some(body)).await, 201);
+            assert_eq!(
+                send(
+                    client,
+                    "POST",
+                    format!("{}/v1/instances", server.url),
+                    Some(body)
+                )
+                .await,
+                201
+            );
             acked
         };
         wait_until(&mut changes, |c| seen(c, &id, true)).await;
         writes.push(acked.elapsed());
         let acked = Instant::now();
-        assert_eq!(send(client, "DELETE", format!("{}/v1/services/prop/instances/{id}", server.url), None).await, 204);
+        assert_eq!(
+            send(
+                client,
+                "DELETE",
+                format!("{}/v1/services/prop/instances/{id}", server.url),
+                None
+            )
+            .await,
+            204
+        );
         wait_until(&mut changes, |c| seen(c, &id, false)).await;
         writes.push(acked.elapsed());
     }
     writes.sort();
     evictions.sort();
-    println!("\n5. propagation to a follower (HttpBackend long poll), 100 changes (target: worst < 1 s)");
-    println!("   writes ({}): p50 {:.1?}, worst {:.1?}", writes.len(), writes[writes.len() / 2], writes[writes.len() - 1]);
-    println!("   evictions ({}), from the TTL's end: p50 {:.1?}, worst {:.1?}", evictions.len(), evictions[evictions.len() / 2], evictions[evictions.len() - 1]);
+    println!(
+        "\n5. propagation to a follower (HttpBackend long poll), 100 changes (target: worst < 1 s)"
+    );
+    println!(
+        "   writes ({}): p50 {:.1?}, worst {:.1?}",
+        writes.len(),
+        writes[writes.len() / 2],
+        writes[writes.len() - 1]
+    );
+    println!(
+        "   evictions ({}), from the TTL's end: p50 {:.1?}, worst {:.1?}",
+        evictions.len(),
+        evictions[evictions.len() / 2],
+        evictions[evictions.len() - 1]
+    );
     println!("   after kill -9 and restart: {restart:.1?}");
     let _ = std::fs::remove_dir_all(&dir);
 }

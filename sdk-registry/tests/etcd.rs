@@ -44,8 +44,11 @@ fn instance(id: &str, port: u16) -> ServiceInstance {
     ServiceInstance::new("orders", id, "127.0.0.1", port)
 }
 
-fn ids(records: &[sdk_registry::InstanceRecord]) -> Vec<&str> {
-    records.iter().map(|r| r.instance.id.as_str()).collect()
+fn ids<R: std::borrow::Borrow<sdk_registry::InstanceRecord>>(records: &[R]) -> Vec<&str> {
+    records
+        .iter()
+        .map(|r| r.borrow().instance.id.as_str())
+        .collect()
 }
 
 /// Waits (up to 10 s) until the watched snapshot holds exactly `want`.

@@ -169,7 +169,9 @@ impl HttpBackend {
                         failures = 0;
                     }
                     version = answer.version;
-                    changes.send_replace(Arc::new(answer.instances));
+                    changes.send_replace(Arc::new(
+                        answer.instances.into_iter().map(Arc::new).collect(),
+                    ));
                 }
                 Err(e) => {
                     if failures == 0 {
@@ -312,7 +314,8 @@ impl RegistryBackend for HttpBackend {
                     Vec::new()
                 }
             };
-            let (changes, receiver) = watch::channel(Arc::new(initial));
+            let (changes, receiver) =
+                watch::channel(Arc::new(initial.into_iter().map(Arc::new).collect()));
             tokio::spawn(self.clone().follow(service, changes));
             Ok(receiver)
         })

@@ -72,12 +72,27 @@ struct Shard {
 struct ShardState {
     instances: BTreeMap<String, Entry>,
     version: u64,
+    /// The version of the snapshot in the channel: a change made while nobody watches
+    /// publishes nothing, and the next watcher gets a fresh snapshot.
+    published: u64,
 }
 
 #[derive(Debug)]
 struct Entry {
-    record: InstanceRecord,
+    /// As of the last change (shared with the snapshots that hold it).
+    record: Arc<InstanceRecord>,
+    /// The last heartbeat, kept out of the shared record so a heartbeat copies nothing.
+    last_heartbeat_ms: u64,
     expires: Instant,
+}
+
+impl Entry {
+    /// The record with the latest heartbeat time.
+    fn current(&self) -> InstanceRecord {
+        let mut record = (*self.record).clone();
+        record.last_heartbeat_ms = self.last_heartbeat_ms;
+        record
+    }
 }
 
 /// A deadline in the expiry queue.
@@ -96,6 +111,7 @@ impl Shard {
             state: Mutex::new(ShardState {
                 instances: BTreeMap::new(),
                 version,
+                published: version,
             }),
             changes: watch::Sender::new(Arc::new(Vec::new())),
             encoded: Mutex::new(None),
@@ -193,12 +209,20 @@ impl InMemoryBackend {
             }));
     }
 
-    /// Gives the shard a new version and its watchers a new snapshot.
+    /// Gives the shard a new version and its watchers (if any) a new snapshot.
     fn publish(&self, shard: &Shard, state: &mut ShardState) {
         state.version = self.inner.version.fetch_add(1, Ordering::AcqRel) + 1;
-        let snapshot: Vec<InstanceRecord> =
+        if shard.changes.receiver_count() > 0 {
+            Self::send_snapshot(shard, state);
+        }
+    }
+
+    /// Puts the current instances in the shard's channel.
+    fn send_snapshot(shard: &Shard, state: &mut ShardState) {
+        let snapshot: Vec<Arc<InstanceRecord>> =
             state.instances.values().map(|e| e.record.clone()).collect();
         shard.changes.send_replace(Arc::new(snapshot));
+        state.published = state.version;
     }
 
     /// The newest version any service has taken.
@@ -222,7 +246,7 @@ impl InMemoryBackend {
                 return (*version, bytes.clone());
             }
         }
-        let records: Vec<&InstanceRecord> = state.instances.values().map(|e| &e.record).collect();
+        let records: Vec<&InstanceRecord> = state.instances.values().map(|e| &*e.record).collect();
         // Serializing strings and numbers cannot fail.
         let bytes = bytes::Bytes::from(serde_json::to_vec(&records).unwrap_or_default());
         *cache = Some((state.version, bytes.clone()));
@@ -231,10 +255,39 @@ impl InMemoryBackend {
 
     /// The record of one instance, if registered.
     #[cfg(feature = "server")]
-    pub(crate) fn record(&self, service: &str, id: &str) -> Option<InstanceRecord> {
+    pub(crate) fn record(&self, service: &str, id: &str) -> Option<Arc<InstanceRecord>> {
         let shard = self.shard(service)?;
         let state = shard.lock();
         state.instances.get(id).map(|e| e.record.clone())
+    }
+
+    /// The instances that declare a health-check path: (service, id, URL to probe). Nothing
+    /// is cloned for the others.
+    #[cfg(feature = "server")]
+    pub(crate) fn probe_targets(&self) -> Vec<(String, String, String)> {
+        let shards: Vec<Arc<Shard>> = {
+            let services = self
+                .inner
+                .services
+                .read()
+                .unwrap_or_else(|e| e.into_inner());
+            services.values().cloned().collect()
+        };
+        let mut targets = Vec::new();
+        for shard in shards {
+            let state = shard.lock();
+            for entry in state.instances.values() {
+                let instance = &entry.record.instance;
+                if let Some(path) = &instance.health_check_path {
+                    targets.push((
+                        instance.service.clone(),
+                        instance.id.clone(),
+                        format!("{}{path}", instance.url()),
+                    ));
+                }
+            }
+        }
+        targets
     }
 
     /// Every registered instance with its record.
@@ -254,7 +307,7 @@ impl InMemoryBackend {
                 state
                     .instances
                     .values()
-                    .map(|e| e.record.clone())
+                    .map(Entry::current)
                     .collect::<Vec<_>>()
             })
             .collect()
@@ -322,7 +375,7 @@ impl InMemoryBackend {
     }
 
     /// Forgets services with no instance and no watcher.
-    fn forget_unused(&self) {
+    pub(crate) fn forget_unused(&self) {
         *self
             .inner
             .last_sweep
@@ -377,13 +430,17 @@ impl InMemoryBackend {
         let shard = self.shard_or_insert(&instance.service);
         let mut state = shard.lock();
         let (service, id) = (instance.service.clone(), instance.id.clone());
+        let now_ms = unix_ms();
         let changed = match state.instances.get_mut(&id) {
             Some(entry) if entry.record.instance == instance => {
                 entry.expires = expires;
-                entry.record.last_heartbeat_ms = unix_ms();
+                entry.last_heartbeat_ms = now_ms;
                 match health {
                     Some(health) if health != entry.record.health => {
-                        entry.record.health = health;
+                        entry.record = Arc::new(InstanceRecord {
+                            health,
+                            ..entry.current()
+                        });
                         true
                     }
                     _ => false,
@@ -391,14 +448,17 @@ impl InMemoryBackend {
             }
             previous => {
                 let is_new = previous.is_none();
-                let record = InstanceRecord {
+                let record = Arc::new(InstanceRecord {
                     instance,
                     health: health.unwrap_or_default(),
-                    last_heartbeat_ms: unix_ms(),
+                    last_heartbeat_ms: now_ms,
+                });
+                let entry = Entry {
+                    record,
+                    last_heartbeat_ms: now_ms,
+                    expires,
                 };
-                state
-                    .instances
-                    .insert(id.clone(), Entry { record, expires });
+                state.instances.insert(id.clone(), entry);
                 if is_new {
                     self.schedule(expires, &service, &id);
                 }
@@ -427,7 +487,10 @@ impl InMemoryBackend {
         if entry.record.health == health {
             return Ok(false);
         }
-        entry.record.health = health;
+        entry.record = Arc::new(InstanceRecord {
+            health,
+            ..entry.current()
+        });
         self.publish(&shard, &mut state);
         Ok(true)
     }
@@ -443,7 +506,7 @@ impl InMemoryBackend {
             .filter(|e| e.expires > Instant::now())
             .ok_or_else(|| unknown(service, id))?;
         entry.expires = self.deadline();
-        entry.record.last_heartbeat_ms = unix_ms();
+        entry.last_heartbeat_ms = unix_ms();
         Ok(())
     }
 }
@@ -505,7 +568,7 @@ impl RegistryBackend for InMemoryBackend {
         self.on_access();
         let records = self.shard(service).map_or_else(Vec::new, |shard| {
             let state = shard.lock();
-            state.instances.values().map(|e| e.record.clone()).collect()
+            state.instances.values().map(Entry::current).collect()
         });
         Box::pin(std::future::ready(Ok(records)))
     }
@@ -533,7 +596,13 @@ impl RegistryBackend for InMemoryBackend {
         service: &'a str,
     ) -> BoxFuture<'a, Result<watch::Receiver<Snapshot>, RegistryError>> {
         self.on_access();
-        let receiver = self.shard_or_insert(service).changes.subscribe();
+        let shard = self.shard_or_insert(service);
+        let mut state = shard.lock();
+        if state.published != state.version {
+            Self::send_snapshot(&shard, &mut state);
+        }
+        let receiver = shard.changes.subscribe();
+        drop(state);
         Box::pin(std::future::ready(Ok(receiver)))
     }
 }

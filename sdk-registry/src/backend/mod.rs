@@ -31,8 +31,9 @@ use crate::{validate_name, HealthStatus, InstanceRecord, RegistryError, ServiceI
 /// A boxed, `Send` future (the trait is used as `dyn RegistryBackend`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
-/// A service's instances at one moment.
-pub type Snapshot = Arc<Vec<InstanceRecord>>;
+/// A service's instances at one moment. Records are shared between snapshots, so making
+/// one costs a pointer per instance, not a copy of each.
+pub type Snapshot = Arc<Vec<Arc<InstanceRecord>>>;
 
 /// Registers, finds and watches service instances.
 pub trait RegistryBackend: fmt::Debug + Send + Sync + 'static {

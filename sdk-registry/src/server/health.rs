@@ -17,7 +17,7 @@ use tokio::{task::JoinSet, time::Instant};
 use super::{writer::Op, Registry};
 use crate::{
     backend::client::{http_client, HttpClient},
-    HealthStatus, InstanceRecord,
+    HealthStatus,
 };
 
 /// Probes in flight at most.
@@ -75,7 +75,8 @@ pub(super) fn spawn(
         loop {
             tokio::select! {
                 _ = ticks.tick() => {
-                    schedule(&registry.backend.records(), &mut probed, &mut probes, &client, settings);
+                    let targets = registry.backend.probe_targets();
+                    schedule(targets, &mut probed, &mut probes, &client, settings);
                 }
                 Some(done) = probes.join_next() => {
                     let Ok((key, url, passed)) = done else { continue };
@@ -88,20 +89,16 @@ pub(super) fn spawn(
 
 /// Starts the probes that are due, and forgets instances that are gone.
 fn schedule(
-    records: &[InstanceRecord],
+    targets: Vec<(String, String, String)>,
     probed: &mut HashMap<Key, Probed>,
     probes: &mut JoinSet<(Key, String, bool)>,
     client: &HttpClient,
     settings: HealthChecks,
 ) {
     let now = Instant::now();
-    let mut live = HashMap::with_capacity(records.len());
-    for record in records {
-        let Some(path) = &record.instance.health_check_path else {
-            continue;
-        };
-        let key = (record.instance.service.clone(), record.instance.id.clone());
-        let url = format!("{}{path}", record.instance.url());
+    let mut live = std::collections::HashSet::with_capacity(targets.len());
+    for (service, id, url) in targets {
+        let key = (service, id);
         let entry = probed.entry(key.clone()).or_insert_with(|| Probed {
             url: url.clone(),
             due: now,
@@ -110,6 +107,7 @@ fn schedule(
             passes: 0,
         });
         if entry.url != url {
+            // A new address starts a new streak.
             *entry = Probed {
                 url: url.clone(),
                 due: now,
@@ -121,23 +119,15 @@ fn schedule(
         if !entry.in_flight && entry.due <= now && probes.len() < MAX_PROBES {
             entry.in_flight = true;
             entry.due = now + settings.interval;
-            let (client, timeout) = (client.clone(), settings.timeout);
+            let (client, timeout, key) = (client.clone(), settings.timeout, key.clone());
             probes.spawn(async move {
                 let passed = probe(&client, &url, timeout).await;
                 (key, url, passed)
             });
         }
-        live.insert(
-            (
-                record.instance.service.as_str(),
-                record.instance.id.as_str(),
-            ),
-            (),
-        );
+        live.insert(key);
     }
-    probed.retain(|(service, id), p| {
-        p.in_flight || live.contains_key(&(service.as_str(), id.as_str()))
-    });
+    probed.retain(|key, p| p.in_flight || live.contains(key));
 }
 
 async fn probe(client: &HttpClient, url: &str, timeout: Duration) -> bool {

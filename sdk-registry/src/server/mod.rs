@@ -176,13 +176,20 @@ impl Registry {
     }
 
     /// Evicts expired instances every `interval`: each eviction is saved, then published.
+    /// Once a second it also forgets services with no instance and no watcher.
     pub fn spawn_evictor(self: &Arc<Self>, interval: Duration) -> tokio::task::JoinHandle<()> {
         let registry = self.clone();
         tokio::spawn(async move {
             let mut ticks = tokio::time::interval(interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            let mut swept = tokio::time::Instant::now();
             loop {
                 ticks.tick().await;
+                // Services nobody registers in or watches (long polls of made-up names) go.
+                if swept.elapsed() >= Duration::from_secs(1) {
+                    registry.backend.forget_unused();
+                    swept = tokio::time::Instant::now();
+                }
                 let expired = registry.backend.take_expired();
                 if expired.is_empty() {
                     continue;

@@ -1,6 +1,13 @@
-//! Durable state: SQLite (through sqlx) in WAL mode with `synchronous=FULL`, one row per
-//! instance. A write costs one small transaction whatever the registry's size, and a commit
-//! that fails (disk full, read-only disk) leaves the file as it was: SQLite rolls the
+//! Durable state: SQLite (through sqlx) in WAL mode with `synchronous=FULL`, kept as a log
+//! of changes. Every change is a row appended at the end of the table (a removal is a row
+//! without an instance), so a commit touches the same few pages whatever the registry's
+//! size; a table keyed by instance would scatter a batch's rows over as many pages as it
+//! has rows once the registry is large, and its cost would grow with it. The log is
+//! compacted (superseded rows and removals deleted) each time it doubles, so its length stays
+//! within twice what it describes plus [`COMPACT_MIN`] rows, and compaction's cost per write
+//! stays constant.
+//!
+//! A commit that fails (disk full, I/O error) leaves the file as it was: SQLite rolls the
 //! transaction back and the caller answers 500 without touching memory.
 //!
 //! The file is locked for the server's lifetime (`<data>.lock`, an OS file lock), so a
@@ -35,6 +42,8 @@ pub(crate) enum Change {
 #[derive(Debug)]
 pub(crate) struct Loaded {
     pub(crate) instances: Vec<(ServiceInstance, HealthStatus)>,
+    /// Rows in the log.
+    pub(crate) rows: u64,
     /// Counts the server's starts on this file: watch versions carry it, so they never go
     /// backwards across a restart.
     pub(crate) epoch: u64,
@@ -45,17 +54,23 @@ pub(crate) struct Loaded {
 pub(crate) struct Store {
     path: PathBuf,
     connection: Option<SqliteConnection>,
+    /// Rows in the log now, and after the last compaction.
+    rows: u64,
+    compacted: u64,
     _lock: File,
 }
 
+/// The log is not compacted below this many rows.
+const COMPACT_MIN: u64 = 10_000;
+
 const SCHEMA: &str = "
-CREATE TABLE IF NOT EXISTS instances (
+CREATE TABLE IF NOT EXISTS log (
+    seq INTEGER PRIMARY KEY,
     service TEXT NOT NULL,
     id TEXT NOT NULL,
-    instance TEXT NOT NULL,
-    health TEXT NOT NULL,
-    PRIMARY KEY (service, id)
-) WITHOUT ROWID;
+    instance TEXT,
+    health TEXT NOT NULL
+);
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
 ";
 
@@ -71,11 +86,17 @@ impl Store {
         let loaded = load(&mut connection)
             .await
             .map_err(|e| io_error(path, &e))?;
-        let store = Store {
+        // The file, its WAL and its shared-memory index exist now: make their names durable
+        // too, so a power cut right after the first commit cannot lose the files themselves.
+        sync_dir(path)?;
+        let mut store = Store {
             path: path.to_owned(),
             connection: Some(connection),
+            rows: loaded.rows,
+            compacted: loaded.instances.len() as u64,
             _lock: lock,
         };
+        store.compact_if_due().await;
         Ok((store, loaded))
     }
 
@@ -102,8 +123,49 @@ impl Store {
             }
             return Err(io_error(&self.path, e));
         }
+        self.rows += changes.len() as u64;
+        self.compact_if_due().await;
         Ok(())
     }
+
+    /// Compacts the log once it has doubled since the last compaction. A failure is only
+    /// logged: the log stays correct, just longer, and the next commit tries again.
+    async fn compact_if_due(&mut self) {
+        if self.rows < COMPACT_MIN.max(self.compacted.saturating_mul(2)) {
+            return;
+        }
+        let Some(connection) = &mut self.connection else {
+            return;
+        };
+        match compact(connection).await {
+            Ok(rows) => {
+                tracing::debug!(before = self.rows, after = rows, "compacted the data file");
+                self.rows = rows;
+                self.compacted = rows;
+            }
+            Err(e) => {
+                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *connection).await;
+                tracing::warn!(error = %e, "could not compact the data file; will try again");
+            }
+        }
+    }
+}
+
+/// Keeps only each instance's last row, and drops removals; returns the rows left.
+async fn compact(connection: &mut SqliteConnection) -> sqlx::Result<u64> {
+    sqlx::raw_sql(
+        "BEGIN IMMEDIATE;
+         DELETE FROM log WHERE seq NOT IN (SELECT MAX(seq) FROM log GROUP BY service, id);
+         DELETE FROM log WHERE instance IS NULL;
+         COMMIT;",
+    )
+    .execute(&mut *connection)
+    .await?;
+    let rows: i64 = sqlx::query("SELECT COUNT(*) FROM log")
+        .fetch_one(&mut *connection)
+        .await?
+        .try_get(0)?;
+    Ok(u64::try_from(rows).unwrap_or(0))
 }
 
 async fn write(connection: &mut SqliteConnection, changes: &[Change]) -> sqlx::Result<()> {
@@ -115,23 +177,22 @@ async fn write(connection: &mut SqliteConnection, changes: &[Change]) -> sqlx::R
             Change::Put(instance, health) => {
                 let json = serde_json::to_string(instance)
                     .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-                sqlx::query(
-                    "INSERT OR REPLACE INTO instances (service, id, instance, health) \
-                     VALUES (?, ?, ?, ?)",
-                )
-                .bind(&instance.service)
-                .bind(&instance.id)
-                .bind(json)
-                .bind(health_name(*health))
-                .execute(&mut *connection)
-                .await?;
-            }
-            Change::Delete { service, id } => {
-                sqlx::query("DELETE FROM instances WHERE service = ? AND id = ?")
-                    .bind(service)
-                    .bind(id)
+                sqlx::query("INSERT INTO log (service, id, instance, health) VALUES (?, ?, ?, ?)")
+                    .bind(&instance.service)
+                    .bind(&instance.id)
+                    .bind(json)
+                    .bind(health_name(*health))
                     .execute(&mut *connection)
                     .await?;
+            }
+            Change::Delete { service, id } => {
+                sqlx::query(
+                    "INSERT INTO log (service, id, instance, health) VALUES (?, ?, NULL, '')",
+                )
+                .bind(service)
+                .bind(id)
+                .execute(&mut *connection)
+                .await?;
             }
         }
     }
@@ -176,21 +237,29 @@ async fn load(connection: &mut SqliteConnection) -> sqlx::Result<Loaded> {
         .fetch_one(&mut *connection)
         .await?
         .try_get(0)?;
-    let rows = sqlx::query("SELECT instance, health FROM instances ORDER BY service, id")
+    let rows = sqlx::query("SELECT service, id, instance, health FROM log ORDER BY seq")
         .fetch_all(&mut *connection)
         .await?;
-    let mut instances = Vec::with_capacity(rows.len());
+    let count = rows.len() as u64;
+    // Replayed in order: each instance's last row wins, and a removal clears it.
+    let mut state = std::collections::BTreeMap::new();
     for row in rows {
-        let json: String = row.try_get(0)?;
-        let health: String = row.try_get(1)?;
+        let key: (String, String) = (row.try_get(0)?, row.try_get(1)?);
+        let json: Option<String> = row.try_get(2)?;
+        let Some(json) = json else {
+            state.remove(&key);
+            continue;
+        };
+        let health: String = row.try_get(3)?;
         let instance: ServiceInstance =
             serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
         let health = serde_json::from_value(serde_json::Value::String(health))
             .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
-        instances.push((instance, health));
+        state.insert(key, (instance, health));
     }
     Ok(Loaded {
-        instances,
+        instances: state.into_values().collect(),
+        rows: count,
         epoch: u64::try_from(epoch).unwrap_or(1),
     })
 }
@@ -353,6 +422,42 @@ mod tests {
         let (_store, loaded) = Store::open(&path).await.expect("reopen");
         assert_eq!(loaded.instances, [(a, HealthStatus::Unhealthy)]);
         assert_eq!(loaded.epoch, 2);
+    }
+
+    #[tokio::test]
+    async fn the_log_is_compacted_as_it_grows_and_replays_the_same() {
+        let path = temp("compact");
+        let (mut store, _) = Store::open(&path).await.expect("open");
+        // 30,000 rows describing 100 instances, 50 of them removed at the end.
+        for round in 0..300u16 {
+            let changes: Vec<Change> = (0..100u16)
+                .map(|i| {
+                    let instance =
+                        ServiceInstance::new("orders", format!("i{i}"), "10.0.0.1", round + 1);
+                    Change::Put(instance, HealthStatus::Unknown)
+                })
+                .collect();
+            store.commit(&changes).await.expect("commit");
+        }
+        let removals: Vec<Change> = (0..50)
+            .map(|i| Change::Delete {
+                service: "orders".into(),
+                id: format!("i{i}"),
+            })
+            .collect();
+        store.commit(&removals).await.expect("commit");
+        assert!(
+            store.rows < 2 * COMPACT_MIN,
+            "compacted: {} rows",
+            store.rows
+        );
+        drop(store);
+        let (_store, loaded) = Store::open(&path).await.expect("reopen");
+        assert_eq!(loaded.instances.len(), 50);
+        assert!(
+            loaded.instances.iter().all(|(i, _)| i.port == 300),
+            "the last rows won"
+        );
     }
 
     #[tokio::test]

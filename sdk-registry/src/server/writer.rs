@@ -130,7 +130,11 @@ fn plan(backend: &InMemoryBackend, ops: impl Iterator<Item = (Op, Reply)>) -> Ve
     let current = |pending: &mut Pending, service: &str, id: &str| {
         pending
             .entry((service.to_owned(), id.to_owned()))
-            .or_insert_with(|| backend.record(service, id).map(|r| (r.instance, r.health)))
+            .or_insert_with(|| {
+                backend
+                    .record(service, id)
+                    .map(|r| (r.instance.clone(), r.health))
+            })
             .clone()
     };
     let mut planned = Vec::new();

@@ -283,7 +283,7 @@ fn decode(value: &[u8]) -> Option<InstanceRecord> {
 }
 
 fn publish(changes: &watch::Sender<Snapshot>, records: &Records) {
-    let snapshot: Vec<InstanceRecord> = records.values().cloned().collect();
+    let snapshot: Vec<Arc<InstanceRecord>> = records.values().cloned().map(Arc::new).collect();
     changes.send_if_modified(|current| {
         if **current == snapshot {
             return false;
@@ -443,9 +443,9 @@ impl RegistryBackend for EtcdBackend {
             let service = name_segment(service)?.to_owned();
             // If etcd is down now, start empty and fill in once it answers.
             let synced = self.list(&service).await.ok();
-            let snapshot: Vec<InstanceRecord> = synced
+            let snapshot: Vec<Arc<InstanceRecord>> = synced
                 .iter()
-                .flat_map(|(records, _)| records.values().cloned())
+                .flat_map(|(records, _)| records.values().cloned().map(Arc::new))
                 .collect();
             let (changes, receiver) = watch::channel(Arc::new(snapshot));
             tokio::spawn(self.clone().follow(service, synced, changes));
