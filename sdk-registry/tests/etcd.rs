@@ -261,6 +261,34 @@ async fn an_unreachable_endpoint_is_skipped_and_none_is_a_typed_error() {
     assert!(err.to_string().contains("etcd"), "{err}");
     let changes = down.watch("orders").await.expect("a watch starts anyway");
     assert!(changes.borrow().is_empty());
+    assert!(
+        matches!(
+            down.watch_problem("orders"),
+            Some(RegistryError::Unavailable(_))
+        ),
+        "the watch says why it is empty"
+    );
+    // An SDK on it says why a call finds no instance.
+    let sdk = sdk::ServiceSdk::builder()
+        .registry(down)
+        .build()
+        .expect("valid");
+    let err = sdk
+        .get_client("orders")
+        .get("/")
+        .send::<String>()
+        .await
+        .expect_err("no instance");
+    assert!(
+        matches!(
+            &err,
+            sdk::ServiceError::NoHealthyInstance {
+                reason: sdk::balance::NoInstanceReason::RegistryUnreachable(_),
+                ..
+            }
+        ),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -1,9 +1,4 @@
-use std::{
-    collections::HashMap,
-    fmt,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{fmt, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use http::{header, Method, Request, StatusCode};
@@ -13,7 +8,7 @@ use tokio::sync::watch;
 
 use super::{
     client::{self, default_tls, http_client, HttpClient},
-    name_segment, BoxFuture, RegistryBackend, Snapshot,
+    name_segment, BoxFuture, RegistryBackend, Snapshot, WatchProblems,
 };
 use crate::{
     backoff::{Backoff as _, ExponentialBackoff},
@@ -33,7 +28,7 @@ pub struct HttpBackend {
     token: Option<String>,
     client: HttpClient,
     /// Each followed service's current failure, while it has one.
-    problems: Arc<Mutex<HashMap<String, RegistryError>>>,
+    problems: WatchProblems,
 }
 
 impl fmt::Debug for HttpBackend {
@@ -74,7 +69,7 @@ impl HttpBackend {
             base: client::base_url("url", base_url)?,
             token,
             client: http_client(tls, Duration::from_secs(5)),
-            problems: Arc::default(),
+            problems: WatchProblems::default(),
         })
     }
 
@@ -165,7 +160,7 @@ impl HttpBackend {
                 Ok(answer) => {
                     if failures > 0 {
                         tracing::info!(%service, registry = %self.base, "following the registry again");
-                        self.set_problem(&service, None);
+                        self.problems.set(&service, None);
                         failures = 0;
                     }
                     version = answer.version;
@@ -177,7 +172,7 @@ impl HttpBackend {
                     if failures == 0 {
                         tracing::warn!(%service, error = %e, "lost the registry; keeping the last known instances");
                     }
-                    self.set_problem(&service, Some(e));
+                    self.problems.set(&service, Some(e));
                     failures = failures.saturating_add(1);
                     tokio::select! {
                         () = tokio::time::sleep(backoff.delay(failures)) => {}
@@ -186,19 +181,7 @@ impl HttpBackend {
                 }
             }
         }
-        self.set_problem(&service, None);
-    }
-
-    fn set_problem(&self, service: &str, problem: Option<RegistryError>) {
-        let mut problems = self.problems.lock().unwrap_or_else(|e| e.into_inner());
-        match problem {
-            Some(problem) => {
-                problems.insert(service.to_owned(), problem);
-            }
-            None => {
-                problems.remove(service);
-            }
-        }
+        self.problems.set(&service, None);
     }
 }
 
@@ -310,7 +293,7 @@ impl RegistryBackend for HttpBackend {
                 Ok(initial) => initial,
                 Err(e) => {
                     // The follower reports and retries; the watch starts empty meanwhile.
-                    self.set_problem(&service, Some(e));
+                    self.problems.set(&service, Some(e));
                     Vec::new()
                 }
             };
@@ -322,7 +305,6 @@ impl RegistryBackend for HttpBackend {
     }
 
     fn watch_problem(&self, service: &str) -> Option<RegistryError> {
-        let problems = self.problems.lock().unwrap_or_else(|e| e.into_inner());
-        problems.get(service).cloned()
+        self.problems.get(service)
     }
 }

@@ -86,6 +86,34 @@ pub trait RegistryBackend: fmt::Debug + Send + Sync + 'static {
     }
 }
 
+/// Each followed service's current watch failure, shared by a backend's clones and its
+/// follow loops (the answer of [`RegistryBackend::watch_problem`]).
+#[derive(Clone, Debug, Default)]
+pub(crate) struct WatchProblems(
+    Arc<std::sync::Mutex<std::collections::HashMap<String, RegistryError>>>,
+);
+
+impl WatchProblems {
+    /// Records (or with `None`, clears) `service`'s failure.
+    pub(crate) fn set(&self, service: &str, problem: Option<RegistryError>) {
+        let mut problems = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        match problem {
+            Some(problem) => {
+                problems.insert(service.to_owned(), problem);
+            }
+            None => {
+                problems.remove(service);
+            }
+        }
+    }
+
+    /// `service`'s failure, if it has one.
+    pub(crate) fn get(&self, service: &str) -> Option<RegistryError> {
+        let problems = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        problems.get(service).cloned()
+    }
+}
+
 /// Now, as Unix milliseconds (for `last_heartbeat_ms`).
 pub(crate) fn unix_ms() -> u64 {
     SystemTime::now()

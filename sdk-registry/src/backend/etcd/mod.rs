@@ -11,7 +11,9 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use self::gateway::{encode, prefix_end, Gateway, GatewayError, KeyValue, WatchMessage};
-use super::{client::default_tls, name_segment, unix_ms, BoxFuture, RegistryBackend, Snapshot};
+use super::{
+    client::default_tls, name_segment, unix_ms, BoxFuture, RegistryBackend, Snapshot, WatchProblems,
+};
 use crate::{
     backoff::{Backoff as _, ExponentialBackoff},
     HealthStatus, InstanceRecord, RegistryError, ServiceInstance,
@@ -53,6 +55,7 @@ pub struct EtcdBackend {
     gateway: Arc<Gateway>,
     prefix: Arc<str>,
     ttl: Duration,
+    problems: WatchProblems,
 }
 
 impl fmt::Debug for EtcdBackend {
@@ -86,6 +89,7 @@ impl EtcdBackend {
             gateway: Arc::new(Gateway::new(endpoints, tls, Duration::from_secs(5))?),
             prefix: Self::DEFAULT_PREFIX.into(),
             ttl: Duration::from_secs(90),
+            problems: WatchProblems::default(),
         })
     }
 
@@ -193,11 +197,15 @@ impl EtcdBackend {
                 () = changes.closed() => return,
             }
             synced = match self.list(&service).await {
-                Ok(synced) => Some(synced),
+                Ok(synced) => {
+                    self.problems.set(&service, None);
+                    Some(synced)
+                }
                 Err(e) => {
                     if failures == 1 {
                         tracing::warn!(%service, error = %e, "lost etcd; keeping the last known instances");
                     }
+                    self.problems.set(&service, Some(e));
                     None
                 }
             };
@@ -308,6 +316,10 @@ fn encode_record(record: &InstanceRecord) -> Result<Vec<u8>, RegistryError> {
 }
 
 impl RegistryBackend for EtcdBackend {
+    fn watch_problem(&self, service: &str) -> Option<RegistryError> {
+        self.problems.get(service)
+    }
+
     fn register(&self, instance: ServiceInstance) -> BoxFuture<'_, Result<(), RegistryError>> {
         Box::pin(async move {
             instance.validate()?;
@@ -442,7 +454,14 @@ impl RegistryBackend for EtcdBackend {
         Box::pin(async move {
             let service = name_segment(service)?.to_owned();
             // If etcd is down now, start empty and fill in once it answers.
-            let synced = self.list(&service).await.ok();
+            let synced = match self.list(&service).await {
+                Ok(synced) => Some(synced),
+                Err(e) => {
+                    // The follower reports and retries; the watch starts empty meanwhile.
+                    self.problems.set(&service, Some(e));
+                    None
+                }
+            };
             let snapshot: Vec<Arc<InstanceRecord>> = synced
                 .iter()
                 .flat_map(|(records, _)| records.values().cloned().map(Arc::new))
