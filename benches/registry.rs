@@ -208,6 +208,11 @@ async fn send(client: &HttpClient, method: &str, url: String, body: Option<Vec<u
     status
 }
 
+/// Registers `body` (a JSON instance); returns the status.
+async fn post(client: &HttpClient, url: &str, body: Vec<u8>) -> u16 {
+    send(client, "POST", format!("{url}/v1/instances"), Some(body)).await
+}
+
 fn instance(service: &str, id: &str, padding: usize) -> ServiceInstance {
     let mut instance = ServiceInstance::new(service, id, "10.0.0.1", 8080);
     if padding > 0 {
@@ -496,16 +501,7 @@ async fn event_stream_memory(client: &HttpClient) {
     let (connected, _) = server.memory();
     for i in 0..20 {
         let body = serde_json::to_vec(&instance("big", &format!("new-{i}"), 150)).expect("json");
-        assert_eq!(
-            send(
-                client,
-                "POST",
-                format!("{}/v1/instances", server.url),
-                Some(body)
-            )
-            .await,
-            201
-        );
+        assert_eq!(post(client, &server.url, body).await, 201);
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -550,26 +546,14 @@ async fn propagation(client: &HttpClient) {
             server = Server::start(&spec).await;
             let url = server.url.clone();
             let acked = Instant::now();
-            assert_eq!(
-                send(client, "POST", format!("{url}/v1/instances"), Some(body)).await,
-                201
-            );
+            assert_eq!(post(client, &url, body).await, 201);
             wait_until(&mut changes, |c| seen(c, &id, true)).await;
             restart = acked.elapsed();
             continue;
         }
         let acked = if n % 5 == 4 {
             // Left to expire: TTL 2 s from the registration, removed by the evictor.
-            assert_eq!(
-                send(
-                    client,
-                    "POST",
-                    format!("{}/v1/instances", server.url),
-                    Some(body)
-                )
-                .await,
-                201
-            );
+            assert_eq!(post(client, &server.url, body).await, 201);
             let expires = Instant::now() + Duration::from_secs(2);
             wait_until(&mut changes, |c| seen(c, &id, true)).await;
             wait_until(&mut changes, |c| seen(c, &id, false)).await;
@@ -577,16 +561,7 @@ async fn propagation(client: &HttpClient) {
             continue;
         } else {
             let acked = Instant::now();
-            assert_eq!(
-                send(
-                    client,
-                    "POST",
-                    format!("{}/v1/instances", server.url),
-                    Some(body)
-                )
-                .await,
-                201
-            );
+            assert_eq!(post(client, &server.url, body).await, 201);
             acked
         };
         wait_until(&mut changes, |c| seen(c, &id, true)).await;

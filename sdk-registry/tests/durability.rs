@@ -76,27 +76,22 @@ fn instance(id: &str, padding: usize) -> Value {
 }
 
 async fn register(http: &reqwest::Client, server: &Server, body: &Value) -> (u16, Value) {
-    let answer = http
-        .post(format!("{}/v1/instances", server.url))
-        .bearer_auth("s3cret")
-        .json(body)
-        .send()
-        .await
-        .expect("reachable");
-    let status = answer.status().as_u16();
-    (status, answer.json().await.expect("every answer is JSON"))
+    let (status, answer) = server
+        .send(http, reqwest::Method::POST, "/v1/instances", Some(body))
+        .await;
+    assert!(answer.is_object(), "every answer is JSON: {answer}");
+    (status, answer)
+}
+
+/// `orders`' instances as the server lists them.
+async fn records(http: &reqwest::Client, server: &Server) -> Value {
+    let path = "/v1/services/orders/instances";
+    server.send(http, reqwest::Method::GET, path, None).await.1
 }
 
 async fn listed(http: &reqwest::Client, server: &Server) -> BTreeSet<String> {
-    let records: Value = http
-        .get(format!("{}/v1/services/orders/instances", server.url))
-        .send()
+    records(http, server)
         .await
-        .expect("reachable")
-        .json()
-        .await
-        .expect("json");
-    records
         .as_array()
         .expect("array")
         .iter()
@@ -183,49 +178,27 @@ async fn failed_writes_change_nothing_and_writes_resume_when_space_returns() {
     let mut acknowledged = fill(&http, &server).await;
     acknowledged.insert("kept".to_owned());
 
-    let removed = http
-        .delete(format!("{}/v1/services/orders/instances/kept", server.url))
-        .bearer_auth("s3cret")
-        .send()
-        .await
-        .expect("reachable");
-    let marked = http
-        .put(format!(
-            "{}/v1/services/orders/instances/kept/health",
-            server.url
-        ))
-        .bearer_auth("s3cret")
-        .json(&json!({ "health": "unhealthy" }))
-        .send()
-        .await
-        .expect("reachable");
-    if removed.status() == 500 {
+    let removed = server.remove(&http, "orders", "kept").await;
+    let marked = server.mark(&http, "orders", "kept", "unhealthy").await;
+    if removed == 500 {
         assert!(
             listed(&http, &server).await.contains("kept"),
             "an unsaved removal did not happen"
         );
     } else {
         assert_eq!(
-            removed.status(),
-            204,
+            removed, 204,
             "a removal may fit where a registration did not"
         );
         acknowledged.remove("kept");
     }
-    let records: Value = http
-        .get(format!("{}/v1/services/orders/instances", server.url))
-        .send()
-        .await
-        .expect("reachable")
-        .json()
-        .await
-        .expect("json");
+    let records = records(&http, &server).await;
     let kept = records
         .as_array()
         .expect("array")
         .iter()
         .find(|r| r["instance"]["id"] == "kept");
-    if marked.status() == 500 {
+    if marked == 500 {
         assert!(
             kept.is_none_or(|r| r["health"] == "unknown"),
             "an unsaved health mark is not served"
@@ -276,35 +249,12 @@ async fn health_and_removals_are_saved_too() {
     for id in ["a", "b"] {
         assert_eq!(register(&http, &server, &instance(id, 10)).await.0, 201);
     }
-    let marked = http
-        .put(format!(
-            "{}/v1/services/orders/instances/a/health",
-            server.url
-        ))
-        .bearer_auth("s3cret")
-        .json(&json!({ "health": "unhealthy" }))
-        .send()
-        .await
-        .expect("reachable");
-    assert_eq!(marked.status(), 204);
-    let removed = http
-        .delete(format!("{}/v1/services/orders/instances/b", server.url))
-        .bearer_auth("s3cret")
-        .send()
-        .await
-        .expect("reachable");
-    assert_eq!(removed.status(), 204);
+    assert_eq!(server.mark(&http, "orders", "a", "unhealthy").await, 204);
+    assert_eq!(server.remove(&http, "orders", "b").await, 204);
     server.child.kill().await.expect("kill -9");
 
     let server = start(&data).await;
-    let records: Value = http
-        .get(format!("{}/v1/services/orders/instances", server.url))
-        .send()
-        .await
-        .expect("reachable")
-        .json()
-        .await
-        .expect("json");
+    let records = records(&http, &server).await;
     assert_eq!(records.as_array().expect("array").len(), 1);
     assert_eq!(records[0]["instance"]["id"], "a");
     assert_eq!(

@@ -250,13 +250,7 @@ async fn every_error_answer_is_json() {
             "health",
         ),
     ];
-    for (request, status, mentions) in cases {
-        let answer = request.bearer_auth("s3cret").send().await.expect("up");
-        assert_eq!(answer.status(), status);
-        let body: Value = answer.json().await.expect("a JSON error body");
-        let message = body["error"].as_str().expect("an error message");
-        assert!(message.contains(mentions), "{status}: {message}");
-    }
+    support::assert_json_errors(cases).await;
     // A path that is not UTF-8, sent by hand (clients refuse to).
     let mut tcp = TcpStream::connect(&server.addr).await.expect("connect");
     tcp.write_all(

@@ -138,13 +138,7 @@ async fn register_list_heartbeat_and_refuse_bad_input() {
             "nobody",
         ),
     ];
-    for (request, status, mentions) in cases {
-        let answer = request.bearer_auth("s3cret").send().await.expect("up");
-        assert_eq!(answer.status(), status);
-        let body: Value = answer.json().await.expect("a JSON error body");
-        let message = body["error"].as_str().expect("an error message");
-        assert!(message.contains(mentions), "{message}");
-    }
+    support::assert_json_errors(cases).await;
     assert_eq!(
         ids(&http, &server).await,
         ["a"],
@@ -479,17 +473,7 @@ async fn server_sent_events_follow_a_service_until_shutdown() {
 
     // A heartbeat changes nothing a watcher acts on: no event.
     assert_eq!(heartbeat(&http, &server, "a").await, 204);
-    let health = http
-        .put(format!(
-            "{}/v1/services/orders/instances/a/health",
-            server.url
-        ))
-        .bearer_auth("s3cret")
-        .json(&json!({ "health": "unhealthy" }))
-        .send()
-        .await
-        .expect("up");
-    assert_eq!(health.status(), 204);
+    assert_eq!(server.mark(&http, "orders", "a", "unhealthy").await, 204);
     let set = next_within(&mut events, &mut buffer)
         .await
         .expect("an event");

@@ -182,6 +182,16 @@ impl InMemoryBackend {
         services.get(service).cloned()
     }
 
+    /// Every service's shard (taken under the map's read lock, then used without it).
+    fn shards(&self) -> Vec<Arc<Shard>> {
+        let services = self
+            .inner
+            .services
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        services.values().cloned().collect()
+    }
+
     fn shard_or_insert(&self, service: &str) -> Arc<Shard> {
         if let Some(shard) = self.shard(service) {
             return shard;
@@ -265,14 +275,7 @@ impl InMemoryBackend {
     /// is cloned for the others.
     #[cfg(feature = "server")]
     pub(crate) fn probe_targets(&self) -> Vec<(String, String, String)> {
-        let shards: Vec<Arc<Shard>> = {
-            let services = self
-                .inner
-                .services
-                .read()
-                .unwrap_or_else(|e| e.into_inner());
-            services.values().cloned().collect()
-        };
+        let shards = self.shards();
         let mut targets = Vec::new();
         for shard in shards {
             let state = shard.lock();
@@ -292,14 +295,7 @@ impl InMemoryBackend {
 
     /// Every registered instance with its record.
     pub fn records(&self) -> Vec<InstanceRecord> {
-        let shards: Vec<Arc<Shard>> = {
-            let services = self
-                .inner
-                .services
-                .read()
-                .unwrap_or_else(|e| e.into_inner());
-            services.values().cloned().collect()
-        };
+        let shards = self.shards();
         shards
             .iter()
             .flat_map(|shard| {

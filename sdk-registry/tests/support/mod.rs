@@ -6,7 +6,9 @@ mod server;
 pub(crate) mod tls;
 #[cfg(feature = "server")]
 #[allow(unused_imports)] // each test file uses some of them
-pub(crate) use server::{data_file, run_binary, start_binary, start_server, Server};
+pub(crate) use server::{
+    assert_json_errors, data_file, run_binary, start_binary, start_server, Server,
+};
 
 /// A loopback service answering its name (as a JSON string) on `/`; returns its port.
 pub(crate) async fn echo(name: &'static str) -> u16 {

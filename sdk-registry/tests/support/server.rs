@@ -145,3 +145,65 @@ pub(crate) fn data_file(name: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir.join("registry.db")
 }
+
+/// The token every test server is started with.
+pub(crate) const TOKEN: &str = "s3cret";
+
+impl Server {
+    /// `method path` with the token (and a JSON body): the status and the JSON answer
+    /// (`Null` for an empty one).
+    pub(crate) async fn send(
+        &self,
+        http: &reqwest::Client,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = http
+            .request(method, format!("{}{path}", self.url))
+            .bearer_auth(TOKEN);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let answer = request.send().await.expect("reachable");
+        let status = answer.status().as_u16();
+        let bytes = answer.bytes().await.expect("body");
+        let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+        (status, json)
+    }
+
+    /// Marks `service/id` with `health`; returns the status.
+    pub(crate) async fn mark(
+        &self,
+        http: &reqwest::Client,
+        service: &str,
+        id: &str,
+        health: &str,
+    ) -> u16 {
+        let path = format!("/v1/services/{service}/instances/{id}/health");
+        let body = serde_json::json!({ "health": health });
+        self.send(http, reqwest::Method::PUT, &path, Some(&body))
+            .await
+            .0
+    }
+
+    /// Deregisters `service/id`; returns the status.
+    pub(crate) async fn remove(&self, http: &reqwest::Client, service: &str, id: &str) -> u16 {
+        let path = format!("/v1/services/{service}/instances/{id}");
+        self.send(http, reqwest::Method::DELETE, &path, None)
+            .await
+            .0
+    }
+}
+
+/// Sends each request with the token and checks its status, and that its answer is a
+/// JSON error whose message mentions the given text.
+pub(crate) async fn assert_json_errors(cases: Vec<(reqwest::RequestBuilder, u16, &str)>) {
+    for (request, status, mentions) in cases {
+        let answer = request.bearer_auth(TOKEN).send().await.expect("up");
+        assert_eq!(answer.status(), status);
+        let body: serde_json::Value = answer.json().await.expect("a JSON error body");
+        let message = body["error"].as_str().expect("an error message");
+        assert!(message.contains(mentions), "{status}: {message}");
+    }
+}
