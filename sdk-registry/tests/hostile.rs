@@ -91,6 +91,31 @@ async fn half_sent_requests_are_cut_off_and_cannot_starve_health() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_body_that_never_finishes_gets_a_408() {
+    let server = start_server(
+        &data_file("slow-body"),
+        90,
+        "127.0.0.1:0",
+        &["--body-timeout-secs", "1"],
+    )
+    .await;
+    let mut tcp = TcpStream::connect(&server.addr).await.expect("connect");
+    tcp.write_all(
+        b"POST /v1/instances HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer s3cret\r\n\
+          Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"id\":",
+    )
+    .await
+    .expect("write");
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"error\""), "a JSON error: {answer}");
+    assert!(started.elapsed() < Duration::from_secs(4));
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_tls_handshake_that_never_comes_is_cut_off() {
     let identity = support::tls::self_signed();
     let dir = std::env::temp_dir().join(format!("sdk-registry-hostile-tls-{}", std::process::id()));

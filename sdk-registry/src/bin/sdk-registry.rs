@@ -52,6 +52,9 @@ struct Args {
     /// Seconds a client has to send a request's headers, or finish a TLS handshake (1 to 300).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
     header_timeout_secs: u64,
+    /// Seconds a client has to send a request's body (1 to 300).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=300))]
+    body_timeout_secs: u64,
     /// Seconds a connection may move no byte before it is closed (61 to 3600: above the
     /// longest long poll).
     #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u64).range(61..=3_600))]
@@ -80,6 +83,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         token: args.token.clone(),
         open_writes: args.allow_open_writes,
         protect_reads: args.protect_reads,
+        body_timeout: Duration::from_secs(args.body_timeout_secs),
         ..ServerConfig::default()
     };
     // Certificate problems are reported before anything listens.

@@ -98,6 +98,14 @@ impl From<WriteError> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
+        // A body that did not arrive in time is the client's timeout, not bad JSON.
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&rejection);
+        while let Some(e) = source {
+            if e.is::<tower_http::timeout::TimeoutError>() {
+                return ApiError(StatusCode::REQUEST_TIMEOUT, rejection.body_text());
+            }
+            source = e.source();
+        }
         ApiError(rejection.status(), rejection.body_text())
     }
 }

@@ -4,7 +4,9 @@
 //! - at most `max_connections` at once: past that a new connection is closed at once, so
 //!   descriptors are never exhausted and `/health` and heartbeats keep being answered once
 //!   the header timeout has cleared the idle ones;
-//! - a request's headers must arrive within `header_read_timeout` (hyper's own timer);
+//! - a request's headers must arrive within `header_read_timeout` (hyper's own timer), and
+//!   its body within [`ServerConfig::body_timeout`](super::ServerConfig::body_timeout)
+//!   (a router layer);
 //! - a connection that moves no byte either way for `idle_timeout` is closed: a client
 //!   trickling nothing, or one that stopped reading its answer or its event stream (a
 //!   watcher that fell behind: it reconnects and gets the current set);
@@ -46,8 +48,6 @@ pub struct Limits {
     /// A connection moving no byte either way this long is closed (default 90 s: longer
     /// than the longest long poll, 60 s, and than the events' keep-alive, 15 s).
     pub idle_timeout: Duration,
-    /// Time a request body has to arrive (default 30 s).
-    pub body_timeout: Duration,
     /// On shutdown, how long requests in flight may take to finish (default 10 s).
     pub shutdown_grace: Duration,
 }
@@ -58,7 +58,6 @@ impl Default for Limits {
             max_connections: 1_000,
             header_read_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(90),
-            body_timeout: Duration::from_secs(30),
             shutdown_grace: Duration::from_secs(10),
         }
     }
