@@ -324,8 +324,9 @@ impl InMemoryBackend {
         evicted
     }
 
-    /// Takes the instances whose deadline has passed off the expiry queue (queueing again the
-    /// ones that heartbeated since); the caller removes them with [`remove`](Self::remove).
+    /// The instances whose deadline has passed (the ones that heartbeated since are queued
+    /// again at their new deadline); the caller removes them with [`remove`](Self::remove).
+    /// Each is looked at again a second later, so none is forgotten if the caller does not.
     pub(crate) fn take_expired(&self) -> Vec<(String, String)> {
         let now = Instant::now();
         let mut due = Vec::new();
@@ -343,7 +344,12 @@ impl InMemoryBackend {
                 .shard(&d.service)
                 .and_then(|shard| shard.lock().instances.get(&d.id).map(|e| e.expires));
             match expires {
-                Some(at) if at <= now => expired.push((d.service, d.id)),
+                Some(at) if at <= now => {
+                    // Looked at again in a second, in case the caller does not remove it
+                    // (its removal failed to save, or it was registered again meanwhile).
+                    self.schedule(now + Duration::from_secs(1), &d.service, &d.id);
+                    expired.push((d.service, d.id));
+                }
                 Some(at) => self.schedule(at, &d.service, &d.id),
                 None => {} // deregistered since
             }
@@ -351,10 +357,16 @@ impl InMemoryBackend {
         expired
     }
 
-    /// Queues an instance for another look at `at` (an eviction that could not be saved).
+    /// True if the instance is registered and past its deadline.
     #[cfg(feature = "server")]
-    pub(crate) fn retry_expiry(&self, service: &str, id: &str, at: Instant) {
-        self.schedule(at, service, id);
+    pub(crate) fn is_expired(&self, service: &str, id: &str) -> bool {
+        self.shard(service).is_some_and(|shard| {
+            let state = shard.lock();
+            state
+                .instances
+                .get(id)
+                .is_some_and(|e| e.expires <= Instant::now())
+        })
     }
 
     /// Removes an instance and tells the watchers; false if it was not there.

@@ -129,7 +129,8 @@ impl Registry {
             Some(loaded) => loaded.epoch & EPOCH_MASK,
             // No file: a random epoch, so a follower of the last run still takes the new set.
             None => (u64::from(std::process::id()) ^ crate::backend::unix_ms()) & EPOCH_MASK,
-        };
+        }
+        .max(1); // never 0, the epoch of a follower that has seen nothing yet
         let backend = InMemoryBackend::evicting_manually(config.ttl, epoch << EPOCH_SHIFT);
         for (instance, health) in loaded.map(|l| l.instances).unwrap_or_default() {
             match instance.validate() {
@@ -194,12 +195,9 @@ impl Registry {
                 if expired.is_empty() {
                     continue;
                 }
-                if let Err(e) = registry.writer.write(Op::Evict(expired.clone())).await {
+                // Not saved: nothing changed, and the backend looks at them again in a second.
+                if let Err(e) = registry.writer.write(Op::Evict(expired)).await {
                     tracing::warn!(error = %e, "evictions not saved; trying again in a second");
-                    let again = tokio::time::Instant::now() + Duration::from_secs(1);
-                    for (service, id) in &expired {
-                        registry.backend.retry_expiry(service, id, again);
-                    }
                 }
             }
         })

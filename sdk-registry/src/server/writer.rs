@@ -127,6 +127,8 @@ type Pending = HashMap<(String, String), Option<(ServiceInstance, HealthStatus)>
 /// Checks each op against memory and the ops before it in the batch.
 fn plan(backend: &InMemoryBackend, ops: impl Iterator<Item = (Op, Reply)>) -> Vec<Planned> {
     let mut pending = Pending::new();
+    // The instances an earlier op of this batch writes.
+    let mut written = std::collections::HashSet::new();
     let current = |pending: &mut Pending, service: &str, id: &str| {
         pending
             .entry((service.to_owned(), id.to_owned()))
@@ -182,7 +184,12 @@ fn plan(backend: &InMemoryBackend, ops: impl Iterator<Item = (Op, Reply)>) -> Ve
             Op::Evict(expired) => Ok(Effect {
                 changes: expired
                     .iter()
-                    .filter(|(service, id)| current(&mut pending, service, id).is_some())
+                    // Still there and still past its deadline: an instance registered again
+                    // since it was found expired (in this batch or before) stays.
+                    .filter(|(service, id)| {
+                        let key = (service.clone(), id.clone());
+                        !written.contains(&key) && backend.is_expired(service, id)
+                    })
                     .map(|(service, id)| Change::Delete {
                         service: service.clone(),
                         id: id.clone(),
@@ -193,6 +200,10 @@ fn plan(backend: &InMemoryBackend, ops: impl Iterator<Item = (Op, Reply)>) -> Ve
         };
         if let Ok(effect) = &outcome {
             for change in &effect.changes {
+                written.insert(match change {
+                    Change::Put(instance, _) => (instance.service.clone(), instance.id.clone()),
+                    Change::Delete { service, id } => (service.clone(), id.clone()),
+                });
                 let (key, state) = match change {
                     Change::Put(instance, health) => (
                         (instance.service.clone(), instance.id.clone()),
@@ -238,5 +249,60 @@ fn unknown(service: &str, id: &str) -> RegistryError {
     RegistryError::UnknownInstance {
         service: service.to_owned(),
         id: id.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::RegistryBackend;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_instance_registered_again_after_it_expired_is_not_evicted() {
+        let backend = InMemoryBackend::evicting_manually(Duration::from_secs(10), 0);
+        let writer = Writer::spawn(backend.clone(), None);
+        let a = ServiceInstance::new("orders", "a", "127.0.0.1", 1);
+        writer.write(Op::Register(a.clone())).await.expect("saved");
+        tokio::time::advance(Duration::from_secs(11)).await;
+        let expired = backend.take_expired();
+        assert_eq!(expired, [("orders".to_owned(), "a".to_owned())]);
+        // Registered again before the eviction reached the writer.
+        writer.write(Op::Register(a)).await.expect("saved");
+        writer.write(Op::Evict(expired)).await.expect("saved");
+        assert_eq!(backend.instances("orders").await.expect("ok").len(), 1);
+        // Its new deadline still counts.
+        tokio::time::advance(Duration::from_secs(11)).await;
+        let expired = backend.take_expired();
+        assert_eq!(expired.len(), 1, "looked at again and found expired");
+        writer.write(Op::Evict(expired)).await.expect("saved");
+        assert!(backend.instances("orders").await.expect("ok").is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn refused_ops_change_nothing_and_others_in_the_batch_go_through() {
+        let backend = InMemoryBackend::evicting_manually(Duration::from_secs(10), 0);
+        let writer = Writer::spawn(backend.clone(), None);
+        let unknown = writer
+            .write(Op::Deregister {
+                service: "orders".into(),
+                id: "nobody".into(),
+            })
+            .await;
+        assert!(matches!(
+            unknown,
+            Err(WriteError::Refused(RegistryError::UnknownInstance { .. }))
+        ));
+        let a = ServiceInstance::new("orders", "a", "127.0.0.1", 1);
+        writer.write(Op::Register(a)).await.expect("saved");
+        let marked = Op::SetHealth {
+            service: "orders".into(),
+            id: "a".into(),
+            health: HealthStatus::Unhealthy,
+        };
+        writer.write(marked).await.expect("saved");
+        let records = backend.instances("orders").await.expect("ok");
+        assert_eq!(records[0].health, HealthStatus::Unhealthy);
     }
 }
