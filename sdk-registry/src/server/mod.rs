@@ -17,7 +17,7 @@
 //!
 //! A write is answered only once it is saved, and is visible to readers and watchers only
 //! from then on; a write that could not be saved answers 500 and changes nothing
-//! ([`writer`]). Versions are per service and carry the server's epoch (its starts on
+//! (one writer task, group-committing). Versions are per service and carry the server's epoch (its starts on
 //! this data file), so they never go backwards across a restart.
 
 mod api;
