@@ -239,3 +239,59 @@ async fn vary_headers_are_part_of_the_key() {
         .expect("ok");
     assert_eq!(server.hits(), 3, "clear_cache_key drops every variant");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_caller_joining_a_fill_waits_no_longer_than_its_own_deadline() {
+    let slow = Reply::json(serde_json::json!({ "n": 1 })).delay(Duration::from_secs(2));
+    let server = Scripted::start(slow).await;
+    let sdk = sdk_for(&server.url, cached(Duration::from_secs(60)));
+    let client = sdk.get_client("svc");
+    let patient = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            client
+                .get("/users/1")
+                .timeout(Duration::from_secs(10))
+                .response()
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(10)).await; // the fill is under way
+    let started = tokio::time::Instant::now();
+    let err = client
+        .get("/users/1")
+        .timeout(Duration::from_millis(300))
+        .response()
+        .await
+        .expect_err("its own deadline passes first");
+    assert!(err.is_timeout(), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "{:?}",
+        started.elapsed()
+    );
+    let answer = patient.await.expect("task").expect("the fill went on");
+    assert_eq!(answer.cache_status(), CacheStatus::Miss);
+
+    // The other way round: the caller filling gives up, a waiter with time left takes over.
+    client.clear_cache();
+    let hasty = {
+        let client = client.clone();
+        tokio::spawn(async move {
+            client
+                .get("/users/2")
+                .timeout(Duration::from_millis(300))
+                .response()
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    let answer = client
+        .get("/users/2")
+        .timeout(Duration::from_secs(10))
+        .response()
+        .await
+        .expect("the fill is taken over");
+    assert_eq!(answer.status(), 200);
+    assert!(hasty.await.expect("task").expect_err("timed out").is_timeout());
+}

@@ -4,7 +4,10 @@
 //! - Only 2xx answers are stored; each entry keeps its own TTL (per request or per service).
 //! - Concurrent misses for one key make one upstream request: moka's
 //!   `entry().or_insert_with_if` runs one initializer per key and hands its value to every
-//!   waiter, failures included.
+//!   waiter, failures included, except the filling caller's own deadline: each waiter waits
+//!   no longer than its own deadline (stamped by [`deadline`](crate::deadline), which runs
+//!   outside this layer), and a fill whose caller ran out of time is handed to the next
+//!   waiter.
 //! - Bounded by bytes (key plus body), evicted by moka's TinyLFU.
 //! - `stale_if_error`: an expired entry is kept that much longer, and served (marked
 //!   [`CacheStatus::Stale`]) when the refresh fails or the breaker is open.
@@ -33,6 +36,7 @@ use tower::{Service, ServiceExt};
 use self::entry::{Entry, EntryExpiry};
 pub use self::{key::CacheKey, layer::CacheLayer};
 use crate::{
+    deadline::DeadlineExceeded,
     error::BoxError,
     request::{CacheMode, ServiceRequest},
     response::{CacheStatus, ServiceResponse},
@@ -186,6 +190,7 @@ where
 {
     let key = CacheKey::for_request(&request, &cache.shared.config.vary_headers);
     let stale_window = cache.shared.config.stale_if_error;
+    let deadline = request.deadline_and_limit();
     if request.options().cache_mode == CacheMode::Refresh {
         let outcome = inner.oneshot(request).await.map_err(Into::into);
         let entry = Entry::from_outcome(outcome, ttl, stale_window, None);
@@ -199,16 +204,33 @@ where
         Some(entry) if entry.is_fresh(Instant::now()) => return entry.outcome(CacheStatus::Hit),
         other => other,
     };
+    let bounded = deadline.is_some();
     let fetch = async move {
         let outcome = inner.oneshot(request).await.map_err(Into::into);
+        if let Err(e) = &outcome {
+            if bounded && crate::error_chain::contains::<DeadlineExceeded>(e.as_ref()) {
+                // The filling caller ran out of its own time: that says nothing of the
+                // answer, so no waiter gets it. This caller's own bound below fires now,
+                // dropping this fill, and moka hands the fill to a waiter with time left.
+                std::future::pending::<()>().await;
+            }
+        }
         Entry::from_outcome(outcome, ttl, stale_window, previous)
     };
-    let entry = cache
+    let fill = cache
         .shared
         .store
         .entry(key)
-        .or_insert_with_if(fetch, |entry| !entry.is_fresh(Instant::now()))
-        .await
-        .into_value();
-    entry.outcome(CacheStatus::Miss)
+        .or_insert_with_if(fetch, |entry| !entry.is_fresh(Instant::now()));
+    // A caller that joined another's fill waits no longer than its own deadline; if it was
+    // the one filling, a waiter with time left takes the fill over (moka runs the next
+    // waiter's initializer when one is dropped).
+    let entry = match deadline {
+        Some((at, limit)) => match tokio::time::timeout_at(at, fill).await {
+            Ok(entry) => entry,
+            Err(_) => return Err(DeadlineExceeded { limit }.into()),
+        },
+        None => fill.await,
+    };
+    entry.into_value().outcome(CacheStatus::Miss)
 }

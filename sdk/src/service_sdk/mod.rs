@@ -308,8 +308,9 @@ impl ServiceSdk {
         let picker = balanced.picker();
         let guarded = CircuitBreakerLayer::new(breakers.clone()).layer(balanced);
         let retried = crate::retry::layer(&config.retry).layer(guarded);
-        let bounded = DeadlineLayer::new(config.timeout).layer(retried);
-        let pipeline = CacheLayer::new(cache.clone()).layer(bounded);
+        let cached = CacheLayer::new(cache.clone()).layer(retried);
+        // Outermost, so a call waiting on another's cache fill is bounded by its own deadline.
+        let pipeline = DeadlineLayer::new(config.timeout).layer(cached);
         let default_headers: HeaderMap = config.headers.iter().cloned().collect();
         ServiceClient::from_inner(ClientInner {
             name,
