@@ -345,3 +345,37 @@ async fn enormous_timeouts_and_ttls_do_not_panic() {
     let key = batch.add("x", async { Ok::<_, ServiceError>(1) });
     assert_eq!(batch.run().await.take(&key).expect("ran"), 1);
 }
+
+#[tokio::test]
+async fn head_and_bodiless_answers_are_not_judged_by_content_length() {
+    use axum::{http::StatusCode, routing::get, Router};
+    let url = support::serve(
+        Router::new()
+            .route("/big", get(|| async { "y".repeat(10_000) }))
+            .route(
+                "/unchanged",
+                get(|| async { (StatusCode::NOT_MODIFIED, [("content-length", "10000")]) }),
+            ),
+    )
+    .await;
+    for reqwest_transport in [false, true] {
+        let mut builder = ServiceSdk::builder().transport_config(TransportConfig {
+            max_response_bytes: 1024,
+            ..Default::default()
+        });
+        if reqwest_transport {
+            builder = builder.reqwest_client(reqwest::Client::new());
+        }
+        let sdk = builder
+            .service("svc", once().instance(&url))
+            .build()
+            .expect("valid");
+        let client = sdk.get_client("svc");
+        let head = client.head("/big").response().await.expect("HEAD has no body");
+        assert_eq!(head.status(), 200);
+        assert_eq!(head.headers()["content-length"], "10000");
+        let unchanged = client.get("/unchanged").response().await.expect("304 has no body");
+        assert_eq!(unchanged.status(), 304);
+        support::assert_body_too_large(&sdk, 1024).await;
+    }
+}

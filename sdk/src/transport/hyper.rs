@@ -15,7 +15,7 @@ use hyper_util::{
 };
 use tower::Service;
 
-use super::{BodyTooLarge, HttpRequest, HttpResponse, TransportError};
+use super::{declares_too_large, BodyTooLarge, HttpRequest, HttpResponse, TransportError};
 use crate::error::BoxError;
 
 /// Settings of the built-in hyper transport.
@@ -112,6 +112,7 @@ impl Service<HttpRequest> for HyperTransport {
     }
 
     fn call(&mut self, request: HttpRequest) -> Self::Future {
+        let head = request.method() == http::Method::HEAD;
         let response = self.inner.client.request(request.map(Full::new));
         let limit = self.inner.max_response_bytes;
         Box::pin(async move {
@@ -119,13 +120,7 @@ impl Service<HttpRequest> for HyperTransport {
                 .await
                 .map_err(|e| TransportError::new(e.is_connect(), e))?;
             let (parts, body) = response.into_parts();
-            let too_large = parts
-                .headers
-                .get(http::header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok())
-                .is_some_and(|len| len > limit as u64);
-            if too_large {
+            if declares_too_large(head, parts.status, &parts.headers, limit) {
                 return Err(BodyTooLarge { limit }.into());
             }
             let body = match Limited::new(body, limit).collect().await {

@@ -6,7 +6,7 @@ use std::{
 
 use tower::Service;
 
-use super::{BodyTooLarge, HttpRequest, HttpResponse, TransportError};
+use super::{declares_too_large, BodyTooLarge, HttpRequest, HttpResponse, TransportError};
 use crate::error::BoxError;
 
 /// A transport over a user-supplied `reqwest::Client` (feature `reqwest`), for custom TLS
@@ -42,6 +42,7 @@ impl Service<HttpRequest> for ReqwestTransport {
     fn call(&mut self, request: HttpRequest) -> Self::Future {
         let client = self.client.clone();
         let limit = self.max_response_bytes;
+        let head = request.method() == http::Method::HEAD;
         Box::pin(async move {
             let request =
                 reqwest::Request::try_from(request).map_err(|e| TransportError::new(false, e))?;
@@ -49,10 +50,7 @@ impl Service<HttpRequest> for ReqwestTransport {
                 .execute(request)
                 .await
                 .map_err(|e| TransportError::new(e.is_connect(), e))?;
-            if response
-                .content_length()
-                .is_some_and(|len| len > limit as u64)
-            {
+            if declares_too_large(head, response.status(), response.headers(), limit) {
                 return Err(BodyTooLarge { limit }.into());
             }
             let mut builder = http::Response::builder().status(response.status());
