@@ -279,3 +279,62 @@ async fn connect_errors_are_retried_even_for_post() {
         "{err:?}"
     );
 }
+
+/// The stop reason of a call that failed after one attempt.
+fn first_attempt_stop(err: &ServiceError) -> Option<RetryStop> {
+    match err {
+        ServiceError::RetriesExhausted {
+            attempts: 1,
+            stop,
+            last,
+        } => {
+            assert_eq!(last.status_code(), Some(http::StatusCode::SERVICE_UNAVAILABLE));
+            Some(*stop)
+        }
+        _ => None,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn why_retries_stopped_is_kept_when_they_stop_after_one_attempt() {
+    let server = Scripted::start(Reply::status(503).header("retry-after", "3600")).await;
+    let sdk = sdk_for(&server.url, config(3));
+    let client = sdk.get_client("svc");
+    let err = client.get("/x").send::<()>().await.expect_err("503");
+    assert_eq!(first_attempt_stop(&err), Some(RetryStop::RetryAfterTooLong), "{err:?}");
+
+    server.set_fallback(Reply::status(503).header("retry-after", "5"));
+    let err = client
+        .get("/x")
+        .timeout(Duration::from_secs(3))
+        .send::<()>()
+        .await
+        .expect_err("503");
+    assert_eq!(first_attempt_stop(&err), Some(RetryStop::DeadlineReached), "{err:?}");
+
+    let mut retry = exact_retry(3);
+    retry.budget = BudgetConfig {
+        ratio: 0.0,
+        min_per_second: 0,
+        window: Duration::from_secs(10),
+    };
+    let broke = sdk_for(
+        &server.url,
+        ServiceConfig::new()
+            .retry(retry)
+            .circuit_breaker(lenient_breaker()),
+    );
+    server.set_fallback(Reply::status(503));
+    let err = broke
+        .get_client("svc")
+        .get("/x")
+        .send::<()>()
+        .await
+        .expect_err("503");
+    assert_eq!(first_attempt_stop(&err), Some(RetryStop::BudgetExhausted), "{err:?}");
+
+    // One attempt configured: a bare status, nothing was refused.
+    let once = sdk_for(&server.url, config(1));
+    let err = once.get_client("svc").get("/x").send::<()>().await.expect_err("503");
+    assert!(matches!(err, ServiceError::Status { .. }), "{err:?}");
+}

@@ -8,7 +8,7 @@ use crate::{
     balance::{AttemptError, NoInstanceReason, NoInstances},
     circuit_breaker::CircuitOpen,
     deadline::DeadlineExceeded,
-    error::{BoxError, ErrorContext, ServiceError, TimeoutKind},
+    error::{BoxError, ErrorContext, RetryStop, ServiceError, TimeoutKind},
     redact::mark_sensitive,
     response::ServiceResponse,
     retry::RetriesExhausted,
@@ -96,12 +96,22 @@ pub(crate) fn from_pipeline(
             source: err,
         },
     };
+    with_retry_stop(retried, last)
+}
+
+/// `last` inside [`ServiceError::RetriesExhausted`] when retrying stopped for a reason the
+/// caller should see: after more than one attempt, or after one when a retry was wanted but
+/// refused (budget exhausted, `Retry-After` too long, deadline reached). A call configured
+/// for one attempt stays a bare error.
+fn with_retry_stop(retried: Option<(u32, RetryStop)>, last: ServiceError) -> ServiceError {
     match retried {
-        Some((attempts, stop)) if attempts > 1 => ServiceError::RetriesExhausted {
-            attempts,
-            stop,
-            last: Box::new(last),
-        },
+        Some((attempts, stop)) if attempts > 1 || stop != RetryStop::AttemptsExhausted => {
+            ServiceError::RetriesExhausted {
+                attempts,
+                stop,
+                last: Box::new(last),
+            }
+        }
         _ => last,
     }
 }
@@ -141,12 +151,5 @@ pub(crate) fn from_status(
         headers: Box::new(headers),
         body,
     };
-    match stop {
-        Some(stop) if attempts > 1 => ServiceError::RetriesExhausted {
-            attempts,
-            stop,
-            last: Box::new(last),
-        },
-        _ => last,
-    }
+    with_retry_stop(stop.map(|stop| (attempts, stop)), last)
 }
