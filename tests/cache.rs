@@ -293,5 +293,9 @@ async fn a_caller_joining_a_fill_waits_no_longer_than_its_own_deadline() {
         .await
         .expect("the fill is taken over");
     assert_eq!(answer.status(), 200);
-    assert!(hasty.await.expect("task").expect_err("timed out").is_timeout());
+    assert!(hasty
+        .await
+        .expect("task")
+        .expect_err("timed out")
+        .is_timeout());
 }

@@ -371,10 +371,18 @@ async fn head_and_bodiless_answers_are_not_judged_by_content_length() {
             .build()
             .expect("valid");
         let client = sdk.get_client("svc");
-        let head = client.head("/big").response().await.expect("HEAD has no body");
+        let head = client
+            .head("/big")
+            .response()
+            .await
+            .expect("HEAD has no body");
         assert_eq!(head.status(), 200);
         assert_eq!(head.headers()["content-length"], "10000");
-        let unchanged = client.get("/unchanged").response().await.expect("304 has no body");
+        let unchanged = client
+            .get("/unchanged")
+            .response()
+            .await
+            .expect("304 has no body");
         assert_eq!(unchanged.status(), 304);
         support::assert_body_too_large(&sdk, 1024).await;
     }

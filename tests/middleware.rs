@@ -111,3 +111,73 @@ async fn on_error_gets_the_error_and_its_context() {
     );
     assert_eq!(reported[1].1, "svc", "invalid requests are reported too");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_middleware_error_is_its_own_and_touches_no_accounting() {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+    let server = Scripted::start(Reply::json(serde_json::json!(1))).await;
+    let failing = Arc::new(AtomicBool::new(true));
+    let runs = Arc::new(AtomicUsize::new(0));
+    let (fail, count) = (failing.clone(), runs.clone());
+    let sdk = ServiceSdk::builder()
+        .service(
+            "svc",
+            ServiceConfig::new()
+                .retry(support::exact_retry(3))
+                .instance(&server.url),
+        )
+        .middleware(move |request, next| {
+            let (fail, count) = (fail.clone(), count.clone());
+            async move {
+                count.fetch_add(1, Ordering::SeqCst);
+                if fail.load(Ordering::SeqCst) {
+                    return Err("no signing key loaded".into());
+                }
+                next.run(request).await
+            }
+        })
+        .build()
+        .expect("valid");
+    let client = sdk.get_client("svc");
+    for _ in 0..10 {
+        let err = client.get("/x").send::<u32>().await.expect_err("middleware fails");
+        assert!(
+            matches!(&err, sdk::ServiceError::Middleware { .. }),
+            "its own variant: {err:?}"
+        );
+        assert!(err.to_string().contains("no signing key loaded"), "{err}");
+        assert!(!err.is_retryable());
+    }
+    assert_eq!(runs.load(Ordering::SeqCst), 10, "not retried");
+    assert_eq!(server.hits(), 0);
+    for circuit in client.circuit_state() {
+        assert_eq!(circuit.state, sdk::circuit_breaker::CircuitState::Closed);
+        assert_eq!(circuit.total_failures, 0, "not counted by the breaker");
+    }
+    // The instance was not charged (five failures would have ejected it).
+    failing.store(false, Ordering::SeqCst);
+    let value: u32 = client.get("/x").send().await.expect("served");
+    assert_eq!(value, 1);
+    assert_eq!(server.hits(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_transport_error_passed_on_by_middleware_stays_a_transport_error() {
+    let url = support::refused_url().await;
+    let sdk = ServiceSdk::builder()
+        .service("svc", once().instance(&url))
+        .middleware(|request, next| async move { next.run(request).await })
+        .build()
+        .expect("valid");
+    let err = sdk
+        .get_client("svc")
+        .get("/x")
+        .send::<u32>()
+        .await
+        .expect_err("refused");
+    assert!(
+        matches!(err, sdk::ServiceError::Transport { connect: true, .. }),
+        "{err:?}"
+    );
+}

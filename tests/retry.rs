@@ -288,7 +288,10 @@ fn first_attempt_stop(err: &ServiceError) -> Option<RetryStop> {
             stop,
             last,
         } => {
-            assert_eq!(last.status_code(), Some(http::StatusCode::SERVICE_UNAVAILABLE));
+            assert_eq!(
+                last.status_code(),
+                Some(http::StatusCode::SERVICE_UNAVAILABLE)
+            );
             Some(*stop)
         }
         _ => None,
@@ -301,7 +304,11 @@ async fn why_retries_stopped_is_kept_when_they_stop_after_one_attempt() {
     let sdk = sdk_for(&server.url, config(3));
     let client = sdk.get_client("svc");
     let err = client.get("/x").send::<()>().await.expect_err("503");
-    assert_eq!(first_attempt_stop(&err), Some(RetryStop::RetryAfterTooLong), "{err:?}");
+    assert_eq!(
+        first_attempt_stop(&err),
+        Some(RetryStop::RetryAfterTooLong),
+        "{err:?}"
+    );
 
     server.set_fallback(Reply::status(503).header("retry-after", "5"));
     let err = client
@@ -310,7 +317,11 @@ async fn why_retries_stopped_is_kept_when_they_stop_after_one_attempt() {
         .send::<()>()
         .await
         .expect_err("503");
-    assert_eq!(first_attempt_stop(&err), Some(RetryStop::DeadlineReached), "{err:?}");
+    assert_eq!(
+        first_attempt_stop(&err),
+        Some(RetryStop::DeadlineReached),
+        "{err:?}"
+    );
 
     let mut retry = exact_retry(3);
     retry.budget = BudgetConfig {
@@ -331,10 +342,19 @@ async fn why_retries_stopped_is_kept_when_they_stop_after_one_attempt() {
         .send::<()>()
         .await
         .expect_err("503");
-    assert_eq!(first_attempt_stop(&err), Some(RetryStop::BudgetExhausted), "{err:?}");
+    assert_eq!(
+        first_attempt_stop(&err),
+        Some(RetryStop::BudgetExhausted),
+        "{err:?}"
+    );
 
     // One attempt configured: a bare status, nothing was refused.
     let once = sdk_for(&server.url, config(1));
-    let err = once.get_client("svc").get("/x").send::<()>().await.expect_err("503");
+    let err = once
+        .get_client("svc")
+        .get("/x")
+        .send::<()>()
+        .await
+        .expect_err("503");
     assert!(matches!(err, ServiceError::Status { .. }), "{err:?}");
 }

@@ -207,6 +207,16 @@ pub enum ServiceError {
         #[source]
         source: BoxError,
     },
+    /// The caller's own middleware (a layer given to the builder) failed. Not retried, not
+    /// counted by the circuit breaker, not charged to the instance.
+    #[error("{context}: {source}")]
+    Middleware {
+        /// Where.
+        context: Box<ErrorContext>,
+        /// The middleware's error.
+        #[source]
+        source: BoxError,
+    },
     /// The response body was not the JSON the caller asked for.
     #[error("{context}: could not decode the response body: {source}")]
     Decode {
@@ -317,6 +327,7 @@ impl ServiceError {
             | ServiceError::Timeout { context, .. }
             | ServiceError::Status { context, .. }
             | ServiceError::Transport { context, .. }
+            | ServiceError::Middleware { context, .. }
             | ServiceError::Decode { context, .. }
             | ServiceError::BodyTooLarge { context, .. }
             | ServiceError::NoHealthyInstance { context, .. } => Some(context),

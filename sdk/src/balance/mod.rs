@@ -377,6 +377,9 @@ fn observe(
             )
         }
         Err(e) => {
+            if crate::error_chain::contains::<crate::middleware::MiddlewareError>(e.as_ref()) {
+                return; // the caller's own middleware failed: nothing learned of the instance
+            }
             let oversized =
                 crate::error_chain::contains::<crate::transport::BodyTooLarge>(e.as_ref());
             (!oversized, !oversized)

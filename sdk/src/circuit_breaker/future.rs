@@ -77,8 +77,18 @@ where
             KindProj::Called { inner, guard } => {
                 let outcome = ready!(inner.poll(cx)).map_err(Into::into);
                 if let Some(permit) = guard.permit.take() {
-                    let failed = guard.breaker.is_failure(&outcome);
-                    guard.breaker.record(permit, failed);
+                    let theirs = outcome.as_ref().err().is_some_and(|e| {
+                        crate::error_chain::contains::<crate::middleware::MiddlewareError>(
+                            e.as_ref(),
+                        )
+                    });
+                    if theirs {
+                        // The caller's own middleware failed: nothing is known of the service.
+                        guard.breaker.release(permit);
+                    } else {
+                        let failed = guard.breaker.is_failure(&outcome);
+                        guard.breaker.record(permit, failed);
+                    }
                 }
                 Poll::Ready(outcome)
             }

@@ -9,6 +9,7 @@ use crate::{
     circuit_breaker::CircuitOpen,
     deadline::DeadlineExceeded,
     error::{BoxError, ErrorContext, RetryStop, ServiceError, TimeoutKind},
+    middleware::MiddlewareError,
     redact::mark_sensitive,
     response::ServiceResponse,
     retry::RetriesExhausted,
@@ -28,6 +29,7 @@ pub(crate) fn from_pipeline(
         Attempt,
         TooLarge(usize),
         NoInstance(NoInstanceReason),
+        Middleware,
         Transport(bool),
         Unknown,
     }
@@ -53,6 +55,8 @@ pub(crate) fn from_pipeline(
                 Kind::TooLarge(t.limit)
             } else if let Some(NoInstances(reason)) = e.downcast_ref::<NoInstances>() {
                 Kind::NoInstance(reason.clone())
+            } else if e.is::<MiddlewareError>() {
+                Kind::Middleware
             } else if let Some(t) = e.downcast_ref::<TransportError>() {
                 Kind::Transport(t.is_connect())
             } else {
@@ -85,6 +89,13 @@ pub(crate) fn from_pipeline(
         },
         Kind::TooLarge(limit) => ServiceError::BodyTooLarge { context, limit },
         Kind::NoInstance(reason) => ServiceError::NoHealthyInstance { context, reason },
+        Kind::Middleware => ServiceError::Middleware {
+            context,
+            source: match err.downcast::<MiddlewareError>() {
+                Ok(middleware) => middleware.into_source(),
+                Err(other) => other,
+            },
+        },
         Kind::Transport(connect) => ServiceError::Transport {
             context,
             connect,

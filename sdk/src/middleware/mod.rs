@@ -4,10 +4,12 @@
 //! Middleware runs per attempt, below the load balancer, so it sees the absolute URI of the
 //! chosen instance, and a header it adds is on every retry.
 
+mod error;
 mod from_fn;
 mod stack;
 
 pub use self::{
+    error::MiddlewareError,
     from_fn::{from_fn, FromFn, FromFnLayer, Next},
     stack::HttpStack,
 };

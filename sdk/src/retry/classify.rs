@@ -9,6 +9,7 @@ use crate::{
     circuit_breaker::CircuitOpen,
     error::BoxError,
     error_chain,
+    middleware::MiddlewareError,
     request::ServiceRequest,
     response::ServiceResponse,
     transport::{BodyTooLarge, TransportError},
@@ -54,6 +55,7 @@ pub(crate) fn classify(
             if error_chain::contains::<CircuitOpen>(err)
                 || error_chain::contains::<BodyTooLarge>(err)
                 || error_chain::contains::<NoInstances>(err)
+                || error_chain::contains::<MiddlewareError>(err)
             {
                 return Verdict::Done;
             }

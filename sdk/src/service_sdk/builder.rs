@@ -17,7 +17,7 @@ use crate::{
     error::{BoxError, ErrorContext, ServiceError},
     health::{HealthChange, HealthHook, HealthHooks},
     hooks::Hooks,
-    middleware::{from_fn, HttpStack, LayerFn, Next},
+    middleware::{from_fn, HttpStack, LayerFn, MiddlewareError, Next},
     transport::{HttpRequest, HttpResponse, HyperTransport, TransportConfig},
 };
 
@@ -141,8 +141,12 @@ impl ServiceSdkBuilder {
             + 'static,
         <L::Service as Service<HttpRequest>>::Future: Send + 'static,
     {
-        self.layers
-            .push(Arc::new(move |inner| HttpStack::boxed(layer.layer(inner))));
+        // The middleware's own errors are marked as such, so no layer above takes them for
+        // the service's failures.
+        let mark: fn(BoxError) -> BoxError = MiddlewareError::wrap;
+        self.layers.push(Arc::new(move |inner| {
+            HttpStack::boxed(tower::ServiceExt::map_err(layer.layer(inner), mark))
+        }));
         self
     }
 
