@@ -141,7 +141,11 @@ async fn a_middleware_error_is_its_own_and_touches_no_accounting() {
         .expect("valid");
     let client = sdk.get_client("svc");
     for _ in 0..10 {
-        let err = client.get("/x").send::<u32>().await.expect_err("middleware fails");
+        let err = client
+            .get("/x")
+            .send::<u32>()
+            .await
+            .expect_err("middleware fails");
         assert!(
             matches!(&err, sdk::ServiceError::Middleware { .. }),
             "its own variant: {err:?}"

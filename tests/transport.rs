@@ -164,3 +164,75 @@ async fn https_through_rustls_with_custom_roots() {
         .expect_err("untrusted");
     assert!(matches!(err, ServiceError::Transport { .. }), "{err:?}");
 }
+
+#[tokio::test]
+async fn a_certificate_failure_is_not_retried_and_says_why() {
+    use axum::{routing::get, Router};
+    let (port, _cert) = serve_tls(Router::new().route("/x", get(|| async { "hi" }))).await;
+    let sdk = ServiceSdk::builder()
+        .service(
+            "svc",
+            ServiceConfig::new()
+                .retry(support::exact_retry(3))
+                .instance(&format!("https://localhost:{port}")),
+        )
+        .build()
+        .expect("valid");
+    let err = sdk
+        .get_client("svc")
+        .get("/x")
+        .send::<String>()
+        .await
+        .expect_err("a self-signed certificate is not trusted");
+    assert!(
+        matches!(err, ServiceError::Transport { .. }),
+        "not retried: {err:?}"
+    );
+    assert_eq!(err.attempts(), 1);
+    assert!(err.to_string().contains("certificate"), "says why: {err}");
+}
+
+#[tokio::test]
+async fn a_connect_timeout_is_a_timeout() {
+    // A listener whose accept queue is full and never drained: the SYN goes unanswered.
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind("127.0.0.1:0".parse().expect("addr"))
+        .expect("bind");
+    let addr = socket.local_addr().expect("addr");
+    let listener = socket.listen(0).expect("listen");
+    let mut held = Vec::new();
+    for _ in 0..8 {
+        if let Ok(Ok(tcp)) = tokio::time::timeout(
+            std::time::Duration::from_millis(100),
+            tokio::net::TcpStream::connect(addr),
+        )
+        .await
+        {
+            held.push(tcp);
+        }
+    }
+    let sdk = ServiceSdk::builder()
+        .transport_config(TransportConfig {
+            connect_timeout: std::time::Duration::from_millis(200),
+            ..Default::default()
+        })
+        .service("svc", once().instance(&format!("http://{addr}")))
+        .build()
+        .expect("valid");
+    let err = sdk
+        .get_client("svc")
+        .get("/x")
+        .send::<String>()
+        .await
+        .expect_err("the connection never completes");
+    assert!(err.is_timeout(), "a connect timeout is a timeout: {err:?}");
+    assert!(
+        matches!(
+            err.last_attempt(),
+            ServiceError::Transport { connect: true, .. }
+        ),
+        "{err:?}"
+    );
+    drop(listener);
+}

@@ -6,6 +6,7 @@
 
 mod backend;
 pub mod backoff;
+mod causes;
 mod error;
 mod model;
 #[cfg(feature = "server")]
@@ -19,6 +20,7 @@ pub use self::{
         default_tls_config, tls_config_trusting, BoxFuture, EtcdBackend, HttpBackend,
         InMemoryBackend, RegistryBackend, Snapshot,
     },
+    causes::{causes, describe},
     error::RegistryError,
     model::{validate_name, HealthStatus, InstanceRecord, Scheme, ServiceInstance},
 };

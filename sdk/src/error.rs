@@ -292,9 +292,16 @@ impl ServiceError {
         }
     }
 
-    /// Whether an attempt or the whole call timed out.
+    /// Whether an attempt or the whole call timed out, or the connection did (a connect
+    /// timeout is a transport error with an I/O timeout in its causes).
     pub fn is_timeout(&self) -> bool {
-        matches!(self.last_attempt(), ServiceError::Timeout { .. })
+        match self.last_attempt() {
+            ServiceError::Timeout { .. } => true,
+            ServiceError::Transport { source, .. } => {
+                crate::error_chain::has_io_timeout(source.as_ref())
+            }
+            _ => false,
+        }
     }
 
     /// Whether the call was refused by an open circuit breaker.

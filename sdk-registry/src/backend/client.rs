@@ -55,23 +55,6 @@ pub(crate) fn default_tls() -> Result<rustls::ClientConfig, RegistryError> {
     })
 }
 
-/// An error with its causes, `outer: inner: innermost` (hyper-util's errors say only
-/// "client error (Connect)" at the top; the reason, a refused connection or a certificate
-/// problem, is further down).
-pub(crate) fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
-
 /// A client using `tls` for HTTPS.
 pub(crate) fn http_client(tls: rustls::ClientConfig, connect_timeout: Duration) -> HttpClient {
     let mut http = HttpConnector::new();

@@ -100,7 +100,7 @@ impl HttpBackend {
         let response = tokio::time::timeout(timeout, self.client.request(request))
             .await
             .map_err(|_| unavailable(&"no answer in time"))?
-            .map_err(|e| unavailable(&client::chain(&e)))?;
+            .map_err(|e| unavailable(&crate::describe(&e)))?;
         let status = response.status();
         let bytes = Limited::new(response.into_body(), 64 * 1024 * 1024)
             .collect()

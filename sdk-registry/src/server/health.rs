@@ -141,7 +141,7 @@ async fn probe(client: &HttpClient, url: &str, timeout: Duration) -> bool {
     match tokio::time::timeout(timeout, client.request(request)).await {
         Ok(Ok(response)) => response.status().is_success(),
         Ok(Err(e)) => {
-            tracing::debug!(%url, error = %crate::backend::client::chain(&e), "health probe failed");
+            tracing::debug!(%url, error = %crate::describe(&e), "health probe failed");
             false
         }
         Err(_) => {

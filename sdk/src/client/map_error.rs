@@ -113,9 +113,18 @@ pub(crate) fn from_pipeline(
 /// `last` inside [`ServiceError::RetriesExhausted`] when retrying stopped for a reason the
 /// caller should see: after more than one attempt, or after one when a retry was wanted but
 /// refused (budget exhausted, `Retry-After` too long, deadline reached). A call configured
-/// for one attempt stays a bare error.
+/// for one attempt stays a bare error, and so does a first attempt cut off by the deadline
+/// itself (its error already says so).
 fn with_retry_stop(retried: Option<(u32, RetryStop)>, last: ServiceError) -> ServiceError {
+    let deadline_itself = matches!(
+        last,
+        ServiceError::Timeout {
+            kind: TimeoutKind::Deadline,
+            ..
+        }
+    );
     match retried {
+        Some((1, RetryStop::DeadlineReached)) if deadline_itself => last,
         Some((attempts, stop)) if attempts > 1 || stop != RetryStop::AttemptsExhausted => {
             ServiceError::RetriesExhausted {
                 attempts,

@@ -56,6 +56,7 @@ pub(crate) fn classify(
                 || error_chain::contains::<BodyTooLarge>(err)
                 || error_chain::contains::<NoInstances>(err)
                 || error_chain::contains::<MiddlewareError>(err)
+                || error_chain::is_certificate_failure(err)
             {
                 return Verdict::Done;
             }

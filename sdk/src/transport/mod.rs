@@ -89,17 +89,11 @@ impl TransportError {
 impl fmt::Display for TransportError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.connect {
-            write!(f, "could not connect: {}", self.source)?;
-        } else {
-            write!(f, "{}", self.source)?;
+            f.write_str("could not connect: ")?;
         }
-        // hyper-util's errors keep the interesting part (refused, reset) in their source.
-        let mut source = self.source.source();
-        while let Some(cause) = source {
-            write!(f, ": {cause}")?;
-            source = cause.source();
-        }
-        Ok(())
+        // hyper-util's errors keep the interesting part (refused, reset, the certificate
+        // problem) in their causes.
+        f.write_str(&sdk_registry::describe(self.source.as_ref()))
     }
 }
 

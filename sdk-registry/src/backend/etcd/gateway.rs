@@ -195,7 +195,7 @@ impl Gateway {
                     self.current.store(index, Ordering::Relaxed);
                     return Ok(response);
                 }
-                Ok(Err(e)) => last_error = format!("{endpoint}: {e}"),
+                Ok(Err(e)) => last_error = format!("{endpoint}: {}", crate::describe(&e)),
                 Err(_) => last_error = format!("{endpoint}: no answer in {:?}", self.timeout),
             }
         }
@@ -234,7 +234,9 @@ impl Gateway {
         )
         .await
         .map_err(|_| GatewayError::Unavailable(format!("etcd {path}: no answer in time")))?
-        .map_err(|e| GatewayError::Unavailable(format!("etcd {path}: {e}")))?
+        .map_err(|e| {
+            GatewayError::Unavailable(format!("etcd {path}: {}", crate::describe(e.as_ref())))
+        })?
         .to_bytes();
         if !status.is_success() {
             let error = serde_json::from_slice::<ErrorBody>(&bytes).unwrap_or(ErrorBody {
