@@ -174,7 +174,7 @@ async fn a_certificate_failure_is_not_retried_and_says_why() {
             "svc",
             ServiceConfig::new()
                 .retry(support::exact_retry(3))
-                .instance(&format!("https://localhost:{port}")),
+                .instance(format!("https://localhost:{port}")),
         )
         .build()
         .expect("valid");
@@ -217,7 +217,7 @@ async fn a_connect_timeout_is_a_timeout() {
             connect_timeout: std::time::Duration::from_millis(200),
             ..Default::default()
         })
-        .service("svc", once().instance(&format!("http://{addr}")))
+        .service("svc", once().instance(format!("http://{addr}")))
         .build()
         .expect("valid");
     let err = sdk
