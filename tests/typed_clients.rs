@@ -295,14 +295,22 @@ async fn timeout_attribute_bounds_the_call() {
 async fn hostile_path_values_are_refused_before_sending() {
     let server = Scripted::start(Reply::status(200)).await;
     let users = UserServiceClient::new(&sdk_for(&server.url));
-    for value in ["..", "."] {
+    for value in ["..", ".", ""] {
         let err = users.get_user(value.into()).await.expect_err("refused");
         assert!(
             matches!(err, ServiceError::InvalidRequest { .. }),
             "{err:?}"
         );
+        assert!(
+            err.to_string().contains("`id`"),
+            "names the parameter: {err}"
+        );
     }
-    assert_eq!(server.hits(), 0);
+    assert_eq!(
+        server.hits(),
+        0,
+        "`/users/` (the collection) was never requested"
+    );
 }
 
 /// A fake, as a user would write one for their own tests.

@@ -119,8 +119,9 @@ fn method_impl(method: &Method) -> TokenStream {
             Piece::Param(name) => {
                 capacity += 16;
                 let arg = format_ident!("{}", name);
+                let label = name.to_string();
                 path_code.push(quote! {
-                    if let ::core::result::Result::Err(e) = ::sdk::__private::push_segment(&mut __path, &#arg) {
+                    if let ::core::result::Result::Err(e) = ::sdk::__private::push_segment(&mut __path, #label, &#arg) {
                         __error.get_or_insert(e);
                     }
                 });

@@ -17,6 +17,8 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 /// `/`, `?`, `#`, `%` and every other reserved character are encoded, so the value can never
 /// add a segment or start a query. A value that is exactly `.` or `..` is refused: RFC 3986
 /// makes `%2E%2E` equivalent to `..`, so no encoding of it is safe from path normalisation.
+/// An empty value is refused too: `/users/<id>` with `id = ""` would be `/users/`, the
+/// collection, and a `DELETE` there is not what the caller meant.
 ///
 /// ```
 /// use sdk::path::encode_segment;
@@ -26,9 +28,11 @@ const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
 /// assert_eq!(encode_segment("a/b").unwrap(), "a%2Fb");
 /// assert_eq!(encode_segment("?x=1").unwrap(), "%3Fx%3D1");
 /// assert!(encode_segment("..").is_err());
+/// assert!(encode_segment("").is_err());
 /// ```
 pub fn encode_segment(value: &str) -> Result<Cow<'_, str>, PathError> {
     match value {
+        "" => Err(PathError::EmptySegment),
         "." | ".." => Err(PathError::DotSegment(value.to_owned())),
         _ => Ok(utf8_percent_encode(value, SEGMENT).into()),
     }
@@ -47,6 +51,9 @@ pub enum PathError {
     /// The path contains a `.` or `..` segment (also when percent-encoded).
     #[error("path `{0}` contains a dot segment (`..` or `.`)")]
     DotSegment(String),
+    /// A path parameter is empty (it would name the parent resource).
+    #[error("an empty value would change the route (`/users/<id>` would become `/users/`)")]
+    EmptySegment,
     /// The path contains a character that is not allowed in a URI path.
     #[error("path `{0}` contains a character not allowed in a URI (space, control, non-ASCII, or one of \\ # \" < > `); percent-encode it")]
     BadCharacter(String),

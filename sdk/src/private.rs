@@ -26,17 +26,18 @@ pub fn request(
     RequestBuilder::with_path(client.clone(), method, path).endpoint(endpoint)
 }
 
-/// Appends `value` to `path` as exactly one percent-encoded segment; `.` and `..` are refused.
+/// Appends `value` to `path` as exactly one percent-encoded segment; an empty value, `.` and
+/// `..` are refused, naming the parameter `name`.
 ///
 /// The value is written in place and only re-encoded when it has characters to encode (ids
 /// and numbers, the common case, cost no extra allocation).
-pub fn push_segment(path: &mut String, value: &dyn Display) -> Result<(), String> {
+pub fn push_segment(path: &mut String, name: &str, value: &dyn Display) -> Result<(), String> {
     let start = path.len();
     let _ = write!(path, "{value}");
     let encoded = match crate::path::encode_segment(&path[start..]) {
         Ok(Cow::Borrowed(_)) => return Ok(()),
         Ok(Cow::Owned(encoded)) => Ok(encoded),
-        Err(e) => Err(format!("path parameter: {e}")),
+        Err(e) => Err(format!("path parameter `{name}`: {e}")),
     };
     path.truncate(start);
     path.push_str(&encoded?);
