@@ -118,3 +118,29 @@ fn inconsistent_settings_are_refused_at_build() {
         .expect_err("no scheme");
     assert_eq!(err.key(), Some("services.svc.instances"));
 }
+
+#[test]
+fn zero_and_busy_loop_durations_are_refused_everywhere() {
+    let err = ServiceSdk::builder()
+        .heartbeat_interval(Duration::ZERO)
+        .build()
+        .expect_err("a zero heartbeat interval would panic the heartbeat task");
+    assert_eq!(err.key(), Some("heartbeat_interval"));
+
+    for (text, key) in [
+        ("[sdk]\nconnect_timeout = \"0s\"\n", "sdk.connect_timeout"),
+        (
+            "[services.orders]\ninstances = [\"http://127.0.0.1:1\"]\n[services.orders.health_check]\nenabled = true\ninterval = \"1ns\"\n",
+            "services.orders.health_check.interval",
+        ),
+        (
+            "[services.orders]\ninstances = [\"http://127.0.0.1:1\"]\n[services.orders.health_check]\nenabled = true\ntimeout = \"0s\"\n",
+            "services.orders.health_check.timeout",
+        ),
+    ] {
+        let err = sdk::SdkConfig::from_toml_str(text)
+            .and_then(|config| config.validate().map(|()| config))
+            .expect_err(text);
+        assert!(err.to_string().contains(key), "{key}: {err}");
+    }
+}

@@ -167,9 +167,19 @@ impl SdkConfig {
                 "must be greater than zero",
             ));
         }
+        if self.transport.connect_timeout.is_zero() {
+            return Err(ConfigError::invalid(
+                "sdk.connect_timeout",
+                "must be greater than zero",
+            ));
+        }
         Ok(())
     }
 }
+
+/// The shortest period of anything that repeats (health checks, heartbeats): shorter ones
+/// are a busy loop, not a schedule.
+pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Settings of one service.
 #[derive(Clone)]
@@ -394,11 +404,14 @@ impl ServiceConfig {
             return bad("load_balancer.decay", "must be greater than zero".into());
         }
         let hc = &self.health_check;
-        if hc.interval.is_zero() || hc.timeout.is_zero() {
+        if hc.interval < MIN_INTERVAL {
             return bad(
                 "health_check.interval",
-                "interval and timeout must be greater than zero".into(),
+                format!("must be at least {MIN_INTERVAL:?} (a shorter one is a busy loop)"),
             );
+        }
+        if hc.timeout.is_zero() {
+            return bad("health_check.timeout", "must be greater than zero".into());
         }
         if hc.unhealthy_threshold == 0 || hc.healthy_threshold == 0 {
             return bad(
