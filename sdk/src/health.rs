@@ -177,6 +177,7 @@ impl HealthState {
         instances: &InstanceSet,
     ) -> Vec<InstanceHealth> {
         let snapshot = instances.current();
+        self.forget_gone(&snapshot);
         let probes = snapshot.iter().map(|instance| {
             let http = http.clone();
             let url = format!("{}{}", instance.url(), self.config.path);
@@ -208,6 +209,22 @@ impl HealthState {
             });
         }
         report
+    }
+
+    /// Drops the streaks of instances no longer in the set, so they never outgrow it.
+    fn forget_gone(&self, current: &[crate::discovery::Instance]) {
+        let mut streaks = self.streaks.lock().unwrap_or_else(|e| e.into_inner());
+        let before = streaks.len();
+        let live: std::collections::HashSet<&str> = current.iter().map(|i| i.url()).collect();
+        streaks.retain(|url, _| live.contains(url.as_str()));
+        if streaks.len() != before {
+            let unhealthy: Vec<Arc<str>> = streaks
+                .iter()
+                .filter(|(_, s)| s.unhealthy)
+                .map(|(url, _)| Arc::from(url.as_str()))
+                .collect();
+            self.unhealthy.store(Arc::new(unhealthy));
+        }
     }
 
     /// Applies one probe result; returns whether the instance is now in rotation.
@@ -274,5 +291,42 @@ impl HealthState {
                 state.check(&http, &instances).await;
             }
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        discovery::Instance,
+        transport::{HyperTransport, TransportConfig},
+    };
+
+    #[tokio::test]
+    async fn streaks_never_outgrow_the_instance_set() {
+        // A port nothing listens on: every probe fails at once, for real.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free port")
+            .port();
+        let http =
+            HttpStack::Hyper(HyperTransport::new(&TransportConfig::default()).expect("transport"));
+        let config = HealthCheckConfig {
+            unhealthy_threshold: 1,
+            ..HealthCheckConfig::default()
+        };
+        let state = HealthState::new("svc", config, HealthHooks::default());
+        let set = InstanceSet::default();
+        // 10,000 distinct instances, two at a time, each probed (and marked unhealthy).
+        for n in 0..5_000 {
+            let pair = [2 * n, 2 * n + 1]
+                .map(|i| Instance::parse(&format!("http://127.0.0.1:{port}/i{i}")).expect("valid"));
+            set.replace(pair.to_vec());
+            let report = state.check(&http, &set).await;
+            assert!(report.iter().all(|r| !r.healthy));
+        }
+        let streaks = state.streaks.lock().map_or(0, |s| s.len());
+        assert!(streaks <= 2, "streaks of {streaks} instances kept");
+        assert!(state.unhealthy.load().len() <= 2);
     }
 }

@@ -190,7 +190,17 @@ impl Shared {
         }
         let default_rtt = u64::try_from(self.config.default_rtt.as_nanos()).unwrap_or(u64::MAX);
         let stats = Arc::new(InstanceStats::new(default_rtt, self.now_ns()));
-        let mut next = StatsMap::clone(&self.stats.load());
+        // A new instance means the set changed: the copy keeps only the instances in it
+        // now, so the map never outgrows the set (calls in flight hold their own `Arc`).
+        let current = self.instances.current();
+        let live: std::collections::HashSet<&str> = current.iter().map(Instance::url).collect();
+        let mut next: StatsMap = self
+            .stats
+            .load()
+            .iter()
+            .filter(|(url, _)| live.contains(&***url))
+            .map(|(url, stats)| (url.clone(), stats.clone()))
+            .collect();
         next.insert(instance.url_arc().clone(), stats.clone());
         self.stats.store(Arc::new(next));
         stats
@@ -413,4 +423,32 @@ fn to_http(
     crate::trace::propagate(&mut headers, request.trace_id());
     *http_request.headers_mut() = headers;
     Ok(http_request)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statistics_never_outgrow_the_instance_set() {
+        let set = InstanceSet::default();
+        let layer = BalanceLayer::new(
+            "svc".into(),
+            set.clone(),
+            None,
+            LoadBalancerConfig::default(),
+        );
+        let picker = layer.layer(()).picker();
+        // 10,000 distinct instances, two at a time, each picked from.
+        for n in 0..5_000 {
+            let pair = [2 * n, 2 * n + 1]
+                .map(|i| Instance::parse(&format!("http://10.0.{}.{}:80", i / 250, i % 250)));
+            set.replace(pair.into_iter().map(|i| i.expect("valid")).collect());
+            for _ in 0..4 {
+                assert!(picker.pick().is_some());
+            }
+        }
+        let kept = picker.shared.stats.load().len();
+        assert!(kept <= 2, "statistics of {kept} instances kept");
+    }
 }
