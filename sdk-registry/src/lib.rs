@@ -9,6 +9,7 @@ pub mod backoff;
 mod causes;
 mod error;
 mod model;
+mod redact;
 #[cfg(feature = "server")]
 pub mod server;
 
@@ -23,4 +24,5 @@ pub use self::{
     causes::{causes, describe},
     error::RegistryError,
     model::{validate_name, HealthStatus, InstanceRecord, Scheme, ServiceInstance},
+    redact::redact_url,
 };

@@ -72,7 +72,11 @@ pub enum PathError {
 /// ```
 pub fn check_path(path_and_query: &str) -> Result<(), PathError> {
     let bytes = path_and_query.as_bytes();
-    let owned = || path_and_query.to_owned();
+    // Errors show the path, never the query: its values may be tokens or personal data.
+    let owned = || match path_and_query.split_once('?') {
+        Some((path, _)) => format!("{path}?[query not shown]"),
+        None => path_and_query.to_owned(),
+    };
     match bytes {
         [b'/', b'/' | b'\\', ..] => return Err(PathError::NamesHost(owned())),
         [b'/', ..] => {}

@@ -23,10 +23,11 @@ pub fn is_secret_header(name: &HeaderName) -> bool {
     SECRET_HEADERS.contains(&name.as_str())
 }
 
-/// Marks every secret header in `headers` as sensitive, so `http`'s own `Debug` hides it too.
-pub(crate) fn mark_sensitive(headers: &mut HeaderMap) {
+/// Marks every secret header in `headers` as sensitive, so `http`'s own `Debug` hides it too:
+/// the built-in ones and the `extra` names the user gave (`[sdk] sensitive_headers`).
+pub(crate) fn mark_sensitive(headers: &mut HeaderMap, extra: &[HeaderName]) {
     for (name, value) in headers.iter_mut() {
-        if is_secret_header(name) {
+        if is_secret_header(name) || extra.contains(name) {
             value.set_sensitive(true);
         }
     }
@@ -61,7 +62,13 @@ mod tests {
         let printed = format!("{:?}", RedactedHeaders(&headers));
         assert!(!printed.contains("hunter2"), "{printed}");
         assert!(printed.contains("abc"), "{printed}");
-        mark_sensitive(&mut headers);
+        headers.insert("x-session", "s-42".parse().expect("valid"));
+        mark_sensitive(&mut headers, &[HeaderName::from_static("x-session")]);
         assert!(!format!("{headers:?}").contains("hunter2"));
+        let printed = format!("{:?}", RedactedHeaders(&headers));
+        assert!(
+            !printed.contains("s-42"),
+            "a name the user added: {printed}"
+        );
     }
 }

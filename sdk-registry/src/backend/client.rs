@@ -80,9 +80,18 @@ pub(crate) fn http_client(tls: rustls::ClientConfig, connect_timeout: Duration) 
 pub(crate) fn base_url(field: &'static str, url: &str) -> Result<String, RegistryError> {
     let base = url.trim_end_matches('/');
     let invalid = |reason: String| RegistryError::Invalid { field, reason };
+    let shown = crate::redact_url(base);
+    if crate::redact::has_userinfo(base) {
+        // Refused rather than silently dropped: the credentials would never be sent, and
+        // every message that showed the URL would carry them.
+        return Err(invalid(format!(
+            "`{shown}`: credentials in the URL are not used; give the registry server's token \
+             as `registry_token`, or etcd's user and password as `etcd_user` and `etcd_password`"
+        )));
+    }
     let uri: Uri = base
         .parse()
-        .map_err(|_| invalid(format!("`{base}` is not a URL")))?;
+        .map_err(|_| invalid(format!("`{shown}` is not a URL")))?;
     let scheme_ok = matches!(uri.scheme_str(), Some("http" | "https"));
     if !scheme_ok || uri.authority().is_none() || uri.path() != "/" || uri.query().is_some() {
         return Err(invalid(format!(
@@ -105,6 +114,9 @@ mod tests {
             Some("https://registry.internal:8500")
         );
         assert!(base_url("url", "http://127.0.0.1:2379").is_ok());
+        let err = base_url("url", "http://user:hunter2@127.0.0.1:2379").expect_err("credentials");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert!(err.to_string().contains("registry_token"), "{err}");
         for bad in [
             "ftp://x:1",
             "x:1",

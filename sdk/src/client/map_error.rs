@@ -155,11 +155,12 @@ pub(crate) fn from_status(
     response: ServiceResponse,
     mut context: ErrorContext,
     body_limit: usize,
+    sensitive: &[http::HeaderName],
 ) -> ServiceError {
     context.instance = response.instance.clone();
     context.attempts = response.attempts;
     let mut headers = response.headers().clone();
-    mark_sensitive(&mut headers);
+    mark_sensitive(&mut headers, sensitive);
     let status = response.status();
     let stop = response.retry_stop;
     let attempts = response.attempts;

@@ -61,6 +61,8 @@ pub(crate) struct ClientInner {
     /// The service's deadline for a whole call (a request's `.timeout()` overrides it).
     pub(crate) call_timeout: Duration,
     pub(crate) error_body_limit: usize,
+    /// Header names never printed beyond the built-in ones (`[sdk] sensitive_headers`).
+    pub(crate) sensitive_headers: Arc<[http::HeaderName]>,
     pub(crate) health: Arc<HealthState>,
     pub(crate) health_task: Option<tokio::task::JoinHandle<()>>,
     pub(crate) instances: InstanceSet,
@@ -213,8 +215,12 @@ impl ServiceClient {
         response: ServiceResponse,
         request: &ServiceRequest,
     ) -> ServiceError {
-        let err =
-            map_error::from_status(response, self.context(request), self.inner.error_body_limit);
+        let err = map_error::from_status(
+            response,
+            self.context(request),
+            self.inner.error_body_limit,
+            &self.inner.sensitive_headers,
+        );
         self.report(&err);
         err
     }

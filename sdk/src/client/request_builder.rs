@@ -210,7 +210,7 @@ impl RequestBuilder {
             client.report(&err);
             return Err(err);
         }
-        mark_sensitive(&mut headers);
+        mark_sensitive(&mut headers, &client.inner().sensitive_headers);
         let request = ServiceRequest::new_checked(
             method,
             path.into_boxed_str(),

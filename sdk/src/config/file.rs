@@ -43,6 +43,7 @@ struct RawSdk {
     etcd_lease_ttl: Option<DurationStr>,
     etcd_user: Option<String>,
     etcd_password: Option<String>,
+    sensitive_headers: Option<Vec<String>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -128,18 +129,30 @@ pub(super) fn parse(
         file: file.map(Into::into),
         message: e.to_string(),
     })?;
-    substitute_tree(&mut value, &mut Vec::new(), lookup).map_err(|e| e.in_file(file))?;
+    // What the environment supplied, so no error message repeats it (a secret in the wrong
+    // place must not end up in a log through the error that says it is misplaced).
+    let supplied = std::cell::RefCell::new(Vec::<(String, String)>::new());
+    let recording = |name: &str| {
+        let value = lookup(name);
+        // Values under four characters (ports, flags) are left: scrubbing them would garble
+        // the message, and they are not secrets.
+        if let Some(value) = value.as_ref().filter(|v| v.len() >= 4) {
+            supplied.borrow_mut().push((name.to_owned(), value.clone()));
+        }
+        value
+    };
+    substitute_tree(&mut value, &mut Vec::new(), &recording).map_err(|e| e.in_file(file))?;
+    let scrub = |e: ConfigError| e.in_file(file).without_values(&supplied.borrow());
     let raw: RawFile = serde_path_to_error::deserialize(value).map_err(|e| {
         let key = e.path().to_string();
-        ConfigError::invalid(
+        scrub(ConfigError::invalid(
             if key == "." { String::new() } else { key },
             without_location(&e.into_inner().to_string()),
-        )
-        .in_file(file)
+        ))
     })?;
     build(raw)
         .and_then(|config| config.validate().map(|()| config))
-        .map_err(|e| e.in_file(file))
+        .map_err(scrub)
 }
 
 /// toml's own messages end with an `in \`key\`` line; the key is already in ours.
@@ -188,6 +201,15 @@ fn build(raw: RawFile) -> Result<SdkConfig, ConfigError> {
         transport.max_response_bytes = usize::try_from(v).map_err(|_| {
             ConfigError::invalid("sdk.max_response_bytes", "too large for this machine")
         })?;
+    }
+    for name in sdk.sensitive_headers.iter().flatten() {
+        let name = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).map_err(|_| {
+            ConfigError::invalid(
+                "sdk.sensitive_headers",
+                format!("`{name}` is not a header name"),
+            )
+        })?;
+        config.sensitive_headers.push(name);
     }
     if let Some(SizeStr(v)) = sdk.error_body_limit {
         config.error_body_limit = usize::try_from(v).map_err(|_| {

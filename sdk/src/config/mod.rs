@@ -45,6 +45,10 @@ pub struct SdkConfig {
     pub registry_token: Option<String>,
     /// The etcd cluster to discover through (instead of a registry server).
     pub etcd: Option<EtcdConfig>,
+    /// Header names whose values are never printed, beyond the built-in ones
+    /// (`authorization`, `proxy-authorization`, `cookie`, `set-cookie`, `x-api-key`,
+    /// `x-auth-token`); e.g. `x-session`, `private-token` (default: none).
+    pub sensitive_headers: Vec<HeaderName>,
 }
 
 /// Discovery through etcd (`[sdk] etcd_endpoints`, `etcd_prefix`, `etcd_lease_ttl`,
@@ -65,8 +69,13 @@ pub struct EtcdConfig {
 
 impl std::fmt::Debug for EtcdConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let endpoints: Vec<_> = self
+            .endpoints
+            .iter()
+            .map(|e| sdk_registry::redact_url(e))
+            .collect();
         f.debug_struct("EtcdConfig")
-            .field("endpoints", &self.endpoints)
+            .field("endpoints", &endpoints)
             .field("prefix", &self.prefix)
             .field("lease_ttl", &self.lease_ttl)
             .field("user", &self.user)
@@ -116,12 +125,16 @@ impl std::fmt::Debug for SdkConfig {
             .field("services", &self.services)
             .field("transport", &self.transport)
             .field("error_body_limit", &self.error_body_limit)
-            .field("registry_url", &self.registry_url)
+            .field(
+                "registry_url",
+                &self.registry_url.as_deref().map(sdk_registry::redact_url),
+            )
             .field(
                 "registry_token",
                 &self.registry_token.as_ref().map(|_| "[redacted]"),
             )
             .field("etcd", &self.etcd)
+            .field("sensitive_headers", &self.sensitive_headers)
             .finish()
     }
 }
@@ -482,6 +495,20 @@ impl ConfigError {
             file: None,
             key: key.into(),
             message: message.into(),
+        }
+    }
+
+    /// The error with every value the environment supplied (`${NAME}`) replaced by
+    /// `${NAME}`, so it is never printed.
+    pub(crate) fn without_values(self, supplied: &[(String, String)]) -> Self {
+        match self {
+            ConfigError::Invalid { file, key, message } => {
+                let message = supplied.iter().fold(message, |message, (name, value)| {
+                    message.replace(value.as_str(), &format!("${{{name}}}"))
+                });
+                ConfigError::Invalid { file, key, message }
+            }
+            other => other,
         }
     }
 

@@ -16,7 +16,7 @@ pub struct Instance {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("invalid instance URL `{url}`: {reason}")]
 pub struct InstanceParseError {
-    /// The URL as given.
+    /// The URL as given, with any password replaced by `xxxxx`.
     pub url: String,
     /// What is wrong with it.
     pub reason: &'static str,
@@ -35,7 +35,8 @@ impl Instance {
     /// ```
     pub fn parse(url: &str) -> Result<Self, InstanceParseError> {
         let fail = |reason| InstanceParseError {
-            url: url.to_owned(),
+            // Shown in errors and logs: never with a password.
+            url: sdk_registry::redact_url(url).into_owned(),
             reason,
         };
         let uri: Uri = url.trim().parse().map_err(|_| fail("not a URL"))?;

@@ -150,6 +150,13 @@ impl ServiceSdkBuilder {
         self
     }
 
+    /// Never prints the values of header `name` (in `Debug` output, errors, traces), beyond
+    /// the built-in secret headers (default: none added), e.g. `x-session`.
+    pub fn sensitive_header(mut self, name: http::HeaderName) -> Self {
+        self.config.sensitive_headers.push(name);
+        self
+    }
+
     /// Adds middleware from an async closure (default: none), e.g. to add an auth header:
     ///
     /// ```

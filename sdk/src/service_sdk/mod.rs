@@ -311,7 +311,10 @@ impl ServiceSdk {
         let cached = CacheLayer::new(cache.clone()).layer(retried);
         // Outermost, so a call waiting on another's cache fill is bounded by its own deadline.
         let pipeline = DeadlineLayer::new(config.timeout).layer(cached);
-        let default_headers: HeaderMap = config.headers.iter().cloned().collect();
+        let sensitive_headers: Arc<[http::HeaderName]> =
+            self.inner.config.sensitive_headers.clone().into();
+        let mut default_headers: HeaderMap = config.headers.iter().cloned().collect();
+        crate::redact::mark_sensitive(&mut default_headers, &sensitive_headers);
         ServiceClient::from_inner(ClientInner {
             name,
             pipeline,
@@ -322,6 +325,7 @@ impl ServiceSdk {
             attempt_timeout: config.attempt_timeout,
             call_timeout: config.timeout,
             error_body_limit: self.inner.config.error_body_limit,
+            sensitive_headers,
             health,
             health_task,
             instances,
