@@ -86,6 +86,7 @@ mod error;
 mod error_chain;
 pub mod health;
 mod hooks;
+mod outcome;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::private::*;

@@ -386,14 +386,11 @@ fn observe(
                 status.is_server_error() || status == http::StatusCode::TOO_MANY_REQUESTS,
             )
         }
-        Err(e) => {
-            if crate::error_chain::contains::<crate::middleware::MiddlewareError>(e.as_ref()) {
-                return; // the caller's own middleware failed: nothing learned of the instance
-            }
-            let oversized =
-                crate::error_chain::contains::<crate::transport::BodyTooLarge>(e.as_ref());
-            (!oversized, !oversized)
-        }
+        Err(e) => match crate::outcome::ErrorClass::of(e.as_ref()) {
+            // The caller's own middleware failed: nothing was learned of the instance.
+            crate::outcome::ErrorClass::Middleware => return,
+            class => (class.is_service_failure(), class.is_service_failure()),
+        },
     };
     let rtt = if penalized {
         elapsed.max(config.failure_penalty)

@@ -78,9 +78,8 @@ where
                 let outcome = ready!(inner.poll(cx)).map_err(Into::into);
                 if let Some(permit) = guard.permit.take() {
                     let theirs = outcome.as_ref().err().is_some_and(|e| {
-                        crate::error_chain::contains::<crate::middleware::MiddlewareError>(
-                            e.as_ref(),
-                        )
+                        crate::outcome::ErrorClass::of(e.as_ref())
+                            == crate::outcome::ErrorClass::Middleware
                     });
                     if theirs {
                         // The caller's own middleware failed: nothing is known of the service.

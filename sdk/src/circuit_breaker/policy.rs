@@ -1,8 +1,6 @@
 //! What counts as a failure for the breaker.
 
-use crate::{
-    balance::NoInstances, error::BoxError, response::ServiceResponse, transport::BodyTooLarge,
-};
+use crate::{error::BoxError, outcome::ErrorClass, response::ServiceResponse};
 
 /// Decides whether a call's outcome counts against the breaker.
 ///
@@ -40,11 +38,7 @@ impl FailureClassifier for ServerFailures {
     fn is_failure(&self, outcome: &Result<ServiceResponse, BoxError>) -> bool {
         match outcome {
             Ok(response) => response.status().is_server_error(),
-            Err(err) => {
-                let err = err.as_ref();
-                !(crate::error_chain::contains::<BodyTooLarge>(err)
-                    || crate::error_chain::contains::<NoInstances>(err))
-            }
+            Err(err) => ErrorClass::of(err.as_ref()).is_service_failure(),
         }
     }
 }

@@ -9,11 +9,12 @@ use crate::{
     circuit_breaker::CircuitOpen,
     deadline::DeadlineExceeded,
     error::{BoxError, ErrorContext, RetryStop, ServiceError, TimeoutKind},
+    error_chain,
     middleware::MiddlewareError,
+    outcome::ErrorClass,
     redact::mark_sensitive,
     response::ServiceResponse,
     retry::RetriesExhausted,
-    timeout::AttemptTimeout,
     transport::{BodyTooLarge, TransportError},
 };
 
@@ -23,89 +24,67 @@ pub(crate) fn from_pipeline(
     mut context: ErrorContext,
     attempt_timeout: Option<Duration>,
 ) -> ServiceError {
-    enum Kind {
-        Open(Duration),
-        Deadline(Duration),
-        Attempt,
-        TooLarge(usize),
-        NoInstance(NoInstanceReason),
-        Middleware,
-        Transport(bool),
-        Unknown,
-    }
-    let mut kind = Kind::Unknown;
     let mut retried = None;
     let mut attempted = false;
-    // One walk down the source chain; the first classifying error wins.
-    let mut current: Option<&(dyn std::error::Error + 'static)> = Some(err.as_ref());
-    while let Some(e) = current {
+    for e in error_chain::iter(err.as_ref()) {
         if let Some(r) = e.downcast_ref::<RetriesExhausted>() {
             retried = Some((r.attempts, r.stop));
         } else if let Some(a) = e.downcast_ref::<AttemptError>() {
             context.instance = Some(a.instance().clone());
             attempted = true;
-        } else if matches!(kind, Kind::Unknown) {
-            kind = if let Some(open) = e.downcast_ref::<CircuitOpen>() {
-                Kind::Open(open.retry_after)
-            } else if let Some(d) = e.downcast_ref::<DeadlineExceeded>() {
-                Kind::Deadline(d.limit)
-            } else if e.is::<AttemptTimeout>() {
-                Kind::Attempt
-            } else if let Some(t) = e.downcast_ref::<BodyTooLarge>() {
-                Kind::TooLarge(t.limit)
-            } else if let Some(NoInstances(reason)) = e.downcast_ref::<NoInstances>() {
-                Kind::NoInstance(reason.clone())
-            } else if e.is::<MiddlewareError>() {
-                Kind::Middleware
-            } else if let Some(t) = e.downcast_ref::<TransportError>() {
-                Kind::Transport(t.is_connect())
-            } else {
-                Kind::Unknown
-            };
         }
-        current = e.source();
     }
     context.attempts = match retried {
         Some((attempts, _)) => attempts,
         None => u32::from(attempted),
     };
     let context = Box::new(context);
-    // What the error says is in `context` and `RetriesExhausted`; the source keeps the cause.
-    let err = peel(err);
-    let last = match kind {
-        Kind::Open(retry_after) => ServiceError::CircuitOpen {
+    // What kind of error it is was decided once (`outcome`); here only its facts are read.
+    let class = ErrorClass::of(err.as_ref());
+    let last = match class {
+        ErrorClass::CircuitOpen => ServiceError::CircuitOpen {
             context,
-            retry_after,
+            retry_after: error_chain::find::<CircuitOpen>(err.as_ref())
+                .map_or(Duration::ZERO, |open| open.retry_after),
         },
-        Kind::Deadline(limit) => ServiceError::Timeout {
+        ErrorClass::Deadline => ServiceError::Timeout {
             context,
             kind: TimeoutKind::Deadline,
-            limit,
+            limit: error_chain::find::<DeadlineExceeded>(err.as_ref())
+                .map_or(Duration::ZERO, |d| d.limit),
         },
-        Kind::Attempt => ServiceError::Timeout {
+        ErrorClass::AttemptTimeout => ServiceError::Timeout {
             context,
             kind: TimeoutKind::Attempt,
             limit: attempt_timeout.unwrap_or_default(),
         },
-        Kind::TooLarge(limit) => ServiceError::BodyTooLarge { context, limit },
-        Kind::NoInstance(reason) => ServiceError::NoHealthyInstance { context, reason },
-        Kind::Middleware => ServiceError::Middleware {
+        ErrorClass::BodyTooLarge => ServiceError::BodyTooLarge {
             context,
-            source: match err.downcast::<MiddlewareError>() {
+            limit: error_chain::find::<BodyTooLarge>(err.as_ref()).map_or(0, |t| t.limit),
+        },
+        ErrorClass::NoInstance => ServiceError::NoHealthyInstance {
+            context,
+            reason: error_chain::find::<NoInstances>(err.as_ref())
+                .map_or(NoInstanceReason::NothingRegistered, |n| n.0.clone()),
+        },
+        ErrorClass::Middleware => ServiceError::Middleware {
+            context,
+            source: match peel(err).downcast::<MiddlewareError>() {
                 Ok(middleware) => middleware.into_source(),
                 Err(other) => other,
             },
         },
-        Kind::Transport(connect) => ServiceError::Transport {
-            context,
-            connect,
-            source: err,
-        },
-        Kind::Unknown => ServiceError::Transport {
-            context,
-            connect: false,
-            source: err,
-        },
+        ErrorClass::Connect | ErrorClass::Transport | ErrorClass::Certificate => {
+            ServiceError::Transport {
+                context,
+                connect: class == ErrorClass::Connect
+                    || error_chain::find::<TransportError>(err.as_ref())
+                        .is_some_and(TransportError::is_connect),
+                // What the error says is in `context` and `RetriesExhausted`; the source
+                // keeps the cause.
+                source: peel(err),
+            }
+        }
     };
     with_retry_stop(retried, last)
 }

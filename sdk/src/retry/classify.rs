@@ -5,14 +5,7 @@ use std::time::{Duration, SystemTime};
 use http::{header::RETRY_AFTER, HeaderMap, StatusCode};
 
 use crate::{
-    balance::NoInstances,
-    circuit_breaker::CircuitOpen,
-    error::BoxError,
-    error_chain,
-    middleware::MiddlewareError,
-    request::ServiceRequest,
-    response::ServiceResponse,
-    transport::{BodyTooLarge, TransportError},
+    error::BoxError, outcome::ErrorClass, request::ServiceRequest, response::ServiceResponse,
 };
 
 /// The verdict on one attempt.
@@ -51,21 +44,12 @@ pub(crate) fn classify(
             }
         }
         Err(err) => {
-            let err = err.as_ref();
-            if error_chain::contains::<CircuitOpen>(err)
-                || error_chain::contains::<BodyTooLarge>(err)
-                || error_chain::contains::<NoInstances>(err)
-                || error_chain::contains::<MiddlewareError>(err)
-                || error_chain::is_certificate_failure(err)
-            {
+            let class = ErrorClass::of(err.as_ref());
+            if !class.is_retryable() || request.options().idempotent == Some(false) {
                 return Verdict::Done;
             }
-            if request.options().idempotent == Some(false) {
-                return Verdict::Done;
-            }
-            let connect =
-                error_chain::find::<TransportError>(err).is_some_and(TransportError::is_connect);
-            if connect || idempotent {
+            // A connection never made sent nothing: safe to retry whatever the method.
+            if class == ErrorClass::Connect || idempotent {
                 Verdict::Retry { after: None }
             } else {
                 Verdict::Done

@@ -1,0 +1,119 @@
+//! What kind of failure an error is: decided once, here, and read by every layer that acts
+//! on it (the retry policy, the circuit breaker, the balancer's estimates and ejections, and
+//! the mapping to [`ServiceError`](crate::ServiceError)), as linkerd2-proxy's
+//! `http/classify` does. Each layer keeps its own policy (what it retries, what it counts);
+//! none of them decides on its own what an error *is*.
+
+use std::error::Error as StdError;
+
+use crate::{
+    balance::NoInstances,
+    circuit_breaker::CircuitOpen,
+    deadline::DeadlineExceeded,
+    error_chain,
+    middleware::MiddlewareError,
+    timeout::AttemptTimeout,
+    transport::{BodyTooLarge, TransportError},
+};
+
+/// The kind of an attempt's or a call's error.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ErrorClass {
+    /// The caller's own middleware failed: nothing was learned of the service.
+    Middleware,
+    /// Refused by an open breaker; nothing was sent.
+    CircuitOpen,
+    /// The service has no instance to send to; nothing was sent.
+    NoInstance,
+    /// The answer was larger than allowed (the service answered; the caller's limit).
+    BodyTooLarge,
+    /// The call's deadline passed.
+    Deadline,
+    /// One attempt took longer than the attempt timeout.
+    AttemptTimeout,
+    /// The instance's TLS certificate was refused: another attempt would meet it again.
+    Certificate,
+    /// The connection could not be made: nothing was sent.
+    Connect,
+    /// The connection broke after the request may have been sent, or an error this crate
+    /// does not know (a custom transport's): treated as the service failing.
+    Transport,
+}
+
+impl ErrorClass {
+    /// Classifies `err` by the first thing its chain says, most specific first.
+    pub(crate) fn of(err: &(dyn StdError + 'static)) -> ErrorClass {
+        let mut transport = None;
+        for e in error_chain::iter(err) {
+            if e.is::<MiddlewareError>() {
+                return ErrorClass::Middleware;
+            } else if e.is::<CircuitOpen>() {
+                return ErrorClass::CircuitOpen;
+            } else if e.is::<NoInstances>() {
+                return ErrorClass::NoInstance;
+            } else if e.is::<BodyTooLarge>() {
+                return ErrorClass::BodyTooLarge;
+            } else if e.is::<DeadlineExceeded>() {
+                return ErrorClass::Deadline;
+            } else if e.is::<AttemptTimeout>() {
+                return ErrorClass::AttemptTimeout;
+            } else if let Some(t) = e.downcast_ref::<TransportError>() {
+                transport.get_or_insert(t.is_connect());
+            }
+        }
+        if error_chain::is_certificate_failure(err) {
+            return ErrorClass::Certificate;
+        }
+        match transport {
+            Some(true) => ErrorClass::Connect,
+            _ => ErrorClass::Transport,
+        }
+    }
+
+    /// Whether the error says the service (or the instance) is failing: the breaker counts
+    /// it and the balancer charges it. A middleware failure, an open breaker, no instance
+    /// and an oversized answer say nothing against the service.
+    pub(crate) fn is_service_failure(self) -> bool {
+        !matches!(
+            self,
+            ErrorClass::Middleware
+                | ErrorClass::CircuitOpen
+                | ErrorClass::NoInstance
+                | ErrorClass::BodyTooLarge
+        )
+    }
+
+    /// Whether another attempt could fare differently at all (whether it is *allowed*, by
+    /// idempotency, is the retry policy's call).
+    pub(crate) fn is_retryable(self) -> bool {
+        !matches!(
+            self,
+            ErrorClass::Middleware
+                | ErrorClass::CircuitOpen
+                | ErrorClass::NoInstance
+                | ErrorClass::BodyTooLarge
+                | ErrorClass::Certificate
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{balance::AttemptError, error::BoxError};
+
+    #[test]
+    fn the_most_specific_kind_wins_wherever_it_sits() {
+        let connect: BoxError = Box::new(TransportError::new(true, "refused"));
+        assert_eq!(ErrorClass::of(connect.as_ref()), ErrorClass::Connect);
+        let wrapped: BoxError = Box::new(AttemptError::new("http://a".into(), connect));
+        assert_eq!(ErrorClass::of(wrapped.as_ref()), ErrorClass::Connect);
+        let mine = MiddlewareError::wrap("no key".into());
+        assert_eq!(ErrorClass::of(mine.as_ref()), ErrorClass::Middleware);
+        let unknown: BoxError = "something else".into();
+        assert_eq!(ErrorClass::of(unknown.as_ref()), ErrorClass::Transport);
+        assert!(!ErrorClass::Middleware.is_service_failure());
+        assert!(ErrorClass::Certificate.is_service_failure());
+        assert!(!ErrorClass::Certificate.is_retryable());
+    }
+}
