@@ -38,6 +38,7 @@ pub use self::{key::CacheKey, layer::CacheLayer};
 use crate::{
     deadline::DeadlineExceeded,
     error::BoxError,
+    outcome::ErrorClass,
     request::{CacheMode, ServiceRequest},
     response::{CacheStatus, ServiceResponse},
 };
@@ -208,7 +209,7 @@ where
     let fetch = async move {
         let outcome = inner.oneshot(request).await.map_err(Into::into);
         if let Err(e) = &outcome {
-            if bounded && crate::error_chain::contains::<DeadlineExceeded>(e.as_ref()) {
+            if bounded && ErrorClass::of(e.as_ref()) == ErrorClass::Deadline {
                 // The filling caller ran out of its own time: that says nothing of the
                 // answer, so no waiter gets it. This caller's own bound below fires now,
                 // dropping this fill, and moka hands the fill to a waiter with time left.
