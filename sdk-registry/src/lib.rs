@@ -12,6 +12,7 @@ mod model;
 mod redact;
 #[cfg(feature = "server")]
 pub mod server;
+mod streak;
 
 /// The TLS library of [`HttpBackend::with_tls`] and [`EtcdBackend::with_tls`].
 pub use rustls;
@@ -25,4 +26,5 @@ pub use self::{
     error::RegistryError,
     model::{validate_name, HealthStatus, InstanceRecord, Scheme, ServiceInstance},
     redact::redact_url,
+    streak::HealthStreak,
 };

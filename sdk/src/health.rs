@@ -131,8 +131,8 @@ impl fmt::Debug for HealthHooks {
 #[derive(Clone, Copy, Debug, Default)]
 struct Streak {
     unhealthy: bool,
-    failures: u32,
-    successes: u32,
+    /// The probes' run (the registry's rule, shared with its server's probes).
+    run: sdk_registry::HealthStreak,
 }
 
 /// What the checks of one service know; the balancer reads [`is_unhealthy`](Self::is_unhealthy).
@@ -232,18 +232,13 @@ impl HealthState {
         let change = {
             let mut streaks = self.streaks.lock().unwrap_or_else(|e| e.into_inner());
             let streak = streaks.entry(instance.to_owned()).or_default();
-            if passed {
-                streak.failures = 0;
-                streak.successes += 1;
-            } else {
-                streak.successes = 0;
-                streak.failures += 1;
-            }
-            let flip = if streak.unhealthy {
-                passed && streak.successes >= self.config.healthy_threshold.max(1)
-            } else {
-                !passed && streak.failures >= self.config.unhealthy_threshold.max(1)
-            };
+            let verdict = streak.run.record(
+                passed,
+                self.config.healthy_threshold,
+                self.config.unhealthy_threshold,
+            );
+            // The thresholds call for the health it does not have.
+            let flip = verdict.is_some_and(|healthy| healthy == streak.unhealthy);
             if flip {
                 streak.unhealthy = !streak.unhealthy;
             }

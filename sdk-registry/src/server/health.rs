@@ -17,7 +17,7 @@ use tokio::{task::JoinSet, time::Instant};
 use super::{writer::Op, Registry};
 use crate::{
     backend::client::{http_client, HttpClient},
-    HealthStatus,
+    HealthStatus, HealthStreak,
 };
 
 /// Probes in flight at most.
@@ -53,8 +53,7 @@ struct Probed {
     url: String,
     due: Instant,
     in_flight: bool,
-    failures: u32,
-    passes: u32,
+    streak: HealthStreak,
 }
 
 type Key = (String, String);
@@ -103,8 +102,7 @@ fn schedule(
             url: url.clone(),
             due: now,
             in_flight: false,
-            failures: 0,
-            passes: 0,
+            streak: HealthStreak::default(),
         });
         if entry.url != url {
             // A new address starts a new streak.
@@ -112,8 +110,7 @@ fn schedule(
                 url: url.clone(),
                 due: now,
                 in_flight: entry.in_flight,
-                failures: 0,
-                passes: 0,
+                streak: HealthStreak::default(),
             };
         }
         if !entry.in_flight && entry.due <= now && probes.len() < MAX_PROBES {
@@ -168,16 +165,16 @@ async fn record(
     if entry.url != url {
         return; // the instance moved while the probe ran
     }
-    let next = if passed {
-        entry.failures = 0;
-        entry.passes = entry.passes.saturating_add(1);
-        (entry.passes >= settings.healthy_threshold.max(1)).then_some(HealthStatus::Healthy)
-    } else {
-        entry.passes = 0;
-        entry.failures = entry.failures.saturating_add(1);
-        (entry.failures >= settings.unhealthy_threshold.max(1)).then_some(HealthStatus::Unhealthy)
+    let verdict = entry.streak.record(
+        passed,
+        settings.healthy_threshold,
+        settings.unhealthy_threshold,
+    );
+    let health = match verdict {
+        Some(true) => HealthStatus::Healthy,
+        Some(false) => HealthStatus::Unhealthy,
+        None => return,
     };
-    let Some(health) = next else { return };
     let (service, id) = key;
     let current = registry.backend.record(&service, &id).map(|r| r.health);
     if current.is_none_or(|h| h == health) {
