@@ -1,4 +1,4 @@
-//! `#[service_interface(name = "...", base_path = "...")]`.
+//! `#[service_interface(name = "...", base_path = "...", crate = "...")]`.
 
 use proc_macro2::{Span, TokenStream};
 use syn::{meta::ParseNestedMeta, LitStr};
@@ -6,11 +6,14 @@ use syn::{meta::ParseNestedMeta, LitStr};
 pub(crate) struct InterfaceArgs {
     pub(crate) name: LitStr,
     pub(crate) base_path: String,
+    /// The path of the `sdk` crate (`::sdk`, or `crate = "my_sdk"` when renamed).
+    pub(crate) krate: syn::Path,
 }
 
 pub(crate) fn parse(args: TokenStream) -> syn::Result<InterfaceArgs> {
     let mut name = None;
     let mut base_path = String::new();
+    let mut krate: syn::Path = syn::parse_quote!(::sdk);
     let parser = syn::meta::parser(|meta: ParseNestedMeta<'_>| {
         if meta.path.is_ident("name") {
             let lit: LitStr = meta.value()?.parse()?;
@@ -35,8 +38,14 @@ pub(crate) fn parse(args: TokenStream) -> syn::Result<InterfaceArgs> {
             }
             base_path = value.trim_end_matches('/').to_owned();
             Ok(())
+        } else if meta.path.is_ident("crate") {
+            let lit: LitStr = meta.value()?.parse()?;
+            krate = lit.parse().map_err(|_| {
+                syn::Error::new_spanned(&lit, "`crate` takes a path, e.g. `crate = \"my_sdk\"`")
+            })?;
+            Ok(())
         } else {
-            Err(meta.error("unknown key; #[service_interface] takes `name = \"...\"` and `base_path = \"...\"`"))
+            Err(meta.error("unknown key; #[service_interface] takes `name = \"...\"`, `base_path = \"...\"` and `crate = \"...\"`"))
         }
     });
     syn::parse::Parser::parse2(parser, args)?;
@@ -46,5 +55,9 @@ pub(crate) fn parse(args: TokenStream) -> syn::Result<InterfaceArgs> {
             "missing the service name: write #[service_interface(name = \"user-service\")]",
         )
     })?;
-    Ok(InterfaceArgs { name, base_path })
+    Ok(InterfaceArgs {
+        name,
+        base_path,
+        krate,
+    })
 }

@@ -17,6 +17,7 @@ use crate::{
 pub(crate) struct Interface {
     pub(crate) item: ItemTrait,
     pub(crate) service: LitStr,
+    pub(crate) krate: syn::Path,
     pub(crate) methods: Vec<Method>,
 }
 
@@ -82,6 +83,7 @@ impl Interface {
         Interface {
             item,
             service: args.name,
+            krate: args.krate,
             methods,
         }
     }

@@ -12,6 +12,8 @@ use crate::{
 };
 
 pub(crate) fn expand(interface: &Interface) -> TokenStream {
+    let krate = &interface.krate;
+    let private = quote!(#krate::__private);
     let trait_item = trait_with_send_futures(interface);
     let vis = &interface.item.vis;
     let trait_ident = &interface.item.ident;
@@ -22,15 +24,15 @@ pub(crate) fn expand(interface: &Interface) -> TokenStream {
          SDK's pipeline (cache, deadline, retry, circuit breaker, load balancing).",
         service.value()
     );
-    let methods = interface.methods.iter().map(method_impl);
+    let methods = interface.methods.iter().map(|m| method_impl(m, &private));
     quote! {
         #trait_item
 
         #[doc = #doc]
         #[derive(Clone, Debug)]
         #vis struct #client {
-            client: ::sdk::__private::ServiceClient,
-            cache_mode: ::sdk::__private::CacheMode,
+            client: #private::ServiceClient,
+            cache_mode: #private::CacheMode,
         }
 
         impl #client {
@@ -38,10 +40,10 @@ pub(crate) fn expand(interface: &Interface) -> TokenStream {
             pub const SERVICE: &'static str = #service;
 
             /// A client calling the service through `sdk`'s pipeline. Cheap to clone.
-            pub fn new(sdk: &::sdk::__private::ServiceSdk) -> Self {
+            pub fn new(sdk: &#private::ServiceSdk) -> Self {
                 #client {
                     client: sdk.get_client(#service),
-                    cache_mode: ::sdk::__private::CacheMode::Default,
+                    cache_mode: #private::CacheMode::Default,
                 }
             }
 
@@ -50,7 +52,7 @@ pub(crate) fn expand(interface: &Interface) -> TokenStream {
             pub fn fresh(&self) -> Self {
                 #client {
                     client: self.client.clone(),
-                    cache_mode: ::sdk::__private::CacheMode::Refresh,
+                    cache_mode: #private::CacheMode::Refresh,
                 }
             }
 
@@ -60,7 +62,7 @@ pub(crate) fn expand(interface: &Interface) -> TokenStream {
             }
 
             /// The ad-hoc client underneath, for calls the trait does not declare.
-            pub fn service_client(&self) -> &::sdk::__private::ServiceClient {
+            pub fn service_client(&self) -> &#private::ServiceClient {
                 &self.client
             }
         }
@@ -89,7 +91,7 @@ fn trait_with_send_futures(interface: &Interface) -> TokenStream {
     quote!(#item)
 }
 
-fn method_impl(method: &Method) -> TokenStream {
+fn method_impl(method: &Method, private: &TokenStream) -> TokenStream {
     let docs = &method.docs;
     let sig = &method.item.sig;
     let ident = &sig.ident;
@@ -121,7 +123,7 @@ fn method_impl(method: &Method) -> TokenStream {
                 let arg = format_ident!("{}", name);
                 let label = name.to_string();
                 path_code.push(quote! {
-                    if let ::core::result::Result::Err(e) = ::sdk::__private::push_segment(&mut __path, #label, &#arg) {
+                    if let ::core::result::Result::Err(e) = #private::push_segment(&mut __path, #label, &#arg) {
                         __error.get_or_insert(e);
                     }
                 });
@@ -132,7 +134,7 @@ fn method_impl(method: &Method) -> TokenStream {
         if let ParamKind::Query(name) = &param.kind {
             let arg = &param.ident;
             let push = quote! {
-                if let ::core::result::Result::Err(e) = ::sdk::__private::push_query(&mut __path, #name, __value) {
+                if let ::core::result::Result::Err(e) = #private::push_query(&mut __path, #name, __value) {
                     __error.get_or_insert(e);
                 }
             };
@@ -150,15 +152,15 @@ fn method_impl(method: &Method) -> TokenStream {
     for param in &method.params {
         let arg = &param.ident;
         match &param.kind {
-            ParamKind::Header(name) => request_code.push(header(name, quote!(&#arg))),
+            ParamKind::Header(name) => request_code.push(header(name, quote!(&#arg), private)),
             ParamKind::IdempotencyKey => {
-                request_code.push(header("idempotency-key", quote!(&#arg)))
+                request_code.push(header("idempotency-key", quote!(&#arg), private))
             }
             ParamKind::Body => request_code.push(quote!(__request = __request.json(&#arg);)),
             _ => {}
         }
     }
-    let policies = policies(method);
+    let policies = policies(method, private);
     quote! {
         #(#docs)*
         fn #ident(#(#inputs),*) -> impl ::core::future::Future<Output = #ret> + ::core::marker::Send {
@@ -166,15 +168,15 @@ fn method_impl(method: &Method) -> TokenStream {
                 let mut __error: ::core::option::Option<::std::string::String> = ::core::option::Option::None;
                 let mut __path = ::std::string::String::with_capacity(#capacity);
                 #(#path_code)*
-                let mut __request = ::sdk::__private::request(
+                let mut __request = #private::request(
                     &self.client,
-                    ::sdk::__private::Method::#http,
+                    #private::Method::#http,
                     __path,
                     #endpoint,
                 );
                 #(#request_code)*
                 if let ::core::option::Option::Some(e) = __error {
-                    ::sdk::__private::fail(&mut __request, e);
+                    #private::fail(&mut __request, e);
                 }
                 __request = __request.cache_mode(self.cache_mode);
                 #policies
@@ -184,9 +186,9 @@ fn method_impl(method: &Method) -> TokenStream {
     }
 }
 
-fn header(name: &str, value: TokenStream) -> TokenStream {
+fn header(name: &str, value: TokenStream, private: &TokenStream) -> TokenStream {
     quote! {
-        match ::sdk::__private::header_value(#name, #value) {
+        match #private::header_value(#name, #value) {
             ::core::result::Result::Ok(v) => __request = __request.header(#name, v),
             ::core::result::Result::Err(e) => {
                 __error.get_or_insert(e);
@@ -199,7 +201,7 @@ fn nanos(d: std::time::Duration) -> Literal {
     Literal::u64_suffixed(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
-fn policies(method: &Method) -> TokenStream {
+fn policies(method: &Method, private: &TokenStream) -> TokenStream {
     let mut code = Vec::new();
     if let Some(timeout) = method.timeout {
         let n = nanos(timeout);
@@ -210,7 +212,7 @@ fn policies(method: &Method) -> TokenStream {
         let delay = nanos(retry.delay);
         let backoff = Literal::f64_suffixed(retry.backoff);
         code.push(quote! {
-            static __RETRY: ::sdk::__private::RetryOverride = ::sdk::__private::RetryOverride::new(
+            static __RETRY: #private::RetryOverride = #private::RetryOverride::new(
                 #attempts,
                 ::core::time::Duration::from_nanos(#delay),
                 #backoff,
@@ -231,9 +233,9 @@ fn policies(method: &Method) -> TokenStream {
             fields.push(quote!(open_duration: ::core::time::Duration::from_nanos(#n),));
         }
         code.push(quote! {
-            static __BREAKER: ::sdk::__private::BreakerConfig = ::sdk::__private::BreakerConfig {
+            static __BREAKER: #private::BreakerConfig = #private::BreakerConfig {
                 #(#fields)*
-                ..::sdk::__private::BreakerConfig::DEFAULT
+                ..#private::BreakerConfig::DEFAULT
             };
             __request = __request.circuit_breaker(&__BREAKER);
         });

@@ -36,14 +36,15 @@ pub fn service_interface(args: TokenStream, input: TokenStream) -> TokenStream {
     };
     let args = match args::parse(args.into()) {
         Ok(args) => args,
-        Err(e) => return fallback::expand(item, &e).into(),
+        Err(e) => return fallback::expand(item, &syn::parse_quote!(::sdk), &e).into(),
     };
+    let krate = args.krate.clone();
     let cx = ctxt::Ctxt::default();
     let interface = ast::Interface::from_syn(args, item.clone(), &cx);
     valid::check(&interface, &cx);
     match cx.finish() {
         Ok(()) => expand::expand(&interface).into(),
-        Err(e) => fallback::expand(item, &e).into(),
+        Err(e) => fallback::expand(item, &krate, &e).into(),
     }
 }
 
