@@ -8,8 +8,10 @@ extern crate sdk as renamed_sdk;
 use renamed_sdk::prelude::*;
 use support::{once, Reply, Scripted};
 
+/// A service of numbers.
 #[service_interface(name = "svc", crate = "renamed_sdk")]
 pub trait Numbers {
+    /// One number.
     #[service_call(GET, "/numbers/<id>")]
     async fn number(&self, id: u64) -> ServiceResult<u64>;
 }
