@@ -103,7 +103,7 @@ impl Batch {
         let mut running = FuturesUnordered::new();
         running.extend(pending.by_ref().take(concurrency));
         let deadline =
-            deadline.map(|d| crate::deadline::instant_after(tokio::time::Instant::now(), d));
+            deadline.map(|d| crate::clock::instant_after(tokio::time::Instant::now(), d));
         loop {
             let next = match deadline {
                 Some(deadline) => match tokio::time::timeout_at(deadline, running.next()).await {

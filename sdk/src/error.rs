@@ -6,15 +6,14 @@
 //! way tower does. They are mapped to a [`ServiceError`] once, at the client boundary, by
 //! [`ServiceError::from_pipeline`].
 
-use std::{error::Error as StdError, fmt, sync::Arc, time::Duration};
+use std::{fmt, sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 
 use crate::request::ServiceRequest;
 
-/// The boxed error the pipeline's layers pass between each other (tower's convention).
-pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+pub use crate::{box_error::BoxError, retry::RetryStop};
 
 /// The result of every SDK call.
 pub type ServiceResult<T> = Result<T, ServiceError>;
@@ -115,30 +114,6 @@ pub enum TimeoutKind {
     Attempt,
     /// The whole call, across retries, took longer than its deadline.
     Deadline,
-}
-
-/// Why the retry layer stopped retrying.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum RetryStop {
-    /// Every configured attempt was used.
-    AttemptsExhausted,
-    /// The service's retry budget had no tokens left (an outage is not multiplied).
-    BudgetExhausted,
-    /// The next backoff would have passed the call's deadline.
-    DeadlineReached,
-    /// The server's `Retry-After` asked for a longer wait than `max_retry_after`.
-    RetryAfterTooLong,
-}
-
-impl fmt::Display for RetryStop {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            RetryStop::AttemptsExhausted => "all attempts used",
-            RetryStop::BudgetExhausted => "retry budget exhausted",
-            RetryStop::DeadlineReached => "deadline reached before the next attempt",
-            RetryStop::RetryAfterTooLong => "Retry-After longer than max_retry_after",
-        })
-    }
 }
 
 /// Everything that can go wrong with a call, in terms a caller can act on.

@@ -7,6 +7,8 @@
 //! to the transport, not through the pipeline: a health probe must not be cached, retried or
 //! refused by a breaker.
 
+use crate::sync::Unpoisoned as _;
+use crate::sync::UnpoisonedRw as _;
 use std::{
     collections::HashMap,
     fmt,
@@ -101,7 +103,7 @@ impl HealthHooks {
     }
 
     pub(crate) fn add(&self, hook: HealthHook) {
-        self.0.write().unwrap_or_else(|e| e.into_inner()).push(hook);
+        self.0.write_locked().push(hook);
     }
 
     /// Logs the change and tells every hook.
@@ -114,7 +116,7 @@ impl HealthHooks {
             "instance health changed"
         );
         // Cloned out so a hook may add hooks without deadlocking.
-        let hooks = self.0.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let hooks = self.0.read_locked().clone();
         for hook in &hooks {
             hook(change);
         }
@@ -123,7 +125,7 @@ impl HealthHooks {
 
 impl fmt::Debug for HealthHooks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let count = self.0.read().unwrap_or_else(|e| e.into_inner()).len();
+        let count = self.0.read_locked().len();
         write!(f, "HealthHooks({count})")
     }
 }
@@ -213,7 +215,7 @@ impl HealthState {
 
     /// Drops the streaks of instances no longer in the set, so they never outgrow it.
     fn forget_gone(&self, current: &[crate::discovery::Instance]) {
-        let mut streaks = self.streaks.lock().unwrap_or_else(|e| e.into_inner());
+        let mut streaks = self.streaks.locked();
         let before = streaks.len();
         let live: std::collections::HashSet<&str> = current.iter().map(|i| i.url()).collect();
         streaks.retain(|url, _| live.contains(url.as_str()));
@@ -230,7 +232,7 @@ impl HealthState {
     /// Applies one probe result; returns whether the instance is now in rotation.
     fn apply(&self, instance: &str, passed: bool) -> bool {
         let change = {
-            let mut streaks = self.streaks.lock().unwrap_or_else(|e| e.into_inner());
+            let mut streaks = self.streaks.locked();
             let streak = streaks.entry(instance.to_owned()).or_default();
             let verdict = streak.run.record(
                 passed,

@@ -76,9 +76,11 @@
 
 pub mod balance;
 pub mod batch;
+mod box_error;
 pub mod cache;
 pub mod circuit_breaker;
 mod client;
+mod clock;
 pub mod config;
 pub mod deadline;
 pub mod discovery;
@@ -101,6 +103,7 @@ pub mod retry;
 /// The registry's data model and backends (the `sdk-registry` crate).
 pub use sdk_registry as registry;
 mod service_sdk;
+mod sync;
 pub mod timeout;
 pub mod trace;
 pub mod transport;
@@ -117,8 +120,9 @@ pub use crate::{
     },
     hooks::ErrorHook,
     redact::is_secret_header,
-    request::{CacheMode, CallOptions, RetryOverride, ServiceRequest},
+    request::{CacheMode, CallOptions, ServiceRequest},
     response::{CacheStatus, ServiceResponse},
+    retry::RetryOverride,
     service_sdk::{Registration, ServiceSdk, ServiceSdkBuilder},
 };
 

@@ -12,7 +12,8 @@ use serde::Serialize;
 pub use crate::{
     circuit_breaker::BreakerConfig,
     client::{RequestBuilder, ServiceClient},
-    request::{CacheMode, RetryOverride},
+    request::CacheMode,
+    retry::RetryOverride,
     ServiceSdk,
 };
 

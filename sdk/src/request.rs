@@ -10,11 +10,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Method};
 use tokio::time::Instant;
 
-use crate::{
-    circuit_breaker::BreakerConfig,
-    redact::RedactedHeaders,
-    retry::{ExponentialBackoff, Jitter},
-};
+use crate::{circuit_breaker::BreakerConfig, redact::RedactedHeaders, retry::RetryOverride};
 
 /// How the cache layer treats one request.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -49,31 +45,6 @@ pub struct CallOptions {
     /// Request headers that are part of this call's cache key, besides the service's
     /// `vary_headers`. Generated clients set it from `#[cached(vary_on = [...])]`.
     pub vary_on: &'static [&'static str],
-}
-
-/// Retry settings for one method, overriding the service's.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct RetryOverride {
-    /// Attempts in all, the first included.
-    pub max_attempts: u32,
-    /// The wait between attempts.
-    pub backoff: ExponentialBackoff,
-}
-
-impl RetryOverride {
-    /// `max_attempts` attempts, waiting `delay` growing by `multiplier` (capped at 30 s),
-    /// with full jitter.
-    pub const fn new(max_attempts: u32, delay: Duration, multiplier: f64) -> Self {
-        RetryOverride {
-            max_attempts,
-            backoff: ExponentialBackoff {
-                initial: delay,
-                max: Duration::from_secs(30),
-                multiplier,
-                jitter: Jitter::Full,
-            },
-        }
-    }
 }
 
 /// The request as the pipeline sees it: method, relative path and query, headers and body,

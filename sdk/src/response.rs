@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
-use crate::{error::RetryStop, redact::RedactedHeaders};
+use crate::{redact::RedactedHeaders, retry::RetryStop};
 
 /// Where a response came from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -50,7 +50,7 @@ pub(crate) fn attempt_bound(
 ) -> Option<(Instant, Bound)> {
     let attempt = attempt_timeout.map(|t| {
         (
-            crate::deadline::instant_after(Instant::now(), t),
+            crate::clock::instant_after(Instant::now(), t),
             Bound::Attempt(t),
         )
     });

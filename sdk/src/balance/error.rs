@@ -1,6 +1,6 @@
 use std::{fmt, sync::Arc};
 
-use crate::error::BoxError;
+use crate::box_error::BoxError;
 
 /// The service has no instance to send to, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -34,6 +34,7 @@ mod error;
 mod policy;
 mod stats;
 
+use crate::sync::Unpoisoned as _;
 use std::{
     collections::HashMap,
     future::Future,
@@ -57,8 +58,8 @@ pub use self::{
     policy::{LoadBalancerConfig, Strategy},
 };
 use crate::{
+    box_error::BoxError,
     discovery::{Instance, InstanceSet},
-    error::BoxError,
     health::HealthState,
     request::ServiceRequest,
     response::ServiceResponse,
@@ -177,18 +178,18 @@ type StatsMap = HashMap<Arc<str>, Arc<InstanceStats>, foldhash::fast::RandomStat
 
 impl Shared {
     fn now_ns(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        crate::clock::nanos_since(self.epoch)
     }
 
     fn stats_for(&self, instance: &Instance) -> Arc<InstanceStats> {
         if let Some(stats) = self.stats.load().get(instance.url()) {
             return stats.clone();
         }
-        let _insert = self.insert.lock().unwrap_or_else(|e| e.into_inner());
+        let _insert = self.insert.locked();
         if let Some(stats) = self.stats.load().get(instance.url()) {
             return stats.clone();
         }
-        let default_rtt = u64::try_from(self.config.default_rtt.as_nanos()).unwrap_or(u64::MAX);
+        let default_rtt = crate::clock::nanos(self.config.default_rtt);
         let stats = Arc::new(InstanceStats::new(default_rtt, self.now_ns()));
         // A new instance means the set changed: the copy keeps only the instances in it
         // now, so the map never outgrows the set (calls in flight hold their own `Arc`).
@@ -227,7 +228,7 @@ impl Shared {
     /// Picks an instance among two or more; see the module docs.
     fn choose(&self, instances: &[Instance], avoid: Option<&str>) -> (usize, Arc<InstanceStats>) {
         let now = self.now_ns();
-        let decay = u64::try_from(self.config.decay.as_nanos()).unwrap_or(u64::MAX);
+        let decay = crate::clock::nanos(self.config.decay);
         let n = instances.len();
         let usable = |i: usize, stats: &InstanceStats| {
             let url = instances[i].url();
@@ -398,12 +399,8 @@ fn observe(
         elapsed
     };
     let now = shared.now_ns();
-    let decay = u64::try_from(config.decay.as_nanos()).unwrap_or(u64::MAX);
-    stats.observe(
-        u64::try_from(rtt.as_nanos()).unwrap_or(u64::MAX),
-        now,
-        decay,
-    );
+    let decay = crate::clock::nanos(config.decay);
+    stats.observe(crate::clock::nanos(rtt), now, decay);
     if stats.record(failed, now, config) {
         tracing::warn!(service = %shared.service, instance = url, for_ = ?config.ejection_duration, "instance ejected after repeated failures");
     }

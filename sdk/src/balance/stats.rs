@@ -77,7 +77,7 @@ impl InstanceStats {
         let streak = self.failures.fetch_add(1, Ordering::Relaxed) + 1;
         if streak >= config.ejection_failures.max(1) {
             self.failures.store(0, Ordering::Relaxed);
-            let duration = u64::try_from(config.ejection_duration.as_nanos()).unwrap_or(u64::MAX);
+            let duration = crate::clock::nanos(config.ejection_duration);
             self.ejected_until_ns
                 .store(now_ns.saturating_add(duration), Ordering::Relaxed);
             return true;

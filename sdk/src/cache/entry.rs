@@ -2,11 +2,11 @@ use std::{sync::Arc, time::Duration};
 
 use tokio::time::Instant;
 
-use crate::deadline::instant_after;
+use crate::clock::instant_after;
 
 use super::CacheKey;
 use crate::{
-    error::BoxError,
+    box_error::BoxError,
     response::{CacheStatus, ServiceResponse},
 };
 

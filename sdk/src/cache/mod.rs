@@ -36,8 +36,8 @@ use tower::{Service, ServiceExt};
 use self::entry::{Entry, EntryExpiry};
 pub use self::{key::CacheKey, layer::CacheLayer};
 use crate::{
+    box_error::BoxError,
     deadline::DeadlineExceeded,
-    error::BoxError,
     outcome::ErrorClass,
     request::{CacheMode, ServiceRequest},
     response::{CacheStatus, ServiceResponse},

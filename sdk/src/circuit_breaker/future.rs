@@ -8,7 +8,7 @@ use std::{
 use pin_project_lite::pin_project;
 
 use super::{CircuitBreaker, CircuitOpen, Permit};
-use crate::{error::BoxError, response::ServiceResponse};
+use crate::{box_error::BoxError, response::ServiceResponse};
 
 pin_project! {
     /// Response future of [`CircuitBreakerService`](super::CircuitBreakerService).

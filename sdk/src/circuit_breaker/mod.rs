@@ -23,6 +23,7 @@ mod layer;
 mod policy;
 mod state;
 
+use crate::sync::Unpoisoned as _;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
@@ -41,7 +42,7 @@ pub use self::{
     policy::{FailureClassifier, ServerFailures},
     state::{CircuitBreaker, CircuitState, Permit},
 };
-use crate::{error::BoxError, request::ServiceRequest, response::ServiceResponse};
+use crate::{box_error::BoxError, request::ServiceRequest, response::ServiceResponse};
 
 /// Settings of one breaker. Defaults: open after 5 failures, stay open 60 s, one probe at a
 /// time while half-open, close after 2 successes, no failure-rate window.
@@ -187,7 +188,7 @@ impl EndpointBreakers {
         if let Some(breaker) = map.load().get(key) {
             return breaker.clone();
         }
-        let _insert = self.insert.lock().unwrap_or_else(|e| e.into_inner());
+        let _insert = self.insert.locked();
         if let Some(breaker) = map.load().get(key) {
             return breaker.clone(); // another caller inserted it meanwhile
         }

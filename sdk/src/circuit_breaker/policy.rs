@@ -1,6 +1,6 @@
 //! What counts as a failure for the breaker.
 
-use crate::{error::BoxError, outcome::ErrorClass, response::ServiceResponse};
+use crate::{box_error::BoxError, outcome::ErrorClass, response::ServiceResponse};
 
 /// Decides whether a call's outcome counts against the breaker.
 ///

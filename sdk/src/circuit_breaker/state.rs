@@ -20,7 +20,7 @@ use std::{
 use tokio::time::Instant;
 
 use super::{BreakerConfig, CircuitOpen, FailureClassifier, ServerFailures};
-use crate::{error::BoxError, response::ServiceResponse};
+use crate::{box_error::BoxError, response::ServiceResponse};
 
 /// The three states of a circuit breaker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -109,7 +109,7 @@ impl CircuitBreaker {
     }
 
     fn now_nanos(&self) -> u64 {
-        u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX)
+        crate::clock::nanos_since(self.epoch)
     }
 
     /// The current state (an open breaker whose open duration has passed reports `HalfOpen`).
@@ -140,7 +140,7 @@ impl CircuitBreaker {
 
     fn remaining_open(&self) -> Option<Duration> {
         let opened = self.opened_at_nanos.load(Ordering::Acquire);
-        let open_for = u64::try_from(self.config.open_duration.as_nanos()).unwrap_or(u64::MAX);
+        let open_for = crate::clock::nanos(self.config.open_duration);
         let until = opened.saturating_add(open_for);
         let now = self.now_nanos();
         (now < until).then(|| Duration::from_nanos(until - now))

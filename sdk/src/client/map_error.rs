@@ -8,13 +8,14 @@ use crate::{
     balance::{AttemptError, NoInstanceReason, NoInstances},
     circuit_breaker::CircuitOpen,
     deadline::DeadlineExceeded,
-    error::{BoxError, ErrorContext, RetryStop, ServiceError, TimeoutKind},
+    error::{BoxError, ErrorContext, ServiceError, TimeoutKind},
     error_chain,
     middleware::MiddlewareError,
     outcome::ErrorClass,
     redact::mark_sensitive,
     response::ServiceResponse,
     retry::RetriesExhausted,
+    retry::RetryStop,
     transport::{BodyTooLarge, TransportError},
 };
 

@@ -184,7 +184,7 @@ impl ServiceClient {
                 .instances
                 .filled_within(FIRST_FILL_WAIT.min(limit))
                 .await;
-            owned.set_deadline(crate::deadline::instant_after(started, limit), limit);
+            owned.set_deadline(crate::clock::instant_after(started, limit), limit);
         }
         let result = self
             .inner

@@ -10,8 +10,9 @@ use crate::{
     error::{ServiceError, ServiceResult},
     path::check_path,
     redact::{mark_sensitive, RedactedHeaders},
-    request::{CacheMode, CallOptions, RetryOverride, ServiceRequest},
+    request::{CacheMode, CallOptions, ServiceRequest},
     response::ServiceResponse,
+    retry::RetryOverride,
 };
 
 /// A request being built; send it with [`send`](Self::send) (JSON decode, error on non-2xx)

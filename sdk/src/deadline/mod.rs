@@ -23,14 +23,7 @@ use tokio::time::Instant;
 use tower::{Layer, Service};
 
 pub use self::error::DeadlineExceeded;
-use crate::{error::BoxError, request::ServiceRequest};
-
-/// `now + duration`, saturating far in the future instead of overflowing (a timeout or TTL of
-/// `Duration::MAX`, or an absurd one in a configuration file, must not panic).
-pub(crate) fn instant_after(now: Instant, duration: Duration) -> Instant {
-    const FAR: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
-    now.checked_add(duration.min(FAR)).unwrap_or(now)
-}
+use crate::{box_error::BoxError, clock::instant_after, request::ServiceRequest};
 
 /// Applies [`Deadline`] with a default timeout.
 #[derive(Clone, Copy, Debug)]

@@ -10,6 +10,8 @@
 mod instance;
 mod registry;
 
+use crate::sync::Unpoisoned as _;
+use crate::sync::UnpoisonedRw as _;
 use std::{
     collections::HashMap,
     fmt,
@@ -90,17 +92,13 @@ impl InstanceSet {
     /// Why the set is empty, as its discovery explains it (by default: nothing is
     /// registered).
     pub fn why_empty(&self) -> NoInstanceReason {
-        let explain = self
-            .explain
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let explain = self.explain.locked().clone();
         explain.map_or(NoInstanceReason::NothingRegistered, |explain| explain())
     }
 
     /// Lets `explain` say why the set is empty.
     pub(crate) fn explain_with(&self, explain: Explainer) {
-        *self.explain.lock().unwrap_or_else(|e| e.into_inner()) = Some(explain);
+        *self.explain.locked() = Some(explain);
     }
 
     /// Whether the set has been filled at least once.
@@ -183,17 +181,11 @@ impl StaticDiscovery {
 
     /// The flag that says `service` is pinned to its registered instances.
     pub fn pin(&self, service: &str) -> Arc<AtomicBool> {
-        if let Some(pin) = self
-            .pins
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(service)
-        {
+        if let Some(pin) = self.pins.read_locked().get(service) {
             return pin.clone();
         }
         self.pins
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
+            .write_locked()
             .entry(service.to_owned())
             .or_default()
             .clone()
@@ -202,17 +194,11 @@ impl StaticDiscovery {
 
 impl Discovery for StaticDiscovery {
     fn instances(&self, service: &str) -> InstanceSet {
-        if let Some(set) = self
-            .services
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(service)
-        {
+        if let Some(set) = self.services.read_locked().get(service) {
             return set.clone();
         }
         self.services
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
+            .write_locked()
             .entry(service.to_owned())
             .or_default()
             .clone()

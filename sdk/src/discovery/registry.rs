@@ -1,3 +1,4 @@
+use crate::sync::Unpoisoned as _;
 use std::{
     collections::{HashMap, HashSet},
     fmt,
@@ -55,12 +56,7 @@ impl RegistryDiscovery {
     /// Keeps `set` equal to the registry's usable instances of `service` while `pinned` is
     /// false (once per service; later calls do nothing).
     pub fn follow_into(&self, service: &str, set: InstanceSet, pinned: Arc<AtomicBool>) {
-        if !self
-            .followed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(service.to_owned())
-        {
+        if !self.followed.locked().insert(service.to_owned()) {
             return;
         }
         let status = Arc::new(FollowStatus::default());
@@ -103,7 +99,7 @@ impl fmt::Debug for RegistryDiscovery {
 
 impl Discovery for RegistryDiscovery {
     fn instances(&self, service: &str) -> InstanceSet {
-        let mut sets = self.sets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut sets = self.sets.locked();
         if let Some(set) = sets.get(service) {
             return set.clone();
         }
@@ -140,13 +136,9 @@ fn explainer(
 ) -> Explainer {
     let service = service.to_owned();
     Arc::new(move || {
-        let problem = backend.watch_problem(&service).or_else(|| {
-            status
-                .problem
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone()
-        });
+        let problem = backend
+            .watch_problem(&service)
+            .or_else(|| status.problem.locked().clone());
         match problem {
             Some(RegistryError::Unauthorized(why)) => NoInstanceReason::Unauthorized(why),
             Some(other) => NoInstanceReason::RegistryUnreachable(other.to_string()),
@@ -176,11 +168,7 @@ async fn follow(
         match backend.watch(&service).await {
             Ok(mut changes) => loop {
                 failures = 0;
-                *target
-                    .status
-                    .problem
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()) = None;
+                *target.status.problem.locked() = None;
                 let snapshot = changes.borrow_and_update().clone();
                 if target.pinned.load(Ordering::Acquire) {
                     return; // registered statically since: that source wins
@@ -200,11 +188,7 @@ async fn follow(
                 if failures == 0 {
                     tracing::warn!(%service, error = %e, "registry unavailable; keeping the last known instances");
                 }
-                *target
-                    .status
-                    .problem
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner()) = Some(e);
+                *target.status.problem.locked() = Some(e);
             }
         }
         // Jittered, so the followers of a registry that restarts do not return in lockstep.

@@ -1,7 +1,7 @@
 use std::fmt;
 
 use crate::{
-    error::BoxError,
+    box_error::BoxError,
     error_chain,
     transport::{BodyTooLarge, TransportError},
 };

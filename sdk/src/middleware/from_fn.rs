@@ -9,7 +9,7 @@ use tower::{Layer, Service, ServiceExt};
 
 use super::HttpStack;
 use crate::{
-    error::BoxError,
+    box_error::BoxError,
     transport::{HttpRequest, HttpResponse},
 };
 

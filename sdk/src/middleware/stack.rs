@@ -7,7 +7,7 @@ use std::{
 use tower::{util::BoxCloneSyncService, Service};
 
 use crate::{
-    error::BoxError,
+    box_error::BoxError,
     transport::{HttpRequest, HttpResponse, HyperTransport},
 };
 

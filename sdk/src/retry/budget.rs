@@ -57,9 +57,7 @@ impl RetryBudget {
         RetryBudget {
             slots: (0..SLOTS).map(|_| AtomicU64::new(pack(0, 0))).collect(),
             epoch: Instant::now(),
-            slot_nanos: u64::try_from((ttl / SLOTS as u32).as_nanos())
-                .unwrap_or(u64::MAX)
-                .max(1),
+            slot_nanos: crate::clock::nanos(ttl / SLOTS as u32).max(1),
             reserve,
             deposit_amount,
             withdraw_amount,
@@ -67,7 +65,7 @@ impl RetryBudget {
     }
 
     fn generation(&self) -> u64 {
-        let elapsed = u64::try_from(self.epoch.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        let elapsed = crate::clock::nanos_since(self.epoch);
         elapsed / self.slot_nanos + SLOTS
     }
 

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use http::{header::RETRY_AFTER, HeaderMap, StatusCode};
 
 use crate::{
-    error::BoxError, outcome::ErrorClass, request::ServiceRequest, response::ServiceResponse,
+    box_error::BoxError, outcome::ErrorClass, request::ServiceRequest, response::ServiceResponse,
 };
 
 /// The verdict on one attempt.

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use crate::error::{BoxError, RetryStop};
+use crate::box_error::BoxError;
 
 /// Retrying stopped; `source` is the last attempt's error.
 #[derive(Debug)]
@@ -40,5 +40,29 @@ impl fmt::Display for RetriesExhausted {
 impl std::error::Error for RetriesExhausted {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         Some(self.source.as_ref())
+    }
+}
+
+/// Why the retry layer stopped retrying.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetryStop {
+    /// Every configured attempt was used.
+    AttemptsExhausted,
+    /// The service's retry budget had no tokens left (an outage is not multiplied).
+    BudgetExhausted,
+    /// The next backoff would have passed the call's deadline.
+    DeadlineReached,
+    /// The server's `Retry-After` asked for a longer wait than `max_retry_after`.
+    RetryAfterTooLong,
+}
+
+impl fmt::Display for RetryStop {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RetryStop::AttemptsExhausted => "all attempts used",
+            RetryStop::BudgetExhausted => "retry budget exhausted",
+            RetryStop::DeadlineReached => "deadline reached before the next attempt",
+            RetryStop::RetryAfterTooLong => "Retry-After longer than max_retry_after",
+        })
     }
 }

@@ -23,6 +23,7 @@ mod backoff;
 mod budget;
 mod classify;
 mod error;
+mod overrides;
 mod policy;
 
 use std::{sync::Arc, time::Duration};
@@ -32,7 +33,8 @@ use http::StatusCode;
 pub use self::{
     backoff::{Backoff, ExponentialBackoff, Jitter},
     budget::RetryBudget,
-    error::RetriesExhausted,
+    error::{RetriesExhausted, RetryStop},
+    overrides::RetryOverride,
     policy::RetryPolicy,
 };
 

@@ -8,9 +8,7 @@ use tower::retry::budget::Budget;
 
 use super::{classify, Backoff, RetriesExhausted, RetryBudget, RetryConfig};
 use crate::{
-    error::{BoxError, RetryStop},
-    request::ServiceRequest,
-    response::ServiceResponse,
+    box_error::BoxError, request::ServiceRequest, response::ServiceResponse, retry::RetryStop,
 };
 
 /// Decides, after each attempt, whether and when to try again.
@@ -117,7 +115,7 @@ impl tower::retry::Policy<ServiceRequest, ServiceResponse, BoxError> for RetryPo
                 None => self.shared.backoff.delay(attempt),
             },
         };
-        let wake = crate::deadline::instant_after(Instant::now(), delay);
+        let wake = crate::clock::instant_after(Instant::now(), delay);
         if request.deadline().is_some_and(|deadline| wake >= deadline) {
             self.give_up(attempt, RetryStop::DeadlineReached, result);
             return None;

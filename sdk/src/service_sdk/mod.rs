@@ -4,6 +4,7 @@
 mod builder;
 mod registration;
 
+use crate::sync::UnpoisonedRw as _;
 use std::{
     collections::HashMap,
     fmt,
@@ -95,20 +96,10 @@ impl ServiceSdk {
     /// configuration gets the defaults; one with no instances answers every call with
     /// `ServiceError::NoHealthyInstance` until instances are registered.
     pub fn get_client(&self, service: &str) -> ServiceClient {
-        if let Some(client) = self
-            .inner
-            .clients
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(service)
-        {
+        if let Some(client) = self.inner.clients.read_locked().get(service) {
             return client.clone();
         }
-        let mut clients = self
-            .inner
-            .clients
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut clients = self.inner.clients.write_locked();
         clients
             .entry(service.to_owned())
             .or_insert_with(|| self.build_client(service))
@@ -228,14 +219,7 @@ impl ServiceSdk {
     /// Probes every configured service and every service a client was made for.
     pub async fn all_service_health(&self) -> HashMap<String, Vec<InstanceHealth>> {
         let mut names: Vec<String> = self.inner.config.services.keys().cloned().collect();
-        names.extend(
-            self.inner
-                .clients
-                .read()
-                .unwrap_or_else(|e| e.into_inner())
-                .keys()
-                .cloned(),
-        );
+        names.extend(self.inner.clients.read_locked().keys().cloned());
         names.sort();
         names.dedup();
         let mut report = HashMap::new();

@@ -16,7 +16,7 @@ use hyper_util::{
 use tower::Service;
 
 use super::{declares_too_large, BodyTooLarge, HttpRequest, HttpResponse, TransportError};
-use crate::error::BoxError;
+use crate::box_error::BoxError;
 
 /// Settings of the built-in hyper transport.
 #[derive(Clone, Debug)]

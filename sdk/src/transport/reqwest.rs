@@ -7,7 +7,7 @@ use std::{
 use tower::Service;
 
 use super::{declares_too_large, BodyTooLarge, HttpRequest, HttpResponse, TransportError};
-use crate::error::BoxError;
+use crate::box_error::BoxError;
 
 /// A transport over a user-supplied `reqwest::Client` (feature `reqwest`), for custom TLS
 /// roots, proxies or anything else reqwest is configured with.

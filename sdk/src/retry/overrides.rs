@@ -1,0 +1,31 @@
+//! One method's own retry settings (`#[retry]` on a generated client's method, or
+//! `RequestBuilder::retry_policy`), in place of the service's.
+
+use std::time::Duration;
+
+use super::{ExponentialBackoff, Jitter};
+
+/// Retry settings for one method, overriding the service's.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RetryOverride {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// The wait between attempts.
+    pub backoff: ExponentialBackoff,
+}
+
+impl RetryOverride {
+    /// `max_attempts` attempts, waiting `delay` growing by `multiplier` (capped at 30 s),
+    /// with full jitter.
+    pub const fn new(max_attempts: u32, delay: Duration, multiplier: f64) -> Self {
+        RetryOverride {
+            max_attempts,
+            backoff: ExponentialBackoff {
+                initial: delay,
+                max: Duration::from_secs(30),
+                multiplier,
+                jitter: Jitter::Full,
+            },
+        }
+    }
+}
