@@ -13,7 +13,7 @@
 //!
 //! The server runs as a child process (this same executable, re-run with
 //! `SDK_REGISTRY_BENCH_SERVE` set, running the same code as the `sdk-registry` binary), so
-//! its memory is its own. `cargo bench -p sdk-benches --bench registry` (`-- NAME` runs
+//! its memory is its own. `cargo bench -p sdk-registry-benches --bench registry` (`-- NAME` runs
 //! one of lookups, heartbeats, registrations, memory, propagation; `BENCH_SECS` sets each
 //! throughput run's length, default 3).
 
@@ -61,7 +61,7 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(3.0);
-    // `cargo bench -p sdk-benches --bench registry -- heartbeats` runs one section.
+    // `cargo bench -p sdk-registry-benches --bench registry -- heartbeats` runs one section.
     let chosen: Vec<String> = std::env::args()
         .skip(1)
         .filter(|a| !a.starts_with("--"))

@@ -5,13 +5,16 @@
 //! 2. time from a registration change to another SDK routing by it, through the in-memory
 //!    registry, the registry server and etcd (when `SDK_TEST_ETCD` names one).
 //!
-//! `SDK_TEST_ETCD=http://127.0.0.1:2379 cargo bench -p sdk-benches --bench balance`
+//! `SDK_TEST_ETCD=http://127.0.0.1:2379 cargo bench -p sdk-registry-benches --bench balance`
 
-mod common;
+// The scenario the suite (`sdk-benches`) runs too.
+#[allow(unreachable_pub)]
+#[path = "../common/balance.rs"]
+mod shared_balance;
 
 use std::time::{Duration, Instant};
 
-use common::balance::{slow_instance_p99, start_instances, SLOW_CALLERS, SLOW_CALLS_PER_CALLER};
+use shared_balance::{slow_instance_p99, start_instances, SLOW_CALLERS, SLOW_CALLS_PER_CALLER};
 use sdk::{balance::Strategy, registry::ServiceInstance, ServiceSdk};
 
 /// Rounds of register / deregister timed in [`propagation`].

@@ -1,0 +1,1 @@
+//! Benchmarks only; see `registry.rs` and `balance.rs`.
