@@ -14,8 +14,8 @@ mod shared_balance;
 
 use std::time::{Duration, Instant};
 
-use shared_balance::{slow_instance_p99, start_instances, SLOW_CALLERS, SLOW_CALLS_PER_CALLER};
 use sdk::{balance::Strategy, registry::ServiceInstance, ServiceSdk};
+use shared_balance::{slow_instance_p99, start_instances, SLOW_CALLERS, SLOW_CALLS_PER_CALLER};
 
 /// Rounds of register / deregister timed in [`propagation`].
 const ROUNDS: usize = 20;

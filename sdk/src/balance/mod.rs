@@ -332,6 +332,9 @@ where
             attempt = request.attempt(),
             status = tracing::field::Empty,
         );
+        // Without a subscriber listening, the span is disabled: skip recording into it (a
+        // `Span::current()` lookup per attempt).
+        let traced = !span.is_disabled();
         let bound =
             timeout::attempt_bound(self.shared.attempt_timeout, request.deadline_and_limit());
         let future = self.inner.call(http_request);
@@ -354,7 +357,9 @@ where
                 match outcome {
                     Ok(response) => {
                         let (parts, body) = response.into_parts();
-                        tracing::Span::current().record("status", parts.status.as_u16());
+                        if traced {
+                            tracing::Span::current().record("status", parts.status.as_u16());
+                        }
                         let mut response = ServiceResponse::new(parts.status, parts.headers, body);
                         response.instance = Some(url);
                         Ok(response)

@@ -16,15 +16,12 @@ use crate::{
     response::ServiceResponse,
     retry::RetriesExhausted,
     retry::RetryStop,
+    timeout::AttemptTimeout,
     transport::{BodyTooLarge, TransportError},
 };
 
-/// Maps a pipeline error; `attempt_timeout` is reported as the limit of an attempt timeout.
-pub(crate) fn from_pipeline(
-    err: BoxError,
-    mut context: ErrorContext,
-    attempt_timeout: Option<Duration>,
-) -> ServiceError {
+/// Maps a pipeline error to the error a caller sees, once, at the client boundary.
+pub(crate) fn from_pipeline(err: BoxError, mut context: ErrorContext) -> ServiceError {
     let mut retried = None;
     let mut attempted = false;
     for e in error_chain::iter(err.as_ref()) {
@@ -57,7 +54,8 @@ pub(crate) fn from_pipeline(
         ErrorClass::AttemptTimeout => ServiceError::Timeout {
             context,
             kind: TimeoutKind::Attempt,
-            limit: attempt_timeout.unwrap_or_default(),
+            limit: error_chain::find::<AttemptTimeout>(err.as_ref())
+                .map_or(Duration::ZERO, |t| t.limit),
         },
         ErrorClass::BodyTooLarge => ServiceError::BodyTooLarge {
             context,

@@ -18,7 +18,7 @@
 mod map_error;
 mod request_builder;
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{fmt, sync::Arc};
 
 use http::{HeaderMap, Method};
 use tower::ServiceExt;
@@ -57,9 +57,7 @@ pub(crate) struct ClientInner {
     pub(crate) cache: ResponseCache,
     pub(crate) default_headers: HeaderMap,
     pub(crate) hooks: Arc<Hooks>,
-    pub(crate) attempt_timeout: Option<Duration>,
     /// The service's deadline for a whole call (a request's `.timeout()` overrides it).
-    pub(crate) call_timeout: Duration,
     pub(crate) error_body_limit: usize,
     /// Header names never printed beyond the built-in ones (`[sdk] sensitive_headers`).
     pub(crate) sensitive_headers: Arc<[http::HeaderName]>,
@@ -178,13 +176,13 @@ impl ServiceClient {
         if !self.inner.instances.is_filled() {
             // The first call to a discovered service: let the first lookup land, within the
             // call's own deadline, which then counts from now rather than after the wait.
-            let limit = request.options().timeout.unwrap_or(self.inner.call_timeout);
+            let limit = self.inner.pipeline.limit(request);
             let started = tokio::time::Instant::now();
             self.inner
                 .instances
                 .filled_within(FIRST_FILL_WAIT.min(limit))
                 .await;
-            owned.set_deadline(crate::clock::instant_after(started, limit), limit);
+            self.inner.pipeline.stamp(&mut owned, started);
         }
         let result = self
             .inner
@@ -194,8 +192,7 @@ impl ServiceClient {
             .instrument(span)
             .await;
         result.map_err(|err| {
-            let err =
-                map_error::from_pipeline(err, self.context(request), self.inner.attempt_timeout);
+            let err = map_error::from_pipeline(err, self.context(request));
             self.report(&err);
             err
         })

@@ -56,6 +56,25 @@ pub struct Deadline<S> {
     default: Duration,
 }
 
+impl<S> Deadline<S> {
+    /// The timeout of a call that sets none of its own.
+    pub fn default_timeout(&self) -> Duration {
+        self.default
+    }
+
+    /// The call's timeout: its own, or the default.
+    pub(crate) fn limit(&self, request: &ServiceRequest) -> Duration {
+        request.options().timeout.unwrap_or(self.default)
+    }
+
+    /// Stamps `request` with its deadline, counted from `started`: the one place a call's
+    /// deadline is computed.
+    pub(crate) fn stamp(&self, request: &mut ServiceRequest, started: Instant) {
+        let limit = self.limit(request);
+        request.set_deadline(instant_after(started, limit), limit);
+    }
+}
+
 /// Response future of [`Deadline`].
 pub type ResponseFuture<F, E> = futures_util::future::MapErr<F, fn(E) -> BoxError>;
 
@@ -75,8 +94,7 @@ where
     fn call(&mut self, mut request: ServiceRequest) -> Self::Future {
         // A deadline already set (the client's wait for a first lookup) stands.
         if request.deadline().is_none() {
-            let limit = request.options().timeout.unwrap_or(self.default);
-            request.set_deadline(instant_after(Instant::now(), limit), limit);
+            self.stamp(&mut request, Instant::now());
         }
         let into: fn(S::Error) -> BoxError = Into::into;
         self.inner.call(request).map_err(into)

@@ -281,6 +281,8 @@ impl ServiceSdk {
             self.inner.health_hooks.clone(),
         ));
         let health_task = health.spawn(self.inner.http.clone(), instances.clone());
+        // The balancer over the transport (and the user's middleware), with a picker sharing
+        // its view for `get_service_instance`.
         let balanced = BalanceLayer::new(
             name.clone(),
             instances.clone(),
@@ -290,11 +292,14 @@ impl ServiceSdk {
         .with_health(health.clone())
         .layer(self.inner.http.clone());
         let picker = balanced.picker();
-        let guarded = CircuitBreakerLayer::new(breakers.clone()).layer(balanced);
-        let retried = crate::retry::layer(&config.retry).layer(guarded);
-        let cached = CacheLayer::new(cache.clone()).layer(retried);
-        // Outermost, so a call waiting on another's cache fill is bounded by its own deadline.
-        let pipeline = DeadlineLayer::new(config.timeout).layer(cached);
+        // The pipeline, outermost first, in the order the README gives. The deadline sits
+        // outside the cache, so a call waiting on another's cache fill is bounded by its own.
+        let pipeline = tower::ServiceBuilder::new()
+            .layer(DeadlineLayer::new(config.timeout))
+            .layer(CacheLayer::new(cache.clone()))
+            .layer(crate::retry::layer(&config.retry))
+            .layer(CircuitBreakerLayer::new(breakers.clone()))
+            .service(balanced);
         let sensitive_headers: Arc<[http::HeaderName]> =
             self.inner.config.sensitive_headers.clone().into();
         let mut default_headers: HeaderMap = config.headers.iter().cloned().collect();
@@ -306,8 +311,6 @@ impl ServiceSdk {
             cache,
             default_headers,
             hooks: self.inner.hooks.clone(),
-            attempt_timeout: config.attempt_timeout,
-            call_timeout: config.timeout,
             error_body_limit: self.inner.config.error_body_limit,
             sensitive_headers,
             health,
