@@ -38,6 +38,36 @@ pub fn encode_segment(value: &str) -> Result<Cow<'_, str>, PathError> {
     }
 }
 
+/// Appends `query` (a struct, a map or pairs, as `serde_urlencoded` takes them; `None`
+/// values left out) to the query of `path`, encoding straight into its buffer: the one place
+/// a query is written, for ad-hoc `.query(...)` and generated clients' `#[query]` arguments.
+/// On error, `path` is left as it was.
+pub(crate) fn append_query<T: serde::Serialize + ?Sized>(
+    path: &mut String,
+    query: &T,
+) -> Result<(), serde_urlencoded::ser::Error> {
+    let before = path.len();
+    let had_query = path.contains('?');
+    if !had_query {
+        path.push('?');
+    }
+    let start = path.find('?').map_or(path.len(), |q| q + 1);
+    let filled = path.len();
+    // form_urlencoded writes the `&` between pairs, after pairs already there too.
+    let mut encoder = form_urlencoded::Serializer::for_suffix(std::mem::take(path), start);
+    let result = query
+        .serialize(serde_urlencoded::Serializer::new(&mut encoder))
+        .map(drop);
+    *path = encoder.finish();
+    match &result {
+        Err(_) => path.truncate(before),
+        // Nothing to add (every value `None`): no dangling `?`.
+        Ok(()) if !had_query && path.len() == filled => path.truncate(before),
+        Ok(()) => {}
+    }
+    result
+}
+
 /// Why a path was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -206,5 +236,21 @@ mod tests {
                 "a checked path always parses: {good}"
             );
         }
+    }
+
+    #[test]
+    fn queries_are_appended_in_place() {
+        let mut path = "/users".to_owned();
+        append_query(&mut path, &[("limit", "10")]).expect("encodes");
+        append_query(&mut path, &[("tag", "a b&c")]).expect("encodes");
+        assert_eq!(path, "/users?limit=10&tag=a+b%26c");
+        append_query(&mut path, &[("active", None::<bool>)]).expect("encodes");
+        assert_eq!(path, "/users?limit=10&tag=a+b%26c", "None is left out");
+        let mut bare = "/users".to_owned();
+        append_query(&mut bare, &[("active", None::<bool>)]).expect("encodes");
+        assert_eq!(bare, "/users", "no dangling `?`");
+        let nested = [("x", vec![1, 2])];
+        assert!(append_query(&mut bare, &nested).is_err());
+        assert_eq!(bare, "/users", "left as it was");
     }
 }

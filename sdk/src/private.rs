@@ -45,30 +45,14 @@ pub fn push_segment(path: &mut String, name: &str, value: &dyn Display) -> Resul
     Ok(())
 }
 
-/// Appends `name=value` to the query of `path` (serde_urlencoded), encoding straight into the
-/// path's buffer.
+/// Appends `name=value` to the query of `path` (left out when `value` is `None`).
 pub fn push_query<T: Serialize + ?Sized>(
     path: &mut String,
     name: &str,
     value: &T,
 ) -> Result<(), String> {
-    let start = match path.find('?') {
-        Some(question) => question + 1,
-        None => {
-            path.push('?');
-            path.len()
-        }
-    };
-    let before = path.len();
-    let mut encoder = form_urlencoded::Serializer::for_suffix(std::mem::take(path), start);
-    let result = [(name, value)]
-        .serialize(serde_urlencoded::Serializer::new(&mut encoder))
-        .map(drop);
-    *path = encoder.finish();
-    result.map_err(|e| {
-        path.truncate(before);
-        format!("query parameter `{name}` could not be encoded: {e}")
-    })
+    crate::path::append_query(path, &[(name, value)])
+        .map_err(|e| format!("query parameter `{name}` could not be encoded: {e}"))
 }
 
 /// A header value from a `Display` argument.

@@ -131,6 +131,21 @@ impl ServiceRequest {
         }
     }
 
+    /// The HTTP request of one attempt at `instance`: the URI joined from the instance's
+    /// pre-parsed base, the headers with this attempt's `traceparent`.
+    pub(crate) fn to_http(
+        &self,
+        instance: &crate::discovery::Instance,
+    ) -> Result<crate::transport::HttpRequest, crate::BoxError> {
+        let mut http_request = http::Request::new(self.body().clone());
+        *http_request.method_mut() = self.method().clone();
+        *http_request.uri_mut() = instance.uri(self.path_and_query())?;
+        let mut headers = self.headers().clone();
+        crate::trace::propagate(&mut headers, self.trace_id());
+        *http_request.headers_mut() = headers;
+        Ok(http_request)
+    }
+
     /// The HTTP method.
     pub fn method(&self) -> &Method {
         &self.parts.method

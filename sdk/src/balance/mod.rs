@@ -309,11 +309,7 @@ where
         let chosen = shared.instances.with_current(|instances| {
             let (index, stats) = shared.select(instances, request.avoid())?;
             let instance = &instances[index];
-            Some((
-                instance.url_arc().clone(),
-                stats,
-                to_http(&request, instance),
-            ))
+            Some((instance.url_arc().clone(), stats, request.to_http(instance)))
         });
         let (url, stats, http_request) = match chosen {
             Some((url, stats, Ok(http_request))) => (url, stats, http_request),
@@ -344,13 +340,7 @@ where
         });
         Box::pin(
             async move {
-                let outcome = match bound {
-                    Some((at, bound)) => match tokio::time::timeout_at(at, future).await {
-                        Ok(outcome) => outcome,
-                        Err(_) => Err(bound.error()),
-                    },
-                    None => future.await,
-                };
+                let outcome = timeout::bounded(bound, future).await;
                 if let Some((in_flight, shared, started)) = tracker {
                     observe(&shared, &in_flight.0, &url, &outcome, started.elapsed());
                 }
@@ -409,19 +399,6 @@ fn observe(
     if stats.record(failed, now, config) {
         tracing::warn!(service = %shared.service, instance = url, for_ = ?config.ejection_duration, "instance ejected after repeated failures");
     }
-}
-
-fn to_http(
-    request: &ServiceRequest,
-    instance: &crate::discovery::Instance,
-) -> Result<HttpRequest, BoxError> {
-    let mut http_request = http::Request::new(request.body().clone());
-    *http_request.method_mut() = request.method().clone();
-    *http_request.uri_mut() = instance.uri(request.path_and_query())?;
-    let mut headers = request.headers().clone();
-    crate::trace::propagate(&mut headers, request.trace_id());
-    *http_request.headers_mut() = headers;
-    Ok(http_request)
 }
 
 #[cfg(test)]

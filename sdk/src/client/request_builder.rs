@@ -77,14 +77,8 @@ impl RequestBuilder {
     /// # Ok(()) }
     /// ```
     pub fn query<T: Serialize + ?Sized>(mut self, query: &T) -> Self {
-        match serde_urlencoded::to_string(query) {
-            Ok(encoded) if encoded.is_empty() => {}
-            Ok(encoded) => {
-                self.path
-                    .push(if self.path.contains('?') { '&' } else { '?' });
-                self.path.push_str(&encoded);
-            }
-            Err(e) => self.fail(format!("query parameters could not be encoded: {e}")),
+        if let Err(e) = crate::path::append_query(&mut self.path, query) {
+            self.fail(format!("query parameters could not be encoded: {e}"));
         }
         self
     }
