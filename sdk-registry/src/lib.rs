@@ -19,8 +19,8 @@ pub use rustls;
 
 pub use self::{
     backend::{
-        default_tls_config, tls_config_trusting, BoxFuture, EtcdBackend, HttpBackend,
-        InMemoryBackend, RegistryBackend, Snapshot,
+        default_tls_config, https_connector, tls_config_trusting, BoxFuture, ConnectSettings,
+        EtcdBackend, HttpBackend, InMemoryBackend, RegistryBackend, Snapshot,
     },
     causes::{causes, describe},
     error::RegistryError,

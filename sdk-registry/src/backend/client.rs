@@ -55,24 +55,60 @@ pub(crate) fn default_tls() -> Result<rustls::ClientConfig, RegistryError> {
     })
 }
 
-/// A client using `tls` for HTTPS.
-pub(crate) fn http_client(tls: rustls::ClientConfig, connect_timeout: Duration) -> HttpClient {
+/// How a connection is made: the settings of [`https_connector`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectSettings {
+    /// Time allowed for the TCP connection.
+    pub connect_timeout: Duration,
+    /// TCP keepalive (idle time before probes, probe interval, probes), to notice a peer
+    /// that vanished without closing; `None` for the OS default (off).
+    pub keepalive: Option<(Duration, Duration, u32)>,
+    /// Speak HTTP/2 only, also over plain TCP (prior knowledge); otherwise HTTP/1.1, with
+    /// HTTP/2 negotiated through ALPN over TLS when `http2` is on.
+    pub http2_only: bool,
+    /// Offer HTTP/2 through ALPN.
+    pub http2: bool,
+}
+
+/// The one way this workspace opens connections: TCP without Nagle's delay, a connect
+/// timeout, optional keepalive, and rustls for `https://` (plain `http://` too). The SDK's
+/// transport, the registry clients, the etcd client and the registry server's health probes
+/// all connect through it.
+pub fn https_connector(
+    tls: rustls::ClientConfig,
+    settings: ConnectSettings,
+) -> HttpsConnector<HttpConnector> {
     let mut http = HttpConnector::new();
     http.enforce_http(false);
     http.set_nodelay(true);
-    http.set_connect_timeout(Some(connect_timeout));
+    http.set_connect_timeout(Some(settings.connect_timeout));
+    if let Some((idle, interval, retries)) = settings.keepalive {
+        http.set_keepalive(Some(idle));
+        http.set_keepalive_interval(Some(interval));
+        http.set_keepalive_retries(Some(retries));
+    }
+    let builder = HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http();
+    match (settings.http2_only, settings.http2) {
+        (true, _) => builder.enable_http2().wrap_connector(http),
+        (false, true) => builder.enable_all_versions().wrap_connector(http),
+        (false, false) => builder.enable_http1().wrap_connector(http),
+    }
+}
+
+/// A client using `tls` for HTTPS.
+pub(crate) fn http_client(tls: rustls::ClientConfig, connect_timeout: Duration) -> HttpClient {
     // Watches hold a connection open for as long as nothing changes; TCP keepalive notices a
     // peer that vanished without closing it (a partition, a host gone) within about a
     // minute, and the watch then reconnects or fails over.
-    http.set_keepalive(Some(Duration::from_secs(30)));
-    http.set_keepalive_interval(Some(Duration::from_secs(10)));
-    http.set_keepalive_retries(Some(3));
-    let connector = HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
-    Client::builder(TokioExecutor::new()).build(connector)
+    let settings = ConnectSettings {
+        connect_timeout,
+        keepalive: Some((Duration::from_secs(30), Duration::from_secs(10), 3)),
+        http2_only: false,
+        http2: false,
+    };
+    Client::builder(TokioExecutor::new()).build(https_connector(tls, settings))
 }
 
 /// `url` without a trailing `/`, if it is `http://host:port` or `https://host:port` (no

@@ -21,7 +21,7 @@ use std::{
 use tokio::sync::watch;
 
 pub use self::{
-    client::{default_tls_config, tls_config_trusting},
+    client::{default_tls_config, https_connector, tls_config_trusting, ConnectSettings},
     etcd::EtcdBackend,
     http::HttpBackend,
     memory::InMemoryBackend,

@@ -8,7 +8,7 @@ use std::{
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_rustls::HttpsConnector;
 use hyper_util::{
     client::legacy::{connect::HttpConnector, Client},
     rt::{TokioExecutor, TokioTimer},
@@ -72,18 +72,15 @@ impl HyperTransport {
     /// A transport using the given rustls configuration for HTTPS (custom roots, client
     /// certificates).
     pub fn with_tls(config: &TransportConfig, tls: rustls::ClientConfig) -> Self {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(config.connect_timeout));
-        let builder = HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http();
-        let connector = if config.http2_prior_knowledge {
-            builder.enable_http2().wrap_connector(http)
-        } else {
-            builder.enable_all_versions().wrap_connector(http)
-        };
+        let connector = sdk_registry::https_connector(
+            tls,
+            sdk_registry::ConnectSettings {
+                connect_timeout: config.connect_timeout,
+                keepalive: None,
+                http2_only: config.http2_prior_knowledge,
+                http2: true,
+            },
+        );
         let client = Client::builder(TokioExecutor::new())
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
