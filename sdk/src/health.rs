@@ -220,13 +220,18 @@ impl HealthState {
         let live: std::collections::HashSet<&str> = current.iter().map(|i| i.url()).collect();
         streaks.retain(|url, _| live.contains(url.as_str()));
         if streaks.len() != before {
-            let unhealthy: Vec<Arc<str>> = streaks
-                .iter()
-                .filter(|(_, s)| s.unhealthy)
-                .map(|(url, _)| Arc::from(url.as_str()))
-                .collect();
-            self.unhealthy.store(Arc::new(unhealthy));
+            self.publish_unhealthy(&streaks);
         }
+    }
+
+    /// Publishes the instances out of rotation, for the balancer's lock-free reads.
+    fn publish_unhealthy(&self, streaks: &HashMap<String, Streak>) {
+        let unhealthy: Vec<Arc<str>> = streaks
+            .iter()
+            .filter(|(_, s)| s.unhealthy)
+            .map(|(url, _)| Arc::from(url.as_str()))
+            .collect();
+        self.unhealthy.store(Arc::new(unhealthy));
     }
 
     /// Applies one probe result; returns whether the instance is now in rotation.
@@ -246,12 +251,7 @@ impl HealthState {
             }
             let healthy = !streak.unhealthy;
             if flip {
-                let unhealthy: Vec<Arc<str>> = streaks
-                    .iter()
-                    .filter(|(_, s)| s.unhealthy)
-                    .map(|(url, _)| Arc::from(url.as_str()))
-                    .collect();
-                self.unhealthy.store(Arc::new(unhealthy));
+                self.publish_unhealthy(&streaks);
             }
             (flip, healthy)
         };

@@ -74,7 +74,13 @@ impl ErrorClass {
     /// it and the balancer charges it. A middleware failure, an open breaker, no instance
     /// and an oversized answer say nothing against the service.
     pub(crate) fn is_service_failure(self) -> bool {
-        !matches!(
+        !self.says_nothing_of_the_service()
+    }
+
+    /// Middleware, an open breaker, no instance, an oversized answer: the service's health
+    /// is not in question.
+    fn says_nothing_of_the_service(self) -> bool {
+        matches!(
             self,
             ErrorClass::Middleware
                 | ErrorClass::CircuitOpen
@@ -86,14 +92,7 @@ impl ErrorClass {
     /// Whether another attempt could fare differently at all (whether it is *allowed*, by
     /// idempotency, is the retry policy's call).
     pub(crate) fn is_retryable(self) -> bool {
-        !matches!(
-            self,
-            ErrorClass::Middleware
-                | ErrorClass::CircuitOpen
-                | ErrorClass::NoInstance
-                | ErrorClass::BodyTooLarge
-                | ErrorClass::Certificate
-        )
+        !(self.says_nothing_of_the_service() || self == ErrorClass::Certificate)
     }
 }
 
