@@ -53,6 +53,35 @@ impl Default for HealthCheckConfig {
     }
 }
 
+impl HealthCheckConfig {
+    /// Checks the settings (see [`Check`](crate::config)).
+    pub(crate) fn check(&self) -> crate::config::Check {
+        let min = crate::config::MIN_INTERVAL;
+        if self.interval < min {
+            return Err((
+                "interval",
+                format!("must be at least {min:?} (a shorter one is a busy loop)"),
+            ));
+        }
+        if self.timeout.is_zero() {
+            return Err(("timeout", "must be greater than zero".into()));
+        }
+        if self.unhealthy_threshold == 0 || self.healthy_threshold == 0 {
+            return Err((
+                "unhealthy_threshold",
+                "thresholds must be at least 1".into(),
+            ));
+        }
+        if !self.path.starts_with('/') || crate::path::check_path(&self.path).is_err() {
+            return Err((
+                "path",
+                format!("`{}` is not a path starting with `/`", self.path),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The outcome of probing one instance.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct InstanceHealth {

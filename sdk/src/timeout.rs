@@ -1,7 +1,7 @@
 //! The per-attempt timeout, and how it meets the call's deadline.
 //!
 //! Each attempt gets one timer, at the earlier of `attempt_timeout` (when configured) and the
-//! call's deadline ([`attempt_bound`], applied by [`bounded`]). The balancer calls them on
+//! call's deadline (`attempt_bound`, applied by `bounded`). The balancer calls them on
 //! the attempt's future, because only there are the attempt and the request's deadline both
 //! known; a separate tower layer would need a second timer or a per-request allocation to
 //! learn the deadline.

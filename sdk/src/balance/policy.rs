@@ -48,3 +48,16 @@ impl Default for LoadBalancerConfig {
         }
     }
 }
+
+impl LoadBalancerConfig {
+    /// Checks the settings (see [`Check`](crate::config)).
+    pub(crate) fn check(&self) -> crate::config::Check {
+        if self.ejection_failures == 0 {
+            return Err(("ejection_failures", "must be at least 1".into()));
+        }
+        if self.decay.is_zero() {
+            return Err(("decay", "must be greater than zero".into()));
+        }
+        Ok(())
+    }
+}

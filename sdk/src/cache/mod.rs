@@ -70,6 +70,19 @@ impl Default for CacheConfig {
     }
 }
 
+impl CacheConfig {
+    /// Checks the settings (see [`Check`](crate::config)).
+    pub(crate) fn check(&self) -> crate::config::Check {
+        if self.ttl.is_zero() {
+            return Err((
+                "ttl",
+                "must be greater than zero (turn the cache off with `enabled = false`)".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// The cached responses of one service. Cheap to clone: one `Arc` (moka's cache handle is
 /// several, and the pipeline is cloned per call).
 #[derive(Clone, Debug)]

@@ -103,6 +103,36 @@ pub struct EndpointCircuit {
     pub rejected: u64,
 }
 
+impl BreakerConfig {
+    /// Checks the settings (see [`Check`](crate::config)).
+    pub(crate) fn check(&self) -> crate::config::Check {
+        if self.failure_threshold == 0 {
+            return Err(("failure_threshold", "must be at least 1".into()));
+        }
+        if self.success_threshold == 0 {
+            return Err(("success_threshold", "must be at least 1".into()));
+        }
+        if self.half_open_max_probes == 0 || self.half_open_max_probes > 0xffff {
+            return Err(("half_open_max_probes", "must be between 1 and 65535".into()));
+        }
+        if self.open_duration.is_zero() {
+            return Err(("open_duration", "must be greater than zero".into()));
+        }
+        if let Some(rate) = &self.failure_rate {
+            if !(rate.threshold > 0.0 && rate.threshold <= 1.0) {
+                return Err((
+                    "failure_rate_threshold",
+                    format!("{} must be in (0, 1]", rate.threshold),
+                ));
+            }
+            if rate.window == 0 {
+                return Err(("failure_rate_window", "must be at least 1".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
 // foldhash (hashbrown's default): several times cheaper than SipHash on short keys, seeded
 // per map; with the map bounded, flooding it cannot cost much.
 type BreakerMap = HashMap<Box<str>, Arc<CircuitBreaker>, foldhash::fast::RandomState>;

@@ -190,6 +190,10 @@ impl SdkConfig {
     }
 }
 
+/// A setting's check, next to the type it protects: `Err((key, what is wrong))`, the key
+/// relative to the type's section (`[services.orders.retry]`).
+pub(crate) type Check = Result<(), (&'static str, String)>;
+
 /// The shortest period of anything that repeats (health checks, heartbeats): shorter ones
 /// are a busy loop, not a schedule.
 pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
@@ -347,103 +351,16 @@ impl ServiceConfig {
                 );
             }
         }
-        let retry = &self.retry;
-        if retry.max_attempts == 0 {
-            return bad(
-                "retry.max_attempts",
-                "must be at least 1 (0 would never call the service)".into(),
-            );
-        }
-        let budget = &retry.budget;
-        if budget.window < Duration::from_secs(1) || budget.window > Duration::from_secs(60) {
-            return bad(
-                "retry.budget_window",
-                format!("{:?} must be between 1s and 60s", budget.window),
-            );
-        }
-        if !(0.0..=1000.0).contains(&budget.ratio) {
-            return bad(
-                "retry.budget_ratio",
-                format!("{} must be between 0 and 1000", budget.ratio),
-            );
-        }
-        let breaker = &self.circuit_breaker;
-        if breaker.failure_threshold == 0 {
-            return bad(
-                "circuit_breaker.failure_threshold",
-                "must be at least 1".into(),
-            );
-        }
-        if breaker.success_threshold == 0 {
-            return bad(
-                "circuit_breaker.success_threshold",
-                "must be at least 1".into(),
-            );
-        }
-        if breaker.half_open_max_probes == 0 || breaker.half_open_max_probes > 0xffff {
-            return bad(
-                "circuit_breaker.half_open_max_probes",
-                "must be between 1 and 65535".into(),
-            );
-        }
-        if breaker.open_duration.is_zero() {
-            return bad(
-                "circuit_breaker.open_duration",
-                "must be greater than zero".into(),
-            );
-        }
-        if let Some(rate) = &breaker.failure_rate {
-            if !(rate.threshold > 0.0 && rate.threshold <= 1.0) {
-                return bad(
-                    "circuit_breaker.failure_rate_threshold",
-                    format!("{} must be in (0, 1]", rate.threshold),
-                );
-            }
-            if rate.window == 0 {
-                return bad(
-                    "circuit_breaker.failure_rate_window",
-                    "must be at least 1".into(),
-                );
-            }
-        }
-        let lb = &self.load_balancer;
-        if lb.ejection_failures == 0 {
-            return bad(
-                "load_balancer.ejection_failures",
-                "must be at least 1".into(),
-            );
-        }
-        if lb.decay.is_zero() {
-            return bad("load_balancer.decay", "must be greater than zero".into());
-        }
-        let hc = &self.health_check;
-        if hc.interval < MIN_INTERVAL {
-            return bad(
-                "health_check.interval",
-                format!("must be at least {MIN_INTERVAL:?} (a shorter one is a busy loop)"),
-            );
-        }
-        if hc.timeout.is_zero() {
-            return bad("health_check.timeout", "must be greater than zero".into());
-        }
-        if hc.unhealthy_threshold == 0 || hc.healthy_threshold == 0 {
-            return bad(
-                "health_check.unhealthy_threshold",
-                "thresholds must be at least 1".into(),
-            );
-        }
-        if !hc.path.starts_with('/') || crate::path::check_path(&hc.path).is_err() {
-            return bad(
-                "health_check.path",
-                format!("`{}` is not a path starting with `/`", hc.path),
-            );
-        }
-        if self.cache.ttl.is_zero() {
-            return bad(
-                "cache.ttl",
-                "must be greater than zero (turn the cache off with `enabled = false`)".into(),
-            );
-        }
+        let section = |name: &str, checked: Check| {
+            checked.map_err(|(key, message)| {
+                ConfigError::invalid(format!("{prefix}.{name}.{key}"), message)
+            })
+        };
+        section("retry", self.retry.check())?;
+        section("circuit_breaker", self.circuit_breaker.check())?;
+        section("load_balancer", self.load_balancer.check())?;
+        section("health_check", self.health_check.check())?;
+        section("cache", self.cache.check())?;
         for url in &self.instances {
             if let Err(e) = crate::discovery::Instance::parse(url) {
                 return bad("instances", e.to_string());

@@ -105,3 +105,29 @@ impl Default for BudgetConfig {
         }
     }
 }
+
+impl RetryConfig {
+    /// Checks the settings (see [`Check`](crate::config)).
+    pub(crate) fn check(&self) -> crate::config::Check {
+        if self.max_attempts == 0 {
+            return Err((
+                "max_attempts",
+                "must be at least 1 (0 would never call the service)".into(),
+            ));
+        }
+        let budget = &self.budget;
+        if budget.window < Duration::from_secs(1) || budget.window > Duration::from_secs(60) {
+            return Err((
+                "budget_window",
+                format!("{:?} must be between 1s and 60s", budget.window),
+            ));
+        }
+        if !(0.0..=1000.0).contains(&budget.ratio) {
+            return Err((
+                "budget_ratio",
+                format!("{} must be between 0 and 1000", budget.ratio),
+            ));
+        }
+        Ok(())
+    }
+}
