@@ -150,18 +150,7 @@ async fn register_list_heartbeat_and_refuse_bad_input() {
 async fn silence_evicts_and_watchers_hear_changes() {
     let server = start(&data_file("ttl"), 1).await;
     let http = reqwest::Client::new();
-    let watch: Value = http
-        .get(format!(
-            "{}/v1/services/orders/watch?after=0&wait=1",
-            server.url
-        ))
-        .send()
-        .await
-        .expect("up")
-        .json()
-        .await
-        .expect("json");
-    let version = watch["version"].as_u64().expect("version");
+    let (version, _, _) = long_poll(&http, &server, "orders", 0, 1).await;
     let waiter = {
         let (http, url) = (http.clone(), server.url.clone());
         tokio::spawn(async move {
