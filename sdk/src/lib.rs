@@ -3,8 +3,8 @@
 //! Every call, ad-hoc or generated, goes through one pipeline of tower layers, outermost
 //! first:
 //!
-//! 1. [`cache`]: GET answers with a TTL, one upstream request per key under concurrency;
-//! 2. [`deadline`]: the whole call, across retries;
+//! 1. [`deadline`]: the whole call, across retries (and a wait on another call's cache fill);
+//! 2. [`cache`]: GET answers with a TTL, one upstream request per key under concurrency;
 //! 3. [`retry`](mod@retry): exponential backoff with full jitter, `Retry-After`, a retry budget;
 //! 4. [`circuit_breaker`](mod@circuit_breaker): per endpoint, lock-free when closed;
 //! 5. [`balance`]: picks an instance from [`discovery`];
