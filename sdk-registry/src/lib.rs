@@ -13,6 +13,8 @@ mod redact;
 #[cfg(feature = "server")]
 pub mod server;
 mod streak;
+#[doc(hidden)]
+pub mod sync;
 
 /// The TLS library of [`HttpBackend::with_tls`] and [`EtcdBackend::with_tls`].
 pub use rustls;

@@ -103,7 +103,6 @@ pub mod retry;
 /// The registry's data model and backends (the `sdk-registry` crate).
 pub use sdk_registry as registry;
 mod service_sdk;
-mod sync;
 pub mod timeout;
 pub mod trace;
 pub mod transport;

@@ -11,6 +11,8 @@
 //! Why not `tokio_util::time::DelayQueue`: it wants one owner polling it, and a deadline per
 //! heartbeat; the lazy re-queue above needs neither.
 
+use crate::sync::Unpoisoned as _;
+use crate::sync::UnpoisonedRw as _;
 use std::{
     cmp::Reverse,
     collections::{BTreeMap, BinaryHeap, HashMap},
@@ -119,7 +121,7 @@ impl Shard {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ShardState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.state.locked()
     }
 }
 
@@ -174,21 +176,13 @@ impl InMemoryBackend {
     }
 
     fn shard(&self, service: &str) -> Option<Arc<Shard>> {
-        let services = self
-            .inner
-            .services
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
+        let services = self.inner.services.read_locked();
         services.get(service).cloned()
     }
 
     /// Every service's shard (taken under the map's read lock, then used without it).
     fn shards(&self) -> Vec<Arc<Shard>> {
-        let services = self
-            .inner
-            .services
-            .read()
-            .unwrap_or_else(|e| e.into_inner());
+        let services = self.inner.services.read_locked();
         services.values().cloned().collect()
     }
 
@@ -196,11 +190,7 @@ impl InMemoryBackend {
         if let Some(shard) = self.shard(service) {
             return shard;
         }
-        let mut services = self
-            .inner
-            .services
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut services = self.inner.services.write_locked();
         services
             .entry(service.to_owned())
             .or_insert_with(|| Arc::new(Shard::new(self.inner.version.load(Ordering::Acquire))))
@@ -208,15 +198,11 @@ impl InMemoryBackend {
     }
 
     fn schedule(&self, at: Instant, service: &str, id: &str) {
-        self.inner
-            .expiry
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(Reverse(Due {
-                at,
-                service: service.to_owned(),
-                id: id.to_owned(),
-            }));
+        self.inner.expiry.locked().push(Reverse(Due {
+            at,
+            service: service.to_owned(),
+            id: id.to_owned(),
+        }));
     }
 
     /// Gives the shard a new version and its watchers (if any) a new snapshot.
@@ -250,7 +236,7 @@ impl InMemoryBackend {
             return (self.version(), bytes::Bytes::from_static(b"[]"));
         };
         let state = shard.lock();
-        let mut cache = shard.encoded.lock().unwrap_or_else(|e| e.into_inner());
+        let mut cache = shard.encoded.locked();
         if let Some((version, bytes)) = &*cache {
             if *version == state.version {
                 return (*version, bytes.clone());
@@ -331,7 +317,7 @@ impl InMemoryBackend {
         let now = Instant::now();
         let mut due = Vec::new();
         {
-            let mut queue = self.inner.expiry.lock().unwrap_or_else(|e| e.into_inner());
+            let mut queue = self.inner.expiry.locked();
             while queue.peek().is_some_and(|Reverse(d)| d.at <= now) {
                 if let Some(Reverse(d)) = queue.pop() {
                     due.push(d);
@@ -384,16 +370,8 @@ impl InMemoryBackend {
 
     /// Forgets services with no instance and no watcher.
     pub(crate) fn forget_unused(&self) {
-        *self
-            .inner
-            .last_sweep
-            .lock()
-            .unwrap_or_else(|e| e.into_inner()) = Instant::now();
-        let mut services = self
-            .inner
-            .services
-            .write()
-            .unwrap_or_else(|e| e.into_inner());
+        *self.inner.last_sweep.locked() = Instant::now();
+        let mut services = self.inner.services.write_locked();
         services.retain(|_, shard| {
             !shard.lock().instances.is_empty() || shard.changes.receiver_count() > 0
         });
@@ -584,11 +562,7 @@ impl RegistryBackend for InMemoryBackend {
     fn services(&self) -> BoxFuture<'_, Result<Vec<String>, RegistryError>> {
         self.on_access();
         let mut names: Vec<String> = {
-            let services = self
-                .inner
-                .services
-                .read()
-                .unwrap_or_else(|e| e.into_inner());
+            let services = self.inner.services.read_locked();
             services
                 .iter()
                 .filter(|(_, shard)| !shard.lock().instances.is_empty())

@@ -10,6 +10,7 @@ mod etcd;
 mod http;
 mod memory;
 
+use crate::sync::Unpoisoned as _;
 use std::{
     fmt,
     future::Future,
@@ -96,7 +97,7 @@ pub(crate) struct WatchProblems(
 impl WatchProblems {
     /// Records (or with `None`, clears) `service`'s failure.
     pub(crate) fn set(&self, service: &str, problem: Option<RegistryError>) {
-        let mut problems = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut problems = self.0.locked();
         match problem {
             Some(problem) => {
                 problems.insert(service.to_owned(), problem);
@@ -109,7 +110,7 @@ impl WatchProblems {
 
     /// `service`'s failure, if it has one.
     pub(crate) fn get(&self, service: &str) -> Option<RegistryError> {
-        let problems = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let problems = self.0.locked();
         problems.get(service).cloned()
     }
 }

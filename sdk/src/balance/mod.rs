@@ -34,7 +34,7 @@ mod error;
 mod policy;
 mod stats;
 
-use crate::sync::Unpoisoned as _;
+use sdk_registry::sync::Unpoisoned as _;
 use std::{
     collections::HashMap,
     future::Future,

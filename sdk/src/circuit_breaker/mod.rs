@@ -23,7 +23,7 @@ mod layer;
 mod policy;
 mod state;
 
-use crate::sync::Unpoisoned as _;
+use sdk_registry::sync::Unpoisoned as _;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},

@@ -10,8 +10,8 @@
 mod instance;
 mod registry;
 
-use crate::sync::Unpoisoned as _;
-use crate::sync::UnpoisonedRw as _;
+use sdk_registry::sync::Unpoisoned as _;
+use sdk_registry::sync::UnpoisonedRw as _;
 use std::{
     collections::HashMap,
     fmt,

@@ -1,4 +1,4 @@
-use crate::sync::Unpoisoned as _;
+use sdk_registry::sync::Unpoisoned as _;
 use std::{
     collections::{HashMap, HashSet},
     fmt,

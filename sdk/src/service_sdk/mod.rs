@@ -4,7 +4,7 @@
 mod builder;
 mod registration;
 
-use crate::sync::UnpoisonedRw as _;
+use sdk_registry::sync::UnpoisonedRw as _;
 use std::{
     collections::HashMap,
     fmt,

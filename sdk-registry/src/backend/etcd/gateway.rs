@@ -6,6 +6,7 @@
 //! client the registry already uses speaks (over rustls for `https://` endpoints). Keys and values travel base64-encoded and
 //! 64-bit numbers as strings; the types below do that translation.
 
+use crate::sync::Unpoisoned as _;
 use std::{
     fmt,
     sync::{
@@ -143,18 +144,18 @@ impl Gateway {
         let Some(credentials) = &self.credentials else {
             return Ok(None);
         };
-        if let Some(token) = self.token.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+        if let Some(token) = self.token.locked().clone() {
             return Ok(Some(token));
         }
         let body = json!({ "name": credentials.user, "password": credentials.password });
         let answer: Authenticated = self.unary("/v3/auth/authenticate", &body, None).await?;
         let token: Arc<str> = answer.token.into();
-        *self.token.lock().unwrap_or_else(|e| e.into_inner()) = Some(token.clone());
+        *self.token.locked() = Some(token.clone());
         Ok(Some(token))
     }
 
     fn forget_token(&self) {
-        *self.token.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *self.token.locked() = None;
     }
 
     /// Sends `body` to `path` on the current endpoint, trying the others in turn when it

@@ -1,11 +1,12 @@
 //! Locks that survive a panic elsewhere: a poisoned lock's data is still consistent here
-//! (every critical section in this crate leaves its data valid at each step), so it is used
-//! rather than turned into a second panic.
+//! (every critical section in these crates leaves its data valid at each step), so it is
+//! used rather than turned into a second panic. Shared with the SDK (which re-uses it
+//! through this hidden module) so both crates decide this once.
 
 use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// `lock()`, `read()` and `write()` that take a poisoned lock's data as it is.
-pub(crate) trait Unpoisoned<T> {
+pub trait Unpoisoned<T> {
     /// The guard.
     type Guard<'a>
     where
@@ -26,7 +27,7 @@ impl<T> Unpoisoned<T> for Mutex<T> {
 }
 
 /// Read and write locks of an `RwLock`, taking a poisoned lock's data as it is.
-pub(crate) trait UnpoisonedRw<T> {
+pub trait UnpoisonedRw<T> {
     /// Shared access.
     fn read_locked(&self) -> RwLockReadGuard<'_, T>;
     /// Exclusive access.
