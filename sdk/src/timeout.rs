@@ -1,10 +1,9 @@
 //! The per-attempt timeout, and how it meets the call's deadline.
 //!
 //! Each attempt gets one timer, at the earlier of `attempt_timeout` (when configured) and the
-//! call's deadline (`attempt_bound`, applied by `bounded`). The balancer calls them on
-//! the attempt's future, because only there are the attempt and the request's deadline both
-//! known; a separate tower layer would need a second timer or a per-request allocation to
-//! learn the deadline.
+//! call's deadline (`attempt_bound`). The balancer's response future applies it, because
+//! only there are the attempt and the request's deadline both known; a separate tower layer
+//! would need a second timer or a per-request allocation to learn the deadline.
 
 use std::{fmt, time::Duration};
 
@@ -59,23 +58,5 @@ pub(crate) fn attempt_bound(
     match (attempt, call) {
         (Some(a), Some(c)) => Some(if a.0 < c.0 { a } else { c }),
         (a, c) => a.or(c),
-    }
-}
-
-/// Runs `attempt` within `bound` (from [`attempt_bound`]); past it, the attempt is dropped and
-/// fails with the bound's error ([`AttemptTimeout`] or [`DeadlineExceeded`]).
-pub(crate) async fn bounded<F, T>(
-    bound: Option<(Instant, Bound)>,
-    attempt: F,
-) -> Result<T, crate::BoxError>
-where
-    F: std::future::Future<Output = Result<T, crate::BoxError>>,
-{
-    match bound {
-        Some((at, bound)) => match tokio::time::timeout_at(at, attempt).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(bound.error()),
-        },
-        None => attempt.await,
     }
 }

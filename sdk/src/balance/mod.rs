@@ -31,14 +31,13 @@
 //! `attempt`, `status`), and an error is tagged with the instance it came from.
 
 mod error;
+mod future;
 mod policy;
 mod stats;
 
 use sdk_registry::sync::Unpoisoned as _;
 use std::{
     collections::HashMap,
-    future::Future,
-    pin::Pin,
     sync::{
         atomic::{AtomicUsize, Ordering},
         Arc, Mutex,
@@ -50,11 +49,11 @@ use std::{
 use arc_swap::ArcSwap;
 use tokio::time::Instant;
 use tower::{Layer, Service};
-use tracing::Instrument;
 
 use self::stats::InstanceStats;
 pub use self::{
     error::{AttemptError, NoInstanceReason, NoInstances},
+    future::ResponseFuture,
     policy::{LoadBalancerConfig, Strategy},
 };
 use crate::{
@@ -298,7 +297,7 @@ where
 {
     type Response = ServiceResponse;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<ServiceResponse, BoxError>> + Send>>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         self.inner.poll_ready(cx)
@@ -313,10 +312,10 @@ where
         });
         let (url, stats, http_request) = match chosen {
             Some((url, stats, Ok(http_request))) => (url, stats, http_request),
-            Some((_, _, Err(e))) => return Box::pin(std::future::ready(Err(e))),
+            Some((_, _, Err(e))) => return ResponseFuture::refused(e),
             None => {
                 let why = NoInstances(shared.instances.why_empty());
-                return Box::pin(std::future::ready(Err(why.into())));
+                return ResponseFuture::refused(why.into());
             }
         };
         let span = tracing::debug_span!(
@@ -328,40 +327,17 @@ where
             attempt = request.attempt(),
             status = tracing::field::Empty,
         );
-        // Without a subscriber listening, the span is disabled: skip recording into it (a
-        // `Span::current()` lookup per attempt).
-        let traced = !span.is_disabled();
         let bound =
             timeout::attempt_bound(self.shared.attempt_timeout, request.deadline_and_limit());
-        let future = self.inner.call(http_request);
+        let future = {
+            let _entered = span.enter();
+            self.inner.call(http_request)
+        };
         let tracker = stats.map(|stats| {
             stats.start();
             (InFlight(stats), shared.clone(), Instant::now())
         });
-        Box::pin(
-            async move {
-                let outcome = timeout::bounded(bound, future).await;
-                if let Some((in_flight, shared, started)) = tracker {
-                    observe(&shared, &in_flight.0, &url, &outcome, started.elapsed());
-                }
-                match outcome {
-                    Ok(response) => {
-                        let (parts, body) = response.into_parts();
-                        if traced {
-                            tracing::Span::current().record("status", parts.status.as_u16());
-                        }
-                        let mut response = ServiceResponse::new(parts.status, parts.headers, body);
-                        response.instance = Some(url);
-                        Ok(response)
-                    }
-                    Err(source) => {
-                        tracing::debug!(error = %source, "attempt failed");
-                        Err(AttemptError::new(url, source).into())
-                    }
-                }
-            }
-            .instrument(span),
-        )
+        ResponseFuture::started(future, bound, url, tracker, span)
     }
 }
 

@@ -1,0 +1,126 @@
+//! The response future of [`Balance`](super::Balance): one attempt at one instance, bounded
+//! by its timer ([`timeout`](crate::timeout)), its outcome fed to the instance's estimates
+//! and turned into a [`ServiceResponse`]. A named future, not a boxed `async` block: an
+//! attempt costs no allocation for it.
+
+use std::{
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{ready, Context, Poll},
+};
+
+use pin_project_lite::pin_project;
+use tokio::time::{Instant, Timeout};
+
+use super::{observe, AttemptError, InFlight, Shared};
+use crate::{
+    box_error::BoxError, response::ServiceResponse, timeout::Bound, transport::HttpResponse,
+};
+
+pin_project! {
+    /// The response future of [`Balance`](super::Balance).
+    pub struct ResponseFuture<F> {
+        #[pin]
+        attempt: Attempt<F>,
+        url: Option<Arc<str>>,
+        // The balancer's view of the instance while the attempt runs (more than one instance).
+        tracker: Option<(InFlight, Arc<Shared>, Instant)>,
+        span: tracing::Span,
+    }
+}
+
+pin_project! {
+    #[project = AttemptProj]
+    enum Attempt<F> {
+        /// Bounded by the attempt timeout or the deadline, whichever comes first.
+        Bounded { #[pin] timer: Timeout<F>, bound: Bound },
+        Unbounded { #[pin] future: F },
+        /// Refused before anything was sent (no instance, a request that does not build).
+        Refused { error: Option<BoxError> },
+    }
+}
+
+impl<F> std::fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F: Future> ResponseFuture<F> {
+    pub(super) fn refused(error: BoxError) -> Self {
+        ResponseFuture {
+            attempt: Attempt::Refused { error: Some(error) },
+            url: None,
+            tracker: None,
+            span: tracing::Span::none(),
+        }
+    }
+
+    pub(super) fn started(
+        future: F,
+        bound: Option<(Instant, Bound)>,
+        url: Arc<str>,
+        tracker: Option<(InFlight, Arc<Shared>, Instant)>,
+        span: tracing::Span,
+    ) -> Self {
+        let attempt = match bound {
+            Some((at, bound)) => Attempt::Bounded {
+                timer: tokio::time::timeout_at(at, future),
+                bound,
+            },
+            None => Attempt::Unbounded { future },
+        };
+        ResponseFuture {
+            attempt,
+            url: Some(url),
+            tracker,
+            span,
+        }
+    }
+}
+
+impl<F> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<HttpResponse, BoxError>>,
+{
+    type Output = Result<ServiceResponse, BoxError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let _entered = this.span.enter();
+        let outcome = match this.attempt.project() {
+            AttemptProj::Refused { error } => {
+                return Poll::Ready(Err(error
+                    .take()
+                    .unwrap_or_else(|| "attempt polled after it ended".into())))
+            }
+            AttemptProj::Bounded { timer, bound } => match ready!(timer.poll(cx)) {
+                Ok(outcome) => outcome,
+                Err(_) => Err(bound.error()),
+            },
+            AttemptProj::Unbounded { future } => ready!(future.poll(cx)),
+        };
+        let url = this.url.take().unwrap_or_else(|| Arc::from(""));
+        if let Some((in_flight, shared, started)) = this.tracker.take() {
+            observe(&shared, &in_flight.0, &url, &outcome, started.elapsed());
+        }
+        Poll::Ready(match outcome {
+            Ok(response) => {
+                let (parts, body) = response.into_parts();
+                if !this.span.is_disabled() {
+                    this.span.record("status", parts.status.as_u16());
+                }
+                let mut response = ServiceResponse::new(parts.status, parts.headers, body);
+                response.instance = Some(url);
+                Ok(response)
+            }
+            Err(source) => {
+                tracing::debug!(error = %source, "attempt failed");
+                Err(AttemptError::new(url, source).into())
+            }
+        })
+    }
+}
