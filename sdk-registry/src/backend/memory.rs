@@ -279,22 +279,6 @@ impl InMemoryBackend {
         targets
     }
 
-    /// Every registered instance with its record.
-    pub fn records(&self) -> Vec<InstanceRecord> {
-        let shards = self.shards();
-        shards
-            .iter()
-            .flat_map(|shard| {
-                let state = shard.lock();
-                state
-                    .instances
-                    .values()
-                    .map(Entry::current)
-                    .collect::<Vec<_>>()
-            })
-            .collect()
-    }
-
     /// Evicts every instance whose TTL has passed, and tells the watchers; returns how many
     /// were evicted. The embedded registry also does this at each call; run
     /// [`spawn_evictor`](Self::spawn_evictor) so watchers hear about expiries without one.

@@ -57,11 +57,6 @@ pub struct Deadline<S> {
 }
 
 impl<S> Deadline<S> {
-    /// The timeout of a call that sets none of its own.
-    pub fn default_timeout(&self) -> Duration {
-        self.default
-    }
-
     /// The call's timeout: its own, or the default.
     pub(crate) fn limit(&self, request: &ServiceRequest) -> Duration {
         request.options().timeout.unwrap_or(self.default)
