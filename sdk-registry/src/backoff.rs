@@ -24,10 +24,17 @@ use std::time::Duration;
 pub trait Backoff: std::fmt::Debug + Send + Sync + 'static {
     /// The delay before retry number `retry` (starting at 1).
     fn delay(&self, retry: u32) -> Duration;
+
+    /// Checks the schedule's settings when the configuration holding it is validated:
+    /// `Err((setting, what is wrong))`. Default: nothing to check.
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        Ok(())
+    }
 }
 
-/// How much randomness to add to a delay.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// How much randomness to add to a delay (`"full"` or `"none"` in a config file).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Jitter {
     /// "Full jitter": a uniform delay between zero and the exponential step, which spreads a
     /// crowd of clients best (AWS Architecture Blog, "Exponential Backoff and Jitter").
@@ -82,6 +89,27 @@ impl Backoff for ExponentialBackoff {
             Jitter::None => step,
             Jitter::Full => step.mul_f64(fastrand::f64()),
         }
+    }
+
+    /// The settings as a retry section names them: `multiplier` between 1 and 100, and
+    /// `initial_backoff` no longer than `max_backoff`.
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        if !(1.0..=100.0).contains(&self.multiplier) {
+            return Err((
+                "multiplier",
+                format!("{} must be between 1.0 and 100.0", self.multiplier),
+            ));
+        }
+        if self.initial > self.max {
+            return Err((
+                "initial_backoff",
+                format!(
+                    "{:?} is longer than max_backoff {:?}",
+                    self.initial, self.max
+                ),
+            ));
+        }
+        Ok(())
     }
 }
 

@@ -20,23 +20,31 @@ use arc_swap::ArcSwap;
 use bytes::Bytes;
 use tower::ServiceExt;
 
-use crate::{discovery::InstanceSet, middleware::HttpStack};
+use crate::{config::de, discovery::InstanceSet, middleware::HttpStack};
 
 /// Health-check settings of one service. Off by default; when on: every 30 s, 5 s timeout,
 /// 3 failures to mark an instance unhealthy, 1 success to mark it healthy again.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// In a config file: `[services.NAME.health_check]` (or `[defaults.health_check]`).
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct HealthCheckConfig {
     /// Probe the instances in the background.
+    #[serde(deserialize_with = "de::lenient")]
     pub enabled: bool,
     /// The path probed on each instance; any 2xx answer passes.
     pub path: String,
     /// Time between rounds of probes.
+    #[serde(deserialize_with = "de::duration")]
     pub interval: Duration,
     /// Time allowed for one probe.
+    #[serde(deserialize_with = "de::duration")]
     pub timeout: Duration,
     /// Failed probes in a row that mark an instance unhealthy.
+    #[serde(deserialize_with = "de::lenient")]
     pub unhealthy_threshold: u32,
     /// Passing probes in a row that mark it healthy again.
+    #[serde(deserialize_with = "de::lenient")]
     pub healthy_threshold: u32,
 }
 

@@ -181,6 +181,7 @@ impl InMemoryBackend {
     }
 
     /// Every service's shard (taken under the map's read lock, then used without it).
+    #[cfg(feature = "server")]
     fn shards(&self) -> Vec<Arc<Shard>> {
         let services = self.inner.services.read_locked();
         services.values().cloned().collect()

@@ -2,14 +2,20 @@
 
 use std::time::Duration;
 
+use crate::config::de;
+
 /// How an instance is chosen for each attempt.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+///
+/// In a config file: `strategy = "p2c"` (also `"peak_ewma"`) or `"round_robin"`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
 pub enum Strategy {
     /// Power of two choices over peak-EWMA latency × (requests in flight + 1): two random
     /// instances are compared and the cheaper one gets the attempt (Finagle, linkerd).
     #[default]
+    #[serde(rename = "p2c", alias = "peak_ewma")]
     PowerOfTwoChoices,
     /// Each instance in turn.
+    #[serde(rename = "round_robin")]
     RoundRobin,
 }
 
@@ -19,20 +25,28 @@ pub enum Strategy {
 /// 5xx) is taken out of rotation for `ejection_duration`, then tried again. When every
 /// instance is ejected the balancer fails open: it keeps choosing among all of them rather
 /// than refusing every call.
-#[derive(Clone, Copy, Debug, PartialEq)]
+///
+/// In a config file: `[services.NAME.load_balancer]` (or `[defaults.load_balancer]`).
+#[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct LoadBalancerConfig {
     /// The strategy (default: power of two choices over peak-EWMA).
     pub strategy: Strategy,
     /// The latency a new instance starts from, so it is tried at once (default 10 ms).
+    #[serde(deserialize_with = "de::duration")]
     pub default_rtt: Duration,
     /// The latency charged for a 5xx or 429 answer, however fast (default 1 s): otherwise a
     /// failing instance looks fast and attracts traffic.
+    #[serde(deserialize_with = "de::duration")]
     pub failure_penalty: Duration,
     /// How fast the latency estimate forgets a slow answer (default 10 s).
+    #[serde(deserialize_with = "de::duration")]
     pub decay: Duration,
     /// Consecutive failures that eject an instance (default 5).
+    #[serde(deserialize_with = "de::lenient")]
     pub ejection_failures: u32,
     /// How long an ejected instance stays out (default 30 s).
+    #[serde(deserialize_with = "de::duration")]
     pub ejection_duration: Duration,
 }
 

@@ -37,6 +37,7 @@ use self::entry::{Entry, EntryExpiry};
 pub use self::{key::CacheKey, layer::CacheLayer};
 use crate::{
     box_error::BoxError,
+    config::de,
     deadline::DeadlineExceeded,
     outcome::ErrorClass,
     request::{CacheMode, ServiceRequest},
@@ -44,17 +45,26 @@ use crate::{
 };
 
 /// Cache settings of one service.
-#[derive(Clone, Debug, PartialEq)]
+///
+/// In a config file: `[services.NAME.cache]` (or `[defaults.cache]`).
+#[derive(Clone, Debug, PartialEq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct CacheConfig {
     /// Cache GETs by default (default false; a request can opt in with its own TTL).
+    #[serde(deserialize_with = "de::lenient")]
     pub enabled: bool,
     /// How long an answer stays fresh (default 60 s).
+    #[serde(deserialize_with = "de::duration")]
     pub ttl: Duration,
     /// Memory bound in bytes of keys and bodies (default 64 MiB).
+    #[serde(deserialize_with = "de::size")]
     pub max_bytes: u64,
-    /// Serve an expired answer for this long when the service fails (default: off).
+    /// Serve an expired answer for this long when the service fails (default: off; `"0s"`
+    /// in a file turns it off).
+    #[serde(deserialize_with = "de::duration_or_off")]
     pub stale_if_error: Option<Duration>,
     /// Request headers that are part of the key (e.g. `accept-language`).
+    #[serde(deserialize_with = "de::header_names")]
     pub vary_headers: Vec<HeaderName>,
 }
 

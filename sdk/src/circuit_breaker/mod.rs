@@ -17,6 +17,7 @@
 //! tower has no circuit breaker, which is why this module exists; its shape (layer, service,
 //! named response future, named error, classifier policy) follows `tower::timeout`.
 
+mod config;
 mod error;
 mod future;
 mod layer;
@@ -28,7 +29,6 @@ use std::{
     collections::HashMap,
     sync::{Arc, Mutex},
     task::{Context, Poll},
-    time::Duration,
 };
 
 use arc_swap::ArcSwap;
@@ -36,6 +36,7 @@ use http::Method;
 use tower::Service;
 
 pub use self::{
+    config::{BreakerConfig, FailureRate},
     error::CircuitOpen,
     future::ResponseFuture,
     layer::CircuitBreakerLayer,
@@ -43,50 +44,6 @@ pub use self::{
     state::{CircuitBreaker, CircuitState, Permit},
 };
 use crate::{box_error::BoxError, request::ServiceRequest, response::ServiceResponse};
-
-/// Settings of one breaker. Defaults: open after 5 failures, stay open 60 s, one probe at a
-/// time while half-open, close after 2 successes, no failure-rate window.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct BreakerConfig {
-    /// Consecutive failures that open the breaker.
-    pub failure_threshold: u32,
-    /// Successful probes that close a half-open breaker.
-    pub success_threshold: u32,
-    /// How long the breaker stays open before admitting probes.
-    pub open_duration: Duration,
-    /// Probes admitted at once while half-open.
-    pub half_open_max_probes: u32,
-    /// Optionally, also open when the failure rate over a window of calls is too high.
-    pub failure_rate: Option<FailureRate>,
-}
-
-impl BreakerConfig {
-    /// The defaults, usable in `const` and `static` items.
-    pub const DEFAULT: BreakerConfig = BreakerConfig {
-        failure_threshold: 5,
-        success_threshold: 2,
-        open_duration: Duration::from_secs(60),
-        half_open_max_probes: 1,
-        failure_rate: None,
-    };
-}
-
-impl Default for BreakerConfig {
-    fn default() -> Self {
-        Self::DEFAULT
-    }
-}
-
-/// A failure-rate rule over the last `window` calls.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct FailureRate {
-    /// How many recent calls the rate is computed over.
-    pub window: u32,
-    /// The failure ratio (0.0 to 1.0) at which the breaker opens.
-    pub threshold: f64,
-    /// Calls needed in the window before the rate is judged.
-    pub min_calls: u32,
-}
 
 /// One endpoint's breaker, as reported by `ServiceClient::circuit_state`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,36 +58,6 @@ pub struct EndpointCircuit {
     pub total_failures: u64,
     /// Calls refused while open.
     pub rejected: u64,
-}
-
-impl BreakerConfig {
-    /// Checks the settings (see [`Check`](crate::config)).
-    pub(crate) fn check(&self) -> crate::config::Check {
-        if self.failure_threshold == 0 {
-            return Err(("failure_threshold", "must be at least 1".into()));
-        }
-        if self.success_threshold == 0 {
-            return Err(("success_threshold", "must be at least 1".into()));
-        }
-        if self.half_open_max_probes == 0 || self.half_open_max_probes > 0xffff {
-            return Err(("half_open_max_probes", "must be between 1 and 65535".into()));
-        }
-        if self.open_duration.is_zero() {
-            return Err(("open_duration", "must be greater than zero".into()));
-        }
-        if let Some(rate) = &self.failure_rate {
-            if !(rate.threshold > 0.0 && rate.threshold <= 1.0) {
-                return Err((
-                    "failure_rate_threshold",
-                    format!("{} must be in (0, 1]", rate.threshold),
-                ));
-            }
-            if rate.window == 0 {
-                return Err(("failure_rate_window", "must be at least 1".into()));
-            }
-        }
-        Ok(())
-    }
 }
 
 // foldhash (hashbrown's default): several times cheaper than SipHash on short keys, seeded

@@ -1,123 +1,67 @@
-//! The TOML file format: raw sections with every field optional, merged over the defaults.
+//! The TOML file: `[sdk]`, `[defaults]` and `[services.NAME]`.
+//!
+//! Every string is `${VAR}`-substituted first. Each service's table is then `[defaults]`
+//! merged under it key by key (tables recursively), and deserialized into the real
+//! [`ServiceConfig`] (whose fields say how each value is read, with `#[serde(default)]`);
+//! the result is validated by each type's own check.
 
-use std::{collections::BTreeMap, path::Path, sync::Arc, time::Duration};
+use std::{path::Path, time::Duration};
 
-use http::{HeaderName, HeaderValue, StatusCode};
+use http::HeaderName;
 use serde::Deserialize;
 
-use super::{
-    env::substitute,
-    units::{DurationStr, Lenient, SizeStr},
-    ConfigError, EtcdConfig, SdkConfig, ServiceConfig,
-};
-use crate::{
-    balance::Strategy,
-    circuit_breaker::FailureRate,
-    retry::{ExponentialBackoff, Jitter},
-};
+use super::{de, env::substitute, ConfigError, EtcdConfig, SdkConfig};
+use crate::transport::TransportConfig;
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawFile {
-    #[serde(default)]
-    sdk: RawSdk,
-    #[serde(default)]
-    defaults: RawService,
-    #[serde(default)]
-    services: BTreeMap<String, RawService>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawSdk {
-    max_response_bytes: Option<SizeStr>,
-    error_body_limit: Option<SizeStr>,
-    connect_timeout: Option<DurationStr>,
-    pool_idle_timeout: Option<DurationStr>,
-    pool_max_idle_per_host: Option<Lenient<usize>>,
-    http2_prior_knowledge: Option<Lenient<bool>>,
+/// The `[sdk]` section.
+#[derive(Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct SdkSection {
+    #[serde(deserialize_with = "de::size")]
+    max_response_bytes: usize,
+    #[serde(deserialize_with = "de::size")]
+    error_body_limit: usize,
+    #[serde(deserialize_with = "de::duration")]
+    connect_timeout: Duration,
+    #[serde(deserialize_with = "de::duration")]
+    pool_idle_timeout: Duration,
+    #[serde(deserialize_with = "de::lenient")]
+    pool_max_idle_per_host: usize,
+    #[serde(deserialize_with = "de::lenient")]
+    http2_prior_knowledge: bool,
     registry_url: Option<String>,
     registry_token: Option<String>,
     etcd_endpoints: Option<Vec<String>>,
     etcd_prefix: Option<String>,
-    etcd_lease_ttl: Option<DurationStr>,
+    #[serde(deserialize_with = "de::some_duration")]
+    etcd_lease_ttl: Option<Duration>,
     etcd_user: Option<String>,
     etcd_password: Option<String>,
-    sensitive_headers: Option<Vec<String>>,
+    #[serde(deserialize_with = "de::header_names")]
+    sensitive_headers: Vec<HeaderName>,
 }
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawService {
-    instances: Option<Vec<String>>,
-    timeout: Option<DurationStr>,
-    attempt_timeout: Option<DurationStr>,
-    headers: Option<BTreeMap<String, String>>,
-    retry: Option<RawRetry>,
-    circuit_breaker: Option<RawBreaker>,
-    cache: Option<RawCache>,
-    load_balancer: Option<RawLoadBalancer>,
-    health_check: Option<RawHealthCheck>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawHealthCheck {
-    enabled: Option<Lenient<bool>>,
-    path: Option<String>,
-    interval: Option<DurationStr>,
-    timeout: Option<DurationStr>,
-    unhealthy_threshold: Option<Lenient<u32>>,
-    healthy_threshold: Option<Lenient<u32>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawLoadBalancer {
-    strategy: Option<String>,
-    default_rtt: Option<DurationStr>,
-    failure_penalty: Option<DurationStr>,
-    decay: Option<DurationStr>,
-    ejection_failures: Option<Lenient<u32>>,
-    ejection_duration: Option<DurationStr>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawRetry {
-    max_attempts: Option<Lenient<u32>>,
-    initial_backoff: Option<DurationStr>,
-    max_backoff: Option<DurationStr>,
-    multiplier: Option<Lenient<f64>>,
-    jitter: Option<String>,
-    retry_non_idempotent: Option<Lenient<bool>>,
-    retry_statuses: Option<Vec<Lenient<u16>>>,
-    max_retry_after: Option<DurationStr>,
-    budget_ratio: Option<Lenient<f32>>,
-    budget_min_per_second: Option<Lenient<u32>>,
-    budget_window: Option<DurationStr>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawBreaker {
-    failure_threshold: Option<Lenient<u32>>,
-    success_threshold: Option<Lenient<u32>>,
-    open_duration: Option<DurationStr>,
-    half_open_max_probes: Option<Lenient<u32>>,
-    failure_rate_threshold: Option<Lenient<f64>>,
-    failure_rate_window: Option<Lenient<u32>>,
-    failure_rate_min_calls: Option<Lenient<u32>>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawCache {
-    enabled: Option<Lenient<bool>>,
-    ttl: Option<DurationStr>,
-    max_bytes: Option<SizeStr>,
-    stale_if_error: Option<DurationStr>,
-    vary_headers: Option<Vec<String>>,
+impl Default for SdkSection {
+    fn default() -> Self {
+        let transport = TransportConfig::default();
+        let sdk = SdkConfig::new();
+        SdkSection {
+            max_response_bytes: transport.max_response_bytes,
+            error_body_limit: sdk.error_body_limit,
+            connect_timeout: transport.connect_timeout,
+            pool_idle_timeout: transport.pool_idle_timeout,
+            pool_max_idle_per_host: transport.pool_max_idle_per_host,
+            http2_prior_knowledge: transport.http2_prior_knowledge,
+            registry_url: None,
+            registry_token: None,
+            etcd_endpoints: None,
+            etcd_prefix: None,
+            etcd_lease_ttl: None,
+            etcd_user: None,
+            etcd_password: None,
+            sensitive_headers: Vec::new(),
+        }
+    }
 }
 
 pub(super) fn parse(
@@ -143,16 +87,24 @@ pub(super) fn parse(
     };
     substitute_tree(&mut value, &mut Vec::new(), &recording).map_err(|e| e.in_file(file))?;
     let scrub = |e: ConfigError| e.in_file(file).without_values(&supplied.borrow());
-    let raw: RawFile = serde_path_to_error::deserialize(value).map_err(|e| {
-        let key = e.path().to_string();
-        scrub(ConfigError::invalid(
-            if key == "." { String::new() } else { key },
-            without_location(&e.into_inner().to_string()),
-        ))
-    })?;
-    build(raw)
+    build(value)
         .and_then(|config| config.validate().map(|()| config))
         .map_err(scrub)
+}
+
+/// Deserializes `value` as a `T`, naming the key under `prefix` in any error.
+fn section<T: serde::de::DeserializeOwned>(
+    value: toml::Value,
+    prefix: &str,
+) -> Result<T, ConfigError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let key = match path.as_str() {
+            "." => prefix.to_owned(),
+            path => format!("{prefix}.{path}"),
+        };
+        ConfigError::invalid(key, without_location(&e.into_inner().to_string()))
+    })
 }
 
 /// toml's own messages end with an `in \`key\`` line; the key is already in ours.
@@ -162,6 +114,121 @@ fn without_location(message: &str) -> String {
         .filter(|l| !l.trim_start().starts_with("in `"))
         .collect();
     lines.join(" ").trim().to_owned()
+}
+
+fn table(value: Option<toml::Value>, key: &str) -> Result<toml::Table, ConfigError> {
+    match value {
+        None => Ok(toml::Table::new()),
+        Some(toml::Value::Table(table)) => Ok(table),
+        Some(other) => Err(ConfigError::invalid(
+            key,
+            format!("expected a table, found a {}", other.type_str()),
+        )),
+    }
+}
+
+/// Merges `over` into `base`: a key in both takes `over`'s value, tables merging key by key.
+/// Header names ignore case, so a service's `Authorization` replaces the defaults'
+/// `authorization`.
+fn merge(base: &mut toml::Table, over: toml::Table, case_insensitive: bool) {
+    for (key, value) in over {
+        if case_insensitive {
+            base.retain(|k, _| !k.eq_ignore_ascii_case(&key));
+        }
+        match (base.get_mut(&key), value) {
+            (Some(toml::Value::Table(base)), toml::Value::Table(over)) => {
+                merge(base, over, key == "headers");
+            }
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+fn build(value: toml::Value) -> Result<SdkConfig, ConfigError> {
+    let mut root = table(Some(value), "")?;
+    let sdk = root.remove("sdk");
+    let defaults = table(root.remove("defaults"), "defaults")?;
+    let services = table(root.remove("services"), "services")?;
+    if let Some(key) = root.keys().next() {
+        return Err(ConfigError::invalid(
+            key.as_str(),
+            "unknown section; expected `sdk`, `defaults` or `services`",
+        ));
+    }
+    let mut config = SdkConfig::new();
+    apply_sdk(&mut config, section(table(sdk, "sdk")?.into(), "sdk")?)?;
+    config.defaults = section(defaults.clone().into(), "defaults")?;
+    for (name, service) in services {
+        let key = format!("services.{name}");
+        let mut merged = defaults.clone();
+        merge(&mut merged, table(Some(service), &key)?, false);
+        let service = section(merged.into(), &key)?;
+        config.services.insert(name, service);
+    }
+    Ok(config)
+}
+
+fn apply_sdk(config: &mut SdkConfig, sdk: SdkSection) -> Result<(), ConfigError> {
+    let transport = &mut config.transport;
+    transport.max_response_bytes = sdk.max_response_bytes;
+    transport.connect_timeout = sdk.connect_timeout;
+    transport.pool_idle_timeout = sdk.pool_idle_timeout;
+    transport.pool_max_idle_per_host = sdk.pool_max_idle_per_host;
+    transport.http2_prior_knowledge = sdk.http2_prior_knowledge;
+    config.error_body_limit = sdk.error_body_limit;
+    config.sensitive_headers = sdk.sensitive_headers;
+    if let Some(url) = sdk.registry_url {
+        sdk_registry::HttpBackend::new(&url, None)
+            .map_err(|e| ConfigError::invalid("sdk.registry_url", e.to_string()))?;
+        config.registry_url = Some(url);
+    }
+    config.registry_token = sdk.registry_token.filter(|t| !t.is_empty());
+    let Some(endpoints) = sdk.etcd_endpoints else {
+        if sdk.etcd_prefix.is_some()
+            || sdk.etcd_lease_ttl.is_some()
+            || sdk.etcd_user.is_some()
+            || sdk.etcd_password.is_some()
+        {
+            return Err(ConfigError::invalid(
+                "sdk.etcd_prefix",
+                "etcd settings need etcd_endpoints",
+            ));
+        }
+        return Ok(());
+    };
+    if config.registry_url.is_some() {
+        return Err(ConfigError::invalid(
+            "sdk.etcd_endpoints",
+            "set either registry_url or etcd_endpoints, not both",
+        ));
+    }
+    let mut etcd = EtcdConfig::new(endpoints);
+    if let Some(prefix) = sdk.etcd_prefix {
+        etcd.prefix = prefix;
+    }
+    if let Some(ttl) = sdk.etcd_lease_ttl {
+        if ttl < Duration::from_secs(1) {
+            return Err(ConfigError::invalid(
+                "sdk.etcd_lease_ttl",
+                "must be at least 1s (etcd leases count whole seconds)",
+            ));
+        }
+        etcd.lease_ttl = ttl;
+    }
+    if sdk.etcd_password.is_some() && sdk.etcd_user.is_none() {
+        return Err(ConfigError::invalid(
+            "sdk.etcd_password",
+            "a password needs etcd_user",
+        ));
+    }
+    etcd.user = sdk.etcd_user.filter(|u| !u.is_empty());
+    etcd.password = sdk.etcd_password;
+    etcd.backend()
+        .map_err(|e| ConfigError::invalid("sdk.etcd_endpoints", e.to_string()))?;
+    config.etcd = Some(etcd);
+    Ok(())
 }
 
 fn substitute_tree(
@@ -189,324 +256,6 @@ fn substitute_tree(
             }
         }
         _ => {}
-    }
-    Ok(())
-}
-
-fn build(raw: RawFile) -> Result<SdkConfig, ConfigError> {
-    let mut config = SdkConfig::new();
-    let sdk = raw.sdk;
-    let transport = &mut config.transport;
-    if let Some(SizeStr(v)) = sdk.max_response_bytes {
-        transport.max_response_bytes = usize::try_from(v).map_err(|_| {
-            ConfigError::invalid("sdk.max_response_bytes", "too large for this machine")
-        })?;
-    }
-    for name in sdk.sensitive_headers.iter().flatten() {
-        let name = HeaderName::from_bytes(name.to_ascii_lowercase().as_bytes()).map_err(|_| {
-            ConfigError::invalid(
-                "sdk.sensitive_headers",
-                format!("`{name}` is not a header name"),
-            )
-        })?;
-        config.sensitive_headers.push(name);
-    }
-    if let Some(SizeStr(v)) = sdk.error_body_limit {
-        config.error_body_limit = usize::try_from(v).map_err(|_| {
-            ConfigError::invalid("sdk.error_body_limit", "too large for this machine")
-        })?;
-    }
-    if let Some(DurationStr(v)) = sdk.connect_timeout {
-        transport.connect_timeout = v;
-    }
-    if let Some(DurationStr(v)) = sdk.pool_idle_timeout {
-        transport.pool_idle_timeout = v;
-    }
-    if let Some(Lenient(v)) = sdk.pool_max_idle_per_host {
-        transport.pool_max_idle_per_host = v;
-    }
-    if let Some(Lenient(v)) = sdk.http2_prior_knowledge {
-        transport.http2_prior_knowledge = v;
-    }
-    if let Some(url) = sdk.registry_url {
-        sdk_registry::HttpBackend::new(&url, None)
-            .map_err(|e| ConfigError::invalid("sdk.registry_url", e.to_string()))?;
-        config.registry_url = Some(url);
-    }
-    config.registry_token = sdk.registry_token.filter(|t| !t.is_empty());
-    if let Some(endpoints) = sdk.etcd_endpoints {
-        if config.registry_url.is_some() {
-            return Err(ConfigError::invalid(
-                "sdk.etcd_endpoints",
-                "set either registry_url or etcd_endpoints, not both",
-            ));
-        }
-        let mut etcd = EtcdConfig::new(endpoints);
-        if let Some(prefix) = sdk.etcd_prefix {
-            etcd.prefix = prefix;
-        }
-        if let Some(DurationStr(ttl)) = sdk.etcd_lease_ttl {
-            if ttl < Duration::from_secs(1) {
-                return Err(ConfigError::invalid(
-                    "sdk.etcd_lease_ttl",
-                    "must be at least 1s (etcd leases count whole seconds)",
-                ));
-            }
-            etcd.lease_ttl = ttl;
-        }
-        if sdk.etcd_password.is_some() && sdk.etcd_user.is_none() {
-            return Err(ConfigError::invalid(
-                "sdk.etcd_password",
-                "a password needs etcd_user",
-            ));
-        }
-        etcd.user = sdk.etcd_user.filter(|u| !u.is_empty());
-        etcd.password = sdk.etcd_password;
-        etcd.backend()
-            .map_err(|e| ConfigError::invalid("sdk.etcd_endpoints", e.to_string()))?;
-        config.etcd = Some(etcd);
-    } else if sdk.etcd_prefix.is_some()
-        || sdk.etcd_lease_ttl.is_some()
-        || sdk.etcd_user.is_some()
-        || sdk.etcd_password.is_some()
-    {
-        return Err(ConfigError::invalid(
-            "sdk.etcd_prefix",
-            "etcd settings need etcd_endpoints",
-        ));
-    }
-
-    apply(&mut config.defaults, raw.defaults, "defaults")?;
-    for (name, section) in raw.services {
-        let mut service = config.defaults.clone();
-        apply(&mut service, section, &format!("services.{name}"))?;
-        config.services.insert(name, service);
-    }
-    Ok(config)
-}
-
-fn apply(service: &mut ServiceConfig, raw: RawService, prefix: &str) -> Result<(), ConfigError> {
-    let key = |k: &str| format!("{prefix}.{k}");
-    if let Some(instances) = raw.instances {
-        service.instances = instances;
-    }
-    if let Some(DurationStr(v)) = raw.timeout {
-        service.timeout = v;
-    }
-    if let Some(DurationStr(v)) = raw.attempt_timeout {
-        service.attempt_timeout = Some(v);
-    }
-    for (name, value) in raw.headers.unwrap_or_default() {
-        let header_key = key(&format!("headers.{name}"));
-        let name = HeaderName::try_from(name.as_str()).map_err(|_| {
-            ConfigError::invalid(&header_key, format!("`{name}` is not a valid header name"))
-        })?;
-        let value = HeaderValue::try_from(value).map_err(|_| {
-            ConfigError::invalid(&header_key, "value has characters not allowed in a header")
-        })?;
-        service.headers.retain(|(n, _)| n != name);
-        *service = std::mem::take(service).header(name, value);
-    }
-    if let Some(r) = raw.retry {
-        let retry = &mut service.retry;
-        if let Some(Lenient(v)) = r.max_attempts {
-            retry.max_attempts = v;
-        }
-        let mut backoff = ExponentialBackoff::default();
-        let mut backoff_changed = false;
-        if let Some(DurationStr(v)) = r.initial_backoff {
-            backoff.initial = v;
-            backoff_changed = true;
-        }
-        if let Some(DurationStr(v)) = r.max_backoff {
-            backoff.max = v;
-            backoff_changed = true;
-        }
-        if let Some(Lenient(v)) = r.multiplier {
-            if !(1.0..=100.0).contains(&v) {
-                return Err(ConfigError::invalid(
-                    key("retry.multiplier"),
-                    format!("{v} must be between 1.0 and 100.0"),
-                ));
-            }
-            backoff.multiplier = v;
-            backoff_changed = true;
-        }
-        if let Some(jitter) = r.jitter {
-            backoff.jitter = match jitter.as_str() {
-                "full" => Jitter::Full,
-                "none" => Jitter::None,
-                other => {
-                    return Err(ConfigError::invalid(
-                        key("retry.jitter"),
-                        format!("`{other}` is not a jitter mode; use \"full\" or \"none\""),
-                    ))
-                }
-            };
-            backoff_changed = true;
-        }
-        if backoff.initial > backoff.max {
-            return Err(ConfigError::invalid(
-                key("retry.initial_backoff"),
-                format!(
-                    "{:?} is longer than max_backoff {:?}",
-                    backoff.initial, backoff.max
-                ),
-            ));
-        }
-        if backoff_changed {
-            retry.backoff = Arc::new(backoff);
-        }
-        if let Some(Lenient(v)) = r.retry_non_idempotent {
-            retry.retry_non_idempotent = v;
-        }
-        if let Some(statuses) = r.retry_statuses {
-            retry.retry_statuses = statuses
-                .into_iter()
-                .map(|Lenient(code)| {
-                    StatusCode::from_u16(code).map_err(|_| {
-                        ConfigError::invalid(
-                            key("retry.retry_statuses"),
-                            format!("{code} is not an HTTP status"),
-                        )
-                    })
-                })
-                .collect::<Result<_, _>>()?;
-        }
-        if let Some(DurationStr(v)) = r.max_retry_after {
-            retry.max_retry_after = v;
-        }
-        if let Some(Lenient(v)) = r.budget_ratio {
-            retry.budget.ratio = v;
-        }
-        if let Some(Lenient(v)) = r.budget_min_per_second {
-            retry.budget.min_per_second = v;
-        }
-        if let Some(DurationStr(v)) = r.budget_window {
-            retry.budget.window = v;
-        }
-    }
-    if let Some(b) = raw.circuit_breaker {
-        let breaker = &mut service.circuit_breaker;
-        if let Some(Lenient(v)) = b.failure_threshold {
-            breaker.failure_threshold = v;
-        }
-        if let Some(Lenient(v)) = b.success_threshold {
-            breaker.success_threshold = v;
-        }
-        if let Some(DurationStr(v)) = b.open_duration {
-            breaker.open_duration = v;
-        }
-        if let Some(Lenient(v)) = b.half_open_max_probes {
-            breaker.half_open_max_probes = v;
-        }
-        if let Some(Lenient(threshold)) = b.failure_rate_threshold {
-            let mut rate = breaker.failure_rate.unwrap_or(FailureRate {
-                window: 20,
-                threshold,
-                min_calls: 10,
-            });
-            rate.threshold = threshold;
-            breaker.failure_rate = Some(rate);
-        }
-        if let Some(rate) = breaker.failure_rate.as_mut() {
-            if let Some(Lenient(v)) = b.failure_rate_window {
-                rate.window = v;
-            }
-            if let Some(Lenient(v)) = b.failure_rate_min_calls {
-                rate.min_calls = v;
-            }
-        } else if b.failure_rate_window.is_some() || b.failure_rate_min_calls.is_some() {
-            return Err(ConfigError::invalid(
-                key("circuit_breaker.failure_rate_threshold"),
-                "set failure_rate_threshold to use a failure-rate window",
-            ));
-        }
-    }
-    if let Some(c) = raw.cache {
-        let cache = &mut service.cache;
-        if let Some(Lenient(v)) = c.enabled {
-            cache.enabled = v;
-        }
-        if let Some(DurationStr(v)) = c.ttl {
-            cache.ttl = v;
-        }
-        if let Some(SizeStr(v)) = c.max_bytes {
-            cache.max_bytes = v;
-        }
-        if let Some(DurationStr(v)) = c.stale_if_error {
-            cache.stale_if_error = (!v.is_zero()).then_some(v);
-        }
-        if let Some(names) = c.vary_headers {
-            cache.vary_headers = names
-                .iter()
-                .map(|n| {
-                    HeaderName::try_from(n.as_str()).map_err(|_| {
-                        ConfigError::invalid(
-                            key("cache.vary_headers"),
-                            format!("`{n}` is not a header name"),
-                        )
-                    })
-                })
-                .collect::<Result<_, _>>()?;
-        }
-    }
-    if let Some(lb) = raw.load_balancer {
-        let config = &mut service.load_balancer;
-        if let Some(strategy) = lb.strategy {
-            config.strategy = match strategy.as_str() {
-                "p2c" | "peak_ewma" => Strategy::PowerOfTwoChoices,
-                "round_robin" => Strategy::RoundRobin,
-                other => {
-                    return Err(ConfigError::invalid(
-                        key("load_balancer.strategy"),
-                        format!("`{other}` is not a strategy; use \"p2c\" or \"round_robin\""),
-                    ))
-                }
-            };
-        }
-        if let Some(DurationStr(v)) = lb.default_rtt {
-            config.default_rtt = v;
-        }
-        if let Some(DurationStr(v)) = lb.failure_penalty {
-            config.failure_penalty = v;
-        }
-        if let Some(DurationStr(v)) = lb.decay {
-            config.decay = v;
-        }
-        if let Some(Lenient(v)) = lb.ejection_failures {
-            config.ejection_failures = v;
-        }
-        if let Some(DurationStr(v)) = lb.ejection_duration {
-            config.ejection_duration = v;
-        }
-    }
-    if let Some(hc) = raw.health_check {
-        let config = &mut service.health_check;
-        if let Some(Lenient(v)) = hc.enabled {
-            config.enabled = v;
-        }
-        if let Some(v) = hc.path {
-            config.path = v;
-        }
-        if let Some(DurationStr(v)) = hc.interval {
-            config.interval = v;
-        }
-        if let Some(DurationStr(v)) = hc.timeout {
-            config.timeout = v;
-        }
-        if let Some(Lenient(v)) = hc.unhealthy_threshold {
-            config.unhealthy_threshold = v;
-        }
-        if let Some(Lenient(v)) = hc.healthy_threshold {
-            config.healthy_threshold = v;
-        }
-    }
-    if service.timeout == Duration::ZERO {
-        return Err(ConfigError::invalid(
-            key("timeout"),
-            "must be greater than zero",
-        ));
     }
     Ok(())
 }
@@ -707,5 +456,93 @@ mod tests {
             e.starts_with("services.toml: ") && e.contains("line 1"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn defaults_merge_key_by_key_into_each_service() {
+        let config = parse_str(
+            r#"
+            [defaults]
+            headers = { Authorization = "Bearer default-token", x-team = "shop" }
+            [defaults.retry]
+            initial_backoff = "50ms"
+            jitter = "none"
+            [defaults.circuit_breaker]
+            failure_rate_threshold = 0.5
+
+            [services.orders]
+            headers = { authorization = "Bearer orders-token" }
+            [services.orders.retry]
+            max_backoff = "2s"
+            multiplier = 3
+            [services.orders.circuit_breaker]
+            failure_rate_window = 50
+            "#,
+        )
+        .expect("valid config");
+        let orders = config.service("orders");
+        // The backoff keeps the defaults' first step and jitter under the service's own cap.
+        assert_eq!(orders.retry.backoff.delay(1), Duration::from_millis(50));
+        assert_eq!(orders.retry.backoff.delay(2), Duration::from_millis(150));
+        assert_eq!(orders.retry.backoff.delay(9), Duration::from_secs(2));
+        let rate = orders.circuit_breaker.failure_rate.expect("from [defaults]");
+        assert_eq!((rate.threshold, rate.window, rate.min_calls), (0.5, 50, 10));
+        // `Authorization` and `authorization` are one header: the service's wins.
+        let auth: Vec<_> = orders
+            .headers
+            .iter()
+            .filter(|(n, _)| n == http::header::AUTHORIZATION)
+            .collect();
+        assert_eq!(auth.len(), 1);
+        assert_eq!(auth[0].1, "Bearer orders-token");
+        assert!(auth[0].1.is_sensitive());
+        assert!(orders.headers.iter().any(|(n, v)| n == "x-team" && v == "shop"));
+        let defaults = &config.defaults;
+        assert_eq!(defaults.retry.backoff.delay(2), Duration::from_millis(100));
+    }
+
+    #[test]
+    fn section_mistakes_are_named() {
+        let e = error_of("[service.orders]\ntimeout = \"1s\"");
+        assert!(e.contains("service") && e.contains("unknown section"), "{e}");
+
+        let e = error_of("services = 3");
+        assert!(e.contains("services") && e.contains("expected a table"), "{e}");
+
+        let e = error_of("[services.orders.circuit_breaker]\nfailure_rate_window = 10");
+        assert!(
+            e.contains("services.orders.circuit_breaker") && e.contains("failure_rate_threshold"),
+            "{e}"
+        );
+
+        let e = error_of("[services.orders.retry]\nmultiplier = 0.5");
+        assert!(
+            e.contains("services.orders.retry.multiplier") && e.contains("between 1.0 and 100.0"),
+            "{e}"
+        );
+
+        // A bad value inherited from [defaults] is reported at [defaults].
+        let e = error_of("[defaults.retry]\njitter = \"some\"\n[services.orders]");
+        assert!(e.contains("defaults.retry.jitter") && e.contains("`full`"), "{e}");
+
+        let e = error_of(
+            "[defaults.retry]\ninitial_backoff = \"500ms\"\n[services.orders.retry]\nmax_backoff = \"200ms\"",
+        );
+        assert!(
+            e.contains("services.orders.retry.initial_backoff") && e.contains("longer than"),
+            "{e}"
+        );
+
+        let e = error_of("[services.orders.load_balancer]\nstrategy = \"random\"");
+        assert!(
+            e.contains("services.orders.load_balancer.strategy") && e.contains("round_robin"),
+            "{e}"
+        );
+
+        let e = error_of("[services.orders]\nheaders = { \"bad header\" = \"x\" }");
+        assert!(e.contains("services.orders.headers"), "{e}");
+
+        let e = error_of("[sdk]\nmax_response_bytes = \"10 parsecs\"");
+        assert!(e.contains("sdk.max_response_bytes"), "{e}");
     }
 }

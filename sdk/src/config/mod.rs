@@ -9,6 +9,7 @@
 //! services.toml: services.orders.retry.max_attempts: must be at least 1 (0 would never call the service)
 //! ```
 
+pub(crate) mod de;
 mod env;
 mod file;
 pub mod units;
@@ -199,13 +200,31 @@ pub(crate) type Check = Result<(), (&'static str, String)>;
 pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
 
 /// Settings of one service.
-#[derive(Clone)]
+///
+/// It is also the schema of a config file's `[defaults]` and `[services.NAME]` sections
+/// (each section's keys are these fields), so it can be embedded in an application's own
+/// serde config:
+///
+/// ```
+/// let orders: sdk::ServiceConfig = toml::from_str(r#"
+///     instances = ["http://127.0.0.1:8080"]
+///     timeout = "2s"
+///     [retry]
+///     max_attempts = 2
+/// "#).expect("valid");
+/// assert_eq!(orders.retry.max_attempts, 2);
+/// assert!(orders.validate("orders").is_ok());
+/// ```
+#[derive(Clone, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ServiceConfig {
     /// Instance base URLs (`http://host:port[/base]`), when not discovered.
     pub instances: Vec<String>,
     /// Overall deadline of a call across retries (default 30 s).
+    #[serde(deserialize_with = "de::duration")]
     pub timeout: Duration,
     /// Deadline of one attempt (default: none beyond the overall deadline).
+    #[serde(deserialize_with = "de::some_duration")]
     pub attempt_timeout: Option<Duration>,
     /// Retries.
     pub retry: RetryConfig,
@@ -218,6 +237,7 @@ pub struct ServiceConfig {
     /// Active health checks of the instances (off by default).
     pub health_check: HealthCheckConfig,
     /// Headers sent on every request to the service (secret ones are redacted in logs).
+    #[serde(deserialize_with = "de::headers")]
     pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 

@@ -1,8 +1,6 @@
 //! Durations (`"250ms"`, `"2s"`, `"5m"`) and sizes (`"64KiB"`, `"10MiB"`, `1048576`).
 
-use std::{fmt, marker::PhantomData, str::FromStr, time::Duration};
-
-use serde::de::{self, Deserializer, Visitor};
+use std::time::Duration;
 
 /// Parses a duration such as `250ms`, `2s`, `5m`, `1h`, `1m 30s`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -38,94 +36,6 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     number
         .checked_mul(factor)
         .ok_or_else(|| format!("`{text}` is too large"))
-}
-
-/// A configuration value read from a string (after `${VAR}` substitution) or a TOML scalar.
-pub(crate) struct Lenient<T>(pub(crate) T);
-
-impl<'de, T> serde::Deserialize<'de> for Lenient<T>
-where
-    T: FromStr,
-    T::Err: fmt::Display,
-{
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V<T>(PhantomData<T>);
-        impl<T> Visitor<'_> for V<T>
-        where
-            T: FromStr,
-            T::Err: fmt::Display,
-        {
-            type Value = Lenient<T>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "a {}", std::any::type_name::<T>())
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
-                v.trim()
-                    .parse()
-                    .map(Lenient)
-                    .map_err(|e| E::custom(format!("`{v}`: {e}")))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Self::Value, E> {
-                self.visit_str(&v.to_string())
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Self::Value, E> {
-                self.visit_str(&v.to_string())
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Self::Value, E> {
-                self.visit_str(&v.to_string())
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<Self::Value, E> {
-                self.visit_str(&v.to_string())
-            }
-        }
-        deserializer.deserialize_any(V(PhantomData))
-    }
-}
-
-/// A duration written as a string.
-pub(crate) struct DurationStr(pub(crate) Duration);
-
-impl<'de> serde::Deserialize<'de> for DurationStr {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = DurationStr;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a duration string such as \"250ms\", \"2s\" or \"5m\"")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<DurationStr, E> {
-                parse_duration(v).map(DurationStr).map_err(E::custom)
-            }
-        }
-        deserializer.deserialize_any(V)
-    }
-}
-
-/// A size written as a number of bytes or a string with a unit.
-pub(crate) struct SizeStr(pub(crate) u64);
-
-impl<'de> serde::Deserialize<'de> for SizeStr {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = SizeStr;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a size such as 1048576, \"64KiB\" or \"10MiB\"")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<SizeStr, E> {
-                parse_size(v).map(SizeStr).map_err(E::custom)
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<SizeStr, E> {
-                u64::try_from(v)
-                    .map(SizeStr)
-                    .map_err(|_| E::custom("a size cannot be negative"))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<SizeStr, E> {
-                Ok(SizeStr(v))
-            }
-        }
-        deserializer.deserialize_any(V)
-    }
 }
 
 #[cfg(test)]
