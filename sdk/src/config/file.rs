@@ -485,7 +485,10 @@ mod tests {
         assert_eq!(orders.retry.backoff.delay(1), Duration::from_millis(50));
         assert_eq!(orders.retry.backoff.delay(2), Duration::from_millis(150));
         assert_eq!(orders.retry.backoff.delay(9), Duration::from_secs(2));
-        let rate = orders.circuit_breaker.failure_rate.expect("from [defaults]");
+        let rate = orders
+            .circuit_breaker
+            .failure_rate
+            .expect("from [defaults]");
         assert_eq!((rate.threshold, rate.window, rate.min_calls), (0.5, 50, 10));
         // `Authorization` and `authorization` are one header: the service's wins.
         let auth: Vec<_> = orders
@@ -496,7 +499,10 @@ mod tests {
         assert_eq!(auth.len(), 1);
         assert_eq!(auth[0].1, "Bearer orders-token");
         assert!(auth[0].1.is_sensitive());
-        assert!(orders.headers.iter().any(|(n, v)| n == "x-team" && v == "shop"));
+        assert!(orders
+            .headers
+            .iter()
+            .any(|(n, v)| n == "x-team" && v == "shop"));
         let defaults = &config.defaults;
         assert_eq!(defaults.retry.backoff.delay(2), Duration::from_millis(100));
     }
@@ -504,10 +510,16 @@ mod tests {
     #[test]
     fn section_mistakes_are_named() {
         let e = error_of("[service.orders]\ntimeout = \"1s\"");
-        assert!(e.contains("service") && e.contains("unknown section"), "{e}");
+        assert!(
+            e.contains("service") && e.contains("unknown section"),
+            "{e}"
+        );
 
         let e = error_of("services = 3");
-        assert!(e.contains("services") && e.contains("expected a table"), "{e}");
+        assert!(
+            e.contains("services") && e.contains("expected a table"),
+            "{e}"
+        );
 
         let e = error_of("[services.orders.circuit_breaker]\nfailure_rate_window = 10");
         assert!(
@@ -523,7 +535,10 @@ mod tests {
 
         // A bad value inherited from [defaults] is reported at [defaults].
         let e = error_of("[defaults.retry]\njitter = \"some\"\n[services.orders]");
-        assert!(e.contains("defaults.retry.jitter") && e.contains("`full`"), "{e}");
+        assert!(
+            e.contains("defaults.retry.jitter") && e.contains("`full`"),
+            "{e}"
+        );
 
         let e = error_of(
             "[defaults.retry]\ninitial_backoff = \"500ms\"\n[services.orders.retry]\nmax_backoff = \"200ms\"",
