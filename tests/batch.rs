@@ -37,11 +37,13 @@ async fn mixed_successes_and_failures() {
 
     assert_eq!(results.len(), 3);
     assert_eq!(
-        results
-            .get::<User>("user")
-            .and_then(|r| r.ok())
-            .map(|u| u.id),
+        results.get(&user).and_then(|r| r.ok()).map(|u| u.id),
         Some(42)
+    );
+    let shown = format!("{results:?}");
+    assert!(
+        shown.contains(r#""user": Ok(<batch::User>)"#) && shown.contains(r#""orders": Err("#),
+        "{shown}"
     );
     assert_eq!(
         results.failed().map(|(name, _)| name).collect::<Vec<_>>(),
@@ -81,7 +83,24 @@ async fn batch_call_runs_concurrently_and_keeps_finished_results_at_the_deadline
             })
         }))
         .await;
-    assert_eq!(results.succeeded().count(), 20);
+    assert_eq!(results.successes().count(), 20);
+    // Typed, in the order given, and iterable by reference or by value.
+    let names: Vec<&str> = results.iter().map(|(name, _)| name).collect();
+    assert_eq!(names[..3], ["call-0", "call-1", "call-2"]);
+    assert_eq!(
+        results.get("call-0").map(|r| r.as_ref().map(|u| u.id).ok()),
+        Some(Some(2))
+    );
+    for (_, result) in &results {
+        assert!(result.is_ok());
+    }
+    assert!(format!("{results:?}").contains(r#""call-1": Ok(User { id: 1 })"#));
+    let ids: u64 = results
+        .into_iter()
+        .filter_map(|(_, r)| r.ok())
+        .map(|u| u.id)
+        .sum();
+    assert_eq!(ids, 2 + 19);
     assert!(
         started.elapsed() < Duration::from_secs(11),
         "ran concurrently: {:?}",
@@ -117,4 +136,26 @@ async fn a_key_from_another_batch_is_refused() {
         Err(ServiceError::InvalidRequest { .. })
     ));
     let _ = first;
+}
+
+#[tokio::test(start_paused = true)]
+async fn batch_call_futures_may_borrow() {
+    let server = Scripted::start(Reply::json(serde_json::json!({ "id": 5 }))).await;
+    let sdk = sdk::ServiceSdk::builder()
+        .service("users", ServiceConfig::new().instance(&server.url))
+        .build()
+        .expect("valid");
+    let users = sdk.get_client("users");
+    let ids = [5u64, 5, 5];
+    // The calls borrow `users` and `ids`: nothing needs to be cloned or 'static.
+    let results = sdk
+        .batch_call(ids.iter().map(|id| {
+            (
+                format!("user-{id}"),
+                users.get(&format!("/users/{id}")).send::<User>(),
+            )
+        }))
+        .await;
+    assert_eq!(results.len(), 3);
+    assert!(results.failed().next().is_none());
 }

@@ -68,7 +68,7 @@ async fn hit_miss_expiry_refresh_and_clear() {
         CacheStatus::Hit
     );
 
-    client.clear_cache_key("/users/1").await;
+    client.clear_cache_key("/users/1");
     client.get("/users/1").response().await.expect("ok");
     assert_eq!(server.hits(), 6, "clear_cache_key dropped that entry");
     client.get("/users/1?x=1").response().await.expect("ok");
@@ -230,7 +230,7 @@ async fn vary_headers_are_part_of_the_key() {
             .expect("ok");
     }
     assert_eq!(server.hits(), 2);
-    client.clear_cache_key("/greeting").await;
+    client.clear_cache_key("/greeting");
     client
         .get("/greeting")
         .header("accept-language", "fr")

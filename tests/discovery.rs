@@ -22,7 +22,7 @@ fn instance(server: &Scripted, id: &str) -> ServiceInstance {
         .next()
         .and_then(|p| p.parse().ok())
         .expect("port");
-    ServiceInstance::new("echo", id, "127.0.0.1", port)
+    ServiceInstance::new("echo", ("127.0.0.1", port)).with_id(id)
 }
 
 /// Waits (bounded) until the SDK routes `echo` to `n` instances.
@@ -142,7 +142,7 @@ async fn clients_follow_registrations_health_and_deregistrations() {
 async fn heartbeats_keep_a_registration_alive_past_the_ttl() {
     let sdk = ServiceSdk::builder().build().expect("defaults");
     let registration = sdk
-        .register_current_service(ServiceInstance::new("echo", "x", "127.0.0.1", 9))
+        .register_current_service(ServiceInstance::new("echo", ("127.0.0.1", 9)).with_id("x"))
         .await
         .expect("valid");
     tokio::time::sleep(Duration::from_secs(300)).await;
@@ -159,7 +159,7 @@ async fn heartbeats_keep_a_registration_alive_past_the_ttl() {
         .is_empty());
 
     let err = sdk
-        .register_current_service(ServiceInstance::new("echo", "bad id!", "127.0.0.1", 9))
+        .register_current_service(ServiceInstance::new("echo", ("127.0.0.1", 9)).with_id("bad id!"))
         .await
         .expect_err("invalid id");
     assert!(err.to_string().contains("id"), "{err}");

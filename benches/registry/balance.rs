@@ -28,7 +28,8 @@ async fn propagation(registrar: &ServiceSdk, caller: &ServiceSdk, port: u16) -> 
     let _ = client.get("/").send::<u32>().await; // starts following the service
     let (mut up, mut down) = (Vec::new(), Vec::new());
     for round in 0..ROUNDS {
-        let instance = ServiceInstance::new("echo", format!("e-{round}"), "127.0.0.1", port);
+        let instance =
+            ServiceInstance::new("echo", ("127.0.0.1", port)).with_id(format!("e-{round}"));
         let started = Instant::now();
         let registration = registrar
             .register_current_service(instance)

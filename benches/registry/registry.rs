@@ -214,7 +214,7 @@ async fn post(client: &HttpClient, url: &str, body: Vec<u8>) -> u16 {
 }
 
 fn instance(service: &str, id: &str, padding: usize) -> ServiceInstance {
-    let mut instance = ServiceInstance::new(service, id, "10.0.0.1", 8080);
+    let mut instance = ServiceInstance::new(service, ("10.0.0.1", 8080)).with_id(id);
     if padding > 0 {
         instance
             .metadata

@@ -255,7 +255,7 @@ pub(crate) async fn run(options: Options, out: &mut dyn Write) -> Result<Report,
             (format!("user-{id}"), async move { users.user(id).await })
         }))
         .await;
-    report.top_customers = top.succeeded().count();
+    report.top_customers = top.successes().count();
     writeln!(
         out,
         "   top customers via batch_call: {} of {} fetched",

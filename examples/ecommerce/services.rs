@@ -114,7 +114,9 @@ async fn start_service(
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             let port = listener.local_addr()?.port();
             let registration = sdk
-                .register_current_service(ServiceInstance::new(name, id, "127.0.0.1", port))
+                .register_current_service(
+                    ServiceInstance::new(name, ("127.0.0.1", port)).with_id(id),
+                )
                 .await?;
             Ok::<_, Error>((app(sdk), listener, registration, port))
         };

@@ -26,7 +26,7 @@ pub use self::{
     },
     causes::{causes, describe},
     error::RegistryError,
-    model::{validate_name, HealthStatus, InstanceRecord, Scheme, ServiceInstance},
+    model::{validate_name, Address, HealthStatus, InstanceRecord, Scheme, ServiceInstance},
     redact::redact_url,
     streak::HealthStreak,
 };

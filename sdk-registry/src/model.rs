@@ -51,24 +51,102 @@ pub struct ServiceInstance {
     pub health_check_path: Option<String>,
 }
 
+/// Where an instance listens: `("10.0.0.7", 8081)` or a `SocketAddr`. A type of its own so
+/// the host cannot be swapped with the service name or the id in [`ServiceInstance::new`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Address {
+    host: String,
+    port: u16,
+}
+
+impl<H: Into<String>> From<(H, u16)> for Address {
+    fn from((host, port): (H, u16)) -> Self {
+        Address {
+            host: host.into(),
+            port,
+        }
+    }
+}
+
+impl From<std::net::SocketAddr> for Address {
+    fn from(addr: std::net::SocketAddr) -> Self {
+        Address {
+            host: addr.ip().to_string(),
+            port: addr.port(),
+        }
+    }
+}
+
 impl ServiceInstance {
-    /// An instance at `scheme://host:port`.
-    pub fn new(
-        service: impl Into<String>,
-        id: impl Into<String>,
-        host: impl Into<String>,
-        port: u16,
-    ) -> Self {
+    /// An instance of `service` at `address`, over HTTP, with the id `host-port` (IPv6
+    /// colons as dashes) until [`with_id`](Self::with_id) names it.
+    ///
+    /// ```
+    /// use sdk_registry::ServiceInstance;
+    ///
+    /// let instance = ServiceInstance::new("orders", ("10.0.0.7", 8081)).with_id("orders-1");
+    /// assert_eq!(instance.url(), "http://10.0.0.7:8081");
+    /// let unnamed = ServiceInstance::new("orders", "127.0.0.1:8081".parse::<std::net::SocketAddr>()?);
+    /// assert_eq!(unnamed.id, "127.0.0.1-8081");
+    /// # Ok::<(), std::net::AddrParseError>(())
+    /// ```
+    pub fn new(service: impl Into<String>, address: impl Into<Address>) -> Self {
+        let Address { host, port } = address.into();
+        let id = format!("{host}-{port}")
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                    c
+                } else {
+                    '-'
+                }
+            })
+            .collect();
         ServiceInstance {
-            id: id.into(),
+            id,
             service: service.into(),
             scheme: Scheme::Http,
-            host: host.into(),
+            host,
             port,
             version: None,
             metadata: BTreeMap::new(),
             health_check_path: None,
         }
+    }
+
+    /// Names the instance (unique within its service, e.g. `orders-7f3a`).
+    #[must_use]
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = id.into();
+        self
+    }
+
+    /// Reached over HTTPS.
+    #[must_use]
+    pub fn https(mut self) -> Self {
+        self.scheme = Scheme::Https;
+        self
+    }
+
+    /// The deployed version (e.g. `2.3.1`).
+    #[must_use]
+    pub fn with_version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
+        self
+    }
+
+    /// Adds a label (region, zone, ...).
+    #[must_use]
+    pub fn with_metadata(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.metadata.insert(key.into(), value.into());
+        self
+    }
+
+    /// The path that answers 2xx while the instance is healthy (e.g. `/health`).
+    #[must_use]
+    pub fn with_health_check(mut self, path: impl Into<String>) -> Self {
+        self.health_check_path = Some(path.into());
+        self
     }
 
     /// The base URL, `scheme://host:port` (IPv6 hosts bracketed).
@@ -85,9 +163,9 @@ impl ServiceInstance {
     /// ```
     /// use sdk_registry::ServiceInstance;
     ///
-    /// assert!(ServiceInstance::new("orders", "o-1", "10.0.0.7", 8080).validate().is_ok());
-    /// assert!(ServiceInstance::new("orders", "o-1", "bad host", 8080).validate().is_err());
-    /// assert!(ServiceInstance::new("", "o-1", "10.0.0.7", 8080).validate().is_err());
+    /// assert!(ServiceInstance::new("orders", ("10.0.0.7", 8080)).validate().is_ok());
+    /// assert!(ServiceInstance::new("orders", ("bad host", 8080)).validate().is_err());
+    /// assert!(ServiceInstance::new("", ("10.0.0.7", 8080)).validate().is_err());
     /// ```
     pub fn validate(&self) -> Result<(), RegistryError> {
         validate_name("service", &self.service)?;

@@ -41,7 +41,7 @@ fn backend(test: &str) -> Option<EtcdBackend> {
 }
 
 fn instance(id: &str, port: u16) -> ServiceInstance {
-    ServiceInstance::new("orders", id, "127.0.0.1", port)
+    ServiceInstance::new("orders", ("127.0.0.1", port)).with_id(id)
 }
 
 fn ids<R: std::borrow::Borrow<sdk_registry::InstanceRecord>>(records: &[R]) -> Vec<&str> {
@@ -75,7 +75,7 @@ async fn register_list_health_and_deregister() {
     let Some(etcd) = backend("crud") else { return };
     etcd.register(instance("b", 2)).await.expect("valid");
     etcd.register(instance("a", 1)).await.expect("valid");
-    etcd.register(ServiceInstance::new("users", "u", "127.0.0.1", 3))
+    etcd.register(ServiceInstance::new("users", ("127.0.0.1", 3)).with_id("u"))
         .await
         .expect("valid");
     let records = etcd.instances("orders").await.expect("listed");
@@ -139,7 +139,7 @@ async fn hostile_names_are_refused_before_reaching_etcd() {
         Err(RegistryError::Invalid { .. })
     ));
     let err = etcd
-        .register(ServiceInstance::new("orders", "c", "evil host/", 80))
+        .register(ServiceInstance::new("orders", ("evil host/", 80)).with_id("c"))
         .await
         .expect_err("bad host");
     assert!(matches!(err, RegistryError::Invalid { field: "host", .. }));
@@ -300,7 +300,7 @@ async fn the_sdk_discovers_through_etcd() {
         .expect("valid");
     let port = support::echo("a").await;
     let registration = server
-        .register_current_service(ServiceInstance::new("echo", "a", "127.0.0.1", port))
+        .register_current_service(ServiceInstance::new("echo", ("127.0.0.1", port)).with_id("a"))
         .await
         .expect("registered");
 
@@ -327,7 +327,7 @@ async fn the_sdk_discovers_through_etcd() {
 
     let port_b = support::echo("b").await;
     let started = Instant::now();
-    etcd.register(ServiceInstance::new("echo", "b", "127.0.0.1", port_b))
+    etcd.register(ServiceInstance::new("echo", ("127.0.0.1", port_b)).with_id("b"))
         .await
         .expect("valid");
     registration.deregister().await.expect("registered");

@@ -55,10 +55,9 @@ async fn a_thousand_heartbeating_instances_survive_a_restart() {
             let i = chunk * 50 + k;
             let instance = ServiceInstance::new(
                 format!("svc-{}", i % SERVICES),
-                format!("i-{i}"),
-                "10.0.0.1",
-                u16::try_from(1000 + i).expect("port"),
-            );
+                ("10.0.0.1", u16::try_from(1000 + i).expect("port")),
+            )
+            .with_id(format!("i-{i}"));
             let sdk = sdk.clone();
             async move { sdk.register_current_service(instance).await }
         });

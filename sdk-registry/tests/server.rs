@@ -268,11 +268,11 @@ async fn the_sdk_discovers_through_the_registry_server() {
         .expect("valid");
     let (a, b) = (support::echo("a").await, support::echo("b").await);
     let _a = sdk
-        .register_current_service(ServiceInstance::new("echo", "a", "127.0.0.1", a))
+        .register_current_service(ServiceInstance::new("echo", ("127.0.0.1", a)).with_id("a"))
         .await
         .expect("registered");
     let reg_b = sdk
-        .register_current_service(ServiceInstance::new("echo", "b", "127.0.0.1", b))
+        .register_current_service(ServiceInstance::new("echo", ("127.0.0.1", b)).with_id("b"))
         .await
         .expect("registered");
 
@@ -325,7 +325,7 @@ async fn the_sdk_discovers_through_the_registry_server() {
     );
     let unauthorized = HttpBackend::new(&server.url, None).expect("url");
     let err = unauthorized
-        .register(ServiceInstance::new("echo", "c", "127.0.0.1", 1))
+        .register(ServiceInstance::new("echo", ("127.0.0.1", 1)).with_id("c"))
         .await
         .expect_err("no token");
     assert!(err.to_string().contains("401"), "{err}");
@@ -725,7 +725,7 @@ async fn a_follower_says_why_it_has_no_instance() {
     no_instance_because(&sdk, "ghost", |w| *w == Why::NothingRegistered).await;
 
     backend
-        .register(ServiceInstance::new("sick", "a", "127.0.0.1", 1))
+        .register(ServiceInstance::new("sick", ("127.0.0.1", 1)).with_id("a"))
         .await
         .expect("registered");
     backend

@@ -17,7 +17,7 @@ async fn registered_over_https(url: &str, identity: &support::tls::SelfSigned) -
     let backend = HttpBackend::with_tls(url, Some("s3cret".into()), trusting(&identity.cert))
         .expect("an https URL");
     backend
-        .register(ServiceInstance::new("orders", "o-1", "127.0.0.1", 8081))
+        .register(ServiceInstance::new("orders", ("127.0.0.1", 8081)).with_id("o-1"))
         .await
         .expect("registered over https");
     backend
@@ -39,7 +39,7 @@ async fn the_registry_over_https() {
     let mut changes = backend.watch("orders").await.expect("watch");
     assert_eq!(changes.borrow_and_update().len(), 1);
     backend
-        .register(ServiceInstance::new("orders", "o-2", "127.0.0.1", 8082))
+        .register(ServiceInstance::new("orders", ("127.0.0.1", 8082)).with_id("o-2"))
         .await
         .expect("registered over https");
     tokio::time::timeout(Duration::from_secs(5), changes.changed())

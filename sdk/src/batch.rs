@@ -2,7 +2,8 @@
 //!
 //! Each call keeps its own type: [`Batch::add`] returns a typed [`BatchKey`], and
 //! [`BatchResults::take`] hands back the `ServiceResult<T>` itself, with no JSON round
-//! trip. One call's failure never hides another's success; calls still running when the
+//! trip. Calls of one type (`ServiceSdk::batch_call`) come back as [`BatchCallResults<T>`]:
+//! typed, iterable in the order added, printable. One call's failure never hides another's success; calls still running when the
 //! batch deadline passes come back as [`ServiceError::Cancelled`].
 //!
 //! ```no_run
@@ -21,10 +22,7 @@
 //! # Ok(()) }
 //! ```
 
-use std::{
-    any::Any, collections::HashMap, fmt, future::Future, marker::PhantomData, pin::Pin,
-    time::Duration,
-};
+use std::{any::Any, fmt, future::Future, marker::PhantomData, pin::Pin, time::Duration};
 
 use futures_util::{stream::FuturesUnordered, FutureExt, StreamExt};
 
@@ -37,6 +35,7 @@ type Call = Pin<Box<dyn Future<Output = (usize, Result<AnyValue, ServiceError>)>
 #[must_use = "a batch does nothing until it is run"]
 pub struct Batch {
     names: Vec<String>,
+    types: Vec<&'static str>,
     calls: Vec<Call>,
     concurrency: usize,
     deadline: Option<Duration>,
@@ -54,6 +53,7 @@ impl Batch {
     pub fn new() -> Self {
         Batch {
             names: Vec::new(),
+            types: Vec::new(),
             calls: Vec::new(),
             concurrency: 64,
             deadline: None,
@@ -80,6 +80,7 @@ impl Batch {
     {
         let index = self.calls.len();
         self.names.push(name.into());
+        self.types.push(std::any::type_name::<T>());
         self.calls.push(Box::pin(
             call.map(move |r| (index, r.map(|v| Box::new(v) as AnyValue))),
         ));
@@ -93,44 +94,53 @@ impl Batch {
     pub async fn run(self) -> BatchResults {
         let Batch {
             names,
+            types,
             calls,
             concurrency,
             deadline,
         } = self;
-        let mut results: Vec<Option<Result<AnyValue, ServiceError>>> =
-            (0..names.len()).map(|_| None).collect();
-        let mut pending = calls.into_iter();
-        let mut running = FuturesUnordered::new();
-        running.extend(pending.by_ref().take(concurrency));
-        let deadline =
-            deadline.map(|d| crate::clock::instant_after(tokio::time::Instant::now(), d));
-        loop {
-            let next = match deadline {
-                Some(deadline) => match tokio::time::timeout_at(deadline, running.next()).await {
-                    Ok(next) => next,
-                    Err(_) => break,
-                },
-                None => running.next().await,
-            };
-            let Some((index, result)) = next else { break };
-            results[index] = Some(result);
-            running.extend(pending.next());
-        }
-        let results = results
-            .into_iter()
-            .map(|r| r.unwrap_or(Err(ServiceError::Cancelled)))
-            .collect();
-        let index = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| (n.clone(), i))
-            .collect();
+        let results = run_all(calls, concurrency, deadline).await;
         BatchResults {
             names,
-            index,
+            types,
             results,
         }
     }
+}
+
+/// Runs `calls` (each tagged with its index), at most `concurrency` at once, until they are
+/// done or `deadline` passes; a call that never finished is `Cancelled`.
+pub(crate) async fn run_all<V, F>(
+    calls: Vec<F>,
+    concurrency: usize,
+    deadline: Option<Duration>,
+) -> Vec<ServiceResult<V>>
+where
+    F: Future<Output = (usize, ServiceResult<V>)>,
+{
+    let mut results: Vec<Option<ServiceResult<V>>> = (0..calls.len()).map(|_| None).collect();
+    let mut pending = calls.into_iter();
+    let mut running = FuturesUnordered::new();
+    running.extend(pending.by_ref().take(concurrency.max(1)));
+    let deadline = deadline.map(|d| crate::clock::instant_after(tokio::time::Instant::now(), d));
+    loop {
+        let next = match deadline {
+            Some(deadline) => match tokio::time::timeout_at(deadline, running.next()).await {
+                Ok(next) => next,
+                Err(_) => break,
+            },
+            None => running.next().await,
+        };
+        let Some((index, result)) = next else { break };
+        if let Some(slot) = results.get_mut(index) {
+            *slot = Some(result);
+        }
+        running.extend(pending.next());
+    }
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or(Err(ServiceError::Cancelled)))
+        .collect()
 }
 
 impl Default for Batch {
@@ -149,10 +159,10 @@ impl fmt::Debug for Batch {
     }
 }
 
-/// The outcome of every call in a batch, by name.
+/// The outcome of every call in a [`Batch`], each read through its typed [`BatchKey`].
 pub struct BatchResults {
     names: Vec<String>,
-    index: HashMap<String, usize>,
+    types: Vec<&'static str>,
     results: Vec<Result<AnyValue, ServiceError>>,
 }
 
@@ -160,44 +170,33 @@ impl BatchResults {
     /// Takes one call's result out (a second take of the same key is `Cancelled`). A key from
     /// another batch is refused with `InvalidRequest`.
     pub fn take<T: 'static>(&mut self, key: &BatchKey<T>) -> ServiceResult<T> {
-        let foreign = || ServiceError::InvalidRequest {
-            service: "batch".into(),
-            reason: "this BatchKey belongs to another batch".into(),
-        };
         let Some(slot) = self.results.get_mut(key.index) else {
-            return Err(foreign());
+            return Err(foreign_key());
         };
         match std::mem::replace(slot, Err(ServiceError::Cancelled)) {
             Ok(value) => match value.downcast::<T>() {
                 Ok(value) => Ok(*value),
                 Err(value) => {
                     *slot = Ok(value);
-                    Err(foreign())
+                    Err(foreign_key())
                 }
             },
             Err(e) => Err(e),
         }
     }
 
-    /// One call's result by name, borrowed; `None` if no call has that name or `T` is not its
-    /// type.
-    pub fn get<T: 'static>(&self, name: &str) -> Option<Result<&T, &ServiceError>> {
-        let result = &self.results[*self.index.get(name)?];
-        match result {
+    /// One call's result, borrowed; `None` only for a key from another batch (or a result
+    /// already taken out).
+    pub fn get<T: 'static>(&self, key: &BatchKey<T>) -> Option<Result<&T, &ServiceError>> {
+        match self.results.get(key.index)? {
             Ok(value) => value.downcast_ref::<T>().map(Ok),
             Err(e) => Some(Err(e)),
         }
     }
 
-    /// Every call of type `T`, in the order added, with its name.
-    pub fn iter<T: 'static>(&self) -> impl Iterator<Item = (&str, Result<&T, &ServiceError>)> {
-        self.names
-            .iter()
-            .zip(&self.results)
-            .filter_map(|(name, result)| match result {
-                Ok(value) => value.downcast_ref::<T>().map(|v| (name.as_str(), Ok(v))),
-                Err(e) => Some((name.as_str(), Err(e))),
-            })
+    /// The names of the calls, in the order added.
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.names.iter().map(String::as_str)
     }
 
     /// The names of the calls that succeeded.
@@ -228,15 +227,120 @@ impl BatchResults {
     }
 }
 
+fn foreign_key() -> ServiceError {
+    ServiceError::InvalidRequest {
+        service: "batch".into(),
+        reason: "this BatchKey belongs to another batch".into(),
+    }
+}
+
+/// Shows each call's outcome: `Ok(<the value's type>)` (the values are of many types) or the
+/// error.
 impl fmt::Debug for BatchResults {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        struct Shown<'a>(Result<&'static str, &'a ServiceError>);
+        impl fmt::Debug for Shown<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                match self.0 {
+                    Ok(ty) => write!(f, "Ok(<{ty}>)"),
+                    Err(e) => write!(f, "Err({e})"),
+                }
+            }
+        }
         let mut map = f.debug_map();
-        for (name, result) in self.names.iter().zip(&self.results) {
-            match result {
-                Ok(_) => map.entry(name, &"ok"),
-                Err(e) => map.entry(name, &e.to_string()),
-            };
+        for ((name, result), ty) in self.names.iter().zip(&self.results).zip(&self.types) {
+            map.entry(name, &Shown(result.as_ref().map(|_| *ty)));
         }
         map.finish()
+    }
+}
+
+/// The outcome of `ServiceSdk::batch_call`: a `ServiceResult<T>` per name, in the order the
+/// calls were given.
+///
+/// ```
+/// # use sdk::{batch::BatchCallResults, ServiceError};
+/// # fn show(results: BatchCallResults<u64>) {
+/// for (name, result) in &results {
+///     match result {
+///         Ok(value) => println!("{name}: {value}"),
+///         Err(e) => println!("{name} failed: {e}"),
+///     }
+/// }
+/// let total: u64 = results.successes().map(|(_, v)| v).sum();
+/// # }
+/// ```
+pub struct BatchCallResults<T> {
+    entries: Vec<(String, ServiceResult<T>)>,
+}
+
+impl<T> BatchCallResults<T> {
+    pub(crate) fn new(names: Vec<String>, results: Vec<ServiceResult<T>>) -> Self {
+        BatchCallResults {
+            entries: names.into_iter().zip(results).collect(),
+        }
+    }
+
+    /// The result of the call named `name`, if there is one.
+    pub fn get(&self, name: &str) -> Option<&ServiceResult<T>> {
+        self.entries.iter().find(|(n, _)| n == name).map(|(_, r)| r)
+    }
+
+    /// Every call's name and result, in the order given.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &ServiceResult<T>)> {
+        self.entries.iter().map(|(n, r)| (n.as_str(), r))
+    }
+
+    /// The calls that succeeded, with their values.
+    pub fn successes(&self) -> impl Iterator<Item = (&str, &T)> {
+        self.entries
+            .iter()
+            .filter_map(|(n, r)| r.as_ref().ok().map(|v| (n.as_str(), v)))
+    }
+
+    /// The calls that failed, with their errors.
+    pub fn failed(&self) -> impl Iterator<Item = (&str, &ServiceError)> {
+        self.entries
+            .iter()
+            .filter_map(|(n, r)| r.as_ref().err().map(|e| (n.as_str(), e)))
+    }
+
+    /// How many calls there were.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there were none.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+impl<T> IntoIterator for BatchCallResults<T> {
+    type Item = (String, ServiceResult<T>);
+    type IntoIter = std::vec::IntoIter<(String, ServiceResult<T>)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.into_iter()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a BatchCallResults<T> {
+    type Item = (&'a str, &'a ServiceResult<T>);
+    type IntoIter = std::iter::Map<
+        std::slice::Iter<'a, (String, ServiceResult<T>)>,
+        fn(&'a (String, ServiceResult<T>)) -> (&'a str, &'a ServiceResult<T>),
+    >;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.iter().map(|(n, r)| (n.as_str(), r))
+    }
+}
+
+impl<T: fmt::Debug> fmt::Debug for BatchCallResults<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map()
+            .entries(self.entries.iter().map(|(n, r)| (n, r)))
+            .finish()
     }
 }

@@ -100,8 +100,17 @@ mod redact;
 mod request;
 mod response;
 pub mod retry;
+/// The `bytes` crate, so request and response bodies can be named without depending on it.
+pub use bytes;
+/// The `http` crate (`StatusCode`, `HeaderValue`, `Method`...), so they can be named without
+/// depending on it.
+pub use http;
 /// The registry's data model and backends (the `sdk-registry` crate).
 pub use sdk_registry as registry;
+pub use sdk_registry::{
+    EtcdBackend, HttpBackend, InMemoryBackend, InstanceRecord, RegistryBackend, RegistryError,
+    ServiceInstance,
+};
 mod service_sdk;
 pub mod timeout;
 pub mod trace;
@@ -125,6 +134,12 @@ pub use crate::{
     service_sdk::{Registration, ServiceSdk, ServiceSdkBuilder},
 };
 
+/// The README's Rust examples, compiled (and run, unless marked `no_run`) as doctests so
+/// they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;
+
 /// The names most programs need.
 pub mod prelude {
     pub use sdk_macros::{
@@ -132,8 +147,11 @@ pub mod prelude {
     };
 
     pub use crate::{
-        batch::{Batch, BatchKey, BatchResults},
-        CacheStatus, ServiceClient, ServiceConfig, ServiceError, ServiceResponse, ServiceResult,
-        ServiceSdk,
+        batch::{Batch, BatchCallResults, BatchKey, BatchResults},
+        cache::CacheConfig,
+        circuit_breaker::{BreakerConfig, CircuitState},
+        retry::RetryConfig,
+        CacheStatus, Registration, RetryStop, ServiceClient, ServiceConfig, ServiceError,
+        ServiceInstance, ServiceResponse, ServiceResult, ServiceSdk, TimeoutKind,
     };
 }

@@ -36,7 +36,7 @@ use crate::{HealthStatus, InstanceRecord, RegistryError, ServiceInstance};
 ///
 /// # tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap().block_on(async {
 /// let registry = InMemoryBackend::new();
-/// registry.register(ServiceInstance::new("orders", "o-1", "127.0.0.1", 8081)).await?;
+/// registry.register(ServiceInstance::new("orders", ("127.0.0.1", 8081)).with_id("o-1")).await?;
 /// assert_eq!(registry.instances("orders").await?.len(), 1);
 /// # Ok::<(), sdk_registry::RegistryError>(()) }).unwrap();
 /// ```
@@ -579,7 +579,7 @@ mod tests {
     use super::*;
 
     fn instance(id: &str, port: u16) -> ServiceInstance {
-        ServiceInstance::new("orders", id, "127.0.0.1", port)
+        ServiceInstance::new("orders", ("127.0.0.1", port)).with_id(id)
     }
 
     #[tokio::test(start_paused = true)]
@@ -619,7 +619,7 @@ mod tests {
             .expect_err("port 0");
         assert!(matches!(err, RegistryError::Invalid { field: "port", .. }));
         let err = registry
-            .register(ServiceInstance::new("orders", "c", "evil host/", 80))
+            .register(ServiceInstance::new("orders", ("evil host/", 80)).with_id("c"))
             .await;
         assert!(matches!(
             err,

@@ -399,8 +399,8 @@ mod tests {
         let (mut store, loaded) = Store::open(&path).await.expect("open");
         assert!(loaded.instances.is_empty());
         assert_eq!(loaded.epoch, 1);
-        let a = ServiceInstance::new("orders", "a", "127.0.0.1", 1);
-        let b = ServiceInstance::new("orders", "b", "127.0.0.1", 2);
+        let a = ServiceInstance::new("orders", ("127.0.0.1", 1)).with_id("a");
+        let b = ServiceInstance::new("orders", ("127.0.0.1", 2)).with_id("b");
         store
             .commit(&[
                 Change::Put(a.clone(), HealthStatus::Unknown),
@@ -432,8 +432,8 @@ mod tests {
         for round in 0..300u16 {
             let changes: Vec<Change> = (0..100u16)
                 .map(|i| {
-                    let instance =
-                        ServiceInstance::new("orders", format!("i{i}"), "10.0.0.1", round + 1);
+                    let instance = ServiceInstance::new("orders", ("10.0.0.1", round + 1))
+                        .with_id(format!("i{i}"));
                     Change::Put(instance, HealthStatus::Unknown)
                 })
                 .collect();
@@ -476,7 +476,7 @@ mod tests {
     #[tokio::test]
     async fn an_old_json_snapshot_is_imported_once() {
         let path = temp("import");
-        let old = vec![ServiceInstance::new("orders", "a", "127.0.0.1", 1)];
+        let old = vec![ServiceInstance::new("orders", ("127.0.0.1", 1)).with_id("a")];
         std::fs::write(&path, serde_json::to_vec(&old).expect("json")).expect("write");
         let (store, loaded) = Store::open(&path).await.expect("open");
         assert_eq!(loaded.instances, [(old[0].clone(), HealthStatus::Unknown)]);

@@ -263,7 +263,7 @@ mod tests {
     async fn an_instance_registered_again_after_it_expired_is_not_evicted() {
         let backend = InMemoryBackend::evicting_manually(Duration::from_secs(10), 0);
         let writer = Writer::spawn(backend.clone(), None);
-        let a = ServiceInstance::new("orders", "a", "127.0.0.1", 1);
+        let a = ServiceInstance::new("orders", ("127.0.0.1", 1)).with_id("a");
         writer.write(Op::Register(a.clone())).await.expect("saved");
         tokio::time::advance(Duration::from_secs(11)).await;
         let expired = backend.take_expired();
@@ -294,7 +294,7 @@ mod tests {
             unknown,
             Err(WriteError::Refused(RegistryError::UnknownInstance { .. }))
         ));
-        let a = ServiceInstance::new("orders", "a", "127.0.0.1", 1);
+        let a = ServiceInstance::new("orders", ("127.0.0.1", 1)).with_id("a");
         writer.write(Op::Register(a)).await.expect("saved");
         let marked = Op::SetHealth {
             service: "orders".into(),

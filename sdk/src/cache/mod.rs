@@ -129,10 +129,11 @@ impl ResponseCache {
         self.shared.store.invalidate_all();
     }
 
-    /// Drops the entries of one GET path (with its query), whatever their vary headers.
-    pub async fn clear_key(&self, path_and_query: &str) {
+    /// Drops the entries of one GET path (with its query), whatever their vary headers. A
+    /// lookup never returns them after this returns (moka applies the predicate on reads,
+    /// and removes the entries in the background).
+    pub fn clear_key(&self, path_and_query: &str) {
         let base = CacheKey::base(&Method::GET, path_and_query);
-        self.shared.store.invalidate(&base).await;
         // Invalidation closures are enabled when the cache is built, so this cannot fail.
         let _ = self
             .shared

@@ -151,8 +151,8 @@ impl ServiceClient {
     }
 
     /// Drops the cached responses of one GET path (with its query string, if any).
-    pub async fn clear_cache_key(&self, path_and_query: &str) {
-        self.inner.cache.clear_key(path_and_query).await;
+    pub fn clear_cache_key(&self, path_and_query: &str) {
+        self.inner.cache.clear_key(path_and_query);
     }
 
     /// Sends a built request through the pipeline. Any status the service answered is `Ok`;

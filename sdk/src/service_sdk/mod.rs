@@ -136,40 +136,49 @@ impl ServiceSdk {
     }
 
     /// Runs named calls of one result type concurrently (at most 64 at once) and returns a
-    /// result per name; one failure never hides the others' successes. For calls of different
-    /// types, limits or a deadline, use [`batch`](Self::batch).
+    /// result per name, typed and in the order given; one failure never hides the others'
+    /// successes. For calls of different types, limits or a deadline, use
+    /// [`batch`](Self::batch).
     ///
     /// ```no_run
     /// # use sdk::prelude::*;
+    /// # #[derive(Debug, serde::Deserialize)] struct User { name: String }
     /// # async fn run(sdk: ServiceSdk) {
     /// let users = sdk.get_client("user-service");
     /// let results = sdk
     ///     .batch_call((1..=3).map(|id| {
     ///         let users = users.clone();
     ///         (format!("user-{id}"), async move {
-    ///             users.get(&format!("/users/{id}")).send::<serde_json::Value>().await
+    ///             users.get(&format!("/users/{id}")).send::<User>().await
     ///         })
     ///     }))
     ///     .await;
-    /// for (name, outcome) in results.iter::<serde_json::Value>() {
-    ///     println!("{name}: {}", if outcome.is_ok() { "ok" } else { "failed" });
+    /// for (name, result) in &results {
+    ///     match result {
+    ///         Ok(user) => println!("{name}: {}", user.name),
+    ///         Err(e) => println!("{name} failed: {e}"),
+    ///     }
     /// }
     /// # }
     /// ```
     pub async fn batch_call<N, F, T>(
         &self,
         calls: impl IntoIterator<Item = (N, F)>,
-    ) -> crate::batch::BatchResults
+    ) -> crate::batch::BatchCallResults<T>
     where
         N: Into<String>,
-        F: std::future::Future<Output = crate::ServiceResult<T>> + Send + 'static,
-        T: Send + 'static,
+        F: std::future::Future<Output = crate::ServiceResult<T>>,
     {
-        let mut batch = Batch::new();
-        for (name, call) in calls {
-            let _ = batch.add(name, call);
-        }
-        batch.run().await
+        let (names, calls): (Vec<String>, Vec<_>) = calls
+            .into_iter()
+            .enumerate()
+            .map(|(index, (name, call))| {
+                let call = futures_util::FutureExt::map(call, move |result| (index, result));
+                (name.into(), call)
+            })
+            .unzip();
+        let results = crate::batch::run_all(calls, 64, None).await;
+        crate::batch::BatchCallResults::new(names, results)
     }
 
     /// The registry this SDK discovers through (the embedded in-memory one unless the

@@ -46,7 +46,7 @@ const MAX_WATCH_MESSAGE: usize = 64 * 1024 * 1024;
 /// let etcd = EtcdBackend::new(&["http://127.0.0.1:2379".to_owned()])?
 ///     .with_ttl(Duration::from_secs(30))
 ///     .with_prefix("/shop/services/");
-/// etcd.register(ServiceInstance::new("orders", "o-1", "10.0.0.7", 8080)).await?;
+/// etcd.register(ServiceInstance::new("orders", ("10.0.0.7", 8080)).with_id("o-1")).await?;
 /// let orders = etcd.instances("orders").await?;
 /// # Ok(()) }
 /// ```

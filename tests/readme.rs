@@ -1,0 +1,97 @@
+//! The README's "Use it in your own project" section, as a newcomer would use it: its
+//! `Cargo.toml`, `services.toml` and `src/main.rs` copied into a fresh crate outside this
+//! workspace, built, and run.
+//!
+//! The crate builds offline against this workspace's lockfile, in a target directory of its
+//! own (`target/readme-project`), so the first run compiles its dependencies once.
+
+use std::{
+    io::Read,
+    path::{Path, PathBuf},
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+/// The body of the first fenced block after the line starting with `label` in `readme`.
+fn block_after<'a>(readme: &'a str, label: &str) -> &'a str {
+    let at = readme
+        .find(&format!("\n{label}"))
+        .unwrap_or_else(|| panic!("README has no line starting with {label}"));
+    let rest = &readme[at..];
+    let fence = rest.find("\n```").expect("a code block after the label");
+    let body = &rest[fence + 1..];
+    let body = &body[body.find('\n').expect("fence line") + 1..];
+    &body[..body.find("```\n").expect("closing fence")]
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free loopback port")
+}
+
+#[test]
+fn the_getting_started_project_builds_and_runs_as_written() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let manifest = block_after(&readme, "`Cargo.toml`:");
+    let services = block_after(&readme, "`services.toml`");
+    let main = block_after(&readme, "`src/main.rs`:");
+
+    let sdk_path = root.join("sdk");
+    let manifest = manifest.replace(
+        r#"sdk = { path = "../sdk-workspace/sdk" }"#,
+        &format!("sdk = {{ path = {:?} }}", sdk_path.display().to_string()),
+    );
+    assert!(manifest.contains("sdk = { path = \"/"), "{manifest}");
+    let work: PathBuf = root.join("target/readme-project");
+    let krate = work.join("my-service");
+    std::fs::create_dir_all(krate.join("src")).expect("crate directory");
+    // Its own workspace: it lives under this one's directory but is not a member.
+    std::fs::write(
+        krate.join("Cargo.toml"),
+        format!("{manifest}\n[workspace]\n"),
+    )
+    .expect("Cargo.toml");
+    std::fs::write(krate.join("services.toml"), services).expect("services.toml");
+    std::fs::write(krate.join("src/main.rs"), main).expect("main.rs");
+    std::fs::copy(root.join("Cargo.lock"), krate.join("Cargo.lock")).expect("Cargo.lock");
+
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let target = work.join("target");
+    let built = Command::new(&cargo)
+        .args(["build", "--offline", "--quiet"])
+        .current_dir(&krate)
+        .env("CARGO_TARGET_DIR", &target)
+        .status()
+        .expect("cargo runs");
+    assert!(built.success(), "the README's project does not build");
+
+    let mut child = Command::new(target.join("debug/my-service"))
+        .current_dir(&krate)
+        .env("GREETER_ADDR", format!("127.0.0.1:{}", free_port()))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the program starts");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait") {
+            break status;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("the README's program did not finish within 60 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut out)
+        .expect("output");
+    assert!(status.success(), "the README's program failed: {out}");
+    assert_eq!(out, "Hello, Ada!\nHello, Grace!\n");
+}
