@@ -275,20 +275,15 @@ where
 }
 
 fn outage_sdk(url: &str, breaker: bool) -> ServiceSdk {
-    let mut config = ServiceConfig::new().instance(url).retry(RetryConfig {
-        backoff: Arc::new(ExponentialBackoff {
-            initial: Duration::from_millis(1),
-            max: Duration::from_millis(5),
-            multiplier: 2.0,
-            jitter: Jitter::Full,
-        }),
-        ..RetryConfig::default()
-    });
+    let mut config = ServiceConfig::new().instance(url).retry(
+        RetryConfig::new().backoff(
+            ExponentialBackoff::new(Duration::from_millis(1), Duration::from_millis(5))
+                .multiplier(2.0)
+                .jitter(Jitter::Full),
+        ),
+    );
     if !breaker {
-        config = config.circuit_breaker(BreakerConfig {
-            failure_threshold: u32::MAX,
-            ..BreakerConfig::default()
-        });
+        config = config.circuit_breaker(BreakerConfig::new().failure_threshold(u32::MAX));
     }
     ServiceSdk::builder()
         .service("outage", config)

@@ -117,10 +117,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .instance(&url)
                 .timeout(Duration::from_secs(2))
                 // The service default: no retries; methods opt in with #[retry].
-                .retry(RetryConfig {
-                    max_attempts: 1,
-                    ..Default::default()
-                }),
+                .retry(RetryConfig::new().max_attempts(1)),
         )
         .on_error(|err, _context| println!("   on_error hook saw: {err}"))
         .build()?;

@@ -15,14 +15,8 @@ use support::{refused_url, Reply, Scripted};
 
 fn sdk(urls: &[&str], retry: u32, lb: LoadBalancerConfig) -> ServiceSdk {
     let mut config = ServiceConfig::new()
-        .retry(RetryConfig {
-            max_attempts: retry,
-            ..support::exact_retry(retry)
-        })
-        .circuit_breaker(BreakerConfig {
-            failure_threshold: 10_000,
-            ..Default::default()
-        })
+        .retry(RetryConfig::new().max_attempts(retry))
+        .circuit_breaker(BreakerConfig::new().failure_threshold(10_000))
         .load_balancer(lb);
     for url in urls {
         config = config.instance(*url);
@@ -70,11 +64,9 @@ async fn a_stopped_instance_costs_no_failed_call_and_is_ejected() {
     let a = Scripted::start(Reply::json(serde_json::json!("a"))).await;
     let b = Scripted::start(Reply::json(serde_json::json!("b"))).await;
     let stopped = refused_url().await;
-    let lb = LoadBalancerConfig {
-        strategy: Strategy::RoundRobin,
-        ejection_failures: 3,
-        ..Default::default()
-    };
+    let lb = LoadBalancerConfig::new()
+        .strategy(Strategy::RoundRobin)
+        .ejection_failures(3);
     let sdk = sdk(&[&a.url, &b.url, &stopped], 3, lb);
     let client = sdk.get_client("svc");
     let mut retried = 0;
@@ -100,12 +92,10 @@ async fn a_stopped_instance_costs_no_failed_call_and_is_ejected() {
 async fn an_instance_answering_500s_is_ejected_and_later_readmitted() {
     let good = Scripted::start(Reply::json(serde_json::json!("good"))).await;
     let bad = Scripted::start(Reply::status(500)).await;
-    let lb = LoadBalancerConfig {
-        strategy: Strategy::RoundRobin,
-        ejection_failures: 3,
-        ejection_duration: Duration::from_secs(30),
-        ..Default::default()
-    };
+    let lb = LoadBalancerConfig::new()
+        .strategy(Strategy::RoundRobin)
+        .ejection_failures(3)
+        .ejection_duration(Duration::from_secs(30));
     let sdk = sdk(&[&good.url, &bad.url], 1, lb);
     let client = sdk.get_client("svc");
     for _ in 0..20 {
@@ -159,10 +149,7 @@ async fn peak_ewma_avoids_a_slow_instance_where_round_robin_does_not() {
     let rr = sdk(
         &urls,
         1,
-        LoadBalancerConfig {
-            strategy: Strategy::RoundRobin,
-            ..Default::default()
-        },
+        LoadBalancerConfig::new().strategy(Strategy::RoundRobin),
     );
     let client = rr.get_client("svc");
     for _ in 0..200 {

@@ -16,12 +16,7 @@ struct User {
 async fn mixed_successes_and_failures() {
     let users = Scripted::start(Reply::json(serde_json::json!({ "id": 42 }))).await;
     let orders = Scripted::start(Reply::status(500).body("boom")).await;
-    let once = || {
-        ServiceConfig::new().retry(RetryConfig {
-            max_attempts: 1,
-            ..Default::default()
-        })
-    };
+    let once = || ServiceConfig::new().retry(RetryConfig::new().max_attempts(1));
     let sdk = sdk::ServiceSdk::builder()
         .service("users", once().instance(&users.url))
         .service("orders", once().instance(&orders.url))

@@ -11,11 +11,7 @@ use sdk::{
 use support::{sdk_for, Reply, Scripted};
 
 fn cached(ttl: Duration) -> ServiceConfig {
-    ServiceConfig::new().cache(CacheConfig {
-        enabled: true,
-        ttl,
-        ..Default::default()
-    })
+    ServiceConfig::new().cache(CacheConfig::new().enabled(true).ttl(ttl))
 }
 
 #[tokio::test(start_paused = true)]
@@ -155,20 +151,14 @@ async fn concurrent_misses_make_one_request() {
 async fn stale_if_error_serves_the_last_good_answer() {
     let server = Scripted::start(Reply::json(serde_json::json!({ "v": "good" }))).await;
     let config = ServiceConfig::new()
-        .cache(CacheConfig {
-            enabled: true,
-            ttl: Duration::from_secs(10),
-            stale_if_error: Some(Duration::from_secs(300)),
-            ..Default::default()
-        })
-        .retry(RetryConfig {
-            max_attempts: 1,
-            ..Default::default()
-        })
-        .circuit_breaker(BreakerConfig {
-            failure_threshold: 2,
-            ..Default::default()
-        });
+        .cache(
+            CacheConfig::new()
+                .enabled(true)
+                .ttl(Duration::from_secs(10))
+                .stale_if_error(Duration::from_secs(300)),
+        )
+        .retry(RetryConfig::new().max_attempts(1))
+        .circuit_breaker(BreakerConfig::new().failure_threshold(2));
     let sdk = sdk_for(&server.url, config);
     let client = sdk.get_client("svc");
     client.get("/conf").response().await.expect("ok");
@@ -214,11 +204,11 @@ async fn stale_if_error_serves_the_last_good_answer() {
 #[tokio::test(start_paused = true)]
 async fn vary_headers_are_part_of_the_key() {
     let server = Scripted::start(Reply::json(serde_json::json!(1))).await;
-    let config = ServiceConfig::new().cache(CacheConfig {
-        enabled: true,
-        vary_headers: vec![http::HeaderName::from_static("accept-language")],
-        ..Default::default()
-    });
+    let config = ServiceConfig::new().cache(
+        CacheConfig::new()
+            .enabled(true)
+            .vary_headers(vec![http::HeaderName::from_static("accept-language")]),
+    );
     let sdk = sdk_for(&server.url, config);
     let client = sdk.get_client("svc");
     for lang in ["en", "fr", "en"] {

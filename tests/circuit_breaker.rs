@@ -13,17 +13,14 @@ use support::{sdk_for, Reply, Scripted};
 
 fn config() -> ServiceConfig {
     ServiceConfig::new()
-        .retry(RetryConfig {
-            max_attempts: 1,
-            ..Default::default()
-        })
-        .circuit_breaker(BreakerConfig {
-            failure_threshold: 3,
-            success_threshold: 2,
-            open_duration: Duration::from_secs(30),
-            half_open_max_probes: 1,
-            failure_rate: None,
-        })
+        .retry(RetryConfig::new().max_attempts(1))
+        .circuit_breaker(
+            BreakerConfig::new()
+                .failure_threshold(3)
+                .success_threshold(2)
+                .open_duration(Duration::from_secs(30))
+                .half_open_max_probes(1),
+        )
 }
 
 #[tokio::test(start_paused = true)]

@@ -92,20 +92,14 @@ fn inconsistent_settings_are_refused_at_build() {
         .expect_err("attempt timeout longer than the deadline");
     assert_eq!(err.key(), Some("services.svc.attempt_timeout"));
 
-    let retry = sdk::retry::RetryConfig {
-        max_attempts: 0,
-        ..Default::default()
-    };
+    let retry = sdk::retry::RetryConfig::new().max_attempts(0);
     let err = ServiceSdk::builder()
         .service("svc", ServiceConfig::new().retry(retry))
         .build()
         .expect_err("zero attempts");
     assert_eq!(err.key(), Some("services.svc.retry.max_attempts"));
 
-    let cache = sdk::cache::CacheConfig {
-        ttl: Duration::ZERO,
-        ..Default::default()
-    };
+    let cache = sdk::cache::CacheConfig::new().ttl(Duration::ZERO);
     let err = ServiceSdk::builder()
         .service("svc", ServiceConfig::new().cache(cache))
         .build()

@@ -43,10 +43,7 @@ async fn routed_to(sdk: &ServiceSdk, n: usize) {
 async fn clients_follow_registrations_health_and_deregistrations() {
     let a = Scripted::start(Reply::json(serde_json::json!("a"))).await;
     let b = Scripted::start(Reply::json(serde_json::json!("b"))).await;
-    let round_robin = LoadBalancerConfig {
-        strategy: Strategy::RoundRobin,
-        ..Default::default()
-    };
+    let round_robin = LoadBalancerConfig::new().strategy(Strategy::RoundRobin);
     let sdk = ServiceSdk::builder()
         .defaults(ServiceConfig::new().load_balancer(round_robin))
         .build()

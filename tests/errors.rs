@@ -199,10 +199,7 @@ async fn unknown_service_gives_no_healthy_instance() {
 async fn bodies_over_the_limit_are_refused() {
     let server = Scripted::start(Reply::status(200).body("y".repeat(10_000))).await;
     let sdk = ServiceSdk::builder()
-        .transport_config(TransportConfig {
-            max_response_bytes: 1024,
-            ..Default::default()
-        })
+        .transport_config(TransportConfig::new().max_response_bytes(1024))
         .service("svc", once().instance(&server.url))
         .build()
         .expect("valid");
@@ -222,10 +219,7 @@ async fn streamed_bodies_over_the_limit_are_refused() {
     ))
     .await;
     let sdk = ServiceSdk::builder()
-        .transport_config(TransportConfig {
-            max_response_bytes: 10_000,
-            ..Default::default()
-        })
+        .transport_config(TransportConfig::new().max_response_bytes(10_000))
         .service("svc", once().instance(&url))
         .build()
         .expect("valid");
@@ -323,12 +317,12 @@ async fn enormous_timeouts_and_ttls_do_not_panic() {
     let config = once()
         .timeout(Duration::MAX)
         .attempt_timeout(Duration::MAX)
-        .cache(sdk::cache::CacheConfig {
-            enabled: true,
-            ttl: Duration::MAX,
-            stale_if_error: Some(Duration::MAX),
-            ..Default::default()
-        });
+        .cache(
+            sdk::cache::CacheConfig::new()
+                .enabled(true)
+                .ttl(Duration::MAX)
+                .stale_if_error(Duration::MAX),
+        );
     let sdk = sdk_for(&server.url, config);
     let client = sdk.get_client("svc");
     let value: u32 = client.get("/x").send().await.expect("ok");
@@ -359,10 +353,8 @@ async fn head_and_bodiless_answers_are_not_judged_by_content_length() {
     )
     .await;
     for reqwest_transport in [false, true] {
-        let mut builder = ServiceSdk::builder().transport_config(TransportConfig {
-            max_response_bytes: 1024,
-            ..Default::default()
-        });
+        let mut builder =
+            ServiceSdk::builder().transport_config(TransportConfig::new().max_response_bytes(1024));
         if reqwest_transport {
             builder = builder.reqwest_client(reqwest::Client::new());
         }

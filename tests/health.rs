@@ -48,16 +48,13 @@ async fn unhealthy_instances_leave_rotation_and_come_back() {
     let config = ServiceConfig::new()
         .instance(&flaky)
         .instance(&steady)
-        .load_balancer(LoadBalancerConfig {
-            strategy: Strategy::RoundRobin,
-            ..Default::default()
-        })
-        .health_check(HealthCheckConfig {
-            enabled: true,
-            interval: Duration::from_secs(1),
-            unhealthy_threshold: 2,
-            ..Default::default()
-        });
+        .load_balancer(LoadBalancerConfig::new().strategy(Strategy::RoundRobin))
+        .health_check(
+            HealthCheckConfig::new()
+                .enabled(true)
+                .interval(Duration::from_secs(1))
+                .unhealthy_threshold(2),
+        );
     let sdk = ServiceSdk::builder()
         .service("svc", config)
         .on_service_health_change(move |change| sink.lock().expect("lock").push(change.clone()))

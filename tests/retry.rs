@@ -218,11 +218,10 @@ async fn retry_after_beyond_the_cap_or_deadline_ends_the_call() {
 async fn budget_caps_retries_under_a_total_outage() {
     let server = Scripted::start(Reply::status(503)).await;
     let mut retry = exact_retry(3);
-    retry.budget = BudgetConfig {
-        ratio: 0.2,
-        min_per_second: 0,
-        window: Duration::from_secs(10),
-    };
+    retry.budget = BudgetConfig::new()
+        .ratio(0.2)
+        .min_per_second(0)
+        .window(Duration::from_secs(10));
     let sdk = sdk_for(
         &server.url,
         ServiceConfig::new()
@@ -324,11 +323,10 @@ async fn why_retries_stopped_is_kept_when_they_stop_after_one_attempt() {
     );
 
     let mut retry = exact_retry(3);
-    retry.budget = BudgetConfig {
-        ratio: 0.0,
-        min_per_second: 0,
-        window: Duration::from_secs(10),
-    };
+    retry.budget = BudgetConfig::new()
+        .ratio(0.0)
+        .min_per_second(0)
+        .window(Duration::from_secs(10));
     let broke = sdk_for(
         &server.url,
         ServiceConfig::new()
@@ -357,4 +355,54 @@ async fn why_retries_stopped_is_kept_when_they_stop_after_one_attempt() {
         .await
         .expect_err("503");
     assert!(matches!(err, ServiceError::Status { .. }), "{err:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn ad_hoc_calls_take_owned_per_call_policies() {
+    let server = Scripted::start(Reply::status(503)).await;
+    let sdk = sdk_for(&server.url, config(4));
+    let client = sdk.get_client("svc");
+
+    // Built at run time (from a flag, a header...), not a `static`.
+    let attempts = std::hint::black_box(2);
+    let retry = sdk::RetryOverride::new(attempts, Duration::from_millis(10), 2.0);
+    let err = client
+        .get("/thing")
+        .retry_policy(retry)
+        .send::<()>()
+        .await
+        .expect_err("always 503");
+    assert_eq!((err.attempts(), server.hits()), (2, 2));
+
+    // An owned breaker setting for one endpoint: opens after a single failure.
+    let breaker = sdk::circuit_breaker::BreakerConfig::new().failure_threshold(1);
+    for _ in 0..2 {
+        let _ = client
+            .get("/fragile")
+            .endpoint("/fragile")
+            .retry_policy(sdk::RetryOverride::new(1, Duration::ZERO, 1.0))
+            .circuit_breaker(breaker)
+            .send::<()>()
+            .await;
+    }
+    assert_eq!(
+        server.hits(),
+        3,
+        "the second call was refused by the open breaker"
+    );
+
+    // An owned list of vary headers: each tenant has its own cache entry.
+    server.set_fallback(Reply::json(serde_json::json!({ "ok": true })));
+    let vary = vec![String::from("x-tenant")];
+    for tenant in ["a", "b", "a"] {
+        let _ = client
+            .get("/cached")
+            .cache_ttl(Duration::from_secs(60))
+            .vary_on(vary.clone())
+            .header("x-tenant", tenant)
+            .send::<serde_json::Value>()
+            .await
+            .expect("200");
+    }
+    assert_eq!(server.hits(), 5, "tenants a and b each fetched once");
 }

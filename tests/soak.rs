@@ -191,35 +191,24 @@ async fn fifty_thousand_calls_through_faults_and_a_restart() {
     let mut config = ServiceConfig::new()
         .timeout(Duration::from_secs(3))
         .attempt_timeout(Duration::from_millis(100))
-        .retry(RetryConfig {
-            max_attempts: 6,
-            backoff: Arc::new(ExponentialBackoff {
-                initial: Duration::from_millis(2),
-                max: Duration::from_millis(50),
-                multiplier: 2.0,
-                jitter: Jitter::Full,
-            }),
-            // A fifth of all attempts fail here by design: the budget must cover that.
-            budget: BudgetConfig {
-                ratio: 1.0,
-                ..BudgetConfig::default()
-            },
-            ..RetryConfig::default()
-        })
-        .circuit_breaker(BreakerConfig {
-            // Open on a majority of failures, not on the 20 % this soak injects.
-            failure_threshold: u32::MAX,
-            failure_rate: Some(FailureRate {
-                window: 200,
-                threshold: 0.6,
-                min_calls: 100,
-            }),
-            ..BreakerConfig::default()
-        })
-        .load_balancer(LoadBalancerConfig {
-            ejection_duration: Duration::from_millis(500),
-            ..LoadBalancerConfig::default()
-        });
+        .retry(
+            RetryConfig::new()
+                .max_attempts(6)
+                .backoff(
+                    ExponentialBackoff::new(Duration::from_millis(2), Duration::from_millis(50))
+                        .multiplier(2.0)
+                        .jitter(Jitter::Full),
+                )
+                // A fifth of all attempts fail here by design: the budget must cover that.
+                .budget(BudgetConfig::new().ratio(1.0)),
+        )
+        .circuit_breaker(
+            BreakerConfig::new()
+                // Open on a majority of failures, not on the 20 % this soak injects.
+                .failure_threshold(u32::MAX)
+                .failure_rate(FailureRate::new(0.6).window(200).min_calls(100)),
+        )
+        .load_balancer(LoadBalancerConfig::new().ejection_duration(Duration::from_millis(500)));
     for server in &servers {
         config = config.instance(format!("http://127.0.0.1:{}", server.port));
     }

@@ -19,10 +19,7 @@ async fn http2_prior_knowledge() {
     ))
     .await;
     let sdk = ServiceSdk::builder()
-        .transport_config(TransportConfig {
-            http2_prior_knowledge: true,
-            ..Default::default()
-        })
+        .transport_config(TransportConfig::new().http2_prior_knowledge(true))
         .service("svc", once().instance(&url))
         .build()
         .expect("valid");
@@ -98,10 +95,7 @@ async fn reqwest_transport_enforces_the_body_limit() {
     let server = Scripted::start(Reply::status(200).body("z".repeat(5000))).await;
     let sdk = ServiceSdk::builder()
         .reqwest_client(reqwest::Client::new())
-        .transport_config(TransportConfig {
-            max_response_bytes: 1000,
-            ..Default::default()
-        })
+        .transport_config(TransportConfig::new().max_response_bytes(1000))
         .service("svc", once().instance(&server.url))
         .build()
         .expect("valid");
@@ -213,10 +207,9 @@ async fn a_connect_timeout_is_a_timeout() {
         }
     }
     let sdk = ServiceSdk::builder()
-        .transport_config(TransportConfig {
-            connect_timeout: std::time::Duration::from_millis(200),
-            ..Default::default()
-        })
+        .transport_config(
+            TransportConfig::new().connect_timeout(std::time::Duration::from_millis(200)),
+        )
         .service("svc", once().instance(format!("http://{addr}")))
         .build()
         .expect("valid");

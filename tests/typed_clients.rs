@@ -80,10 +80,9 @@ pub trait UserService {
 
 fn sdk_for(url: &str) -> ServiceSdk {
     // The service itself does not retry: only methods with #[retry] do.
-    let config = ServiceConfig::new().instance(url).retry(RetryConfig {
-        max_attempts: 1,
-        ..Default::default()
-    });
+    let config = ServiceConfig::new()
+        .instance(url)
+        .retry(RetryConfig::new().max_attempts(1));
     ServiceSdk::builder()
         .service("user-service", config)
         .build()

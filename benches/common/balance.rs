@@ -51,14 +51,8 @@ pub fn start_instances(delays_ms: &[u64]) -> Vec<String> {
 /// p50 and p99 of calls over `urls` balanced by `strategy`.
 pub async fn slow_instance_p99(urls: &[String], strategy: Strategy) -> (Duration, Duration) {
     let mut config = ServiceConfig::new()
-        .retry(RetryConfig {
-            max_attempts: 1,
-            ..Default::default()
-        })
-        .load_balancer(LoadBalancerConfig {
-            strategy,
-            ..Default::default()
-        });
+        .retry(RetryConfig::new().max_attempts(1))
+        .load_balancer(LoadBalancerConfig::new().strategy(strategy));
     for url in urls {
         config = config.instance(url);
     }

@@ -135,24 +135,21 @@ impl Clients {
             .circuit_breaker(BreakerConfig::default());
         let open = ServiceConfig::new()
             .instance("http://127.0.0.1:9") // discard port: refused
-            .retry(RetryConfig {
-                max_attempts: 1,
-                ..Default::default()
-            })
-            .circuit_breaker(BreakerConfig {
-                failure_threshold: 1,
-                open_duration: Duration::from_secs(3600),
-                ..Default::default()
-            });
+            .retry(RetryConfig::new().max_attempts(1))
+            .circuit_breaker(
+                BreakerConfig::new()
+                    .failure_threshold(1)
+                    .open_duration(Duration::from_secs(3600)),
+            );
         let sdk = ServiceSdk::builder()
             .service("users", protected.clone())
             .service(
                 "users-cached",
-                protected.cache(CacheConfig {
-                    enabled: true,
-                    ttl: Duration::from_secs(3600),
-                    ..Default::default()
-                }),
+                protected.cache(
+                    CacheConfig::new()
+                        .enabled(true)
+                        .ttl(Duration::from_secs(3600)),
+                ),
             )
             .service("down", open)
             .build()

@@ -212,32 +212,29 @@ fn policies(method: &Method, private: &TokenStream) -> TokenStream {
         let delay = nanos(retry.delay);
         let backoff = Literal::f64_suffixed(retry.backoff);
         code.push(quote! {
-            static __RETRY: #private::RetryOverride = #private::RetryOverride::new(
+            const __RETRY: #private::RetryOverride = #private::RetryOverride::new(
                 #attempts,
                 ::core::time::Duration::from_nanos(#delay),
                 #backoff,
             );
-            __request = __request.retry_policy(&__RETRY);
+            __request = __request.retry_policy(__RETRY);
         });
     }
     if let Some(breaker) = &method.breaker {
         let mut fields = Vec::new();
         if let Some(n) = breaker.failure_threshold {
-            fields.push(quote!(failure_threshold: #n,));
+            fields.push(quote!(.failure_threshold(#n)));
         }
         if let Some(n) = breaker.success_threshold {
-            fields.push(quote!(success_threshold: #n,));
+            fields.push(quote!(.success_threshold(#n)));
         }
         if let Some(d) = breaker.recovery_timeout {
             let n = nanos(d);
-            fields.push(quote!(open_duration: ::core::time::Duration::from_nanos(#n),));
+            fields.push(quote!(.open_duration(::core::time::Duration::from_nanos(#n))));
         }
         code.push(quote! {
-            static __BREAKER: #private::BreakerConfig = #private::BreakerConfig {
-                #(#fields)*
-                ..#private::BreakerConfig::DEFAULT
-            };
-            __request = __request.circuit_breaker(&__BREAKER);
+            const __BREAKER: #private::BreakerConfig = #private::BreakerConfig::DEFAULT #(#fields)*;
+            __request = __request.circuit_breaker(__BREAKER);
         });
     }
     if let Some(cached) = &method.cached {
@@ -246,7 +243,10 @@ fn policies(method: &Method, private: &TokenStream) -> TokenStream {
         code.push(quote! {
             __request = __request
                 .cache_ttl(::core::time::Duration::from_nanos(#ttl))
-                .vary_on(&[#(#vary),*]);
+                .vary_on({
+                    const __VARY: &[&str] = &[#(#vary),*];
+                    __VARY
+                });
         });
     }
     if method.idempotent.is_some() {

@@ -47,6 +47,7 @@ pub enum Jitter {
 /// Exponential backoff: `initial * multiplier^(retry-1)`, capped at `max`, with jitter.
 /// Default: 100 ms doubling to a 1 s cap with full jitter (gRPC's A6 retry design).
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct ExponentialBackoff {
     /// The first step.
     pub initial: Duration,
@@ -70,6 +71,40 @@ impl Default for ExponentialBackoff {
 }
 
 impl ExponentialBackoff {
+    /// `initial` doubling to `max`, with full jitter.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sdk_registry::backoff::{ExponentialBackoff, Jitter};
+    ///
+    /// let backoff = ExponentialBackoff::new(Duration::from_millis(50), Duration::from_secs(2))
+    ///     .multiplier(3.0)
+    ///     .jitter(Jitter::None);
+    /// assert_eq!(backoff.step(2), Duration::from_millis(150));
+    /// ```
+    pub const fn new(initial: Duration, max: Duration) -> Self {
+        ExponentialBackoff {
+            initial,
+            max,
+            multiplier: 2.0,
+            jitter: Jitter::Full,
+        }
+    }
+
+    /// The growth factor per retry (default 2).
+    #[must_use]
+    pub const fn multiplier(mut self, multiplier: f64) -> Self {
+        self.multiplier = multiplier;
+        self
+    }
+
+    /// The randomness (default [`Jitter::Full`]).
+    #[must_use]
+    pub const fn jitter(mut self, jitter: Jitter) -> Self {
+        self.jitter = jitter;
+        self
+    }
+
     /// The step before jitter.
     pub fn step(&self, retry: u32) -> Duration {
         let exponent = i32::try_from(retry.saturating_sub(1)).unwrap_or(i32::MAX);

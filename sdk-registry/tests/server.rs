@@ -57,6 +57,17 @@ async fn register_list_heartbeat_and_refuse_bad_input() {
     let http = reqwest::Client::new();
     let health = get_json(&http, format!("{}/health", server.url)).await;
     assert_eq!(health["status"], "ok");
+    // `GET /` says what the server is and lists its API.
+    let index = get_json(&http, format!("{}/", server.url)).await;
+    assert_eq!(index["name"], "sdk-registry");
+    assert_eq!(index["writes"], "token");
+    let paths: Vec<&str> = index["endpoints"]
+        .as_array()
+        .expect("endpoints")
+        .iter()
+        .filter_map(|e| e["path"].as_str())
+        .collect();
+    assert!(paths.contains(&"/v1/instances"), "{paths:?}");
 
     let anonymous = http
         .post(format!("{}/v1/instances", server.url))
@@ -754,4 +765,18 @@ async fn a_follower_says_why_it_has_no_instance() {
     })
     .await;
     assert!(why.to_string().contains("unreachable"), "{why}");
+}
+
+#[test]
+fn help_describes_the_server() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_sdk-registry"))
+        .arg("--help")
+        .output()
+        .expect("the binary runs");
+    let help = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success());
+    assert!(
+        help.contains("The sdk-registry server") && help.contains("--data"),
+        "{help}"
+    );
 }

@@ -28,6 +28,7 @@ use crate::{config::de, discovery::InstanceSet, middleware::HttpStack};
 /// In a config file: `[services.NAME.health_check]` (or `[defaults.health_check]`).
 #[derive(Clone, Debug, PartialEq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct HealthCheckConfig {
     /// Probe the instances in the background.
     #[serde(deserialize_with = "de::lenient")]
@@ -61,7 +62,37 @@ impl Default for HealthCheckConfig {
     }
 }
 
+setters!(HealthCheckConfig {
+    /// Probe the instances in the background (default false).
+    enabled: bool,
+    /// Time between rounds of probes (default 30 s).
+    interval: Duration,
+    /// Time allowed for one probe (default 5 s).
+    timeout: Duration,
+    /// Failed probes in a row that mark an instance unhealthy (default 3).
+    unhealthy_threshold: u32,
+    /// Passing probes in a row that mark it healthy again (default 1).
+    healthy_threshold: u32,
+});
+
 impl HealthCheckConfig {
+    /// The defaults (off).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Background checks on, probing `path` (any 2xx passes).
+    pub fn enabled_at(path: impl Into<String>) -> Self {
+        Self::default().enabled(true).path(path)
+    }
+
+    /// The path probed on each instance (default `/health`).
+    #[must_use]
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
     /// Checks the settings (see [`Check`](crate::config)).
     pub(crate) fn check(&self) -> crate::config::Check {
         let min = crate::config::MIN_INTERVAL;

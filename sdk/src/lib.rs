@@ -74,6 +74,9 @@
 //! Configuration can also come from a TOML file with [`ServiceSdk::from_config_file`]; see
 //! [`config`].
 
+#[macro_use]
+mod setters;
+
 pub mod balance;
 pub mod batch;
 mod box_error;
@@ -128,7 +131,7 @@ pub use crate::{
     },
     hooks::ErrorHook,
     redact::is_secret_header,
-    request::{CacheMode, CallOptions, ServiceRequest},
+    request::{CacheMode, CallOptions, ServiceRequest, VaryOn},
     response::{CacheStatus, ServiceResponse},
     retry::RetryOverride,
     service_sdk::{Registration, ServiceSdk, ServiceSdkBuilder},

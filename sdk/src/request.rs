@@ -38,13 +38,89 @@ pub struct CallOptions {
     pub idempotent: Option<bool>,
     /// Retry attempts and backoff for this call instead of the service's (the service's
     /// budget still applies). Generated clients set it from `#[retry]`.
-    pub retry: Option<&'static RetryOverride>,
+    pub retry: Option<RetryOverride>,
     /// Breaker settings for this call's endpoint instead of the service's, taken when the
     /// endpoint's breaker is created. Generated clients set it from `#[circuit_breaker]`.
-    pub circuit_breaker: Option<&'static BreakerConfig>,
+    pub circuit_breaker: Option<BreakerConfig>,
     /// Request headers that are part of this call's cache key, besides the service's
     /// `vary_headers`. Generated clients set it from `#[cached(vary_on = [...])]`.
-    pub vary_on: &'static [&'static str],
+    pub vary_on: VaryOn,
+}
+
+/// Request header names that are part of one call's cache key: a static list (what
+/// generated clients pass, without allocating) or an owned one.
+///
+/// ```
+/// use sdk::VaryOn;
+///
+/// let fixed: VaryOn = ["accept-language"].into();
+/// let chosen: VaryOn = vec![String::from("x-tenant")].into();
+/// assert_eq!(chosen.iter().collect::<Vec<_>>(), ["x-tenant"]);
+/// # let _ = fixed;
+/// ```
+#[derive(Clone, Debug)]
+pub struct VaryOn(VaryNames);
+
+#[derive(Clone, Debug)]
+enum VaryNames {
+    Static(&'static [&'static str]),
+    Owned(std::sync::Arc<[String]>),
+}
+
+impl Default for VaryOn {
+    fn default() -> Self {
+        VaryOn(VaryNames::Static(&[]))
+    }
+}
+
+impl VaryOn {
+    /// The header names.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        let (fixed, owned): (&[&str], &[String]) = match &self.0 {
+            VaryNames::Static(names) => (names, &[]),
+            VaryNames::Owned(names) => (&[], names),
+        };
+        fixed
+            .iter()
+            .copied()
+            .chain(owned.iter().map(String::as_str))
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        match &self.0 {
+            VaryNames::Static(names) => names.is_empty(),
+            VaryNames::Owned(names) => names.is_empty(),
+        }
+    }
+}
+
+impl From<&'static [&'static str]> for VaryOn {
+    fn from(names: &'static [&'static str]) -> Self {
+        VaryOn(VaryNames::Static(names))
+    }
+}
+
+impl<const N: usize> From<[&'static str; N]> for VaryOn {
+    fn from(names: [&'static str; N]) -> Self {
+        VaryOn(VaryNames::Owned(
+            names.iter().map(|n| (*n).to_owned()).collect(),
+        ))
+    }
+}
+
+impl From<Vec<String>> for VaryOn {
+    fn from(names: Vec<String>) -> Self {
+        VaryOn(VaryNames::Owned(names.into()))
+    }
+}
+
+impl From<Vec<&str>> for VaryOn {
+    fn from(names: Vec<&str>) -> Self {
+        VaryOn(VaryNames::Owned(
+            names.into_iter().map(str::to_owned).collect(),
+        ))
+    }
 }
 
 /// The request as the pipeline sees it: method, relative path and query, headers and body,

@@ -175,30 +175,19 @@ pub async fn refused_url() -> String {
 
 /// Retries with an exact, jitter-free schedule of 100 ms doubling.
 pub fn exact_retry(max_attempts: u32) -> RetryConfig {
-    RetryConfig {
-        max_attempts,
-        backoff: Arc::new(ExponentialBackoff {
-            jitter: Jitter::None,
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
+    RetryConfig::new()
+        .max_attempts(max_attempts)
+        .backoff(ExponentialBackoff::default().jitter(Jitter::None))
 }
 
 /// A breaker that never opens, so retry tests see every attempt.
 pub fn lenient_breaker() -> BreakerConfig {
-    BreakerConfig {
-        failure_threshold: 10_000,
-        ..Default::default()
-    }
+    BreakerConfig::new().failure_threshold(10_000)
 }
 
 /// One attempt, no retries.
 pub fn once() -> ServiceConfig {
-    ServiceConfig::new().retry(RetryConfig {
-        max_attempts: 1,
-        ..Default::default()
-    })
+    ServiceConfig::new().retry(RetryConfig::new().max_attempts(1))
 }
 
 /// Asserts that GET `/big` on service `svc` is refused as larger than `limit`.

@@ -9,7 +9,15 @@ use sdk_registry::server::{router, serve, tls, HealthChecks, Limits, Registry, S
 
 /// The service registry server.
 #[derive(Debug, Parser)]
-#[command(name = "sdk-registry", version, about)]
+#[command(
+    name = "sdk-registry",
+    version,
+    about = "The sdk-registry server: services register their instances here, and SDK clients discover them.",
+    long_about = "The sdk-registry server: services register their instances here (with heartbeats and \
+optional active health checks), and SDK clients discover them through long polls or an event stream.\n\n\
+Every acknowledged write is in the SQLite file given by --data before it is answered. Writes need the \
+bearer token (--token or SDK_REGISTRY_TOKEN) unless --allow-open-writes is given. GET / lists the API."
+)]
 struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8500")]

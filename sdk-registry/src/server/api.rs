@@ -36,6 +36,7 @@ pub fn router(registry: Arc<Registry>) -> Router {
     let config = &registry.config;
     let (max_body, body_timeout) = (config.max_body, config.body_timeout);
     Router::new()
+        .route("/", get(index))
         .route("/health", get(health))
         .route("/v1/instances", post(register))
         .route("/v1/services", get(services))
@@ -157,7 +158,8 @@ async fn authenticate(
     next: Next,
 ) -> Response {
     let write = !matches!(*request.method(), Method::GET | Method::HEAD);
-    let open = request.uri().path() == "/health";
+    // The index and liveness say nothing about the services registered.
+    let open = matches!(request.uri().path(), "/" | "/health");
     if let Some(token) = &registry.config.token {
         if !open && (write || registry.config.protect_reads) {
             let presented = request
@@ -208,6 +210,72 @@ impl<S: Send + Sync> FromRequestParts<S> for InstancePath {
         validate_name("id", &id)?;
         Ok(InstancePath(service, id))
     }
+}
+
+/// What `GET /` answers: the server, its version, and its API, so a person (or a script)
+/// who finds the port learns what it serves.
+const ENDPOINTS: &[(&str, &str, &str)] = &[
+    (
+        "GET",
+        "/health",
+        "liveness, and whether writes need a token",
+    ),
+    (
+        "POST",
+        "/v1/instances",
+        "register (or re-register) an instance: a ServiceInstance as JSON",
+    ),
+    (
+        "GET",
+        "/v1/services",
+        "every service with at least one instance",
+    ),
+    (
+        "GET",
+        "/v1/services/{service}/instances",
+        "a service's instances with health and last heartbeat",
+    ),
+    (
+        "DELETE",
+        "/v1/services/{service}/instances/{id}",
+        "deregister an instance",
+    ),
+    (
+        "PUT",
+        "/v1/services/{service}/instances/{id}/heartbeat",
+        "keep an instance alive",
+    ),
+    (
+        "PUT",
+        "/v1/services/{service}/instances/{id}/health",
+        "mark an instance healthy or unhealthy",
+    ),
+    (
+        "GET",
+        "/v1/services/{service}/watch?version=N&wait=S",
+        "long poll: the instances once they change past version N",
+    ),
+    (
+        "GET",
+        "/v1/services/{service}/events",
+        "server-sent events: every change to a service's instances",
+    ),
+];
+
+async fn index(State(registry): State<Arc<Registry>>) -> Json<serde_json::Value> {
+    let endpoints: Vec<_> = ENDPOINTS
+        .iter()
+        .map(|(method, path, what)| {
+            serde_json::json!({ "method": method, "path": path, "description": what })
+        })
+        .collect();
+    Json(serde_json::json!({
+        "name": "sdk-registry",
+        "version": env!("CARGO_PKG_VERSION"),
+        "writes": if registry.config.token.is_some() { "token" } else { "open" },
+        "reads": if registry.config.protect_reads { "token" } else { "open" },
+        "endpoints": endpoints,
+    }))
 }
 
 async fn health(State(registry): State<Arc<Registry>>) -> Json<serde_json::Value> {

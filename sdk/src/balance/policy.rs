@@ -29,6 +29,7 @@ pub enum Strategy {
 /// In a config file: `[services.NAME.load_balancer]` (or `[defaults.load_balancer]`).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct LoadBalancerConfig {
     /// The strategy (default: power of two choices over peak-EWMA).
     pub strategy: Strategy,
@@ -63,7 +64,27 @@ impl Default for LoadBalancerConfig {
     }
 }
 
+setters!(const LoadBalancerConfig {
+    /// The strategy (default: power of two choices over peak-EWMA).
+    strategy: Strategy,
+    /// The latency a new instance starts from (default 10 ms).
+    default_rtt: Duration,
+    /// The latency charged for a 5xx or 429 answer (default 1 s).
+    failure_penalty: Duration,
+    /// How fast the latency estimate forgets a slow answer (default 10 s).
+    decay: Duration,
+    /// Consecutive failures that eject an instance (default 5).
+    ejection_failures: u32,
+    /// How long an ejected instance stays out (default 30 s).
+    ejection_duration: Duration,
+});
+
 impl LoadBalancerConfig {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
     /// Checks the settings (see [`Check`](crate::config)).
     pub(crate) fn check(&self) -> crate::config::Check {
         if self.ejection_failures == 0 {

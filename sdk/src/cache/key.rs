@@ -19,7 +19,7 @@ impl CacheKey {
 
     pub(crate) fn for_request(request: &ServiceRequest, vary: &[HeaderName]) -> Self {
         let base = Self::base(request.method(), request.path_and_query());
-        let per_request = request.options().vary_on;
+        let per_request = &request.options().vary_on;
         if vary.is_empty() && per_request.is_empty() {
             return base;
         }
@@ -27,7 +27,7 @@ impl CacheKey {
         let names = vary
             .iter()
             .map(HeaderName::as_str)
-            .chain(per_request.iter().copied());
+            .chain(per_request.iter());
         for name in names {
             key.push('\n');
             key.push_str(name);

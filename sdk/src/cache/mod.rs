@@ -49,6 +49,7 @@ use crate::{
 /// In a config file: `[services.NAME.cache]` (or `[defaults.cache]`).
 #[derive(Clone, Debug, PartialEq, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct CacheConfig {
     /// Cache GETs by default (default false; a request can opt in with its own TTL).
     #[serde(deserialize_with = "de::lenient")]
@@ -81,6 +82,30 @@ impl Default for CacheConfig {
 }
 
 impl CacheConfig {
+    /// The defaults: off, 60 s TTL when on, 64 MiB.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Caching on, answers fresh for `ttl`.
+    pub fn enabled_for(ttl: Duration) -> Self {
+        Self::default().enabled(true).ttl(ttl)
+    }
+
+    /// Serves an expired answer for `window` when the service fails (default: off).
+    #[must_use]
+    pub fn stale_if_error(mut self, window: Duration) -> Self {
+        self.stale_if_error = Some(window);
+        self
+    }
+
+    /// Request headers that are part of the key (e.g. `accept-language`).
+    #[must_use]
+    pub fn vary_headers(mut self, names: impl IntoIterator<Item = HeaderName>) -> Self {
+        self.vary_headers = names.into_iter().collect();
+        self
+    }
+
     /// Checks the settings (see [`Check`](crate::config)).
     pub(crate) fn check(&self) -> crate::config::Check {
         if self.ttl.is_zero() {
@@ -92,6 +117,15 @@ impl CacheConfig {
         Ok(())
     }
 }
+
+setters!(CacheConfig {
+    /// Cache GETs by default (default false).
+    enabled: bool,
+    /// How long an answer stays fresh (default 60 s).
+    ttl: Duration,
+    /// Memory bound in bytes of keys and bodies (default 64 MiB).
+    max_bytes: u64,
+});
 
 /// The cached responses of one service. Cheap to clone: one `Arc` (moka's cache handle is
 /// several, and the pipeline is cloned per call).

@@ -12,6 +12,7 @@ use crate::config::de;
 /// `failure_rate_window` (default 20) and `failure_rate_min_calls` (default 10).
 #[derive(Clone, Copy, Debug, PartialEq, serde::Deserialize)]
 #[serde(try_from = "BreakerFile")]
+#[non_exhaustive]
 pub struct BreakerConfig {
     /// Consecutive failures that open the breaker.
     pub failure_threshold: u32,
@@ -44,6 +45,7 @@ impl Default for BreakerConfig {
 
 /// A failure-rate rule over the last `window` calls.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct FailureRate {
     /// How many recent calls the rate is computed over.
     pub window: u32,
@@ -83,9 +85,41 @@ impl BreakerConfig {
     }
 }
 
+impl BreakerConfig {
+    /// The defaults (see [`DEFAULT`](Self::DEFAULT)).
+    pub const fn new() -> Self {
+        Self::DEFAULT
+    }
+
+    /// Also opens when the failure rate over a window of calls reaches `rule`'s threshold.
+    #[must_use]
+    pub const fn failure_rate(mut self, rule: FailureRate) -> Self {
+        self.failure_rate = Some(rule);
+        self
+    }
+}
+
+setters!(const BreakerConfig {
+    /// Consecutive failures that open the breaker (default 5).
+    failure_threshold: u32,
+    /// Successful probes that close a half-open breaker (default 2).
+    success_threshold: u32,
+    /// How long the breaker stays open before admitting probes (default 60 s).
+    open_duration: Duration,
+    /// Probes admitted at once while half-open (default 1).
+    half_open_max_probes: u32,
+});
+
+setters!(const FailureRate {
+    /// How many recent calls the rate is computed over (default 20).
+    window: u32,
+    /// Calls needed in the window before the rate is judged (default 10).
+    min_calls: u32,
+});
+
 impl FailureRate {
     /// A rule opening at `threshold` (0.0 to 1.0) over the last 20 calls, judged from 10.
-    pub fn new(threshold: f64) -> Self {
+    pub const fn new(threshold: f64) -> Self {
         FailureRate {
             window: 20,
             threshold,

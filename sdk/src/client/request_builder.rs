@@ -158,21 +158,22 @@ impl RequestBuilder {
 
     /// Uses these retry settings for this call instead of the service's (the service's retry
     /// budget still applies).
-    pub fn retry_policy(mut self, retry: &'static RetryOverride) -> Self {
+    pub fn retry_policy(mut self, retry: RetryOverride) -> Self {
         self.options.retry = Some(retry);
         self
     }
 
     /// Gives this call's endpoint these breaker settings instead of the service's (taken when
     /// the endpoint's breaker is first created). Pair it with [`endpoint`](Self::endpoint).
-    pub fn circuit_breaker(mut self, breaker: &'static BreakerConfig) -> Self {
+    pub fn circuit_breaker(mut self, breaker: BreakerConfig) -> Self {
         self.options.circuit_breaker = Some(breaker);
         self
     }
 
-    /// Makes these request headers part of this call's cache key.
-    pub fn vary_on(mut self, headers: &'static [&'static str]) -> Self {
-        self.options.vary_on = headers;
+    /// Makes these request headers part of this call's cache key: a static list
+    /// (`["accept-language"]`, `&["x-tenant"]`) or an owned one (`Vec<String>`).
+    pub fn vary_on(mut self, headers: impl Into<crate::request::VaryOn>) -> Self {
+        self.options.vary_on = headers.into();
         self
     }
 

@@ -217,6 +217,7 @@ pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
 /// ```
 #[derive(Clone, serde::Deserialize)]
 #[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
 pub struct ServiceConfig {
     /// Instance base URLs (`http://host:port[/base]`), when not discovered.
     pub instances: Vec<String>,

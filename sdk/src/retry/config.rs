@@ -14,6 +14,7 @@ use crate::config::de;
 /// the budget (`budget_ratio`, `budget_min_per_second`, `budget_window`).
 #[derive(Clone, Debug, serde::Deserialize)]
 #[serde(from = "RetryFile")]
+#[non_exhaustive]
 pub struct RetryConfig {
     /// Attempts in all, the first included (default 3; 1 disables retries).
     pub max_attempts: u32,
@@ -50,6 +51,7 @@ impl Default for RetryConfig {
 /// A retry budget: retries may add `ratio` of the calls made over `window`, plus
 /// `min_per_second`. Default: 20 % plus 10 per second over 10 s (Finagle, Linkerd).
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct BudgetConfig {
     /// Fraction of calls that may be retried (0.2 = 20 %).
     pub ratio: f32,
@@ -147,12 +149,11 @@ impl From<RetryFile> for RetryConfig {
     fn from(file: RetryFile) -> Self {
         RetryConfig {
             max_attempts: file.max_attempts,
-            backoff: Arc::new(ExponentialBackoff {
-                initial: file.initial_backoff,
-                max: file.max_backoff,
-                multiplier: file.multiplier,
-                jitter: file.jitter,
-            }),
+            backoff: Arc::new(
+                ExponentialBackoff::new(file.initial_backoff, file.max_backoff)
+                    .multiplier(file.multiplier)
+                    .jitter(file.jitter),
+            ),
             retry_non_idempotent: file.retry_non_idempotent,
             retry_statuses: file.retry_statuses,
             max_retry_after: file.max_retry_after,
@@ -164,3 +165,56 @@ impl From<RetryFile> for RetryConfig {
         }
     }
 }
+
+impl RetryConfig {
+    /// The defaults: 3 attempts, 100 ms doubling to 1 s with full jitter, 502/503/504.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// No retries: one attempt.
+    pub fn none() -> Self {
+        Self::default().max_attempts(1)
+    }
+
+    /// The wait between attempts (default: [`ExponentialBackoff::default`]).
+    #[must_use]
+    pub fn backoff(mut self, backoff: impl Backoff) -> Self {
+        self.backoff = Arc::new(backoff);
+        self
+    }
+
+    /// The statuses worth retrying (default 502, 503, 504).
+    #[must_use]
+    pub fn retry_statuses(mut self, statuses: impl IntoIterator<Item = StatusCode>) -> Self {
+        self.retry_statuses = statuses.into_iter().collect();
+        self
+    }
+}
+
+setters!(RetryConfig {
+    /// Attempts in all, the first included (default 3; 1 disables retries).
+    max_attempts: u32,
+    /// Retry POST and PATCH too (default false).
+    retry_non_idempotent: bool,
+    /// The longest `Retry-After` honoured (default 30 s).
+    max_retry_after: Duration,
+    /// The budget that caps retries under an outage.
+    budget: BudgetConfig,
+});
+
+impl BudgetConfig {
+    /// The defaults: 20 % plus 10 per second over 10 s.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+setters!(const BudgetConfig {
+    /// Fraction of calls that may be retried (default 0.2).
+    ratio: f32,
+    /// Retries allowed per second regardless of traffic (default 10).
+    min_per_second: u32,
+    /// How long a call's deposit counts, 1 to 60 s (default 10 s).
+    window: Duration,
+});

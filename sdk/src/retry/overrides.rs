@@ -7,6 +7,7 @@ use super::{ExponentialBackoff, Jitter};
 
 /// Retry settings for one method, overriding the service's.
 #[derive(Clone, Copy, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct RetryOverride {
     /// Attempts in all, the first included.
     pub max_attempts: u32,
@@ -20,12 +21,9 @@ impl RetryOverride {
     pub const fn new(max_attempts: u32, delay: Duration, multiplier: f64) -> Self {
         RetryOverride {
             max_attempts,
-            backoff: ExponentialBackoff {
-                initial: delay,
-                max: Duration::from_secs(30),
-                multiplier,
-                jitter: Jitter::Full,
-            },
+            backoff: ExponentialBackoff::new(delay, Duration::from_secs(30))
+                .multiplier(multiplier)
+                .jitter(Jitter::Full),
         }
     }
 }

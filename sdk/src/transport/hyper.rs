@@ -20,6 +20,7 @@ use crate::box_error::BoxError;
 
 /// Settings of the built-in hyper transport.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct TransportConfig {
     /// Largest response body read, in bytes (default 10 MiB).
     pub max_response_bytes: usize,
@@ -45,6 +46,26 @@ impl Default for TransportConfig {
         }
     }
 }
+
+impl TransportConfig {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+setters!(const TransportConfig {
+    /// Largest response body read, in bytes (default 10 MiB).
+    max_response_bytes: usize,
+    /// Idle pooled connections kept per host (default 64).
+    pool_max_idle_per_host: usize,
+    /// How long an idle pooled connection is kept (default 90 s).
+    pool_idle_timeout: Duration,
+    /// TCP connect timeout (default 5 s).
+    connect_timeout: Duration,
+    /// Speak HTTP/2 without negotiation (default off).
+    http2_prior_knowledge: bool,
+});
 
 /// hyper-util's pooled client, reading each response body whole within a size limit.
 ///
