@@ -57,7 +57,7 @@ async fn any_tower_layer_can_wrap_the_transport() {
     let sdk = ServiceSdk::builder()
         .service("svc", once().instance(&server.url))
         .layer(tower::util::MapRequestLayer::new(
-            |mut request: sdk::transport::HttpRequest| {
+            |mut request: sdk::transport::StreamRequest| {
                 request
                     .headers_mut()
                     .insert("x-from-layer", http::HeaderValue::from_static("yes"));

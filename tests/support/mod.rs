@@ -204,10 +204,13 @@ pub async fn assert_body_too_large(sdk: &ServiceSdk, limit: usize) {
     );
 }
 
-/// An SDK with one service, `svc`, at `url`.
+/// An SDK with one service, `svc`, at `url`, on the transport's direct path (no layers, so
+/// no decompression layer even though the tests build with the `compression` feature).
+/// Tests that build their SDK otherwise run through the layered path: both stay covered.
 pub fn sdk_for(url: &str, config: ServiceConfig) -> ServiceSdk {
     ServiceSdk::builder()
         .service("svc", config.instance(url))
+        .decompression(false)
         .build()
         .expect("valid configuration")
 }

@@ -29,6 +29,7 @@ struct SdkSection {
     pool_max_idle_per_host: usize,
     #[serde(deserialize_with = "de::lenient")]
     http2_prior_knowledge: bool,
+    user_agent: Option<String>,
     registry_url: Option<String>,
     registry_token: Option<String>,
     etcd_endpoints: Option<Vec<String>>,
@@ -52,6 +53,7 @@ impl Default for SdkSection {
             pool_idle_timeout: transport.pool_idle_timeout,
             pool_max_idle_per_host: transport.pool_max_idle_per_host,
             http2_prior_knowledge: transport.http2_prior_knowledge,
+            user_agent: None,
             registry_url: None,
             registry_token: None,
             etcd_endpoints: None,
@@ -177,6 +179,11 @@ fn apply_sdk(config: &mut SdkConfig, sdk: SdkSection) -> Result<(), ConfigError>
     transport.pool_idle_timeout = sdk.pool_idle_timeout;
     transport.pool_max_idle_per_host = sdk.pool_max_idle_per_host;
     transport.http2_prior_knowledge = sdk.http2_prior_knowledge;
+    if let Some(agent) = sdk.user_agent {
+        transport.user_agent = http::HeaderValue::try_from(agent).map_err(|_| {
+            ConfigError::invalid("sdk.user_agent", "has characters not allowed in a header")
+        })?;
+    }
     config.error_body_limit = sdk.error_body_limit;
     config.sensitive_headers = sdk.sensitive_headers;
     if let Some(url) = sdk.registry_url {

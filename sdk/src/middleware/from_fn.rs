@@ -7,10 +7,10 @@ use std::{
 
 use tower::{Layer, Service, ServiceExt};
 
-use super::HttpStack;
+use super::Stack;
 use crate::{
     box_error::BoxError,
-    transport::{HttpRequest, HttpResponse},
+    transport::{read_body, Body, HttpRequest, HttpResponse, StreamRequest, StreamResponse},
 };
 
 /// Middleware from an async closure, as in axum's `from_fn`.
@@ -47,10 +47,10 @@ impl<F> fmt::Debug for FromFnLayer<F> {
     }
 }
 
-impl<F: Clone> Layer<HttpStack> for FromFnLayer<F> {
+impl<F: Clone> Layer<Stack> for FromFnLayer<F> {
     type Service = FromFn<F>;
 
-    fn layer(&self, inner: HttpStack) -> FromFn<F> {
+    fn layer(&self, inner: Stack) -> FromFn<F> {
         FromFn {
             f: self.f.clone(),
             inner,
@@ -62,7 +62,7 @@ impl<F: Clone> Layer<HttpStack> for FromFnLayer<F> {
 #[derive(Clone)]
 pub struct FromFn<F> {
     f: F,
-    inner: HttpStack,
+    inner: Stack,
 }
 
 impl<F> fmt::Debug for FromFn<F> {
@@ -76,33 +76,43 @@ impl<F> fmt::Debug for FromFn<F> {
 /// The rest of the stack, handed to a [`from_fn`] closure.
 #[derive(Debug)]
 pub struct Next {
-    inner: HttpStack,
+    inner: Stack,
 }
 
 impl Next {
-    /// Sends the request on through the rest of the stack.
+    /// Sends the request on through the rest of the stack, and reads the answer's body
+    /// (within `max_response_bytes`).
     pub async fn run(self, request: HttpRequest) -> Result<HttpResponse, BoxError> {
-        self.inner.oneshot(request).await
+        let head = request.method() == http::Method::HEAD;
+        let limit = self.inner.limit();
+        let response = self.inner.oneshot(request.map(Body::full)).await?;
+        read_body(response, head, limit).await
     }
 }
 
-impl<F, Fut> Service<HttpRequest> for FromFn<F>
+impl<F, Fut> Service<StreamRequest> for FromFn<F>
 where
     F: Fn(HttpRequest, Next) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Result<HttpResponse, BoxError>> + Send + 'static,
 {
-    type Response = HttpResponse;
+    type Response = StreamResponse;
     type Error = BoxError;
-    type Future = Pin<Box<Fut>>;
+    type Future = Pin<Box<dyn Future<Output = Result<StreamResponse, BoxError>> + Send>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: HttpRequest) -> Self::Future {
+    fn call(&mut self, request: StreamRequest) -> Self::Future {
         let next = Next {
             inner: self.inner.clone(),
         };
-        Box::pin((self.f)(request, next))
+        let f = self.f.clone();
+        Box::pin(async move {
+            // The SDK's request bodies are whole already: this takes them without waiting.
+            let (parts, body) = request.into_parts();
+            let request = HttpRequest::from_parts(parts, body.into_bytes().await?);
+            Ok(f(request, next).await?.map(Body::full))
+        })
     }
 }

@@ -1,5 +1,7 @@
 use std::{
     fmt,
+    future::Future,
+    pin::Pin,
     sync::Arc,
     task::{Context, Poll},
 };
@@ -8,31 +10,91 @@ use tower::{util::BoxCloneSyncService, Service};
 
 use crate::{
     box_error::BoxError,
-    transport::{HttpRequest, HttpResponse, HyperTransport},
+    transport::{
+        read_body, Body, HttpRequest, HttpResponse, HyperTransport, StreamRequest, StreamResponse,
+    },
 };
 
-/// The HTTP service at the bottom of the pipeline: the transport, possibly wrapped in user
-/// middleware. Without middleware no boxing happens: the transport is called directly.
+/// The stack user layers wrap: the transport below them, over `http::Request<Body>` and
+/// `http::Response<Body>` with the response body still streaming ([`Body`]), so any tower or
+/// tower-http layer over `http::Request<impl http_body::Body>` →
+/// `http::Response<impl http_body::Body>` fits. The body is read whole above the last layer,
+/// within `max_response_bytes`.
 #[derive(Clone)]
-pub enum HttpStack {
-    /// The built-in hyper transport, called directly.
-    Hyper(HyperTransport),
-    /// A transport wrapped in middleware, or a custom transport.
-    Boxed(BoxCloneSyncService<HttpRequest, HttpResponse, BoxError>),
+pub struct Stack {
+    service: BoxCloneSyncService<StreamRequest, StreamResponse, BoxError>,
+    limit: usize,
 }
 
-impl HttpStack {
-    /// Erases any HTTP service into a stack.
-    pub fn boxed<S>(service: S) -> Self
+impl Stack {
+    /// Erases `service` into a stack whose bodies are read within `limit` bytes.
+    pub fn new<S>(service: S, limit: usize) -> Self
     where
-        S: Service<HttpRequest, Response = HttpResponse, Error = BoxError>
+        S: Service<StreamRequest, Response = StreamResponse, Error = BoxError>
             + Clone
             + Send
             + Sync
             + 'static,
         S::Future: Send + 'static,
     {
-        HttpStack::Boxed(BoxCloneSyncService::new(service))
+        Stack {
+            service: BoxCloneSyncService::new(service),
+            limit,
+        }
+    }
+
+    /// The largest response body read, in bytes.
+    pub fn limit(&self) -> usize {
+        self.limit
+    }
+}
+
+impl fmt::Debug for Stack {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Stack")
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Service<StreamRequest> for Stack {
+    type Response = StreamResponse;
+    type Error = BoxError;
+    type Future = <BoxCloneSyncService<StreamRequest, StreamResponse, BoxError> as Service<
+        StreamRequest,
+    >>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.service.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: StreamRequest) -> Self::Future {
+        self.service.call(request)
+    }
+}
+
+/// The HTTP service at the bottom of the pipeline, answering with whole bodies: the hyper
+/// transport called directly (no middleware: nothing is boxed), or a [`Stack`] of layers
+/// whose body is read at the top.
+#[derive(Clone)]
+pub enum HttpStack {
+    /// The built-in hyper transport, called directly.
+    Hyper(HyperTransport),
+    /// A transport wrapped in layers, or another transport.
+    Layered(Stack),
+}
+
+impl HttpStack {
+    /// The stack for layers to wrap: the hyper transport left streaming, or the layers
+    /// already there.
+    pub fn into_stack(self) -> Stack {
+        match self {
+            HttpStack::Hyper(t) => {
+                let limit = t.max_response_bytes();
+                Stack::new(t.streaming(), limit)
+            }
+            HttpStack::Layered(stack) => stack,
+        }
     }
 }
 
@@ -40,33 +102,71 @@ impl fmt::Debug for HttpStack {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HttpStack::Hyper(t) => f.debug_tuple("Hyper").field(t).finish(),
-            HttpStack::Boxed(_) => f.write_str("Boxed(..)"),
+            HttpStack::Layered(s) => f.debug_tuple("Layered").field(s).finish(),
         }
     }
 }
+
+type Boxed<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
 
 impl Service<HttpRequest> for HttpStack {
     type Response = HttpResponse;
     type Error = BoxError;
     type Future = futures_util::future::Either<
         <HyperTransport as Service<HttpRequest>>::Future,
-        <BoxCloneSyncService<HttpRequest, HttpResponse, BoxError> as Service<HttpRequest>>::Future,
+        Boxed<HttpResponse>,
     >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         match self {
             HttpStack::Hyper(t) => t.poll_ready(cx),
-            HttpStack::Boxed(s) => s.poll_ready(cx),
+            HttpStack::Layered(s) => s.poll_ready(cx),
         }
     }
 
     fn call(&mut self, request: HttpRequest) -> Self::Future {
         match self {
             HttpStack::Hyper(t) => futures_util::future::Either::Left(t.call(request)),
-            HttpStack::Boxed(s) => futures_util::future::Either::Right(s.call(request)),
+            HttpStack::Layered(s) => {
+                let head = request.method() == http::Method::HEAD;
+                let (response, limit) = (s.call(request.map(Body::full)), s.limit);
+                futures_util::future::Either::Right(Box::pin(async move {
+                    read_body(response.await?, head, limit).await
+                }))
+            }
         }
     }
 }
 
 /// A type-erased layer application, kept by the SDK builder.
-pub(crate) type LayerFn = Arc<dyn Fn(HttpStack) -> HttpStack + Send + Sync>;
+pub(crate) type LayerFn = Arc<dyn Fn(Stack) -> Stack + Send + Sync>;
+
+/// A service over whole bodies (`from_fn` middleware's next step, a custom transport)
+/// adapted to the seam: the request body is taken whole, the answer's wrapped as a [`Body`].
+#[derive(Clone, Debug)]
+pub struct Whole<S>(pub S);
+
+impl<S> Service<StreamRequest> for Whole<S>
+where
+    S: Service<HttpRequest, Response = HttpResponse, Error = BoxError> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = StreamResponse;
+    type Error = BoxError;
+    type Future = Boxed<StreamResponse>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: StreamRequest) -> Self::Future {
+        // The ready service answers this call; a clone waits for the next (tower's rule).
+        let ready = self.0.clone();
+        let mut service = std::mem::replace(&mut self.0, ready);
+        Box::pin(async move {
+            let (parts, body) = request.into_parts();
+            let request = HttpRequest::from_parts(parts, body.into_bytes().await?);
+            Ok(service.call(request).await?.map(Body::full))
+        })
+    }
+}

@@ -7,7 +7,7 @@ use std::{
 
 use sdk_registry::{InMemoryBackend, RegistryBackend};
 
-use tower::{Layer, Service};
+use tower::{Layer, Service, ServiceExt};
 
 use super::{SdkInner, ServiceSdk};
 use crate::{
@@ -17,8 +17,11 @@ use crate::{
     error::{BoxError, ErrorContext, ServiceError},
     health::{HealthChange, HealthHook, HealthHooks},
     hooks::Hooks,
-    middleware::{from_fn, HttpStack, LayerFn, MiddlewareError, Next},
-    transport::{HttpRequest, HttpResponse, HyperTransport, TransportConfig},
+    middleware::{from_fn, HttpStack, LayerFn, MiddlewareError, Next, Stack},
+    transport::{
+        Body, HttpRequest, HttpResponse, HyperTransport, StreamRequest, StreamResponse,
+        TransportConfig,
+    },
 };
 
 /// Builds a [`ServiceSdk`]. Every setter's default is stated on it; nothing is checked
@@ -36,6 +39,8 @@ pub struct ServiceSdkBuilder {
     tls: Option<rustls::ClientConfig>,
     #[cfg(feature = "reqwest")]
     reqwest: Option<reqwest::Client>,
+    #[cfg(feature = "compression")]
+    decompression: bool,
 }
 
 impl std::fmt::Debug for ServiceSdkBuilder {
@@ -61,7 +66,36 @@ impl ServiceSdkBuilder {
             tls: None,
             #[cfg(feature = "reqwest")]
             reqwest: None,
+            #[cfg(feature = "compression")]
+            decompression: true,
         }
+    }
+
+    /// Asks for compressed answers (`Accept-Encoding: gzip, deflate`) and decodes them
+    /// (feature `compression`; default on when the feature is). The size limit applies to
+    /// the decoded body.
+    #[cfg(feature = "compression")]
+    pub fn decompression(mut self, enabled: bool) -> Self {
+        self.decompression = enabled;
+        self
+    }
+
+    /// The layers around the transport, innermost last: the user's, then the SDK's own.
+    fn all_layers(&self) -> Vec<LayerFn> {
+        #[allow(unused_mut)]
+        let mut layers = self.layers.clone();
+        #[cfg(feature = "compression")]
+        if self.decompression {
+            let stream: fn(http::Response<_>) -> StreamResponse = |r| r.map(Body::new);
+            layers.push(Arc::new(move |inner: Stack| {
+                let limit = inner.limit();
+                let service = tower_http::decompression::DecompressionLayer::new()
+                    .layer(inner)
+                    .map_response(stream);
+                Stack::new(service, limit)
+            }));
+        }
+        layers
     }
 
     /// Replaces the whole configuration (default: [`SdkConfig::new`]).
@@ -131,21 +165,31 @@ impl ServiceSdkBuilder {
 
     /// Adds a tower layer around each attempt's HTTP request (default: none). The first
     /// layer added is the outermost.
-    pub fn layer<L>(mut self, layer: L) -> Self
+    ///
+    /// Any `Clone` layer over `http::Request<Bytes>` → `http::Response<impl http_body::Body>`
+    /// fits, tower-http's among them (`TraceLayer`, `DecompressionLayer`,
+    /// `SetRequestIdLayer`, `TimeoutLayer`...); wrap one that is not `Clone` (tower's
+    /// `RateLimitLayer`) in `BufferLayer`. See [`middleware`](crate::middleware).
+    pub fn layer<L, B>(mut self, layer: L) -> Self
     where
-        L: Layer<HttpStack> + Send + Sync + 'static,
-        L::Service: Service<HttpRequest, Response = HttpResponse, Error = BoxError>
-            + Clone
-            + Send
-            + Sync
-            + 'static,
-        <L::Service as Service<HttpRequest>>::Future: Send + 'static,
+        L: Layer<Stack> + Send + Sync + 'static,
+        L::Service:
+            Service<StreamRequest, Response = http::Response<B>> + Clone + Send + Sync + 'static,
+        <L::Service as Service<StreamRequest>>::Error: Into<BoxError>,
+        <L::Service as Service<StreamRequest>>::Future: Send + 'static,
+        B: http_body::Body + Send + 'static,
+        B::Data: bytes::Buf + Send,
+        B::Error: Into<BoxError>,
     {
         // The middleware's own errors are marked as such, so no layer above takes them for
         // the service's failures.
-        let mark: fn(BoxError) -> BoxError = MiddlewareError::wrap;
-        self.layers.push(Arc::new(move |inner| {
-            HttpStack::boxed(tower::ServiceExt::map_err(layer.layer(inner), mark))
+        let mark =
+            |e: <L::Service as Service<StreamRequest>>::Error| MiddlewareError::wrap(e.into());
+        let stream: fn(http::Response<B>) -> StreamResponse = |r| r.map(Body::new);
+        self.layers.push(Arc::new(move |inner: Stack| {
+            let limit = inner.limit();
+            let service = layer.layer(inner).map_response(stream).map_err(mark);
+            Stack::new(service, limit)
         }));
         self
     }
@@ -200,8 +244,9 @@ impl ServiceSdkBuilder {
         #[cfg(feature = "reqwest")]
         if let Some(client) = &self.reqwest {
             let limit = self.config.transport.max_response_bytes;
-            return Ok(HttpStack::boxed(crate::transport::ReqwestTransport::new(
-                client.clone(),
+            let reqwest = crate::transport::ReqwestTransport::new(client.clone(), limit);
+            return Ok(HttpStack::Layered(Stack::new(
+                crate::middleware::Whole(reqwest),
                 limit,
             )));
         }
@@ -225,8 +270,15 @@ impl ServiceSdkBuilder {
             ));
         }
         let mut http = self.transport()?;
-        for layer in self.layers.iter().rev() {
-            http = layer(http);
+        let layers = self.all_layers();
+        if !layers.is_empty() {
+            // Without layers the transport is called directly, its body read in its own
+            // future; with them, they wrap it with bodies still streaming.
+            let mut stack = http.into_stack();
+            for layer in layers.iter().rev() {
+                stack = layer(stack);
+            }
+            http = HttpStack::Layered(stack);
         }
         let static_discovery = Arc::new(StaticDiscovery::new());
         for (name, service) in &self.config.services {

@@ -6,16 +6,18 @@ use std::{
     time::Duration,
 };
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http::HeaderValue;
+use http_body_util::BodyExt;
 use hyper_rustls::HttpsConnector;
 use hyper_util::{
-    client::legacy::{connect::HttpConnector, Client},
+    client::legacy::{connect::HttpConnector, Client, ResponseFuture},
     rt::{TokioExecutor, TokioTimer},
 };
 use tower::Service;
 
-use super::{declares_too_large, BodyTooLarge, HttpRequest, HttpResponse, TransportError};
+use super::{
+    read_body, Body, HttpRequest, HttpResponse, StreamRequest, StreamResponse, TransportError,
+};
 use crate::box_error::BoxError;
 
 /// Settings of the built-in hyper transport.
@@ -33,7 +35,12 @@ pub struct TransportConfig {
     /// Speak HTTP/2 without negotiation, also over plain TCP (default off: HTTP/1.1, with
     /// HTTP/2 negotiated through ALPN over TLS).
     pub http2_prior_knowledge: bool,
+    /// The `User-Agent` sent when a request has none of its own (default `sdk/<version>`).
+    pub user_agent: HeaderValue,
 }
+
+/// The default `User-Agent`: `sdk/<version>`.
+pub const DEFAULT_USER_AGENT: &str = concat!("sdk/", env!("CARGO_PKG_VERSION"));
 
 impl Default for TransportConfig {
     fn default() -> Self {
@@ -43,6 +50,7 @@ impl Default for TransportConfig {
             pool_idle_timeout: Duration::from_secs(90),
             connect_timeout: Duration::from_secs(5),
             http2_prior_knowledge: false,
+            user_agent: HeaderValue::from_static(DEFAULT_USER_AGENT),
         }
     }
 }
@@ -51,6 +59,13 @@ impl TransportConfig {
     /// The defaults.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The `User-Agent` sent when a request has none of its own (default `sdk/<version>`).
+    #[must_use]
+    pub fn user_agent(mut self, user_agent: HeaderValue) -> Self {
+        self.user_agent = user_agent;
+        self
     }
 }
 
@@ -78,8 +93,21 @@ pub struct HyperTransport {
 
 #[derive(Debug)]
 struct Inner {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Body>,
     max_response_bytes: usize,
+    user_agent: HeaderValue,
+}
+
+impl Inner {
+    /// Sends `request`, with the default `User-Agent` unless it has one.
+    fn send(&self, mut request: StreamRequest) -> ResponseFuture {
+        if let http::header::Entry::Vacant(entry) =
+            request.headers_mut().entry(http::header::USER_AGENT)
+        {
+            entry.insert(self.user_agent.clone());
+        }
+        self.client.request(request)
+    }
 }
 
 impl HyperTransport {
@@ -113,8 +141,24 @@ impl HyperTransport {
             inner: Arc::new(Inner {
                 client,
                 max_response_bytes: config.max_response_bytes,
+                user_agent: config.user_agent.clone(),
             }),
         }
+    }
+}
+
+impl HyperTransport {
+    /// The same client with response bodies left streaming, for user layers to wrap (their
+    /// body is read at the top of the middleware, within the same size limit).
+    pub fn streaming(&self) -> HyperStreaming {
+        HyperStreaming {
+            inner: self.inner.clone(),
+        }
+    }
+
+    /// The largest response body read, in bytes.
+    pub fn max_response_bytes(&self) -> usize {
+        self.inner.max_response_bytes
     }
 }
 
@@ -131,24 +175,40 @@ impl Service<HttpRequest> for HyperTransport {
 
     fn call(&mut self, request: HttpRequest) -> Self::Future {
         let head = request.method() == http::Method::HEAD;
-        let response = self.inner.client.request(request.map(Full::new));
+        let response = self.inner.send(request.map(Body::full));
         let limit = self.inner.max_response_bytes;
         Box::pin(async move {
             let response = response
                 .await
                 .map_err(|e| TransportError::new(e.is_connect(), e))?;
-            let (parts, body) = response.into_parts();
-            if declares_too_large(head, parts.status, &parts.headers, limit) {
-                return Err(BodyTooLarge { limit }.into());
-            }
-            let body = match Limited::new(body, limit).collect().await {
-                Ok(collected) => collected.to_bytes(),
-                Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-                    return Err(BodyTooLarge { limit }.into())
-                }
-                Err(e) => return Err(TransportError::new(false, e).into()),
-            };
-            Ok(http::Response::from_parts(parts, body))
+            read_body(response, head, limit).await
+        })
+    }
+}
+
+/// [`HyperTransport`] with response bodies left streaming ([`Body`]): the bottom of the
+/// stack that user layers wrap.
+#[derive(Clone, Debug)]
+pub struct HyperStreaming {
+    inner: Arc<Inner>,
+}
+
+impl Service<StreamRequest> for HyperStreaming {
+    type Response = StreamResponse;
+    type Error = BoxError;
+    type Future = Pin<Box<dyn Future<Output = Result<StreamResponse, BoxError>> + Send>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: StreamRequest) -> Self::Future {
+        let response = self.inner.send(request);
+        Box::pin(async move {
+            let response = response
+                .await
+                .map_err(|e| TransportError::new(e.is_connect(), e))?;
+            Ok(response.map(|body| Body::new(body.map_err(|e| TransportError::new(false, e)))))
         })
     }
 }

@@ -9,6 +9,7 @@
 //! Transports are `tower::Service<HttpRequest, Response = HttpResponse, Error = BoxError>`,
 //! the same shape user middleware wraps.
 
+mod body;
 mod hyper;
 #[cfg(feature = "reqwest")]
 mod reqwest;
@@ -17,14 +18,23 @@ use std::fmt;
 
 use bytes::Bytes;
 
-pub use self::hyper::{HyperTransport, TransportConfig};
+pub(crate) use self::body::read_body;
 #[cfg(feature = "reqwest")]
 pub use self::reqwest::ReqwestTransport;
+pub use self::{
+    body::Body,
+    hyper::{HyperStreaming, HyperTransport, TransportConfig, DEFAULT_USER_AGENT},
+};
 
 /// The request type transports and user middleware see: absolute URI, body already bytes.
 pub type HttpRequest = http::Request<Bytes>;
-/// The response type transports and user middleware produce: the body fully read.
+/// The response type transports and `from_fn` middleware produce: the body fully read.
 pub type HttpResponse = http::Response<Bytes>;
+/// The request type at the middleware seam: what tower layers see (the body is whole, but
+/// a [`Body`], as tower-http's layers ask for).
+pub type StreamRequest = http::Request<Body>;
+/// The response type at the middleware seam, before the body is read: what tower layers see.
+pub type StreamResponse = http::Response<Body>;
 
 /// The response body was larger than the configured limit; it was not read further.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

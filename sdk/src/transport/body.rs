@@ -1,0 +1,144 @@
+//! The response body as it travels up through user middleware, and the one place a body is
+//! read whole within the size limit.
+//!
+//! Below the middleware seam a response body streams (`hyper::body::Incoming`, or whatever
+//! a tower-http layer such as `DecompressionLayer` makes of it); at the top of the seam
+//! [`read_body`] reads it into `Bytes`, inside the attempt's timer, refusing more than
+//! `max_response_bytes` (counted after decompression, so a small compressed body cannot
+//! expand past the limit).
+
+use std::{
+    pin::Pin,
+    task::{Context, Poll},
+};
+
+use bytes::{Buf, Bytes};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Limited};
+
+use super::{declares_too_large, BodyTooLarge, HttpResponse, TransportError};
+use crate::box_error::BoxError;
+
+/// A response body at the middleware seam: streamed from the connection, or already whole
+/// (what `from_fn` middleware and custom transports hand back). It implements
+/// [`http_body::Body`], so tower-http's layers (trace, decompression, ...) work on it.
+pub struct Body(Kind);
+
+enum Kind {
+    Full(Option<Bytes>),
+    Stream(UnsyncBoxBody<Bytes, BoxError>),
+}
+
+impl Body {
+    /// A body that is already whole.
+    pub fn full(bytes: impl Into<Bytes>) -> Self {
+        let bytes = bytes.into();
+        Body(Kind::Full((!bytes.is_empty()).then_some(bytes)))
+    }
+
+    /// Wraps any body whose chunks are `Buf`s (a `Body` is taken as it is, not boxed again).
+    pub fn new<B>(body: B) -> Self
+    where
+        B: HttpBody + Send + 'static,
+        B::Data: Buf + Send,
+        B::Error: Into<BoxError>,
+    {
+        let mut slot = Some(body);
+        if let Some(same) = (&mut slot as &mut dyn std::any::Any).downcast_mut::<Option<Body>>() {
+            return same.take().unwrap_or_default();
+        }
+        let Some(body) = slot else {
+            return Body::default();
+        };
+        Body(Kind::Stream(
+            body.map_frame(|frame| frame.map_data(|mut data| data.copy_to_bytes(data.remaining())))
+                .map_err(Into::into)
+                .boxed_unsync(),
+        ))
+    }
+}
+
+impl Body {
+    /// The whole body: at once when it already is (every request body the SDK makes).
+    pub async fn into_bytes(self) -> Result<Bytes, BoxError> {
+        match self.0 {
+            Kind::Full(bytes) => Ok(bytes.unwrap_or_default()),
+            Kind::Stream(body) => Ok(body.collect().await?.to_bytes()),
+        }
+    }
+}
+
+impl Default for Body {
+    fn default() -> Self {
+        Body(Kind::Full(None))
+    }
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Kind::Full(bytes) => f
+                .debug_tuple("Body::Full")
+                .field(&bytes.as_ref().map_or(0, Bytes::len))
+                .finish(),
+            Kind::Stream(_) => f.write_str("Body::Stream"),
+        }
+    }
+}
+
+impl HttpBody for Body {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match &mut self.get_mut().0 {
+            Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Kind::Stream(body) => Pin::new(body).poll_frame(cx),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.0 {
+            Kind::Full(bytes) => bytes.is_none(),
+            Kind::Stream(body) => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.0 {
+            Kind::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            Kind::Stream(body) => body.size_hint(),
+        }
+    }
+}
+
+/// Reads `response`'s body whole, refusing one over `limit` bytes: at once when its
+/// `Content-Length` says so (unless the answer has no body: HEAD, 1xx, 204, 304), else as
+/// soon as the bytes read pass the limit.
+pub(crate) async fn read_body<B>(
+    response: http::Response<B>,
+    head: bool,
+    limit: usize,
+) -> Result<HttpResponse, BoxError>
+where
+    B: HttpBody,
+    B::Error: Into<BoxError>,
+{
+    let (parts, body) = response.into_parts();
+    if declares_too_large(head, parts.status, &parts.headers, limit) {
+        return Err(BodyTooLarge { limit }.into());
+    }
+    let body = match Limited::new(body, limit).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return Err(BodyTooLarge { limit }.into())
+        }
+        // A body that breaks off, or that a layer cannot decode, is the answer's failure.
+        Err(e) if crate::error_chain::contains::<TransportError>(e.as_ref()) => return Err(e),
+        Err(e) => return Err(TransportError::new(false, e).into()),
+    };
+    Ok(http::Response::from_parts(parts, body))
+}
