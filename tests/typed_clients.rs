@@ -391,3 +391,38 @@ fn the_generated_client_is_cheap_to_clone_and_shareable() {
     shareable::<UserServiceClient>();
     assert_eq!(UserServiceClient::SERVICE, "user-service");
 }
+
+#[tokio::test(start_paused = true)]
+async fn another_service_name_and_per_call_options() {
+    let v1 = Scripted::start(Reply::json(serde_json::json!({ "id": 1, "name": "v1" }))).await;
+    let v2 = Scripted::start(Reply::json(serde_json::json!({ "id": 1, "name": "v2" }))).await;
+    let sdk = ServiceSdk::builder()
+        .service("user-service", ServiceConfig::new().instance(&v1.url))
+        .service("users-v2", ServiceConfig::new().instance(&v2.url))
+        .build()
+        .expect("valid");
+
+    // The same interface, served under another name.
+    let v2_users = UserServiceClient::with_service(&sdk, "users-v2");
+    assert_eq!(v2_users.get_user("1".into()).await.expect("ok").name, "v2");
+    assert_eq!(v1.hits(), 0);
+
+    // A header on every call made through a view, without dropping to ad-hoc calls.
+    let tenant = UserServiceClient::new(&sdk).with_header(
+        http::HeaderName::from_static("x-tenant"),
+        http::HeaderValue::from_static("acme"),
+    );
+    assert_eq!(tenant.get_user("1".into()).await.expect("ok").name, "v1");
+    assert_eq!(v1.seen()[0].headers["x-tenant"], "acme");
+
+    // A deadline for one view's calls, tighter than the method's own #[timeout("2s")].
+    v1.set_fallback(Reply::json(serde_json::json!([1])).delay(Duration::from_secs(1)));
+    let hurried = UserServiceClient::new(&sdk).with_timeout(Duration::from_millis(300));
+    let err = hurried
+        .user_orders(1)
+        .await
+        .expect_err("slower than 300 ms");
+    assert!(err.is_timeout(), "{err:?}");
+    let patient = UserServiceClient::new(&sdk);
+    assert_eq!(patient.user_orders(1).await.expect("within 2 s"), [1]);
+}

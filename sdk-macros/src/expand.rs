@@ -33,6 +33,7 @@ pub(crate) fn expand(interface: &Interface) -> TokenStream {
         #vis struct #client {
             client: #private::ServiceClient,
             cache_mode: #private::CacheMode,
+            extras: #private::CallExtras,
         }
 
         impl #client {
@@ -41,9 +42,16 @@ pub(crate) fn expand(interface: &Interface) -> TokenStream {
 
             /// A client calling the service through `sdk`'s pipeline. Cheap to clone.
             pub fn new(sdk: &#private::ServiceSdk) -> Self {
+                Self::with_service(sdk, #service)
+            }
+
+            /// A client of the same interface served under another name (another
+            /// deployment, a `-v2` service), with that service's configuration.
+            pub fn with_service(sdk: &#private::ServiceSdk, service: &str) -> Self {
                 #client {
-                    client: sdk.get_client(#service),
+                    client: sdk.get_client(service),
                     cache_mode: #private::CacheMode::Default,
+                    extras: #private::CallExtras::default(),
                 }
             }
 
@@ -53,6 +61,31 @@ pub(crate) fn expand(interface: &Interface) -> TokenStream {
                 #client {
                     client: self.client.clone(),
                     cache_mode: #private::CacheMode::Refresh,
+                    extras: self.extras.clone(),
+                }
+            }
+
+            /// A view of this client whose calls must finish within `timeout` (across
+            /// retries), instead of the method's `#[timeout]` or the service's.
+            pub fn with_timeout(&self, timeout: ::core::time::Duration) -> Self {
+                #client {
+                    client: self.client.clone(),
+                    cache_mode: self.cache_mode,
+                    extras: self.extras.with_timeout(timeout),
+                }
+            }
+
+            /// A view of this client whose calls carry this header too (replacing the
+            /// service's default of that name; secret ones are never printed).
+            pub fn with_header(
+                &self,
+                name: #private::HeaderName,
+                value: #private::HeaderValue,
+            ) -> Self {
+                #client {
+                    client: self.client.clone(),
+                    cache_mode: self.cache_mode,
+                    extras: self.extras.with_header(name, value),
                 }
             }
 
@@ -180,6 +213,7 @@ fn method_impl(method: &Method, private: &TokenStream) -> TokenStream {
                 }
                 __request = __request.cache_mode(self.cache_mode);
                 #policies
+                __request = self.extras.apply(__request);
                 __request.send::<#output>().await
             }
         }

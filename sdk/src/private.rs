@@ -6,7 +6,7 @@ use std::{
     fmt::{Display, Write as _},
 };
 
-pub use http::{HeaderValue, Method};
+pub use http::{HeaderName, HeaderValue, Method};
 use serde::Serialize;
 
 pub use crate::{
@@ -16,6 +16,49 @@ pub use crate::{
     retry::RetryOverride,
     ServiceSdk,
 };
+
+/// Per-call options a generated client carries (its `with_timeout` and `with_header`
+/// views), applied to every call made through that view. Empty by default: applying it
+/// then costs two checks.
+#[derive(Clone, Debug, Default)]
+pub struct CallExtras {
+    timeout: Option<std::time::Duration>,
+    headers: Option<std::sync::Arc<http::HeaderMap>>,
+}
+
+impl CallExtras {
+    /// These extras with the call's deadline set.
+    pub fn with_timeout(&self, timeout: std::time::Duration) -> Self {
+        CallExtras {
+            timeout: Some(timeout),
+            headers: self.headers.clone(),
+        }
+    }
+
+    /// These extras with one more header (replacing one of the same name).
+    pub fn with_header(&self, name: HeaderName, value: HeaderValue) -> Self {
+        let mut headers = self.headers.as_deref().cloned().unwrap_or_default();
+        headers.insert(name, value);
+        crate::redact::mark_sensitive(&mut headers, &[]);
+        CallExtras {
+            timeout: self.timeout,
+            headers: Some(std::sync::Arc::new(headers)),
+        }
+    }
+
+    /// Applies the extras to one call (after the method's own policies: they win).
+    pub fn apply(&self, mut request: RequestBuilder) -> RequestBuilder {
+        if let Some(timeout) = self.timeout {
+            request = request.timeout(timeout);
+        }
+        if let Some(headers) = &self.headers {
+            for (name, value) in headers.iter() {
+                request = request.header(name.clone(), value.clone());
+            }
+        }
+        request
+    }
+}
 
 /// Starts a request with a path the generated code built (no copy).
 pub fn request(
