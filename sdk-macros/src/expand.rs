@@ -251,7 +251,7 @@ fn policies(method: &Method, private: &TokenStream) -> TokenStream {
                 ::core::time::Duration::from_nanos(#delay),
                 #backoff,
             );
-            __request = __request.retry_policy(__RETRY);
+            __request = __request.retry_policy(&__RETRY);
         });
     }
     if let Some(breaker) = &method.breaker {
@@ -268,7 +268,7 @@ fn policies(method: &Method, private: &TokenStream) -> TokenStream {
         }
         code.push(quote! {
             const __BREAKER: #private::BreakerConfig = #private::BreakerConfig::DEFAULT #(#fields)*;
-            __request = __request.circuit_breaker(__BREAKER);
+            __request = __request.circuit_breaker(&__BREAKER);
         });
     }
     if let Some(cached) = &method.cached {

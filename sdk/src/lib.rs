@@ -131,7 +131,7 @@ pub use crate::{
     },
     hooks::ErrorHook,
     redact::is_secret_header,
-    request::{CacheMode, CallOptions, ServiceRequest, VaryOn},
+    request::{CacheMode, CallOptions, Policy, ServiceRequest, VaryOn},
     response::{CacheStatus, ServiceResponse},
     retry::RetryOverride,
     service_sdk::{Registration, ServiceSdk, ServiceSdkBuilder},

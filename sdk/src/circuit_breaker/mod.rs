@@ -228,7 +228,7 @@ where
         let breaker = self.breakers.get_or_create(
             request.method(),
             request.endpoint(),
-            request.options().circuit_breaker.as_ref(),
+            request.options().circuit_breaker.as_deref(),
         );
         match breaker.try_acquire() {
             Ok(permit) => ResponseFuture::called(self.inner.call(request), breaker, permit),

@@ -158,15 +158,18 @@ impl RequestBuilder {
 
     /// Uses these retry settings for this call instead of the service's (the service's retry
     /// budget still applies).
-    pub fn retry_policy(mut self, retry: RetryOverride) -> Self {
-        self.options.retry = Some(retry);
+    pub fn retry_policy(mut self, retry: impl Into<crate::request::Policy<RetryOverride>>) -> Self {
+        self.options.retry = Some(retry.into());
         self
     }
 
     /// Gives this call's endpoint these breaker settings instead of the service's (taken when
     /// the endpoint's breaker is first created). Pair it with [`endpoint`](Self::endpoint).
-    pub fn circuit_breaker(mut self, breaker: BreakerConfig) -> Self {
-        self.options.circuit_breaker = Some(breaker);
+    pub fn circuit_breaker(
+        mut self,
+        breaker: impl Into<crate::request::Policy<BreakerConfig>>,
+    ) -> Self {
+        self.options.circuit_breaker = Some(breaker.into());
         self
     }
 

@@ -93,7 +93,7 @@ impl tower::retry::Policy<ServiceRequest, ServiceResponse, BoxError> for RetryPo
             }
             classify::Verdict::Retry { after } => after,
         };
-        let (max_attempts, method_backoff) = match &request.options().retry {
+        let (max_attempts, method_backoff) = match request.options().retry.as_deref() {
             Some(retry) => (retry.max_attempts.max(1), Some(retry.backoff)),
             None => (self.shared.max_attempts, None),
         };

@@ -24,16 +24,17 @@ use crate::box_error::BoxError;
 /// [`http_body::Body`], so tower-http's layers (trace, decompression, ...) work on it.
 pub struct Body(Kind);
 
+// As small as hyper's own `Full<Bytes>` (the request moves through hyper's dispatch by
+// value several times): the stream is boxed once more, and an empty `Full` is the end.
 enum Kind {
-    Full(Option<Bytes>),
-    Stream(UnsyncBoxBody<Bytes, BoxError>),
+    Full(Bytes),
+    Stream(Box<UnsyncBoxBody<Bytes, BoxError>>),
 }
 
 impl Body {
     /// A body that is already whole.
     pub fn full(bytes: impl Into<Bytes>) -> Self {
-        let bytes = bytes.into();
-        Body(Kind::Full((!bytes.is_empty()).then_some(bytes)))
+        Body(Kind::Full(bytes.into()))
     }
 
     /// Wraps any body whose chunks are `Buf`s (a `Body` is taken as it is, not boxed again).
@@ -50,11 +51,11 @@ impl Body {
         let Some(body) = slot else {
             return Body::default();
         };
-        Body(Kind::Stream(
+        Body(Kind::Stream(Box::new(
             body.map_frame(|frame| frame.map_data(|mut data| data.copy_to_bytes(data.remaining())))
                 .map_err(Into::into)
                 .boxed_unsync(),
-        ))
+        )))
     }
 }
 
@@ -62,7 +63,7 @@ impl Body {
     /// The whole body: at once when it already is (every request body the SDK makes).
     pub async fn into_bytes(self) -> Result<Bytes, BoxError> {
         match self.0 {
-            Kind::Full(bytes) => Ok(bytes.unwrap_or_default()),
+            Kind::Full(bytes) => Ok(bytes),
             Kind::Stream(body) => Ok(body.collect().await?.to_bytes()),
         }
     }
@@ -70,17 +71,14 @@ impl Body {
 
 impl Default for Body {
     fn default() -> Self {
-        Body(Kind::Full(None))
+        Body(Kind::Full(Bytes::new()))
     }
 }
 
 impl std::fmt::Debug for Body {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.0 {
-            Kind::Full(bytes) => f
-                .debug_tuple("Body::Full")
-                .field(&bytes.as_ref().map_or(0, Bytes::len))
-                .finish(),
+            Kind::Full(bytes) => f.debug_tuple("Body::Full").field(&bytes.len()).finish(),
             Kind::Stream(_) => f.write_str("Body::Stream"),
         }
     }
@@ -95,21 +93,22 @@ impl HttpBody for Body {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match &mut self.get_mut().0 {
-            Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Kind::Stream(body) => Pin::new(body).poll_frame(cx),
+            Kind::Full(bytes) if bytes.is_empty() => Poll::Ready(None),
+            Kind::Full(bytes) => Poll::Ready(Some(Ok(Frame::data(std::mem::take(bytes))))),
+            Kind::Stream(body) => Pin::new(body.as_mut()).poll_frame(cx),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match &self.0 {
-            Kind::Full(bytes) => bytes.is_none(),
+            Kind::Full(bytes) => bytes.is_empty(),
             Kind::Stream(body) => body.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.0 {
-            Kind::Full(bytes) => SizeHint::with_exact(bytes.as_ref().map_or(0, |b| b.len() as u64)),
+            Kind::Full(bytes) => SizeHint::with_exact(bytes.len() as u64),
             Kind::Stream(body) => body.size_hint(),
         }
     }
@@ -141,4 +140,25 @@ where
         Err(e) => return Err(TransportError::new(false, e).into()),
     };
     Ok(http::Response::from_parts(parts, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_larger_than_hypers_own_full_body() {
+        // Requests move through hyper's dispatch by value: a larger body costs every call.
+        assert!(std::mem::size_of::<Body>() <= std::mem::size_of::<http_body_util::Full<Bytes>>());
+    }
+
+    #[tokio::test]
+    async fn whole_and_streamed_bodies_read_the_same() {
+        let whole = Body::full("abc");
+        assert_eq!(whole.size_hint().exact(), Some(3));
+        assert_eq!(whole.into_bytes().await.expect("whole"), "abc");
+        let streamed = Body::new(http_body_util::Full::new(Bytes::from_static(b"abc")));
+        assert_eq!(streamed.into_bytes().await.expect("streamed"), "abc");
+        assert!(Body::default().is_end_stream());
+    }
 }
