@@ -106,6 +106,9 @@ async fn start_demo_service(demo: Arc<Demo>) -> Result<String, Box<dyn std::erro
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // Metrics through the `metrics` facade, exported for Prometheus (feature `prometheus`);
+    // a real service would serve `prometheus.render()` on its own `/metrics` route.
+    let prometheus = sdk::telemetry::Prometheus::install()?;
     let demo = Arc::new(Demo::default());
     let url = start_demo_service(demo.clone()).await?;
     println!("demo service listening on {url}\n");
@@ -170,6 +173,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "   the service saw {} request(s) for /catalog",
         demo.catalog_calls.load(Ordering::SeqCst)
     );
+    println!("\n5. What /metrics would show (a few lines of prometheus.render())");
+    for line in prometheus
+        .render()
+        .lines()
+        .filter(|l| l.starts_with("sdk_calls_total") || l.starts_with("sdk_circuit_state"))
+    {
+        println!("   {line}");
+    }
     println!("\nDone. See README.md for the attribute reference, ad-hoc calls, batch calls, middleware and configuration.");
     Ok(())
 }

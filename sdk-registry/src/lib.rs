@@ -16,6 +16,13 @@ mod streak;
 #[doc(hidden)]
 pub mod sync;
 
+/// Latency histogram buckets in seconds (1 ms to 30 s), for the SDK's and the registry
+/// server's Prometheus exposition: explicit buckets, so histograms aggregate across
+/// instances (summaries do not).
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
 /// The TLS library of [`HttpBackend::with_tls`] and [`EtcdBackend::with_tls`].
 pub use rustls;
 

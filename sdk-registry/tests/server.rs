@@ -780,3 +780,50 @@ fn help_describes_the_server() {
         "{help}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn metrics_count_instances_and_writes() {
+    let server = start(&data_file("metrics"), 90).await;
+    let http = reqwest::Client::new();
+    assert_eq!(
+        register(&http, &server, &instance("m1", 8081))
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(
+        register(&http, &server, &instance("m2", 8082))
+            .await
+            .status(),
+        201
+    );
+    let refused = http
+        .delete(format!("{}/v1/services/orders/instances/nope", server.url))
+        .bearer_auth("s3cret")
+        .send()
+        .await
+        .expect("up");
+    assert_eq!(refused.status(), 404);
+    let response = http
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .expect("up");
+    assert_eq!(response.status(), 200);
+    assert!(response.headers()["content-type"]
+        .to_str()
+        .expect("ascii")
+        .starts_with("text/plain; version=0.0.4"));
+    let text = response.text().await.expect("text");
+    let Some(samples) = support::prometheus::parse(&text) else {
+        return;
+    };
+    use support::prometheus::value;
+    let orders = ["service=orders", "health=healthy"];
+    assert_eq!(value(&samples, "sdk_registry_instances", &orders), 2.0);
+    let saved = ["op=register", "result=saved"];
+    assert_eq!(value(&samples, "sdk_registry_writes_total", &saved), 2.0);
+    let refused = ["op=deregister", "result=refused"];
+    assert_eq!(value(&samples, "sdk_registry_writes_total", &refused), 1.0);
+    assert!(value(&samples, "sdk_registry_commit_seconds_count", &[]) >= 2.0);
+}

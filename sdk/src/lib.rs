@@ -87,6 +87,7 @@ mod clock;
 pub mod config;
 pub mod deadline;
 pub mod discovery;
+mod endpoint_map;
 mod error;
 mod error_chain;
 pub mod health;
@@ -103,6 +104,7 @@ mod redact;
 mod request;
 mod response;
 pub mod retry;
+pub mod telemetry;
 /// The `bytes` crate, so request and response bodies can be named without depending on it.
 pub use bytes;
 /// The `http` crate (`StatusCode`, `HeaderValue`, `Method`...), so they can be named without
@@ -129,7 +131,7 @@ pub use crate::{
     error::{
         BoxError, Endpoint, ErrorContext, RetryStop, ServiceError, ServiceResult, TimeoutKind,
     },
-    hooks::ErrorHook,
+    hooks::{CallHook, ErrorHook},
     redact::is_secret_header,
     request::{CacheMode, CallOptions, Policy, ServiceRequest, VaryOn},
     response::{CacheStatus, ServiceResponse},

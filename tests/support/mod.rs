@@ -214,3 +214,7 @@ pub fn sdk_for(url: &str, config: ServiceConfig) -> ServiceSdk {
         .build()
         .expect("valid configuration")
 }
+
+/// The Prometheus text parser the registry's tests use too (one copy, in that crate).
+#[path = "../../sdk-registry/tests/support/prometheus.rs"]
+pub mod prometheus;

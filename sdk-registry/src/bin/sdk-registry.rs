@@ -92,6 +92,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         open_writes: args.allow_open_writes,
         protect_reads: args.protect_reads,
         body_timeout: Duration::from_secs(args.body_timeout_secs),
+        metrics: Some(metrics_recorder()?),
         ..ServerConfig::default()
     };
     // Certificate problems are reported before anything listens.
@@ -162,4 +163,23 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         () = terminate => {}
     }
+}
+
+/// The process's Prometheus recorder, rendered on `GET /metrics`: histograms with explicit
+/// buckets (1 ms to 30 s), drained every 5 s.
+fn metrics_recorder(
+) -> Result<metrics_exporter_prometheus::PrometheusHandle, metrics_exporter_prometheus::BuildError>
+{
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .set_buckets(sdk_registry::LATENCY_BUCKETS)?
+        .install_recorder()?;
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    Ok(handle)
 }

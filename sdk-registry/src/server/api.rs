@@ -38,6 +38,7 @@ pub fn router(registry: Arc<Registry>) -> Router {
     Router::new()
         .route("/", get(index))
         .route("/health", get(health))
+        .route("/metrics", get(metrics_text))
         .route("/v1/instances", post(register))
         .route("/v1/services", get(services))
         .route("/v1/services/{service}/instances", get(instances))
@@ -221,6 +222,11 @@ const ENDPOINTS: &[(&str, &str, &str)] = &[
         "liveness, and whether writes need a token",
     ),
     (
+        "GET",
+        "/metrics",
+        "Prometheus text exposition: instances, writes, commit latency",
+    ),
+    (
         "POST",
         "/v1/instances",
         "register (or re-register) an instance: a ServiceInstance as JSON",
@@ -276,6 +282,38 @@ async fn index(State(registry): State<Arc<Registry>>) -> Json<serde_json::Value>
         "reads": if registry.config.protect_reads { "token" } else { "open" },
         "endpoints": endpoints,
     }))
+}
+
+/// The Prometheus exposition: the instance gauges are set from the registry's state as it
+/// is now, then everything the recorder holds is rendered.
+async fn metrics_text(State(registry): State<Arc<Registry>>) -> Result<Response, ApiError> {
+    let Some(handle) = &registry.config.metrics else {
+        return Err(ApiError(
+            StatusCode::NOT_FOUND,
+            "metrics are not enabled on this server".into(),
+        ));
+    };
+    for service in registry.backend.services().await? {
+        let records = registry.backend.instances(&service).await?;
+        let healthy = records
+            .iter()
+            .filter(|r| r.health != crate::HealthStatus::Unhealthy)
+            .count();
+        let unhealthy = records.len() - healthy;
+        for (health, count) in [("healthy", healthy), ("unhealthy", unhealthy)] {
+            metrics::gauge!("sdk_registry_instances", "service" => service.clone(), "health" => health)
+                .set(count as f64);
+        }
+    }
+    handle.run_upkeep();
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        handle.render(),
+    )
+        .into_response())
 }
 
 async fn health(State(registry): State<Arc<Registry>>) -> Json<serde_json::Value> {

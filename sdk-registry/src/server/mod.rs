@@ -63,6 +63,9 @@ pub struct ServerConfig {
     pub max_body: usize,
     /// Time a request body has to arrive (default 30 s).
     pub body_timeout: Duration,
+    /// Where `GET /metrics` renders from (default: none, and `/metrics` answers 404). The
+    /// binary installs a Prometheus recorder and passes its handle.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl std::fmt::Debug for ServerConfig {
@@ -75,6 +78,7 @@ impl std::fmt::Debug for ServerConfig {
             .field("protect_reads", &self.protect_reads)
             .field("max_body", &self.max_body)
             .field("body_timeout", &self.body_timeout)
+            .field("metrics", &self.metrics.is_some())
             .finish()
     }
 }
@@ -89,6 +93,7 @@ impl Default for ServerConfig {
             protect_reads: false,
             max_body: 64 * 1024,
             body_timeout: Duration::from_secs(30),
+            metrics: None,
         }
     }
 }

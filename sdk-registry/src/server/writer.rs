@@ -33,6 +33,18 @@ pub(crate) enum Op {
     Evict(Vec<(String, String)>),
 }
 
+impl Op {
+    /// The `op` label of `sdk_registry_writes_total`.
+    fn kind(&self) -> &'static str {
+        match self {
+            Op::Register(_) => "register",
+            Op::Deregister { .. } => "deregister",
+            Op::SetHealth { .. } => "set_health",
+            Op::Evict(_) => "evict",
+        }
+    }
+}
+
 /// Why a change was not made.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum WriteError {
@@ -87,14 +99,27 @@ async fn run(
             .filter_map(|p| p.outcome.as_ref().ok())
             .flat_map(|p| p.changes.iter().cloned())
             .collect();
+        let started = std::time::Instant::now();
         let saved = match &mut store {
             Some(store) => store.commit(&changes).await.map_err(Arc::new),
             None => Ok(()),
         };
+        if store.is_some() {
+            metrics::histogram!("sdk_registry_commit_seconds")
+                .record(started.elapsed().as_secs_f64());
+        }
         if let Err(e) = &saved {
             tracing::error!(error = %e, changes = changes.len(), "a write could not be saved; nothing changed");
         }
         for Planned { op, outcome, reply } in planned {
+            let (kind, result) = (op.kind(), &outcome);
+            let verdict = match (result, &saved) {
+                (Err(_), _) => "refused",
+                (Ok(_), Err(_)) => "failed",
+                (Ok(_), Ok(())) => "saved",
+            };
+            metrics::counter!("sdk_registry_writes_total", "op" => kind, "result" => verdict)
+                .increment(1);
             let result = match (outcome, &saved) {
                 (Err(refused), _) => Err(WriteError::Refused(refused)),
                 (Ok(_), Err(e)) => Err(WriteError::Save(e.clone())),

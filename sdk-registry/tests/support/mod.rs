@@ -1,6 +1,7 @@
 //! Helpers shared by the registry's integration tests (each test file uses some of them).
 #![allow(dead_code)]
 
+pub(crate) mod prometheus;
 #[cfg(feature = "server")]
 mod server;
 pub(crate) mod tls;

@@ -374,6 +374,7 @@ fn observe(
     stats.observe(crate::clock::nanos(rtt), now, decay);
     if stats.record(failed, now, config) {
         tracing::warn!(service = %shared.service, instance = url, for_ = ?config.ejection_duration, "instance ejected after repeated failures");
+        crate::telemetry::ejection(&shared.service);
     }
 }
 

@@ -24,14 +24,11 @@ mod layer;
 mod policy;
 mod state;
 
-use sdk_registry::sync::Unpoisoned as _;
 use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::Arc,
     task::{Context, Poll},
 };
 
-use arc_swap::ArcSwap;
 use http::Method;
 use tower::Service;
 
@@ -43,7 +40,10 @@ pub use self::{
     policy::{FailureClassifier, ServerFailures},
     state::{CircuitBreaker, CircuitState, Permit},
 };
-use crate::{box_error::BoxError, request::ServiceRequest, response::ServiceResponse};
+use crate::{
+    box_error::BoxError, endpoint_map::EndpointMap, request::ServiceRequest,
+    response::ServiceResponse,
+};
 
 /// One endpoint's breaker, as reported by `ServiceClient::circuit_state`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -60,10 +60,6 @@ pub struct EndpointCircuit {
     pub rejected: u64,
 }
 
-// foldhash (hashbrown's default): several times cheaper than SipHash on short keys, seeded
-// per map; with the map bounded, flooding it cannot cost much.
-type BreakerMap = HashMap<Box<str>, Arc<CircuitBreaker>, foldhash::fast::RandomState>;
-
 /// The breakers of one service, one per endpoint, created on first use.
 ///
 /// The number of endpoints is bounded (`max_endpoints`, default 1,024): ad-hoc calls that
@@ -74,48 +70,33 @@ type BreakerMap = HashMap<Box<str>, Arc<CircuitBreaker>, foldhash::fast::RandomS
 pub struct EndpointBreakers {
     config: BreakerConfig,
     classifier: Arc<dyn FailureClassifier>,
-    by_method: [ArcSwap<BreakerMap>; 9],
-    /// Serializes inserts (rare: the first call to each endpoint), never reads.
-    insert: Mutex<()>,
-    max_endpoints: usize,
-    overflow: Arc<CircuitBreaker>,
-}
-
-const METHODS: [Method; 8] = [
-    Method::GET,
-    Method::POST,
-    Method::PUT,
-    Method::DELETE,
-    Method::PATCH,
-    Method::HEAD,
-    Method::OPTIONS,
-    Method::TRACE,
-];
-
-fn method_index(method: &Method) -> usize {
-    METHODS
-        .iter()
-        .position(|m| m == method)
-        .unwrap_or(METHODS.len())
+    map: EndpointMap<CircuitBreaker>,
+    service: Option<Arc<str>>,
 }
 
 impl EndpointBreakers {
     /// Breakers with the given settings and failure classifier.
     pub fn new(config: BreakerConfig, classifier: Arc<dyn FailureClassifier>) -> Self {
+        let overflow = CircuitBreaker::with_classifier(config, classifier.clone());
         EndpointBreakers {
             config,
-            classifier: classifier.clone(),
-            by_method: Default::default(),
-            insert: Mutex::new(()),
-            max_endpoints: 1024,
-            overflow: Arc::new(CircuitBreaker::with_classifier(config, classifier.clone())),
+            classifier,
+            map: EndpointMap::new(1024, overflow),
+            service: None,
         }
+    }
+
+    /// Names the service, so each breaker's transitions are recorded as metrics.
+    #[must_use]
+    pub fn named(mut self, service: Arc<str>) -> Self {
+        self.service = Some(service);
+        self
     }
 
     /// Sets how many distinct endpoints get a breaker of their own.
     #[must_use]
     pub fn max_endpoints(mut self, max: usize) -> Self {
-        self.max_endpoints = max;
+        self.map = self.map.with_max(max);
         self
     }
 
@@ -132,55 +113,27 @@ impl EndpointBreakers {
         endpoint: &str,
         config: Option<&BreakerConfig>,
     ) -> Arc<CircuitBreaker> {
-        let index = method_index(method);
-        let map = &self.by_method[index];
-        // Non-standard methods share the last map, keyed with the method name.
-        let other_key;
-        let key = if index == METHODS.len() {
-            other_key = format!("{method} {endpoint}");
-            other_key.as_str()
-        } else {
-            endpoint
-        };
-        if let Some(breaker) = map.load().get(key) {
-            return breaker.clone();
-        }
-        let _insert = self.insert.locked();
-        if let Some(breaker) = map.load().get(key) {
-            return breaker.clone(); // another caller inserted it meanwhile
-        }
-        if self.len() >= self.max_endpoints {
-            return self.overflow.clone();
-        }
-        let config = config.copied().unwrap_or(self.config);
-        let breaker = Arc::new(CircuitBreaker::with_classifier(
-            config,
-            self.classifier.clone(),
-        ));
-        let mut next = BreakerMap::clone(&map.load());
-        next.insert(key.into(), breaker.clone());
-        map.store(Arc::new(next));
-        breaker
-    }
-
-    fn len(&self) -> usize {
-        self.by_method.iter().map(|m| m.load().len()).sum()
+        self.map.get_or_insert_with(method, endpoint, || {
+            let config = config.copied().unwrap_or(self.config);
+            let breaker = CircuitBreaker::with_classifier(config, self.classifier.clone());
+            match &self.service {
+                Some(service) => breaker.named(service.clone(), method, endpoint),
+                None => breaker,
+            }
+        })
     }
 
     /// Every endpoint's breaker state, sorted by endpoint.
     pub fn snapshot(&self) -> Vec<EndpointCircuit> {
-        let mut out = Vec::new();
-        for (index, map) in self.by_method.iter().enumerate() {
-            for (endpoint, breaker) in map.load().iter() {
-                let endpoint = match METHODS.get(index) {
-                    Some(method) => format!("{method} {endpoint}"),
-                    None => endpoint.to_string(),
-                };
-                out.push(report(endpoint, breaker));
-            }
-        }
-        if self.overflow.total_failures() > 0 || self.overflow.state() != CircuitState::Closed {
-            out.push(report("(overflow)".into(), &self.overflow));
+        let mut out: Vec<EndpointCircuit> = self
+            .map
+            .entries()
+            .into_iter()
+            .map(|(endpoint, breaker)| report(endpoint, &breaker))
+            .collect();
+        let overflow = self.map.overflow();
+        if overflow.total_failures() > 0 || overflow.state() != CircuitState::Closed {
+            out.push(report("(overflow)".into(), overflow));
         }
         out.sort_by(|a, b| a.endpoint.cmp(&b.endpoint));
         out

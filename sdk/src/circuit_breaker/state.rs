@@ -76,6 +76,8 @@ pub struct CircuitBreaker {
     window: Option<RateWindow>,
     epoch: Instant,
     classifier: Arc<dyn FailureClassifier>,
+    /// `(service, method, endpoint)`, for the transition metrics.
+    name: Option<(Arc<str>, http::Method, Box<str>)>,
 }
 
 impl CircuitBreaker {
@@ -100,6 +102,25 @@ impl CircuitBreaker {
             window,
             epoch: Instant::now(),
             classifier,
+            name: None,
+        }
+    }
+
+    /// Names the breaker for its metrics (`sdk_circuit_state`, `sdk_circuit_transitions_total`).
+    #[must_use]
+    pub(crate) fn named(
+        mut self,
+        service: Arc<str>,
+        method: &http::Method,
+        endpoint: &str,
+    ) -> Self {
+        self.name = Some((service, method.clone(), endpoint.into()));
+        self
+    }
+
+    fn moved_to(&self, to: CircuitState) {
+        if let Some((service, method, endpoint)) = &self.name {
+            crate::telemetry::circuit_transition(service, method, endpoint, to);
         }
     }
 
@@ -161,9 +182,13 @@ impl CircuitBreaker {
                 None => {
                     let next = pack(generation + 1, HALF_OPEN);
                     // Losing this race is fine: someone else moved the breaker on.
-                    let _ =
-                        self.word
-                            .compare_exchange(word, next, Ordering::AcqRel, Ordering::Acquire);
+                    if self
+                        .word
+                        .compare_exchange(word, next, Ordering::AcqRel, Ordering::Acquire)
+                        .is_ok()
+                    {
+                        self.moved_to(CircuitState::HalfOpen);
+                    }
                     self.try_acquire()
                 }
             },
@@ -244,6 +269,7 @@ impl CircuitBreaker {
                         if let Some(window) = &self.window {
                             window.reset();
                         }
+                        self.moved_to(CircuitState::Closed);
                     }
                 }
             }
@@ -300,6 +326,7 @@ impl CircuitBreaker {
                 open_for = ?self.config.open_duration,
                 "circuit breaker opened"
             );
+            self.moved_to(CircuitState::Open);
         }
     }
 }

@@ -57,6 +57,7 @@ pub(crate) struct ClientInner {
     pub(crate) cache: ResponseCache,
     pub(crate) default_headers: HeaderMap,
     pub(crate) hooks: Arc<Hooks>,
+    pub(crate) metrics: crate::telemetry::CallMetrics,
     /// The service's deadline for a whole call (a request's `.timeout()` overrides it).
     pub(crate) error_body_limit: usize,
     /// Header names never printed beyond the built-in ones (`[sdk] sensitive_headers`).
@@ -172,6 +173,7 @@ impl ServiceClient {
             method = %request.method(),
             endpoint = request.endpoint(),
         );
+        let started = tokio::time::Instant::now();
         let mut owned = request.clone();
         if !self.inner.instances.is_filled() {
             // The first call to a discovered service: let the first lookup land, within the
@@ -191,11 +193,65 @@ impl ServiceClient {
             .oneshot(owned)
             .instrument(span)
             .await;
-        result.map_err(|err| {
+        let result = result.map_err(|err| {
             let err = map_error::from_pipeline(err, self.context(request));
             self.report(&err);
             err
-        })
+        });
+        self.finished(request, &result, started.elapsed());
+        result
+    }
+
+    /// Records a finished call: metrics, and the `on_call` hooks.
+    fn finished(
+        &self,
+        request: &ServiceRequest,
+        result: &ServiceResult<ServiceResponse>,
+        latency: std::time::Duration,
+    ) {
+        use crate::telemetry::{CallInfo, CallOutcome};
+        let (outcome, status, attempts, cache, retry_stop) = match result {
+            Ok(response) => (
+                CallOutcome::of_status(response.status()),
+                Some(response.status()),
+                // A cache hit sent nothing (the stored answer keeps its own count).
+                match response.cache_status() {
+                    crate::CacheStatus::Hit => 0,
+                    _ => response.attempts(),
+                },
+                response.cache_status(),
+                None,
+            ),
+            Err(err) => (
+                CallOutcome::of_error(err),
+                err.status_code(),
+                err.attempts(),
+                crate::CacheStatus::Uncached,
+                match err {
+                    ServiceError::RetriesExhausted { stop, .. }
+                        if *stop != crate::RetryStop::AttemptsExhausted =>
+                    {
+                        Some(*stop)
+                    }
+                    _ => None,
+                },
+            ),
+        };
+        let info = CallInfo {
+            service: &self.inner.name,
+            method: request.method(),
+            endpoint: request.endpoint(),
+            outcome,
+            status,
+            attempts,
+            latency,
+            cache,
+            retry_stop,
+        };
+        self.inner.metrics.record(&info);
+        for hook in &self.inner.hooks.on_call {
+            hook(&info);
+        }
     }
 
     pub(crate) fn context(&self, request: &ServiceRequest) -> ErrorContext {

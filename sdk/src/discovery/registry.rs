@@ -189,6 +189,8 @@ async fn follow(
                     tracing::warn!(%service, error = %e, "registry unavailable; keeping the last known instances");
                 }
                 *target.status.problem.locked() = Some(e);
+                metrics::counter!(crate::telemetry::names::REGISTRY_FOLLOW_ERRORS, "service" => service.to_string())
+                    .increment(1);
             }
         }
         // Jittered, so the followers of a registry that restarts do not return in lockstep.

@@ -231,6 +231,16 @@ impl ServiceSdkBuilder {
         self
     }
 
+    /// Calls `hook` with every finished call: its outcome, attempts, latency and what the
+    /// cache did (default: none). Runs on the caller's task: keep it quick.
+    pub fn on_call<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&crate::telemetry::CallInfo<'_>) + Send + Sync + 'static,
+    {
+        self.hooks.on_call.push(Arc::new(hook));
+        self
+    }
+
     /// Calls `hook` with every error a call returns, and where it happened (default: none).
     pub fn on_error<F>(mut self, hook: F) -> Self
     where

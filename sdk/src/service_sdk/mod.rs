@@ -278,10 +278,10 @@ impl ServiceSdk {
     fn build_client(&self, service: &str) -> ServiceClient {
         let config = self.inner.config.service(service);
         let name: Arc<str> = service.into();
-        let breakers = Arc::new(EndpointBreakers::new(
-            config.circuit_breaker,
-            self.inner.classifier.clone(),
-        ));
+        let breakers = Arc::new(
+            EndpointBreakers::new(config.circuit_breaker, self.inner.classifier.clone())
+                .named(name.clone()),
+        );
         let cache = ResponseCache::new(config.cache.clone());
         let instances = self.instance_set(service);
         let health = Arc::new(HealthState::new(
@@ -320,6 +320,7 @@ impl ServiceSdk {
             cache,
             default_headers,
             hooks: self.inner.hooks.clone(),
+            metrics: crate::telemetry::CallMetrics::new(service.into()),
             error_body_limit: self.inner.config.error_body_limit,
             sensitive_headers,
             health,

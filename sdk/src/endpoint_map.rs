@@ -1,0 +1,126 @@
+//! State kept per endpoint (`METHOD path-template`) of one service: its circuit breaker, its
+//! metric handles. One bounded, lock-free-to-read map for both.
+//!
+//! Reads are a lock-free load of an immutable map per method (arc-swap); the first call to
+//! an endpoint copies that bounded map once. Past `max` endpoints (ad-hoc calls that format
+//! ids into their paths would otherwise grow it without end), endpoints share one overflow
+//! entry. Why not `moka` or `dashmap`: the read path here is one atomic load and one hash
+//! of a short key, with no eviction, which is all a per-endpoint table needs.
+
+use sdk_registry::sync::Unpoisoned as _;
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use arc_swap::ArcSwap;
+use http::Method;
+
+// foldhash (hashbrown's default): several times cheaper than SipHash on short keys, seeded
+// per map; with the map bounded, flooding it cannot cost much.
+type Map<T> = HashMap<Box<str>, Arc<T>, foldhash::fast::RandomState>;
+
+const METHODS: [Method; 8] = [
+    Method::GET,
+    Method::POST,
+    Method::PUT,
+    Method::DELETE,
+    Method::PATCH,
+    Method::HEAD,
+    Method::OPTIONS,
+    Method::TRACE,
+];
+
+fn method_index(method: &Method) -> usize {
+    METHODS
+        .iter()
+        .position(|m| m == method)
+        .unwrap_or(METHODS.len())
+}
+
+/// A bounded map from endpoint to `Arc<T>`, with one overflow entry past the bound.
+#[derive(Debug)]
+pub(crate) struct EndpointMap<T> {
+    by_method: [ArcSwap<Map<T>>; 9],
+    /// Serializes inserts (rare: the first call to each endpoint), never reads.
+    insert: Mutex<()>,
+    max: usize,
+    overflow: Arc<T>,
+}
+
+impl<T> EndpointMap<T> {
+    /// An empty map holding at most `max` endpoints, then sharing `overflow`.
+    pub(crate) fn new(max: usize, overflow: T) -> Self {
+        EndpointMap {
+            by_method: Default::default(),
+            insert: Mutex::new(()),
+            max,
+            overflow: Arc::new(overflow),
+        }
+    }
+
+    /// Sets the bound.
+    pub(crate) fn with_max(mut self, max: usize) -> Self {
+        self.max = max;
+        self
+    }
+
+    /// The entry of `method endpoint`, made by `make` on first use (or the overflow entry
+    /// once the map is full).
+    pub(crate) fn get_or_insert_with(
+        &self,
+        method: &Method,
+        endpoint: &str,
+        make: impl FnOnce() -> T,
+    ) -> Arc<T> {
+        let index = method_index(method);
+        let map = &self.by_method[index];
+        // Non-standard methods share the last map, keyed with the method name.
+        let other_key;
+        let key = if index == METHODS.len() {
+            other_key = format!("{method} {endpoint}");
+            other_key.as_str()
+        } else {
+            endpoint
+        };
+        if let Some(entry) = map.load().get(key) {
+            return entry.clone();
+        }
+        let _insert = self.insert.locked();
+        if let Some(entry) = map.load().get(key) {
+            return entry.clone(); // another caller inserted it meanwhile
+        }
+        if self.len() >= self.max {
+            return self.overflow.clone();
+        }
+        let entry = Arc::new(make());
+        let mut next = Map::clone(&map.load());
+        next.insert(key.into(), entry.clone());
+        map.store(Arc::new(next));
+        entry
+    }
+
+    fn len(&self) -> usize {
+        self.by_method.iter().map(|m| m.load().len()).sum()
+    }
+
+    /// Every entry with its `METHOD endpoint` name.
+    pub(crate) fn entries(&self) -> Vec<(String, Arc<T>)> {
+        let mut out = Vec::new();
+        for (index, map) in self.by_method.iter().enumerate() {
+            for (endpoint, entry) in map.load().iter() {
+                let name = match METHODS.get(index) {
+                    Some(method) => format!("{method} {endpoint}"),
+                    None => endpoint.to_string(),
+                };
+                out.push((name, entry.clone()));
+            }
+        }
+        out
+    }
+
+    /// The entry shared by endpoints past the bound.
+    pub(crate) fn overflow(&self) -> &Arc<T> {
+        &self.overflow
+    }
+}

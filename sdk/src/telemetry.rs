@@ -1,0 +1,360 @@
+//! Metrics, through the [`metrics`](https://docs.rs/metrics) facade: the SDK records, your
+//! program picks the exporter (or none: then each recording is a check of an empty handle).
+//!
+//! | metric | kind | labels |
+//! | --- | --- | --- |
+//! | `sdk_calls_total` | counter | `service`, `method`, `endpoint`, `outcome` |
+//! | `sdk_call_duration_seconds` | histogram | `service`, `method`, `endpoint`, `outcome` |
+//! | `sdk_attempts_total` | counter | `service`, `method`, `endpoint` |
+//! | `sdk_retries_total` | counter | `service`, `method`, `endpoint` |
+//! | `sdk_retries_refused_total` | counter | `service`, `reason` (`budget`, `retry_after`, `deadline`) |
+//! | `sdk_cache_requests_total` | counter | `service`, `result` (`hit`, `miss`, `stale`) |
+//! | `sdk_circuit_state` | gauge (0 closed, 1 half-open, 2 open) | `service`, `method`, `endpoint` |
+//! | `sdk_circuit_transitions_total` | counter | `service`, `method`, `endpoint`, `to` |
+//! | `sdk_instance_ejections_total` | counter | `service` |
+//! | `sdk_registry_follow_errors_total` | counter | `service` |
+//!
+//! `endpoint` is the path template (`/users/{id}`) or the name given with
+//! `RequestBuilder::endpoint`, never a literal path with ids in it, and the number of
+//! endpoints per service is bounded (1,024), so series cannot grow without end.
+//!
+//! With the `prometheus` feature, [`Prometheus`] installs a recorder with explicit
+//! histogram buckets and renders the text exposition on a route you mount.
+
+use std::{sync::OnceLock, time::Duration};
+
+use http::{Method, StatusCode};
+use metrics::{Counter, Histogram, Label};
+
+use crate::{
+    endpoint_map::EndpointMap, error::ServiceError, response::CacheStatus, retry::RetryStop,
+};
+
+/// Metric names.
+pub mod names {
+    /// Calls by outcome.
+    pub const CALLS: &str = "sdk_calls_total";
+    /// Call latency, retries and backoff included, in seconds.
+    pub const CALL_DURATION: &str = "sdk_call_duration_seconds";
+    /// Attempts sent.
+    pub const ATTEMPTS: &str = "sdk_attempts_total";
+    /// Retries (attempts after the first).
+    pub const RETRIES: &str = "sdk_retries_total";
+    /// Calls that wanted a retry and were refused one.
+    pub const RETRIES_REFUSED: &str = "sdk_retries_refused_total";
+    /// Cache lookups by result.
+    pub const CACHE: &str = "sdk_cache_requests_total";
+    /// Circuit breaker state: 0 closed, 1 half-open, 2 open.
+    pub const CIRCUIT_STATE: &str = "sdk_circuit_state";
+    /// Circuit breaker transitions.
+    pub const CIRCUIT_TRANSITIONS: &str = "sdk_circuit_transitions_total";
+    /// Instances ejected by the balancer.
+    pub const EJECTIONS: &str = "sdk_instance_ejections_total";
+    /// Failures to follow a service in the registry.
+    pub const REGISTRY_FOLLOW_ERRORS: &str = "sdk_registry_follow_errors_total";
+}
+
+/// How a call ended, as metrics and the `on_call` hook name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CallOutcome {
+    /// A 1xx, 2xx or 3xx answer.
+    Success,
+    /// A 4xx answer.
+    ClientError,
+    /// A 5xx answer.
+    ServerError,
+    /// The deadline or an attempt timeout fired.
+    Timeout,
+    /// The breaker refused the call.
+    CircuitOpen,
+    /// No connection could be made.
+    Connect,
+    /// The connection failed after the request was sent, or the answer broke off.
+    Transport,
+    /// The answer was larger than `max_response_bytes`.
+    BodyTooLarge,
+    /// The service had no instance to call.
+    NoInstance,
+    /// The caller's own middleware failed.
+    Middleware,
+    /// The request was invalid, or the answer could not be decoded.
+    Invalid,
+    /// A batch deadline cancelled the call.
+    Cancelled,
+}
+
+const OUTCOMES: usize = 12;
+
+impl CallOutcome {
+    /// The label value (`success`, `server_error`, `timeout`...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallOutcome::Success => "success",
+            CallOutcome::ClientError => "client_error",
+            CallOutcome::ServerError => "server_error",
+            CallOutcome::Timeout => "timeout",
+            CallOutcome::CircuitOpen => "circuit_open",
+            CallOutcome::Connect => "connect",
+            CallOutcome::Transport => "transport",
+            CallOutcome::BodyTooLarge => "body_too_large",
+            CallOutcome::NoInstance => "no_instance",
+            CallOutcome::Middleware => "middleware",
+            CallOutcome::Invalid => "invalid",
+            CallOutcome::Cancelled => "cancelled",
+        }
+    }
+
+    /// The outcome of an answer with `status`.
+    pub fn of_status(status: StatusCode) -> Self {
+        if status.is_server_error() {
+            CallOutcome::ServerError
+        } else if status.is_client_error() {
+            CallOutcome::ClientError
+        } else {
+            CallOutcome::Success
+        }
+    }
+
+    /// The outcome of a failed call (a status error reads its status).
+    pub fn of_error(error: &ServiceError) -> Self {
+        match error {
+            ServiceError::RetriesExhausted { last, .. } => Self::of_error(last),
+            ServiceError::Status { status, .. } => Self::of_status(*status),
+            ServiceError::Timeout { .. } => CallOutcome::Timeout,
+            ServiceError::CircuitOpen { .. } => CallOutcome::CircuitOpen,
+            ServiceError::Transport { connect: true, .. } => CallOutcome::Connect,
+            ServiceError::Transport { .. } => CallOutcome::Transport,
+            ServiceError::BodyTooLarge { .. } => CallOutcome::BodyTooLarge,
+            ServiceError::NoHealthyInstance { .. } => CallOutcome::NoInstance,
+            ServiceError::Middleware { .. } => CallOutcome::Middleware,
+            ServiceError::Cancelled => CallOutcome::Cancelled,
+            _ => CallOutcome::Invalid,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One finished call, as the `on_call` hook sees it.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct CallInfo<'a> {
+    /// The service.
+    pub service: &'a str,
+    /// The HTTP method.
+    pub method: &'a Method,
+    /// The endpoint (path template or given name).
+    pub endpoint: &'a str,
+    /// How it ended.
+    pub outcome: CallOutcome,
+    /// The answer's status, when there was one.
+    pub status: Option<StatusCode>,
+    /// Attempts sent (0 for a cache hit or a refused call).
+    pub attempts: u32,
+    /// From the start of the call to its end, retries and backoff included.
+    pub latency: Duration,
+    /// What the cache did.
+    pub cache: CacheStatus,
+    /// Why retrying stopped, when a retry was wanted and refused.
+    pub retry_stop: Option<RetryStop>,
+}
+
+/// One endpoint's metric handles, each registered on its first use, so a program without a
+/// recorder pays a check of an empty handle per recording, and labels are built once.
+#[derive(Debug)]
+pub(crate) struct EndpointMetrics {
+    labels: Vec<Label>,
+    calls: [OnceLock<Counter>; OUTCOMES],
+    latency: [OnceLock<Histogram>; OUTCOMES],
+    attempts: OnceLock<Counter>,
+    retries: OnceLock<Counter>,
+}
+
+impl EndpointMetrics {
+    fn new(service: &str, method: &Method, endpoint: &str) -> Self {
+        EndpointMetrics {
+            labels: vec![
+                Label::new("service", service.to_owned()),
+                Label::new("method", method.as_str().to_owned()),
+                Label::new("endpoint", endpoint.to_owned()),
+            ],
+            calls: Default::default(),
+            latency: Default::default(),
+            attempts: OnceLock::new(),
+            retries: OnceLock::new(),
+        }
+    }
+
+    fn with_outcome(&self, outcome: CallOutcome) -> Vec<Label> {
+        let mut labels = self.labels.clone();
+        labels.push(Label::new("outcome", outcome.as_str()));
+        labels
+    }
+}
+
+/// The call metrics of one service: a bounded map from endpoint to its handles.
+#[derive(Debug)]
+pub(crate) struct CallMetrics {
+    service: std::sync::Arc<str>,
+    endpoints: EndpointMap<EndpointMetrics>,
+    cache: [OnceLock<Counter>; 3],
+    refused: [OnceLock<Counter>; 3],
+}
+
+impl CallMetrics {
+    pub(crate) fn new(service: std::sync::Arc<str>) -> Self {
+        let overflow = EndpointMetrics::new(&service, &Method::GET, "(overflow)");
+        CallMetrics {
+            endpoints: EndpointMap::new(1024, overflow),
+            service,
+            cache: Default::default(),
+            refused: Default::default(),
+        }
+    }
+
+    /// Records one finished call.
+    pub(crate) fn record(&self, call: &CallInfo<'_>) {
+        let endpoint = self
+            .endpoints
+            .get_or_insert_with(call.method, call.endpoint, || {
+                EndpointMetrics::new(&self.service, call.method, call.endpoint)
+            });
+        let index = call.outcome.index();
+        endpoint.calls[index]
+            .get_or_init(|| metrics::counter!(names::CALLS, endpoint.with_outcome(call.outcome)))
+            .increment(1);
+        endpoint.latency[index]
+            .get_or_init(|| {
+                metrics::histogram!(names::CALL_DURATION, endpoint.with_outcome(call.outcome))
+            })
+            .record(call.latency.as_secs_f64());
+        if call.attempts > 0 {
+            endpoint
+                .attempts
+                .get_or_init(|| metrics::counter!(names::ATTEMPTS, endpoint.labels.clone()))
+                .increment(u64::from(call.attempts));
+        }
+        if call.attempts > 1 {
+            endpoint
+                .retries
+                .get_or_init(|| metrics::counter!(names::RETRIES, endpoint.labels.clone()))
+                .increment(u64::from(call.attempts - 1));
+        }
+        self.record_cache(call.cache);
+        if let Some(stop) = call.retry_stop {
+            self.record_refusal(stop);
+        }
+    }
+
+    fn record_cache(&self, status: CacheStatus) {
+        let (slot, result) = match status {
+            CacheStatus::Hit => (0, "hit"),
+            CacheStatus::Miss => (1, "miss"),
+            CacheStatus::Stale => (2, "stale"),
+            _ => return,
+        };
+        self.cache[slot]
+            .get_or_init(|| {
+                metrics::counter!(names::CACHE, "service" => self.service.to_string(), "result" => result)
+            })
+            .increment(1);
+    }
+
+    fn record_refusal(&self, stop: RetryStop) {
+        let (slot, reason) = match stop {
+            RetryStop::BudgetExhausted => (0, "budget"),
+            RetryStop::RetryAfterTooLong => (1, "retry_after"),
+            RetryStop::DeadlineReached => (2, "deadline"),
+            _ => return,
+        };
+        self.refused[slot]
+            .get_or_init(|| {
+                metrics::counter!(names::RETRIES_REFUSED, "service" => self.service.to_string(), "reason" => reason)
+            })
+            .increment(1);
+    }
+}
+
+/// Records a breaker's move to `to` (rare: labels are built here).
+pub(crate) fn circuit_transition(
+    service: &str,
+    method: &Method,
+    endpoint: &str,
+    to: crate::circuit_breaker::CircuitState,
+) {
+    use crate::circuit_breaker::CircuitState;
+    let (value, name) = match to {
+        CircuitState::Closed => (0.0, "closed"),
+        CircuitState::HalfOpen => (1.0, "half_open"),
+        CircuitState::Open => (2.0, "open"),
+    };
+    let labels = vec![
+        Label::new("service", service.to_owned()),
+        Label::new("method", method.as_str().to_owned()),
+        Label::new("endpoint", endpoint.to_owned()),
+    ];
+    metrics::gauge!(names::CIRCUIT_STATE, labels.clone()).set(value);
+    let mut transition = labels;
+    transition.push(Label::new("to", name));
+    metrics::counter!(names::CIRCUIT_TRANSITIONS, transition).increment(1);
+}
+
+/// Records an instance ejection (rare).
+pub(crate) fn ejection(service: &str) {
+    metrics::counter!(names::EJECTIONS, "service" => service.to_owned()).increment(1);
+}
+
+/// Prometheus exposition (feature `prometheus`): a global recorder whose histograms are true
+/// Prometheus histograms with explicit buckets (never summaries), rendered as text on a
+/// route you mount. It runs no listener of its own.
+///
+/// ```no_run
+/// # #[cfg(feature = "prometheus")]
+/// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let prometheus = sdk::telemetry::Prometheus::install()?;
+/// // In an axum app: .route("/metrics", get(move || async move { prometheus.render() }))
+/// let text = prometheus.render();
+/// # let _ = text; Ok(()) }
+/// ```
+#[cfg(feature = "prometheus")]
+#[derive(Clone, Debug)]
+pub struct Prometheus {
+    handle: metrics_exporter_prometheus::PrometheusHandle,
+}
+
+#[cfg(feature = "prometheus")]
+impl Prometheus {
+    /// Histogram buckets, in seconds: 1 ms to 30 s (the registry server uses the same).
+    pub const BUCKETS: &'static [f64] = sdk_registry::LATENCY_BUCKETS;
+
+    /// Installs the recorder as the process's global one (once per process), and, inside a
+    /// Tokio runtime, a task that drains histogram buffers every 5 s.
+    pub fn install() -> Result<Self, metrics_exporter_prometheus::BuildError> {
+        let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+            .set_buckets(Self::BUCKETS)?
+            .install_recorder()?;
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            let upkeep = handle.clone();
+            runtime.spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(5));
+                loop {
+                    every.tick().await;
+                    upkeep.run_upkeep();
+                }
+            });
+        }
+        Ok(Prometheus { handle })
+    }
+
+    /// The metrics in the Prometheus text format (version 0.0.4).
+    pub fn render(&self) -> String {
+        self.handle.run_upkeep();
+        self.handle.render()
+    }
+
+    /// The content type of [`render`](Self::render)'s text.
+    pub const CONTENT_TYPE: &'static str = "text/plain; version=0.0.4; charset=utf-8";
+}
