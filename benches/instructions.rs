@@ -2,7 +2,8 @@
 //!
 //! `instructions serve` runs the JSON server and prints its URL; `instructions MODE N URL`
 //! makes 200 warm-up calls and then N sequential calls of MODE (`hyper`, `reqwest`, `sdk`, `sdk-typed`,
-//! `sdk-cached`, `sdk-typed-cached`, `sdk-open`, `middleware`, `feign`) on a current-thread runtime. `feign` always
+//! `sdk-cached`, `sdk-typed-cached`, `sdk-open`, `middleware`, `feign`, and `sdk-typed-metrics`:
+//! `sdk-typed` with the Prometheus recorder installed) on a current-thread runtime. `feign` always
 //! calls `common::FIXED_ADDR` (feignhttp's URL is fixed at compile time); `serve-fixed` serves
 //! there. Running it for N and 2N calls and
 //! dividing the difference by N cancels start-up and warm-up.
@@ -33,11 +34,18 @@ fn main() {
         }),
         [mode, n, url] => {
             let n: usize = n.parse().expect("N is a number");
+            let prometheus = (mode == "sdk-typed-metrics")
+                .then(|| sdk::telemetry::Prometheus::install().expect("recorder"));
+            let mode = if prometheus.is_some() {
+                "sdk-typed"
+            } else {
+                mode.as_str()
+            };
             rt.block_on(async {
                 let clients = Clients::new(url).await;
                 for round in [200, n] {
                     for _ in 0..round {
-                        match mode.as_str() {
+                        match mode {
                             "hyper" => drop(std::hint::black_box(clients.hyper_call().await)),
                             "reqwest" => drop(std::hint::black_box(clients.reqwest_call().await)),
                             "sdk" => drop(std::hint::black_box(clients.sdk_call().await)),

@@ -290,6 +290,18 @@ fn parse_template(path: &LitStr, cx: &Ctxt) -> Vec<Piece> {
             "put query parameters in #[query] arguments, not in the path",
         );
     }
+    let mut text = text;
+    if let (Some(open), Some(close)) = (text.find('{'), text.find('}')) {
+        if open < close {
+            let name = &text[open + 1..close];
+            cx.error(
+                path,
+                format!("path parameters are written `<{name}>` here, not `{{{name}}}`"),
+            );
+            // Read on as meant, so the argument is not reported as unmarked too.
+            text = text.replace('{', "<").replace('}', ">");
+        }
+    }
     let mut pieces = Vec::new();
     let mut rest = text.as_str();
     while let Some(open) = rest.find('<') {

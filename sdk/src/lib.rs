@@ -121,9 +121,101 @@ pub mod timeout;
 pub mod trace;
 pub mod transport;
 
-pub use sdk_macros::{
-    cached, circuit_breaker, idempotent, retry, service_call, service_interface, timeout,
-};
+pub use sdk_macros::{cached, circuit_breaker, idempotent, retry, service_call, timeout};
+
+/// Turns a trait into a service contract and generates `<Trait>Client`, which implements it
+/// through the SDK's pipeline (deadline, cache, retries, breaker, balancing).
+///
+/// ```
+/// use sdk::prelude::*;
+///
+/// #[derive(Debug, serde::Serialize, serde::Deserialize)]
+/// pub struct User {
+///     pub id: u64,
+///     pub name: String,
+/// }
+///
+/// #[service_interface(name = "user-service", base_path = "/api/v1")]
+/// pub trait UserService {
+///     /// `GET /api/v1/users/{id}`: `<id>` is the argument `id`, one encoded segment.
+///     #[service_call(GET, "/users/<id>")]
+///     #[timeout("2s")]
+///     async fn get_user(&self, id: u64) -> ServiceResult<User>;
+///
+///     /// `GET /api/v1/users?limit=10&active=true&tag=a&tag=b`, with a header.
+///     #[service_call(GET, "/users")]
+///     #[cached(ttl = "30s", vary_on = ["accept-language"])]
+///     async fn list_users(
+///         &self,
+///         #[query] limit: u32,
+///         #[query] active: Option<bool>,
+///         #[query("tag")] tags: Vec<String>,
+///         #[header("X-Tenant")] tenant: String,
+///     ) -> ServiceResult<Vec<User>>;
+///
+///     /// A POST that may be retried: the key makes it idempotent.
+///     #[service_call(POST, "/users")]
+///     #[retry(max_attempts = 3, delay = "100ms", backoff = 2.0)]
+///     #[circuit_breaker(failure_threshold = 3, recovery_timeout = "30s")]
+///     async fn create_user(
+///         &self,
+///         #[body] user: User,
+///         #[idempotency_key] key: String,
+///     ) -> ServiceResult<User>;
+///
+///     /// An empty answer.
+///     #[service_call(DELETE, "/users/<id>")]
+///     async fn delete_user(&self, id: u64) -> ServiceResult<()>;
+/// }
+///
+/// async fn example(sdk: &ServiceSdk) -> ServiceResult<()> {
+///     let users = UserServiceClient::new(sdk);
+///     let user = users.get_user(7).await?;
+///     let fresh = users.fresh().get_user(7).await?; // skip the cache lookup
+///     let v2 = UserServiceClient::with_service(sdk, "user-service-v2");
+///     let quick = users.with_timeout(std::time::Duration::from_millis(200));
+///     Ok(())
+/// }
+/// ```
+///
+/// # Attributes
+///
+/// | attribute | on | meaning |
+/// | --- | --- | --- |
+/// | `#[service_interface(name = "...", base_path = "/api")]` | trait | the service to call; `base_path` prefixes every path; `crate = "my_sdk"` for a renamed dependency |
+/// | `#[service_call(METHOD, "/path/<param>")]` | method | GET, POST, PUT, PATCH, DELETE or HEAD; `<param>` names an argument (not `{param}`), sent as one percent-encoded segment; an empty value, `.` and `..` are refused |
+/// | `#[retry(max_attempts = 3, delay = "100ms", backoff = 2.0)]` | method | this method's retries; the service's retry budget still applies |
+/// | `#[circuit_breaker(failure_threshold = 5, success_threshold = 2, recovery_timeout = "60s")]` | method | this endpoint's breaker (unset keys take the defaults) |
+/// | `#[cached(ttl = "60s", vary_on = ["header"])]` | GET method | cache answers for `ttl`; `vary_on` headers are part of the key |
+/// | `#[timeout("2s")]` | method | this method's deadline, across retries |
+/// | `#[idempotent]` | POST/PATCH method | the server deduplicates, so `#[retry]` is allowed |
+/// | `#[query]`, `#[query("name")]` | argument | a query parameter (`Option` left out when `None`, `Vec` repeated) |
+/// | `#[body]` | argument | the JSON body (one per method; not on GET or HEAD) |
+/// | `#[header("X-Name")]` | argument | a request header (`Display` value) |
+/// | `#[idempotency_key]` | argument | sent as `Idempotency-Key`, the same on every attempt |
+///
+/// Durations are `"250ms"`, `"2s"`, `"5m"` or `"1h"`. A method's attribute overrides the
+/// service's configuration for that method only. Every argument not in the path must be
+/// marked. Return types are `ServiceResult<T>` with `T: DeserializeOwned`, or
+/// `ServiceResult<()>`.
+///
+/// # The generated client
+///
+/// `<Trait>Client::new(&sdk)` (the trait's service), `with_service(&sdk, name)` (the same
+/// interface under another name), and views: `fresh()` (skip the cache lookup),
+/// `with_timeout(d)`, `with_header(name, value)`; `clear_cache()`; `service_client()` for
+/// ad-hoc calls. The trait's methods return `Send` futures, so a fake for tests implements
+/// it with plain `async fn`s.
+///
+/// # Mistakes
+///
+/// Each is a compile error at the offending tokens, all reported at once, the trait and its
+/// client still emitted so nothing else cascades: a `<param>` with no argument, an unmarked
+/// argument, two bodies or a body on GET/HEAD, an unknown method or policy key, a bad
+/// duration, a retried POST/PATCH that is not idempotent, `#[cached]` off GET, a method that
+/// is not `async` or does not return `ServiceResult<_>`, generic traits and methods, and a
+/// `{param}` written for `<param>`.
+pub use sdk_macros::service_interface;
 
 pub use crate::{
     client::{RequestBuilder, ServiceClient},

@@ -1,0 +1,10 @@
+#![allow(dead_code)]
+use sdk::prelude::*;
+
+#[service_interface(name = "users")]
+trait Users {
+    #[service_call(GET, "/users/{id}")]
+    async fn user(&self, id: u64) -> ServiceResult<()>;
+}
+
+fn main() {}
