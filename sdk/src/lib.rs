@@ -105,6 +105,7 @@ mod request;
 mod response;
 pub mod retry;
 pub mod telemetry;
+pub mod testing;
 /// The `bytes` crate, so request and response bodies can be named without depending on it.
 pub use bytes;
 /// The `http` crate (`StatusCode`, `HeaderValue`, `Method`...), so they can be named without

@@ -37,6 +37,7 @@ pub struct ServiceSdkBuilder {
     health_hooks: Vec<HealthHook>,
     classifier: Arc<dyn FailureClassifier>,
     tls: Option<rustls::ClientConfig>,
+    custom_transport: Option<HttpStack>,
     #[cfg(feature = "reqwest")]
     reqwest: Option<reqwest::Client>,
     #[cfg(feature = "compression")]
@@ -64,6 +65,7 @@ impl ServiceSdkBuilder {
             health_hooks: Vec::new(),
             classifier: Arc::new(ServerFailures),
             tls: None,
+            custom_transport: None,
             #[cfg(feature = "reqwest")]
             reqwest: None,
             #[cfg(feature = "compression")]
@@ -77,6 +79,33 @@ impl ServiceSdkBuilder {
     #[cfg(feature = "compression")]
     pub fn decompression(mut self, enabled: bool) -> Self {
         self.decompression = enabled;
+        self
+    }
+
+    /// Sends every attempt through `transport` instead of the network (default: hyper-util's
+    /// pooled client): a [`ScriptedTransport`](crate::testing::ScriptedTransport) in tests,
+    /// or a client of your own. It answers with whole bodies; middleware, the body limit on
+    /// what it returns, and everything above still apply.
+    pub fn transport<S>(mut self, transport: S) -> Self
+    where
+        S: Service<HttpRequest, Response = HttpResponse, Error = BoxError>
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Future: Send + 'static,
+    {
+        let limit = self.config.transport.max_response_bytes;
+        let limited = transport.and_then(move |response: HttpResponse| async move {
+            if response.body().len() > limit {
+                return Err(crate::transport::BodyTooLarge { limit }.into());
+            }
+            Ok(response)
+        });
+        self.custom_transport = Some(HttpStack::Layered(Stack::new(
+            crate::middleware::Whole(limited),
+            limit,
+        )));
         self
     }
 
@@ -250,7 +279,10 @@ impl ServiceSdkBuilder {
         self
     }
 
-    fn transport(&self) -> Result<HttpStack, ConfigError> {
+    fn base_transport(&self) -> Result<HttpStack, ConfigError> {
+        if let Some(custom) = &self.custom_transport {
+            return Ok(custom.clone());
+        }
         #[cfg(feature = "reqwest")]
         if let Some(client) = &self.reqwest {
             let limit = self.config.transport.max_response_bytes;
@@ -279,7 +311,7 @@ impl ServiceSdkBuilder {
                 ),
             ));
         }
-        let mut http = self.transport()?;
+        let mut http = self.base_transport()?;
         let layers = self.all_layers();
         if !layers.is_empty() {
             // Without layers the transport is called directly, its body read in its own
