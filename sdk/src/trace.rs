@@ -2,9 +2,12 @@
 //!
 //! The header is written per attempt, just before the request leaves, so cached answers and
 //! refused calls pay nothing for it. A request that already has one (set by the caller, e.g.
-//! propagated from an incoming request) keeps its trace id and flags; otherwise the call's
-//! own trace id is used, sampled. Each attempt gets a new parent id. Ids come from a fast
-//! non-cryptographic generator, which is what the spec asks for (random, not secret).
+//! propagated from an incoming request) keeps its trace id and flags. Otherwise, with the
+//! `opentelemetry` feature and a `tracing-opentelemetry` layer installed, the trace of the
+//! current span (the call's span, a child of the caller's) is continued, with that span as
+//! the parent; else the call's own trace id is used, sampled, with a new parent id per
+//! attempt. Ids come from a fast non-cryptographic generator, which is what the spec asks
+//! for (random, not secret).
 
 use http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -13,12 +16,40 @@ pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// Sets `traceparent` on `headers` for one outgoing attempt of the call `trace_id`.
 pub(crate) fn propagate(headers: &mut HeaderMap, trace_id: u128) {
-    let (trace_id, flags) = headers
-        .get(&TRACEPARENT)
-        .and_then(|v| parse(v.as_bytes()))
-        .unwrap_or((trace_id, 1));
-    let value = format(trace_id, fastrand::u64(1..), flags);
+    let value = match headers.get(&TRACEPARENT).and_then(|v| parse(v.as_bytes())) {
+        Some((trace_id, flags)) => format(trace_id, fastrand::u64(1..), flags),
+        None => match current_span_context() {
+            Some((trace_id, span_id, flags)) => format(trace_id, span_id, flags),
+            None => format(trace_id, fastrand::u64(1..), 1),
+        },
+    };
     headers.insert(TRACEPARENT, value);
+}
+
+/// The OpenTelemetry context of the current `tracing` span: trace id, span id, flags.
+#[cfg(feature = "opentelemetry")]
+fn current_span_context() -> Option<(u128, u64, u8)> {
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+    let span = tracing::Span::current();
+    if span.is_disabled() {
+        return None;
+    }
+    let context = span.context();
+    let span_ref = context.span();
+    let span_context = span_ref.span_context();
+    span_context.is_valid().then(|| {
+        (
+            u128::from_be_bytes(span_context.trace_id().to_bytes()),
+            u64::from_be_bytes(span_context.span_id().to_bytes()),
+            span_context.trace_flags().to_u8(),
+        )
+    })
+}
+
+#[cfg(not(feature = "opentelemetry"))]
+fn current_span_context() -> Option<(u128, u64, u8)> {
+    None
 }
 
 /// Parses `00-<32 hex>-<16 hex>-<2 hex>`, returning the trace id and flags.

@@ -159,19 +159,33 @@ impl ServiceClient {
     /// Sends a built request through the pipeline. Any status the service answered is `Ok`;
     /// transport failures, timeouts and an open breaker are `Err`.
     pub async fn call(&self, request: ServiceRequest) -> ServiceResult<ServiceResponse> {
-        self.call_ref(&request).await
+        self.call_ref(&request, false).await
     }
 
     /// `call` for a caller that keeps the request (for its error context): one clone, here.
+    /// With `success_only`, a non-2xx answer is turned into [`ServiceError::Status`] here,
+    /// inside the call's span, as `send` wants it.
     pub(crate) async fn call_ref(
         &self,
         request: &ServiceRequest,
+        success_only: bool,
     ) -> ServiceResult<ServiceResponse> {
-        let span = tracing::debug_span!(
+        // A client span with OpenTelemetry's HTTP semantic-convention fields (the
+        // `tracing-opentelemetry` layer turns `otel.*` into the span's name, kind and
+        // status). No subscriber: a disabled span, and no field is evaluated.
+        let span = tracing::info_span!(
             "call",
+            otel.name = %format_args!("{} {}", request.method(), request.endpoint()),
+            otel.kind = "client",
+            otel.status_code = tracing::field::Empty,
             service = %self.inner.name,
-            method = %request.method(),
-            endpoint = request.endpoint(),
+            http.request.method = %request.method(),
+            server.address = %self.inner.name,
+            url.template = request.endpoint(),
+            http.response.status_code = tracing::field::Empty,
+            http.request.resend_count = tracing::field::Empty,
+            error.type = tracing::field::Empty,
+            outcome = tracing::field::Empty,
         );
         let started = tokio::time::Instant::now();
         let mut owned = request.clone();
@@ -191,14 +205,21 @@ impl ServiceClient {
             .pipeline
             .clone()
             .oneshot(owned)
-            .instrument(span)
+            .instrument(span.clone())
             .await;
-        let result = result.map_err(|err| {
-            let err = map_error::from_pipeline(err, self.context(request));
-            self.report(&err);
-            err
-        });
-        self.finished(request, &result, started.elapsed());
+        let result = match result {
+            Ok(response) if success_only && !response.status().is_success() => {
+                Err(span.in_scope(|| self.status_error(response, request)))
+            }
+            Ok(response) => Ok(response),
+            Err(err) => {
+                let err = map_error::from_pipeline(err, self.context(request));
+                // The `call failed` event belongs to the call's span.
+                span.in_scope(|| self.report(&err));
+                Err(err)
+            }
+        };
+        self.finished(request, &result, started.elapsed(), &span);
         result
     }
 
@@ -208,6 +229,7 @@ impl ServiceClient {
         request: &ServiceRequest,
         result: &ServiceResult<ServiceResponse>,
         latency: std::time::Duration,
+        span: &tracing::Span,
     ) {
         use crate::telemetry::{CallInfo, CallOutcome};
         let (outcome, status, attempts, cache, retry_stop) = match result {
@@ -248,6 +270,9 @@ impl ServiceClient {
             cache,
             retry_stop,
         };
+        if !span.is_disabled() {
+            record_on_span(span, &info);
+        }
         self.inner.metrics.record(&info);
         for hook in &self.inner.hooks.on_call {
             hook(&info);
@@ -285,6 +310,28 @@ impl ServiceClient {
 
     pub(crate) fn inner(&self) -> &ClientInner {
         &self.inner
+    }
+}
+
+/// The call's outcome on its span, as OpenTelemetry's HTTP client conventions name it:
+/// status, resends, the outcome, and for a failure `error.type` (the status code, or the
+/// outcome) and an error status.
+fn record_on_span(span: &tracing::Span, call: &crate::telemetry::CallInfo<'_>) {
+    use crate::telemetry::CallOutcome;
+    if let Some(status) = call.status {
+        span.record("http.response.status_code", status.as_u16());
+    }
+    if call.attempts > 1 {
+        span.record("http.request.resend_count", call.attempts - 1);
+    }
+    span.record("outcome", call.outcome.as_str());
+    // A client span's 4xx is an error too (the HTTP semantic conventions).
+    if call.outcome != CallOutcome::Success {
+        match call.status {
+            Some(status) => span.record("error.type", status.as_str()),
+            None => span.record("error.type", call.outcome.as_str()),
+        };
+        span.record("otel.status_code", "ERROR");
     }
 }
 

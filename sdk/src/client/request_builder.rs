@@ -231,10 +231,7 @@ impl RequestBuilder {
     /// `()`); a non-2xx answer is [`ServiceError::Status`] with its code and body.
     pub async fn send<T: DeserializeOwned>(self) -> ServiceResult<T> {
         let (client, request) = self.build()?;
-        let response = client.call_ref(&request).await?;
-        if !response.status().is_success() {
-            return Err(client.status_error(response, &request));
-        }
+        let response = client.call_ref(&request, true).await?;
         let bytes = response.bytes();
         let decoded = if bytes.is_empty() {
             serde_json::from_slice(b"null")
