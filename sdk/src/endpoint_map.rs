@@ -100,6 +100,24 @@ impl<T> EndpointMap<T> {
         entry
     }
 
+    /// Runs `f` with the entry of `method endpoint` (made by `make` on first use), without
+    /// taking a reference count on it: the per-call path of the metrics.
+    pub(crate) fn with<R>(
+        &self,
+        method: &Method,
+        endpoint: &str,
+        make: impl FnOnce() -> T,
+        f: impl FnOnce(&T) -> R,
+    ) -> R {
+        let index = method_index(method);
+        if index < METHODS.len() {
+            if let Some(entry) = self.by_method[index].load().get(endpoint) {
+                return f(entry);
+            }
+        }
+        f(&self.get_or_insert_with(method, endpoint, make))
+    }
+
     fn len(&self) -> usize {
         self.by_method.iter().map(|m| m.load().len()).sum()
     }

@@ -188,6 +188,28 @@ impl EndpointMetrics {
         }
     }
 
+    fn record(&self, call: &CallInfo<'_>) {
+        let index = call.outcome.index();
+        self.calls[index]
+            .get_or_init(|| metrics::counter!(names::CALLS, self.with_outcome(call.outcome)))
+            .increment(1);
+        self.latency[index]
+            .get_or_init(|| {
+                metrics::histogram!(names::CALL_DURATION, self.with_outcome(call.outcome))
+            })
+            .record(call.latency.as_secs_f64());
+        if call.attempts > 0 {
+            self.attempts
+                .get_or_init(|| metrics::counter!(names::ATTEMPTS, self.labels.clone()))
+                .increment(u64::from(call.attempts));
+        }
+        if call.attempts > 1 {
+            self.retries
+                .get_or_init(|| metrics::counter!(names::RETRIES, self.labels.clone()))
+                .increment(u64::from(call.attempts - 1));
+        }
+    }
+
     fn with_outcome(&self, outcome: CallOutcome) -> Vec<Label> {
         let mut labels = self.labels.clone();
         labels.push(Label::new("outcome", outcome.as_str()));
@@ -217,32 +239,12 @@ impl CallMetrics {
 
     /// Records one finished call.
     pub(crate) fn record(&self, call: &CallInfo<'_>) {
-        let endpoint = self
-            .endpoints
-            .get_or_insert_with(call.method, call.endpoint, || {
-                EndpointMetrics::new(&self.service, call.method, call.endpoint)
-            });
-        let index = call.outcome.index();
-        endpoint.calls[index]
-            .get_or_init(|| metrics::counter!(names::CALLS, endpoint.with_outcome(call.outcome)))
-            .increment(1);
-        endpoint.latency[index]
-            .get_or_init(|| {
-                metrics::histogram!(names::CALL_DURATION, endpoint.with_outcome(call.outcome))
-            })
-            .record(call.latency.as_secs_f64());
-        if call.attempts > 0 {
-            endpoint
-                .attempts
-                .get_or_init(|| metrics::counter!(names::ATTEMPTS, endpoint.labels.clone()))
-                .increment(u64::from(call.attempts));
-        }
-        if call.attempts > 1 {
-            endpoint
-                .retries
-                .get_or_init(|| metrics::counter!(names::RETRIES, endpoint.labels.clone()))
-                .increment(u64::from(call.attempts - 1));
-        }
+        self.endpoints.with(
+            call.method,
+            call.endpoint,
+            || EndpointMetrics::new(&self.service, call.method, call.endpoint),
+            |endpoint| endpoint.record(call),
+        );
         self.record_cache(call.cache);
         if let Some(stop) = call.retry_stop {
             self.record_refusal(stop);

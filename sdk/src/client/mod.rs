@@ -187,18 +187,21 @@ impl ServiceClient {
             error.type = tracing::field::Empty,
             outcome = tracing::field::Empty,
         );
+        // One clock read for both the call's deadline (stamped here, so the deadline layer
+        // reads no clock of its own) and its latency.
         let started = tokio::time::Instant::now();
         let mut owned = request.clone();
+        if request.deadline().is_none() {
+            self.inner.pipeline.stamp(&mut owned, started);
+        }
         if !self.inner.instances.is_filled() {
             // The first call to a discovered service: let the first lookup land, within the
-            // call's own deadline, which then counts from now rather than after the wait.
+            // call's own deadline (which counts from the start of the call).
             let limit = self.inner.pipeline.limit(request);
-            let started = tokio::time::Instant::now();
             self.inner
                 .instances
                 .filled_within(FIRST_FILL_WAIT.min(limit))
                 .await;
-            self.inner.pipeline.stamp(&mut owned, started);
         }
         let result = self
             .inner
