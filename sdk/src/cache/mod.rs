@@ -22,8 +22,6 @@ mod key;
 mod layer;
 
 use std::{
-    future::Future,
-    pin::Pin,
     sync::Arc,
     task::{Context, Poll},
     time::Duration,
@@ -205,7 +203,7 @@ impl<S> Cache<S> {
     }
 }
 
-type BoxFuture = Pin<Box<dyn Future<Output = Result<ServiceResponse, BoxError>> + Send>>;
+type BoxFuture = crate::box_error::BoxFuture<ServiceResponse>;
 
 impl<S> Service<ServiceRequest> for Cache<S>
 where

@@ -1,7 +1,6 @@
 use std::{
     fmt,
     future::Future,
-    pin::Pin,
     task::{Context, Poll},
 };
 
@@ -97,7 +96,7 @@ where
 {
     type Response = StreamResponse;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<StreamResponse, BoxError>> + Send>>;
+    type Future = crate::box_error::BoxFuture<StreamResponse>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         Poll::Ready(Ok(()))

@@ -1,7 +1,5 @@
 use std::{
     fmt,
-    future::Future,
-    pin::Pin,
     sync::Arc,
     task::{Context, Poll},
 };
@@ -107,7 +105,7 @@ impl fmt::Debug for HttpStack {
     }
 }
 
-type Boxed<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
+use crate::box_error::BoxFuture as Boxed;
 
 impl Service<HttpRequest> for HttpStack {
     type Response = HttpResponse;

@@ -1,6 +1,4 @@
 use std::{
-    future::Future,
-    pin::Pin,
     sync::Arc,
     task::{Context, Poll},
     time::Duration,
@@ -167,7 +165,7 @@ impl Service<HttpRequest> for HyperTransport {
     type Error = BoxError;
     // One boxed future per attempt: reading the body is an async loop, and naming that
     // state machine by hand would buy ~100 instructions out of ~35,000.
-    type Future = Pin<Box<dyn Future<Output = Result<HttpResponse, BoxError>> + Send>>;
+    type Future = crate::box_error::BoxFuture<HttpResponse>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         Poll::Ready(Ok(()))
@@ -196,7 +194,7 @@ pub struct HyperStreaming {
 impl Service<StreamRequest> for HyperStreaming {
     type Response = StreamResponse;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<StreamResponse, BoxError>> + Send>>;
+    type Future = crate::box_error::BoxFuture<StreamResponse>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         Poll::Ready(Ok(()))
