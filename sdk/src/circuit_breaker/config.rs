@@ -14,6 +14,9 @@ use crate::config::de;
 #[serde(try_from = "BreakerFile")]
 #[non_exhaustive]
 pub struct BreakerConfig {
+    /// Whether the breaker is on (default true); off, every call goes through and nothing
+    /// is counted.
+    pub enabled: bool,
     /// Consecutive failures that open the breaker.
     pub failure_threshold: u32,
     /// Successful probes that close a half-open breaker.
@@ -29,6 +32,7 @@ pub struct BreakerConfig {
 impl BreakerConfig {
     /// The defaults, usable in `const` and `static` items.
     pub const DEFAULT: BreakerConfig = BreakerConfig {
+        enabled: true,
         failure_threshold: 5,
         success_threshold: 2,
         open_duration: Duration::from_secs(60),
@@ -100,6 +104,8 @@ impl BreakerConfig {
 }
 
 setters!(const BreakerConfig {
+    /// Whether the breaker is on (default true).
+    enabled: bool,
     /// Consecutive failures that open the breaker (default 5).
     failure_threshold: u32,
     /// Successful probes that close a half-open breaker (default 2).
@@ -133,6 +139,8 @@ impl FailureRate {
 #[serde(default, deny_unknown_fields)]
 struct BreakerFile {
     #[serde(deserialize_with = "de::lenient")]
+    enabled: bool,
+    #[serde(deserialize_with = "de::lenient")]
     failure_threshold: u32,
     #[serde(deserialize_with = "de::lenient")]
     success_threshold: u32,
@@ -161,6 +169,7 @@ impl Default for BreakerFile {
     fn default() -> Self {
         let d = BreakerConfig::DEFAULT;
         BreakerFile {
+            enabled: d.enabled,
             failure_threshold: d.failure_threshold,
             success_threshold: d.success_threshold,
             open_duration: d.open_duration,
@@ -191,6 +200,7 @@ impl TryFrom<BreakerFile> for BreakerConfig {
             None => None,
         };
         Ok(BreakerConfig {
+            enabled: file.enabled,
             failure_threshold: file.failure_threshold,
             success_threshold: file.success_threshold,
             open_duration: file.open_duration,

@@ -170,6 +170,12 @@ impl CircuitBreaker {
     /// Asks to make a call. Refuses with [`CircuitOpen`] while the breaker is open or while
     /// every half-open probe slot is taken.
     pub fn try_acquire(&self) -> Result<Permit, CircuitOpen> {
+        if !self.config.enabled {
+            return Ok(Permit {
+                generation: 0,
+                probe: false,
+            });
+        }
         let word = self.word.load(Ordering::Acquire);
         let (generation, state) = unpack(word);
         match state {
@@ -232,6 +238,9 @@ impl CircuitBreaker {
 
     /// Records the outcome of a permitted call.
     pub fn record(&self, permit: Permit, failed: bool) {
+        if !self.config.enabled {
+            return;
+        }
         let word = self.word.load(Ordering::Acquire);
         let (generation, state) = unpack(word);
         if failed {
@@ -394,6 +403,7 @@ mod tests {
 
     fn config() -> BreakerConfig {
         BreakerConfig {
+            enabled: true,
             failure_threshold: 3,
             success_threshold: 2,
             open_duration: Duration::from_secs(10),
@@ -405,6 +415,16 @@ mod tests {
     fn fail(b: &CircuitBreaker) {
         let permit = b.try_acquire().expect("admitted");
         b.record(permit, true);
+    }
+
+    #[test]
+    fn a_disabled_breaker_admits_everything_and_counts_nothing() {
+        let b = CircuitBreaker::new(config().enabled(false));
+        for _ in 0..100 {
+            fail(&b);
+        }
+        assert_eq!(b.state(), CircuitState::Closed);
+        assert_eq!(b.total_failures(), 0);
     }
 
     #[tokio::test(start_paused = true)]

@@ -63,8 +63,15 @@ where
     Lenient::deserialize(deserializer).map(|Lenient(v)| v)
 }
 
-/// A duration string such as `"250ms"`, `"2s"` or `"5m"`.
+/// A duration: a string such as `"250ms"`, `"2s"` or `"5m"`, or a bare number of seconds
+/// (`30`, `30.0`, `"30.0"`: how the reference SDK's files write them).
 struct DurationStr(Duration);
+
+fn seconds<E: de::Error>(secs: f64) -> Result<DurationStr, E> {
+    Duration::try_from_secs_f64(secs)
+        .map(DurationStr)
+        .map_err(|_| E::custom(format!("{secs} is not a number of seconds")))
+}
 
 impl<'de> Deserialize<'de> for DurationStr {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -72,10 +79,22 @@ impl<'de> Deserialize<'de> for DurationStr {
         impl Visitor<'_> for V {
             type Value = DurationStr;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a duration string such as \"250ms\", \"2s\" or \"5m\"")
+                f.write_str("a duration such as \"250ms\", \"2s\", \"5m\", or a number of seconds")
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<DurationStr, E> {
-                parse_duration(v).map(DurationStr).map_err(E::custom)
+                match v.trim().parse::<f64>() {
+                    Ok(secs) => seconds(secs),
+                    Err(_) => parse_duration(v).map(DurationStr).map_err(E::custom),
+                }
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<DurationStr, E> {
+                seconds(v as f64)
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<DurationStr, E> {
+                seconds(v as f64)
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<DurationStr, E> {
+                seconds(v)
             }
         }
         deserializer.deserialize_any(V)

@@ -161,15 +161,101 @@ fn build(value: toml::Value) -> Result<SdkConfig, ConfigError> {
     }
     let mut config = SdkConfig::new();
     apply_sdk(&mut config, section(table(sdk, "sdk")?.into(), "sdk")?)?;
+    let mut defaults = defaults;
+    flat_keys(&mut defaults, "defaults")?;
     config.defaults = section(defaults.clone().into(), "defaults")?;
     for (name, service) in services {
         let key = format!("services.{name}");
+        let mut service = table(Some(service), &key)?;
+        flat_keys(&mut service, &key)?;
         let mut merged = defaults.clone();
-        merge(&mut merged, table(Some(service), &key)?, false);
+        merge(&mut merged, service, false);
         let service = section(merged.into(), &key)?;
         config.services.insert(name, service);
     }
     Ok(config)
+}
+
+/// The reference SDK's flat keys, rewritten into the nested ones: `host`/`port`/`protocol`
+/// make one instance; `retry_attempts`, `failure_threshold` and `circuit_breaker_enabled`
+/// set the retry and breaker sections. Setting the same thing both ways is refused, naming
+/// both keys.
+fn flat_keys(section: &mut toml::Table, prefix: &str) -> Result<(), ConfigError> {
+    let both = |flat: &str, nested: &str| {
+        ConfigError::invalid(
+            format!("{prefix}.{flat}"),
+            format!("`{prefix}.{nested}` sets the same thing; keep one"),
+        )
+    };
+    let (host, port, protocol) = (
+        section.remove("host"),
+        section.remove("port"),
+        section.remove("protocol"),
+    );
+    if host.is_some() || port.is_some() || protocol.is_some() {
+        if section.contains_key("instances") {
+            return Err(both("host", "instances"));
+        }
+        let url = flat_instance(host, port, protocol)
+            .map_err(|(key, message)| ConfigError::invalid(format!("{prefix}.{key}"), message))?;
+        section.insert("instances".into(), toml::Value::Array(vec![url.into()]));
+    }
+    for (flat, table, key) in [
+        ("retry_attempts", "retry", "max_attempts"),
+        ("failure_threshold", "circuit_breaker", "failure_threshold"),
+        ("circuit_breaker_enabled", "circuit_breaker", "enabled"),
+    ] {
+        let Some(value) = section.remove(flat) else {
+            continue;
+        };
+        let nested = section
+            .entry(table)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        let toml::Value::Table(nested) = nested else {
+            return Err(ConfigError::invalid(
+                format!("{prefix}.{table}"),
+                "expected a table",
+            ));
+        };
+        if nested.contains_key(key) {
+            return Err(both(flat, &format!("{table}.{key}")));
+        }
+        nested.insert(key.into(), value);
+    }
+    Ok(())
+}
+
+/// `protocol://host:port` from the flat keys (`protocol` defaults to `http`, `port` to the
+/// protocol's).
+fn flat_instance(
+    host: Option<toml::Value>,
+    port: Option<toml::Value>,
+    protocol: Option<toml::Value>,
+) -> Result<String, (&'static str, String)> {
+    // toml's serializer is not built (only its parser): scalars are written out here.
+    let text = |value: toml::Value| match value {
+        toml::Value::String(s) => s,
+        toml::Value::Integer(n) => n.to_string(),
+        toml::Value::Float(n) => n.to_string(),
+        toml::Value::Boolean(b) => b.to_string(),
+        _ => String::new(),
+    };
+    let protocol = protocol.map(text).unwrap_or_else(|| "http".into());
+    if protocol != "http" && protocol != "https" {
+        return Err(("protocol", format!("`{protocol}` is not http or https")));
+    }
+    let host = host
+        .map(text)
+        .ok_or(("host", "port and protocol need a host".to_owned()))?;
+    let port = match port.map(text) {
+        Some(port) => port
+            .trim()
+            .parse::<u16>()
+            .map_err(|_| ("port", format!("`{port}` is not a port")))?,
+        None if protocol == "https" => 443,
+        None => 80,
+    };
+    Ok(format!("{protocol}://{host}:{port}"))
 }
 
 fn apply_sdk(config: &mut SdkConfig, sdk: SdkSection) -> Result<(), ConfigError> {
@@ -566,5 +652,65 @@ mod tests {
 
         let e = error_of("[sdk]\nmax_response_bytes = \"10 parsecs\"");
         assert!(e.contains("sdk.max_response_bytes"), "{e}");
+    }
+
+    #[test]
+    fn the_reference_sdks_flat_form_loads_as_written() {
+        let config = parse_str(
+            r#"
+[services.user_service]
+host = "${USER_SERVICE_HOST:localhost}"
+port = "${USER_SERVICE_PORT:8001}"
+timeout = "${USER_SERVICE_TIMEOUT:30.0}"
+circuit_breaker_enabled = true
+retry_attempts = 3
+
+[services.payment_service]
+host = "${PAYMENT_SERVICE_HOST:payments.example.com}"
+port = 443
+protocol = "https"
+timeout = 60.0
+circuit_breaker_enabled = true
+failure_threshold = 3
+"#,
+        )
+        .expect("the reference's file loads");
+        let users = config.service("user_service");
+        assert_eq!(users.instances, ["http://localhost:8001"]);
+        assert_eq!(users.timeout, Duration::from_secs(30));
+        assert_eq!(users.retry.max_attempts, 3);
+        assert!(users.circuit_breaker.enabled);
+        let payments = config.service("payment_service");
+        assert_eq!(payments.instances, ["https://payments.example.com:443"]);
+        assert_eq!(payments.timeout, Duration::from_secs(60));
+        assert_eq!(payments.circuit_breaker.failure_threshold, 3);
+
+        let off = parse_str("[services.s]\nhost = \"h\"\ncircuit_breaker_enabled = false")
+            .expect("valid");
+        assert!(!off.service("s").circuit_breaker.enabled);
+        assert_eq!(off.service("s").instances, ["http://h:80"]);
+    }
+
+    #[test]
+    fn one_setting_written_both_ways_is_refused_naming_both() {
+        let e = error_of("[services.s]\nretry_attempts = 2\n[services.s.retry]\nmax_attempts = 3");
+        assert!(
+            e.contains("services.s.retry_attempts") && e.contains("services.s.retry.max_attempts"),
+            "{e}"
+        );
+        let e = error_of("[services.s]\nhost = \"h\"\ninstances = [\"http://h:1\"]");
+        assert!(
+            e.contains("services.s.host") && e.contains("services.s.instances"),
+            "{e}"
+        );
+        let e = error_of("[services.s]\nport = 8080");
+        assert!(
+            e.contains("services.s.host") && e.contains("need a host"),
+            "{e}"
+        );
+        let e = error_of("[services.s]\nhost = \"h\"\nprotocol = \"ftp\"");
+        assert!(e.contains("services.s.protocol"), "{e}");
+        let e = error_of("[services.s]\nhost = \"h\"\nport = \"eighty\"");
+        assert!(e.contains("services.s.port"), "{e}");
     }
 }
