@@ -269,3 +269,43 @@ async fn the_deadline_counts_from_the_call_not_from_the_end_of_the_wait() {
         "200 ms waiting for discovery + 100 ms left of the 300 ms deadline"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn with_discovery_off_only_configured_and_external_instances_are_called() {
+    let server = Scripted::start(Reply::json(serde_json::json!("hi"))).await;
+    let mut config = sdk::SdkConfig::new();
+    config.service_discovery = false;
+    let sdk = ServiceSdk::builder().config(config).build().expect("valid");
+    let _registration = sdk
+        .register_current_service(instance(&server, "e-1"))
+        .await
+        .expect("registered in the embedded registry");
+    let started = tokio::time::Instant::now();
+    let err = sdk
+        .get_client("echo")
+        .get("/")
+        .send::<String>()
+        .await
+        .expect_err("the registry is not consulted");
+    assert!(
+        matches!(err, sdk::ServiceError::NoHealthyInstance { .. }),
+        "{err:?}"
+    );
+    // Paused time: a wait for a first registry lookup would show here as its bound.
+    assert_eq!(
+        started.elapsed(),
+        Duration::ZERO,
+        "no wait for a first lookup"
+    );
+    assert_eq!(server.hits(), 0);
+    // An external registration is still called.
+    sdk.register_external_service("echo", [server.url.as_str()])
+        .expect("valid URL");
+    let answer: String = sdk
+        .get_client("echo")
+        .get("/")
+        .send()
+        .await
+        .expect("called");
+    assert_eq!(answer, "hi");
+}

@@ -57,7 +57,7 @@ pub(crate) struct ClientInner {
     pub(crate) cache: ResponseCache,
     pub(crate) default_headers: HeaderMap,
     pub(crate) hooks: Arc<Hooks>,
-    pub(crate) metrics: crate::telemetry::CallMetrics,
+    pub(crate) metrics: Option<crate::telemetry::CallMetrics>,
     /// The service's deadline for a whole call (a request's `.timeout()` overrides it).
     pub(crate) error_body_limit: usize,
     /// Header names never printed beyond the built-in ones (`[sdk] sensitive_headers`).
@@ -276,7 +276,9 @@ impl ServiceClient {
         if !span.is_disabled() {
             record_on_span(span, &info);
         }
-        self.inner.metrics.record(&info);
+        if let Some(metrics) = &self.inner.metrics {
+            metrics.record(&info);
+        }
         for hook in &self.inner.hooks.on_call {
             hook(&info);
         }

@@ -40,6 +40,10 @@ struct SdkSection {
     etcd_password: Option<String>,
     #[serde(deserialize_with = "de::header_names")]
     sensitive_headers: Vec<HeaderName>,
+    #[serde(deserialize_with = "de::lenient")]
+    service_discovery: bool,
+    #[serde(deserialize_with = "de::lenient")]
+    metrics: bool,
 }
 
 impl Default for SdkSection {
@@ -62,6 +66,8 @@ impl Default for SdkSection {
             etcd_user: None,
             etcd_password: None,
             sensitive_headers: Vec::new(),
+            service_discovery: sdk.service_discovery,
+            metrics: sdk.metrics,
         }
     }
 }
@@ -150,18 +156,12 @@ fn merge(base: &mut toml::Table, over: toml::Table, case_insensitive: bool) {
 
 fn build(value: toml::Value) -> Result<SdkConfig, ConfigError> {
     let mut root = table(Some(value), "")?;
-    let sdk = root.remove("sdk");
-    let defaults = table(root.remove("defaults"), "defaults")?;
+    let mut sdk = table(root.remove("sdk"), "sdk")?;
+    let mut defaults = table(root.remove("defaults"), "defaults")?;
     let services = table(root.remove("services"), "services")?;
-    if let Some(key) = root.keys().next() {
-        return Err(ConfigError::invalid(
-            key.as_str(),
-            "unknown section; expected `sdk`, `defaults` or `services`",
-        ));
-    }
+    reference_settings(&mut root, &mut defaults, &mut sdk)?;
     let mut config = SdkConfig::new();
-    apply_sdk(&mut config, section(table(sdk, "sdk")?.into(), "sdk")?)?;
-    let mut defaults = defaults;
+    apply_sdk(&mut config, section(sdk.into(), "sdk")?)?;
     flat_keys(&mut defaults, "defaults")?;
     config.defaults = section(defaults.clone().into(), "defaults")?;
     for (name, service) in services {
@@ -225,6 +225,87 @@ fn flat_keys(section: &mut toml::Table, prefix: &str) -> Result<(), ConfigError>
     Ok(())
 }
 
+/// The reference SDK's top-level settings, moved where they belong here:
+/// `default_timeout`, `default_retry_attempts`, `default_circuit_breaker_enabled`,
+/// `health_check_interval` and `cache_enabled` into `[defaults]`;
+/// `service_discovery_enabled` and `metrics_enabled` into `[sdk]`. Each is refused when the
+/// place it moves to already sets it.
+fn reference_settings(
+    root: &mut toml::Table,
+    defaults: &mut toml::Table,
+    sdk: &mut toml::Table,
+) -> Result<(), ConfigError> {
+    const MOVES: [(&str, &str, Option<&str>, &str); 7] = [
+        ("default_timeout", "defaults", None, "timeout"),
+        (
+            "default_retry_attempts",
+            "defaults",
+            Some("retry"),
+            "max_attempts",
+        ),
+        (
+            "default_circuit_breaker_enabled",
+            "defaults",
+            Some("circuit_breaker"),
+            "enabled",
+        ),
+        (
+            "health_check_interval",
+            "defaults",
+            Some("health_check"),
+            "interval",
+        ),
+        ("cache_enabled", "defaults", Some("cache"), "enabled"),
+        (
+            "service_discovery_enabled",
+            "sdk",
+            None,
+            "service_discovery",
+        ),
+        ("metrics_enabled", "sdk", None, "metrics"),
+    ];
+    for (flat, section, table, key) in MOVES {
+        let Some(value) = root.remove(flat) else {
+            continue;
+        };
+        let target = if section == "sdk" {
+            &mut *sdk
+        } else {
+            &mut *defaults
+        };
+        let target = match table {
+            None => target,
+            Some(name) => match target
+                .entry(name)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+            {
+                toml::Value::Table(nested) => nested,
+                _ => {
+                    return Err(ConfigError::invalid(
+                        format!("{section}.{name}"),
+                        "expected a table",
+                    ))
+                }
+            },
+        };
+        if target.contains_key(key) {
+            let nested = table.map_or(key.to_owned(), |t| format!("{t}.{key}"));
+            return Err(ConfigError::invalid(
+                flat,
+                format!("`{section}.{nested}` sets the same thing; keep one"),
+            ));
+        }
+        target.insert(key.into(), value);
+    }
+    if let Some(key) = root.keys().next() {
+        return Err(ConfigError::invalid(
+            key.as_str(),
+            "unknown section; expected `sdk`, `defaults` or `services`",
+        ));
+    }
+    Ok(())
+}
+
 /// `protocol://host:port` from the flat keys (`protocol` defaults to `http`, `port` to the
 /// protocol's).
 fn flat_instance(
@@ -272,6 +353,8 @@ fn apply_sdk(config: &mut SdkConfig, sdk: SdkSection) -> Result<(), ConfigError>
     }
     config.error_body_limit = sdk.error_body_limit;
     config.sensitive_headers = sdk.sensitive_headers;
+    config.service_discovery = sdk.service_discovery;
+    config.metrics = sdk.metrics;
     if let Some(url) = sdk.registry_url {
         sdk_registry::HttpBackend::new(&url, None)
             .map_err(|e| ConfigError::invalid("sdk.registry_url", e.to_string()))?;
@@ -712,5 +795,35 @@ failure_threshold = 3
         assert!(e.contains("services.s.protocol"), "{e}");
         let e = error_of("[services.s]\nhost = \"h\"\nport = \"eighty\"");
         assert!(e.contains("services.s.port"), "{e}");
+    }
+
+    #[test]
+    fn the_reference_sdks_global_settings_load() {
+        let config = parse_str(
+            "default_timeout = 30.0\ndefault_retry_attempts = 3\ndefault_circuit_breaker_enabled = true\n\
+             service_discovery_enabled = true\nhealth_check_interval = 30.0\ncache_enabled = true\n\
+             metrics_enabled = true\n[services.s]\nhost = \"h\"",
+        )
+        .expect("the reference's settings load");
+        let s = config.service("s");
+        assert_eq!(s.timeout, Duration::from_secs(30));
+        assert_eq!(s.retry.max_attempts, 3);
+        assert!(s.circuit_breaker.enabled && s.cache.enabled);
+        assert_eq!(s.health_check.interval, Duration::from_secs(30));
+        assert!(config.service_discovery && config.metrics);
+
+        let off =
+            parse_str("service_discovery_enabled = false\nmetrics_enabled = false").expect("valid");
+        assert!(!off.service_discovery && !off.metrics);
+        let e = error_of("default_timeout = 5\n[defaults]\ntimeout = \"5s\"");
+        assert!(
+            e.contains("default_timeout") && e.contains("defaults.timeout"),
+            "{e}"
+        );
+        let e = error_of("default_retries = 5");
+        assert!(
+            e.contains("default_retries") && e.contains("unknown"),
+            "{e}"
+        );
     }
 }

@@ -30,7 +30,7 @@ use crate::{
 };
 
 /// Settings of the whole SDK.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct SdkConfig {
     /// Settings every service starts from.
     pub defaults: ServiceConfig,
@@ -50,6 +50,29 @@ pub struct SdkConfig {
     /// (`authorization`, `proxy-authorization`, `cookie`, `set-cookie`, `x-api-key`,
     /// `x-auth-token`); e.g. `x-session`, `private-token` (default: none).
     pub sensitive_headers: Vec<HeaderName>,
+    /// Find instances of services without configured ones through the registry (default
+    /// true); false: only configured and external instances are called.
+    pub service_discovery: bool,
+    /// Record call and breaker metrics (default true; with no recorder installed they cost
+    /// a check of an empty handle).
+    pub metrics: bool,
+}
+
+impl Default for SdkConfig {
+    fn default() -> Self {
+        SdkConfig {
+            defaults: ServiceConfig::default(),
+            services: BTreeMap::new(),
+            transport: TransportConfig::default(),
+            error_body_limit: 64 * 1024,
+            registry_url: None,
+            registry_token: None,
+            etcd: None,
+            sensitive_headers: Vec::new(),
+            service_discovery: true,
+            metrics: true,
+        }
+    }
 }
 
 /// Discovery through etcd (`[sdk] etcd_endpoints`, `etcd_prefix`, `etcd_lease_ttl`,
@@ -136,6 +159,8 @@ impl std::fmt::Debug for SdkConfig {
             )
             .field("etcd", &self.etcd)
             .field("sensitive_headers", &self.sensitive_headers)
+            .field("service_discovery", &self.service_discovery)
+            .field("metrics", &self.metrics)
             .finish()
     }
 }
@@ -143,10 +168,7 @@ impl std::fmt::Debug for SdkConfig {
 impl SdkConfig {
     /// The defaults: see each setting's documentation.
     pub fn new() -> Self {
-        SdkConfig {
-            error_body_limit: 64 * 1024,
-            ..Default::default()
-        }
+        Self::default()
     }
 
     /// Reads a TOML file.

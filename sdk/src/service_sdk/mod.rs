@@ -262,6 +262,13 @@ impl ServiceSdk {
         if statics.has(service) {
             return set;
         }
+        if !self.inner.config.service_discovery {
+            // Only configured and external instances: none yet is an answer, not a wait.
+            if !set.is_filled() {
+                set.replace(Vec::new());
+            }
+            return set;
+        }
         match &self.inner.custom_discovery {
             Some(discovery) => discovery.instances(service),
             None => {
@@ -278,10 +285,12 @@ impl ServiceSdk {
     fn build_client(&self, service: &str) -> ServiceClient {
         let config = self.inner.config.service(service);
         let name: Arc<str> = service.into();
-        let breakers = Arc::new(
-            EndpointBreakers::new(config.circuit_breaker, self.inner.classifier.clone())
-                .named(name.clone()),
-        );
+        let breakers = EndpointBreakers::new(config.circuit_breaker, self.inner.classifier.clone());
+        // A named breaker records its transitions as metrics.
+        let breakers = Arc::new(match self.inner.config.metrics {
+            true => breakers.named(name.clone()),
+            false => breakers,
+        });
         let cache = ResponseCache::new(config.cache.clone());
         let instances = self.instance_set(service);
         let health = Arc::new(HealthState::new(
@@ -320,7 +329,11 @@ impl ServiceSdk {
             cache,
             default_headers,
             hooks: self.inner.hooks.clone(),
-            metrics: crate::telemetry::CallMetrics::new(service.into()),
+            metrics: self
+                .inner
+                .config
+                .metrics
+                .then(|| crate::telemetry::CallMetrics::new(service.into())),
             error_body_limit: self.inner.config.error_body_limit,
             sensitive_headers,
             health,
