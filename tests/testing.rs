@@ -154,3 +154,25 @@ async fn fakes_return_the_errors_real_calls_return() {
         Some(&b"no such user"[..])
     );
 }
+
+#[tokio::test]
+async fn a_custom_transports_answers_are_held_to_the_body_limit() {
+    let transport = ScriptedTransport::new().fallback(Reply::status(200).body("x".repeat(100)));
+    // The limit set after the transport still counts.
+    let sdk = ServiceSdk::builder()
+        .transport(transport)
+        .transport_config(sdk::transport::TransportConfig::new().max_response_bytes(10))
+        .service("svc", ServiceConfig::new().instance("http://svc.test"))
+        .build()
+        .expect("valid");
+    let err = sdk
+        .get_client("svc")
+        .get("/big")
+        .response()
+        .await
+        .expect_err("over 10 bytes");
+    assert!(
+        matches!(err, ServiceError::BodyTooLarge { limit: 10, .. }),
+        "{err:?}"
+    );
+}

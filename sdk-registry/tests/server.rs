@@ -826,4 +826,25 @@ async fn metrics_count_instances_and_writes() {
     let refused = ["op=deregister", "result=refused"];
     assert_eq!(value(&samples, "sdk_registry_writes_total", &refused), 1.0);
     assert!(value(&samples, "sdk_registry_commit_seconds_count", &[]) >= 2.0);
+
+    // Once the service has no instance left, it is reported at zero, not at its last count.
+    for id in ["m1", "m2"] {
+        let gone = http
+            .delete(format!("{}/v1/services/orders/instances/{id}", server.url))
+            .bearer_auth("s3cret")
+            .send()
+            .await
+            .expect("up");
+        assert_eq!(gone.status(), 204);
+    }
+    let text = http
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .expect("up")
+        .text()
+        .await
+        .expect("text");
+    let samples = support::prometheus::parse(&text).expect("parsed above");
+    assert_eq!(value(&samples, "sdk_registry_instances", &orders), 0.0);
 }

@@ -1,6 +1,7 @@
 //! The REST API: routes, handlers, authentication, and the one place that makes every error
 //! answer JSON (and logs it).
 
+use crate::sync::Unpoisoned as _;
 use std::{sync::Arc, time::Duration};
 
 use axum::{
@@ -293,17 +294,26 @@ async fn metrics_text(State(registry): State<Arc<Registry>>) -> Result<Response,
             "metrics are not enabled on this server".into(),
         ));
     };
+    let set = |service: &str, healthy: usize, unhealthy: usize| {
+        for (health, count) in [("healthy", healthy), ("unhealthy", unhealthy)] {
+            metrics::gauge!("sdk_registry_instances", "service" => service.to_owned(), "health" => health)
+                .set(count as f64);
+        }
+    };
+    let mut now = std::collections::BTreeSet::new();
     for service in registry.backend.services().await? {
         let records = registry.backend.instances(&service).await?;
         let healthy = records
             .iter()
             .filter(|r| r.health != crate::HealthStatus::Unhealthy)
             .count();
-        let unhealthy = records.len() - healthy;
-        for (health, count) in [("healthy", healthy), ("unhealthy", unhealthy)] {
-            metrics::gauge!("sdk_registry_instances", "service" => service.clone(), "health" => health)
-                .set(count as f64);
-        }
+        set(&service, healthy, records.len() - healthy);
+        now.insert(service);
+    }
+    // A service gone since the last scrape drops to zero instead of keeping its last count.
+    let before = std::mem::replace(&mut *registry.reported.locked(), now.clone());
+    for gone in before.difference(&now) {
+        set(gone, 0, 0);
     }
     handle.run_upkeep();
     Ok((

@@ -115,6 +115,9 @@ pub struct Registry {
     epoch: u64,
     /// Set by [`close`](Registry::close): open watches and event streams end.
     closing: tokio::sync::watch::Sender<bool>,
+    /// The services `/metrics` reported instances of last time: one that has gone since is
+    /// reported once more, at zero, rather than left at its last count.
+    pub(super) reported: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Registry {
@@ -157,6 +160,7 @@ impl Registry {
             config,
             epoch,
             closing: tokio::sync::watch::Sender::new(false),
+            reported: Default::default(),
         }))
     }
 

@@ -205,23 +205,54 @@ fn flat_keys(section: &mut toml::Table, prefix: &str) -> Result<(), ConfigError>
         ("failure_threshold", "circuit_breaker", "failure_threshold"),
         ("circuit_breaker_enabled", "circuit_breaker", "enabled"),
     ] {
-        let Some(value) = section.remove(flat) else {
-            continue;
-        };
-        let nested = section
-            .entry(table)
-            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-        let toml::Value::Table(nested) = nested else {
-            return Err(ConfigError::invalid(
-                format!("{prefix}.{table}"),
-                "expected a table",
-            ));
-        };
-        if nested.contains_key(key) {
-            return Err(both(flat, &format!("{table}.{key}")));
+        if let Some(value) = section.remove(flat) {
+            relocate(
+                value,
+                section,
+                prefix,
+                Some(table),
+                key,
+                &format!("{prefix}.{flat}"),
+            )?;
         }
-        nested.insert(key.into(), value);
     }
+    Ok(())
+}
+
+/// Puts a flat key's `value` at `key` of `target` (in its sub-table `table`, made when
+/// missing). The one rule for both flat forms: a setting written both ways is refused,
+/// the error on `flat` naming the other place (`{name}.{table}.{key}`).
+fn relocate(
+    value: toml::Value,
+    target: &mut toml::Table,
+    name: &str,
+    table: Option<&str>,
+    key: &str,
+    flat: &str,
+) -> Result<(), ConfigError> {
+    let target = match table {
+        None => target,
+        Some(table) => match target
+            .entry(table)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+        {
+            toml::Value::Table(nested) => nested,
+            _ => {
+                return Err(ConfigError::invalid(
+                    format!("{name}.{table}"),
+                    "expected a table",
+                ))
+            }
+        },
+    };
+    if target.contains_key(key) {
+        let nested = table.map_or(key.to_owned(), |t| format!("{t}.{key}"));
+        return Err(ConfigError::invalid(
+            flat,
+            format!("`{name}.{nested}` sets the same thing; keep one"),
+        ));
+    }
+    target.insert(key.into(), value);
     Ok(())
 }
 
@@ -265,37 +296,14 @@ fn reference_settings(
         ("metrics_enabled", "sdk", None, "metrics"),
     ];
     for (flat, section, table, key) in MOVES {
-        let Some(value) = root.remove(flat) else {
-            continue;
-        };
-        let target = if section == "sdk" {
-            &mut *sdk
-        } else {
-            &mut *defaults
-        };
-        let target = match table {
-            None => target,
-            Some(name) => match target
-                .entry(name)
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()))
-            {
-                toml::Value::Table(nested) => nested,
-                _ => {
-                    return Err(ConfigError::invalid(
-                        format!("{section}.{name}"),
-                        "expected a table",
-                    ))
-                }
-            },
-        };
-        if target.contains_key(key) {
-            let nested = table.map_or(key.to_owned(), |t| format!("{t}.{key}"));
-            return Err(ConfigError::invalid(
-                flat,
-                format!("`{section}.{nested}` sets the same thing; keep one"),
-            ));
+        if let Some(value) = root.remove(flat) {
+            let target = if section == "sdk" {
+                &mut *sdk
+            } else {
+                &mut *defaults
+            };
+            relocate(value, target, section, table, key, flat)?;
         }
-        target.insert(key.into(), value);
     }
     if let Some(key) = root.keys().next() {
         return Err(ConfigError::invalid(

@@ -9,7 +9,9 @@ use tower::{Layer, Service, ServiceExt};
 use super::Stack;
 use crate::{
     box_error::BoxError,
-    transport::{read_body, Body, HttpRequest, HttpResponse, StreamRequest, StreamResponse},
+    transport::{
+        read_body, whole_request, Body, HttpRequest, HttpResponse, StreamRequest, StreamResponse,
+    },
 };
 
 /// Middleware from an async closure, as in axum's `from_fn`.
@@ -108,9 +110,7 @@ where
         };
         let f = self.f.clone();
         Box::pin(async move {
-            // The SDK's request bodies are whole already: this takes them without waiting.
-            let (parts, body) = request.into_parts();
-            let request = HttpRequest::from_parts(parts, body.into_bytes().await?);
+            let request = whole_request(request).await?;
             Ok(f(request, next).await?.map(Body::full))
         })
     }

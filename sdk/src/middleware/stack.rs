@@ -9,7 +9,8 @@ use tower::{util::BoxCloneSyncService, Service};
 use crate::{
     box_error::BoxError,
     transport::{
-        read_body, Body, HttpRequest, HttpResponse, HyperTransport, StreamRequest, StreamResponse,
+        read_body, whole_request, Body, HttpRequest, HttpResponse, HyperTransport, StreamRequest,
+        StreamResponse,
     },
 };
 
@@ -162,8 +163,7 @@ where
         let ready = self.0.clone();
         let mut service = std::mem::replace(&mut self.0, ready);
         Box::pin(async move {
-            let (parts, body) = request.into_parts();
-            let request = HttpRequest::from_parts(parts, body.into_bytes().await?);
+            let request = whole_request(request).await?;
             Ok(service.call(request).await?.map(Body::full))
         })
     }

@@ -37,7 +37,7 @@ pub struct ServiceSdkBuilder {
     health_hooks: Vec<HealthHook>,
     classifier: Arc<dyn FailureClassifier>,
     tls: Option<rustls::ClientConfig>,
-    custom_transport: Option<HttpStack>,
+    custom_transport: Option<tower::util::BoxCloneSyncService<HttpRequest, HttpResponse, BoxError>>,
     #[cfg(feature = "reqwest")]
     reqwest: Option<reqwest::Client>,
     #[cfg(feature = "compression")]
@@ -84,8 +84,9 @@ impl ServiceSdkBuilder {
 
     /// Sends every attempt through `transport` instead of the network (default: hyper-util's
     /// pooled client): a [`ScriptedTransport`](crate::testing::ScriptedTransport) in tests,
-    /// or a client of your own. It answers with whole bodies; middleware, the body limit on
-    /// what it returns, and everything above still apply.
+    /// or a client of your own. It answers with whole bodies; middleware, the body limit
+    /// (`max_response_bytes`, applied where every body is read) and everything above still
+    /// apply.
     pub fn transport<S>(mut self, transport: S) -> Self
     where
         S: Service<HttpRequest, Response = HttpResponse, Error = BoxError>
@@ -95,17 +96,7 @@ impl ServiceSdkBuilder {
             + 'static,
         S::Future: Send + 'static,
     {
-        let limit = self.config.transport.max_response_bytes;
-        let limited = transport.and_then(move |response: HttpResponse| async move {
-            if response.body().len() > limit {
-                return Err(crate::transport::BodyTooLarge { limit }.into());
-            }
-            Ok(response)
-        });
-        self.custom_transport = Some(HttpStack::Layered(Stack::new(
-            crate::middleware::Whole(limited),
-            limit,
-        )));
+        self.custom_transport = Some(tower::util::BoxCloneSyncService::new(transport));
         self
     }
 
@@ -280,12 +271,16 @@ impl ServiceSdkBuilder {
     }
 
     fn base_transport(&self) -> Result<HttpStack, ConfigError> {
+        // The limit is read here, at build, so a later `transport_config` still counts.
+        let limit = self.config.transport.max_response_bytes;
         if let Some(custom) = &self.custom_transport {
-            return Ok(custom.clone());
+            return Ok(HttpStack::Layered(Stack::new(
+                crate::middleware::Whole(custom.clone()),
+                limit,
+            )));
         }
         #[cfg(feature = "reqwest")]
         if let Some(client) = &self.reqwest {
-            let limit = self.config.transport.max_response_bytes;
             let reqwest = crate::transport::ReqwestTransport::new(client.clone(), limit);
             return Ok(HttpStack::Layered(Stack::new(
                 crate::middleware::Whole(reqwest),

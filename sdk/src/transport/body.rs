@@ -114,6 +114,15 @@ impl HttpBody for Body {
     }
 }
 
+/// The request with its body taken whole, for what works on whole bodies (`from_fn`
+/// middleware, custom transports): at once for the SDK's own requests, whose bodies are.
+pub(crate) async fn whole_request(
+    request: super::StreamRequest,
+) -> Result<super::HttpRequest, BoxError> {
+    let (parts, body) = request.into_parts();
+    Ok(http::Request::from_parts(parts, body.into_bytes().await?))
+}
+
 /// Reads `response`'s body whole, refusing one over `limit` bytes: at once when its
 /// `Content-Length` says so (unless the answer has no body: HEAD, 1xx, 204, 304), else as
 /// soon as the bytes read pass the limit.

@@ -18,7 +18,7 @@ use std::fmt;
 
 use bytes::Bytes;
 
-pub(crate) use self::body::read_body;
+pub(crate) use self::body::{read_body, whole_request};
 #[cfg(feature = "reqwest")]
 pub use self::reqwest::ReqwestTransport;
 pub use self::{
