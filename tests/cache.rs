@@ -289,3 +289,151 @@ async fn a_caller_joining_a_fill_waits_no_longer_than_its_own_deadline() {
         .expect_err("timed out")
         .is_timeout());
 }
+
+#[tokio::test(start_paused = true)]
+async fn error_answers_are_cached_for_their_own_ttl_with_cache_on_error() {
+    let server = Scripted::start(Reply::status(404).body("no such product")).await;
+    let config = support::once()
+        .circuit_breaker(support::lenient_breaker())
+        .cache(
+            CacheConfig::enabled_for(Duration::from_secs(300))
+                .cache_on_error(Duration::from_secs(10)),
+        );
+    let sdk = sdk_for(&server.url, config);
+    let client = sdk.get_client("svc");
+    for _ in 0..3 {
+        let err = client
+            .get("/products/9")
+            .send::<()>()
+            .await
+            .expect_err("404");
+        assert_eq!(err.status_code(), Some(http::StatusCode::NOT_FOUND));
+        assert_eq!(err.body().map(|b| &b[..]), Some(&b"no such product"[..]));
+    }
+    assert_eq!(server.hits(), 1, "the 404 was cached");
+    let hit = client
+        .get("/products/9")
+        .response()
+        .await
+        .expect("any status");
+    assert_eq!(
+        (hit.status(), hit.cache_status()),
+        (http::StatusCode::NOT_FOUND, CacheStatus::Hit)
+    );
+
+    // Its own TTL (10 s), not the answers' (300 s).
+    tokio::time::advance(Duration::from_secs(11)).await;
+    server.set_fallback(Reply::json(serde_json::json!({ "id": 9 })));
+    let found: serde_json::Value = client.get("/products/9").send().await.expect("now there");
+    assert_eq!(found["id"], 9);
+    assert_eq!(server.hits(), 2);
+
+    // Only the configured statuses; never a 5xx or a "later".
+    for status in [400, 503, 429] {
+        server.set_fallback(Reply::status(status));
+        let path = format!("/status/{status}");
+        for _ in 0..2 {
+            client.get(&path).response().await.expect("any status");
+        }
+    }
+    assert_eq!(server.hits(), 8, "400, 503 and 429 are not cached");
+
+    // Off unless asked for: a service without cache_on_error fetches every 404.
+    let plain = sdk_for(&server.url, cached(Duration::from_secs(300)));
+    server.set_fallback(Reply::status(404));
+    for _ in 0..2 {
+        plain
+            .get_client("svc")
+            .get("/p")
+            .response()
+            .await
+            .expect("404");
+    }
+    assert_eq!(server.hits(), 10);
+
+    // A request can ask for it, with a TTL of its own.
+    for _ in 0..2 {
+        client
+            .get("/q")
+            .no_cache()
+            .response()
+            .await
+            .expect("bypassed");
+    }
+    assert_eq!(server.hits(), 12, "no_cache still bypasses");
+    let adhoc = plain.get_client("svc");
+    for _ in 0..3 {
+        adhoc
+            .get("/r")
+            .cache_on_error(Duration::from_secs(5))
+            .response()
+            .await
+            .expect("404");
+    }
+    assert_eq!(server.hits(), 13, "per-request cache_on_error");
+}
+
+#[tokio::test(start_paused = true)]
+async fn error_statuses_that_say_later_are_refused() {
+    for status in [429u16, 503, 408, 200] {
+        let config = ServiceConfig::new().cache(
+            CacheConfig::new()
+                .cache_on_error(Duration::from_secs(5))
+                .error_statuses([http::StatusCode::from_u16(status).expect("status")]),
+        );
+        let err = sdk::ServiceSdk::builder()
+            .service("svc", config)
+            .build()
+            .expect_err("refused");
+        assert_eq!(
+            err.key(),
+            Some("services.svc.cache.error_statuses"),
+            "{err}"
+        );
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_named_key_is_shared_by_paths_and_cleared_by_name() {
+    let server = Scripted::start(Reply::json(serde_json::json!({ "id": 123 }))).await;
+    let sdk = sdk_for(&server.url, cached(Duration::from_secs(300)));
+    let client = sdk.get_client("svc");
+    for path in [
+        "/products/123",
+        "/products/123?fields=all",
+        "/v2/products/123",
+    ] {
+        let product: serde_json::Value = client
+            .get(path)
+            .cache_key("product:123")
+            .send()
+            .await
+            .expect("ok");
+        assert_eq!(product["id"], 123);
+    }
+    assert_eq!(server.hits(), 1, "one key for three paths");
+    client.get("/products/123").response().await.expect("ok");
+    assert_eq!(server.hits(), 2, "without the key, the path is the key");
+
+    client.clear_cache_key("product:123");
+    client
+        .get("/products/123")
+        .cache_key("product:123")
+        .response()
+        .await
+        .expect("ok");
+    assert_eq!(server.hits(), 3, "cleared by its name");
+    client.get("/products/123").response().await.expect("ok");
+    assert_eq!(server.hits(), 3, "the path-keyed entry is another one");
+
+    sdk.clear_cache_key("product:123");
+    sdk.clear_cache_key("/products/123");
+    client
+        .get("/products/123")
+        .cache_key("product:123")
+        .response()
+        .await
+        .expect("ok");
+    client.get("/products/123").response().await.expect("ok");
+    assert_eq!(server.hits(), 5, "the SDK clears by key in every service");
+}

@@ -2,26 +2,8 @@
 
 mod support;
 
-use std::{
-    io::Write,
-    sync::{Arc, Mutex},
-};
-
 use sdk::ServiceSdk;
-use support::{once, Reply, Scripted};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use support::{once, Captured, Reply, Scripted};
 
 #[tokio::test(start_paused = true)]
 async fn secrets_never_reach_logs_or_debug_output() {
@@ -66,7 +48,7 @@ async fn secrets_never_reach_logs_or_debug_output() {
     let raw = client.get("/me").response().await.expect("raw");
     printed.push_str(&format!("{raw:?}"));
 
-    let logs = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf8");
+    let logs = captured.text();
     assert!(logs.contains("attempt"), "spans were logged: {logs}");
     for secret in [
         "config-secret",

@@ -426,3 +426,55 @@ async fn another_service_name_and_per_call_options() {
     let patient = UserServiceClient::new(&sdk);
     assert_eq!(patient.user_orders(1).await.expect("within 2 s"), [1]);
 }
+
+/// A catalog whose product lookups are cached under the reference SDK's kind of key.
+#[service_interface(name = "catalog")]
+pub trait Catalog {
+    /// One product: cached under `product:<id>`, a missing one for 30 s.
+    #[service_call(GET, "/products/<id>")]
+    #[cached(ttl = "5m", key = product_key, cache_on_error = "30s")]
+    async fn product(&self, id: u64, #[query] fields: Option<String>) -> ServiceResult<User>;
+}
+
+/// The cache key of a product: its id, whatever fields were asked for.
+fn product_key(id: &u64, _fields: &Option<String>) -> String {
+    format!("product:{id}")
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_key_function_names_the_entry_and_errors_are_cached_for_their_own_ttl() {
+    let server = Scripted::start(Reply::json(
+        serde_json::json!({ "id": 123, "name": "lamp" }),
+    ))
+    .await;
+    let sdk = ServiceSdk::builder()
+        .service("catalog", ServiceConfig::new().instance(&server.url))
+        .build()
+        .expect("valid");
+    let catalog = CatalogClient::new(&sdk);
+    catalog.product(123, None).await.expect("fetched");
+    let again = catalog
+        .product(123, Some("all".into()))
+        .await
+        .expect("cached");
+    assert_eq!(again.name, "lamp");
+    assert_eq!(server.hits(), 1, "one key for both queries");
+
+    catalog.clear_cache_key("product:123");
+    catalog.product(123, None).await.expect("fetched again");
+    assert_eq!(server.hits(), 2, "cleared by the key the function made");
+
+    server.set_fallback(Reply::status(404));
+    for _ in 0..3 {
+        let err = catalog.product(9, None).await.expect_err("404");
+        assert_eq!(err.status_code(), Some(http::StatusCode::NOT_FOUND));
+    }
+    assert_eq!(server.hits(), 3, "the 404 is cached");
+    tokio::time::advance(Duration::from_secs(31)).await;
+    assert!(catalog.product(9, None).await.is_err());
+    assert_eq!(
+        server.hits(),
+        4,
+        "for 30 s, not the 5 minutes of a found product"
+    );
+}

@@ -1,4 +1,4 @@
-//! `#[service_interface(name = "...", base_path = "...", crate = "...")]`.
+//! `#[service_interface(name = "...", base_path = "...", version = "...", crate = "...")]`.
 
 use proc_macro2::{Span, TokenStream};
 use syn::{meta::ParseNestedMeta, LitStr};
@@ -8,12 +8,15 @@ pub(crate) struct InterfaceArgs {
     pub(crate) base_path: String,
     /// The path of the `sdk` crate (`::sdk`, or `crate = "my_sdk"` when renamed).
     pub(crate) krate: syn::Path,
+    /// The instance versions the interface needs (`version = "^2"`), checked here.
+    pub(crate) version: Option<LitStr>,
 }
 
 pub(crate) fn parse(args: TokenStream) -> syn::Result<InterfaceArgs> {
     let mut name = None;
     let mut base_path = String::new();
     let mut krate: syn::Path = syn::parse_quote!(::sdk);
+    let mut version = None;
     let parser = syn::meta::parser(|meta: ParseNestedMeta<'_>| {
         if meta.path.is_ident("name") {
             let lit: LitStr = meta.value()?.parse()?;
@@ -38,6 +41,20 @@ pub(crate) fn parse(args: TokenStream) -> syn::Result<InterfaceArgs> {
             }
             base_path = value.trim_end_matches('/').to_owned();
             Ok(())
+        } else if meta.path.is_ident("version") {
+            let lit: LitStr = meta.value()?.parse()?;
+            // The same parser the SDK uses at run time, so what compiles also parses there.
+            if let Err(e) = semver::VersionReq::parse(lit.value().trim()) {
+                return Err(syn::Error::new_spanned(
+                    &lit,
+                    format!(
+                        "`{}` is not a version requirement ({e}); write e.g. \"^2\", \"~1.4\" or \">=1.2, <2\"",
+                        lit.value()
+                    ),
+                ));
+            }
+            version = Some(lit);
+            Ok(())
         } else if meta.path.is_ident("crate") {
             let lit: LitStr = meta.value()?.parse()?;
             krate = lit.parse().map_err(|_| {
@@ -45,7 +62,7 @@ pub(crate) fn parse(args: TokenStream) -> syn::Result<InterfaceArgs> {
             })?;
             Ok(())
         } else {
-            Err(meta.error("unknown key; #[service_interface] takes `name = \"...\"`, `base_path = \"...\"` and `crate = \"...\"`"))
+            Err(meta.error("unknown key; #[service_interface] takes `name = \"...\"`, `base_path = \"...\"`, `version = \"...\"` and `crate = \"...\"`"))
         }
     });
     syn::parse::Parser::parse2(parser, args)?;
@@ -59,5 +76,6 @@ pub(crate) fn parse(args: TokenStream) -> syn::Result<InterfaceArgs> {
         name,
         base_path,
         krate,
+        version,
     })
 }

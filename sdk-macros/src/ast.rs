@@ -10,7 +10,7 @@ use syn::{
 
 use crate::{
     args::InterfaceArgs,
-    attr::{self, Breaker, Cached, Retry},
+    attr::{self, Breaker, Cached, Fallback, Retry},
     ctxt::Ctxt,
 };
 
@@ -18,6 +18,7 @@ pub(crate) struct Interface {
     pub(crate) item: ItemTrait,
     pub(crate) service: LitStr,
     pub(crate) krate: syn::Path,
+    pub(crate) version: Option<LitStr>,
     pub(crate) methods: Vec<Method>,
 }
 
@@ -35,6 +36,7 @@ pub(crate) struct Method {
     pub(crate) cached: Option<Cached>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) idempotent: Option<Attribute>,
+    pub(crate) fallback: Option<Fallback>,
 }
 
 pub(crate) enum Piece {
@@ -84,6 +86,7 @@ impl Interface {
             item,
             service: args.name,
             krate: args.krate,
+            version: args.version,
             methods,
         }
     }
@@ -120,6 +123,7 @@ impl Method {
         let mut call = None;
         let (mut retry, mut breaker, mut cached, mut timeout, mut idempotent) =
             (None, None, None, None, None);
+        let mut fallback = None;
         let mut docs = Vec::new();
         for a in &f.attrs {
             if a.path().is_ident("doc") {
@@ -142,6 +146,8 @@ impl Method {
                 }
             } else if a.path().is_ident("idempotent") {
                 idempotent = Some(a.clone());
+            } else if a.path().is_ident("fallback") {
+                fallback = attr::fallback(a, cx);
             }
         }
         let Some(call) = call else {
@@ -239,6 +245,7 @@ impl Method {
             cached,
             timeout,
             idempotent,
+            fallback,
         })
     }
 }

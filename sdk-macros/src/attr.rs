@@ -17,6 +17,7 @@ pub(crate) const METHOD_ATTRS: &[&str] = &[
     "cached",
     "timeout",
     "idempotent",
+    "fallback",
 ];
 pub(crate) const PARAM_ATTRS: &[&str] = &["query", "body", "header", "idempotency_key"];
 
@@ -142,11 +143,15 @@ pub(crate) fn circuit_breaker(attr: &Attribute, cx: &Ctxt) -> Breaker {
     breaker
 }
 
-/// `#[cached(ttl = "5m", vary_on = ["accept-language"])]`.
+/// `#[cached(ttl = "5m", vary_on = ["accept-language"], key = product_key, cache_on_error = "30s")]`.
 pub(crate) struct Cached {
     pub(crate) attr: Attribute,
     pub(crate) ttl: Duration,
     pub(crate) vary_on: Vec<String>,
+    /// A function of the method's arguments (by reference) returning the cache key.
+    pub(crate) key: Option<syn::Path>,
+    /// How long error answers (the service's `error_statuses`) are cached.
+    pub(crate) cache_on_error: Option<Duration>,
 }
 
 pub(crate) fn cached(attr: &Attribute, cx: &Ctxt) -> Cached {
@@ -154,6 +159,8 @@ pub(crate) fn cached(attr: &Attribute, cx: &Ctxt) -> Cached {
         attr: attr.clone(),
         ttl: Duration::from_secs(60),
         vary_on: Vec::new(),
+        key: None,
+        cache_on_error: None,
     };
     if matches!(attr.meta, syn::Meta::Path(_)) {
         return cached;
@@ -179,8 +186,22 @@ pub(crate) fn cached(attr: &Attribute, cx: &Ctxt) -> Cached {
                 }
                 cached.vary_on.push(header);
             }
+        } else if meta.path.is_ident("key") {
+            cached.key = Some(meta.value()?.parse().map_err(|e: syn::Error| {
+                syn::Error::new(
+                    e.span(),
+                    "`key` names a function of the method's arguments: `key = product_key`",
+                )
+            })?);
+        } else if meta.path.is_ident("cache_on_error") {
+            match duration::parse(&meta.value()?.parse()?) {
+                Ok(d) => cached.cache_on_error = Some(d),
+                Err(e) => cx.syn(e),
+            }
         } else {
-            return Err(meta.error("unknown cached key; use `ttl` or `vary_on`"));
+            return Err(
+                meta.error("unknown cached key; use `ttl`, `vary_on`, `key` or `cache_on_error`")
+            );
         }
         Ok(())
     });
@@ -188,6 +209,67 @@ pub(crate) fn cached(attr: &Attribute, cx: &Ctxt) -> Cached {
         cx.syn(e);
     }
     cached
+}
+
+/// `#[fallback(path::to::function)]` or `#[fallback(function, on = [timeout, circuit_open])]`.
+pub(crate) struct Fallback {
+    /// Called with the method's arguments and the error.
+    pub(crate) function: syn::Path,
+    /// The failures it takes over (`circuit_open`, `timeout`, `server_error`,
+    /// `unavailable`); empty: the SDK's default set.
+    pub(crate) on: Vec<Ident>,
+}
+
+/// The names `on = [...]` takes (the SDK's `FallbackOn::from_name`).
+pub(crate) const FALLBACK_CAUSES: &[&str] =
+    &["circuit_open", "timeout", "server_error", "unavailable"];
+
+pub(crate) fn fallback(attr: &Attribute, cx: &Ctxt) -> Option<Fallback> {
+    let parsed = attr.parse_args_with(|input: ParseStream<'_>| {
+        let function: syn::Path = input.parse().map_err(|e| {
+            syn::Error::new(
+                e.span(),
+                "name the fallback function: #[fallback(path::to::function)]",
+            )
+        })?;
+        let mut on = Vec::new();
+        if input.parse::<Option<Token![,]>>()?.is_some() && !input.is_empty() {
+            let key: Ident = input.parse()?;
+            if key != "on" {
+                return Err(syn::Error::new_spanned(
+                    key,
+                    "unknown fallback key; write #[fallback(function, on = [timeout, circuit_open])]",
+                ));
+            }
+            input.parse::<Token![=]>()?;
+            let content;
+            bracketed!(content in input);
+            for cause in Punctuated::<Ident, Token![,]>::parse_terminated(&content)? {
+                if !FALLBACK_CAUSES.iter().any(|c| cause == c) {
+                    cx.error(
+                        &cause,
+                        format!(
+                            "unknown failure `{cause}`; a fallback takes over {}",
+                            FALLBACK_CAUSES.join(", ")
+                        ),
+                    );
+                }
+                on.push(cause);
+            }
+            if on.is_empty() {
+                cx.error(attr, "`on = []` would never fall back; name at least one failure");
+            }
+            let _ = input.parse::<Option<Token![,]>>()?;
+        }
+        Ok(Fallback { function, on })
+    });
+    match parsed {
+        Ok(fallback) => Some(fallback),
+        Err(e) => {
+            cx.syn(e);
+            None
+        }
+    }
 }
 
 /// `#[timeout("2s")]`.

@@ -2,7 +2,8 @@
 //! SDK's documented `__private` functions: no macro-only runtime.
 
 use proc_macro2::{Literal, TokenStream};
-use quote::{format_ident, quote};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
 use syn::{FnArg, ReturnType, TraitItem, Type};
 
 use crate::{
@@ -25,6 +26,8 @@ pub(crate) fn expand(interface: &Interface) -> TokenStream {
         service.value()
     );
     let methods = interface.methods.iter().map(|m| method_impl(m, &private));
+    let inherent = client_methods(interface, &client, &private);
+    let views = client_views(&client, &private);
     quote! {
         #trait_item
 
@@ -36,6 +39,28 @@ pub(crate) fn expand(interface: &Interface) -> TokenStream {
             extras: #private::CallExtras,
         }
 
+        #inherent
+
+        #views
+
+        impl #trait_ident for #client {
+            #(#methods)*
+        }
+    }
+}
+
+/// The client's own methods: constructors, cache control, the ad-hoc client.
+fn client_methods(
+    interface: &Interface,
+    client: &syn::Ident,
+    private: &TokenStream,
+) -> TokenStream {
+    let service = &interface.service;
+    let extras = match &interface.version {
+        Some(version) => quote!(#private::CallExtras::default().with_version_requirement(#version)),
+        None => quote!(#private::CallExtras::default()),
+    };
+    quote! {
         impl #client {
             /// The service this client calls.
             pub const SERVICE: &'static str = #service;
@@ -51,10 +76,34 @@ pub(crate) fn expand(interface: &Interface) -> TokenStream {
                 #client {
                     client: sdk.get_client(service),
                     cache_mode: #private::CacheMode::Default,
-                    extras: #private::CallExtras::default(),
+                    extras: #extras,
                 }
             }
 
+            /// Drops every cached answer of this service.
+            pub fn clear_cache(&self) {
+                self.client.clear_cache();
+            }
+
+            /// Drops the answers cached under `key`: one a `#[cached(key = ...)]` function
+            /// returned, or a GET path with its query.
+            pub fn clear_cache_key(&self, key: &str) {
+                self.client.clear_cache_key(key);
+            }
+
+            /// The ad-hoc client underneath, for calls the trait does not declare.
+            pub fn service_client(&self) -> &#private::ServiceClient {
+                &self.client
+            }
+        }
+    }
+}
+
+/// The client's views: copies whose calls differ in one way (`fresh`, `with_timeout`,
+/// `with_header`, `with_version`).
+fn client_views(client: &syn::Ident, private: &TokenStream) -> TokenStream {
+    quote! {
+        impl #client {
             /// A view of this client whose calls skip the cache lookup and store the fresh
             /// answers.
             pub fn fresh(&self) -> Self {
@@ -89,19 +138,16 @@ pub(crate) fn expand(interface: &Interface) -> TokenStream {
                 }
             }
 
-            /// Drops every cached answer of this service.
-            pub fn clear_cache(&self) {
-                self.client.clear_cache();
+            /// A view of this client whose calls go only to instances `selector` allows
+            /// (a requirement such as `^1`, or a weighted split), instead of the interface's
+            /// `version` or the service's.
+            pub fn with_version(&self, selector: #private::VersionSelector) -> Self {
+                #client {
+                    client: self.client.clone(),
+                    cache_mode: self.cache_mode,
+                    extras: self.extras.with_versions(selector),
+                }
             }
-
-            /// The ad-hoc client underneath, for calls the trait does not declare.
-            pub fn service_client(&self) -> &#private::ServiceClient {
-                &self.client
-            }
-        }
-
-        impl #trait_ident for #client {
-            #(#methods)*
         }
     }
 }
@@ -139,7 +185,6 @@ fn method_impl(method: &Method, private: &TokenStream) -> TokenStream {
     let ReturnType::Type(_, ret) = &sig.output else {
         return TokenStream::new();
     };
-    let output = &method.output;
     let http = &method.http;
     let endpoint = &method.path;
 
@@ -194,6 +239,7 @@ fn method_impl(method: &Method, private: &TokenStream) -> TokenStream {
         }
     }
     let policies = policies(method, private);
+    let send = send(method, private);
     quote! {
         #(#docs)*
         fn #ident(#(#inputs),*) -> impl ::core::future::Future<Output = #ret> + ::core::marker::Send {
@@ -214,7 +260,7 @@ fn method_impl(method: &Method, private: &TokenStream) -> TokenStream {
                 __request = __request.cache_mode(self.cache_mode);
                 #policies
                 __request = self.extras.apply(__request);
-                __request.send::<#output>().await
+                #send
             }
         }
     }
@@ -282,11 +328,58 @@ fn policies(method: &Method, private: &TokenStream) -> TokenStream {
                     __VARY
                 });
         });
+        if let Some(key) = &cached.key {
+            let args = method.params.iter().map(|p| &p.ident);
+            code.push(quote_spanned! {key.span()=>
+                __request = __request.cache_key(#key(#(&#args),*));
+            });
+        }
+        if let Some(ttl) = cached.cache_on_error {
+            let n = nanos(ttl);
+            code.push(quote! {
+                __request = __request.cache_on_error(::core::time::Duration::from_nanos(#n));
+            });
+        }
     }
     if method.idempotent.is_some() {
         code.push(quote!(__request = __request.idempotent(true);));
     }
     quote!(#(#code)*)
+}
+
+/// Sends the request; with `#[fallback]`, a failure the fallback takes over goes to it, with
+/// the method's arguments and the error.
+fn send(method: &Method, private: &TokenStream) -> TokenStream {
+    let output = &method.output;
+    let Some(fallback) = &method.fallback else {
+        return quote!(__request.send::<#output>().await);
+    };
+    let on = match fallback.on.as_slice() {
+        [] => quote!(#private::FallbackOn::DEFAULT),
+        causes => {
+            let consts = causes
+                .iter()
+                .map(|c| format_ident!("{}", c.to_string().to_uppercase()));
+            quote!(#private::FallbackOn::NONE #(.or(#private::FallbackOn::#consts))*)
+        }
+    };
+    let function = &fallback.function;
+    let args = method.params.iter().map(|p| &p.ident);
+    // `Self::name` is a method the user added to the generated client: it gets `&self` too.
+    let receiver = function
+        .segments
+        .first()
+        .filter(|s| s.ident == "Self" && function.segments.len() > 1)
+        .map(|_| quote!(self,));
+    // Spanned at the function's path, so a signature that does not fit is reported there.
+    let call = quote_spanned! {function.span()=> #function(#receiver #(#args,)* __error).await };
+    quote! {
+        const __FALLBACK_ON: #private::FallbackOn = #on;
+        match #private::fallback_on(__request, __FALLBACK_ON).send::<#output>().await {
+            ::core::result::Result::Err(__error) if __FALLBACK_ON.matches(&__error) => #call,
+            __result => __result,
+        }
+    }
 }
 
 /// `Option` or `Vec` when the type is written as one (aliases are not seen through).

@@ -81,4 +81,6 @@ method_attribute! {
     timeout,
     /// `#[idempotent]`: this POST or PATCH may be retried (the server deduplicates).
     idempotent,
+    /// `#[fallback(path::to::function)]`: what the method answers when the call fails (`on = [...]` to choose).
+    fallback,
 }

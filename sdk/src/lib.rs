@@ -90,6 +90,7 @@ pub mod discovery;
 mod endpoint_map;
 mod error;
 mod error_chain;
+pub mod fallback;
 pub mod health;
 mod hooks;
 mod outcome;
@@ -121,8 +122,9 @@ mod service_sdk;
 pub mod timeout;
 pub mod trace;
 pub mod transport;
+pub mod version;
 
-pub use sdk_macros::{cached, circuit_breaker, idempotent, retry, service_call, timeout};
+pub use sdk_macros::{cached, circuit_breaker, fallback, idempotent, retry, service_call, timeout};
 
 /// Turns a trait into a service contract and generates `<Trait>Client`, which implements it
 /// through the SDK's pipeline (deadline, cache, retries, breaker, balancing).
@@ -241,7 +243,8 @@ pub struct ReadmeDoctests;
 /// The names most programs need.
 pub mod prelude {
     pub use sdk_macros::{
-        cached, circuit_breaker, idempotent, retry, service_call, service_interface, timeout,
+        cached, circuit_breaker, fallback, idempotent, retry, service_call, service_interface,
+        timeout,
     };
 
     pub use crate::{

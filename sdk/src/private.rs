@@ -12,18 +12,22 @@ use serde::Serialize;
 pub use crate::{
     circuit_breaker::BreakerConfig,
     client::{RequestBuilder, ServiceClient},
+    fallback::FallbackOn,
     request::CacheMode,
     retry::RetryOverride,
+    version::VersionSelector,
     ServiceSdk,
 };
 
-/// Per-call options a generated client carries (its `with_timeout` and `with_header`
-/// views), applied to every call made through that view. Empty by default: applying it
-/// then costs two checks.
+/// Per-call options a generated client carries (its interface's `version`, its
+/// `with_timeout`, `with_header` and `with_version` views), applied to every call made
+/// through that view. Empty by default: applying it then costs three checks.
 #[derive(Clone, Debug, Default)]
 pub struct CallExtras {
     timeout: Option<std::time::Duration>,
     headers: Option<std::sync::Arc<http::HeaderMap>>,
+    /// The versions calls may go to, or why the interface's requirement did not parse.
+    versions: Option<Result<crate::request::Policy<VersionSelector>, std::sync::Arc<str>>>,
 }
 
 impl CallExtras {
@@ -31,7 +35,7 @@ impl CallExtras {
     pub fn with_timeout(&self, timeout: std::time::Duration) -> Self {
         CallExtras {
             timeout: Some(timeout),
-            headers: self.headers.clone(),
+            ..self.clone()
         }
     }
 
@@ -41,8 +45,30 @@ impl CallExtras {
         headers.insert(name, value);
         crate::redact::mark_sensitive(&mut headers, &[]);
         CallExtras {
-            timeout: self.timeout,
             headers: Some(std::sync::Arc::new(headers)),
+            ..self.clone()
+        }
+    }
+
+    /// These extras with calls going only to the instances `selector` allows.
+    pub fn with_versions(&self, selector: VersionSelector) -> Self {
+        CallExtras {
+            versions: Some(Ok(selector.into())),
+            ..self.clone()
+        }
+    }
+
+    /// These extras with the interface's `version = "..."` requirement, parsed once here.
+    /// The macro checked it with the same parser, so it parses; were it not to, every call
+    /// is refused with the reason rather than sent to any version.
+    pub fn with_version_requirement(self, requirement: &str) -> Self {
+        CallExtras {
+            versions: Some(
+                VersionSelector::require(requirement)
+                    .map(Into::into)
+                    .map_err(|e| e.to_string().into()),
+            ),
+            ..self
         }
     }
 
@@ -56,8 +82,19 @@ impl CallExtras {
                 request = request.header(name.clone(), value.clone());
             }
         }
+        match &self.versions {
+            Some(Ok(selector)) => request = request.version_selector(selector.clone()),
+            Some(Err(reason)) => request.fail(reason.to_string()),
+            None => {}
+        }
         request
     }
+}
+
+/// Marks a call as having a fallback for `on` (its failures are then reported as
+/// `fallback`); the generated code runs the fallback.
+pub fn fallback_on(builder: RequestBuilder, on: FallbackOn) -> RequestBuilder {
+    builder.fallback_on(on)
 }
 
 /// Starts a request with a path the generated code built (no copy).

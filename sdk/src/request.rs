@@ -10,7 +10,10 @@ use bytes::Bytes;
 use http::{HeaderMap, Method};
 use tokio::time::Instant;
 
-use crate::{circuit_breaker::BreakerConfig, redact::RedactedHeaders, retry::RetryOverride};
+use crate::{
+    circuit_breaker::BreakerConfig, fallback::FallbackOn, redact::RedactedHeaders,
+    retry::RetryOverride, version::VersionSelector,
+};
 
 /// How the cache layer treats one request.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -45,6 +48,19 @@ pub struct CallOptions {
     /// Request headers that are part of this call's cache key, besides the service's
     /// `vary_headers`. Generated clients set it from `#[cached(vary_on = [...])]`.
     pub vary_on: VaryOn,
+    /// The instance versions this call may go to, instead of the service's `version`.
+    /// Generated clients set it from `#[service_interface(version = "...")]`.
+    pub versions: Option<Policy<VersionSelector>>,
+    /// The cache key of this GET instead of its path and query (vary headers are still
+    /// added). Generated clients set it from `#[cached(key = function)]`.
+    pub cache_key: Option<Box<str>>,
+    /// How long an error answer (a status in the service's `error_statuses`: 404 and 410 by
+    /// default) is cached, when it is. Generated clients set it from
+    /// `#[cached(cache_on_error = "30s")]`.
+    pub cache_on_error: Option<Duration>,
+    /// The failures a fallback will take over (set by `fallback`): such a failure is
+    /// reported with the outcome `fallback`.
+    pub fallback: Option<FallbackOn>,
 }
 
 /// A per-call policy ([`RetryOverride`], [`BreakerConfig`]): a `&'static` one (what

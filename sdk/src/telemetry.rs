@@ -8,6 +8,7 @@
 //! | `sdk_attempts_total` | counter | `service`, `method`, `endpoint` |
 //! | `sdk_retries_total` | counter | `service`, `method`, `endpoint` |
 //! | `sdk_retries_refused_total` | counter | `service`, `reason` (`budget`, `retry_after`, `deadline`) |
+//! | `sdk_fallbacks_total` | counter | `service`, `method`, `endpoint`, `cause` (`circuit_open`, `timeout`, `server_error`, `unavailable`) |
 //! | `sdk_cache_requests_total` | counter | `service`, `result` (`hit`, `miss`, `stale`) |
 //! | `sdk_circuit_state` | gauge (0 closed, 1 half-open, 2 open) | `service`, `method`, `endpoint` |
 //! | `sdk_circuit_transitions_total` | counter | `service`, `method`, `endpoint`, `to` |
@@ -42,6 +43,8 @@ pub mod names {
     pub const RETRIES: &str = "sdk_retries_total";
     /// Calls that wanted a retry and were refused one.
     pub const RETRIES_REFUSED: &str = "sdk_retries_refused_total";
+    /// Failed calls a fallback answered instead, by cause.
+    pub const FALLBACKS: &str = "sdk_fallbacks_total";
     /// Cache lookups by result.
     pub const CACHE: &str = "sdk_cache_requests_total";
     /// Circuit breaker state: 0 closed, 1 half-open, 2 open.
@@ -82,9 +85,11 @@ pub enum CallOutcome {
     Invalid,
     /// A batch deadline cancelled the call.
     Cancelled,
+    /// The call failed and its fallback answered instead (see [`fallback`](mod@crate::fallback)).
+    Fallback,
 }
 
-const OUTCOMES: usize = 12;
+const OUTCOMES: usize = 13;
 
 impl CallOutcome {
     /// The label value (`success`, `server_error`, `timeout`...).
@@ -102,6 +107,7 @@ impl CallOutcome {
             CallOutcome::Middleware => "middleware",
             CallOutcome::Invalid => "invalid",
             CallOutcome::Cancelled => "cancelled",
+            CallOutcome::Fallback => "fallback",
         }
     }
 
@@ -160,6 +166,9 @@ pub struct CallInfo<'a> {
     pub cache: CacheStatus,
     /// Why retrying stopped, when a retry was wanted and refused.
     pub retry_stop: Option<RetryStop>,
+    /// What failed, when the outcome is [`CallOutcome::Fallback`]: one of the
+    /// [`FallbackOn`](crate::fallback::FallbackOn) causes.
+    pub fallback_cause: Option<crate::fallback::FallbackOn>,
 }
 
 /// One endpoint's metric handles, each registered on its first use, so a program without a
@@ -171,6 +180,7 @@ pub(crate) struct EndpointMetrics {
     latency: [OnceLock<Histogram>; OUTCOMES],
     attempts: OnceLock<Counter>,
     retries: OnceLock<Counter>,
+    fallbacks: [OnceLock<Counter>; 4],
 }
 
 impl EndpointMetrics {
@@ -185,6 +195,7 @@ impl EndpointMetrics {
             latency: Default::default(),
             attempts: OnceLock::new(),
             retries: OnceLock::new(),
+            fallbacks: Default::default(),
         }
     }
 
@@ -207,6 +218,15 @@ impl EndpointMetrics {
             self.retries
                 .get_or_init(|| metrics::counter!(names::RETRIES, self.labels.clone()))
                 .increment(u64::from(call.attempts - 1));
+        }
+        if let Some(cause) = call.fallback_cause {
+            self.fallbacks[cause.index()]
+                .get_or_init(|| {
+                    let mut labels = self.labels.clone();
+                    labels.push(Label::new("cause", cause.name()));
+                    metrics::counter!(names::FALLBACKS, labels)
+                })
+                .increment(1);
         }
     }
 

@@ -215,6 +215,26 @@ pub fn sdk_for(url: &str, config: ServiceConfig) -> ServiceSdk {
         .expect("valid configuration")
 }
 
+/// Log output captured in memory (a `tracing_subscriber` writer); `text()` reads it.
+#[derive(Clone, Default)]
+pub struct Captured(pub Arc<Mutex<Vec<u8>>>);
+
+impl Captured {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
+    }
+}
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The Prometheus text parser the registry's tests use too (one copy, in that crate).
 #[path = "../../sdk-registry/tests/support/prometheus.rs"]
 pub mod prometheus;

@@ -25,6 +25,15 @@ pub enum NoInstanceReason {
     RegistryUnreachable(String),
     /// The registry refused the SDK's credentials.
     Unauthorized(String),
+    /// Instances are there, but none runs a version the call accepts.
+    NoVersionMatch {
+        /// The requirement (or split) the call had, e.g. `^2`.
+        requirement: String,
+        /// How many instances are there.
+        registered: usize,
+        /// The versions they run, sorted, each once (`unversioned` for those without one).
+        versions: Vec<String>,
+    },
 }
 
 impl fmt::Display for NoInstanceReason {
@@ -40,6 +49,15 @@ impl fmt::Display for NoInstanceReason {
             NoInstanceReason::Unauthorized(why) => {
                 write!(f, "the registry refused the credentials ({why})")
             }
+            NoInstanceReason::NoVersionMatch {
+                requirement,
+                registered,
+                versions,
+            } => write!(
+                f,
+                "none of the {registered} instances matches version {requirement} (they run {})",
+                versions.join(", ")
+            ),
         }
     }
 }

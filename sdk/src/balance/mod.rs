@@ -64,6 +64,7 @@ use crate::{
     response::ServiceResponse,
     timeout,
     transport::{HttpRequest, HttpResponse},
+    version::VersionSelector,
 };
 
 /// Applies [`Balance`] over an instance set.
@@ -74,6 +75,7 @@ pub struct BalanceLayer {
     attempt_timeout: Option<Duration>,
     config: LoadBalancerConfig,
     health: Option<Arc<HealthState>>,
+    versions: Option<VersionSelector>,
 }
 
 impl BalanceLayer {
@@ -91,7 +93,16 @@ impl BalanceLayer {
             attempt_timeout,
             config,
             health: None,
+            versions: None,
         }
+    }
+
+    /// Sends calls only to instances of these versions (a call's own selector wins); see
+    /// [`version`](crate::version).
+    #[must_use]
+    pub fn with_versions(mut self, versions: Option<VersionSelector>) -> Self {
+        self.versions = versions;
+        self
     }
 
     /// Leaves instances its health checks mark unhealthy out of rotation.
@@ -115,6 +126,7 @@ impl<S> Layer<S> for BalanceLayer {
                 next: AtomicUsize::new(fastrand::usize(..1024)),
                 config: self.config,
                 health: self.health.clone(),
+                versions: self.versions.clone(),
                 stats: ArcSwap::default(),
                 insert: Mutex::new(()),
                 epoch: Instant::now(),
@@ -150,11 +162,15 @@ pub struct InstancePicker {
 }
 
 impl InstancePicker {
-    /// An instance of the service, or `None` if it has none.
+    /// An instance of the service (of the service's version, if it has a requirement), or
+    /// `None` if it has none.
     pub fn pick(&self) -> Option<Instance> {
         let shared = &self.shared;
+        let selector = shared.versions.as_ref();
         shared.instances.with_current(|instances| {
-            let (index, _) = shared.select(instances, None)?;
+            let (index, _) = shared
+                .pick(instances, selector, fastrand::u128(..), None)
+                .ok()?;
             instances.get(index).cloned()
         })
     }
@@ -168,6 +184,7 @@ struct Shared {
     next: AtomicUsize,
     config: LoadBalancerConfig,
     health: Option<Arc<HealthState>>,
+    versions: Option<VersionSelector>,
     stats: ArcSwap<StatsMap>,
     insert: Mutex<()>,
     epoch: Instant,
@@ -206,67 +223,101 @@ impl Shared {
         stats
     }
 
-    /// The instance to use and, with more than one, its statistics; `None` when there is
-    /// no instance.
+    /// The instance one call uses, among those its version `selector` allows (drawn by
+    /// `seed` for a split), and, with more than one to choose from, its statistics. `Err(None)`
+    /// when the service has no instance, `Err(Some(why))` when none runs an allowed version.
+    fn pick(
+        &self,
+        instances: &[Instance],
+        selector: Option<&VersionSelector>,
+        seed: u128,
+        avoid: Option<&str>,
+    ) -> Result<Picked, Option<NoInstanceReason>> {
+        let Some(selector) = selector else {
+            return self
+                .select(instances, Pool::All(instances.len()), avoid)
+                .ok_or(None);
+        };
+        if instances.is_empty() {
+            return Err(None);
+        }
+        let pool = selector
+            .candidates(instances, seed)
+            .ok_or_else(|| Some(crate::version::no_match(selector, instances)))?;
+        self.select(instances, Pool::Only(&pool), avoid).ok_or(None)
+    }
+
+    /// The instance to use among `pool` and, with more than one, its statistics; `None` when
+    /// the pool is empty.
     fn select(
         &self,
         instances: &[Instance],
+        pool: Pool<'_>,
         avoid: Option<&str>,
-    ) -> Option<(usize, Option<Arc<InstanceStats>>)> {
-        match instances.len() {
+    ) -> Option<Picked> {
+        match pool.len() {
             0 => None,
             // One instance: nothing to choose, no shared state to touch.
-            1 => Some((0, None)),
+            1 => Some((pool.at(0), None)),
             _ => {
-                let (index, stats) = self.choose(instances, avoid);
+                let (index, stats) = self.choose(instances, pool, avoid);
                 Some((index, Some(stats)))
             }
         }
     }
 
-    /// Picks an instance among two or more; see the module docs.
-    fn choose(&self, instances: &[Instance], avoid: Option<&str>) -> (usize, Arc<InstanceStats>) {
+    /// Picks an instance among two or more of `pool`; see the module docs.
+    fn choose(
+        &self,
+        instances: &[Instance],
+        pool: Pool<'_>,
+        avoid: Option<&str>,
+    ) -> (usize, Arc<InstanceStats>) {
         let now = self.now_ns();
         let decay = crate::clock::nanos(self.config.decay);
-        let n = instances.len();
-        let usable = |i: usize, stats: &InstanceStats| {
-            let url = instances[i].url();
+        let n = pool.len();
+        // `k` counts within the pool; `pool.at(k)` is the instance's index in the set.
+        let instance = |k: usize| &instances[pool.at(k)];
+        let stats = |k: usize| self.stats_for(instance(k));
+        let usable = |k: usize, stats: &InstanceStats| {
+            let url = instance(k).url();
             !stats.is_ejected(now)
                 && avoid != Some(url)
                 && !self.health.as_ref().is_some_and(|h| h.is_unhealthy(url))
         };
+        let chosen = |(k, stats): (usize, Arc<InstanceStats>)| (pool.at(k), stats);
         match self.config.strategy {
             Strategy::RoundRobin => {
                 let start = self.next.fetch_add(1, Ordering::Relaxed);
-                for k in 0..n {
-                    let i = (start + k) % n;
-                    let stats = self.stats_for(&instances[i]);
-                    if usable(i, &stats) {
-                        return (i, stats);
+                for j in 0..n {
+                    let k = (start + j) % n;
+                    let s = stats(k);
+                    if usable(k, &s) {
+                        return chosen((k, s));
                     }
                 }
             }
             Strategy::PowerOfTwoChoices => {
                 let a = fastrand::usize(..n);
                 let b = (a + 1 + fastrand::usize(..n - 1)) % n;
-                let (sa, sb) = (self.stats_for(&instances[a]), self.stats_for(&instances[b]));
+                let (sa, sb) = (stats(a), stats(b));
                 match (usable(a, &sa), usable(b, &sb)) {
                     (true, true) => {
                         return if sa.cost(now, decay) <= sb.cost(now, decay) {
-                            (a, sa)
+                            chosen((a, sa))
                         } else {
-                            (b, sb)
+                            chosen((b, sb))
                         }
                     }
-                    (true, false) => return (a, sa),
-                    (false, true) => return (b, sb),
+                    (true, false) => return chosen((a, sa)),
+                    (false, true) => return chosen((b, sb)),
                     (false, false) => {
                         let best = (0..n)
-                            .map(|i| (i, self.stats_for(&instances[i])))
-                            .filter(|(i, stats)| usable(*i, stats))
+                            .map(|k| (k, stats(k)))
+                            .filter(|(k, s)| usable(*k, s))
                             .min_by(|x, y| x.1.cost(now, decay).total_cmp(&y.1.cost(now, decay)));
                         if let Some(best) = best {
-                            return best;
+                            return chosen(best);
                         }
                     }
                 }
@@ -274,10 +325,39 @@ impl Shared {
         }
         // Every instance is ejected (or avoided): fail open, preferring one not just failed
         // and the one readmitted soonest.
-        (0..n)
-            .map(|i| (i, self.stats_for(&instances[i])))
-            .min_by_key(|(i, stats)| (avoid == Some(instances[*i].url()), stats.ejected_until()))
-            .unwrap_or_else(|| (0, self.stats_for(&instances[0])))
+        let fallback = (0..n)
+            .map(|k| (k, stats(k)))
+            .min_by_key(|(k, s)| (avoid == Some(instance(*k).url()), s.ejected_until()))
+            .unwrap_or_else(|| (0, stats(0)));
+        chosen(fallback)
+    }
+}
+
+/// An instance's index in the set and, when there was a choice, its statistics.
+type Picked = (usize, Option<Arc<InstanceStats>>);
+
+/// The instances one call may choose from: all of the set, or the indices its version
+/// selector allows.
+#[derive(Clone, Copy)]
+enum Pool<'a> {
+    All(usize),
+    Only(&'a [usize]),
+}
+
+impl Pool<'_> {
+    fn len(self) -> usize {
+        match self {
+            Pool::All(n) => n,
+            Pool::Only(indices) => indices.len(),
+        }
+    }
+
+    /// The set index of the pool's `k`th instance.
+    fn at(self, k: usize) -> usize {
+        match self {
+            Pool::All(_) => k,
+            Pool::Only(indices) => indices[k],
+        }
     }
 }
 
@@ -305,16 +385,29 @@ where
 
     fn call(&mut self, request: ServiceRequest) -> Self::Future {
         let shared = &self.shared;
+        let selector = request.options().versions.as_deref();
+        let selector = selector.or(shared.versions.as_ref());
+        // A split draws by the call's trace id, so every attempt of a call stays in one group
+        // (the id is drawn anyway, for the `traceparent`).
+        let seed = if selector.is_some() {
+            request.trace_id()
+        } else {
+            0
+        };
         let chosen = shared.instances.with_current(|instances| {
-            let (index, stats) = shared.select(instances, request.avoid())?;
+            let (index, stats) = shared.pick(instances, selector, seed, request.avoid())?;
             let instance = &instances[index];
-            Some((instance.url_arc().clone(), stats, request.to_http(instance)))
+            Ok::<_, Option<NoInstanceReason>>((
+                instance.url_arc().clone(),
+                stats,
+                request.to_http(instance),
+            ))
         });
         let (url, stats, http_request) = match chosen {
-            Some((url, stats, Ok(http_request))) => (url, stats, http_request),
-            Some((_, _, Err(e))) => return ResponseFuture::refused(e),
-            None => {
-                let why = NoInstances(shared.instances.why_empty());
+            Ok((url, stats, Ok(http_request))) => (url, stats, http_request),
+            Ok((_, _, Err(e))) => return ResponseFuture::refused(e),
+            Err(why) => {
+                let why = NoInstances(why.unwrap_or_else(|| shared.instances.why_empty()));
                 return ResponseFuture::refused(why.into());
             }
         };

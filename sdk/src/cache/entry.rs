@@ -11,7 +11,8 @@ use crate::{
 };
 
 /// One cached outcome. Failures are stored too, for an instant, so that every caller
-/// waiting on the same fetch gets the same answer.
+/// waiting on the same fetch gets the same answer (error answers `cache_on_error` keeps,
+/// for their own TTL).
 #[derive(Debug)]
 pub(super) struct Entry {
     outcome: Result<ServiceResponse, SharedError>,
@@ -21,22 +22,52 @@ pub(super) struct Entry {
     retain: Duration,
 }
 
+/// How long one fetch's outcome is kept: a 2xx for `ttl` (plus `stale_window` to serve when
+/// a refresh fails), an error answer with one of `errors`' statuses for its own TTL.
+#[derive(Debug)]
+pub(super) struct Keep {
+    pub(super) ttl: Duration,
+    pub(super) stale_window: Option<Duration>,
+    pub(super) errors: Option<(Duration, Arc<[http::StatusCode]>)>,
+}
+
+impl Keep {
+    /// The TTL of an error answer with `status`, when such answers are cached.
+    fn error_ttl(&self, status: http::StatusCode) -> Option<Duration> {
+        self.errors
+            .as_ref()
+            .filter(|(_, statuses)| statuses.contains(&status))
+            .map(|(ttl, _)| *ttl)
+    }
+}
+
 impl Entry {
     pub(super) fn from_outcome(
         outcome: Result<ServiceResponse, BoxError>,
-        ttl: Duration,
-        stale_window: Option<Duration>,
+        keep: &Keep,
         previous: Option<Arc<Entry>>,
     ) -> Arc<Entry> {
         let now = Instant::now();
         match outcome {
             Ok(response) if response.status().is_success() => {
-                let stale = stale_window.unwrap_or_default();
+                let retain = keep
+                    .ttl
+                    .saturating_add(keep.stale_window.unwrap_or_default());
+                Arc::new(Entry {
+                    outcome: Ok(response),
+                    fresh_until: instant_after(now, keep.ttl),
+                    stale_until: instant_after(now, retain),
+                    retain,
+                })
+            }
+            Ok(response) if keep.error_ttl(response.status()).is_some() => {
+                // A "no" that lasts (404, 410): kept for its own TTL, never served stale.
+                let ttl = keep.error_ttl(response.status()).unwrap_or_default();
                 Arc::new(Entry {
                     outcome: Ok(response),
                     fresh_until: instant_after(now, ttl),
-                    stale_until: instant_after(now, ttl.saturating_add(stale)),
-                    retain: ttl.saturating_add(stale),
+                    stale_until: now,
+                    retain: ttl,
                 })
             }
             outcome => {

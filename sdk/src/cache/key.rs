@@ -4,11 +4,21 @@ use http::{HeaderName, Method};
 
 use crate::request::ServiceRequest;
 
-/// A cache key: `METHOD path?query`, then `\nname:value` for each vary header.
+/// A cache key: `METHOD path?query` (or `=key` for a key the request names), then
+/// `\nname:value` for each vary header.
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey(Box<str>);
 
 impl CacheKey {
+    /// The key a request named (`cache_key`): `=` cannot start a method, so it never meets a
+    /// path key.
+    pub(crate) fn named(key: &str) -> Self {
+        let mut named = String::with_capacity(1 + key.len());
+        named.push('=');
+        named.push_str(key);
+        CacheKey(named.into())
+    }
+
     pub(crate) fn base(method: &Method, path_and_query: &str) -> Self {
         let mut key = String::with_capacity(method.as_str().len() + 1 + path_and_query.len());
         key.push_str(method.as_str());
@@ -18,7 +28,10 @@ impl CacheKey {
     }
 
     pub(crate) fn for_request(request: &ServiceRequest, vary: &[HeaderName]) -> Self {
-        let base = Self::base(request.method(), request.path_and_query());
+        let base = match &request.options().cache_key {
+            Some(key) => Self::named(key),
+            None => Self::base(request.method(), request.path_and_query()),
+        };
         let per_request = &request.options().vary_on;
         if vary.is_empty() && per_request.is_empty() {
             return base;
@@ -53,7 +66,7 @@ impl CacheKey {
 
 impl fmt::Debug for CacheKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // Vary values may be credentials; print the method and path only.
+        // Vary values may be credentials; print the method and path (or named key) only.
         let base = self.0.split('\n').next().unwrap_or_default();
         f.debug_tuple("CacheKey").field(&base).finish()
     }

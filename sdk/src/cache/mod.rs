@@ -1,7 +1,11 @@
 //! A TTL cache for GET responses, in front of everything else.
 //!
-//! - Keyed on method, path, query and the configured `vary_headers` ([`CacheKey`]).
-//! - Only 2xx answers are stored; each entry keeps its own TTL (per request or per service).
+//! - Keyed on method, path, query and the configured `vary_headers` ([`CacheKey`]), or on a
+//!   key the caller names (`cache_key`, a generated method's `#[cached(key = function)]`).
+//! - 2xx answers are stored; each entry keeps its own TTL (per request or per service).
+//! - With `cache_on_error`, error answers with one of the `error_statuses` (404 and 410 by
+//!   default) are stored too, for that TTL of their own, so a missing resource does not cost
+//!   an upstream call every time. 5xx answers never are (see `stale_if_error`).
 //! - Concurrent misses for one key make one upstream request: moka's
 //!   `entry().or_insert_with_if` runs one initializer per key and hands its value to every
 //!   waiter, failures included, except the filling caller's own deadline: each waiter waits
@@ -27,7 +31,7 @@ use std::{
     time::Duration,
 };
 
-use http::{HeaderName, Method};
+use http::{HeaderName, Method, StatusCode};
 use tokio::time::Instant;
 use tower::{Service, ServiceExt};
 
@@ -65,6 +69,14 @@ pub struct CacheConfig {
     /// Request headers that are part of the key (e.g. `accept-language`).
     #[serde(deserialize_with = "de::header_names")]
     pub vary_headers: Vec<HeaderName>,
+    /// Cache error answers with one of `error_statuses` too, for this long (default: off;
+    /// `"0s"` in a file turns it off). A request or method can set its own.
+    #[serde(deserialize_with = "de::duration_or_off")]
+    pub cache_on_error: Option<Duration>,
+    /// The error answers `cache_on_error` stores (default 404 and 410): 4xx only, and not
+    /// 408 or 429, which say "later", not "no".
+    #[serde(deserialize_with = "de::statuses")]
+    pub error_statuses: Vec<StatusCode>,
 }
 
 impl Default for CacheConfig {
@@ -75,6 +87,8 @@ impl Default for CacheConfig {
             max_bytes: 64 * 1024 * 1024,
             stale_if_error: None,
             vary_headers: Vec::new(),
+            cache_on_error: None,
+            error_statuses: vec![StatusCode::NOT_FOUND, StatusCode::GONE],
         }
     }
 }
@@ -104,12 +118,40 @@ impl CacheConfig {
         self
     }
 
+    /// Caches error answers with one of [`error_statuses`](Self::error_statuses) for
+    /// `ttl` too (default: off).
+    #[must_use]
+    pub fn cache_on_error(mut self, ttl: Duration) -> Self {
+        self.cache_on_error = Some(ttl);
+        self
+    }
+
+    /// The error answers `cache_on_error` stores (default 404 and 410).
+    #[must_use]
+    pub fn error_statuses(mut self, statuses: impl IntoIterator<Item = StatusCode>) -> Self {
+        self.error_statuses = statuses.into_iter().collect();
+        self
+    }
+
     /// Checks the settings (see [`Check`](crate::config)).
     pub(crate) fn check(&self) -> crate::config::Check {
         if self.ttl.is_zero() {
             return Err((
                 "ttl",
                 "must be greater than zero (turn the cache off with `enabled = false`)".into(),
+            ));
+        }
+        if let Some(status) = self
+            .error_statuses
+            .iter()
+            .find(|s| !is_cacheable_error(**s))
+        {
+            return Err((
+                "error_statuses",
+                format!(
+                    "{status} cannot be cached: only 4xx answers other than 408 and 429 (a 5xx \
+                     or a \"try later\" says nothing lasting; see `stale_if_error`)"
+                ),
             ));
         }
         Ok(())
@@ -124,6 +166,13 @@ setters!(CacheConfig {
     /// Memory bound in bytes of keys and bodies (default 64 MiB).
     max_bytes: u64,
 });
+
+/// Whether an error answer with `status` may be cached: a 4xx that says "no", not "later".
+fn is_cacheable_error(status: StatusCode) -> bool {
+    status.is_client_error()
+        && status != StatusCode::REQUEST_TIMEOUT
+        && status != StatusCode::TOO_MANY_REQUESTS
+}
 
 /// The cached responses of one service. Cheap to clone: one `Arc` (moka's cache handle is
 /// several, and the pipeline is cloned per call).
@@ -161,16 +210,17 @@ impl ResponseCache {
         self.shared.store.invalidate_all();
     }
 
-    /// Drops the entries of one GET path (with its query), whatever their vary headers. A
-    /// lookup never returns them after this returns (moka applies the predicate on reads,
-    /// and removes the entries in the background).
-    pub fn clear_key(&self, path_and_query: &str) {
-        let base = CacheKey::base(&Method::GET, path_and_query);
+    /// Drops the entries cached under `key`, whatever their vary headers: a key a request
+    /// named (`cache_key`, `#[cached(key = ...)]`) or a GET path with its query. A lookup
+    /// never returns them after this returns (moka applies the predicate on reads, and
+    /// removes the entries in the background).
+    pub fn clear_key(&self, key: &str) {
+        let (path, named) = (CacheKey::base(&Method::GET, key), CacheKey::named(key));
         // Invalidation closures are enabled when the cache is built, so this cannot fail.
         let _ = self
             .shared
             .store
-            .invalidate_entries_if(move |key, _| key.has_base(&base));
+            .invalidate_entries_if(move |k, _| k.has_base(&path) || k.has_base(&named));
     }
 
     /// Entries currently held (approximate; moka applies writes in batches).
@@ -178,15 +228,28 @@ impl ResponseCache {
         self.shared.store.entry_count()
     }
 
-    fn ttl_for(&self, request: &ServiceRequest) -> Option<Duration> {
+    /// How long `request`'s answers are kept, if they are cached at all.
+    fn ttl_for(&self, request: &ServiceRequest) -> Option<Ttl> {
         let options = request.options();
         if request.method() != Method::GET || options.cache_mode == CacheMode::Bypass {
             return None;
         }
-        options
-            .cache_ttl
-            .or(self.shared.config.enabled.then_some(self.shared.config.ttl))
+        let config = &self.shared.config;
+        let ok = options.cache_ttl.or(config.enabled.then_some(config.ttl))?;
+        let error = options
+            .cache_on_error
+            .or(config.cache_on_error)
+            .filter(|ttl| !ttl.is_zero() && !config.error_statuses.is_empty());
+        Some(Ttl { ok, error })
     }
+}
+
+/// How long one request's answers stay fresh: a 2xx for `ok`, an error answer with one of
+/// the service's `error_statuses` for `error` (not at all when `None`).
+#[derive(Clone, Copy, Debug)]
+struct Ttl {
+    ok: Duration,
+    error: Option<Duration>,
 }
 
 /// Serves GETs from the cache; see the module docs.
@@ -238,19 +301,26 @@ async fn lookup<S>(
     cache: ResponseCache,
     inner: S,
     request: ServiceRequest,
-    ttl: Duration,
+    ttl: Ttl,
 ) -> Result<ServiceResponse, BoxError>
 where
     S: Service<ServiceRequest, Response = ServiceResponse> + Send + 'static,
     S::Error: Into<BoxError>,
     S::Future: Send + 'static,
 {
-    let key = CacheKey::for_request(&request, &cache.shared.config.vary_headers);
-    let stale_window = cache.shared.config.stale_if_error;
+    let config = &cache.shared.config;
+    let key = CacheKey::for_request(&request, &config.vary_headers);
+    let policy = entry::Keep {
+        ttl: ttl.ok,
+        stale_window: config.stale_if_error,
+        errors: ttl
+            .error
+            .map(|ttl| (ttl, config.error_statuses.clone().into())),
+    };
     let deadline = request.deadline_and_limit();
     if request.options().cache_mode == CacheMode::Refresh {
         let outcome = inner.oneshot(request).await.map_err(Into::into);
-        let entry = Entry::from_outcome(outcome, ttl, stale_window, None);
+        let entry = Entry::from_outcome(outcome, &policy, None);
         if entry.is_fresh(Instant::now()) {
             cache.shared.store.insert(key, entry.clone()).await;
         }
@@ -272,7 +342,7 @@ where
                 std::future::pending::<()>().await;
             }
         }
-        Entry::from_outcome(outcome, ttl, stale_window, previous)
+        Entry::from_outcome(outcome, &policy, previous)
     };
     let fill = cache
         .shared

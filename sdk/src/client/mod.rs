@@ -151,9 +151,11 @@ impl ServiceClient {
         self.inner.cache.clear();
     }
 
-    /// Drops the cached responses of one GET path (with its query string, if any).
-    pub fn clear_cache_key(&self, path_and_query: &str) {
-        self.inner.cache.clear_key(path_and_query);
+    /// Drops the cached responses under `key`, in all their header variants: a key a request
+    /// named (`.cache_key("product:123")`, `#[cached(key = ...)]`), or a GET path with its
+    /// query string (`"/products/123"`).
+    pub fn clear_cache_key(&self, key: &str) {
+        self.inner.cache.clear_key(key);
     }
 
     /// Sends a built request through the pipeline. Any status the service answered is `Ok`;
@@ -235,6 +237,17 @@ impl ServiceClient {
         span: &tracing::Span,
     ) {
         use crate::telemetry::{CallInfo, CallOutcome};
+        // A failure the call's fallback takes over ends as `fallback`, with its cause.
+        let fallback = match (result, request.options().fallback) {
+            (Err(err), Some(on)) => on.taken(err),
+            _ => None,
+        };
+        if let (Some(cause), Err(err)) = (fallback, result) {
+            span.in_scope(|| {
+                tracing::info!(service = %self.inner.name, endpoint = %request.endpoint(),
+                    cause = cause.name(), error = %err, "falling back");
+            });
+        }
         let (outcome, status, attempts, cache, retry_stop) = match result {
             Ok(response) => (
                 CallOutcome::of_status(response.status()),
@@ -245,6 +258,13 @@ impl ServiceClient {
                     _ => response.attempts(),
                 },
                 response.cache_status(),
+                None,
+            ),
+            Err(err) if fallback.is_some() => (
+                CallOutcome::Fallback,
+                err.status_code(),
+                err.attempts(),
+                crate::CacheStatus::Uncached,
                 None,
             ),
             Err(err) => (
@@ -272,6 +292,7 @@ impl ServiceClient {
             latency,
             cache,
             retry_stop,
+            fallback_cause: fallback,
         };
         if !span.is_disabled() {
             record_on_span(span, &info);

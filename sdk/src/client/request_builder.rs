@@ -180,6 +180,82 @@ impl RequestBuilder {
         self
     }
 
+    /// Caches this GET under `key` instead of its path and query (the service's vary headers
+    /// are still added), so [`ServiceClient::clear_cache_key`] can drop it by that key: the
+    /// reference SDK's `key_func`.
+    ///
+    /// ```no_run
+    /// # async fn run(products: sdk::ServiceClient) -> sdk::ServiceResult<()> {
+    /// let product: serde_json::Value = products
+    ///     .get("/products/123?fields=all")
+    ///     .cache_ttl(std::time::Duration::from_secs(300))
+    ///     .cache_key("product:123")
+    ///     .send()
+    ///     .await?;
+    /// products.clear_cache_key("product:123");
+    /// # Ok(()) }
+    /// ```
+    pub fn cache_key(mut self, key: impl Into<String>) -> Self {
+        self.options.cache_key = Some(key.into().into_boxed_str());
+        self
+    }
+
+    /// Caches this GET's error answers too, for `ttl` (a status in the service's
+    /// `cache.error_statuses`: 404 and 410 unless configured), so a missing resource does not
+    /// cost an upstream call every time. Only when the answer is cached at all (the service's
+    /// cache is on, or [`cache_ttl`](Self::cache_ttl) is set).
+    pub fn cache_on_error(mut self, ttl: Duration) -> Self {
+        self.options.cache_on_error = Some(ttl);
+        self
+    }
+
+    /// Sends this call only to instances whose version matches `requirement` (`"^2"`,
+    /// `"~1.4"`, `">=1.2, <2"`), instead of the service's `version`. A requirement that does
+    /// not parse makes the call an [`ServiceError::InvalidRequest`]; when no instance
+    /// matches, the call fails with [`ServiceError::NoHealthyInstance`] naming the
+    /// requirement. See [`version`](crate::version).
+    pub fn version(self, requirement: &str) -> Self {
+        match crate::version::VersionSelector::require(requirement) {
+            Ok(selector) => self.version_selector(selector),
+            Err(e) => {
+                let mut this = self;
+                this.fail(e.to_string());
+                this
+            }
+        }
+    }
+
+    /// Sends this call to the instances `selector` allows (a requirement or a weighted
+    /// split), instead of the service's `version`.
+    pub fn version_selector(
+        mut self,
+        selector: impl Into<crate::request::Policy<crate::version::VersionSelector>>,
+    ) -> Self {
+        self.options.versions = Some(selector.into());
+        self
+    }
+
+    /// Answers with `fallback` instead when the call fails with an open breaker, a timeout,
+    /// a 5xx answer or an unreachable service ([`FallbackOn::DEFAULT`]; choose with
+    /// [`WithFallback::on`](crate::fallback::WithFallback::on)); never on a 4xx. The
+    /// fallback gets the error. See [`fallback`](mod@crate::fallback).
+    ///
+    /// [`FallbackOn::DEFAULT`]: crate::fallback::FallbackOn::DEFAULT
+    pub fn fallback<F, Fut, T>(self, fallback: F) -> crate::fallback::WithFallback<F>
+    where
+        F: FnOnce(ServiceError) -> Fut,
+        Fut: std::future::Future<Output = ServiceResult<T>>,
+    {
+        crate::fallback::WithFallback::new(self, fallback)
+    }
+
+    /// Marks the call as having a fallback for `on`, so such a failure is reported with the
+    /// outcome `fallback` (the caller then runs the fallback).
+    pub(crate) fn fallback_on(mut self, on: crate::fallback::FallbackOn) -> Self {
+        self.options.fallback = Some(on);
+        self
+    }
+
     /// Sets the cache mode (default: [`CacheMode::Default`]).
     pub fn cache_mode(mut self, mode: CacheMode) -> Self {
         self.options.cache_mode = mode;

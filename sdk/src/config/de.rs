@@ -199,3 +199,27 @@ pub(crate) fn statuses<'de, D: Deserializer<'de>>(
         })
         .collect()
 }
+
+/// A version requirement (`"^2"`) or a weighted split (`{ "^1" = 90, "^2" = 10 }`).
+pub(crate) fn versions<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<crate::version::VersionSelector>, D::Error> {
+    use crate::version::VersionSelector;
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Requirement(String),
+        Split(std::collections::BTreeMap<String, Lenient<u32>>),
+    }
+    let selector = match Written::deserialize(deserializer).map_err(|_| {
+        de::Error::custom(
+            "expected a version requirement (\"^2\") or a split ({ \"^1\" = 90, \"^2\" = 10 })",
+        )
+    })? {
+        Written::Requirement(requirement) => VersionSelector::require(&requirement),
+        Written::Split(groups) => {
+            VersionSelector::split(groups.iter().map(|(req, Lenient(w))| (req.as_str(), *w)))
+        }
+    };
+    selector.map(Some).map_err(de::Error::custom)
+}

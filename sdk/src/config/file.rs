@@ -834,4 +834,62 @@ failure_threshold = 3
             "{e}"
         );
     }
+
+    #[test]
+    fn versions_and_error_caching_load_and_their_mistakes_are_named() {
+        let config = parse_str(
+            r#"
+            [defaults]
+            version = "^2"
+
+            [services.users.version]
+            "^1" = 90
+            "^2" = "${V2_SHARE:10}"
+
+            [services.products.cache]
+            enabled = true
+            cache_on_error = "30s"
+            error_statuses = [404, 410, 400]
+            "#,
+        )
+        .expect("valid");
+        let version = |name| {
+            config
+                .service(name)
+                .version
+                .as_ref()
+                .map(ToString::to_string)
+        };
+        assert_eq!(version("users").as_deref(), Some("^1 (90), ^2 (10)"));
+        assert_eq!(
+            version("products").as_deref(),
+            Some("^2"),
+            "from [defaults]"
+        );
+        let cache = &config.service("products").cache;
+        assert_eq!(cache.cache_on_error, Some(Duration::from_secs(30)));
+        assert_eq!(cache.error_statuses.len(), 3);
+        assert_eq!(config.defaults.cache.cache_on_error, None, "off by default");
+
+        let e = error_of("[services.users]\nversion = \"two\"");
+        assert!(
+            e.contains("services.users.version") && e.contains("not a version requirement"),
+            "{e}"
+        );
+        let e = error_of("[services.users]\nversion = 2");
+        assert!(
+            e.contains("services.users.version") && e.contains("split"),
+            "{e}"
+        );
+        let e = error_of(
+            "[services.users.version]
+\"^1\" = 0",
+        );
+        assert!(e.contains("weight above zero"), "{e}");
+        let e = error_of("[services.users.cache]\nerror_statuses = [503]");
+        assert!(
+            e.contains("services.users.cache.error_statuses") && e.contains("503"),
+            "{e}"
+        );
+    }
 }

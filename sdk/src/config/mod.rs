@@ -27,6 +27,7 @@ use crate::{
     redact::{is_secret_header, RedactedHeaders},
     retry::RetryConfig,
     transport::TransportConfig,
+    version::VersionSelector,
 };
 
 /// Settings of the whole SDK.
@@ -262,6 +263,10 @@ pub struct ServiceConfig {
     /// Headers sent on every request to the service (secret ones are redacted in logs).
     #[serde(deserialize_with = "de::headers")]
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// The instance versions calls may go to: a requirement (`"^2"`) or a weighted split
+    /// (`{ "^1" = 90, "^2" = 10 }`); default: any instance. See [`version`](crate::version).
+    #[serde(deserialize_with = "de::versions")]
+    pub version: Option<VersionSelector>,
 }
 
 impl Default for ServiceConfig {
@@ -276,6 +281,7 @@ impl Default for ServiceConfig {
             load_balancer: LoadBalancerConfig::default(),
             health_check: HealthCheckConfig::default(),
             headers: Vec::new(),
+            version: None,
         }
     }
 }
@@ -293,6 +299,7 @@ impl std::fmt::Debug for ServiceConfig {
             .field("load_balancer", &self.load_balancer)
             .field("health_check", &self.health_check)
             .field("headers", &RedactedHeaders(&headers))
+            .field("version", &self.version.as_ref().map(ToString::to_string))
             .finish()
     }
 }
@@ -368,6 +375,14 @@ impl ServiceConfig {
             value.set_sensitive(true);
         }
         self.headers.push((name, value));
+        self
+    }
+
+    /// Sends calls only to instances of these versions: a requirement
+    /// (`VersionSelector::require("^2")`) or a weighted split (default: any instance).
+    #[must_use]
+    pub fn version(mut self, selector: VersionSelector) -> Self {
+        self.version = Some(selector);
         self
     }
 

@@ -10,6 +10,7 @@ pub struct Instance {
     scheme: Scheme,
     authority: Authority,
     base_path: Arc<str>,
+    version: Option<Arc<crate::version::InstanceVersion>>,
 }
 
 /// Why an instance URL was refused.
@@ -63,7 +64,29 @@ impl Instance {
             scheme,
             authority,
             base_path: base_path.into(),
+            version: None,
         })
+    }
+
+    /// This instance, running `version` (as it registered it: `2.3.1`, `v2`, ...); see
+    /// [`version`](crate::version).
+    ///
+    /// ```
+    /// use sdk::discovery::Instance;
+    ///
+    /// let instance = Instance::parse("http://10.0.0.7:8080")?.with_version("v2.1");
+    /// assert_eq!(instance.version().map(|v| v.to_string()), Some("v2.1".into()));
+    /// # Ok::<(), sdk::discovery::InstanceParseError>(())
+    /// ```
+    #[must_use]
+    pub fn with_version(mut self, version: &str) -> Self {
+        self.version = Some(Arc::new(crate::version::InstanceVersion::new(version)));
+        self
+    }
+
+    /// The version this instance runs, when it said.
+    pub fn version(&self) -> Option<&crate::version::InstanceVersion> {
+        self.version.as_deref()
     }
 
     /// The base URL, normalised (no trailing slash).
@@ -94,7 +117,11 @@ impl Instance {
 
 impl fmt::Debug for Instance {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.url)
+        f.write_str(&self.url)?;
+        match &self.version {
+            Some(version) => write!(f, " ({version})"),
+            None => Ok(()),
+        }
     }
 }
 

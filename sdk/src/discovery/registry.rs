@@ -233,7 +233,10 @@ fn usable(service: &str, snapshot: &Snapshot) -> Vec<Instance> {
         .iter()
         .filter(|record| record.health != HealthStatus::Unhealthy)
         .filter_map(|record| match Instance::parse(&record.instance.url()) {
-            Ok(instance) => Some(instance),
+            Ok(instance) => Some(match &record.instance.version {
+                Some(version) => instance.with_version(version),
+                None => instance,
+            }),
             Err(e) => {
                 tracing::warn!(service, error = %e, "skipping a registered instance");
                 None

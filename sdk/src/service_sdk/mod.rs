@@ -125,6 +125,21 @@ impl ServiceSdk {
         Ok(())
     }
 
+    /// Drops every cached answer of every service.
+    pub fn clear_cache(&self) {
+        for client in self.inner.clients.read_locked().values() {
+            client.clear_cache();
+        }
+    }
+
+    /// Drops the answers cached under `key` (a named key such as `"product:123"`, or a GET
+    /// path) in every service: the reference SDK's `clear_cache("product:123")`.
+    pub fn clear_cache_key(&self, key: &str) {
+        for client in self.inner.clients.read_locked().values() {
+            client.clear_cache_key(key);
+        }
+    }
+
     /// The instances a service's calls currently go to.
     pub fn service_instances(&self, service: &str) -> Vec<Instance> {
         self.instance_set(service).current().as_ref().clone()
@@ -308,6 +323,7 @@ impl ServiceSdk {
             config.load_balancer,
         )
         .with_health(health.clone())
+        .with_versions(config.version.clone())
         .layer(self.inner.http.clone());
         let picker = balanced.picker();
         // The pipeline, outermost first, in the order the README gives. The deadline sits
