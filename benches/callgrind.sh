@@ -20,10 +20,10 @@ count() { # mode n -> total instructions of the client process
 }
 printf '%-12s %14s\n' client 'instr/call'
 declare -A PER
-for mode in hyper reqwest sdk sdk-typed sdk-typed-metrics sdk-cached sdk-open middleware feign; do
+for mode in hyper reqwest sdk sdk-typed sdk-typed-metrics sdk-cached sdk-open middleware feign sdk-discovered sdk-versioned; do
   a=$(count "$mode" "$N"); b=$(count "$mode" $((2 * N)))
   PER[$mode]=$(( (b - a) / N ))
   printf '%-12s %14d\n' "$mode" "${PER[$mode]}"
 done
-awk -v s="${PER[sdk]}" -v t="${PER[sdk-typed]}" -v h="${PER[hyper]}" -v r="${PER[reqwest]}" -v m="${PER[sdk-typed-metrics]}" 'BEGIN {
-  printf "sdk / hyper-util   %.2fx (target <= 1.3x)\nreqwest / hyper-util %.2fx\ngenerated - ad-hoc %+d instructions\nPrometheus recorder installed: %+d instructions per call\n", s / h, r / h, t - s, m - t }'
+awk -v s="${PER[sdk]}" -v t="${PER[sdk-typed]}" -v h="${PER[hyper]}" -v r="${PER[reqwest]}" -v m="${PER[sdk-typed-metrics]}" -v d="${PER[sdk-discovered]}" -v v="${PER[sdk-versioned]}" 'BEGIN {
+  printf "sdk / hyper-util   %.2fx (target <= 1.3x)\nreqwest / hyper-util %.2fx\ngenerated - ad-hoc %+d instructions\nPrometheus recorder installed: %+d instructions per call\nversion requirement (^2): %+d instructions per call\n", s / h, r / h, t - s, m - t, v - d }'

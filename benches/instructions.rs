@@ -2,8 +2,10 @@
 //!
 //! `instructions serve` runs the JSON server and prints its URL; `instructions MODE N URL`
 //! makes 200 warm-up calls and then N sequential calls of MODE (`hyper`, `reqwest`, `sdk`, `sdk-typed`,
-//! `sdk-cached`, `sdk-typed-cached`, `sdk-open`, `middleware`, `feign`, and `sdk-typed-metrics`:
-//! `sdk-typed` with the Prometheus recorder installed) on a current-thread runtime. `feign` always
+//! `sdk-cached`, `sdk-typed-cached`, `sdk-open`, `middleware`, `feign`, `sdk-discovered` (the
+//! instance found through the embedded registry), `sdk-versioned` (the same with a version
+//! requirement), and `sdk-typed-metrics`: `sdk-typed` with the Prometheus recorder installed) on
+//! a current-thread runtime. `feign` always
 //! calls `common::FIXED_ADDR` (feignhttp's URL is fixed at compile time); `serve-fixed` serves
 //! there. Running it for N and 2N calls and
 //! dividing the difference by N cancels start-up and warm-up.
@@ -61,6 +63,12 @@ fn main() {
                                 drop(std::hint::black_box(clients.middleware_call().await))
                             }
                             "feign" => drop(std::hint::black_box(clients.feign_call().await)),
+                            "sdk-discovered" => {
+                                drop(std::hint::black_box(clients.sdk_discovered_call().await))
+                            }
+                            "sdk-versioned" => {
+                                drop(std::hint::black_box(clients.sdk_versioned_call().await))
+                            }
                             other => panic!("unknown mode {other}"),
                         }
                     }

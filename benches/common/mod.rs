@@ -98,6 +98,15 @@ pub fn start_server_thread_on(addr: &'static str) -> String {
     rx.recv().expect("server url")
 }
 
+/// The `users` settings without an instance: found through the registry.
+fn protected_discovered() -> ServiceConfig {
+    ServiceConfig::new()
+        .timeout(Duration::from_secs(10))
+        .attempt_timeout(Duration::from_secs(2))
+        .retry(RetryConfig::default())
+        .circuit_breaker(BreakerConfig::default())
+}
+
 /// The clients under comparison, all built once.
 pub struct Clients {
     pub url: String,
@@ -112,6 +121,12 @@ pub struct Clients {
     pub middleware: reqwest_middleware::ClientWithMiddleware,
     /// feignhttp over a shared reqwest client (calls `FIXED_ADDR`).
     pub feign: FeignUsersClient,
+    /// The same service found through the embedded registry (one instance, `2.0.0`).
+    pub sdk_discovered: sdk::ServiceClient,
+    /// The same, with the version requirement `^2`.
+    pub sdk_versioned: sdk::ServiceClient,
+    /// The registrations behind the two above (dropping one deregisters it).
+    _registrations: Vec<sdk::Registration>,
 }
 
 /// feignhttp's generated client type for [`FeignUsers`].
@@ -152,8 +167,31 @@ impl Clients {
                 ),
             )
             .service("down", open)
+            .service("users-found", protected_discovered())
+            .service(
+                "users-v2",
+                protected_discovered()
+                    .version(sdk::version::VersionSelector::require("^2").expect("valid")),
+            )
             .build()
             .expect("valid configuration");
+        let port: u16 = url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .expect("a port");
+        let mut registrations = Vec::new();
+        for service in ["users-found", "users-v2"] {
+            let instance =
+                sdk::ServiceInstance::new(service, ("127.0.0.1", port)).with_version("2.0.0");
+            let registration = sdk.register_current_service(instance).await;
+            registrations.push(registration.expect("registered"));
+        }
+        let sdk_discovered = sdk.get_client("users-found");
+        let sdk_versioned = sdk.get_client("users-v2");
+        // The first call waits for discovery's first fill; the warm-up covers it.
+        let _ = sdk_discovered.get("/users/1").send::<User>().await;
+        let _ = sdk_versioned.get("/users/1").send::<User>().await;
         let sdk_open = sdk.get_client("down");
         let _ = sdk_open.get("/users/1").send::<User>().await; // opens the breaker
         let policy =
@@ -179,7 +217,26 @@ impl Clients {
             typed_cached: CachedUsersClient::new(&sdk),
             sdk_cached: sdk.get_client("users-cached"),
             sdk_open,
+            sdk_discovered,
+            sdk_versioned,
+            _registrations: registrations,
         }
+    }
+
+    pub async fn sdk_discovered_call(&self) -> User {
+        self.sdk_discovered
+            .get("/users/1")
+            .send()
+            .await
+            .expect("discovered call")
+    }
+
+    pub async fn sdk_versioned_call(&self) -> User {
+        self.sdk_versioned
+            .get("/users/1")
+            .send()
+            .await
+            .expect("versioned call")
     }
 
     /// Bare hyper-util, the way a user would hand-write it: parse the URI, send, collect,
