@@ -40,10 +40,21 @@ trait Shop {
     #[circuit_breaker(failure_threshold = 3, success_threshold = 1, recovery_timeout = "1s")]
     async fn payments_status(&self) -> ServiceResult<serde_json::Value>;
 
+    /// A delivery estimate; the shipping service is down today, so its fallback answers.
+    #[service_call(GET, "/shipping/<id>")]
+    #[fallback(standard_shipping)]
+    async fn shipping(&self, id: u64) -> ServiceResult<serde_json::Value>;
+
     /// The catalog: slow to compute, fine to be 30 s old.
     #[service_call(GET, "/catalog")]
     #[cached(ttl = "30s")]
     async fn catalog(&self) -> ServiceResult<serde_json::Value>;
+}
+
+/// What `shipping` answers when the shipping service fails: the standard estimate.
+async fn standard_shipping(id: u64, error: ServiceError) -> ServiceResult<serde_json::Value> {
+    println!("   shipping for order {id} failed ({error}); the fallback answers instead");
+    Ok(serde_json::json!({ "order": id, "days": 5, "estimate": "standard" }))
 }
 
 /// What the demo service does, switchable from the demo.
@@ -85,6 +96,10 @@ async fn start_demo_service(demo: Arc<Demo>) -> Result<String, Box<dyn std::erro
                     Ok(Json(serde_json::json!({ "ok": true })))
                 }
             }),
+        )
+        .route(
+            "/shipping/{id}",
+            get(|| async { StatusCode::SERVICE_UNAVAILABLE }),
         )
         .route(
             "/catalog",
@@ -160,7 +175,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let state = payments_breaker(&shop).map_or(CircuitState::Closed, |b| b.state);
     println!("   the probe succeeded; breaker is {state:?}\n");
 
-    println!("4. A cache hit");
+    println!("4. A fallback");
+    let estimate = shop.shipping(42).await?;
+    println!("   shop.shipping(42) answered {estimate}\n");
+
+    println!("5. A cache hit");
     let started = Instant::now();
     shop.catalog().await?;
     let miss = started.elapsed();
@@ -173,7 +192,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "   the service saw {} request(s) for /catalog",
         demo.catalog_calls.load(Ordering::SeqCst)
     );
-    println!("\n5. What /metrics would show (a few lines of prometheus.render())");
+    println!("\n6. What /metrics would show (a few lines of prometheus.render())");
     for line in prometheus
         .render()
         .lines()
