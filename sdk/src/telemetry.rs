@@ -43,7 +43,7 @@ pub mod names {
     pub const RETRIES: &str = "sdk_retries_total";
     /// Calls that wanted a retry and were refused one.
     pub const RETRIES_REFUSED: &str = "sdk_retries_refused_total";
-    /// Failed calls a fallback answered instead, by cause.
+    /// Failed calls handed to their fallback, by cause.
     pub const FALLBACKS: &str = "sdk_fallbacks_total";
     /// Cache lookups by result.
     pub const CACHE: &str = "sdk_cache_requests_total";
@@ -85,7 +85,8 @@ pub enum CallOutcome {
     Invalid,
     /// A batch deadline cancelled the call.
     Cancelled,
-    /// The call failed and its fallback answered instead (see [`fallback`](mod@crate::fallback)).
+    /// The call failed in a way its fallback takes over, and was handed to it (see
+    /// [`fallback`](mod@crate::fallback)); what the fallback then does is its own.
     Fallback,
 }
 
