@@ -217,6 +217,21 @@ async fn a_requirement_picks_only_matching_instances_and_names_itself_when_none_
     assert!(err.to_string().contains("matches version ^3"), "{err}");
     let after = fleet.v1[0].hits() + fleet.v1[1].hits() + fleet.v2[0].hits() + fleet.v2[1].hits();
     assert_eq!(after, sent);
+    assert!(
+        v3.get_service_instance("users").await.is_none(),
+        "a pick for a WebSocket honours the service's requirement too"
+    );
+    let v2_only =
+        fleet.sdk(ServiceConfig::new().version(VersionSelector::require("^2").expect("valid")));
+    routed_to(&v2_only, 4).await;
+    for _ in 0..20 {
+        let picked = v2_only
+            .get_service_instance("users")
+            .await
+            .expect("a 2.x instance");
+        let version = picked.version().and_then(|v| v.semver()).map(|v| v.major);
+        assert_eq!(version, Some(2), "{picked:?}");
+    }
     // A generated client's requirement wins over the service's.
     assert_eq!(
         UsersV2Client::new(&v3)
