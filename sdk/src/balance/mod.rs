@@ -18,6 +18,10 @@
 //!
 //! With a single instance none of this runs: the attempt goes straight to it.
 //!
+//! A call with a version requirement or split ([`version`](crate::version)) chooses only
+//! among the instances it allows, by the same rules: a split first draws the call's group,
+//! then the balancer picks within it.
+//!
 //! Why not tower's `balance::p2c::Balance` with `load::PeakEwma`: tower's balancer owns a
 //! `Discover` stream of services and picks in `poll_ready`, with no notion of avoiding the
 //! instance a retry just failed on, ejecting an instance after a failure streak, health
