@@ -19,26 +19,56 @@ pub use crate::{box_error::BoxError, retry::RetryStop};
 pub type ServiceResult<T> = Result<T, ServiceError>;
 
 /// The endpoint a call was for: method and path template (or literal path for ad-hoc calls),
-/// displayed as `GET /orders/{id}`.
+/// displayed as `GET /orders/{id}`; for a message, its verb and pattern (`SEND user.create`).
 ///
-/// It shares the request's parts rather than copying them, so building an error costs no
-/// allocation for it; only the method and endpoint are ever printed.
+/// An HTTP call's endpoint shares the request's parts rather than copying them, so building
+/// an error costs no allocation for it; only the method and endpoint are ever printed.
 #[derive(Clone, Default)]
-pub struct Endpoint(Option<ServiceRequest>);
+pub struct Endpoint(EndpointOf);
+
+#[derive(Clone, Default)]
+enum EndpointOf {
+    #[default]
+    Unknown,
+    Request(ServiceRequest),
+    Named(Method, Arc<str>),
+}
 
 impl Endpoint {
     pub(crate) fn of(request: &ServiceRequest) -> Self {
-        Endpoint(Some(request.clone()))
+        Endpoint(EndpointOf::Request(request.clone()))
     }
 
-    /// The HTTP method, when known.
+    /// An endpoint that is not an HTTP request: a verb and a name, e.g. a message pattern
+    /// (`Endpoint::named(Method::from_bytes(b"SEND")?, "user.create")`).
+    ///
+    /// ```
+    /// use sdk::{http::Method, Endpoint};
+    ///
+    /// let send = Method::from_bytes(b"SEND").expect("a token");
+    /// assert_eq!(Endpoint::named(send, "user.create").to_string(), "SEND user.create");
+    /// ```
+    pub fn named(verb: Method, name: impl Into<Arc<str>>) -> Self {
+        Endpoint(EndpointOf::Named(verb, name.into()))
+    }
+
+    /// The HTTP method (or the message verb), when known.
     pub fn method(&self) -> Option<&Method> {
-        self.0.as_ref().map(ServiceRequest::method)
+        match &self.0 {
+            EndpointOf::Unknown => None,
+            EndpointOf::Request(request) => Some(request.method()),
+            EndpointOf::Named(verb, _) => Some(verb),
+        }
     }
 
-    /// The endpoint name without the method (`/orders/{id}`), empty when unknown.
+    /// The endpoint name without the method (`/orders/{id}`, `user.create`), empty when
+    /// unknown.
     pub fn name(&self) -> &str {
-        self.0.as_ref().map_or("", ServiceRequest::endpoint)
+        match &self.0 {
+            EndpointOf::Unknown => "",
+            EndpointOf::Request(request) => request.endpoint(),
+            EndpointOf::Named(_, name) => name,
+        }
     }
 }
 

@@ -25,6 +25,9 @@ pub enum NoInstanceReason {
     RegistryUnreachable(String),
     /// The registry refused the SDK's credentials.
     Unauthorized(String),
+    /// Nothing is listening for the message's pattern: no responder subscribed (NATS
+    /// "no responders"), or the broker returned the message as unroutable.
+    NoResponder,
     /// Instances are there, but none runs a version the call accepts.
     NoVersionMatch {
         /// The requirement (or split) the call had, e.g. `^2`.
@@ -48,6 +51,9 @@ impl fmt::Display for NoInstanceReason {
             }
             NoInstanceReason::Unauthorized(why) => {
                 write!(f, "the registry refused the credentials ({why})")
+            }
+            NoInstanceReason::NoResponder => {
+                f.write_str("nothing is listening for this message's pattern")
             }
             NoInstanceReason::NoVersionMatch {
                 requirement,

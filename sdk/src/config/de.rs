@@ -2,7 +2,22 @@
 //! number written as a string (what `${VAR}` substitution leaves), a header or a status.
 //!
 //! Each config type derives `Deserialize` with `#[serde(default)]` and names these helpers
-//! on its fields, so the file's schema is the types themselves.
+//! on its fields, so the file's schema is the types themselves. The crates beside the SDK
+//! use them for their own sections (see [`SdkConfig::extension`](super::SdkConfig::extension)),
+//! so a duration or a number is written the same way everywhere:
+//!
+//! ```
+//! #[derive(serde::Deserialize)]
+//! struct Settings {
+//!     #[serde(deserialize_with = "sdk::config::de::duration")]
+//!     timeout: std::time::Duration,
+//!     #[serde(deserialize_with = "sdk::config::de::lenient")]
+//!     prefetch: u16,
+//! }
+//!
+//! let settings: Settings = toml::from_str("timeout = \"250ms\"\nprefetch = \"8\"").expect("valid");
+//! assert_eq!((settings.timeout.as_millis(), settings.prefetch), (250, 8));
+//! ```
 
 use std::{fmt, marker::PhantomData, str::FromStr, time::Duration};
 
@@ -54,7 +69,7 @@ where
 }
 
 /// A number or flag, written as a TOML scalar or as a string (`"${ATTEMPTS:3}"`).
-pub(crate) fn lenient<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+pub fn lenient<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: FromStr,
@@ -102,26 +117,26 @@ impl<'de> Deserialize<'de> for DurationStr {
 }
 
 /// A duration string such as `"250ms"`, `"2s"` or `"5m"`.
-pub(crate) fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+pub fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
     DurationStr::deserialize(deserializer).map(|DurationStr(d)| d)
 }
 
 /// An optional duration: present means set.
-pub(crate) fn some_duration<'de, D: Deserializer<'de>>(
+pub fn some_duration<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<Duration>, D::Error> {
     duration(deserializer).map(Some)
 }
 
 /// An optional duration where `"0s"` turns the feature off.
-pub(crate) fn duration_or_off<'de, D: Deserializer<'de>>(
+pub fn duration_or_off<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<Duration>, D::Error> {
     duration(deserializer).map(|d| (!d.is_zero()).then_some(d))
 }
 
 /// A size: a number of bytes, or a string with a unit (`"64KiB"`, `"10MiB"`).
-pub(crate) fn size<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+pub fn size<'de, D, T>(deserializer: D) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     T: TryFrom<u64>,
@@ -147,7 +162,7 @@ where
 }
 
 /// A list of header names (`["accept-language", "x-tenant"]`).
-pub(crate) fn header_names<'de, D: Deserializer<'de>>(
+pub fn header_names<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Vec<HeaderName>, D::Error> {
     Vec::<String>::deserialize(deserializer)?
@@ -161,7 +176,7 @@ pub(crate) fn header_names<'de, D: Deserializer<'de>>(
 
 /// A table of headers (`{ authorization = "Bearer ${TOKEN}" }`); secret ones are marked
 /// sensitive so they never print.
-pub(crate) fn headers<'de, D: Deserializer<'de>>(
+pub fn headers<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Vec<(HeaderName, HeaderValue)>, D::Error> {
     let table = std::collections::BTreeMap::<String, String>::deserialize(deserializer)?;
@@ -188,9 +203,7 @@ pub(crate) fn headers<'de, D: Deserializer<'de>>(
 }
 
 /// A list of HTTP statuses (`[502, 503, "${EXTRA:504}"]`).
-pub(crate) fn statuses<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<Vec<StatusCode>, D::Error> {
+pub fn statuses<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Vec<StatusCode>, D::Error> {
     Vec::<Lenient<u16>>::deserialize(deserializer)?
         .into_iter()
         .map(|Lenient(code)| {
@@ -201,7 +214,7 @@ pub(crate) fn statuses<'de, D: Deserializer<'de>>(
 }
 
 /// A version requirement (`"^2"`) or a weighted split (`{ "^1" = 90, "^2" = 10 }`).
-pub(crate) fn versions<'de, D: Deserializer<'de>>(
+pub fn versions<'de, D: Deserializer<'de>>(
     deserializer: D,
 ) -> Result<Option<crate::version::VersionSelector>, D::Error> {
     use crate::version::VersionSelector;

@@ -94,10 +94,40 @@ pub(super) fn parse(
         value
     };
     substitute_tree(&mut value, &mut Vec::new(), &recording).map_err(|e| e.in_file(file))?;
-    let scrub = |e: ConfigError| e.in_file(file).without_values(&supplied.borrow());
-    build(value)
+    let supplied = supplied.into_inner();
+    let scrub = |e: ConfigError| e.in_file(file).without_values(&supplied);
+    let mut config = build(value)
         .and_then(|config| config.validate().map(|()| config))
-        .map_err(scrub)
+        .map_err(scrub)?;
+    config.extensions.file = file.map(Into::into);
+    config.extensions.supplied = supplied.into();
+    Ok(config)
+}
+
+/// Deserializes each `[section.NAME]` table of an extension as a `T`, naming the key
+/// (`messaging.orders.url`) in any error, with the file and without a value the environment
+/// supplied.
+pub(super) fn extension<T: serde::de::DeserializeOwned>(
+    extensions: &super::Extensions,
+    section: &str,
+) -> Result<std::collections::BTreeMap<String, T>, ConfigError> {
+    let mut parsed = std::collections::BTreeMap::new();
+    let Some(tables) = extensions.sections.get(section) else {
+        return Ok(parsed);
+    };
+    let scrub = |e: ConfigError| {
+        e.in_file(extensions.file.as_deref())
+            .without_values(&extensions.supplied)
+    };
+    for (name, value) in tables {
+        let key = format!("{section}.{name}");
+        let value = table(Some(value.clone()), &key).map_err(scrub)?;
+        parsed.insert(
+            name.clone(),
+            self::section(value.into(), &key).map_err(scrub)?,
+        );
+    }
+    Ok(parsed)
 }
 
 /// Deserializes `value` as a `T`, naming the key under `prefix` in any error.
@@ -159,8 +189,15 @@ fn build(value: toml::Value) -> Result<SdkConfig, ConfigError> {
     let mut sdk = table(root.remove("sdk"), "sdk")?;
     let mut defaults = table(root.remove("defaults"), "defaults")?;
     let services = table(root.remove("services"), "services")?;
+    let messaging = table(root.remove("messaging"), "messaging")?;
     reference_settings(&mut root, &mut defaults, &mut sdk)?;
     let mut config = SdkConfig::new();
+    if !messaging.is_empty() {
+        config
+            .extensions
+            .sections
+            .insert("messaging".to_owned(), messaging);
+    }
     apply_sdk(&mut config, section(sdk.into(), "sdk")?)?;
     flat_keys(&mut defaults, "defaults")?;
     config.defaults = section(defaults.clone().into(), "defaults")?;
@@ -308,7 +345,7 @@ fn reference_settings(
     if let Some(key) = root.keys().next() {
         return Err(ConfigError::invalid(
             key.as_str(),
-            "unknown section; expected `sdk`, `defaults` or `services`",
+            "unknown section; expected `sdk`, `defaults`, `services` or `messaging`",
         ));
     }
     Ok(())

@@ -9,7 +9,7 @@
 //! services.toml: services.orders.retry.max_attempts: must be at least 1 (0 would never call the service)
 //! ```
 
-pub(crate) mod de;
+pub mod de;
 mod env;
 mod file;
 pub mod units;
@@ -57,6 +57,20 @@ pub struct SdkConfig {
     /// Record call and breaker metrics (default true; with no recorder installed they cost
     /// a check of an empty handle).
     pub metrics: bool,
+    /// The file's sections for the crates beside the SDK (`[messaging.NAME]`), read with
+    /// [`extension`](Self::extension).
+    extensions: Extensions,
+}
+
+/// Sections of a config file the SDK keeps for the crates beside it, with what is needed
+/// to report their mistakes as its own are (file, key, no value from the environment).
+#[derive(Clone, Default)]
+pub(crate) struct Extensions {
+    /// `messaging` → its `[messaging.NAME]` tables, `${VAR}` already substituted.
+    pub(crate) sections: BTreeMap<String, toml::Table>,
+    pub(crate) file: Option<PathBuf>,
+    /// Values the environment supplied (never printed in an error).
+    pub(crate) supplied: std::sync::Arc<[(String, String)]>,
 }
 
 impl Default for SdkConfig {
@@ -72,6 +86,7 @@ impl Default for SdkConfig {
             sensitive_headers: Vec::new(),
             service_discovery: true,
             metrics: true,
+            extensions: Extensions::default(),
         }
     }
 }
@@ -162,6 +177,10 @@ impl std::fmt::Debug for SdkConfig {
             .field("sensitive_headers", &self.sensitive_headers)
             .field("service_discovery", &self.service_discovery)
             .field("metrics", &self.metrics)
+            .field(
+                "extensions",
+                &self.extensions.sections.keys().collect::<Vec<_>>(),
+            )
             .finish()
     }
 }
@@ -185,6 +204,32 @@ impl SdkConfig {
     /// Parses TOML text (`${VAR}` resolved from the process environment).
     pub fn from_toml_str(text: &str) -> Result<Self, ConfigError> {
         file::parse(text, None, &|name| std::env::var(name).ok())
+    }
+
+    /// The `[section.NAME]` tables of a section the SDK keeps for a crate beside it (today
+    /// `messaging`, read by `sdk-messaging`), each deserialized as a `T`. `${VAR}` is
+    /// substituted as everywhere; an error names the file and the key
+    /// (`messaging.orders.url`) and never repeats a value the environment supplied. A file
+    /// without the section gives an empty map.
+    ///
+    /// ```
+    /// #[derive(serde::Deserialize)]
+    /// struct Connection {
+    ///     url: String,
+    /// }
+    ///
+    /// let config = sdk::SdkConfig::from_toml_str(
+    ///     "[messaging.events]\nurl = \"${NATS_URL:nats://127.0.0.1:4222}\"",
+    /// )?;
+    /// let connections = config.extension::<Connection>("messaging")?;
+    /// assert_eq!(connections["events"].url, "nats://127.0.0.1:4222");
+    /// # Ok::<(), sdk::ConfigError>(())
+    /// ```
+    pub fn extension<T: serde::de::DeserializeOwned>(
+        &self,
+        section: &str,
+    ) -> Result<BTreeMap<String, T>, ConfigError> {
+        file::extension(&self.extensions, section)
     }
 
     /// The settings of `service`: its own section, or the defaults.

@@ -1,0 +1,196 @@
+//! The seam between the SDK and a broker: [`Broker`], and [`BrokerService`], which puts a
+//! broker at the bottom of the SDK's HTTP pipeline.
+//!
+//! A `send` or `emit` is a call through the same pipeline an HTTP call takes (deadline,
+//! retries with the service's budget, a breaker per pattern, metrics, `on_call`, tracing
+//! with a `traceparent`), whose last stage is not an HTTP client but a broker: the call's
+//! method says which (`SEND` is request/reply, `EMIT` a confirmed publish), its path is the
+//! pattern, its headers and body are the message's. So messaging has no retry loop, breaker
+//! or outcome classification of its own: a broker's failures are reported as the
+//! pipeline's own kinds ([`TransportError`] with `connect = true` when nothing could be
+//! sent, `NoInstances(NoResponder)` when nothing listens), and the pipeline's one
+//! classification decides what is retried.
+
+use std::{
+    fmt,
+    future::Future,
+    pin::Pin,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use bytes::Bytes;
+use futures_util::stream::BoxStream;
+use http::{Method, StatusCode};
+use sdk::{
+    balance::{NoInstanceReason, NoInstances},
+    transport::{HttpRequest, HttpResponse, TransportError},
+    BoxError,
+};
+
+use crate::{envelope::Kind, Envelope, Pattern, Reply};
+
+/// A boxed future, as the broker trait returns them.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// A message broker: what a transport (NATS, RabbitMQ, Redis) implements.
+///
+/// Errors say what happened in the pipeline's terms: `TransportError::new(true, ..)` when
+/// the message could not be handed to the broker (not connected: nothing was sent, so it
+/// is safe to retry), `TransportError::new(false, ..)` when it may have been,
+/// [`no_responder`] when nothing listens for a request's pattern.
+pub trait Broker: fmt::Debug + Send + Sync + 'static {
+    /// The transport's name (`nats`, `rabbitmq`, `redis`), for labels and logs.
+    fn name(&self) -> &'static str;
+
+    /// Sends a request and waits for one reply. It has no deadline of its own: the pipeline
+    /// drops the future when the call's time is up.
+    fn request(&self, message: Envelope) -> BoxFuture<Result<Reply, BoxError>>;
+
+    /// Publishes an event durably; resolves once the broker has confirmed it is stored.
+    fn publish(&self, message: Envelope) -> BoxFuture<Result<(), BoxError>>;
+
+    /// Starts delivering what `subscription` asks for. The stream ends only when the
+    /// broker is dropped; while the connection is down it waits.
+    fn subscribe(&self, subscription: Subscription) -> BoxFuture<Result<Deliveries, BoxError>>;
+
+    /// Whether the broker connection is up now.
+    fn is_connected(&self) -> bool;
+}
+
+/// The error for a request nothing listens for.
+pub fn no_responder() -> BoxError {
+    Box::new(NoInstances(NoInstanceReason::NoResponder))
+}
+
+/// The error for a message that could not be handed to the broker (nothing was sent).
+pub fn not_connected(why: impl Into<BoxError>) -> BoxError {
+    Box::new(TransportError::new(true, why))
+}
+
+/// The error for a message that may have reached the broker.
+pub fn broken(why: impl Into<BoxError>) -> BoxError {
+    Box::new(TransportError::new(false, why))
+}
+
+/// What a server consumes: one handler's pattern, for one group of consumers (a service:
+/// its instances share the work, each message going to one of them).
+#[derive(Clone, Debug)]
+pub struct Subscription {
+    /// The consumer group: the service's name.
+    pub group: String,
+    /// The handler's pattern (wildcards allowed).
+    pub pattern: Pattern,
+    /// Requests or events.
+    pub kind: Kind,
+    /// How many messages may be delivered and not yet settled (events).
+    pub prefetch: usize,
+}
+
+/// The deliveries of a subscription.
+pub type Deliveries = BoxStream<'static, Delivery>;
+
+/// One delivered message, to be settled once handled.
+pub struct Delivery {
+    /// The message.
+    pub message: Envelope,
+    /// Which delivery of it this is, from 1 (redeliveries count up).
+    pub attempt: u32,
+    /// Where a reply goes (requests).
+    pub reply_to: Option<String>,
+    /// How to settle it.
+    pub settle: Box<dyn Settle>,
+}
+
+impl fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Delivery")
+            .field("pattern", &self.message.pattern)
+            .field("id", &self.message.id())
+            .field("attempt", &self.attempt)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Settles a delivery with the broker.
+pub trait Settle: Send + Sync {
+    /// Answers a request (and settles it).
+    fn reply(self: Box<Self>, reply: Reply) -> BoxFuture<Result<(), BoxError>>;
+    /// The message is handled: the broker may forget it.
+    fn ack(self: Box<Self>) -> BoxFuture<Result<(), BoxError>>;
+    /// Deliver it again after `delay` (the handler failed).
+    fn retry(self: Box<Self>, delay: Duration) -> BoxFuture<Result<(), BoxError>>;
+    /// Give up on it: keep it among the dead letters with `reason`, then forget it here.
+    fn dead_letter(self: Box<Self>, reason: String) -> BoxFuture<Result<(), BoxError>>;
+}
+
+/// The methods a message call travels with.
+pub(crate) fn send_method() -> Method {
+    // A valid token, so this cannot fail; GET would be a mistake nobody could see.
+    Method::from_bytes(b"SEND").unwrap_or(Method::POST)
+}
+
+pub(crate) fn emit_method() -> Method {
+    Method::from_bytes(b"EMIT").unwrap_or(Method::PUT)
+}
+
+/// A broker as the SDK pipeline's transport: `SEND /pattern` is a request, `EMIT /pattern`
+/// a publish answered `202 Accepted` once confirmed.
+#[derive(Clone, Debug)]
+pub struct BrokerService {
+    broker: Arc<dyn Broker>,
+}
+
+impl BrokerService {
+    /// The transport over `broker`.
+    pub fn new(broker: Arc<dyn Broker>) -> Self {
+        BrokerService { broker }
+    }
+}
+
+impl tower::Service<HttpRequest> for BrokerService {
+    type Response = HttpResponse;
+    type Error = BoxError;
+    type Future = BoxFuture<Result<HttpResponse, BoxError>>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: HttpRequest) -> Self::Future {
+        let broker = self.broker.clone();
+        Box::pin(async move {
+            let (parts, payload) = request.into_parts();
+            let name = parts.uri.path().trim_start_matches('/');
+            let pattern = Pattern::message(name).map_err(|e| Box::new(e) as BoxError)?;
+            let mut headers = parts.headers;
+            // The HTTP client's own headers say nothing to a message's handler.
+            headers.remove(http::header::USER_AGENT);
+            headers.remove(http::header::HOST);
+            headers.remove(http::header::ACCEPT_ENCODING);
+            let message = Envelope {
+                pattern,
+                headers,
+                payload,
+            };
+            if parts.method == emit_method() {
+                broker.publish(message).await?;
+                return Ok(response(
+                    StatusCode::ACCEPTED,
+                    http::HeaderMap::new(),
+                    Bytes::new(),
+                ));
+            }
+            let reply = broker.request(message).await?;
+            Ok(response(reply.status, reply.headers, reply.payload))
+        })
+    }
+}
+
+fn response(status: StatusCode, headers: http::HeaderMap, body: Bytes) -> HttpResponse {
+    let mut response = http::Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}

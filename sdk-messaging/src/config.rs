@@ -1,0 +1,177 @@
+//! A messaging connection's settings: `[messaging.NAME]` in the SDK's config file.
+//!
+//! ```toml
+//! [messaging.events]
+//! transport = "nats"                                   # nats (rabbitmq and redis to come)
+//! url = "${NATS_URL:nats://127.0.0.1:4222}"            # credentials in it are never printed
+//! timeout = "10s"                                      # deadline of a send or emit, retries included
+//!
+//! [messaging.events.retry]                             # the SDK's retry settings and budget
+//! max_attempts = 3
+//!
+//! [messaging.events.circuit_breaker]                   # one breaker per pattern
+//! failure_threshold = 5
+//!
+//! [messaging.events.nats]                              # NATS only; these are the defaults
+//! stream = "SDK_EVENTS"                                # JetStream stream of emitted events...
+//! subject_prefix = "events"                            # ...on subjects `events.<pattern>`
+//! dead_letter_stream = "SDK_DEAD"                      # messages given up on...
+//! dead_letter_prefix = "dead"                          # ...on `dead.<pattern>`
+//! ```
+
+use std::{fmt, time::Duration};
+
+use sdk::{circuit_breaker::BreakerConfig, config::de, retry::RetryConfig};
+
+/// Which broker a connection talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum TransportKind {
+    /// NATS: core request/reply for `send`, JetStream for `emit` (feature `nats`).
+    Nats,
+}
+
+/// One messaging connection's settings.
+#[derive(Clone, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[non_exhaustive]
+pub struct MessagingConfig {
+    /// The broker.
+    pub transport: TransportKind,
+    /// Where it is (`nats://host:4222`); may hold credentials, which are never printed.
+    pub url: String,
+    /// The deadline of one `send` or `emit`, retries included (default 10 s).
+    #[serde(default = "default_timeout", deserialize_with = "de::duration")]
+    pub timeout: Duration,
+    /// Retries and their budget (the SDK's settings; default 3 attempts).
+    #[serde(default)]
+    pub retry: RetryConfig,
+    /// The breaker of each pattern (the SDK's settings).
+    #[serde(default)]
+    pub circuit_breaker: BreakerConfig,
+    /// NATS settings.
+    #[serde(default)]
+    pub nats: NatsSettings,
+}
+
+fn default_timeout() -> Duration {
+    Duration::from_secs(10)
+}
+
+impl MessagingConfig {
+    /// A connection to `transport` at `url`, with the defaults.
+    pub fn new(transport: TransportKind, url: impl Into<String>) -> Self {
+        MessagingConfig {
+            transport,
+            url: url.into(),
+            timeout: default_timeout(),
+            retry: RetryConfig::default(),
+            circuit_breaker: BreakerConfig::default(),
+            nats: NatsSettings::default(),
+        }
+    }
+
+    /// Sets the deadline of one `send` or `emit` (default 10 s).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets the retry settings (default: the SDK's).
+    #[must_use]
+    pub fn retry(mut self, retry: RetryConfig) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Sets the breaker of each pattern (default: the SDK's).
+    #[must_use]
+    pub fn circuit_breaker(mut self, breaker: BreakerConfig) -> Self {
+        self.circuit_breaker = breaker;
+        self
+    }
+
+    /// Sets the NATS settings.
+    #[must_use]
+    pub fn nats(mut self, nats: NatsSettings) -> Self {
+        self.nats = nats;
+        self
+    }
+}
+
+impl fmt::Debug for MessagingConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MessagingConfig")
+            .field("transport", &self.transport)
+            .field("url", &sdk::registry::redact_url(&self.url))
+            .field("timeout", &self.timeout)
+            .field("retry", &self.retry)
+            .field("circuit_breaker", &self.circuit_breaker)
+            .field("nats", &self.nats)
+            .finish()
+    }
+}
+
+/// Where NATS keeps events and dead letters.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct NatsSettings {
+    /// The JetStream stream of emitted events (default `SDK_EVENTS`).
+    pub stream: String,
+    /// Events go to `<subject_prefix>.<pattern>` (default `events`).
+    pub subject_prefix: String,
+    /// The stream of dead letters (default `SDK_DEAD`).
+    pub dead_letter_stream: String,
+    /// Dead letters go to `<dead_letter_prefix>.<pattern>` (default `dead`).
+    pub dead_letter_prefix: String,
+    /// How long a delivered event may stay unsettled before it is delivered again
+    /// (default 30 s): longer than a handler runs.
+    #[serde(deserialize_with = "de::duration")]
+    pub ack_wait: Duration,
+}
+
+impl Default for NatsSettings {
+    fn default() -> Self {
+        NatsSettings {
+            stream: "SDK_EVENTS".into(),
+            subject_prefix: "events".into(),
+            dead_letter_stream: "SDK_DEAD".into(),
+            dead_letter_prefix: "dead".into(),
+            ack_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+impl NatsSettings {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Events in `stream`, on subjects `<prefix>.<pattern>`; dead letters in `dead_stream`
+    /// on `<dead_prefix>.<pattern>` (tests give each run its own).
+    #[must_use]
+    pub fn streams(
+        mut self,
+        stream: &str,
+        prefix: &str,
+        dead_stream: &str,
+        dead_prefix: &str,
+    ) -> Self {
+        self.stream = stream.into();
+        self.subject_prefix = prefix.into();
+        self.dead_letter_stream = dead_stream.into();
+        self.dead_letter_prefix = dead_prefix.into();
+        self
+    }
+
+    /// How long a delivered event may stay unsettled (default 30 s).
+    #[must_use]
+    pub fn ack_wait(mut self, ack_wait: Duration) -> Self {
+        self.ack_wait = ack_wait;
+        self
+    }
+}

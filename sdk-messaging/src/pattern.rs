@@ -1,0 +1,259 @@
+//! Message patterns: dot-separated tokens (`user.create`, `order.placed`), and for handlers
+//! the wildcards of AMQP topics: `*` is exactly one token (`order.*` matches `order.placed`,
+//! not `order.eu.placed`), `#` as the last token is any number of them, none included
+//! (`order.#` matches `order`, `order.placed` and `order.eu.placed`).
+//!
+//! One rule, checked here, for every transport: a token is 1 to 64 letters, digits, `-` or
+//! `_`; a pattern is 1 to 16 tokens (at most 255 bytes). A message is sent to a concrete
+//! pattern (no wildcard); a handler may listen on a wildcard one. When several of a
+//! server's handlers match a message, the most specific one takes it (literal tokens before
+//! `*`, `*` before `#`, from the left), so a message is handled once.
+//!
+//! ```
+//! use sdk_messaging::Pattern;
+//!
+//! let any_order = Pattern::handler("order.*")?;
+//! assert!(any_order.matches("order.placed"));
+//! assert!(!any_order.matches("order.eu.placed"));
+//! assert!(Pattern::handler("order.#")?.matches("order"));
+//! assert!(Pattern::message("order.*").is_err(), "a message goes to one pattern");
+//! assert!(Pattern::handler("order..placed").is_err());
+//! # Ok::<(), sdk_messaging::PatternError>(())
+//! ```
+
+use std::{cmp::Ordering, fmt, sync::Arc};
+
+/// A checked pattern (see the module docs).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Pattern(Arc<str>);
+
+/// Why a pattern was refused.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("`{pattern}` is not a message pattern: {reason}")]
+pub struct PatternError {
+    /// The pattern as given (cut to 64 characters).
+    pub pattern: String,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+const MAX_TOKENS: usize = 16;
+const MAX_TOKEN: usize = 64;
+const MAX_LEN: usize = 255;
+
+impl Pattern {
+    /// A pattern a message is sent to: no wildcard.
+    pub fn message(pattern: &str) -> Result<Pattern, PatternError> {
+        let checked = Self::check(pattern)?;
+        if checked.has_wildcard() {
+            return Err(error(
+                pattern,
+                "a message is sent to one pattern; wildcards (`*`, `#`) are for handlers",
+            ));
+        }
+        Ok(checked)
+    }
+
+    /// A pattern a handler listens on: `*` for one token, a last `#` for any number.
+    pub fn handler(pattern: &str) -> Result<Pattern, PatternError> {
+        Self::check(pattern)
+    }
+
+    fn check(pattern: &str) -> Result<Pattern, PatternError> {
+        if pattern.is_empty() || pattern.len() > MAX_LEN {
+            return Err(error(pattern, "it must be 1 to 255 bytes"));
+        }
+        let tokens: Vec<&str> = pattern.split('.').collect();
+        if tokens.len() > MAX_TOKENS {
+            return Err(error(pattern, "it has more than 16 tokens"));
+        }
+        for (i, token) in tokens.iter().enumerate() {
+            match *token {
+                "*" => {}
+                "#" if i + 1 == tokens.len() => {}
+                "#" => return Err(error(pattern, "`#` may only be the last token")),
+                "" => {
+                    return Err(error(
+                        pattern,
+                        "it has an empty token (`..`, or a `.` at an end)",
+                    ))
+                }
+                t if t.len() > MAX_TOKEN => {
+                    return Err(error(pattern, "a token is longer than 64 bytes"))
+                }
+                t if !t
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+                {
+                    return Err(error(
+                        pattern,
+                        "tokens are letters, digits, `-` and `_`, separated by `.`",
+                    ))
+                }
+                _ => {}
+            }
+        }
+        Ok(Pattern(pattern.into()))
+    }
+
+    /// The pattern as written.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether it has a `*` or `#`.
+    pub fn has_wildcard(&self) -> bool {
+        self.tokens().any(|t| t == "*" || t == "#")
+    }
+
+    fn tokens(&self) -> std::str::Split<'_, char> {
+        self.0.split('.')
+    }
+
+    /// Whether a message sent to `subject` (a concrete pattern) is for this one.
+    pub fn matches(&self, subject: &str) -> bool {
+        let mut subject = subject.split('.');
+        for token in self.tokens() {
+            match token {
+                "#" => return true,
+                "*" => {
+                    if subject.next().is_none() {
+                        return false;
+                    }
+                }
+                literal => {
+                    if subject.next() != Some(literal) {
+                        return false;
+                    }
+                }
+            }
+        }
+        subject.next().is_none()
+    }
+
+    /// Orders by specificity, most specific first: literal tokens before `*` before `#`,
+    /// from the left; then the longer pattern first.
+    pub fn specificity(&self, other: &Pattern) -> Ordering {
+        fn rank(token: &str) -> u8 {
+            match token {
+                "#" => 2,
+                "*" => 1,
+                _ => 0,
+            }
+        }
+        let (mut a, mut b) = (self.tokens(), other.tokens());
+        loop {
+            match (a.next(), b.next()) {
+                (Some(x), Some(y)) => match rank(x).cmp(&rank(y)) {
+                    Ordering::Equal => continue,
+                    unequal => return unequal,
+                },
+                (Some(_), None) => return Ordering::Less,
+                (None, Some(_)) => return Ordering::Greater,
+                (None, None) => return Ordering::Equal,
+            }
+        }
+    }
+
+    /// The NATS subjects that carry this pattern's messages under `prefix` (`*` is NATS's
+    /// `*`; a last `#` is the pattern without it plus `>`, since NATS's `>` needs a token).
+    pub(crate) fn nats_subjects(&self, prefix: &str) -> Vec<String> {
+        let join = |body: &str| match (prefix.is_empty(), body.is_empty()) {
+            (true, _) => body.to_owned(),
+            (false, true) => prefix.to_owned(),
+            (false, false) => format!("{prefix}.{body}"),
+        };
+        match self.0.strip_suffix('#') {
+            Some(stem) => {
+                let stem = stem.trim_end_matches('.');
+                let any = if stem.is_empty() {
+                    ">".to_owned()
+                } else {
+                    format!("{stem}.>")
+                };
+                let mut subjects = vec![join(&any)];
+                if !stem.is_empty() {
+                    subjects.push(join(stem));
+                }
+                subjects
+            }
+            None => vec![join(&self.0)],
+        }
+    }
+}
+
+fn error(pattern: &str, reason: &'static str) -> PatternError {
+    PatternError {
+        pattern: pattern.chars().take(64).collect(),
+        reason,
+    }
+}
+
+impl fmt::Display for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", &*self.0)
+    }
+}
+
+/// The most specific of `patterns` that matches `subject`, if any.
+pub(crate) fn best<'a>(
+    patterns: impl IntoIterator<Item = &'a Pattern>,
+    subject: &str,
+) -> Option<&'a Pattern> {
+    patterns
+        .into_iter()
+        .filter(|p| p.matches(subject))
+        .min_by(|a, b| a.specificity(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Pattern {
+        Pattern::handler(s).expect("valid")
+    }
+
+    #[test]
+    fn wildcards_match_as_amqp_topics_do() {
+        assert!(p("a.b").matches("a.b"));
+        assert!(!p("a.b").matches("a.b.c"));
+        assert!(p("a.*").matches("a.b") && !p("a.*").matches("a") && !p("a.*").matches("a.b.c"));
+        assert!(p("a.#").matches("a") && p("a.#").matches("a.b.c"));
+        assert!(p("#").matches("anything.at.all"));
+        assert!(p("*.created").matches("user.created") && !p("*.created").matches("user.updated"));
+    }
+
+    #[test]
+    fn the_most_specific_handler_wins() {
+        let handlers = [p("order.#"), p("order.*"), p("order.placed"), p("#")];
+        assert_eq!(best(&handlers, "order.placed"), Some(&handlers[2]));
+        assert_eq!(best(&handlers, "order.shipped"), Some(&handlers[1]));
+        assert_eq!(best(&handlers, "order.eu.placed"), Some(&handlers[0]));
+        assert_eq!(best(&handlers, "user.created"), Some(&handlers[3]));
+    }
+
+    #[test]
+    fn mistakes_are_refused() {
+        for bad in ["", "a..b", ".a", "a.", "a.#.b", "a b", "a/b", "ä"] {
+            assert!(Pattern::handler(bad).is_err(), "{bad:?}");
+        }
+        assert!(Pattern::message("a.*").is_err());
+        assert!(Pattern::handler(&["a"; 16].join(".")).is_ok());
+        assert!(Pattern::handler(&["a"; 17].join(".")).is_err());
+    }
+
+    #[test]
+    fn nats_subjects_cover_the_pattern() {
+        assert_eq!(p("a.*").nats_subjects(""), ["a.*"]);
+        assert_eq!(p("a.#").nats_subjects("events"), ["events.a.>", "events.a"]);
+        assert_eq!(p("#").nats_subjects("events"), ["events.>"]);
+        assert_eq!(p("a.b").nats_subjects("events"), ["events.a.b"]);
+    }
+}

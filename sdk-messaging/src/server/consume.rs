@@ -1,0 +1,181 @@
+//! One handler's consumer: takes deliveries, runs the handler at most `prefetch` at a time,
+//! and settles each one by what came of it.
+
+use std::{sync::Arc, time::Duration};
+
+use futures_util::StreamExt;
+use sdk::retry::Backoff as _;
+use tokio::sync::{watch, Semaphore};
+use tracing::Instrument;
+
+use super::{
+    handler::{failure_reason, failure_status, ErasedHandler, Handled},
+    ServerOptions,
+};
+use crate::{
+    broker::{Deliveries, Delivery},
+    envelope::Kind,
+    pattern,
+    telemetry::HandlerMetrics,
+    MessageContext, Pattern, Reply,
+};
+
+/// One handler of a server, and what it needs to settle its deliveries.
+pub(super) struct Worker {
+    pub(super) group: Arc<str>,
+    pub(super) pattern: Pattern,
+    pub(super) kind: Kind,
+    pub(super) handler: ErasedHandler,
+    /// The server's patterns of the same kind: a message goes to the most specific.
+    pub(super) siblings: Arc<[Pattern]>,
+    pub(super) options: Arc<ServerOptions>,
+    /// Ids of events handled here lately: a redelivery of one is settled, not handled again.
+    pub(super) seen: moka::sync::Cache<String, ()>,
+    /// Bounds the handlers in flight; shutdown waits for all its permits.
+    pub(super) permits: Arc<Semaphore>,
+    pub(super) metrics: HandlerMetrics,
+}
+
+impl Worker {
+    /// Takes deliveries until `stop` says so or the stream ends.
+    pub(super) async fn run(
+        self: Arc<Self>,
+        mut deliveries: Deliveries,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        loop {
+            let permit = tokio::select! {
+                _ = stop.wait_for(|stop| *stop) => return,
+                permit = self.permits.clone().acquire_owned() => match permit {
+                    Ok(permit) => permit,
+                    Err(_) => return,
+                },
+            };
+            let delivery = tokio::select! {
+                _ = stop.wait_for(|stop| *stop) => return,
+                next = deliveries.next() => match next {
+                    Some(delivery) => delivery,
+                    None => return,
+                },
+            };
+            let worker = self.clone();
+            tokio::spawn(async move {
+                worker.handle(delivery).await;
+                drop(permit);
+            });
+        }
+    }
+
+    async fn handle(&self, delivery: Delivery) {
+        let Delivery {
+            message,
+            attempt,
+            reply_to,
+            settle,
+        } = delivery;
+        let subject = message.pattern.clone();
+        if pattern::best(self.siblings.iter(), subject.as_str()) != Some(&self.pattern) {
+            // A more specific handler of this server takes it (its own subscription has it).
+            let _ = settle.ack().await;
+            return;
+        }
+        let id = message.id().to_owned();
+        if self.kind == Kind::Event && !id.is_empty() && self.seen.contains_key(&id) {
+            self.metrics.record("duplicate", None);
+            if let Err(e) = settle.ack().await {
+                tracing::warn!(pattern = %self.pattern, error = %e, "could not settle a duplicate");
+            }
+            return;
+        }
+        let context = MessageContext {
+            pattern: self.pattern.clone(),
+            subject: subject.clone(),
+            message_id: id.clone(),
+            correlation_id: message.correlation_id().to_owned(),
+            reply_to,
+            urgency: message.urgency(),
+            headers: message.headers,
+            attempt,
+        };
+        let correlation = context.correlation_id.clone();
+        let span = tracing::info_span!("message", group = %self.group, pattern = %self.pattern,
+            subject = %subject, id = %id, attempt);
+        let started = tokio::time::Instant::now();
+        let handled = (self.handler)(message.payload, context)
+            .instrument(span.clone())
+            .await;
+        let elapsed = started.elapsed();
+        let settled = match self.kind {
+            Kind::Request => self.answer(settle, handled, &correlation, elapsed).await,
+            Kind::Event => {
+                self.settle_event(settle, handled, &id, attempt, elapsed)
+                    .await
+            }
+        };
+        if let Err(e) = settled {
+            span.in_scope(|| tracing::warn!(error = %e, "could not settle the message"));
+        }
+    }
+
+    async fn answer(
+        &self,
+        settle: Box<dyn crate::broker::Settle>,
+        handled: Handled,
+        correlation: &str,
+        elapsed: Duration,
+    ) -> Result<(), sdk::BoxError> {
+        let status = failure_status(&handled);
+        let (outcome, payload) = match handled {
+            Handled::Done(json) => ("ok", json),
+            Handled::Undecodable(reason) => ("undecodable", error_body(&reason)),
+            Handled::Failed(e) => ("failed", error_body(&failure_reason(&e))),
+        };
+        self.metrics.record(outcome, Some(elapsed));
+        settle.reply(Reply::new(status, correlation, payload)).await
+    }
+
+    async fn settle_event(
+        &self,
+        settle: Box<dyn crate::broker::Settle>,
+        handled: Handled,
+        id: &str,
+        attempt: u32,
+        elapsed: Duration,
+    ) -> Result<(), sdk::BoxError> {
+        let record = |outcome| self.metrics.record(outcome, Some(elapsed));
+        match handled {
+            Handled::Done(_) => {
+                record("ok");
+                settle.ack().await?;
+                if !id.is_empty() {
+                    self.seen.insert(id.to_owned(), ());
+                }
+                Ok(())
+            }
+            Handled::Undecodable(reason) => {
+                record("dead_letter");
+                tracing::warn!(pattern = %self.pattern, %reason, "dead-lettering an undecodable message");
+                settle.dead_letter(reason).await
+            }
+            Handled::Failed(e) if !e.is_retryable() || attempt >= self.options.max_attempts => {
+                record("dead_letter");
+                let reason = format!(
+                    "the handler failed (delivery {attempt}): {}",
+                    failure_reason(&e)
+                );
+                tracing::warn!(pattern = %self.pattern, %reason, "dead-lettering a message");
+                settle.dead_letter(reason).await
+            }
+            Handled::Failed(e) => {
+                record("retried");
+                let delay = self.options.backoff.delay(attempt);
+                tracing::debug!(pattern = %self.pattern, error = %e, ?delay, "handler failed; delivering again");
+                settle.retry(delay).await
+            }
+        }
+    }
+}
+
+fn error_body(reason: &str) -> bytes::Bytes {
+    bytes::Bytes::from(serde_json::json!({ "error": reason }).to_string())
+}
