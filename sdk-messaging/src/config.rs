@@ -47,8 +47,9 @@ pub struct MessagingConfig {
     /// Retries and their budget (the SDK's settings; default 3 attempts).
     #[serde(default)]
     pub retry: RetryConfig,
-    /// The breaker of each pattern (the SDK's settings).
-    #[serde(default)]
+    /// The breaker of each pattern (the SDK's settings, open 5 s rather than 60: a broker
+    /// that restarts is back in seconds).
+    #[serde(default = "default_breaker")]
     pub circuit_breaker: BreakerConfig,
     /// NATS settings.
     #[serde(default)]
@@ -59,6 +60,10 @@ fn default_timeout() -> Duration {
     Duration::from_secs(10)
 }
 
+fn default_breaker() -> BreakerConfig {
+    BreakerConfig::new().open_duration(Duration::from_secs(5))
+}
+
 impl MessagingConfig {
     /// A connection to `transport` at `url`, with the defaults.
     pub fn new(transport: TransportKind, url: impl Into<String>) -> Self {
@@ -67,7 +72,7 @@ impl MessagingConfig {
             url: url.into(),
             timeout: default_timeout(),
             retry: RetryConfig::default(),
-            circuit_breaker: BreakerConfig::default(),
+            circuit_breaker: default_breaker(),
             nats: NatsSettings::default(),
         }
     }
@@ -86,7 +91,7 @@ impl MessagingConfig {
         self
     }
 
-    /// Sets the breaker of each pattern (default: the SDK's).
+    /// Sets the breaker of each pattern (default: the SDK's, open 5 s).
     #[must_use]
     pub fn circuit_breaker(mut self, breaker: BreakerConfig) -> Self {
         self.circuit_breaker = breaker;
