@@ -13,6 +13,7 @@ mod ctxt;
 mod duration;
 mod expand;
 mod fallback;
+mod message;
 mod valid;
 
 use proc_macro::TokenStream;
@@ -48,6 +49,23 @@ pub fn service_interface(args: TokenStream, input: TokenStream) -> TokenStream {
     }
 }
 
+/// Turns a trait of message patterns into a contract: generates `<Trait>Client` (sends
+/// each method's message over a messaging connection) and `<Trait>Handlers` (registers an
+/// implementation of the trait on a message server). Re-exported by `sdk-messaging`, whose
+/// documentation has the examples.
+#[proc_macro_attribute]
+pub fn message_interface(args: TokenStream, input: TokenStream) -> TokenStream {
+    match syn::parse::<syn::ItemTrait>(input) {
+        Ok(item) => message::expand(args.into(), item).into(),
+        Err(_) => syn::Error::new(
+            proc_macro2::Span::call_site(),
+            "#[message_interface] goes on a trait: `pub trait Users { ... }`",
+        )
+        .to_compile_error()
+        .into(),
+    }
+}
+
 macro_rules! method_attribute {
     ($(#[doc = $doc:literal] $name:ident),* $(,)?) => {
         $(
@@ -57,7 +75,7 @@ macro_rules! method_attribute {
             #[proc_macro_attribute]
             pub fn $name(_args: TokenStream, input: TokenStream) -> TokenStream {
                 let message = concat!(
-                    "#[", stringify!($name), "] belongs on a method of a #[service_interface] trait"
+                    "#[", stringify!($name), "] belongs on a method of a #[service_interface] or #[message_interface] trait"
                 );
                 let mut out: TokenStream =
                     syn::Error::new(proc_macro2::Span::call_site(), message).to_compile_error().into();
@@ -83,4 +101,8 @@ method_attribute! {
     idempotent,
     /// `#[fallback(path::to::function)]`: what the method answers when the call fails (`on = [...]` to choose).
     fallback,
+    /// `#[message_pattern("user.create")]`: a request this method sends (and its handler answers).
+    message_pattern,
+    /// `#[event_pattern("user.created")]`: an event this method emits (and its handler handles).
+    event_pattern,
 }

@@ -27,7 +27,24 @@ pub struct MessageContext {
     pub attempt: u32,
 }
 
+tokio::task_local! {
+    /// The context of the message the current task is handling.
+    static CURRENT: MessageContext;
+}
+
 impl MessageContext {
+    /// The context of the message being handled, inside a handler (also one a
+    /// `#[message_interface]` implementation's method is called for, which has no context
+    /// argument); `None` elsewhere.
+    pub fn current() -> Option<MessageContext> {
+        CURRENT.try_with(Clone::clone).ok()
+    }
+
+    /// Runs `future` with `self` as the current context.
+    pub(crate) async fn scope<F: std::future::Future>(self, future: F) -> F::Output {
+        CURRENT.scope(self, future).await
+    }
+
     /// Whether the message was delivered before (and not settled).
     pub fn redelivered(&self) -> bool {
         self.attempt > 1

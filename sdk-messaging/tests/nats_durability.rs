@@ -56,23 +56,35 @@ impl NatsProcess {
     /// Stops it as an operator would (SIGTERM) and waits for it to exit.
     async fn stop(mut self) {
         if let Some(pid) = self.child.id() {
-            let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status().await;
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status()
+                .await;
         }
         let _ = tokio::time::timeout(Duration::from_secs(10), self.child.wait()).await;
     }
 }
 
 fn nats_server() -> PathBuf {
-    ["/usr/sbin/nats-server", "/usr/bin/nats-server", "/usr/local/bin/nats-server"]
-        .iter()
-        .map(PathBuf::from)
-        .find(|p| p.exists())
-        .unwrap_or_else(|| PathBuf::from("nats-server"))
+    [
+        "/usr/sbin/nats-server",
+        "/usr/bin/nats-server",
+        "/usr/local/bin/nats-server",
+    ]
+    .iter()
+    .map(PathBuf::from)
+    .find(|p| p.exists())
+    .unwrap_or_else(|| PathBuf::from("nats-server"))
 }
 
 fn settings(id: &str) -> NatsSettings {
     NatsSettings::new()
-        .streams(&format!("DUR_{id}"), &format!("ev{id}"), &format!("DUR_DEAD_{id}"), &format!("dead{id}"))
+        .streams(
+            &format!("DUR_{id}"),
+            &format!("ev{id}"),
+            &format!("DUR_DEAD_{id}"),
+            &format!("dead{id}"),
+        )
         .ack_wait(Duration::from_secs(2))
 }
 
@@ -91,7 +103,9 @@ async fn consumer_process() {
         parts.next().expect("file"),
     );
     let config = MessagingConfig::new(TransportKind::Nats, url).nats(settings(id));
-    let messaging = Messaging::connect("events", &config).await.expect("connect");
+    let messaging = Messaging::connect("events", &config)
+        .await
+        .expect("connect");
     let file = Arc::new(std::sync::Mutex::new(
         std::fs::OpenOptions::new()
             .create(true)
@@ -101,15 +115,18 @@ async fn consumer_process() {
     ));
     let _server = messaging
         .server("fulfilment")
-        .event_pattern(&format!("o{id}.order.placed"), move |event: serde_json::Value, _: MessageContext| {
-            let file = file.clone();
-            async move {
-                let n = event["n"].as_u64().unwrap_or(u64::MAX);
-                let mut file = file.lock().expect("lock");
-                writeln!(file, "{n}").expect("recorded");
-                Ok(())
-            }
-        })
+        .event_pattern(
+            &format!("o{id}.order.placed"),
+            move |event: serde_json::Value, _: MessageContext| {
+                let file = file.clone();
+                async move {
+                    let n = event["n"].as_u64().unwrap_or(u64::MAX);
+                    let mut file = file.lock().expect("lock");
+                    writeln!(file, "{n}").expect("recorded");
+                    Ok(())
+                }
+            },
+        )
         .start()
         .await
         .expect("started");
@@ -171,7 +188,9 @@ async fn zero_loss_through_a_broker_restart_and_a_killed_consumer() {
         .retry(retry)
         .circuit_breaker(BreakerConfig::new().enabled(false))
         .nats(settings(&id));
-    let messaging = Messaging::connect("events", &config).await.expect("connect");
+    let messaging = Messaging::connect("events", &config)
+        .await
+        .expect("connect");
     let mut consumer = start_consumer(&url, &id, &out).await;
 
     let acked = Arc::new(AtomicUsize::new(0));
@@ -199,11 +218,19 @@ async fn zero_loss_through_a_broker_restart_and_a_killed_consumer() {
             .await
     });
 
-    wait_until(|| acked.load(Ordering::Relaxed) >= 3_000, Duration::from_secs(60)).await;
+    wait_until(
+        || acked.load(Ordering::Relaxed) >= 3_000,
+        Duration::from_secs(60),
+    )
+    .await;
     nats.take().expect("running").stop().await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     nats = Some(NatsProcess::start(port, &dir.join("js")).await);
-    wait_until(|| acked.load(Ordering::Relaxed) >= 6_000, Duration::from_secs(60)).await;
+    wait_until(
+        || acked.load(Ordering::Relaxed) >= 6_000,
+        Duration::from_secs(60),
+    )
+    .await;
     consumer.start_kill().expect("kill -9 the consumer");
     let _ = consumer.wait().await;
     let mut consumer = start_consumer(&url, &id, &out).await;
@@ -247,7 +274,10 @@ async fn zero_loss_through_a_broker_restart_and_a_killed_consumer() {
 async fn wait_until(done: impl Fn() -> bool, limit: Duration) {
     let deadline = tokio::time::Instant::now() + limit;
     while !done() {
-        assert!(tokio::time::Instant::now() < deadline, "not done within {limit:?}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not done within {limit:?}"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }

@@ -45,7 +45,7 @@ where
                     ))
                 }
             };
-            match handler(value, context).await {
+            match context.clone().scope(handler(value, context)).await {
                 Ok(answer) => match serde_json::to_vec(&answer) {
                     Ok(json) => Handled::Done(Bytes::from(json)),
                     Err(e) => Handled::Failed(ServiceError::InvalidRequest {
