@@ -155,7 +155,12 @@ fn client_views(client: &syn::Ident, private: &TokenStream) -> TokenStream {
 /// The trait as users implement it: our attributes removed, each `async fn` declared as
 /// returning `impl Future + Send` so callers can spawn the futures.
 fn trait_with_send_futures(interface: &Interface) -> TokenStream {
-    let mut item = fallback::strip(interface.item.clone());
+    send_futures(fallback::strip(interface.item.clone()))
+}
+
+/// `item` with each `async fn` declared as returning `impl Future + Send` (for both
+/// interface macros).
+pub(crate) fn send_futures(mut item: syn::ItemTrait) -> TokenStream {
     for trait_item in &mut item.items {
         if let TraitItem::Fn(f) = trait_item {
             f.sig.asyncness = None;

@@ -254,7 +254,7 @@ fn strip(mut item: ItemTrait) -> ItemTrait {
 
 fn generate(krate: &syn::Path, item: &ItemTrait, methods: &[Method]) -> TokenStream {
     let private = quote!(#krate::__private);
-    let trait_item = send_futures(item);
+    let trait_item = crate::expand::send_futures(item.clone());
     let (vis, ident) = (&item.vis, &item.ident);
     let client = format_ident!("{}Client", ident);
     let handlers = format_ident!("{}Handlers", ident);
@@ -314,23 +314,6 @@ fn generate(krate: &syn::Path, item: &ItemTrait, methods: &[Method]) -> TokenStr
             }
         }
     }
-}
-
-/// The trait as users implement it: each `async fn` returning `impl Future + Send`.
-fn send_futures(item: &ItemTrait) -> TokenStream {
-    let mut item = item.clone();
-    for trait_item in &mut item.items {
-        if let TraitItem::Fn(f) = trait_item {
-            f.sig.asyncness = None;
-            if let ReturnType::Type(arrow, ty) = &f.sig.output {
-                let output: Type = syn::parse_quote! {
-                    impl ::core::future::Future<Output = #ty> + ::core::marker::Send
-                };
-                f.sig.output = ReturnType::Type(*arrow, Box::new(output));
-            }
-        }
-    }
-    quote!(#item)
 }
 
 fn client_method(method: &Method) -> TokenStream {
