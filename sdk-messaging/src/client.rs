@@ -40,11 +40,13 @@ use crate::{
 #[derive(Clone, Debug)]
 pub struct MessageClient {
     client: ServiceClient,
+    /// The connection's deadline, told to brokers that can expire a message (RabbitMQ).
+    timeout: Duration,
 }
 
 impl MessageClient {
-    pub(crate) fn new(client: ServiceClient) -> Self {
-        MessageClient { client }
+    pub(crate) fn new(client: ServiceClient, timeout: Duration) -> Self {
+        MessageClient { client, timeout }
     }
 
     /// The connection's name (the `service` label of its metrics).
@@ -71,6 +73,7 @@ impl MessageClient {
     pub fn message<T: Serialize + ?Sized>(&self, pattern: &str, payload: &T) -> MessageBuilder {
         let mut builder = MessageBuilder {
             client: self.client.clone(),
+            default_timeout: self.timeout,
             pattern: pattern.to_owned(),
             payload: serde_json::to_vec(payload).map_err(|e| e.to_string()),
             headers: http::HeaderMap::new(),
@@ -97,6 +100,7 @@ impl MessageClient {
 #[derive(Debug)]
 pub struct MessageBuilder {
     client: ServiceClient,
+    default_timeout: Duration,
     pattern: String,
     payload: Result<Vec<u8>, String>,
     headers: http::HeaderMap,
@@ -198,6 +202,11 @@ impl MessageBuilder {
             .map_err(|e| invalid(format!("the payload could not be serialized as JSON: {e}")))?;
         let id = new_id();
         let correlation = self.correlation_id.unwrap_or_else(new_id);
+        let timeout_ms = self
+            .timeout
+            .unwrap_or(self.default_timeout)
+            .as_millis()
+            .to_string();
         let mut request = self
             .client
             .request(method, &format!("/{}", self.pattern))
@@ -205,6 +214,7 @@ impl MessageBuilder {
             .header(headers::MESSAGE_ID, id.as_str())
             .header(headers::CORRELATION_ID, correlation.as_str())
             .header(headers::URGENCY, self.urgency.as_str())
+            .header(headers::TIMEOUT_MS, timeout_ms.as_str())
             .header(http::header::CONTENT_TYPE, "application/json")
             .body(payload);
         for (name, value) in &self.headers {

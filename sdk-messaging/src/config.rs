@@ -12,6 +12,11 @@
 //! [messaging.events.circuit_breaker]                   # one breaker per pattern
 //! failure_threshold = 5
 //!
+//! [messaging.events.rabbitmq]                          # RabbitMQ only; the defaults
+//! requests_exchange = "sdk.requests"                   # topic exchange, routing key = pattern
+//! events_exchange = "sdk.events"                       # topic exchange, routing key = pattern
+//! dead_letter_exchange = "sdk.dead"                    # direct exchange, routing key = group
+//!
 //! [messaging.events.nats]                              # NATS only; these are the defaults
 //! stream = "SDK_EVENTS"                                # JetStream stream of emitted events...
 //! subject_prefix = "events"                            # ...on subjects `events.<pattern>`
@@ -30,6 +35,10 @@ use sdk::{circuit_breaker::BreakerConfig, config::de, retry::RetryConfig};
 pub enum TransportKind {
     /// NATS: core request/reply for `send`, JetStream for `emit` (feature `nats`).
     Nats,
+    /// RabbitMQ: durable queues with priorities, confirms, direct reply-to (feature
+    /// `rabbitmq`).
+    #[serde(rename = "rabbitmq")]
+    RabbitMq,
 }
 
 /// One messaging connection's settings.
@@ -54,6 +63,9 @@ pub struct MessagingConfig {
     /// NATS settings.
     #[serde(default)]
     pub nats: NatsSettings,
+    /// RabbitMQ settings.
+    #[serde(default)]
+    pub rabbitmq: RabbitSettings,
 }
 
 fn default_timeout() -> Duration {
@@ -74,6 +86,7 @@ impl MessagingConfig {
             retry: RetryConfig::default(),
             circuit_breaker: default_breaker(),
             nats: NatsSettings::default(),
+            rabbitmq: RabbitSettings::default(),
         }
     }
 
@@ -104,6 +117,13 @@ impl MessagingConfig {
         self.nats = nats;
         self
     }
+
+    /// Sets the RabbitMQ settings.
+    #[must_use]
+    pub fn rabbitmq(mut self, rabbitmq: RabbitSettings) -> Self {
+        self.rabbitmq = rabbitmq;
+        self
+    }
 }
 
 impl fmt::Debug for MessagingConfig {
@@ -115,6 +135,7 @@ impl fmt::Debug for MessagingConfig {
             .field("retry", &self.retry)
             .field("circuit_breaker", &self.circuit_breaker)
             .field("nats", &self.nats)
+            .field("rabbitmq", &self.rabbitmq)
             .finish()
     }
 }
@@ -177,6 +198,57 @@ impl NatsSettings {
     #[must_use]
     pub fn ack_wait(mut self, ack_wait: Duration) -> Self {
         self.ack_wait = ack_wait;
+        self
+    }
+}
+
+/// Where RabbitMQ routes requests, events and dead letters.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RabbitSettings {
+    /// The topic exchange requests are published to (default `sdk.requests`).
+    pub requests_exchange: String,
+    /// The topic exchange events are published to (default `sdk.events`).
+    pub events_exchange: String,
+    /// The direct exchange of dead letters, routed by group (default `sdk.dead`).
+    pub dead_letter_exchange: String,
+    /// Delete a handler's queue this long after its last consumer left (`x-expires`;
+    /// default: never). For groups that come and go; a deleted queue's messages are gone.
+    #[serde(deserialize_with = "de::duration_or_off")]
+    pub queue_expires: Option<Duration>,
+}
+
+impl Default for RabbitSettings {
+    fn default() -> Self {
+        RabbitSettings {
+            requests_exchange: "sdk.requests".into(),
+            events_exchange: "sdk.events".into(),
+            dead_letter_exchange: "sdk.dead".into(),
+            queue_expires: None,
+        }
+    }
+}
+
+impl RabbitSettings {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Exchanges of their own (tests give each run its own).
+    #[must_use]
+    pub fn exchanges(mut self, requests: &str, events: &str, dead: &str) -> Self {
+        self.requests_exchange = requests.into();
+        self.events_exchange = events.into();
+        self.dead_letter_exchange = dead.into();
+        self
+    }
+
+    /// Deletes a handler's queue `after` its last consumer left (default: never).
+    #[must_use]
+    pub fn queue_expires(mut self, after: Duration) -> Self {
+        self.queue_expires = Some(after);
         self
     }
 }

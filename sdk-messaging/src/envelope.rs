@@ -23,6 +23,15 @@ pub mod headers {
     pub const URGENCY: &str = "sdk-urgency";
     /// A reply's status code (absent: 200).
     pub const STATUS: &str = "sdk-status";
+    /// The sender's deadline in milliseconds: a broker that can expire a waiting message
+    /// (RabbitMQ) drops a request nobody can use any more.
+    pub const TIMEOUT_MS: &str = "sdk-timeout-ms";
+    /// The pattern a message was sent to, for brokers whose routing key may differ from it
+    /// (RabbitMQ, when the SDK publishes a message again straight to its queue).
+    pub const PATTERN: &str = "sdk-pattern";
+    /// Which delivery of an event this is, for brokers that do not count (RabbitMQ's
+    /// classic queues): set when the SDK delivers it again.
+    pub const ATTEMPT: &str = "sdk-attempt";
     /// Why a message went to the dead letters.
     pub const DEAD_REASON: &str = "sdk-dead-reason";
     /// The pattern a dead-lettered message was sent to.

@@ -61,6 +61,8 @@ mod envelope;
 #[cfg(feature = "nats")]
 pub mod nats;
 mod pattern;
+#[cfg(feature = "rabbitmq")]
+pub mod rabbitmq;
 mod server;
 pub mod telemetry;
 mod urgency;
@@ -80,7 +82,7 @@ pub mod __private {
 pub use self::{
     broker::{Broker, BrokerService, Subscription},
     client::{MessageBuilder, MessageClient},
-    config::{MessagingConfig, NatsSettings, TransportKind},
+    config::{MessagingConfig, NatsSettings, RabbitSettings, TransportKind},
     context::MessageContext,
     envelope::{headers, Envelope, Kind, Reply},
     pattern::{Pattern, PatternError},
@@ -140,6 +142,14 @@ impl Messaging {
             }
             #[cfg(not(feature = "nats"))]
             TransportKind::Nats => Err(MessagingError::NotBuiltIn("nats")),
+            #[cfg(feature = "rabbitmq")]
+            TransportKind::RabbitMq => {
+                let broker =
+                    rabbitmq::RabbitBroker::connect(&config.url, config.rabbitmq.clone()).await?;
+                Self::with_broker(name, broker, config)
+            }
+            #[cfg(not(feature = "rabbitmq"))]
+            TransportKind::RabbitMq => Err(MessagingError::NotBuiltIn("rabbitmq")),
         }
     }
 
@@ -179,7 +189,7 @@ impl Messaging {
             .service(name, service)
             .transport(BrokerService::new(broker.clone()))
             .build()?;
-        let client = MessageClient::new(sdk.get_client(name));
+        let client = MessageClient::new(sdk.get_client(name), config.timeout);
         Ok(Messaging {
             inner: Arc::new(Inner {
                 name: name.into(),

@@ -4,6 +4,8 @@
 
 use std::time::Duration;
 
+pub mod suite;
+
 /// A name no other test (or earlier run) uses: `prefix` plus the process id and a counter.
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -1,0 +1,367 @@
+//! The behaviour every transport must show, as checks a transport's test file runs over
+//! its own connection: request/reply with headers and correlation ids, typed failures
+//! within the deadline, events to the most specific handler, redeliveries and dead letters.
+
+use std::{
+    future::Future,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use sdk::{balance::NoInstanceReason, http::StatusCode, ServiceError};
+use sdk_messaging::{handler_error, MessageContext, Messaging, ServerOptions, Urgency};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NewUser {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct User {
+    pub id: String,
+    pub name: String,
+}
+
+/// A dead letter as the transport stored it: (pattern, reason, payload).
+pub type DeadLetter = (String, String, String);
+
+/// `send` answered with the correlation id, headers and urgency passed to the handler.
+pub async fn sends_carry_headers_and_correlation_ids(messaging: &Messaging, ns: &str, group: &str) {
+    let pattern = format!("{ns}.user.create");
+    let seen: Arc<Mutex<Vec<MessageContext>>> = Arc::default();
+    let sink = seen.clone();
+    let server = messaging
+        .server(group)
+        .message_pattern(&pattern, move |user: NewUser, context: MessageContext| {
+            sink.lock().expect("lock").push(context.clone());
+            async move {
+                Ok(User {
+                    id: context.correlation_id.clone(),
+                    name: user.name,
+                })
+            }
+        })
+        .start()
+        .await
+        .expect("started");
+    let client = messaging.client();
+    let user: User = client
+        .message(
+            &pattern,
+            &NewUser {
+                name: "John".into(),
+            },
+        )
+        .correlation_id("corr-42")
+        .header("x-tenant", "acme")
+        .urgency(Urgency::High)
+        .send()
+        .await
+        .expect("answered");
+    assert_eq!(
+        user,
+        User {
+            id: "corr-42".into(),
+            name: "John".into()
+        }
+    );
+    let plain: User = client
+        .send(&pattern, &NewUser { name: "Ada".into() })
+        .await
+        .expect("answered");
+    assert_eq!(
+        plain.id.len(),
+        32,
+        "a correlation id is drawn when none is given"
+    );
+    let contexts = seen.lock().expect("lock").clone();
+    assert_eq!(contexts.len(), 2);
+    let first = &contexts[0];
+    assert_eq!(first.header("x-tenant"), Some("acme"));
+    assert_eq!(first.urgency, Urgency::High);
+    assert_eq!(first.pattern.as_str(), pattern);
+    assert_eq!(first.message_id.len(), 32);
+    assert!(
+        first.header("traceparent").is_some(),
+        "the trace context travels"
+    );
+    assert!(first.header("user-agent").is_none());
+    server.shutdown().await;
+}
+
+/// No responder, a slow one, a refusing one, a failing one: each a typed error, within the
+/// deadline (`messaging`'s deadline must be under a second).
+pub async fn failures_are_typed_and_bounded(messaging: &Messaging, ns: &str, group: &str) {
+    let client = messaging.client();
+    let started = Instant::now();
+    let err = client
+        .send::<_, User>(
+            &format!("{ns}.nobody.listens"),
+            &NewUser { name: "x".into() },
+        )
+        .await
+        .expect_err("no responder");
+    assert!(
+        matches!(
+            &err,
+            ServiceError::NoHealthyInstance {
+                reason: NoInstanceReason::NoResponder,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(400),
+        "the broker said so at once, not at the deadline"
+    );
+
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (slow, failing) = (calls.clone(), calls.clone());
+    let server = messaging
+        .server(group)
+        .message_pattern(&format!("{ns}.slow"), move |_: serde_json::Value, _| {
+            slow.fetch_add(1, Ordering::SeqCst);
+            async move {
+                tokio::time::sleep(Duration::from_secs(3)).await;
+                Ok(())
+            }
+        })
+        .message_pattern(&format!("{ns}.refuse"), |_: serde_json::Value, _| async {
+            Err::<(), _>(handler_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "no such product",
+            ))
+        })
+        .message_pattern(&format!("{ns}.flaky"), move |_: serde_json::Value, _| {
+            failing.fetch_add(1, Ordering::SeqCst);
+            async { Err::<(), _>(handler_error(StatusCode::SERVICE_UNAVAILABLE, "db down")) }
+        })
+        .message_pattern(&format!("{ns}.typed"), |user: NewUser, _| async move {
+            Ok::<_, ServiceError>(user)
+        })
+        .start()
+        .await
+        .expect("started");
+
+    let started = Instant::now();
+    let err = client
+        .send::<_, ()>(&format!("{ns}.slow"), &serde_json::json!({}))
+        .await
+        .expect_err("past the deadline");
+    assert!(err.is_timeout(), "{err:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "the deadline held"
+    );
+
+    let err = client
+        .send::<_, ()>(&format!("{ns}.refuse"), &serde_json::json!({}))
+        .await
+        .expect_err("refused");
+    assert_eq!(err.status_code(), Some(StatusCode::UNPROCESSABLE_ENTITY));
+    assert!(String::from_utf8_lossy(err.body().expect("a body")).contains("no such product"));
+
+    let err = client
+        .send::<_, ()>(&format!("{ns}.typed"), &serde_json::json!({ "nom": 1 }))
+        .await
+        .expect_err("does not decode");
+    assert_eq!(err.status_code(), Some(StatusCode::BAD_REQUEST));
+
+    calls.store(0, Ordering::SeqCst);
+    let err = client
+        .message(&format!("{ns}.flaky"), &serde_json::json!({}))
+        .send::<()>()
+        .await
+        .expect_err("failing");
+    assert_eq!(err.status_code(), Some(StatusCode::SERVICE_UNAVAILABLE));
+    assert_eq!(calls.load(Ordering::SeqCst), 1, "a send is not repeated");
+    let err = client
+        .message(&format!("{ns}.flaky"), &serde_json::json!({}))
+        .idempotent(true)
+        .send::<()>()
+        .await
+        .expect_err("failing");
+    assert_eq!(err.attempts(), 3, "{err}");
+    assert_eq!(calls.load(Ordering::SeqCst), 4, "an idempotent one is");
+    server.shutdown().await;
+}
+
+/// Four events, three overlapping handlers: each event handled once, by the most specific.
+pub async fn events_reach_the_most_specific_handler(messaging: &Messaging, ns: &str, group: &str) {
+    type Seen = Arc<Mutex<Vec<(String, String)>>>;
+    let seen: Seen = Arc::default();
+    let record = |seen: &Seen, label: &'static str| {
+        let seen = seen.clone();
+        move |event: serde_json::Value, context: MessageContext| {
+            seen.lock().expect("lock").push((
+                label.to_owned(),
+                format!("{} {}", context.subject, event["n"]),
+            ));
+            async { Ok(()) }
+        }
+    };
+    let server = messaging
+        .server(group)
+        .event_pattern(&format!("{ns}.order.placed"), record(&seen, "exact"))
+        .event_pattern(&format!("{ns}.order.*"), record(&seen, "star"))
+        .event_pattern(&format!("{ns}.order.#"), record(&seen, "hash"))
+        .start()
+        .await
+        .expect("started");
+    let client = messaging.client();
+    for (n, rest) in ["order.placed", "order.shipped", "order.eu.placed", "order"]
+        .iter()
+        .enumerate()
+    {
+        client
+            .emit(&format!("{ns}.{rest}"), &serde_json::json!({ "n": n }))
+            .await
+            .expect("stored");
+    }
+    wait_for(|| seen.lock().expect("lock").len() >= 4)
+        .await
+        .unwrap_or_else(|| panic!("handled only {:?}", seen.lock().expect("lock")));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut handled = seen.lock().expect("lock").clone();
+    handled.sort();
+    assert_eq!(
+        handled,
+        [
+            ("exact".to_owned(), format!("{ns}.order.placed 0")),
+            ("hash".to_owned(), format!("{ns}.order 3")),
+            ("hash".to_owned(), format!("{ns}.order.eu.placed 2")),
+            ("star".to_owned(), format!("{ns}.order.shipped 1")),
+        ]
+    );
+    server.shutdown().await;
+}
+
+/// A failing event comes back until it succeeds; an undecodable one and a refused one go
+/// to the dead letters with the reason, and the consumer goes on. `dead` reads them.
+pub async fn failed_events_come_back_and_bad_ones_die<F, Fut>(
+    messaging: &Messaging,
+    ns: &str,
+    group: &str,
+    dead: F,
+) where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Vec<DeadLetter>>,
+{
+    #[derive(Deserialize)]
+    struct Placed {
+        order: u64,
+    }
+    let attempts: Arc<Mutex<Vec<u32>>> = Arc::default();
+    let sink = attempts.clone();
+    let handled: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let done = handled.clone();
+    let options = ServerOptions::new()
+        .backoff(sdk::retry::ExponentialBackoff::new(
+            Duration::from_millis(20),
+            Duration::from_millis(50),
+        ))
+        .max_attempts(3);
+    let server = messaging
+        .server(group)
+        .options(options)
+        .event_pattern(
+            &format!("{ns}.flaky"),
+            move |_: serde_json::Value, context: MessageContext| {
+                sink.lock().expect("lock").push(context.attempt);
+                async move {
+                    if context.attempt < 3 {
+                        Err(handler_error(StatusCode::SERVICE_UNAVAILABLE, "not yet"))
+                    } else {
+                        Ok(())
+                    }
+                }
+            },
+        )
+        .event_pattern(&format!("{ns}.placed"), move |event: Placed, _| {
+            done.lock().expect("lock").push(event.order);
+            async { Ok(()) }
+        })
+        .event_pattern(&format!("{ns}.refused"), |_: serde_json::Value, _| async {
+            Err(handler_error(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unknown customer",
+            ))
+        })
+        .start()
+        .await
+        .expect("started");
+    let client = messaging.client();
+    for (rest, payload) in [
+        ("flaky", serde_json::json!({})),
+        ("placed", serde_json::json!({ "order": "not a number" })),
+        ("placed", serde_json::json!({ "order": 7 })),
+        ("refused", serde_json::json!({ "customer": 1 })),
+    ] {
+        client
+            .emit(&format!("{ns}.{rest}"), &payload)
+            .await
+            .expect("stored");
+    }
+    wait_for(|| {
+        attempts.lock().expect("lock").len() >= 3 && !handled.lock().expect("lock").is_empty()
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "attempts {:?}, handled {:?}",
+            attempts.lock().expect("lock"),
+            handled.lock().expect("lock")
+        )
+    });
+    assert_eq!(
+        *attempts.lock().expect("lock"),
+        [1, 2, 3],
+        "delivered again until it succeeded"
+    );
+    assert_eq!(
+        *handled.lock().expect("lock"),
+        [7],
+        "the consumer went on past the bad one"
+    );
+
+    let mut letters = Vec::new();
+    for _ in 0..50 {
+        letters.extend(dead().await);
+        if letters.len() >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    letters.sort();
+    assert_eq!(letters.len(), 2, "{letters:?}");
+    let (pattern, reason, payload) = &letters[0];
+    assert_eq!(pattern, &format!("{ns}.placed"));
+    assert!(
+        reason.contains("does not decode") && reason.contains("invalid type"),
+        "{reason}"
+    );
+    assert!(payload.contains("not a number"));
+    assert_eq!(letters[1].0, format!("{ns}.refused"));
+    assert!(
+        letters[1].1.contains("unknown customer"),
+        "a 4xx is not retried: {}",
+        letters[1].1
+    );
+    server.shutdown().await;
+}
+
+/// Waits up to 10 s for `done`; `None` if it never was.
+pub async fn wait_for(done: impl Fn() -> bool) -> Option<()> {
+    for _ in 0..400 {
+        if done() {
+            return Some(());
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    None
+}
