@@ -111,3 +111,83 @@ async fn failed_events_come_back_and_bad_ones_go_to_the_dead_letters() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn with_prefetch_one_every_critical_message_comes_before_any_low_one() {
+    let Some(setup) = setup(Duration::from_secs(10)).await else {
+        return;
+    };
+    use sdk_messaging::{MessageContext, ServerOptions, Urgency};
+    use std::sync::{Arc, Mutex};
+    let order: Arc<Mutex<Vec<Urgency>>> = Arc::default();
+    let sink = order.clone();
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let held = gate.clone();
+    let pattern = format!("{}.price.changed", setup.ns);
+    let server = setup
+        .messaging
+        .server(&setup.group)
+        .options(ServerOptions::new().prefetch(1))
+        .event_pattern(
+            &pattern,
+            move |_: serde_json::Value, context: MessageContext| {
+                let (sink, held) = (sink.clone(), held.clone());
+                async move {
+                    let first = sink.lock().expect("lock").is_empty();
+                    sink.lock().expect("lock").push(context.urgency);
+                    if first {
+                        // Hold the first delivery until all 1,000 are queued.
+                        let _ = held.acquire().await;
+                    }
+                    Ok(())
+                }
+            },
+        )
+        .start()
+        .await
+        .expect("started");
+    let client = setup.messaging.client();
+    let levels = [
+        Urgency::Low,
+        Urgency::Medium,
+        Urgency::High,
+        Urgency::Critical,
+    ];
+    let sends = (0..1000).map(|n| {
+        let client = client.clone();
+        let pattern = pattern.clone();
+        async move {
+            client
+                .message(&pattern, &serde_json::json!({ "n": n }))
+                .urgency(levels[n % 4])
+                .emit()
+                .await
+        }
+    });
+    for result in futures_util::future::join_all(sends).await {
+        result.expect("stored");
+    }
+    gate.add_permits(1);
+    suite::wait_for(|| order.lock().expect("lock").len() >= 1000)
+        .await
+        .expect("all delivered");
+    let order = order.lock().expect("lock").clone();
+    // The first was delivered before the others were queued; from then on, by priority.
+    let rest = &order[1..];
+    let last_critical = rest
+        .iter()
+        .rposition(|u| *u == Urgency::Critical)
+        .expect("critical ones");
+    let first_low = rest
+        .iter()
+        .position(|u| *u == Urgency::Low)
+        .expect("low ones");
+    assert!(
+        last_critical < first_low,
+        "a low message came before a critical one"
+    );
+    let mut sorted = rest.to_vec();
+    sorted.sort_by(|a, b| b.cmp(a));
+    assert_eq!(rest, sorted.as_slice(), "strictly by priority");
+    server.shutdown().await;
+}

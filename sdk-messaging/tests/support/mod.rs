@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+pub mod durability;
 pub mod suite;
 
 /// A name no other test (or earlier run) uses: `prefix` plus the process id and a counter.

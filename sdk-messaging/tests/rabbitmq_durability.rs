@@ -1,0 +1,137 @@
+//! Nothing acknowledged is lost on RabbitMQ: 10,000 persistent events emitted while the
+//! machine's RabbitMQ is stopped and started again (`rabbitmqctl stop_app`, `start_app`)
+//! mid-stream, and the consuming process is killed with `kill -9` and started again. Every
+//! event whose `emit` returned `Ok` is handled at least once; duplicates are removed by
+//! number. (A file of its own: cargo runs test binaries one at a time, so no other test
+//! meets the stopped broker.)
+#![cfg(feature = "rabbitmq")]
+
+mod support;
+
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use sdk::{
+    circuit_breaker::BreakerConfig,
+    retry::{BudgetConfig, RetryConfig},
+};
+use sdk_messaging::{Messaging, MessagingConfig, RabbitSettings, TransportKind};
+use support::durability;
+
+const EVENTS: usize = 10_000;
+const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+fn settings() -> RabbitSettings {
+    RabbitSettings::new()
+        .exchanges("sdk-test.requests", "sdk-test.events", "sdk-test.dead")
+        .queue_expires(Duration::from_secs(120))
+}
+
+/// `rabbitmqctl` with `args`; whether it succeeded.
+fn rabbitmqctl(args: &[&str]) -> bool {
+    std::process::Command::new("rabbitmqctl")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Starts the broker's app again however the test ends.
+struct Restore;
+
+impl Drop for Restore {
+    fn drop(&mut self) {
+        rabbitmqctl(&["start_app"]);
+    }
+}
+
+/// The consuming process (run by the test below as a child; skipped otherwise).
+#[tokio::test]
+#[ignore = "run by zero_loss_through_a_broker_restart_and_a_killed_consumer as a child process"]
+async fn consumer_process() {
+    let Some((id, out)) = durability::child_spec() else {
+        return;
+    };
+    let config = MessagingConfig::new(TransportKind::RabbitMq, AMQP).rabbitmq(settings());
+    let messaging = Messaging::connect("events", &config)
+        .await
+        .expect("connect");
+    durability::consume_forever(
+        messaging,
+        &format!("fulfilment{id}"),
+        &format!("o{id}.order.placed"),
+        &out,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_loss_through_a_broker_restart_and_a_killed_consumer() {
+    if durability::child_spec().is_some() {
+        return;
+    }
+    if support::broker_at("RabbitMQ", "127.0.0.1:5672")
+        .await
+        .is_none()
+    {
+        return;
+    }
+    if !rabbitmqctl(&["status"]) {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set, but rabbitmqctl cannot control the broker (it needs root)"
+        );
+        eprintln!("skipping: rabbitmqctl cannot control the broker here (it needs root)");
+        return;
+    }
+    let id = support::unique("d");
+    let dir = std::env::temp_dir().join(format!("sdk-rabbit-{id}"));
+    let out = dir.join("handled.txt");
+    std::fs::create_dir_all(&dir).expect("dir");
+
+    let retry = RetryConfig::new()
+        .max_attempts(60)
+        .budget(BudgetConfig::new().min_per_second(10_000));
+    let config = MessagingConfig::new(TransportKind::RabbitMq, AMQP)
+        .timeout(Duration::from_secs(90))
+        .retry(retry)
+        .circuit_breaker(BreakerConfig::new().enabled(false))
+        .rabbitmq(settings());
+    let messaging = Messaging::connect("events", &config)
+        .await
+        .expect("connect");
+    let mut consumer = durability::start_consumer("consumer_process", &id, &out).await;
+
+    let acked = Arc::new(AtomicUsize::new(0));
+    let emitting = durability::emit_all(
+        &messaging,
+        &format!("o{id}.order.placed"),
+        EVENTS,
+        acked.clone(),
+    );
+    let at = |n| {
+        let acked = acked.clone();
+        move || acked.load(Ordering::Relaxed) >= n
+    };
+    assert!(durability::wait_until(at(3_000), Duration::from_secs(120)).await);
+    let restore = Restore;
+    assert!(rabbitmqctl(&["stop_app"]), "rabbitmqctl stop_app");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(rabbitmqctl(&["start_app"]), "rabbitmqctl start_app");
+    drop(restore);
+    assert!(durability::wait_until(at(6_000), Duration::from_secs(120)).await);
+    consumer.start_kill().expect("kill -9 the consumer");
+    let _ = consumer.wait().await;
+    let mut consumer = durability::start_consumer("consumer_process", &id, &out).await;
+
+    let results = emitting.await.expect("the emitter");
+    durability::assert_nothing_lost(&results, &out, Duration::from_secs(120)).await;
+    consumer.start_kill().expect("stop the consumer");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -1,0 +1,174 @@
+//! The zero-loss harness every transport's durability test runs: a consuming process (the
+//! test binary run again as a child) that writes each handled event's number to a file
+//! before its handler returns, an emitter counting what was acknowledged, and the final
+//! count of acknowledged against handled.
+
+use std::{
+    collections::BTreeSet,
+    io::Write as _,
+    path::{Path, PathBuf},
+    process::Stdio,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use futures_util::StreamExt;
+use sdk::ServiceResult;
+use sdk_messaging::{MessageContext, Messaging};
+use tokio::process::{Child, Command};
+
+/// The environment variable that makes a child test the consuming process: `<spec> <file>`.
+pub const CHILD: &str = "SDK_TEST_CONSUMER";
+
+/// What the child was asked: the transport-specific spec and the output file.
+pub fn child_spec() -> Option<(String, PathBuf)> {
+    let spec = std::env::var(CHILD).ok()?;
+    let (spec, file) = spec.rsplit_once(' ')?;
+    Some((spec.to_owned(), PathBuf::from(file)))
+}
+
+/// The consuming process's body: handles `pattern` for `group`, writing each event's `n`
+/// to `out` before the handler returns (so before the ack), until killed.
+pub async fn consume_forever(messaging: Messaging, group: &str, pattern: &str, out: &Path) {
+    let file = Arc::new(std::sync::Mutex::new(
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(out)
+            .expect("output file"),
+    ));
+    let _server = messaging
+        .server(group)
+        .event_pattern(
+            pattern,
+            move |event: serde_json::Value, _: MessageContext| {
+                let file = file.clone();
+                async move {
+                    let n = event["n"].as_u64().unwrap_or(u64::MAX);
+                    writeln!(file.lock().expect("lock"), "{n}").expect("recorded");
+                    Ok(())
+                }
+            },
+        )
+        .start()
+        .await
+        .expect("started");
+    println!("consuming");
+    std::future::pending::<()>().await;
+}
+
+/// Starts the test binary's `test` (an ignored test calling [`consume_forever`]) as a
+/// child process, and waits until it consumes.
+pub async fn start_consumer(test: &str, spec: &str, out: &Path) -> Child {
+    let mut child = Command::new(std::env::current_exe().expect("test binary"))
+        .args(["--exact", test, "--ignored", "--nocapture"])
+        .env(CHILD, format!("{spec} {}", out.display()))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start the consumer process");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("consuming") {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the consumer starts");
+    child
+}
+
+/// Emits events `0..count` to `pattern`, 32 at a time, counting acknowledged ones in
+/// `acked`; resolves to each number with its result.
+pub fn emit_all(
+    messaging: &Messaging,
+    pattern: &str,
+    count: usize,
+    acked: Arc<AtomicUsize>,
+) -> tokio::task::JoinHandle<Vec<(u64, ServiceResult<()>)>> {
+    let client = messaging.client();
+    let pattern = pattern.to_owned();
+    tokio::spawn(async move {
+        futures_util::stream::iter(0..count)
+            .map(|n| {
+                let (client, pattern, acked) = (client.clone(), pattern.clone(), acked.clone());
+                async move {
+                    let result = client.emit(&pattern, &serde_json::json!({ "n": n })).await;
+                    if result.is_ok() {
+                        acked.fetch_add(1, Ordering::Relaxed);
+                    }
+                    (n as u64, result)
+                }
+            })
+            .buffer_unordered(32)
+            .collect::<Vec<_>>()
+            .await
+    })
+}
+
+/// The numbers the consuming processes wrote.
+pub fn handled(out: &Path) -> Vec<u64> {
+    std::fs::read_to_string(out)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
+}
+
+/// Waits until every acknowledged event is handled (at most `limit`), then asserts none
+/// was lost and most were acknowledged, and prints the counts.
+pub async fn assert_nothing_lost(
+    results: &[(u64, ServiceResult<()>)],
+    out: &Path,
+    limit: Duration,
+) {
+    let acknowledged: BTreeSet<u64> = results
+        .iter()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(n, _)| *n)
+        .collect();
+    let refused: Vec<String> = results
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().err().map(ToString::to_string))
+        .collect();
+    let seen = || handled(out).into_iter().collect::<BTreeSet<u64>>();
+    let _ = wait_until(|| acknowledged.is_subset(&seen()), limit).await;
+    let all = handled(out);
+    let unique: BTreeSet<u64> = all.iter().copied().collect();
+    let lost: Vec<&u64> = acknowledged.difference(&unique).collect();
+    eprintln!(
+        "acknowledged {}, refused with a typed error {}, handled {} ({} unique, {} duplicates removed), lost {}",
+        acknowledged.len(),
+        refused.len(),
+        all.len(),
+        unique.len(),
+        all.len() - unique.len(),
+        lost.len()
+    );
+    assert!(lost.is_empty(), "lost acknowledged events: {lost:?}");
+    assert!(
+        acknowledged.len() >= results.len() * 9 / 10,
+        "most emits should outlast a restart: {} acknowledged; refusals: {:?}",
+        acknowledged.len(),
+        refused.iter().take(3).collect::<Vec<_>>()
+    );
+}
+
+/// Waits until `done` (at most `limit`); `false` if it never was.
+pub async fn wait_until(done: impl Fn() -> bool, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    while !done() {
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    true
+}
