@@ -9,10 +9,6 @@ mod support;
 use std::{
     path::{Path, PathBuf},
     process::Stdio,
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        Arc,
-    },
     time::Duration,
 };
 
@@ -118,7 +114,10 @@ async fn zero_loss_through_a_broker_restart_and_a_killed_consumer() {
     std::fs::create_dir_all(&dir).expect("dir");
     let url = format!("nats://127.0.0.1:{port}");
     let spec = format!("{url} {id}");
-    let mut nats = Some(NatsProcess::start(port, &dir.join("js")).await);
+    let store = dir.join("js");
+    let nats = std::sync::Arc::new(tokio::sync::Mutex::new(Some(
+        NatsProcess::start(port, &store).await,
+    )));
 
     // Retries that outlast a restart: up to 20 attempts within 30 s, a budget that allows
     // them, and a breaker that stays closed (this test counts losses, not refusals).
@@ -133,31 +132,15 @@ async fn zero_loss_through_a_broker_restart_and_a_killed_consumer() {
     let messaging = Messaging::connect("events", &config)
         .await
         .expect("connect");
-    let mut consumer = durability::start_consumer("consumer_process", &spec, &out).await;
-
-    let acked = Arc::new(AtomicUsize::new(0));
-    let emitting = durability::emit_all(
-        &messaging,
-        &format!("o{id}.order.placed"),
-        EVENTS,
-        acked.clone(),
-    );
-    let at = |n| {
-        let acked = acked.clone();
-        move || acked.load(Ordering::Relaxed) >= n
+    let running = nats.clone();
+    let restart = move || async move {
+        let mut running = running.lock().await;
+        running.take().expect("running").stop().await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        *running = Some(NatsProcess::start(port, &store).await);
     };
-    assert!(durability::wait_until(at(3_000), Duration::from_secs(60)).await);
-    nats.take().expect("running").stop().await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    nats = Some(NatsProcess::start(port, &dir.join("js")).await);
-    assert!(durability::wait_until(at(6_000), Duration::from_secs(60)).await);
-    consumer.start_kill().expect("kill -9 the consumer");
-    let _ = consumer.wait().await;
-    let mut consumer = durability::start_consumer("consumer_process", &spec, &out).await;
-
-    let results = emitting.await.expect("the emitter");
-    durability::assert_nothing_lost(&results, &out, Duration::from_secs(90)).await;
-    consumer.start_kill().expect("stop the consumer");
+    let pattern = format!("o{id}.order.placed");
+    durability::survive(&messaging, &pattern, &spec, &out, EVENTS, restart).await;
     drop(nats);
     let _ = std::fs::remove_dir_all(&dir);
 }

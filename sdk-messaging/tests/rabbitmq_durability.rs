@@ -8,13 +8,7 @@
 
 mod support;
 
-use std::{
-    sync::{
-        atomic::{AtomicUsize, Ordering},
-        Arc,
-    },
-    time::Duration,
-};
+use std::time::Duration;
 
 use sdk::{
     circuit_breaker::BreakerConfig,
@@ -106,32 +100,14 @@ async fn zero_loss_through_a_broker_restart_and_a_killed_consumer() {
     let messaging = Messaging::connect("events", &config)
         .await
         .expect("connect");
-    let mut consumer = durability::start_consumer("consumer_process", &id, &out).await;
-
-    let acked = Arc::new(AtomicUsize::new(0));
-    let emitting = durability::emit_all(
-        &messaging,
-        &format!("o{id}.order.placed"),
-        EVENTS,
-        acked.clone(),
-    );
-    let at = |n| {
-        let acked = acked.clone();
-        move || acked.load(Ordering::Relaxed) >= n
+    let restart = || async {
+        let restore = Restore;
+        assert!(rabbitmqctl(&["stop_app"]), "rabbitmqctl stop_app");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(rabbitmqctl(&["start_app"]), "rabbitmqctl start_app");
+        drop(restore);
     };
-    assert!(durability::wait_until(at(3_000), Duration::from_secs(120)).await);
-    let restore = Restore;
-    assert!(rabbitmqctl(&["stop_app"]), "rabbitmqctl stop_app");
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    assert!(rabbitmqctl(&["start_app"]), "rabbitmqctl start_app");
-    drop(restore);
-    assert!(durability::wait_until(at(6_000), Duration::from_secs(120)).await);
-    consumer.start_kill().expect("kill -9 the consumer");
-    let _ = consumer.wait().await;
-    let mut consumer = durability::start_consumer("consumer_process", &id, &out).await;
-
-    let results = emitting.await.expect("the emitter");
-    durability::assert_nothing_lost(&results, &out, Duration::from_secs(120)).await;
-    consumer.start_kill().expect("stop the consumer");
+    let pattern = format!("o{id}.order.placed");
+    durability::survive(&messaging, &pattern, &id, &out, EVENTS, restart).await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -161,6 +161,39 @@ pub async fn assert_nothing_lost(
     );
 }
 
+/// The scenario, over a connection to a broker the caller can restart: starts the
+/// consuming process, emits `count` events to `pattern`, restarts the broker (`restart`)
+/// once 30 % are acknowledged, kills the consuming process with `kill -9` at 60 % and starts
+/// another, and asserts that every acknowledged event was handled.
+pub async fn survive<F, Fut>(
+    messaging: &Messaging,
+    pattern: &str,
+    spec: &str,
+    out: &Path,
+    count: usize,
+    restart: F,
+) where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let mut consumer = start_consumer("consumer_process", spec, out).await;
+    let acked = Arc::new(AtomicUsize::new(0));
+    let emitting = emit_all(messaging, pattern, count, acked.clone());
+    let at = |n: usize| {
+        let acked = acked.clone();
+        move || acked.load(Ordering::Relaxed) >= n
+    };
+    assert!(wait_until(at(count * 3 / 10), Duration::from_secs(120)).await);
+    restart().await;
+    assert!(wait_until(at(count * 6 / 10), Duration::from_secs(120)).await);
+    consumer.start_kill().expect("kill -9 the consumer");
+    let _ = consumer.wait().await;
+    let mut consumer = start_consumer("consumer_process", spec, out).await;
+    let results = emitting.await.expect("the emitter");
+    assert_nothing_lost(&results, out, Duration::from_secs(120)).await;
+    consumer.start_kill().expect("stop the consumer");
+}
+
 /// Waits until `done` (at most `limit`); `false` if it never was.
 pub async fn wait_until(done: impl Fn() -> bool, limit: Duration) -> bool {
     let deadline = tokio::time::Instant::now() + limit;
