@@ -21,17 +21,27 @@
 //!   direct exchange `sdk.dead` (routing key: the group; queue `sdk.dead.<group>`) with the
 //!   reason, and only then acknowledged. Every such publish is confirmed first, so a crash in
 //!   between duplicates a message (dropped by id) and never loses one.
-//! - **Recovery**: a dropped connection is recovered by lapin, with its channels, exchanges,
-//!   queues, bindings, prefetch and consumers, after the SDK's reconnect backoff (100 ms
-//!   doubling to 5 s, jittered, without end). While it is down, `send` and `emit` fail at
-//!   once as not connected, which the pipeline retries within the deadline.
+//! - **Recovery**: a connection that drops is recovered by lapin (channels, exchanges,
+//!   queues, bindings, prefetch and consumers replayed). A connection lapin gives up on, or
+//!   one the broker closed (`rabbitmqctl stop_app` closes every connection with 320
+//!   CONNECTION_FORCED, which is a close, not an error, to lapin), is replaced by a
+//!   supervisor: a new connection after the SDK's reconnect backoff (100 ms doubling to 5 s,
+//!   jittered, without end), with the exchanges declared again, and every consumer
+//!   subscribed again on it. While the broker is away, `send` and `emit` fail at once as not
+//!   connected, which the pipeline retries within the deadline; a publish whose confirmation
+//!   was lost with the connection gives up after 5 s and is sent again (with its id).
 
 mod convert;
 mod rpc;
 mod settle;
 
-use std::{fmt, sync::Arc, time::Duration};
+use std::{
+    fmt,
+    sync::{Arc, Weak},
+    time::Duration,
+};
 
+use arc_swap::ArcSwap;
 use futures_util::StreamExt;
 use lapin::{
     options::{
@@ -39,9 +49,10 @@ use lapin::{
         ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
     },
     types::{AMQPValue, FieldTable},
-    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
+    BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer,
+    ExchangeKind,
 };
-use sdk::BoxError;
+use sdk::{retry::Backoff as _, retry::ExponentialBackoff, BoxError};
 
 use self::{convert::properties, rpc::Rpc, settle::RabbitSettle};
 use crate::{
@@ -50,6 +61,14 @@ use crate::{
     Broker, Envelope, MessagingError, RabbitSettings, Reply,
 };
 
+/// How long a publish waits for the broker's confirmation.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the supervisor looks at the connection.
+const SUPERVISE_EVERY: Duration = Duration::from_millis(250);
+/// How long lapin may try to recover a connection before the supervisor replaces it (its
+/// recovery can hang in `Reconnecting` after a broker restart, seen with lapin 4.12).
+const RECOVERY_GRACE: Duration = Duration::from_secs(10);
+
 /// A RabbitMQ connection as a [`Broker`].
 #[derive(Clone)]
 pub struct RabbitBroker {
@@ -57,11 +76,20 @@ pub struct RabbitBroker {
 }
 
 struct Inner {
+    url: String,
+    settings: RabbitSettings,
+    /// The current connection and its channels; replaced when it dies.
+    link: ArcSwap<Link>,
+    /// Counts replacements, so consumers on a replaced connection move to the new one.
+    generation: tokio::sync::watch::Sender<u64>,
+}
+
+/// One connection with the channels the broker publishes and waits for replies on.
+struct Link {
     connection: Connection,
     /// Publishes events, with confirms.
     publisher: Channel,
     rpc: Rpc,
-    settings: RabbitSettings,
 }
 
 impl RabbitBroker {
@@ -71,71 +99,149 @@ impl RabbitBroker {
         url: &str,
         settings: RabbitSettings,
     ) -> Result<RabbitBroker, MessagingError> {
-        let fail = |what: &str, e: lapin::Error| {
+        let link = open(url, &settings).await.map_err(|(what, e)| {
             MessagingError::Broker(format!("{what} {}: {e}", sdk::registry::redact_url(url)).into())
-        };
-        let reconnect = sdk::retry::ExponentialBackoff::reconnect();
-        let properties = ConnectionProperties::default()
-            .with_connection_name("sdk-messaging".into())
-            .enable_auto_recover()
-            .configure_backoff(move |b| {
-                b.with_min_delay(reconnect.step(1))
-                    .with_max_delay(reconnect.step(u32::MAX))
-                    .with_jitter()
-                    .with_max_times(usize::MAX)
-            });
-        let connection = Connection::connect(url, properties)
-            .await
-            .map_err(|e| fail("could not connect to", e))?;
-        let publisher = connection
-            .create_channel()
-            .await
-            .map_err(|e| fail("could not open a channel on", e))?;
-        publisher
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(|e| fail("could not enable confirms on", e))?;
-        for (name, kind) in [
-            (&settings.requests_exchange, ExchangeKind::Topic),
-            (&settings.events_exchange, ExchangeKind::Topic),
-            (&settings.dead_letter_exchange, ExchangeKind::Direct),
-        ] {
-            publisher
-                .exchange_declare(
-                    name.as_str().into(),
-                    kind,
-                    ExchangeDeclareOptions {
-                        durable: true,
-                        ..ExchangeDeclareOptions::default()
-                    },
-                    FieldTable::default(),
-                )
-                .await
-                .map_err(|e| fail(&format!("could not declare the exchange {name} on"), e))?;
-        }
-        let rpc = Rpc::new(&connection)
-            .await
-            .map_err(|e| fail("could not set up replies on", e))?;
-        Ok(RabbitBroker {
-            inner: Arc::new(Inner {
-                connection,
-                publisher,
-                rpc,
-                settings,
-            }),
-        })
+        })?;
+        let inner = Arc::new(Inner {
+            url: url.to_owned(),
+            settings,
+            link: ArcSwap::from_pointee(link),
+            generation: tokio::sync::watch::Sender::new(0),
+        });
+        tokio::spawn(supervise(Arc::downgrade(&inner)));
+        Ok(RabbitBroker { inner })
     }
 
-    fn check_connected(&self) -> Result<(), BoxError> {
-        if self.inner.connection.status().connected() {
-            Ok(())
+    fn link(&self) -> Arc<Link> {
+        self.inner.link.load_full()
+    }
+
+    fn check_connected(&self) -> Result<Arc<Link>, BoxError> {
+        let link = self.link();
+        if link.connection.status().connected() {
+            Ok(link)
         } else {
             Err(not_connected(
                 "the RabbitMQ connection is down (recovering)",
             ))
         }
     }
+}
 
+/// Opens a connection (lapin's recovery on), its publishing channel with confirms and its
+/// reply channel, and declares the exchanges. The error says what failed.
+async fn open(url: &str, settings: &RabbitSettings) -> Result<Link, (String, lapin::Error)> {
+    let fail = |what: &str| {
+        let what = what.to_owned();
+        move |e: lapin::Error| (what, e)
+    };
+    let reconnect = ExponentialBackoff::reconnect();
+    let properties = ConnectionProperties::default()
+        .with_connection_name("sdk-messaging".into())
+        .enable_auto_recover()
+        .configure_backoff(move |b| {
+            b.with_min_delay(reconnect.step(1))
+                .with_max_delay(reconnect.step(u32::MAX))
+                .with_jitter()
+                .with_max_times(usize::MAX)
+        });
+    let connection = Connection::connect(url, properties)
+        .await
+        .map_err(fail("could not connect to"))?;
+    let publisher = connection
+        .create_channel()
+        .await
+        .map_err(fail("could not open a channel on"))?;
+    publisher
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(fail("could not enable confirms on"))?;
+    for (name, kind) in [
+        (&settings.requests_exchange, ExchangeKind::Topic),
+        (&settings.events_exchange, ExchangeKind::Topic),
+        (&settings.dead_letter_exchange, ExchangeKind::Direct),
+    ] {
+        publisher
+            .exchange_declare(
+                name.as_str().into(),
+                kind,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(fail(&format!("could not declare the exchange {name} on")))?;
+    }
+    let rpc = Rpc::new(&connection)
+        .await
+        .map_err(fail("could not set up replies on"))?;
+    Ok(Link {
+        connection,
+        publisher,
+        rpc,
+    })
+}
+
+/// Whether lapin is done with a connection (it will not recover it by itself).
+fn is_dead(status: &lapin::ConnectionStatus) -> bool {
+    status.closed() || status.errored()
+}
+
+/// Replaces the connection whenever lapin is done with it, or has been recovering it for
+/// longer than [`RECOVERY_GRACE`], until the broker is dropped.
+async fn supervise(inner: Weak<Inner>) {
+    let mut down_since: Option<tokio::time::Instant> = None;
+    loop {
+        tokio::time::sleep(SUPERVISE_EVERY).await;
+        let Some(inner) = inner.upgrade() else { return };
+        let status = inner.link.load().connection.status().clone();
+        if status.connected() {
+            down_since = None;
+            continue;
+        }
+        let since = *down_since.get_or_insert_with(tokio::time::Instant::now);
+        if !is_dead(&status) && since.elapsed() < RECOVERY_GRACE {
+            continue;
+        }
+        tracing::warn!("the RabbitMQ connection is lost; connecting again");
+        replace(&inner).await;
+        down_since = None;
+    }
+}
+
+/// Opens a new connection (after the reconnect backoff, until one opens), makes it the
+/// current one, moves the consumers to it, and closes the old one.
+async fn replace(inner: &Inner) {
+    let backoff = ExponentialBackoff::reconnect();
+    let mut failures = 0u32;
+    let link = loop {
+        match open(&inner.url, &inner.settings).await {
+            Ok(link) => break link,
+            Err((what, e)) => {
+                failures = failures.saturating_add(1);
+                if failures == 1 {
+                    tracing::warn!(error = %e, "{what} RabbitMQ");
+                }
+                tokio::time::sleep(backoff.delay(failures)).await;
+            }
+        }
+    };
+    let old = inner.link.swap(Arc::new(link));
+    inner.generation.send_modify(|g| *g += 1);
+    tracing::info!("connected to RabbitMQ again");
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(
+            Duration::from_secs(5),
+            old.connection
+                .close(0, "replaced by a new connection".into()),
+        )
+        .await;
+    });
+}
+
+impl RabbitBroker {
     /// Declares a handler's durable priority queue and binds it to `exchange` by `key`.
     async fn declare_queue(
         &self,
@@ -167,6 +273,11 @@ impl RabbitBroker {
     }
 
     /// Publishes with a confirmation; a returned (unroutable) message is `NoResponder`.
+    ///
+    /// A publish on a connection that is being lost can wait for ever (for the frame to go
+    /// out, or for a confirmation lost with the connection): it gives up after
+    /// [`CONFIRM_TIMEOUT`], so the pipeline sends the message again, on the next connection,
+    /// with its id (consumers drop the duplicate).
     async fn confirmed(
         channel: &Channel,
         exchange: &str,
@@ -174,20 +285,26 @@ impl RabbitBroker {
         payload: &[u8],
         properties: BasicProperties,
     ) -> Result<(), BoxError> {
-        let confirm = channel
-            .basic_publish(
-                exchange.into(),
-                key.into(),
-                BasicPublishOptions {
-                    mandatory: true,
-                    ..BasicPublishOptions::default()
-                },
-                payload,
-                properties,
-            )
+        let publish = async {
+            let confirm = channel
+                .basic_publish(
+                    exchange.into(),
+                    key.into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
+                    payload,
+                    properties,
+                )
+                .await
+                .map_err(|e| not_connected(format!("publish: {e}")))?;
+            confirm.await.map_err(broken)
+        };
+        let confirmation = tokio::time::timeout(CONFIRM_TIMEOUT, publish)
             .await
-            .map_err(|e| not_connected(format!("publish: {e}")))?;
-        match confirm.await.map_err(broken)? {
+            .map_err(|_| broken(format!("no confirmation within {CONFIRM_TIMEOUT:?}")))??;
+        match confirmation {
             Confirmation::Ack(None) | Confirmation::NotRequested => Ok(()),
             Confirmation::Ack(Some(_)) => Err(no_responder()),
             Confirmation::Nack(_) => Err(broken("the broker refused the message (nack)")),
@@ -198,7 +315,8 @@ impl RabbitBroker {
 impl fmt::Debug for RabbitBroker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RabbitBroker")
-            .field("connected", &self.inner.connection.status().connected())
+            .field("url", &sdk::registry::redact_url(&self.inner.url))
+            .field("connected", &self.is_connected())
             .field("settings", &self.inner.settings)
             .finish()
     }
@@ -212,19 +330,19 @@ impl Broker for RabbitBroker {
     fn request(&self, message: Envelope) -> BoxFuture<Result<Reply, BoxError>> {
         let this = self.clone();
         Box::pin(async move {
-            this.check_connected()?;
-            let exchange = this.inner.settings.requests_exchange.clone();
-            this.inner.rpc.call(&exchange, message).await
+            let link = this.check_connected()?;
+            let exchange = &this.inner.settings.requests_exchange;
+            link.rpc.call(exchange, message).await
         })
     }
 
     fn publish(&self, message: Envelope) -> BoxFuture<Result<(), BoxError>> {
         let this = self.clone();
         Box::pin(async move {
-            this.check_connected()?;
+            let link = this.check_connected()?;
             let properties = properties(&message, Kind::Event);
             Self::confirmed(
-                &this.inner.publisher,
+                &link.publisher,
                 &this.inner.settings.events_exchange,
                 message.pattern.as_str(),
                 &message.payload,
@@ -236,19 +354,28 @@ impl Broker for RabbitBroker {
 
     fn subscribe(&self, subscription: Subscription) -> BoxFuture<Result<Deliveries, BoxError>> {
         let this = self.clone();
-        Box::pin(async move { this.consume(subscription).await })
+        Box::pin(async move {
+            // The first subscription's mistakes (a queue declared with other arguments) are
+            // the caller's to see; later ones are retried on the next connection.
+            let first = this.subscribe_once(&subscription).await?;
+            Ok(this.deliveries(subscription, first))
+        })
     }
 
     fn is_connected(&self) -> bool {
-        self.inner.connection.status().connected()
+        self.link().connection.status().connected()
     }
 }
 
+/// A subscription on one connection: its consumer, channel and queue.
+type Subscribed = (Consumer, Channel, Arc<settle::Queue>);
+
 impl RabbitBroker {
-    async fn consume(&self, subscription: Subscription) -> Result<Deliveries, BoxError> {
+    /// Declares a subscription's queues on the current connection and starts consuming.
+    async fn subscribe_once(&self, subscription: &Subscription) -> Result<Subscribed, BoxError> {
         let settings = &self.inner.settings;
-        let channel = self
-            .inner
+        let link = self.check_connected()?;
+        let channel = link
             .connection
             .create_channel()
             .await
@@ -297,29 +424,62 @@ impl RabbitBroker {
             dead_exchange: settings.dead_letter_exchange.clone(),
             group: subscription.group.clone(),
         });
-        let deliveries = futures_util::stream::unfold(
-            (consumer, channel, context),
-            |(mut consumer, channel, context)| async move {
+        Ok((consumer, channel, context))
+    }
+
+    /// The deliveries of `subscription`, across lapin's recoveries and across connections:
+    /// when its consumer ends (its connection closed for good), it subscribes again on the
+    /// next one, after the reconnect backoff.
+    fn deliveries(&self, subscription: Subscription, first: Subscribed) -> Deliveries {
+        let generation = self.inner.generation.subscribe();
+        let state = (self.clone(), subscription, Some(first), 0u32, generation);
+        let stream = futures_util::stream::unfold(
+            state,
+            |(broker, subscription, mut current, mut failures, mut generation)| async move {
+                let backoff = ExponentialBackoff::reconnect();
                 loop {
-                    match consumer.next().await {
+                    let Some((consumer, channel, queue)) = current.as_mut() else {
+                        match broker.subscribe_once(&subscription).await {
+                            Ok(subscribed) => {
+                                failures = 0;
+                                current = Some(subscribed);
+                            }
+                            Err(_) => {
+                                failures = failures.saturating_add(1);
+                                tokio::time::sleep(backoff.delay(failures)).await;
+                            }
+                        }
+                        continue;
+                    };
+                    let next = tokio::select! {
+                        next = consumer.next() => next,
+                        // The connection was replaced: subscribe on the new one.
+                        _ = generation.changed() => {
+                            current = None;
+                            continue;
+                        }
+                    };
+                    match next {
                         Some(Ok(delivery)) => {
-                            if let Some(next) = RabbitSettle::delivery(delivery, &context) {
-                                return Some((next, (consumer, channel, context)));
+                            if let Some(next) = RabbitSettle::delivery(delivery, queue) {
+                                return Some((
+                                    next,
+                                    (broker, subscription, current, failures, generation),
+                                ));
                             }
                         }
                         Some(Err(error)) => {
-                            tracing::warn!(queue = %context.queue, %error, "rabbitmq consumer; waiting for recovery");
-                            if let Err(error) = channel.wait_for_recovery(error).await {
-                                tracing::warn!(queue = %context.queue, %error, "rabbitmq consumer could not recover");
-                                tokio::time::sleep(Duration::from_secs(1)).await;
+                            tracing::debug!(queue = %queue.queue, %error, "rabbitmq consumer; waiting for recovery");
+                            if channel.wait_for_recovery(error).await.is_err() {
+                                current = None;
                             }
                         }
-                        None => return None,
+                        None => current = None,
                     }
                 }
             },
         );
-        Ok(Box::pin(deliveries) as Deliveries)
+        Box::pin(stream)
     }
 }
 
