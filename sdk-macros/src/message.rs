@@ -168,7 +168,7 @@ fn check_pattern(pattern: &LitStr, cx: &Ctxt) {
         && text.split('.').count() <= 16
         && text.split('.').all(|t| {
             !t.is_empty()
-                && t.len() <= 64
+                && t.len() <= 128
                 && t.bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         });

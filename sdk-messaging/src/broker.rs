@@ -57,6 +57,19 @@ pub trait Broker: fmt::Debug + Send + Sync + 'static {
 
     /// Whether the broker connection is up now.
     fn is_connected(&self) -> bool;
+
+    /// Stores a message in the durable queue `queue` (declaring it if needed) and resolves
+    /// once the broker confirmed it: `send_to_service`. Brokers without such queues refuse.
+    fn enqueue(&self, queue: &str, message: Envelope) -> BoxFuture<Result<(), BoxError>> {
+        let _ = (queue, message);
+        let name = self.name();
+        Box::pin(async move { Err(unsupported(name, "service queues")) })
+    }
+}
+
+/// The error for a feature a transport does not have.
+pub fn unsupported(transport: &str, what: &str) -> BoxError {
+    format!("the {transport} transport has no {what}").into()
 }
 
 /// The error for a request nothing listens for.
@@ -135,8 +148,13 @@ pub(crate) fn emit_method() -> Method {
     Method::from_bytes(b"EMIT").unwrap_or(Method::PUT)
 }
 
+pub(crate) fn queue_method() -> Method {
+    Method::from_bytes(b"QUEUE").unwrap_or(Method::PUT)
+}
+
 /// A broker as the SDK pipeline's transport: `SEND /pattern` is a request, `EMIT /pattern`
-/// a publish answered `202 Accepted` once confirmed.
+/// a publish and `QUEUE /queue` a message for a service's queue, both answered `202
+/// Accepted` once confirmed.
 #[derive(Clone, Debug)]
 pub struct BrokerService {
     broker: Arc<dyn Broker>,
@@ -174,6 +192,15 @@ impl tower::Service<HttpRequest> for BrokerService {
                 headers,
                 payload,
             };
+            if parts.method == queue_method() {
+                let queue = message.pattern.as_str().to_owned();
+                broker.enqueue(&queue, message).await?;
+                return Ok(response(
+                    StatusCode::ACCEPTED,
+                    http::HeaderMap::new(),
+                    Bytes::new(),
+                ));
+            }
             if parts.method == emit_method() {
                 broker.publish(message).await?;
                 return Ok(response(

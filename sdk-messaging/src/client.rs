@@ -7,7 +7,7 @@ use sdk::{fallback::FallbackOn, ServiceClient, ServiceError, ServiceResult};
 use serde::{de::DeserializeOwned, Serialize};
 
 use crate::{
-    broker::{emit_method, send_method},
+    broker::{emit_method, queue_method, send_method},
     envelope::{headers, new_id},
     Pattern, Urgency,
 };
@@ -87,6 +87,55 @@ impl MessageClient {
             builder.error = Some(e.to_string());
         }
         builder
+    }
+
+    /// Stores `message` for `to_service` in that service's durable queue (named from its
+    /// URL, see [`queue_name`](crate::service_queue::queue_name)) with `urgency` as its
+    /// priority, as the reference's `send_to_microservice` does; returns once the broker
+    /// confirmed it. The stored body is exactly the reference's JSON
+    /// ([`ServiceMessage`](crate::ServiceMessage)). RabbitMQ only.
+    ///
+    /// ```no_run
+    /// # async fn run(client: sdk_messaging::MessageClient) -> sdk::ServiceResult<()> {
+    /// client
+    ///     .send_to_service(
+    ///         "http://localhost:8002/api/v1/orders",
+    ///         "catalog-service",
+    ///         "POST",
+    ///         &serde_json::json!({ "product_id": 123, "action": "price_updated" }),
+    ///         sdk_messaging::Urgency::High,
+    ///     )
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn send_to_service<T: Serialize + ?Sized>(
+        &self,
+        to_service: &str,
+        from_service: &str,
+        method: &str,
+        message: &T,
+        urgency: Urgency,
+    ) -> ServiceResult<()> {
+        let service: std::sync::Arc<str> = self.client.name().into();
+        let payload = serde_json::to_value(message).map_err(|e| ServiceError::InvalidRequest {
+            service,
+            reason: format!("the message could not be serialized as JSON: {e}"),
+        })?;
+        let envelope = crate::ServiceMessage {
+            from_service: from_service.to_owned(),
+            to_service: to_service.to_owned(),
+            method: method.to_owned(),
+            payload,
+            urgency,
+            timestamp: crate::service_queue::timestamp(),
+        };
+        let queue = crate::service_queue::queue_name(to_service);
+        self.message(&queue, &envelope)
+            .urgency(urgency)
+            .into_request(queue_method())?
+            .idempotent(true)
+            .send::<()>()
+            .await
     }
 
     /// The SDK client underneath (its breakers per pattern: `circuit_state()`).
@@ -188,7 +237,7 @@ impl MessageBuilder {
             .await
     }
 
-    fn into_request(self, method: http::Method) -> ServiceResult<sdk::RequestBuilder> {
+    pub(crate) fn into_request(self, method: http::Method) -> ServiceResult<sdk::RequestBuilder> {
         let service: std::sync::Arc<str> = self.client.name().into();
         let invalid = |reason: String| ServiceError::InvalidRequest {
             service: service.clone(),

@@ -45,6 +45,9 @@ pub enum Kind {
     Request,
     /// `emit`: an event, kept by the broker until every subscribed group handled it.
     Event,
+    /// `send_to_service`: a message for one service's own durable queue (named from the
+    /// service's URL), handled like an event by that service alone.
+    Queue,
 }
 
 impl Kind {
@@ -53,6 +56,7 @@ impl Kind {
         match self {
             Kind::Request => "request",
             Kind::Event => "event",
+            Kind::Queue => "queue",
         }
     }
 }

@@ -64,6 +64,7 @@ mod pattern;
 #[cfg(feature = "rabbitmq")]
 pub mod rabbitmq;
 mod server;
+pub mod service_queue;
 pub mod telemetry;
 mod urgency;
 
@@ -87,6 +88,7 @@ pub use self::{
     envelope::{headers, Envelope, Kind, Reply},
     pattern::{Pattern, PatternError},
     server::{MessageServer, RunningServer, ServerOptions},
+    service_queue::ServiceMessage,
     urgency::{Urgency, UrgencyError},
 };
 
@@ -221,6 +223,16 @@ impl Messaging {
         self.inner.broker.is_connected()
     }
 
+    /// The connection's health, to serve on a `/health` route (`{"name": "events",
+    /// "transport": "nats", "connected": true}`).
+    pub fn health(&self) -> MessagingHealth {
+        MessagingHealth {
+            name: self.inner.name.to_string(),
+            transport: self.inner.broker.name(),
+            connected: self.is_connected(),
+        }
+    }
+
     /// The broker underneath.
     pub fn broker(&self) -> &Arc<dyn Broker> {
         &self.inner.broker
@@ -234,6 +246,18 @@ impl fmt::Debug for Messaging {
             .field("broker", &self.inner.broker)
             .finish_non_exhaustive()
     }
+}
+
+/// A messaging connection's health.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[non_exhaustive]
+pub struct MessagingHealth {
+    /// The connection's name.
+    pub name: String,
+    /// `nats` or `rabbitmq`.
+    pub transport: &'static str,
+    /// Whether the broker connection is up.
+    pub connected: bool,
 }
 
 /// A failure for a handler to return: a 4xx `status` says the message is wrong (a request's

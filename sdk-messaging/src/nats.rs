@@ -217,6 +217,7 @@ impl Broker for NatsBroker {
             match subscription.kind {
                 Kind::Request => this.subscribe_requests(subscription).await,
                 Kind::Event => this.subscribe_events(subscription).await,
+                Kind::Queue => Err(crate::broker::unsupported("nats", "service queues")),
             }
         })
     }

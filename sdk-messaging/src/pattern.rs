@@ -3,8 +3,8 @@
 //! not `order.eu.placed`), `#` as the last token is any number of them, none included
 //! (`order.#` matches `order`, `order.placed` and `order.eu.placed`).
 //!
-//! One rule, checked here, for every transport: a token is 1 to 64 letters, digits, `-` or
-//! `_`; a pattern is 1 to 16 tokens (at most 255 bytes). A message is sent to a concrete
+//! One rule, checked here, for every transport: a token is letters, digits, `-` or
+//! `_` (at most 128 bytes); a pattern is 1 to 16 tokens (at most 255 bytes). A message is sent to a concrete
 //! pattern (no wildcard); a handler may listen on a wildcard one. When several of a
 //! server's handlers match a message, the most specific one takes it (literal tokens before
 //! `*`, `*` before `#`, from the left), so a message is handled once.
@@ -38,7 +38,7 @@ pub struct PatternError {
 }
 
 const MAX_TOKENS: usize = 16;
-const MAX_TOKEN: usize = 64;
+const MAX_TOKEN: usize = 128;
 const MAX_LEN: usize = 255;
 
 impl Pattern {
@@ -79,7 +79,7 @@ impl Pattern {
                     ))
                 }
                 t if t.len() > MAX_TOKEN => {
-                    return Err(error(pattern, "a token is longer than 64 bytes"))
+                    return Err(error(pattern, "a token is longer than 128 bytes"))
                 }
                 t if !t
                     .bytes()

@@ -132,12 +132,22 @@ async fn zero_loss_through_a_broker_restart_and_a_killed_consumer() {
     let messaging = Messaging::connect("events", &config)
         .await
         .expect("connect");
-    let running = nats.clone();
+    let (running, health) = (nats.clone(), messaging.clone());
     let restart = move || async move {
         let mut running = running.lock().await;
         running.take().expect("running").stop().await;
+        let down = || !health.health().connected;
+        assert!(
+            durability::wait_until(down, Duration::from_secs(10)).await,
+            "health says down"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
         *running = Some(NatsProcess::start(port, &store).await);
+        let up = || health.health().connected;
+        assert!(
+            durability::wait_until(up, Duration::from_secs(30)).await,
+            "and up again"
+        );
     };
     let pattern = format!("o{id}.order.placed");
     durability::survive(&messaging, &pattern, &spec, &out, EVENTS, restart).await;

@@ -191,3 +191,177 @@ async fn with_prefetch_one_every_critical_message_comes_before_any_low_one() {
     assert_eq!(rest, sorted.as_slice(), "strictly by priority");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn send_to_service_stores_the_reference_envelope_in_the_named_queue() {
+    let Some(setup) = setup(Duration::from_secs(5)).await else {
+        return;
+    };
+    let target = format!("http://localhost:8002/api/v1/orders-{}", setup.ns);
+    let queue = sdk_messaging::service_queue::queue_name(&target);
+    assert_eq!(
+        queue,
+        format!("queue_localhost_8002_api_v1_orders-{}", setup.ns)
+    );
+    setup
+        .messaging
+        .client()
+        .send_to_service(
+            &target,
+            "catalog-service",
+            "POST",
+            &serde_json::json!({ "product_id": 123, "action": "price_updated" }),
+            sdk_messaging::Urgency::High,
+        )
+        .await
+        .expect("stored");
+
+    let connection = Connection::connect(AMQP, ConnectionProperties::default())
+        .await
+        .expect("rabbitmq");
+    let channel = connection.create_channel().await.expect("channel");
+    let message = channel
+        .basic_get(queue.as_str().into(), BasicGetOptions { no_ack: true })
+        .await
+        .expect("get")
+        .expect("a message in the queue");
+    let properties = &message.delivery.properties;
+    assert_eq!(*properties.priority(), Some(8), "high is priority 8");
+    assert_eq!(*properties.delivery_mode(), Some(2), "persistent");
+    let body = String::from_utf8(message.delivery.data.clone()).expect("utf-8");
+    let keys: Vec<&str> = [
+        "from_service",
+        "to_service",
+        "method",
+        "payload",
+        "urgency",
+        "timestamp",
+    ]
+    .into_iter()
+    .filter(|k| body.contains(&format!("\"{k}\"")))
+    .collect();
+    assert_eq!(keys.len(), 6, "{body}");
+    let value: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        value.as_object().map(|o| o.len()),
+        Some(6),
+        "exactly these keys: {body}"
+    );
+    assert_eq!(value["from_service"], "catalog-service");
+    assert_eq!(value["to_service"], target.as_str());
+    assert_eq!(value["method"], "POST");
+    assert_eq!(
+        value["payload"],
+        serde_json::json!({ "product_id": 123, "action": "price_updated" })
+    );
+    assert_eq!(value["urgency"], "high");
+    let timestamp = value["timestamp"].as_str().expect("a timestamp");
+    assert_eq!(
+        timestamp.len(),
+        "2024-01-15T10:30:00.000Z".len(),
+        "{timestamp}"
+    );
+    assert!(
+        timestamp.ends_with('Z') && timestamp.as_bytes()[19] == b'.',
+        "{timestamp}"
+    );
+    assert!(
+        body.find("\"from_service\"") < body.find("\"to_service\"")
+            && body.find("\"urgency\"") < body.find("\"timestamp\""),
+        "in the reference's order: {body}"
+    );
+}
+
+#[tokio::test]
+async fn consumed_service_messages_become_http_calls_through_the_pipeline() {
+    use std::sync::{Arc, Mutex};
+
+    use axum::{extract::Path, http::HeaderMap, routing::post, Json, Router};
+    let Some(setup) = setup(Duration::from_secs(5)).await else {
+        return;
+    };
+    type Seen = Arc<Mutex<Vec<(String, serde_json::Value, HeaderMap)>>>;
+    let seen: Seen = Arc::default();
+    let failures = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let (sink, fail) = (seen.clone(), failures.clone());
+    let app = Router::new().route(
+        "/api/{what}",
+        post(
+            move |Path(what): Path<String>,
+                  headers: HeaderMap,
+                  Json(body): Json<serde_json::Value>| {
+                let (sink, fail) = (sink.clone(), fail.clone());
+                async move {
+                    sink.lock()
+                        .expect("lock")
+                        .push((what.clone(), body, headers));
+                    match what.as_str() {
+                        // The first call fails: the SDK's pipeline retries it (it has a key).
+                        "orders" if fail.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 => {
+                            axum::http::StatusCode::SERVICE_UNAVAILABLE
+                        }
+                        "orders" => axum::http::StatusCode::OK,
+                        _ => axum::http::StatusCode::BAD_REQUEST,
+                    }
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let target = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+
+    // Each target URL's queue, delivered over HTTP by one server.
+    let (orders, refuse) = (
+        format!("{target}/api/orders"),
+        format!("{target}/api/refuse"),
+    );
+    let sdk = sdk::ServiceSdk::builder().build().expect("sdk");
+    let server = setup
+        .messaging
+        .server(&setup.group)
+        .deliver_to_http(&orders, &sdk)
+        .deliver_to_http(&refuse, &sdk)
+        .start()
+        .await
+        .expect("started");
+    let client = setup.messaging.client();
+    for (target, n) in [(&orders, 1), (&refuse, 2)] {
+        client
+            .send_to_service(
+                target,
+                "catalog-service",
+                "POST",
+                &serde_json::json!({ "n": n }),
+                sdk_messaging::Urgency::Critical,
+            )
+            .await
+            .expect("stored");
+    }
+    suite::wait_for(|| seen.lock().expect("lock").len() >= 3)
+        .await
+        .expect("delivered");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let seen = seen.lock().expect("lock").clone();
+    let orders: Vec<_> = seen.iter().filter(|(what, ..)| what == "orders").collect();
+    assert_eq!(orders.len(), 2, "one 503, then the retry that succeeded");
+    let (_, body, headers) = orders[1];
+    assert_eq!(body, &serde_json::json!({ "n": 1 }));
+    assert_eq!(headers["x-from-service"], "catalog-service");
+    assert_eq!(headers["x-urgency"], "critical");
+    assert_eq!(
+        headers["idempotency-key"], orders[0].2["idempotency-key"],
+        "the same key on every attempt"
+    );
+    assert_eq!(
+        seen.iter().filter(|(what, ..)| what == "refuse").count(),
+        1,
+        "a 400 is not retried"
+    );
+    let dead = dead_letters(setup.group.clone()).await;
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(dead[0].1.contains("400"), "{dead:?}");
+    server.shutdown().await;
+}

@@ -30,7 +30,7 @@ pub(super) fn properties(message: &Envelope, kind: Kind) -> BasicProperties {
         properties = properties.with_correlation_id(message.correlation_id().into());
     }
     match kind {
-        Kind::Event => properties.with_delivery_mode(PERSISTENT),
+        Kind::Event | Kind::Queue => properties.with_delivery_mode(PERSISTENT),
         Kind::Request => match header(&message.headers, headers::TIMEOUT_MS) {
             Some(ms) if ms.parse::<u64>().is_ok() => properties.with_expiration(ms.into()),
             _ => properties,

@@ -90,6 +90,8 @@ struct Link {
     /// Publishes events, with confirms.
     publisher: Channel,
     rpc: Rpc,
+    /// Service queues declared on this connection.
+    queues: tokio::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl RabbitBroker {
@@ -181,6 +183,7 @@ async fn open(url: &str, settings: &RabbitSettings) -> Result<Link, (String, lap
         connection,
         publisher,
         rpc,
+        queues: Default::default(),
     })
 }
 
@@ -242,13 +245,12 @@ async fn replace(inner: &Inner) {
 }
 
 impl RabbitBroker {
-    /// Declares a handler's durable priority queue and binds it to `exchange` by `key`.
+    /// Declares a durable priority queue, bound to an exchange by a key if `binding` says so.
     async fn declare_queue(
         &self,
         channel: &Channel,
         queue: &str,
-        exchange: &str,
-        key: &str,
+        binding: Option<(&str, &str)>,
     ) -> Result<(), BoxError> {
         let mut arguments = FieldTable::default();
         arguments.insert("x-max-priority".into(), AMQPValue::ShortShortUInt(10));
@@ -260,6 +262,9 @@ impl RabbitBroker {
             .queue_declare(queue.into(), QueueDeclareOptions::durable(), arguments)
             .await
             .map_err(|e| broken(format!("queue {queue}: {e}")))?;
+        let Some((exchange, key)) = binding else {
+            return Ok(());
+        };
         channel
             .queue_bind(
                 queue.into(),
@@ -365,6 +370,19 @@ impl Broker for RabbitBroker {
     fn is_connected(&self) -> bool {
         self.link().connection.status().connected()
     }
+
+    fn enqueue(&self, queue: &str, message: Envelope) -> BoxFuture<Result<(), BoxError>> {
+        let (this, queue) = (self.clone(), queue.to_owned());
+        Box::pin(async move {
+            let link = this.check_connected()?;
+            if !link.queues.lock().await.contains(&queue) {
+                this.declare_queue(&link.publisher, &queue, None).await?;
+                link.queues.lock().await.insert(queue.clone());
+            }
+            let properties = properties(&message, Kind::Queue);
+            Self::confirmed(&link.publisher, "", &queue, &message.payload, properties).await
+        })
+    }
 }
 
 /// A subscription on one connection: its consumer, channel and queue.
@@ -389,26 +407,35 @@ impl RabbitBroker {
             .basic_qos(prefetch, BasicQosOptions::default())
             .await
             .map_err(broken)?;
-        let (queue, exchange) = match subscription.kind {
-            Kind::Request => (
-                format!("sdk.rpc.{}.{}", subscription.group, subscription.pattern),
-                &settings.requests_exchange,
-            ),
-            Kind::Event => (
-                format!("{}.{}", subscription.group, subscription.pattern),
-                &settings.events_exchange,
-            ),
+        let queue = match subscription.kind {
+            Kind::Request => {
+                let queue = format!("sdk.rpc.{}.{}", subscription.group, subscription.pattern);
+                let key = subscription.pattern.as_str();
+                self.declare_queue(&channel, &queue, Some((&settings.requests_exchange, key)))
+                    .await?;
+                queue
+            }
+            Kind::Event => {
+                let queue = format!("{}.{}", subscription.group, subscription.pattern);
+                let key = subscription.pattern.as_str();
+                self.declare_queue(&channel, &queue, Some((&settings.events_exchange, key)))
+                    .await?;
+                queue
+            }
+            // A service's own queue, named from its URL; messages go to it directly.
+            Kind::Queue => {
+                let queue = subscription.pattern.as_str().to_owned();
+                self.declare_queue(&channel, &queue, None).await?;
+                queue
+            }
         };
-        self.declare_queue(&channel, &queue, exchange, subscription.pattern.as_str())
-            .await?;
         let dead_queue = format!("sdk.dead.{}", subscription.group);
-        self.declare_queue(
-            &channel,
-            &dead_queue,
-            &settings.dead_letter_exchange,
-            &subscription.group,
-        )
-        .await?;
+        let dead = (
+            settings.dead_letter_exchange.as_str(),
+            subscription.group.as_str(),
+        );
+        self.declare_queue(&channel, &dead_queue, Some(dead))
+            .await?;
         let consumer = channel
             .basic_consume(
                 queue.as_str().into(),

@@ -80,7 +80,7 @@ impl Worker {
             return;
         }
         let id = message.id().to_owned();
-        if self.kind == Kind::Event && !id.is_empty() && self.seen.contains_key(&id) {
+        if self.kind != Kind::Request && !id.is_empty() && self.seen.contains_key(&id) {
             self.metrics.record("duplicate", None);
             if let Err(e) = settle.ack().await {
                 tracing::warn!(pattern = %self.pattern, error = %e, "could not settle a duplicate");
@@ -107,7 +107,7 @@ impl Worker {
         let elapsed = started.elapsed();
         let settled = match self.kind {
             Kind::Request => self.answer(settle, handled, &correlation, elapsed).await,
-            Kind::Event => {
+            Kind::Event | Kind::Queue => {
                 self.settle_event(settle, handled, &id, attempt, elapsed)
                     .await
             }

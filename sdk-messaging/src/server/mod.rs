@@ -188,6 +188,33 @@ impl MessageServer {
         self
     }
 
+    /// Hands every message stored for `service` (its queue is named from it, see
+    /// [`queue_name`](crate::service_queue::queue_name)) to `callback`, as the reference's
+    /// `consume_messages` does: a message is acknowledged once the callback returns `Ok`,
+    /// delivered again after a retryable failure, and sent to the dead letters after a 4xx
+    /// or its last attempt. RabbitMQ only.
+    pub fn consume_messages<F, Fut>(mut self, service: &str, callback: F) -> Self
+    where
+        F: Fn(crate::ServiceMessage, MessageContext) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ServiceResult<()>> + Send + 'static,
+    {
+        let queue = crate::service_queue::queue_name(service);
+        self.route(&queue, Kind::Queue, handler::erase(callback));
+        self
+    }
+
+    /// Consumes `service`'s messages and makes each one the HTTP call it stands for through
+    /// `sdk`'s pipeline (its method and payload to its `to_service` URL, with an
+    /// `Idempotency-Key` of the message id): a 2xx settles it, a 4xx sends it to the dead
+    /// letters, anything else delivers it again later.
+    pub fn deliver_to_http(self, service: &str, sdk: &sdk::ServiceSdk) -> Self {
+        let bridge = crate::service_queue::HttpBridge::new(sdk);
+        self.consume_messages(service, move |message, context| {
+            let bridge = bridge.clone();
+            async move { bridge.deliver(message, context).await }
+        })
+    }
+
     /// Registers an already erased handler (the typed interfaces' dispatchers use it).
     pub(crate) fn route(&mut self, pattern: &str, kind: Kind, handler: ErasedHandler) {
         match Pattern::handler(pattern) {
@@ -221,7 +248,7 @@ impl MessageServer {
         let options = Arc::new(self.options);
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
-        for kind in [Kind::Request, Kind::Event] {
+        for kind in [Kind::Request, Kind::Event, Kind::Queue] {
             let siblings: Arc<[Pattern]> = self
                 .routes
                 .iter()
