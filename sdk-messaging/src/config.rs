@@ -2,7 +2,7 @@
 //!
 //! ```toml
 //! [messaging.events]
-//! transport = "nats"                                   # nats (rabbitmq and redis to come)
+//! transport = "nats"                                   # nats, rabbitmq or redis
 //! url = "${NATS_URL:nats://127.0.0.1:4222}"            # credentials in it are never printed
 //! timeout = "10s"                                      # deadline of a send or emit, retries included
 //!
@@ -16,6 +16,10 @@
 //! requests_exchange = "sdk.requests"                   # topic exchange, routing key = pattern
 //! events_exchange = "sdk.events"                       # topic exchange, routing key = pattern
 //! dead_letter_exchange = "sdk.dead"                    # direct exchange, routing key = group
+//!
+//! [messaging.events.redis]                             # Redis only; the defaults
+//! prefix = "sdk"                                       # every key starts `sdk:`
+//! ack_wait = "30s"                                     # a consumer's unsettled entries are claimed after this
 //!
 //! [messaging.events.nats]                              # NATS only; these are the defaults
 //! stream = "SDK_EVENTS"                                # JetStream stream of emitted events...
@@ -39,6 +43,9 @@ pub enum TransportKind {
     /// `rabbitmq`).
     #[serde(rename = "rabbitmq")]
     RabbitMq,
+    /// Redis: streams with consumer groups for events and requests, a reply list per
+    /// connection (feature `redis`).
+    Redis,
 }
 
 /// One messaging connection's settings.
@@ -66,6 +73,9 @@ pub struct MessagingConfig {
     /// RabbitMQ settings.
     #[serde(default)]
     pub rabbitmq: RabbitSettings,
+    /// Redis settings.
+    #[serde(default)]
+    pub redis: RedisSettings,
 }
 
 fn default_timeout() -> Duration {
@@ -87,6 +97,7 @@ impl MessagingConfig {
             circuit_breaker: default_breaker(),
             nats: NatsSettings::default(),
             rabbitmq: RabbitSettings::default(),
+            redis: RedisSettings::default(),
         }
     }
 
@@ -124,6 +135,13 @@ impl MessagingConfig {
         self.rabbitmq = rabbitmq;
         self
     }
+
+    /// Sets the Redis settings.
+    #[must_use]
+    pub fn redis(mut self, redis: RedisSettings) -> Self {
+        self.redis = redis;
+        self
+    }
 }
 
 impl fmt::Debug for MessagingConfig {
@@ -136,6 +154,7 @@ impl fmt::Debug for MessagingConfig {
             .field("circuit_breaker", &self.circuit_breaker)
             .field("nats", &self.nats)
             .field("rabbitmq", &self.rabbitmq)
+            .field("redis", &self.redis)
             .finish()
     }
 }
@@ -249,6 +268,49 @@ impl RabbitSettings {
     #[must_use]
     pub fn queue_expires(mut self, after: Duration) -> Self {
         self.queue_expires = Some(after);
+        self
+    }
+}
+
+/// Where Redis keeps the streams, and when a dead consumer's entries are taken over.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RedisSettings {
+    /// Every key the transport uses starts with `<prefix>:` (default `sdk`).
+    pub prefix: String,
+    /// How long a delivered entry may stay unsettled before another consumer of its group
+    /// claims it (default 30 s): longer than a handler runs.
+    #[serde(deserialize_with = "de::duration")]
+    pub ack_wait: Duration,
+}
+
+impl Default for RedisSettings {
+    fn default() -> Self {
+        RedisSettings {
+            prefix: "sdk".into(),
+            ack_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+impl RedisSettings {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Keys under `<prefix>:` (tests give each run its own).
+    #[must_use]
+    pub fn prefix(mut self, prefix: &str) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long a delivered entry may stay unsettled (default 30 s).
+    #[must_use]
+    pub fn ack_wait(mut self, ack_wait: Duration) -> Self {
+        self.ack_wait = ack_wait;
         self
     }
 }

@@ -63,6 +63,8 @@ pub mod nats;
 mod pattern;
 #[cfg(feature = "rabbitmq")]
 pub mod rabbitmq;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod server;
 pub mod service_queue;
 pub mod telemetry;
@@ -83,7 +85,7 @@ pub mod __private {
 pub use self::{
     broker::{Broker, BrokerService, Subscription},
     client::{MessageBuilder, MessageClient},
-    config::{MessagingConfig, NatsSettings, RabbitSettings, TransportKind},
+    config::{MessagingConfig, NatsSettings, RabbitSettings, RedisSettings, TransportKind},
     context::MessageContext,
     envelope::{headers, Envelope, Kind, Reply},
     pattern::{Pattern, PatternError},
@@ -152,6 +154,13 @@ impl Messaging {
             }
             #[cfg(not(feature = "rabbitmq"))]
             TransportKind::RabbitMq => Err(MessagingError::NotBuiltIn("rabbitmq")),
+            #[cfg(feature = "redis")]
+            TransportKind::Redis => {
+                let broker = redis::RedisBroker::connect(&config.url, config.redis.clone()).await?;
+                Self::with_broker(name, broker, config)
+            }
+            #[cfg(not(feature = "redis"))]
+            TransportKind::Redis => Err(MessagingError::NotBuiltIn("redis")),
         }
     }
 
@@ -254,7 +263,7 @@ impl fmt::Debug for Messaging {
 pub struct MessagingHealth {
     /// The connection's name.
     pub name: String,
-    /// `nats` or `rabbitmq`.
+    /// `nats`, `rabbitmq` or `redis`.
     pub transport: &'static str,
     /// Whether the broker connection is up.
     pub connected: bool,

@@ -157,6 +157,7 @@ impl Pattern {
 
     /// The NATS subjects that carry this pattern's messages under `prefix` (`*` is NATS's
     /// `*`; a last `#` is the pattern without it plus `>`, since NATS's `>` needs a token).
+    #[cfg(any(feature = "nats", test))]
     pub(crate) fn nats_subjects(&self, prefix: &str) -> Vec<String> {
         let join = |body: &str| match (prefix.is_empty(), body.is_empty()) {
             (true, _) => body.to_owned(),

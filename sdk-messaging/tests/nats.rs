@@ -145,23 +145,5 @@ async fn failed_events_come_back_and_bad_ones_go_to_the_dead_letters() {
 
 #[tokio::test]
 async fn a_broker_that_is_not_there_is_a_typed_error() {
-    let port = support::free_port();
-    let config = MessagingConfig::new(
-        TransportKind::Nats,
-        format!("nats://user:hunter2@127.0.0.1:{port}"),
-    );
-    let err = Messaging::connect("events", &config)
-        .await
-        .expect_err("nothing listens");
-    let text = err.to_string();
-    assert!(
-        matches!(err, sdk_messaging::MessagingError::Broker(_)),
-        "{err:?}"
-    );
-    assert!(text.contains("could not connect"), "{text}");
-    assert!(
-        !text.contains("hunter2"),
-        "credentials are never printed: {text}"
-    );
-    assert!(!format!("{config:?}").contains("hunter2"));
+    suite::an_absent_broker_is_a_typed_error(TransportKind::Nats, "nats").await;
 }

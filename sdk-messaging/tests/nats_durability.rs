@@ -12,10 +12,6 @@ use std::{
     time::Duration,
 };
 
-use sdk::{
-    circuit_breaker::BreakerConfig,
-    retry::{BudgetConfig, RetryConfig},
-};
 use sdk_messaging::{Messaging, MessagingConfig, NatsSettings, TransportKind};
 use support::durability;
 use tokio::process::{Child, Command};
@@ -119,35 +115,19 @@ async fn zero_loss_through_a_broker_restart_and_a_killed_consumer() {
         NatsProcess::start(port, &store).await,
     )));
 
-    // Retries that outlast a restart: up to 20 attempts within 30 s, a budget that allows
-    // them, and a breaker that stays closed (this test counts losses, not refusals).
-    let retry = RetryConfig::new()
-        .max_attempts(20)
-        .budget(BudgetConfig::new().min_per_second(10_000));
-    let config = MessagingConfig::new(TransportKind::Nats, &url)
-        .timeout(Duration::from_secs(30))
-        .retry(retry)
-        .circuit_breaker(BreakerConfig::new().enabled(false))
-        .nats(settings(&id));
-    let messaging = Messaging::connect("events", &config)
-        .await
-        .expect("connect");
+    let config = MessagingConfig::new(TransportKind::Nats, &url).nats(settings(&id));
+    let messaging = Messaging::connect(
+        "events",
+        &durability::patient(config, 20, Duration::from_secs(30)),
+    )
+    .await
+    .expect("connect");
     let (running, health) = (nats.clone(), messaging.clone());
     let restart = move || async move {
         let mut running = running.lock().await;
-        running.take().expect("running").stop().await;
-        let down = || !health.health().connected;
-        assert!(
-            durability::wait_until(down, Duration::from_secs(10)).await,
-            "health says down"
-        );
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        *running = Some(NatsProcess::start(port, &store).await);
-        let up = || health.health().connected;
-        assert!(
-            durability::wait_until(up, Duration::from_secs(30)).await,
-            "and up again"
-        );
+        let stopped = running.take().expect("running").stop();
+        let started = durability::bounce(&health, stopped, || NatsProcess::start(port, &store));
+        *running = Some(started.await);
     };
     let pattern = format!("o{id}.order.placed");
     durability::survive(&messaging, &pattern, &spec, &out, EVENTS, restart).await;

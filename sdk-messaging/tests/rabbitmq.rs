@@ -365,3 +365,8 @@ async fn consumed_service_messages_become_http_calls_through_the_pipeline() {
     assert!(dead[0].1.contains("400"), "{dead:?}");
     server.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_broker_that_is_not_there_is_a_typed_error() {
+    suite::an_absent_broker_is_a_typed_error(TransportKind::RabbitMq, "amqp").await;
+}

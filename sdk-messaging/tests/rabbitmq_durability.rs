@@ -10,10 +10,6 @@ mod support;
 
 use std::time::Duration;
 
-use sdk::{
-    circuit_breaker::BreakerConfig,
-    retry::{BudgetConfig, RetryConfig},
-};
 use sdk_messaging::{Messaging, MessagingConfig, RabbitSettings, TransportKind};
 use support::durability;
 
@@ -89,14 +85,11 @@ async fn zero_loss_through_a_broker_restart_and_a_killed_consumer() {
     let out = dir.join("handled.txt");
     std::fs::create_dir_all(&dir).expect("dir");
 
-    let retry = RetryConfig::new()
-        .max_attempts(60)
-        .budget(BudgetConfig::new().min_per_second(10_000));
-    let config = MessagingConfig::new(TransportKind::RabbitMq, AMQP)
-        .timeout(Duration::from_secs(90))
-        .retry(retry)
-        .circuit_breaker(BreakerConfig::new().enabled(false))
-        .rabbitmq(settings());
+    let config = durability::patient(
+        MessagingConfig::new(TransportKind::RabbitMq, AMQP).rabbitmq(settings()),
+        60,
+        Duration::from_secs(90),
+    );
     let messaging = Messaging::connect("events", &config)
         .await
         .expect("connect");

@@ -132,6 +132,9 @@ impl RabbitBroker {
 
 /// Opens a connection (lapin's recovery on), its publishing channel with confirms and its
 /// reply channel, and declares the exchanges. The error says what failed.
+/// How long a first connection may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
 async fn open(url: &str, settings: &RabbitSettings) -> Result<Link, (String, lapin::Error)> {
     let fail = |what: &str| {
         let what = what.to_owned();
@@ -147,8 +150,18 @@ async fn open(url: &str, settings: &RabbitSettings) -> Result<Link, (String, lap
                 .with_jitter()
                 .with_max_times(usize::MAX)
         });
-    let connection = Connection::connect(url, properties)
+    // lapin's recovery retries a first connection without end too; a caller of `connect`
+    // is told after 5 s, as on the other transports.
+    let connection = tokio::time::timeout(CONNECT_TIMEOUT, Connection::connect(url, properties))
         .await
+        .map_err(|_| {
+            (
+                "could not connect to".to_owned(),
+                lapin::Error::from(lapin::ErrorKind::IOError(std::sync::Arc::new(
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "no answer within 5 s"),
+                ))),
+            )
+        })?
         .map_err(fail("could not connect to"))?;
     let publisher = connection
         .create_channel()

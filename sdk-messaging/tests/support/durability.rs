@@ -48,7 +48,12 @@ pub async fn consume_forever(messaging: Messaging, group: &str, pattern: &str, o
                 let file = file.clone();
                 async move {
                     let n = event["n"].as_u64().unwrap_or(u64::MAX);
-                    writeln!(file.lock().expect("lock"), "{n}").expect("recorded");
+                    // One write per line: `writeln!` may split it in two, and a
+                    // `kill -9` between them would glue this number to the next one.
+                    file.lock()
+                        .expect("lock")
+                        .write_all(format!("{n}\n").as_bytes())
+                        .expect("recorded");
                     Ok(())
                 }
             },
@@ -204,4 +209,44 @@ pub async fn wait_until(done: impl Fn() -> bool, limit: Duration) -> bool {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     true
+}
+
+/// `config` made to outlast a restart: up to `attempts` attempts within `timeout`, a retry
+/// budget that allows them, and no breaker (these tests count losses, not refusals).
+pub fn patient(
+    config: sdk_messaging::MessagingConfig,
+    attempts: u32,
+    timeout: Duration,
+) -> sdk_messaging::MessagingConfig {
+    let retry = sdk::retry::RetryConfig::new()
+        .max_attempts(attempts)
+        .budget(sdk::retry::BudgetConfig::new().min_per_second(10_000));
+    config
+        .timeout(timeout)
+        .retry(retry)
+        .circuit_breaker(sdk::circuit_breaker::BreakerConfig::new().enabled(false))
+}
+
+/// Stops a broker (`stop`), checks that `messaging`'s health says down, starts it again
+/// (`start`) and checks that the health says up; returns what `start` gave.
+pub async fn bounce<S, F, Fut, T>(messaging: &Messaging, stop: S, start: F) -> T
+where
+    S: std::future::Future<Output = ()>,
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    stop.await;
+    let down = || !messaging.health().connected;
+    assert!(
+        wait_until(down, Duration::from_secs(10)).await,
+        "health says down"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let started = start().await;
+    let up = || messaging.health().connected;
+    assert!(
+        wait_until(up, Duration::from_secs(30)).await,
+        "and up again"
+    );
+    started
 }

@@ -365,3 +365,30 @@ pub async fn wait_for(done: impl Fn() -> bool) -> Option<()> {
     }
     None
 }
+
+/// Connecting to `scheme://user:hunter2@127.0.0.1:<a free port>` fails with a typed error
+/// that never shows the password, and so does the config's `Debug`.
+pub async fn an_absent_broker_is_a_typed_error(
+    transport: sdk_messaging::TransportKind,
+    scheme: &str,
+) {
+    let port = super::free_port();
+    let config = sdk_messaging::MessagingConfig::new(
+        transport,
+        format!("{scheme}://user:hunter2@127.0.0.1:{port}"),
+    );
+    let err = Messaging::connect("events", &config)
+        .await
+        .expect_err("nothing listens");
+    let text = err.to_string();
+    assert!(
+        matches!(err, sdk_messaging::MessagingError::Broker(_)),
+        "{err:?}"
+    );
+    assert!(text.contains("could not connect"), "{text}");
+    assert!(
+        !text.contains("hunter2"),
+        "credentials are never printed: {text}"
+    );
+    assert!(!format!("{config:?}").contains("hunter2"));
+}

@@ -1,0 +1,345 @@
+//! One handler's consumer: binds its stream (stream, group and binding, again whenever
+//! Redis comes back without them), reads new entries while the server has room for them,
+//! and claims the entries of consumers that died with them unsettled.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use futures_util::stream;
+use redis::{
+    aio::ConnectionManager,
+    streams::{StreamClaimReply, StreamId, StreamPendingCountReply, StreamReadReply},
+    Value,
+};
+use sdk::{retry::Backoff as _, retry::ExponentialBackoff, BoxError};
+use tokio::sync::mpsc;
+
+use super::{failed, frame, routes::Keys, settle::RedisSettle, RedisBroker, BLOCK};
+use crate::{
+    broker::{Deliveries, Delivery, Subscription},
+    envelope::{headers, new_id, Kind},
+    Envelope, Pattern,
+};
+
+/// How long a request stream stays alive after its last consumer's last refresh.
+const ALIVE_FOR: Duration = Duration::from_secs(6);
+/// Slack for clocks that differ a little, before a request is taken to be past its deadline.
+const CLOCK_SLACK_MS: u64 = 1000;
+
+struct Consumer {
+    broker: RedisBroker,
+    connection: ConnectionManager,
+    stream: String,
+    group: String,
+    pattern: Pattern,
+    kind: Kind,
+}
+
+/// Binds `subscription`'s stream and starts reading it.
+pub(super) async fn start(
+    broker: RedisBroker,
+    subscription: Subscription,
+) -> Result<Deliveries, BoxError> {
+    let keys = &broker.shared.keys;
+    let stream = match subscription.kind {
+        Kind::Request => keys.requests(&subscription.group, &subscription.pattern),
+        _ => keys.events(&subscription.group, &subscription.pattern),
+    };
+    let mut consumer = Consumer {
+        connection: broker.blocking_connection().await?,
+        broker,
+        stream,
+        group: subscription.group,
+        pattern: subscription.pattern,
+        kind: subscription.kind,
+    };
+    consumer.bind().await?;
+    let (sender, receiver) = mpsc::channel(subscription.prefetch.max(1));
+    if consumer.kind == Kind::Request {
+        tokio::spawn(keep_alive(
+            consumer.broker.clone(),
+            consumer.stream.clone(),
+            sender.clone(),
+        ));
+    }
+    tokio::spawn(consumer.run(sender));
+    let deliveries = stream::unfold(receiver, |mut receiver| async move {
+        receiver.recv().await.map(|delivery| (delivery, receiver))
+    });
+    Ok(Box::pin(deliveries))
+}
+
+/// Keeps a request stream's `alive` key while the server runs.
+async fn keep_alive(broker: RedisBroker, stream: String, sender: mpsc::Sender<Delivery>) {
+    let alive = Keys::alive(&stream);
+    let millis = u64::try_from(ALIVE_FOR.as_millis()).unwrap_or(u64::MAX);
+    while !sender.is_closed() {
+        let mut connection = broker.shared.commands.clone();
+        let refreshed: redis::RedisResult<()> = redis::cmd("SET")
+            .arg(&alive)
+            .arg(1)
+            .arg("PX")
+            .arg(millis)
+            .query_async(&mut connection)
+            .await;
+        if let Err(e) = refreshed {
+            tracing::debug!(stream = %stream, error = %e, "redis keep-alive");
+        }
+        tokio::time::sleep(ALIVE_FOR / 3).await;
+    }
+}
+
+impl Consumer {
+    /// Creates the stream and group (reading from the stream's start, so nothing appended
+    /// since the binding is missed) and registers the binding if it is not there.
+    async fn bind(&mut self) -> Result<(), BoxError> {
+        let created: redis::RedisResult<()> = redis::cmd("XGROUP")
+            .arg("CREATE")
+            .arg(&self.stream)
+            .arg(&self.group)
+            .arg("0")
+            .arg("MKSTREAM")
+            .query_async(&mut self.connection)
+            .await;
+        match created {
+            Err(e) if e.code() != Some("BUSYGROUP") => return Err(failed(e)),
+            _ => {}
+        }
+        let keys = &self.broker.shared.keys;
+        let mut pipe = redis::pipe();
+        if self.kind == Kind::Request {
+            let millis = u64::try_from(ALIVE_FOR.as_millis()).unwrap_or(u64::MAX);
+            pipe.cmd("SET")
+                .arg(Keys::alive(&self.stream))
+                .arg(1)
+                .arg("PX")
+                .arg(millis)
+                .ignore();
+        }
+        pipe.hget(keys.bindings(), &self.stream);
+        let (bound,): (Option<String>,) = pipe
+            .query_async(&mut self.connection)
+            .await
+            .map_err(failed)?;
+        if bound.as_deref() != Some(self.pattern.as_str()) {
+            redis::pipe()
+                .atomic()
+                .hset(keys.bindings(), &self.stream, self.pattern.as_str())
+                .ignore()
+                .set(keys.version(), new_id())
+                .ignore()
+                .query_async::<()>(&mut self.connection)
+                .await
+                .map_err(failed)?;
+        }
+        Ok(())
+    }
+
+    async fn run(mut self, sender: mpsc::Sender<Delivery>) {
+        let backoff = ExponentialBackoff::reconnect();
+        let claim_every = (self.broker.shared.settings.ack_wait / 2).min(Duration::from_secs(5));
+        let mut last_claim = Instant::now();
+        let mut failures = 0u32;
+        let mut bound = true;
+        loop {
+            if !bound {
+                bound = self.bind().await.is_ok();
+            }
+            let Ok(room) = sender.reserve().await else {
+                return; // the server stopped
+            };
+            let count = sender.capacity() + 1;
+            drop(room);
+            let read = if bound && last_claim.elapsed() >= claim_every {
+                last_claim = Instant::now();
+                self.claim(count).await
+            } else if bound {
+                self.read(count).await
+            } else {
+                Err(None)
+            };
+            match read {
+                Ok(entries) => {
+                    failures = 0;
+                    for (entry, earlier) in entries {
+                        let Some(delivery) = self.delivery(entry, earlier).await else {
+                            continue;
+                        };
+                        if sender.send(delivery).await.is_err() {
+                            return;
+                        }
+                    }
+                    continue;
+                }
+                Err(Some(e)) if e.code() == Some("NOGROUP") => {
+                    tracing::info!(stream = %self.stream, "redis lost the consumer group; binding again");
+                    bound = false;
+                }
+                Err(Some(e)) => {
+                    tracing::debug!(stream = %self.stream, error = %e, "redis consumer")
+                }
+                Err(None) => {}
+            }
+            failures = failures.saturating_add(1);
+            tokio::time::sleep(backoff.delay(failures)).await;
+        }
+    }
+
+    /// New entries for this group, waiting up to a second for some.
+    async fn read(
+        &mut self,
+        count: usize,
+    ) -> Result<Vec<(StreamId, u32)>, Option<redis::RedisError>> {
+        let consumer = &self.broker.shared.consumer;
+        let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
+            .arg("GROUP")
+            .arg(&self.group)
+            .arg(consumer)
+            .arg("COUNT")
+            .arg(count)
+            .arg("BLOCK")
+            .arg(u64::try_from(BLOCK.as_millis()).unwrap_or(1000))
+            .arg("STREAMS")
+            .arg(&self.stream)
+            .arg(">")
+            .query_async(&mut self.connection)
+            .await
+            .map_err(Some)?;
+        Ok(reply
+            .into_iter()
+            .flat_map(|reply| reply.keys)
+            .flat_map(|key| key.ids)
+            .map(|entry| (entry, 0))
+            .collect())
+    }
+
+    /// Entries another consumer (or an earlier life of this one) took and left unsettled
+    /// for `ack_wait`, with how often each was delivered before.
+    async fn claim(
+        &mut self,
+        count: usize,
+    ) -> Result<Vec<(StreamId, u32)>, Option<redis::RedisError>> {
+        let idle =
+            u64::try_from(self.broker.shared.settings.ack_wait.as_millis()).unwrap_or(u64::MAX);
+        let pending: StreamPendingCountReply = redis::cmd("XPENDING")
+            .arg(&self.stream)
+            .arg(&self.group)
+            .arg("IDLE")
+            .arg(idle)
+            .arg("-")
+            .arg("+")
+            .arg(count)
+            .query_async(&mut self.connection)
+            .await
+            .map_err(Some)?;
+        if pending.ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let delivered: HashMap<String, u32> = pending
+            .ids
+            .iter()
+            .map(|p| {
+                (
+                    p.id.clone(),
+                    u32::try_from(p.times_delivered).unwrap_or(u32::MAX),
+                )
+            })
+            .collect();
+        let claimed: StreamClaimReply = redis::cmd("XCLAIM")
+            .arg(&self.stream)
+            .arg(&self.group)
+            .arg(&self.broker.shared.consumer)
+            .arg(idle)
+            .arg(delivered.keys().collect::<Vec<_>>())
+            .query_async(&mut self.connection)
+            .await
+            .map_err(Some)?;
+        let mut entries: Vec<(StreamId, u32)> = claimed
+            .ids
+            .into_iter()
+            .map(|entry| {
+                let earlier = delivered.get(&entry.id).copied().unwrap_or(1);
+                (entry, earlier)
+            })
+            .collect();
+        entries.sort_by(|a, b| a.0.id.cmp(&b.0.id));
+        tracing::info!(stream = %self.stream, claimed = entries.len(), "redis claimed unsettled entries");
+        Ok(entries)
+    }
+
+    /// The delivery of `entry`, delivered `earlier` times before; `None` (and settled) for
+    /// one nobody can use: not the SDK's, or a request whose caller stopped waiting.
+    async fn delivery(&self, entry: StreamId, earlier: u32) -> Option<Delivery> {
+        let decoded = match entry.map.get("m") {
+            Some(Value::BulkString(bytes)) => frame::decode(bytes),
+            _ => None,
+        };
+        let reply_to = match entry.map.get("r") {
+            Some(Value::BulkString(bytes)) => String::from_utf8(bytes.clone()).ok(),
+            _ => None,
+        };
+        let pattern = decoded.as_ref().and_then(|(headers, _)| {
+            let name = headers.get(headers::PATTERN)?.to_str().ok()?;
+            Pattern::message(name).ok()
+        });
+        let settle = RedisSettle::new(
+            self.broker.clone(),
+            self.stream.clone(),
+            self.group.clone(),
+            entry.id.clone(),
+            reply_to.clone(),
+        );
+        let (Some((headers, payload)), Some(pattern)) = (decoded, pattern) else {
+            tracing::warn!(stream = %self.stream, id = %entry.id, "not an SDK message; dropped");
+            let _ = settle.ack_entry().await;
+            return None;
+        };
+        let message = Envelope {
+            pattern,
+            headers,
+            payload,
+        };
+        if self.kind == Kind::Request && past_deadline(&entry.id, &message) {
+            let _ = settle.ack_entry().await;
+            return None;
+        }
+        let attempt = message
+            .headers
+            .get(headers::ATTEMPT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(1)
+            .saturating_add(earlier);
+        Some(Delivery {
+            settle: Box::new(settle.with_message(message.clone(), attempt)),
+            message,
+            attempt,
+            reply_to,
+        })
+    }
+}
+
+/// Whether a request appended at stream id `id` (milliseconds first) is past the deadline
+/// its caller gave.
+fn past_deadline(id: &str, message: &Envelope) -> bool {
+    let appended = id.split('-').next().and_then(|ms| ms.parse::<u64>().ok());
+    let timeout = message
+        .headers
+        .get(headers::TIMEOUT_MS)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0);
+    match (appended, timeout) {
+        (Some(appended), Some(timeout)) => {
+            now > appended
+                .saturating_add(timeout)
+                .saturating_add(CLOCK_SLACK_MS)
+        }
+        _ => false,
+    }
+}

@@ -1,0 +1,351 @@
+//! The Redis transport (feature `redis`, the `redis` crate's `ConnectionManager`): streams
+//! with consumer groups, never pub/sub (which loses whatever is published while a consumer
+//! is away).
+//!
+//! - **Bindings**: each handler of a server has a stream of its own, `<prefix>:ev:<group>:
+//!   <pattern>` for events and `<prefix>:rq:<group>:<pattern>` for requests, read by the
+//!   consumer group `<group>`, so a service's instances share its messages and each is
+//!   handled by one of them. The streams are registered in `<prefix>:bindings` with their
+//!   pattern; a sender matches a message against them with the same wildcard rules (`*`,
+//!   `#`) every transport uses, and appends it with a script that checks the bindings were
+//!   not changed meanwhile (see `routes`).
+//! - **`emit`** appends the event to every stream whose pattern matches, in one script (all
+//!   or none), and returns once Redis has it. An event no group is bound for is refused
+//!   with `NoHealthyInstance { reason: NoResponder }` rather than dropped.
+//! - **`send`** appends the request to the most specific matching request stream that has a
+//!   live consumer (each consumer refreshes `<stream>:alive` every 2 s; it lapses 6 s after
+//!   the last one stopped), with the connection's reply list; nothing live answers at once
+//!   with `NoResponder`. The handler's server pushes the reply to that list; a request whose
+//!   caller's deadline passed before it was read is dropped unread.
+//! - **Settling**: an entry stays pending in its group until the handler is done; acking
+//!   removes it (`XACK` and `XDEL` in one transaction). A failed event is appended again
+//!   with `sdk-attempt` one higher after the backoff's delay, in the same transaction as its
+//!   ack; one given up on goes to `<prefix>:dead` with the reason and group, the same way.
+//!   So a crash in between duplicates a message (dropped by id) and never loses one.
+//! - **Dead consumers**: entries a consumer took and did not settle within `ack_wait`
+//!   (it was killed, say) are claimed by another consumer of the group, counting the
+//!   deliveries.
+//! - **Restarts**: the `ConnectionManager` reconnects with jittered exponential backoff;
+//!   a consumer that finds its group gone (Redis came back empty) creates the stream, group
+//!   and binding again. Messages survive a restart as far as Redis's own persistence keeps
+//!   them: with `appendonly yes` and `appendfsync always`, everything acknowledged.
+//! - While Redis is away (a ping every 500 ms says so), `send` and `emit` fail at once as
+//!   not connected, which the pipeline retries within the deadline.
+//! - Redis has no priorities in streams, so urgency travels as a header only, and service
+//!   queues (`send_to_service`) are RabbitMQ's.
+
+mod consume;
+mod frame;
+mod replies;
+mod routes;
+mod settle;
+
+use std::{
+    fmt,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use arc_swap::ArcSwap;
+use http::{HeaderName, HeaderValue};
+use redis::{
+    aio::{ConnectionManager, ConnectionManagerConfig},
+    RedisError, Script,
+};
+use sdk::BoxError;
+
+use self::{
+    replies::Replies,
+    routes::{Keys, Routes},
+};
+use crate::{
+    broker::{broken, no_responder, not_connected, BoxFuture, Deliveries, Subscription},
+    envelope::{headers, new_id, Kind},
+    Broker, Envelope, MessagingError, RedisSettings, Reply,
+};
+
+/// Requests kept per request stream at most (older ones are past every deadline).
+const MAX_REQUESTS: usize = 10_000;
+/// How long a blocking read waits for entries before it looks around again.
+const BLOCK: Duration = Duration::from_secs(1);
+/// How often the connection is checked.
+const PING_EVERY: Duration = Duration::from_millis(500);
+
+/// A Redis connection as a [`Broker`]. Cheap to clone.
+#[derive(Clone)]
+pub struct RedisBroker {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    client: redis::Client,
+    /// Commands (shared, multiplexed); blocking reads each get a connection of their own.
+    commands: ConnectionManager,
+    keys: Keys,
+    settings: RedisSettings,
+    routes: ArcSwap<Routes>,
+    replies: Arc<Replies>,
+    /// This connection's consumer name in every group.
+    consumer: String,
+    connected: AtomicBool,
+    append_event: Script,
+    append_request: Script,
+    /// The URL with its password hidden, for errors.
+    shown_url: String,
+}
+
+impl RedisBroker {
+    /// Connects to `url` (`redis://host:6379/0`, `rediss://` for TLS; credentials allowed
+    /// and never printed).
+    pub async fn connect(
+        url: &str,
+        settings: RedisSettings,
+    ) -> Result<RedisBroker, MessagingError> {
+        let shown_url = sdk::registry::redact_url(url).into_owned();
+        let client = redis::Client::open(url).map_err(|e| {
+            MessagingError::Config(format!("{shown_url} is not a Redis URL: {}", e.category()))
+        })?;
+        let cannot = |e: RedisError| {
+            MessagingError::Broker(format!("could not connect to {shown_url}: {e}").into())
+        };
+        let commands = manager(&client, Duration::from_secs(5))
+            .await
+            .map_err(cannot)?;
+        let listener = manager(&client, BLOCK + Duration::from_secs(5))
+            .await
+            .map_err(cannot)?;
+        let keys = Keys::new(&settings.prefix);
+        let consumer = new_id();
+        let replies = Replies::new(keys.replies(&consumer));
+        let shared = Arc::new(Shared {
+            client,
+            commands,
+            routes: ArcSwap::from_pointee(Routes::default()),
+            replies: replies.clone(),
+            consumer,
+            connected: AtomicBool::new(true),
+            append_event: routes::append_event(),
+            append_request: routes::append_request(),
+            keys,
+            settings,
+            shown_url,
+        });
+        tokio::spawn(replies::listen(
+            Arc::downgrade(&replies),
+            replies.key.clone(),
+            listener,
+        ));
+        tokio::spawn(watch_connection(Arc::downgrade(&shared)));
+        Ok(RedisBroker { shared })
+    }
+
+    /// A connection of its own, for a consumer's blocking reads.
+    async fn blocking_connection(&self) -> Result<ConnectionManager, BoxError> {
+        manager(&self.shared.client, BLOCK + Duration::from_secs(5))
+            .await
+            .map_err(failed)
+    }
+
+    fn check_connected(&self) -> Result<(), BoxError> {
+        if self.shared.connected.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(not_connected(format!(
+                "no connection to Redis at {}",
+                self.shared.shown_url
+            )))
+        }
+    }
+
+    /// Reads the bindings again.
+    async fn reload(&self) -> Result<Arc<Routes>, BoxError> {
+        let keys = &self.shared.keys;
+        let (version, bindings): (Option<String>, _) = redis::pipe()
+            .atomic()
+            .get(keys.version())
+            .hgetall(keys.bindings())
+            .query_async(&mut self.shared.commands.clone())
+            .await
+            .map_err(failed)?;
+        let routes = Arc::new(Routes::new(keys, version.unwrap_or_default(), bindings));
+        self.shared.routes.store(routes.clone());
+        Ok(routes)
+    }
+
+    /// Appends `frame` where `message` goes: `Ok(0)` when nothing is bound (or, for a
+    /// request, alive) for it.
+    async fn append(&self, kind: Kind, message: &Envelope, frame: &[u8]) -> Result<i64, BoxError> {
+        let shared = &self.shared;
+        let mut routes = shared.routes.load_full();
+        let mut fresh = false;
+        for _ in 0..4 {
+            let streams = match kind {
+                Kind::Request => routes.requests(&message.pattern),
+                _ => routes.events(&message.pattern),
+            };
+            if !streams.is_empty() {
+                let script = match kind {
+                    Kind::Request => &shared.append_request,
+                    _ => &shared.append_event,
+                };
+                let mut invocation = script.key(shared.keys.version());
+                invocation.arg(&routes.version).arg(frame);
+                if kind == Kind::Request {
+                    invocation.arg(&shared.replies.key).arg(MAX_REQUESTS);
+                }
+                invocation.arg(streams);
+                let appended: i64 = invocation
+                    .invoke_async(&mut shared.commands.clone())
+                    .await
+                    .map_err(|e| self.failed(e))?;
+                if appended >= 0 {
+                    return Ok(appended);
+                }
+            } else if fresh {
+                return Ok(0);
+            }
+            // Stale (or nothing cached matched): read the bindings and try again.
+            routes = self.reload().await?;
+            fresh = true;
+        }
+        Err(broken(
+            "the bindings kept changing while a message was routed",
+        ))
+    }
+
+    fn failed(&self, error: RedisError) -> BoxError {
+        if error.is_io_error() || error.is_connection_dropped() {
+            self.shared.connected.store(false, Ordering::Release);
+        }
+        failed(error)
+    }
+}
+
+/// A broker error for a Redis one: nothing was sent if the connection was refused.
+fn failed(error: RedisError) -> BoxError {
+    if error.is_connection_refusal() {
+        not_connected(error)
+    } else {
+        broken(error)
+    }
+}
+
+async fn manager(
+    client: &redis::Client,
+    response_timeout: Duration,
+) -> Result<ConnectionManager, RedisError> {
+    // The SDK's reconnect shape (100 ms doubling to a few seconds, jittered); a few tries
+    // per reconnection, so a command waits seconds rather than forever, and the next
+    // command starts another.
+    let config = ConnectionManagerConfig::new()
+        .set_min_delay(Duration::from_millis(100))
+        .set_max_delay(Duration::from_secs(2))
+        .set_number_of_retries(4)
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(Some(response_timeout));
+    ConnectionManager::new_with_config(client.clone(), config).await
+}
+
+/// Pings every 500 ms while the broker is used, so `is_connected` (and a send's fail-fast)
+/// follows the connection.
+async fn watch_connection(shared: std::sync::Weak<Shared>) {
+    loop {
+        tokio::time::sleep(PING_EVERY).await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let mut connection = shared.commands.clone();
+        let command = redis::cmd("PING");
+        let ping = command.query_async::<String>(&mut connection);
+        let up = matches!(
+            tokio::time::timeout(Duration::from_secs(1), ping).await,
+            Ok(Ok(_))
+        );
+        if shared.connected.swap(up, Ordering::AcqRel) != up {
+            tracing::info!(connected = up, url = %shared.shown_url, "redis connection");
+        }
+    }
+}
+
+impl fmt::Debug for RedisBroker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisBroker")
+            .field("url", &self.shared.shown_url)
+            .field("connected", &self.shared.connected.load(Ordering::Relaxed))
+            .field("settings", &self.shared.settings)
+            .finish()
+    }
+}
+
+/// The message's own id (drawn if the sender set none) and its pattern, as headers.
+fn prepare(message: &mut Envelope) -> String {
+    let mut id = message.id().to_owned();
+    if id.is_empty() {
+        id = new_id();
+        if let Ok(value) = HeaderValue::from_str(&id) {
+            message
+                .headers
+                .insert(HeaderName::from_static(headers::MESSAGE_ID), value);
+        }
+    }
+    if let Ok(value) = HeaderValue::from_str(message.pattern.as_str()) {
+        message
+            .headers
+            .insert(HeaderName::from_static(headers::PATTERN), value);
+    }
+    id
+}
+
+impl Broker for RedisBroker {
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+
+    fn request(&self, mut message: Envelope) -> BoxFuture<Result<Reply, BoxError>> {
+        let this = self.clone();
+        Box::pin(async move {
+            this.check_connected()?;
+            let id = prepare(&mut message);
+            let waiting = this.shared.replies.wait(&id);
+            let frame = frame::encode(&message.headers, &message.payload);
+            if this.append(Kind::Request, &message, &frame).await? == 0 {
+                return Err(no_responder());
+            }
+            // The pipeline's deadline bounds the wait (dropping `waiting` forgets it).
+            let mut waiting = waiting;
+            (&mut waiting.reply)
+                .await
+                .map_err(|_| broken("the connection's reply listener stopped"))
+        })
+    }
+
+    fn publish(&self, mut message: Envelope) -> BoxFuture<Result<(), BoxError>> {
+        let this = self.clone();
+        Box::pin(async move {
+            this.check_connected()?;
+            prepare(&mut message);
+            let frame = frame::encode(&message.headers, &message.payload);
+            match this.append(Kind::Event, &message, &frame).await? {
+                0 => Err(no_responder()),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn subscribe(&self, subscription: Subscription) -> BoxFuture<Result<Deliveries, BoxError>> {
+        let this = self.clone();
+        Box::pin(async move {
+            match subscription.kind {
+                Kind::Queue => Err(crate::broker::unsupported("redis", "service queues")),
+                _ => consume::start(this, subscription).await,
+            }
+        })
+    }
+
+    fn is_connected(&self) -> bool {
+        self.shared.connected.load(Ordering::Acquire)
+    }
+}
