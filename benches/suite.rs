@@ -13,6 +13,7 @@
 //! `futures::join_all` over raw reqwest.
 
 mod common;
+mod messaging;
 
 use std::{
     collections::BTreeMap,
@@ -341,6 +342,58 @@ fn plot_cdf(path: &Path, series: &[(&str, &[Duration])]) -> Result<(), Box<dyn s
     Ok(())
 }
 
+/// The messaging section: each transport's `send` and `emit` against its raw client.
+fn messaging_report(w: &mut String, rows: &[messaging::Row]) {
+    let _ = writeln!(
+        w,
+        "\n## Messaging: `send` and `emit` against the raw broker clients\n"
+    );
+    if rows.is_empty() {
+        let _ = writeln!(
+            w,
+            "n/a: no broker (NATS 4222, RabbitMQ 5672, Redis 6379) on this machine."
+        );
+        return;
+    }
+    let _ = writeln!(w, "A 128-byte JSON payload. `send` round trip: one caller (interleaved call by call with the raw client), and 64 callers at once; the raw client is async-nats `request`, lapin over direct reply-to, and redis with a stream, a consumer group and a reply list. `emit`: 64 at once, each awaiting the broker's confirmation (JetStream ack, publisher confirm, `XADD`), against the raw client's confirmed publish.\n");
+    let _ = writeln!(
+        w,
+        "| transport | send | SDK p50 | raw p50 | p50 ratio | SDK p99 | raw p99 | p99 ratio |"
+    );
+    let _ = writeln!(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for row in rows {
+        for (label, (sdk, raw)) in [("1 caller", &row.one), ("64 callers", &row.many)] {
+            let (s50, r50) = (percentile(sdk, 0.5), percentile(raw, 0.5));
+            let (s99, r99) = (percentile(sdk, 0.99), percentile(raw, 0.99));
+            let _ = writeln!(
+                w,
+                "| {} | {label} | {:.0} µs | {:.0} µs | {:.2}x | {:.0} µs | {:.0} µs | {:.2}x |",
+                row.transport,
+                us(s50),
+                us(r50),
+                s50.as_secs_f64() / r50.as_secs_f64(),
+                us(s99),
+                us(r99),
+                s99.as_secs_f64() / r99.as_secs_f64(),
+            );
+        }
+    }
+    let _ = writeln!(
+        w,
+        "\n| transport | SDK emits/s | raw confirmed publishes/s | ratio |"
+    );
+    let _ = writeln!(w, "| --- | ---: | ---: | ---: |");
+    for row in rows {
+        let (sdk, raw) = row.emits_per_second;
+        let _ = writeln!(
+            w,
+            "| {} | {sdk:.0} | {raw:.0} | {:.2}x |",
+            row.transport,
+            sdk / raw
+        );
+    }
+}
+
 fn docs_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs")
 }
@@ -480,6 +533,8 @@ fn main() {
         batch_times.sort_unstable();
         join_times.sort_unstable();
 
+        let messaging_rows = messaging::run(quick).await;
+
         eprintln!("callgrind (when valgrind is installed)...");
         let mut modes: Vec<&str> = MODES.to_vec();
         modes.extend(["sdk-cached", "sdk-typed-cached", "sdk-open"]);
@@ -582,6 +637,7 @@ fn main() {
             "| `sdk.batch_call` (64 at once, result per call) | {:.1} ms | {batch_failures} |",
             percentile(&batch_times, 0.5).as_secs_f64() * 1e3
         );
+        messaging_report(w, &messaging_rows);
         if instr.is_none() {
             let _ = writeln!(w, "\nInstruction counts: n/a (valgrind is not installed).");
         }

@@ -5,6 +5,7 @@
 //! ```text
 //! cargo run --example ecommerce                    # the happy path
 //! cargo run --example ecommerce -- --kill-payment  # payment-service dies midway
+//! cargo run --example ecommerce -- --messaging     # then messages over NATS and RabbitMQ
 //! ```
 //!
 //! The gateway shows a cached user lookup, an order POST that is not retried, a payment call
@@ -15,6 +16,7 @@
 //! `tests/ecommerce.rs` runs both modes and checks what they report.
 
 mod api;
+mod messaging;
 mod model;
 mod services;
 
@@ -37,6 +39,8 @@ use self::{
 pub(crate) struct Options {
     /// Kill payment-service after the first dashboard.
     pub(crate) kill_payment: bool,
+    /// Then run the messaging part (NATS and RabbitMQ).
+    pub(crate) messaging: bool,
 }
 
 /// What happened, for the integration test.
@@ -60,6 +64,8 @@ pub(crate) struct Report {
     pub(crate) charges_after_kill: Vec<ChargeOutcome>,
     /// With `kill_payment`: the dashboard after the kill.
     pub(crate) dashboard_after_kill: Option<Dashboard>,
+    /// With `messaging`: what the messages did.
+    pub(crate) messaging: Option<messaging::MessagingReport>,
 }
 
 /// How a charge ended.
@@ -300,6 +306,10 @@ pub(crate) async fn run(options: Options, out: &mut dyn Write) -> Result<Report,
         print_dashboard(out, &dashboard)?;
         report.dashboard_after_kill = Some(dashboard);
     }
+    if options.messaging {
+        writeln!(out, "\nmessaging")?;
+        report.messaging = Some(messaging::run(out).await?);
+    }
     writeln!(out, "\ndone")?;
     drop(fleet);
     Ok(report)
@@ -311,7 +321,12 @@ async fn main() -> Result<(), Error> {
     for arg in std::env::args().skip(1) {
         match arg.as_str() {
             "--kill-payment" => options.kill_payment = true,
-            other => return Err(format!("unknown argument `{other}` (try --kill-payment)").into()),
+            "--messaging" => options.messaging = true,
+            other => {
+                return Err(
+                    format!("unknown argument `{other}` (try --kill-payment, --messaging)").into(),
+                )
+            }
         }
     }
     run(options, &mut std::io::stdout()).await?;

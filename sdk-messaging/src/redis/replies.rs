@@ -21,6 +21,8 @@ use crate::Reply;
 pub(super) const REPLY_FOR: &str = "sdk-reply-for";
 /// How long a blocking pop waits before it looks again whether the connection is still used.
 const POP_WAIT_SECONDS: f64 = 1.0;
+/// How many waiting replies one round trip takes.
+const DRAIN_BATCH: usize = 128;
 
 /// Requests waiting for their replies.
 #[derive(Debug)]
@@ -101,8 +103,24 @@ pub(super) async fn listen(replies: Weak<Replies>, key: String, mut connection: 
         match popped {
             Ok(Some((_, value))) => {
                 failures = 0;
-                if let Some(replies) = replies.upgrade() {
-                    replies.deliver(&value);
+                let Some(replies) = replies.upgrade() else {
+                    return;
+                };
+                replies.deliver(&value);
+                // Under load many replies wait: take them a batch per round trip rather
+                // than one per blocking pop.
+                loop {
+                    let batch: redis::RedisResult<Option<Vec<Vec<u8>>>> = redis::cmd("LPOP")
+                        .arg(&key)
+                        .arg(DRAIN_BATCH)
+                        .query_async(&mut connection)
+                        .await;
+                    match batch {
+                        Ok(Some(values)) if !values.is_empty() => {
+                            values.iter().for_each(|value| replies.deliver(value));
+                        }
+                        _ => break,
+                    }
                 }
             }
             Ok(None) => failures = 0,

@@ -1,0 +1,587 @@
+//! Messaging: the SDK's `send` (round trip, 128-byte payload, 1 and 64 callers) and `emit`
+//! (throughput, 64 at once) against each broker's raw client in the same run: async-nats
+//! `request` and a JetStream publish awaiting its ack; lapin over direct reply-to and a
+//! confirmed persistent publish; redis with a stream, a consumer group and a reply list,
+//! and `XADD`. Transports whose broker is not on this machine are left out.
+
+use std::{
+    collections::HashMap,
+    future::Future,
+    pin::Pin,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use futures_util::StreamExt;
+use lapin::{
+    options::{
+        BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions,
+        QueueDeclareOptions,
+    },
+    types::FieldTable,
+    BasicProperties,
+};
+use redis::AsyncCommands;
+use sdk_messaging::{
+    MessageContext, Messaging, MessagingConfig, NatsSettings, RabbitSettings, RedisSettings,
+    RunningServer, TransportKind,
+};
+use tokio::sync::oneshot;
+
+type Op = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// One transport's measurements: (SDK, raw) each.
+pub(crate) struct Row {
+    pub(crate) transport: &'static str,
+    pub(crate) one: (Vec<Duration>, Vec<Duration>),
+    pub(crate) many: (Vec<Duration>, Vec<Duration>),
+    pub(crate) emits_per_second: (f64, f64),
+}
+
+struct Ops {
+    transport: &'static str,
+    sdk_send: Op,
+    raw_send: Op,
+    sdk_emit: Op,
+    raw_emit: Op,
+    _keep: Vec<Box<dyn std::any::Any + Send>>,
+}
+
+/// 128 bytes of JSON: the payload of every message here.
+fn payload() -> serde_json::Value {
+    serde_json::json!({ "data": "x".repeat(117) })
+}
+
+fn raw_payload() -> Vec<u8> {
+    serde_json::to_vec(&payload()).unwrap_or_default()
+}
+
+fn op<F, Fut>(f: F) -> Op
+where
+    F: Fn() -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    Arc::new(move || Box::pin(f()))
+}
+
+async fn reachable(addr: &str) -> bool {
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), tokio::net::TcpStream::connect(addr)).await,
+        Ok(Ok(_))
+    )
+}
+
+fn id() -> String {
+    format!("{}x{}", std::process::id(), fastrand::u32(..))
+}
+
+/// Starts an echo handler and an event handler for `ns` on `messaging`; the event server is
+/// stopped again so emits are stored (bound) but not consumed while measured.
+async fn sdk_ops(messaging: &Messaging, ns: &str) -> (Op, Op, RunningServer) {
+    let server = messaging
+        .server("bench")
+        .message_pattern(
+            &format!("{ns}.echo"),
+            |p: serde_json::Value, _: MessageContext| async move { Ok(p) },
+        )
+        .start()
+        .await
+        .expect("echo server");
+    messaging
+        .server("bench-events")
+        .event_pattern(
+            &format!("{ns}.placed"),
+            |_: serde_json::Value, _: MessageContext| async { Ok(()) },
+        )
+        .start()
+        .await
+        .expect("event server")
+        .shutdown()
+        .await;
+    let (client, pattern) = (messaging.client(), format!("{ns}.echo"));
+    let send = op(move || {
+        let (client, pattern) = (client.clone(), pattern.clone());
+        async move {
+            let _: serde_json::Value = client.send(&pattern, &payload()).await.expect("sdk send");
+        }
+    });
+    let (client, pattern) = (messaging.client(), format!("{ns}.placed"));
+    let emit = op(move || {
+        let (client, pattern) = (client.clone(), pattern.clone());
+        async move { client.emit(&pattern, &payload()).await.expect("sdk emit") }
+    });
+    (send, emit, server)
+}
+
+async fn nats() -> Option<Ops> {
+    if !reachable("127.0.0.1:4222").await {
+        return None;
+    }
+    let id = id();
+    let settings = NatsSettings::new().streams(
+        &format!("BENCH_{id}"),
+        &format!("bev{id}"),
+        &format!("BENCH_DEAD_{id}"),
+        &format!("bdead{id}"),
+    );
+    let config = MessagingConfig::new(TransportKind::Nats, "nats://127.0.0.1:4222").nats(settings);
+    let messaging = Messaging::connect("bench", &config).await.expect("nats");
+    let ns = format!("b{id}");
+    let (sdk_send, sdk_emit, server) = sdk_ops(&messaging, &ns).await;
+
+    let raw = async_nats::connect("127.0.0.1:4222").await.expect("nats");
+    let mut responder = raw
+        .queue_subscribe(format!("raw{id}.echo"), "raw".into())
+        .await
+        .expect("subscribe");
+    let replier = raw.clone();
+    tokio::spawn(async move {
+        while let Some(message) = responder.next().await {
+            if let Some(reply) = message.reply {
+                let _ = replier.publish(reply, message.payload).await;
+            }
+        }
+    });
+    let jetstream = async_nats::jetstream::new(raw.clone());
+    let stream = format!("BENCHRAW_{id}");
+    jetstream
+        .get_or_create_stream(async_nats::jetstream::stream::Config {
+            name: stream.clone(),
+            subjects: vec![format!("rawev{id}.>")],
+            storage: async_nats::jetstream::stream::StorageType::File,
+            ..Default::default()
+        })
+        .await
+        .expect("stream");
+    let (client, subject) = (raw.clone(), format!("raw{id}.echo"));
+    let raw_send = op(move || {
+        let (client, subject) = (client.clone(), subject.clone());
+        async move {
+            client
+                .request(subject, raw_payload().into())
+                .await
+                .expect("raw request");
+        }
+    });
+    let (js, subject) = (jetstream.clone(), format!("rawev{id}.placed"));
+    let raw_emit = op(move || {
+        let (js, subject) = (js.clone(), subject.clone());
+        async move {
+            js.publish(subject, raw_payload().into())
+                .await
+                .expect("publish")
+                .await
+                .expect("ack");
+        }
+    });
+    let cleanup = Cleanup(Some(Box::new(move || {
+        let (jetstream, id) = (jetstream.clone(), id.clone());
+        Box::pin(async move {
+            for name in [
+                format!("BENCH_{id}"),
+                format!("BENCH_DEAD_{id}"),
+                format!("BENCHRAW_{id}"),
+            ] {
+                let _ = jetstream.delete_stream(&name).await;
+            }
+        })
+    })));
+    Some(Ops {
+        transport: "NATS",
+        sdk_send,
+        raw_send,
+        sdk_emit,
+        raw_emit,
+        _keep: vec![Box::new(messaging), Box::new(server), Box::new(cleanup)],
+    })
+}
+
+type Waiters = Arc<Mutex<HashMap<String, oneshot::Sender<()>>>>;
+
+async fn rabbitmq() -> Option<Ops> {
+    const AMQP: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+    if !reachable("127.0.0.1:5672").await {
+        return None;
+    }
+    let id = id();
+    let settings = RabbitSettings::new()
+        .exchanges("sdk-bench.requests", "sdk-bench.events", "sdk-bench.dead")
+        .queue_expires(Duration::from_secs(60));
+    let config = MessagingConfig::new(TransportKind::RabbitMq, AMQP).rabbitmq(settings);
+    let messaging = Messaging::connect("bench", &config)
+        .await
+        .expect("rabbitmq");
+    let ns = format!("b{id}");
+    let (sdk_send, sdk_emit, server) = sdk_ops(&messaging, &ns).await;
+
+    let connection = lapin::Connection::connect(AMQP, lapin::ConnectionProperties::default())
+        .await
+        .expect("amqp");
+    let expires = {
+        let mut args = FieldTable::default();
+        args.insert("x-expires".into(), lapin::types::AMQPValue::LongInt(60_000));
+        args
+    };
+    // The responder: a queue of its own, answering to each request's reply-to.
+    let serving = connection.create_channel().await.expect("channel");
+    let queue = format!("bench.raw.{id}");
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    serving
+        .queue_declare(queue.as_str().into(), durable, expires.clone())
+        .await
+        .expect("queue");
+    let mut requests = serving
+        .basic_consume(
+            queue.as_str().into(),
+            "raw".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("consume");
+    tokio::spawn(async move {
+        while let Some(Ok(delivery)) = requests.next().await {
+            if let Some(reply_to) = delivery.properties.reply_to().clone() {
+                let mut properties = BasicProperties::default();
+                if let Some(id) = delivery.properties.correlation_id().clone() {
+                    properties = properties.with_correlation_id(id);
+                }
+                let _ = serving
+                    .basic_publish(
+                        "".into(),
+                        reply_to.as_str().into(),
+                        BasicPublishOptions::default(),
+                        &delivery.data,
+                        properties,
+                    )
+                    .await;
+            }
+            let _ = delivery.ack(BasicAckOptions::default()).await;
+        }
+    });
+    // The caller: direct reply-to on one channel, replies matched by correlation id.
+    let calling = connection.create_channel().await.expect("channel");
+    let mut replies = calling
+        .basic_consume(
+            "amq.rabbitmq.reply-to".into(),
+            "".into(),
+            BasicConsumeOptions {
+                no_ack: true,
+                ..BasicConsumeOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("reply-to");
+    let waiters: Waiters = Arc::default();
+    let matched = waiters.clone();
+    tokio::spawn(async move {
+        while let Some(Ok(delivery)) = replies.next().await {
+            let id = delivery
+                .properties
+                .correlation_id()
+                .as_ref()
+                .map(|s| s.to_string());
+            if let Some(waiter) = id.and_then(|id| matched.lock().ok()?.remove(&id)) {
+                let _ = waiter.send(());
+            }
+        }
+    });
+    let raw_send = op(move || {
+        let (channel, waiters, queue) = (calling.clone(), waiters.clone(), queue.clone());
+        async move {
+            let id = format!("{:x}", fastrand::u128(..));
+            let (sender, receiver) = oneshot::channel();
+            waiters.lock().expect("lock").insert(id.clone(), sender);
+            let properties = BasicProperties::default()
+                .with_reply_to("amq.rabbitmq.reply-to".into())
+                .with_correlation_id(id.as_str().into());
+            channel
+                .basic_publish(
+                    "".into(),
+                    queue.as_str().into(),
+                    BasicPublishOptions::default(),
+                    &raw_payload(),
+                    properties,
+                )
+                .await
+                .expect("publish");
+            receiver.await.expect("reply");
+        }
+    });
+    // Confirmed persistent publishes to a durable queue nobody consumes while measured.
+    let publishing = connection.create_channel().await.expect("channel");
+    publishing
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirms");
+    let events = format!("bench.rawev.{id}");
+    publishing
+        .queue_declare(events.as_str().into(), durable, expires)
+        .await
+        .expect("queue");
+    let raw_emit = op(move || {
+        let (channel, events) = (publishing.clone(), events.clone());
+        async move {
+            channel
+                .basic_publish(
+                    "".into(),
+                    events.as_str().into(),
+                    BasicPublishOptions::default(),
+                    &raw_payload(),
+                    BasicProperties::default().with_delivery_mode(2),
+                )
+                .await
+                .expect("publish")
+                .await
+                .expect("confirm");
+        }
+    });
+    Some(Ops {
+        transport: "RabbitMQ",
+        sdk_send,
+        raw_send,
+        sdk_emit,
+        raw_emit,
+        _keep: vec![Box::new(messaging), Box::new(server), Box::new(connection)],
+    })
+}
+
+async fn redis() -> Option<Ops> {
+    if !reachable("127.0.0.1:6379").await {
+        return None;
+    }
+    let id = id();
+    let prefix = format!("sdkbench{id}");
+    let config = MessagingConfig::new(TransportKind::Redis, "redis://127.0.0.1:6379")
+        .redis(RedisSettings::new().prefix(&prefix));
+    let messaging = Messaging::connect("bench", &config).await.expect("redis");
+    let ns = format!("b{id}");
+    let (sdk_send, sdk_emit, server) = sdk_ops(&messaging, &ns).await;
+
+    let client = redis::Client::open("redis://127.0.0.1:6379").expect("url");
+    let requests = format!("{prefix}:raw:requests");
+    let mut setup = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let _: redis::RedisResult<()> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&requests)
+        .arg("raw")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut setup)
+        .await;
+    // The responder: a consumer group on the request stream, replies pushed to each
+    // request's list.
+    // Blocking reads and pops wait longer than the default response timeout (500 ms).
+    let blocking =
+        redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
+    let mut reading = client
+        .get_multiplexed_async_connection_with_config(&blocking)
+        .await
+        .expect("redis");
+    let mut replying = setup.clone();
+    let stream = requests.clone();
+    tokio::spawn(async move {
+        loop {
+            let read: redis::RedisResult<Option<redis::streams::StreamReadReply>> =
+                redis::cmd("XREADGROUP")
+                    .arg("GROUP")
+                    .arg("raw")
+                    .arg("c")
+                    .arg("COUNT")
+                    .arg(64)
+                    .arg("BLOCK")
+                    .arg(1000)
+                    .arg("STREAMS")
+                    .arg(&stream)
+                    .arg(">")
+                    .query_async(&mut reading)
+                    .await;
+            let Ok(Some(read)) = read else { continue };
+            for entry in read.keys.into_iter().flat_map(|k| k.ids) {
+                let reply: Option<String> = entry.get("r");
+                let body: Option<Vec<u8>> = entry.get("m");
+                if let (Some(reply), Some(body)) = (reply, body) {
+                    let _: redis::RedisResult<()> = redis::pipe()
+                        .lpush(&reply, body)
+                        .ignore()
+                        .xack(&stream, "raw", &[&entry.id])
+                        .ignore()
+                        .query_async(&mut replying)
+                        .await;
+                }
+            }
+        }
+    });
+    // Callers: each takes a connection of its own (a blocking pop holds it) and its list.
+    let mut pool = Vec::new();
+    for n in 0..64 {
+        pool.push((
+            client
+                .get_multiplexed_async_connection_with_config(&blocking)
+                .await
+                .expect("redis"),
+            format!("{prefix}:raw:reply:{n}"),
+        ));
+    }
+    let pool = Arc::new(Mutex::new(pool));
+    let commands = setup.clone();
+    let raw_send = op(move || {
+        let (pool, mut commands, requests) = (pool.clone(), commands.clone(), requests.clone());
+        async move {
+            let (mut connection, reply) = pool.lock().expect("lock").pop().expect("a connection");
+            let _: String = commands
+                .xadd(
+                    &requests,
+                    "*",
+                    &[("m", raw_payload()), ("r", reply.clone().into_bytes())],
+                )
+                .await
+                .expect("xadd");
+            let _: Option<(String, Vec<u8>)> = connection.blpop(&reply, 5.0).await.expect("reply");
+            pool.lock().expect("lock").push((connection, reply));
+        }
+    });
+    let events = format!("{prefix}:raw:events");
+    let raw_emit = op(move || {
+        let (mut commands, events) = (setup.clone(), events.clone());
+        async move {
+            let _: String = commands
+                .xadd(&events, "*", &[("m", raw_payload())])
+                .await
+                .expect("xadd");
+        }
+    });
+    let cleanup = Cleanup(Some(Box::new(move || {
+        let (client, prefix) = (client.clone(), prefix.clone());
+        Box::pin(async move {
+            if let Ok(mut c) = client.get_multiplexed_async_connection().await {
+                let keys: Vec<String> = c.keys(format!("{prefix}:*")).await.unwrap_or_default();
+                if !keys.is_empty() {
+                    let _: redis::RedisResult<()> = c.del(keys).await;
+                }
+            }
+        })
+    })));
+    Some(Ops {
+        transport: "Redis",
+        sdk_send,
+        raw_send,
+        sdk_emit,
+        raw_emit,
+        _keep: vec![Box::new(messaging), Box::new(server), Box::new(cleanup)],
+    })
+}
+
+type CleanupFn = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+
+/// Runs its cleanup (on a runtime of its own) when dropped.
+struct Cleanup(Option<CleanupFn>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(cleanup) = self.0.take() {
+            let _ = std::thread::spawn(move || {
+                if let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    rt.block_on(cleanup());
+                }
+            })
+            .join();
+        }
+    }
+}
+
+async fn timed(op: &Op) -> Duration {
+    let started = Instant::now();
+    op().await;
+    started.elapsed()
+}
+
+/// Latencies of `callers` callers making `each` calls at once.
+async fn concurrent(op: &Op, callers: usize, each: usize) -> Vec<Duration> {
+    let tasks: Vec<_> = (0..callers)
+        .map(|_| {
+            let op = op.clone();
+            tokio::spawn(async move {
+                let mut times = Vec::with_capacity(each);
+                for _ in 0..each {
+                    times.push(timed(&op).await);
+                }
+                times
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap_or_default());
+    }
+    all.sort_unstable();
+    all
+}
+
+/// Operations per second of `total` runs of `op`, 64 at once.
+async fn throughput(op: &Op, total: usize) -> f64 {
+    let started = Instant::now();
+    futures_util::stream::iter(0..total)
+        .map(|_| op())
+        .buffer_unordered(64)
+        .collect::<Vec<_>>()
+        .await;
+    total as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Measures every transport whose broker is here.
+pub(crate) async fn run(quick: bool) -> Vec<Row> {
+    let (samples, each, emits) = if quick {
+        (1_000, 30, 5_000)
+    } else {
+        (3_000, 100, 20_000)
+    };
+    let mut rows = Vec::new();
+    for ops in [nats().await, rabbitmq().await, redis().await]
+        .into_iter()
+        .flatten()
+    {
+        eprintln!("messaging over {}...", ops.transport);
+        // Warm both up, then interleave call by call.
+        for _ in 0..200 {
+            (ops.sdk_send)().await;
+            (ops.raw_send)().await;
+        }
+        let (mut sdk_one, mut raw_one) = (Vec::new(), Vec::new());
+        for _ in 0..samples {
+            sdk_one.push(timed(&ops.sdk_send).await);
+            raw_one.push(timed(&ops.raw_send).await);
+        }
+        sdk_one.sort_unstable();
+        raw_one.sort_unstable();
+        let (mut sdk_many, mut raw_many) = (Vec::new(), Vec::new());
+        for _ in 0..2 {
+            sdk_many.extend(concurrent(&ops.sdk_send, 64, each / 2).await);
+            raw_many.extend(concurrent(&ops.raw_send, 64, each / 2).await);
+        }
+        sdk_many.sort_unstable();
+        raw_many.sort_unstable();
+        let (mut sdk_emit, mut raw_emit) = (0.0, 0.0);
+        for _ in 0..2 {
+            sdk_emit += throughput(&ops.sdk_emit, emits / 2).await / 2.0;
+            raw_emit += throughput(&ops.raw_emit, emits / 2).await / 2.0;
+        }
+        rows.push(Row {
+            transport: ops.transport,
+            one: (sdk_one, raw_one),
+            many: (sdk_many, raw_many),
+            emits_per_second: (sdk_emit, raw_emit),
+        });
+    }
+    rows
+}
