@@ -8,7 +8,6 @@ mod support;
 
 use std::{
     path::{Path, PathBuf},
-    process::Stdio,
     time::Duration,
 };
 
@@ -25,21 +24,13 @@ struct NatsProcess {
 
 impl NatsProcess {
     async fn start(port: u16, dir: &Path) -> NatsProcess {
-        let child = Command::new(nats_server())
+        let mut command = Command::new(nats_server());
+        command
             .args(["-a", "127.0.0.1", "-p", &port.to_string(), "-js", "-sd"])
-            .arg(dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start nats-server");
-        for _ in 0..100 {
-            if support::reachable(&format!("127.0.0.1:{port}")).await {
-                return NatsProcess { child };
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            .arg(dir);
+        NatsProcess {
+            child: support::spawn_listening(&mut command, port).await,
         }
-        panic!("nats-server did not start on {port}");
     }
 
     /// Stops it as an operator would (SIGTERM) and waits for it to exit.

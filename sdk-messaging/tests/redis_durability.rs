@@ -48,19 +48,9 @@ impl RedisProcess {
                 .arg(dir),
             None => command.args(["--appendonly", "no"]),
         };
-        let child = command
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("start redis-server");
-        for _ in 0..100 {
-            if support::reachable(&format!("127.0.0.1:{port}")).await {
-                return RedisProcess { child };
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        RedisProcess {
+            child: support::spawn_listening(&mut command, port).await,
         }
-        panic!("redis-server did not start on {port}");
     }
 
     /// Kills it with `kill -9` and waits for it to be gone.

@@ -1,4 +1,4 @@
-//! Typed message interfaces end to end on the machine's NATS: the generated client sends,
+//! Typed message interfaces end to end on the machine's NATS and Redis: the generated client sends,
 //! the generated handlers route each pattern to the user's implementation of the same
 //! trait, and compile errors are spanned (UI tests in `tests/ui`).
 #![cfg(feature = "nats")]
@@ -90,28 +90,15 @@ impl Users for UserService {
     }
 }
 
-#[tokio::test]
-async fn the_generated_client_and_handlers_meet_over_nats() {
-    if support::broker_at("NATS", "127.0.0.1:4222").await.is_none() {
-        return;
-    }
-    let id = support::unique("ty");
-    let settings = NatsSettings::new().streams(
-        &format!("TYPED_{id}"),
-        &format!("ev{id}"),
-        &format!("TYPED_DEAD_{id}"),
-        &format!("dead{id}"),
-    );
-    let config =
-        MessagingConfig::new(TransportKind::Nats, "nats://127.0.0.1:4222").nats(settings.clone());
-    let messaging = Messaging::connect("users", &config).await.expect("connect");
+/// The generated client and handlers over `messaging`, for group `users-<id>`.
+async fn client_and_handlers_meet(messaging: &Messaging, id: &str) {
     let service = UserService::default();
     let server = UsersHandlers::register(messaging.server(&format!("users-{id}")), service.clone())
         .start()
         .await
         .expect("started");
 
-    let users = UsersClient::new(&messaging);
+    let users = UsersClient::new(messaging);
     let ada = users
         .create(NewUser { name: "Ada".into() })
         .await
@@ -146,10 +133,56 @@ async fn the_generated_client_and_handlers_meet_over_nats() {
         [(1, "typed.user.created".to_owned())]
     );
     server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_generated_client_and_handlers_meet_over_nats() {
+    if support::broker_at("NATS", "127.0.0.1:4222").await.is_none() {
+        return;
+    }
+    let id = support::unique("ty");
+    let settings = NatsSettings::new().streams(
+        &format!("TYPED_{id}"),
+        &format!("ev{id}"),
+        &format!("TYPED_DEAD_{id}"),
+        &format!("dead{id}"),
+    );
+    let config =
+        MessagingConfig::new(TransportKind::Nats, "nats://127.0.0.1:4222").nats(settings.clone());
+    let messaging = Messaging::connect("users", &config).await.expect("connect");
+    client_and_handlers_meet(&messaging, &id).await;
     let jetstream =
         async_nats::jetstream::new(async_nats::connect("127.0.0.1:4222").await.expect("nats"));
     let _ = jetstream.delete_stream(&settings.stream).await;
     let _ = jetstream.delete_stream(&settings.dead_letter_stream).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn the_generated_client_and_handlers_meet_over_redis() {
+    if support::broker_at("Redis", "127.0.0.1:6379")
+        .await
+        .is_none()
+    {
+        return;
+    }
+    let id = support::unique("ty");
+    let prefix = format!("sdktest{id}");
+    let config = MessagingConfig::new(TransportKind::Redis, "redis://127.0.0.1:6379")
+        .redis(sdk_messaging::RedisSettings::new().prefix(&prefix));
+    let messaging = Messaging::connect("users", &config).await.expect("connect");
+    client_and_handlers_meet(&messaging, &id).await;
+    let client = redis::Client::open("redis://127.0.0.1:6379").expect("url");
+    let mut redis = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let keys: Vec<String> = redis::AsyncCommands::keys(&mut redis, format!("{prefix}:*"))
+        .await
+        .unwrap_or_default();
+    if !keys.is_empty() {
+        let _: redis::RedisResult<()> = redis::AsyncCommands::del(&mut redis, keys).await;
+    }
 }
 
 #[test]

@@ -55,7 +55,7 @@ use redis::{
     aio::{ConnectionManager, ConnectionManagerConfig},
     RedisError, Script,
 };
-use sdk::BoxError;
+use sdk::{retry::ExponentialBackoff, BoxError};
 
 use self::{
     replies::Replies,
@@ -237,12 +237,13 @@ async fn manager(
     client: &redis::Client,
     response_timeout: Duration,
 ) -> Result<ConnectionManager, RedisError> {
-    // The SDK's reconnect shape (100 ms doubling to a few seconds, jittered); a few tries
-    // per reconnection, so a command waits seconds rather than forever, and the next
-    // command starts another.
+    // The SDK's reconnect shape (its first and longest step; the manager jitters); a few
+    // tries per reconnection, so a command waits seconds rather than forever, and the
+    // next command starts another.
+    let reconnect = ExponentialBackoff::reconnect();
     let config = ConnectionManagerConfig::new()
-        .set_min_delay(Duration::from_millis(100))
-        .set_max_delay(Duration::from_secs(2))
+        .set_min_delay(reconnect.step(1))
+        .set_max_delay(reconnect.step(u32::MAX))
         .set_number_of_retries(4)
         .set_connection_timeout(Some(Duration::from_secs(1)))
         .set_response_timeout(Some(response_timeout));

@@ -127,6 +127,8 @@ pub(super) async fn listen(replies: Weak<Replies>, key: String, mut connection: 
             Err(e) => {
                 failures = failures.saturating_add(1);
                 tracing::debug!(error = %e, "redis replies");
+                // Capped below the backoff's longest step: a reply waits for this loop, so
+                // it looks again soon once Redis is back (the manager backs off itself).
                 tokio::time::sleep(backoff.delay(failures).min(Duration::from_secs(2))).await;
             }
         }

@@ -47,3 +47,25 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("a free port")
 }
+
+/// Starts `command` (a broker of the test's own, quiet, killed when dropped) and waits up
+/// to 5 s for it to listen on `port`.
+pub async fn spawn_listening(
+    command: &mut tokio::process::Command,
+    port: u16,
+) -> tokio::process::Child {
+    let what = format!("{:?}", command.as_std().get_program());
+    let child = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {what}: {e}"));
+    for _ in 0..100 {
+        if reachable(&format!("127.0.0.1:{port}")).await {
+            return child;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what} did not start on {port}");
+}
