@@ -5,12 +5,17 @@
 //! `sdk-cached`, `sdk-typed-cached`, `sdk-open`, `middleware`, `feign`, `sdk-discovered` (the
 //! instance found through the embedded registry), `sdk-versioned` (the same with a version
 //! requirement), and `sdk-typed-metrics`: `sdk-typed` with the Prometheus recorder installed) on
-//! a current-thread runtime. `feign` always
+//! a current-thread runtime. `instructions msg TRANSPORT OP N` makes N messaging operations
+//! (`sdk-send`, `raw-send`, `sdk-emit`, `raw-emit`, `raw-emit-id` on `nats`, `rabbitmq` or
+//! `redis`; see `messaging.rs`), `msg-bench` runs the suite's messaging section alone, and
+//! `msg-cpu TRANSPORT OP N BROKER_PID` prints the CPU time per operation of this process and
+//! of the broker's. `feign` always
 //! calls `common::FIXED_ADDR` (feignhttp's URL is fixed at compile time); `serve-fixed` serves
 //! there. Running it for N and 2N calls and
 //! dividing the difference by N cancels start-up and warm-up.
 
 mod common;
+mod messaging;
 
 use common::Clients;
 
@@ -34,6 +39,52 @@ fn main() {
             println!("http://{}", listener.local_addr().expect("addr"));
             axum::serve(listener, common::app()).await.expect("serve");
         }),
+        // `msg-bench`: the suite's messaging measurements alone, printed (to try a change
+        // without the whole suite).
+        [bench] if bench == "msg-bench" => {
+            let rt = two_workers();
+            for row in rt.block_on(messaging::run(std::env::var_os("BENCH_QUICK").is_some())) {
+                println!("{}", row.summary());
+            }
+        }
+        // `msg-cpu TRANSPORT OP N PID`: N operations 64 at once; prints the wall time and
+        // the CPU time of this process and of process PID (the broker) per operation.
+        [m, transport, which, n, pid] if m == "msg-cpu" => {
+            let n: usize = n.parse().expect("N is a number");
+            let rt = two_workers();
+            rt.block_on(async {
+                let ops = messaging::ops(transport).await.expect("the broker is here");
+                let op = ops.get(which).expect("an operation").clone();
+                messaging::throughput(&op, 2_000).await;
+                let (me, broker) = (cpu("self"), cpu(pid));
+                let started = std::time::Instant::now();
+                let rate = messaging::throughput(&op, n).await;
+                let wall = started.elapsed().as_secs_f64() * 1e6 / n as f64;
+                let per = |a: f64, b: f64| (b - a) * 1e6 / n as f64;
+                println!(
+                    "{transport} {which}: {rate:.0}/s, {wall:.1} µs wall, CPU per op: here {:.1} µs, broker {:.1} µs",
+                    per(me, cpu("self")),
+                    per(broker, cpu(pid))
+                );
+                drop(ops);
+            });
+        }
+        // `msg TRANSPORT OP N`: N messaging operations (OP: sdk-send, raw-send, sdk-emit,
+        // raw-emit), the handler of a send in this process too: a round trip's cost on
+        // both ends.
+        [msg, transport, which, n] if msg == "msg" => {
+            let n: usize = n.parse().expect("N is a number");
+            rt.block_on(async {
+                let ops = messaging::ops(transport).await.expect("the broker is here");
+                let op = ops.get(which).expect("an operation").clone();
+                for round in [200, n] {
+                    for _ in 0..round {
+                        op().await;
+                    }
+                }
+                drop(ops);
+            });
+        }
         [mode, n, url] => {
             let n: usize = n.parse().expect("N is a number");
             let prometheus = (mode == "sdk-typed-metrics")
@@ -80,4 +131,28 @@ fn main() {
             "usage: instructions serve | instructions MODE N URL (see benches/callgrind.sh)"
         ),
     }
+}
+
+/// CPU seconds (user + system) of process `pid` (`self` for this one), from /proc.
+fn cpu(pid: &str) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command's closing parenthesis; utime and stime are the 12th and 13th.
+    let after = stat.rsplit(')').next().unwrap_or_default();
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+/// A runtime like the suite's: two worker threads, as the machine has two cores.
+fn two_workers() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime")
 }

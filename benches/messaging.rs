@@ -28,7 +28,7 @@ use sdk_messaging::{
 };
 use tokio::sync::oneshot;
 
-type Op = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+pub(crate) type Op = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 /// One transport's measurements: (SDK, raw) each.
 pub(crate) struct Row {
@@ -36,14 +36,53 @@ pub(crate) struct Row {
     pub(crate) one: (Vec<Duration>, Vec<Duration>),
     pub(crate) many: (Vec<Duration>, Vec<Duration>),
     pub(crate) emits_per_second: (f64, f64),
+    /// The raw publish carrying the SDK's message id and trace context, where that costs
+    /// the broker (NATS).
+    pub(crate) emits_with_id: Option<f64>,
 }
 
-struct Ops {
+impl Row {
+    /// One line: p50/p99 of each against the raw client, and emits per second.
+    #[allow(dead_code)] // used by the instructions binary, not the suite
+    pub(crate) fn summary(&self) -> String {
+        let at = |v: &[Duration], p: f64| {
+            v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))
+                .map_or(0.0, |d| d.as_secs_f64() * 1e6)
+        };
+        let ratio = |(sdk, raw): &(Vec<Duration>, Vec<Duration>), p: f64| {
+            format!(
+                "{:.0}/{:.0} µs = {:.2}x",
+                at(sdk, p),
+                at(raw, p),
+                at(sdk, p) / at(raw, p)
+            )
+        };
+        let with_id = self.emits_with_id.map_or(String::new(), |w| {
+            format!(" (with id {w:.0}/s = {:.2}x)", self.emits_per_second.0 / w)
+        });
+        format!(
+            "{}: 1 caller p50 {}, p99 {}; 64 callers p50 {}, p99 {}; emit {:.0}/s vs {:.0}/s = {:.2}x{with_id}",
+            self.transport,
+            ratio(&self.one, 0.5),
+            ratio(&self.one, 0.99),
+            ratio(&self.many, 0.5),
+            ratio(&self.many, 0.99),
+            self.emits_per_second.0,
+            self.emits_per_second.1,
+            self.emits_per_second.0 / self.emits_per_second.1
+        )
+    }
+}
+
+pub(crate) struct Ops {
     transport: &'static str,
     sdk_send: Op,
     raw_send: Op,
     sdk_emit: Op,
     raw_emit: Op,
+    /// The raw publish with the SDK's message id and trace context (NATS: the id is
+    /// JetStream's dedup key, which costs the server).
+    raw_emit_with_id: Option<Op>,
     _keep: Vec<Box<dyn std::any::Any + Send>>,
 }
 
@@ -174,6 +213,26 @@ async fn nats() -> Option<Ops> {
                 .expect("ack");
         }
     });
+    // The same publish carrying what the SDK's does: a `Nats-Msg-Id` (JetStream keeps a
+    // dedup entry for each) and a `traceparent`.
+    let (js, subject) = (jetstream.clone(), format!("rawev{id}.placed"));
+    let raw_emit_with_id = op(move || {
+        let (js, subject) = (js.clone(), subject.clone());
+        async move {
+            let mut headers = async_nats::HeaderMap::new();
+            let id = format!("{:032x}", fastrand::u128(..));
+            headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
+            headers.insert(
+                "traceparent",
+                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            );
+            js.publish_with_headers(subject, headers, raw_payload().into())
+                .await
+                .expect("publish")
+                .await
+                .expect("ack");
+        }
+    });
     let cleanup = Cleanup(Some(Box::new(move || {
         let (jetstream, id) = (jetstream.clone(), id.clone());
         Box::pin(async move {
@@ -192,6 +251,7 @@ async fn nats() -> Option<Ops> {
         raw_send,
         sdk_emit,
         raw_emit,
+        raw_emit_with_id: Some(raw_emit_with_id),
         _keep: vec![Box::new(messaging), Box::new(server), Box::new(cleanup)],
     })
 }
@@ -346,6 +406,7 @@ async fn rabbitmq() -> Option<Ops> {
         raw_send,
         sdk_emit,
         raw_emit,
+        raw_emit_with_id: None,
         _keep: vec![Box::new(messaging), Box::new(server), Box::new(connection)],
     })
 }
@@ -475,6 +536,7 @@ async fn redis() -> Option<Ops> {
         raw_send,
         sdk_emit,
         raw_emit,
+        raw_emit_with_id: None,
         _keep: vec![Box::new(messaging), Box::new(server), Box::new(cleanup)],
     })
 }
@@ -529,7 +591,7 @@ async fn concurrent(op: &Op, callers: usize, each: usize) -> Vec<Duration> {
 }
 
 /// Operations per second of `total` runs of `op`, 64 at once.
-async fn throughput(op: &Op, total: usize) -> f64 {
+pub(crate) async fn throughput(op: &Op, total: usize) -> f64 {
     let started = Instant::now();
     futures_util::stream::iter(0..total)
         .map(|_| op())
@@ -537,6 +599,33 @@ async fn throughput(op: &Op, total: usize) -> f64 {
         .collect::<Vec<_>>()
         .await;
     total as f64 / started.elapsed().as_secs_f64()
+}
+
+/// One transport's operations (`nats`, `rabbitmq`, `redis`), or `None` when its broker is
+/// not here: for the instructions binary, which counts one of them under callgrind.
+#[allow(dead_code)] // used by the instructions binary, not the suite
+pub(crate) async fn ops(transport: &str) -> Option<Ops> {
+    match transport {
+        "nats" => nats().await,
+        "rabbitmq" => rabbitmq().await,
+        "redis" => redis().await,
+        _ => None,
+    }
+}
+
+impl Ops {
+    /// `sdk-send`, `raw-send`, `sdk-emit` or `raw-emit`.
+    #[allow(dead_code)] // used by the instructions binary, not the suite
+    pub(crate) fn get(&self, which: &str) -> Option<&Op> {
+        match which {
+            "sdk-send" => Some(&self.sdk_send),
+            "raw-send" => Some(&self.raw_send),
+            "sdk-emit" => Some(&self.sdk_emit),
+            "raw-emit" => Some(&self.raw_emit),
+            "raw-emit-id" => self.raw_emit_with_id.as_ref(),
+            _ => None,
+        }
+    }
 }
 
 /// Measures every transport whose broker is here.
@@ -571,16 +660,20 @@ pub(crate) async fn run(quick: bool) -> Vec<Row> {
         }
         sdk_many.sort_unstable();
         raw_many.sort_unstable();
-        let (mut sdk_emit, mut raw_emit) = (0.0, 0.0);
+        let (mut sdk_emit, mut raw_emit, mut with_id) = (0.0, 0.0, 0.0);
         for _ in 0..2 {
             sdk_emit += throughput(&ops.sdk_emit, emits / 2).await / 2.0;
             raw_emit += throughput(&ops.raw_emit, emits / 2).await / 2.0;
+            if let Some(op) = &ops.raw_emit_with_id {
+                with_id += throughput(op, emits / 2).await / 2.0;
+            }
         }
         rows.push(Row {
             transport: ops.transport,
             one: (sdk_one, raw_one),
             many: (sdk_many, raw_many),
             emits_per_second: (sdk_emit, raw_emit),
+            emits_with_id: ops.raw_emit_with_id.is_some().then_some(with_id),
         });
     }
     rows

@@ -189,6 +189,37 @@ where
 /// Client instructions per call under callgrind, (I(2N) - I(N)) / N, for each mode; `None`
 /// when valgrind or the `instructions` bench binary is missing.
 fn instructions(modes: &[&str], n: usize) -> Option<BTreeMap<String, u64>> {
+    let url = format!("http://{}", common::FIXED_ADDR);
+    let runs: Vec<(String, Vec<String>)> = modes
+        .iter()
+        .map(|mode| ((*mode).to_owned(), vec![(*mode).to_owned(), url.clone()]))
+        .collect();
+    callgrind(&runs, n, 1)
+}
+
+/// Instructions per messaging operation, client and handler both in the process:
+/// `TRANSPORT OP` → count, for each transport whose broker is here.
+fn messaging_instructions(transports: &[&str], n: usize) -> Option<BTreeMap<String, u64>> {
+    let mut runs = Vec::new();
+    for name in transports {
+        let transport = name.to_lowercase();
+        for op in ["sdk-send", "raw-send", "sdk-emit", "raw-emit"] {
+            runs.push((
+                format!("{name} {op}"),
+                vec!["msg".into(), transport.clone(), op.into()],
+            ));
+        }
+    }
+    callgrind(&runs, n, 0)
+}
+
+/// Runs the `instructions` binary under callgrind with each run's arguments and `N` (put
+/// `n_at` places from their end) for N and 2N operations: (I(2N) - I(N)) / N per run.
+fn callgrind(
+    runs: &[(String, Vec<String>)],
+    n: usize,
+    n_at: usize,
+) -> Option<BTreeMap<String, u64>> {
     if Command::new("valgrind").arg("--version").output().is_err() {
         return None;
     }
@@ -204,12 +235,14 @@ fn instructions(modes: &[&str], n: usize) -> Option<BTreeMap<String, u64>> {
                 .is_some_and(|n| n.starts_with("instructions-") && !n.contains('.'))
         })
         .max_by_key(|p| p.metadata().and_then(|m| m.modified()).ok())?;
-    let url = format!("http://{}", common::FIXED_ADDR);
-    let count = |mode: &str, calls: usize| -> Option<u64> {
+    let count = |args: &[String], calls: usize| -> Option<u64> {
+        let mut args = args.to_vec();
+        let insert_at = args.len().saturating_sub(n_at);
+        args.insert(insert_at, calls.to_string());
         let output = Command::new("valgrind")
             .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
             .arg(&binary)
-            .args([mode, &calls.to_string(), &url])
+            .args(&args)
             .output()
             .ok()?;
         let text = String::from_utf8_lossy(&output.stderr);
@@ -217,10 +250,10 @@ fn instructions(modes: &[&str], n: usize) -> Option<BTreeMap<String, u64>> {
         line.rsplit(' ').next()?.trim().parse().ok()
     };
     let mut per_call = BTreeMap::new();
-    for mode in modes {
-        eprintln!("callgrind: {mode}");
-        let (a, b) = (count(mode, n)?, count(mode, 2 * n)?);
-        per_call.insert((*mode).to_owned(), b.saturating_sub(a) / n as u64);
+    for (name, args) in runs {
+        eprintln!("callgrind: {name}");
+        let (a, b) = (count(args, n)?, count(args, 2 * n)?);
+        per_call.insert(name.clone(), b.saturating_sub(a) / n as u64);
     }
     Some(per_call)
 }
@@ -343,7 +376,11 @@ fn plot_cdf(path: &Path, series: &[(&str, &[Duration])]) -> Result<(), Box<dyn s
 }
 
 /// The messaging section: each transport's `send` and `emit` against its raw client.
-fn messaging_report(w: &mut String, rows: &[messaging::Row]) {
+fn messaging_report(
+    w: &mut String,
+    rows: &[messaging::Row],
+    instr: Option<&BTreeMap<String, u64>>,
+) {
     let _ = writeln!(
         w,
         "\n## Messaging: `send` and `emit` against the raw broker clients\n"
@@ -380,16 +417,50 @@ fn messaging_report(w: &mut String, rows: &[messaging::Row]) {
     }
     let _ = writeln!(
         w,
-        "\n| transport | SDK emits/s | raw confirmed publishes/s | ratio |"
+        "\n| transport | SDK emits/s | raw confirmed publishes/s | ratio | raw with the SDK's message id and traceparent | ratio |"
     );
-    let _ = writeln!(w, "| --- | ---: | ---: | ---: |");
+    let _ = writeln!(w, "| --- | ---: | ---: | ---: | ---: | ---: |");
     for row in rows {
         let (sdk, raw) = row.emits_per_second;
+        let (with_id, id_ratio) = row.emits_with_id.map_or(("n/a".into(), "n/a".into()), |w| {
+            (format!("{w:.0}"), format!("{:.2}x", sdk / w))
+        });
         let _ = writeln!(
             w,
-            "| {} | {sdk:.0} | {raw:.0} | {:.2}x |",
+            "| {} | {sdk:.0} | {raw:.0} | {:.2}x | {with_id} | {id_ratio} |",
             row.transport,
             sdk / raw
+        );
+    }
+    let _ = writeln!(w, "\nInstructions per operation under callgrind ((I(2N) - I(N)) / N, N = 500, one process holding the caller and, for `send`, the handler: a round trip's cost on both ends; the broker's own work is not counted).\n");
+    let _ = writeln!(
+        w,
+        "| transport | send: SDK | send: raw | ratio | emit: SDK | emit: raw | ratio |"
+    );
+    let _ = writeln!(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+    for row in rows {
+        let get = |op: &str| instr.and_then(|m| m.get(&format!("{} {op}", row.transport)).copied());
+        let cell = |n: Option<u64>| n.map_or("n/a".into(), |n| n.to_string());
+        let ratio = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(a), Some(b)) if b > 0 => format!("{:.2}x", a as f64 / b as f64),
+            _ => "n/a".into(),
+        };
+        let (ss, rs, se, re) = (
+            get("sdk-send"),
+            get("raw-send"),
+            get("sdk-emit"),
+            get("raw-emit"),
+        );
+        let _ = writeln!(
+            w,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            row.transport,
+            cell(ss),
+            cell(rs),
+            ratio(ss, rs),
+            cell(se),
+            cell(re),
+            ratio(se, re)
         );
     }
 }
@@ -541,6 +612,10 @@ fn main() {
         let instr = tokio::task::spawn_blocking(move || instructions(&modes, if quick { 500 } else { 2_000 }))
             .await
             .expect("callgrind");
+        let transports: Vec<&'static str> = messaging_rows.iter().map(|r| r.transport).collect();
+        let messaging_instr = tokio::task::spawn_blocking(move || messaging_instructions(&transports, if quick { 200 } else { 500 }))
+            .await
+            .expect("callgrind");
 
         // The report.
         let w = &mut md;
@@ -637,7 +712,7 @@ fn main() {
             "| `sdk.batch_call` (64 at once, result per call) | {:.1} ms | {batch_failures} |",
             percentile(&batch_times, 0.5).as_secs_f64() * 1e3
         );
-        messaging_report(w, &messaging_rows);
+        messaging_report(w, &messaging_rows, messaging_instr.as_ref());
         if instr.is_none() {
             let _ = writeln!(w, "\nInstruction counts: n/a (valgrind is not installed).");
         }

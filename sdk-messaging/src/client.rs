@@ -8,7 +8,7 @@ use serde::{de::DeserializeOwned, Serialize};
 
 use crate::{
     broker::{emit_method, queue_method, send_method},
-    envelope::{headers, new_id},
+    envelope::{headers, new_id_value},
     Pattern, Urgency,
 };
 
@@ -83,7 +83,7 @@ impl MessageClient {
             idempotent: None,
             error: None,
         };
-        if let Err(e) = Pattern::message(pattern) {
+        if let Err(e) = Pattern::check_message(pattern) {
             builder.error = Some(e.to_string());
         }
         builder
@@ -175,7 +175,7 @@ impl MessageBuilder {
         self
     }
 
-    /// The correlation id (default: a fresh one per message).
+    /// The correlation id (default: the message's own id, fresh per message).
     pub fn correlation_id(mut self, id: impl Into<String>) -> Self {
         self.correlation_id = Some(id.into());
         self
@@ -238,9 +238,9 @@ impl MessageBuilder {
     }
 
     pub(crate) fn into_request(self, method: http::Method) -> ServiceResult<sdk::RequestBuilder> {
-        let service: std::sync::Arc<str> = self.client.name().into();
+        let client = &self.client;
         let invalid = |reason: String| ServiceError::InvalidRequest {
-            service: service.clone(),
+            service: client.name().into(),
             reason,
         };
         if let Some(reason) = self.error {
@@ -249,23 +249,31 @@ impl MessageBuilder {
         let payload = self
             .payload
             .map_err(|e| invalid(format!("the payload could not be serialized as JSON: {e}")))?;
-        let id = new_id();
-        let correlation = self.correlation_id.unwrap_or_else(new_id);
-        let timeout_ms = self
-            .timeout
-            .unwrap_or(self.default_timeout)
-            .as_millis()
-            .to_string();
+        let mut path = String::with_capacity(self.pattern.len() + 1);
+        path.push('/');
+        path.push_str(&self.pattern);
         let mut request = self
             .client
-            .request(method, &format!("/{}", self.pattern))
+            .request(method.clone(), &path)
             .endpoint(self.pattern)
-            .header(headers::MESSAGE_ID, id.as_str())
-            .header(headers::CORRELATION_ID, correlation.as_str())
-            .header(headers::URGENCY, self.urgency.as_str())
-            .header(headers::TIMEOUT_MS, timeout_ms.as_str())
-            .header(http::header::CONTENT_TYPE, "application/json")
+            .header(headers::MESSAGE_ID_NAME, new_id_value())
             .body(payload);
+        // Only what a reader would not assume (see `envelope`): each header is paid for on
+        // both ends of every message.
+        if let Some(correlation) = self.correlation_id {
+            request = request.header(headers::CORRELATION_ID_NAME, correlation);
+        }
+        if self.urgency != Urgency::Medium {
+            request = request.header(
+                headers::URGENCY_NAME,
+                HeaderValue::from_static(self.urgency.as_str()),
+            );
+        }
+        if method == send_method() {
+            let timeout = self.timeout.unwrap_or(self.default_timeout);
+            let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
+            request = request.header(headers::TIMEOUT_MS_NAME, HeaderValue::from(ms));
+        }
         for (name, value) in &self.headers {
             request = request.header(name.clone(), value.clone());
         }

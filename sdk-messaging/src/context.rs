@@ -14,8 +14,8 @@ pub struct MessageContext {
     pub subject: Pattern,
     /// The message's id (the same on every delivery of it).
     pub message_id: String,
-    /// The correlation id the sender gave (or drew); pass it on to calls made while
-    /// handling, so they can be tied together.
+    /// The correlation id the sender gave (else the message's id); pass it on to calls
+    /// made while handling, so they can be tied together.
     pub correlation_id: String,
     /// Where the reply goes, for a request.
     pub reply_to: Option<String>,

@@ -6,7 +6,10 @@
 //! the pipeline adds, so every transport carries them the same way (NATS headers, AMQP
 //! properties and headers, Redis stream fields). A reply's status travels as `sdk-status`:
 //! 200 for a handler that answered, the handler's status for one that failed with one, 500
-//! otherwise, 400 for a request that did not decode.
+//! otherwise, 400 for a request that did not decode. Every header costs on both ends of
+//! every message, so one that says what a reader assumes anyway is left out: the urgency
+//! when it is medium, the correlation id when it is the message's id, a reply's status when
+//! it is 200; the sender's deadline travels with requests only.
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -15,6 +18,8 @@ use crate::{Pattern, Urgency};
 
 /// The SDK's header names.
 pub mod headers {
+    use http::HeaderName;
+
     /// A message's unique id: the same on every attempt, so consumers drop duplicates.
     pub const MESSAGE_ID: &str = "sdk-message-id";
     /// The id that ties a reply (and the calls a handler makes) to the request.
@@ -32,6 +37,14 @@ pub mod headers {
     /// Which delivery of an event this is, for brokers that do not count (RabbitMQ's
     /// classic queues): set when the SDK delivers it again.
     pub const ATTEMPT: &str = "sdk-attempt";
+    /// [`MESSAGE_ID`] as a header name.
+    pub const MESSAGE_ID_NAME: HeaderName = HeaderName::from_static(MESSAGE_ID);
+    /// [`CORRELATION_ID`] as a header name.
+    pub const CORRELATION_ID_NAME: HeaderName = HeaderName::from_static(CORRELATION_ID);
+    /// [`URGENCY`] as a header name.
+    pub const URGENCY_NAME: HeaderName = HeaderName::from_static(URGENCY);
+    /// [`TIMEOUT_MS`] as a header name.
+    pub const TIMEOUT_MS_NAME: HeaderName = HeaderName::from_static(TIMEOUT_MS);
     /// Why a message went to the dead letters.
     pub const DEAD_REASON: &str = "sdk-dead-reason";
     /// The pattern a dead-lettered message was sent to.
@@ -78,9 +91,13 @@ impl Envelope {
         header(&self.headers, headers::MESSAGE_ID)
     }
 
-    /// The correlation id (empty if the sender set none).
+    /// The correlation id: the one the sender gave, else the message's id (a message
+    /// carries `sdk-correlation-id` only when it differs from its id).
     pub fn correlation_id(&self) -> &str {
-        header(&self.headers, headers::CORRELATION_ID)
+        match header(&self.headers, headers::CORRELATION_ID) {
+            "" => self.id(),
+            given => given,
+        }
     }
 
     /// The urgency (medium if the sender said nothing, or nothing readable).
@@ -96,25 +113,24 @@ impl Envelope {
 pub struct Reply {
     /// 200, or the handler's failure.
     pub status: StatusCode,
-    /// Headers (the correlation id, the status).
+    /// Headers (the status, when not 200).
     pub headers: HeaderMap,
     /// The body.
     pub payload: Bytes,
 }
 
 impl Reply {
-    /// A reply with `status` and `payload`, its headers carrying the status and
-    /// `correlation_id`.
-    pub fn new(status: StatusCode, correlation_id: &str, payload: Bytes) -> Self {
+    /// A reply with `status` and `payload`, its headers carrying the status unless it is
+    /// 200 (what a reply without one means). Nothing else: each transport ties a reply to
+    /// its request by its own means (a NATS inbox, an AMQP correlation id, the request's
+    /// id on Redis).
+    pub fn new(status: StatusCode, payload: Bytes) -> Self {
         let mut headers = HeaderMap::new();
-        headers.insert(
-            HeaderName::from_static(headers::STATUS),
-            HeaderValue::from(status.as_u16()),
-        );
-        if let Ok(value) = HeaderValue::from_str(correlation_id) {
-            if !correlation_id.is_empty() {
-                headers.insert(HeaderName::from_static(headers::CORRELATION_ID), value);
-            }
+        if status != StatusCode::OK {
+            headers.insert(
+                HeaderName::from_static(headers::STATUS),
+                HeaderValue::from(status.as_u16()),
+            );
         }
         Reply {
             status,
@@ -141,7 +157,81 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
         .unwrap_or_default()
 }
 
-/// A fresh random id (128 bits, hex): message and correlation ids.
+/// A fresh random id (128 bits, 32 hex digits): message and correlation ids.
 pub(crate) fn new_id() -> String {
-    format!("{:032x}", fastrand::u128(..))
+    new_id_bytes().iter().map(|&b| char::from(b)).collect()
+}
+
+/// A fresh id as a header value.
+pub(crate) fn new_id_value() -> HeaderValue {
+    // Hex digits are always a valid value; the fallback is never taken.
+    HeaderValue::from_bytes(&new_id_bytes()).unwrap_or(HeaderValue::from_static("0"))
+}
+
+/// Hex by hand: a `format!` costs several times this, on every message.
+fn new_id_bytes() -> [u8; 32] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = [0u8; 32];
+    for (pair, byte) in id.chunks_exact_mut(2).zip(fastrand::u128(..).to_be_bytes()) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0xf)];
+    }
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn envelope(pairs: &[(&'static str, &'static str)]) -> Envelope {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.insert(
+                HeaderName::from_static(name),
+                HeaderValue::from_static(value),
+            );
+        }
+        Envelope {
+            pattern: Pattern::message("user.create").expect("a pattern"),
+            headers,
+            payload: Bytes::new(),
+        }
+    }
+
+    #[test]
+    fn what_a_message_leaves_out_reads_as_its_default() {
+        let plain = envelope(&[(headers::MESSAGE_ID, "abc")]);
+        assert_eq!(plain.correlation_id(), "abc", "the id stands in");
+        assert_eq!(plain.urgency(), Urgency::Medium);
+        let given = envelope(&[
+            (headers::MESSAGE_ID, "abc"),
+            (headers::CORRELATION_ID, "req-42"),
+            (headers::URGENCY, "critical"),
+        ]);
+        assert_eq!(given.correlation_id(), "req-42");
+        assert_eq!(given.urgency(), Urgency::Critical);
+    }
+
+    #[test]
+    fn a_reply_carries_its_status_only_when_it_is_not_200() {
+        let ok = Reply::new(StatusCode::OK, Bytes::from_static(b"{}"));
+        assert!(ok.headers.is_empty(), "{:?}", ok.headers);
+        assert_eq!(Reply::status_of(&ok.headers), StatusCode::OK);
+        let refused = Reply::new(StatusCode::UNPROCESSABLE_ENTITY, Bytes::new());
+        assert_eq!(
+            Reply::status_of(&refused.headers),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
+    }
+
+    #[test]
+    fn ids_are_32_hex_digits_and_differ() {
+        let (a, b) = (new_id(), new_id());
+        assert_eq!(a.len(), 32);
+        assert!(a
+            .bytes()
+            .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_uppercase()));
+        assert_ne!(a, b);
+        assert_eq!(new_id_value().len(), 32);
+    }
 }

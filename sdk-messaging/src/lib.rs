@@ -198,6 +198,8 @@ impl Messaging {
             .circuit_breaker(config.circuit_breaker);
         let sdk = ServiceSdk::builder()
             .service(name, service)
+            // A message is not an HTTP answer: nothing to decompress.
+            .decompression(false)
             .transport(BrokerService::new(broker.clone()))
             .build()?;
         let client = MessageClient::new(sdk.get_client(name), config.timeout);

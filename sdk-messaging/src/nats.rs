@@ -58,15 +58,18 @@ const EVENTS_MAX_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
 /// How long dead letters are kept.
 const DEAD_MAX_AGE: Duration = Duration::from_secs(14 * 24 * 3600);
 
-/// A NATS connection as a [`Broker`].
+/// A NATS connection as a [`Broker`]. Cheap to clone (one reference count: every message
+/// takes a clone into its future, and async-nats's own handles allocate when cloned).
 #[derive(Clone)]
-pub struct NatsBroker {
+pub struct NatsBroker(Arc<Shared>);
+
+struct Shared {
     client: async_nats::Client,
     jetstream: jetstream::Context,
-    settings: Arc<NatsSettings>,
+    settings: NatsSettings,
     /// Whether the streams are known to exist (cleared when a publish or consumer finds
     /// them gone, after a JetStream reset).
-    streams_ready: Arc<AtomicBool>,
+    streams_ready: AtomicBool,
 }
 
 impl NatsBroker {
@@ -96,31 +99,36 @@ impl NatsBroker {
 
     /// A broker over a connected async-nats client.
     pub fn from_client(client: async_nats::Client, settings: NatsSettings) -> NatsBroker {
-        NatsBroker {
+        NatsBroker(Arc::new(Shared {
             jetstream: jetstream::new(client.clone()),
             client,
-            settings: Arc::new(settings),
-            streams_ready: Arc::new(AtomicBool::new(false)),
-        }
+            settings,
+            streams_ready: AtomicBool::new(false),
+        }))
     }
 
     /// The async-nats client underneath.
     pub fn client(&self) -> &async_nats::Client {
-        &self.client
+        &self.0.client
     }
 
     fn event_subject(&self, pattern: &Pattern) -> String {
-        format!("{}.{pattern}", self.settings.subject_prefix)
+        let prefix = &self.0.settings.subject_prefix;
+        let mut subject = String::with_capacity(prefix.len() + 1 + pattern.as_str().len());
+        subject.push_str(prefix);
+        subject.push('.');
+        subject.push_str(pattern.as_str());
+        subject
     }
 
     /// Creates the event and dead-letter streams if they are not there (once, and again
     /// after they were found gone). Creating one that exists changes nothing, so two
     /// callers racing here do no harm.
     async fn ensure_streams(&self) -> Result<(), BoxError> {
-        if self.streams_ready.load(Ordering::Acquire) {
+        if self.0.streams_ready.load(Ordering::Acquire) {
             return Ok(());
         }
-        let settings = &self.settings;
+        let settings = &self.0.settings;
         for (name, prefix, max_age) in [
             (&settings.stream, &settings.subject_prefix, EVENTS_MAX_AGE),
             (
@@ -129,7 +137,8 @@ impl NatsBroker {
                 DEAD_MAX_AGE,
             ),
         ] {
-            self.jetstream
+            self.0
+                .jetstream
                 .get_or_create_stream(jetstream::stream::Config {
                     name: name.clone(),
                     subjects: vec![format!("{prefix}.>")],
@@ -140,12 +149,12 @@ impl NatsBroker {
                 .await
                 .map_err(|e| broken(format!("stream {name}: {e}")))?;
         }
-        self.streams_ready.store(true, Ordering::Release);
+        self.0.streams_ready.store(true, Ordering::Release);
         Ok(())
     }
 
     fn check_connected(&self) -> Result<(), BoxError> {
-        match self.client.connection_state() {
+        match self.0.client.connection_state() {
             State::Connected => Ok(()),
             state => Err(not_connected(format!("the NATS connection is {state:?}"))),
         }
@@ -155,8 +164,8 @@ impl NatsBroker {
 impl fmt::Debug for NatsBroker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("NatsBroker")
-            .field("state", &self.client.connection_state())
-            .field("settings", &self.settings)
+            .field("state", &self.0.client.connection_state())
+            .field("settings", &self.0.settings)
             .finish()
     }
 }
@@ -176,6 +185,7 @@ impl Broker for NatsBroker {
                 // The pipeline's deadline bounds the wait.
                 .timeout(None);
             match this
+                .0
                 .client
                 .send_request(message.pattern.as_str().to_owned(), request)
                 .await
@@ -202,7 +212,7 @@ impl Broker for NatsBroker {
             match this.publish_once(&message).await {
                 Err(e) if e.kind() == PublishErrorKind::StreamNotFound => {
                     // JetStream lost the stream (reset or wiped): create it and try again.
-                    this.streams_ready.store(false, Ordering::Release);
+                    this.0.streams_ready.store(false, Ordering::Release);
                     this.ensure_streams().await?;
                     this.publish_once(&message).await.map_err(broken)
                 }
@@ -223,23 +233,19 @@ impl Broker for NatsBroker {
     }
 
     fn is_connected(&self) -> bool {
-        self.client.connection_state() == State::Connected
+        self.0.client.connection_state() == State::Connected
     }
 }
 
 impl NatsBroker {
     /// Publishes `message` to JetStream and waits for its confirmation.
     async fn publish_once(&self, message: &Envelope) -> Result<(), PublishError> {
-        let id = message
-            .headers
-            .get(headers::MESSAGE_ID)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
+        // The message id travels as `Nats-Msg-Id` (see `to_nats`): JetStream's dedup key.
         let publish = jetstream::message::PublishMessage::build()
             .payload(message.payload.clone())
-            .headers(to_nats(&message.headers))
-            .message_id(id);
+            .headers(to_nats(&message.headers));
         let ack = self
+            .0
             .jetstream
             .send_publish(self.event_subject(&message.pattern), publish)
             .await?;
@@ -250,13 +256,14 @@ impl NatsBroker {
         let mut subscribers = Vec::new();
         for subject in subscription.pattern.nats_subjects("") {
             let subscriber = self
+                .0
                 .client
                 .queue_subscribe(subject, subscription.group.clone())
                 .await
                 .map_err(|e| Box::new(e) as BoxError)?;
             subscribers.push(subscriber);
         }
-        let client = self.client.clone();
+        let client = self.0.client.clone();
         let deliveries = stream::select_all(subscribers).filter_map(move |message| {
             let client = client.clone();
             async move {
@@ -286,7 +293,7 @@ impl NatsBroker {
         let (sender, receiver) = mpsc::channel(subscription.prefetch.max(1));
         let subjects = subscription
             .pattern
-            .nats_subjects(&self.settings.subject_prefix);
+            .nats_subjects(&self.0.settings.subject_prefix);
         for (index, subject) in subjects.into_iter().enumerate() {
             let durable = durable_name(&subscription.group, &subscription.pattern, index);
             let consumer = self
@@ -313,10 +320,11 @@ impl NatsBroker {
         prefetch: usize,
     ) -> Result<jetstream::consumer::PullConsumer, BoxError> {
         let stream = self
+            .0
             .jetstream
-            .get_stream(&self.settings.stream)
+            .get_stream(&self.0.settings.stream)
             .await
-            .map_err(|e| broken(format!("stream {}: {e}", self.settings.stream)))?;
+            .map_err(|e| broken(format!("stream {}: {e}", self.0.settings.stream)))?;
         stream
             .get_or_create_consumer(
                 durable,
@@ -324,7 +332,7 @@ impl NatsBroker {
                     durable_name: Some(durable.to_owned()),
                     filter_subject: subject.to_owned(),
                     ack_policy: jetstream::consumer::AckPolicy::Explicit,
-                    ack_wait: self.settings.ack_wait,
+                    ack_wait: self.0.settings.ack_wait,
                     max_ack_pending: i64::try_from(prefetch.max(1)).unwrap_or(i64::MAX),
                     ..Default::default()
                 },
@@ -374,7 +382,7 @@ async fn pull(
         failures = failures.saturating_add(1);
         tokio::time::sleep(backoff.delay(failures)).await;
         // The consumer (or its stream) may be gone, after a JetStream reset: create it again.
-        broker.streams_ready.store(false, Ordering::Release);
+        broker.0.streams_ready.store(false, Ordering::Release);
         if broker.ensure_streams().await.is_ok() {
             match broker
                 .consumer(&durable, &subject, sender.max_capacity())
@@ -391,7 +399,7 @@ impl NatsBroker {
     fn event_delivery(&self, message: jetstream::Message) -> Option<Delivery> {
         let subject = message.subject.as_str();
         let name = subject
-            .strip_prefix(self.settings.subject_prefix.as_str())
+            .strip_prefix(self.0.settings.subject_prefix.as_str())
             .and_then(|s| s.strip_prefix('.'))?;
         let pattern = Pattern::message(name).ok()?;
         let attempt = message
@@ -491,7 +499,7 @@ impl Settle for EventSettle {
 
     fn dead_letter(self: Box<Self>, reason: String) -> BoxFuture<Result<(), BoxError>> {
         Box::pin(async move {
-            let settings = &self.broker.settings;
+            let settings = &self.broker.0.settings;
             let name = self
                 .message
                 .subject
@@ -507,6 +515,7 @@ impl Settle for EventSettle {
             // Stored among the dead letters first; only then is the original let go.
             let ack = self
                 .broker
+                .0
                 .jetstream
                 .publish_with_headers(subject, headers, self.message.payload.clone())
                 .await
@@ -520,10 +529,20 @@ impl Settle for EventSettle {
     }
 }
 
+/// `traceparent` as a NATS header name (no parsing per message).
+const NATS_TRACEPARENT: async_nats::HeaderName = async_nats::HeaderName::from_static("traceparent");
+
+/// A message's headers for NATS: the SDK's message id as `Nats-Msg-Id`, the id JetStream
+/// drops a republished duplicate by, so one header serves both (`from_nats` maps it back).
 fn to_nats(headers: &HeaderMap) -> NatsHeaders {
     let mut nats = NatsHeaders::new();
     for (name, value) in headers {
-        if let Ok(value) = value.to_str() {
+        let Ok(value) = value.to_str() else { continue };
+        if *name == headers::MESSAGE_ID_NAME {
+            nats.insert(async_nats::header::NATS_MESSAGE_ID, value);
+        } else if *name == sdk::trace::TRACEPARENT {
+            nats.insert(NATS_TRACEPARENT, value);
+        } else {
             nats.append(name.as_str(), value);
         }
     }
@@ -533,7 +552,11 @@ fn to_nats(headers: &HeaderMap) -> NatsHeaders {
 fn from_nats(nats: &NatsHeaders) -> HeaderMap {
     let mut headers = HeaderMap::new();
     for (name, values) in nats.iter() {
-        let Ok(name) = HeaderName::from_bytes(AsRef::<str>::as_ref(name).as_bytes()) else {
+        let name = if *name == async_nats::header::NATS_MESSAGE_ID {
+            headers::MESSAGE_ID_NAME
+        } else if let Ok(name) = HeaderName::from_bytes(AsRef::<str>::as_ref(name).as_bytes()) {
+            name
+        } else {
             continue;
         };
         for value in values {

@@ -44,34 +44,45 @@ const MAX_LEN: usize = 255;
 impl Pattern {
     /// A pattern a message is sent to: no wildcard.
     pub fn message(pattern: &str) -> Result<Pattern, PatternError> {
-        let checked = Self::check(pattern)?;
-        if checked.has_wildcard() {
+        Self::check_message(pattern)?;
+        Ok(Pattern(pattern.into()))
+    }
+
+    /// A pattern a handler listens on: `*` for one token, a last `#` for any number.
+    pub fn handler(pattern: &str) -> Result<Pattern, PatternError> {
+        Self::check(pattern)?;
+        Ok(Pattern(pattern.into()))
+    }
+
+    /// Whether `pattern` is one a message can be sent to, without keeping it.
+    pub(crate) fn check_message(pattern: &str) -> Result<(), PatternError> {
+        if Self::check(pattern)? {
             return Err(error(
                 pattern,
                 "a message is sent to one pattern; wildcards (`*`, `#`) are for handlers",
             ));
         }
-        Ok(checked)
+        Ok(())
     }
 
-    /// A pattern a handler listens on: `*` for one token, a last `#` for any number.
-    pub fn handler(pattern: &str) -> Result<Pattern, PatternError> {
-        Self::check(pattern)
-    }
-
-    fn check(pattern: &str) -> Result<Pattern, PatternError> {
+    /// Checks `pattern` (on every message sent, so without allocating); whether it has a
+    /// wildcard.
+    fn check(pattern: &str) -> Result<bool, PatternError> {
         if pattern.is_empty() || pattern.len() > MAX_LEN {
             return Err(error(pattern, "it must be 1 to 255 bytes"));
         }
-        let tokens: Vec<&str> = pattern.split('.').collect();
-        if tokens.len() > MAX_TOKENS {
-            return Err(error(pattern, "it has more than 16 tokens"));
-        }
-        for (i, token) in tokens.iter().enumerate() {
-            match *token {
-                "*" => {}
-                "#" if i + 1 == tokens.len() => {}
-                "#" => return Err(error(pattern, "`#` may only be the last token")),
+        let (mut count, mut wildcard, mut after_hash) = (0, false, false);
+        for token in pattern.split('.') {
+            count += 1;
+            if count > MAX_TOKENS {
+                return Err(error(pattern, "it has more than 16 tokens"));
+            }
+            if after_hash {
+                return Err(error(pattern, "`#` may only be the last token"));
+            }
+            match token {
+                "*" => wildcard = true,
+                "#" => (wildcard, after_hash) = (true, true),
                 "" => {
                     return Err(error(
                         pattern,
@@ -93,7 +104,7 @@ impl Pattern {
                 _ => {}
             }
         }
-        Ok(Pattern(pattern.into()))
+        Ok(wildcard)
     }
 
     /// The pattern as written.

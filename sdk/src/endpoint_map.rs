@@ -38,6 +38,35 @@ fn method_index(method: &Method) -> usize {
         .unwrap_or(METHODS.len())
 }
 
+/// How long a `METHOD endpoint` key of a non-standard method may be and still be built
+/// on the stack (messaging's `SEND`/`EMIT` calls build one on every call).
+const KEY_ON_STACK: usize = 256;
+
+/// The key of `endpoint` in the map of method slot `index`: the endpoint itself, or for the
+/// map non-standard methods share, `METHOD endpoint` (in `buf` when it fits, else `spill`).
+fn key<'a>(
+    index: usize,
+    method: &Method,
+    endpoint: &'a str,
+    buf: &'a mut [u8; KEY_ON_STACK],
+    spill: &'a mut String,
+) -> &'a str {
+    if index < METHODS.len() {
+        return endpoint;
+    }
+    let (name, path) = (method.as_str().as_bytes(), endpoint.as_bytes());
+    let len = name.len() + 1 + path.len();
+    if len > buf.len() {
+        *spill = format!("{method} {endpoint}");
+        return spill;
+    }
+    buf[..name.len()].copy_from_slice(name);
+    buf[name.len()] = b' ';
+    buf[name.len() + 1..len].copy_from_slice(path);
+    // Two `str`s joined by a space: always UTF-8.
+    std::str::from_utf8(&buf[..len]).unwrap_or(endpoint)
+}
+
 /// A bounded map from endpoint to `Arc<T>`, with one overflow entry past the bound.
 #[derive(Debug)]
 pub(crate) struct EndpointMap<T> {
@@ -75,14 +104,8 @@ impl<T> EndpointMap<T> {
     ) -> Arc<T> {
         let index = method_index(method);
         let map = &self.by_method[index];
-        // Non-standard methods share the last map, keyed with the method name.
-        let other_key;
-        let key = if index == METHODS.len() {
-            other_key = format!("{method} {endpoint}");
-            other_key.as_str()
-        } else {
-            endpoint
-        };
+        let (mut buf, mut spill) = ([0u8; KEY_ON_STACK], String::new());
+        let key = key(index, method, endpoint, &mut buf, &mut spill);
         if let Some(entry) = map.load().get(key) {
             return entry.clone();
         }
@@ -110,10 +133,12 @@ impl<T> EndpointMap<T> {
         f: impl FnOnce(&T) -> R,
     ) -> R {
         let index = method_index(method);
-        if index < METHODS.len() {
-            if let Some(entry) = self.by_method[index].load().get(endpoint) {
-                return f(entry);
-            }
+        let (mut buf, mut spill) = ([0u8; KEY_ON_STACK], String::new());
+        if let Some(entry) = self.by_method[index]
+            .load()
+            .get(key(index, method, endpoint, &mut buf, &mut spill))
+        {
+            return f(entry);
         }
         f(&self.get_or_insert_with(method, endpoint, make))
     }

@@ -18,7 +18,17 @@ const PERSISTENT: u8 = 2;
 /// The properties a message is published with: its headers, priority, id, correlation id,
 /// JSON content type; an event persistent, a request expiring with its caller's deadline.
 pub(super) fn properties(message: &Envelope, kind: Kind) -> BasicProperties {
-    let table = table_of(&message.headers, &message.pattern);
+    let mut table = table_of(&message.headers, &message.pattern);
+    if kind == Kind::Request && !message.headers.contains_key(headers::CORRELATION_ID) {
+        // A request's AMQP correlation id is taken by its reply (see `rpc`): the message's
+        // own (its id, when the sender gave none) travels as a header.
+        table.insert(
+            headers::CORRELATION_ID.into(),
+            AMQPValue::LongString(LongString::from(
+                message.correlation_id().as_bytes().to_vec(),
+            )),
+        );
+    }
     let mut properties = BasicProperties::default()
         .with_content_type("application/json".into())
         .with_priority(message.urgency().priority())

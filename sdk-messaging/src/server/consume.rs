@@ -97,7 +97,6 @@ impl Worker {
             headers: message.headers,
             attempt,
         };
-        let correlation = context.correlation_id.clone();
         let span = tracing::info_span!("message", group = %self.group, pattern = %self.pattern,
             subject = %subject, id = %id, attempt);
         let started = tokio::time::Instant::now();
@@ -106,7 +105,7 @@ impl Worker {
             .await;
         let elapsed = started.elapsed();
         let settled = match self.kind {
-            Kind::Request => self.answer(settle, handled, &correlation, elapsed).await,
+            Kind::Request => self.answer(settle, handled, elapsed).await,
             Kind::Event | Kind::Queue => {
                 self.settle_event(settle, handled, &id, attempt, elapsed)
                     .await
@@ -121,7 +120,6 @@ impl Worker {
         &self,
         settle: Box<dyn crate::broker::Settle>,
         handled: Handled,
-        correlation: &str,
         elapsed: Duration,
     ) -> Result<(), sdk::BoxError> {
         let status = failure_status(&handled);
@@ -131,7 +129,7 @@ impl Worker {
             Handled::Failed(e) => ("failed", error_body(&failure_reason(&e))),
         };
         self.metrics.record(outcome, Some(elapsed));
-        settle.reply(Reply::new(status, correlation, payload)).await
+        settle.reply(Reply::new(status, payload)).await
     }
 
     async fn settle_event(

@@ -90,6 +90,16 @@ pub async fn sends_carry_headers_and_correlation_ids(messaging: &Messaging, ns: 
         "the trace context travels"
     );
     assert!(first.header("user-agent").is_none());
+    let second = &contexts[1];
+    assert_eq!(
+        second.correlation_id, second.message_id,
+        "without a correlation id the message's id stands in"
+    );
+    assert_eq!(second.urgency, Urgency::Medium);
+    assert!(
+        second.header("content-type").is_none(),
+        "nothing a reader assumes anyway is carried"
+    );
     server.shutdown().await;
 }
 

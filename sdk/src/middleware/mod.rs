@@ -20,6 +20,6 @@ mod stack;
 pub use self::{
     error::MiddlewareError,
     from_fn::{from_fn, FromFn, FromFnLayer, Next},
-    stack::{HttpStack, Stack, Whole},
+    stack::{HttpStack, Stack, Whole, WholeTransport},
 };
 pub(crate) use stack::LayerFn;

@@ -72,14 +72,20 @@ impl Service<StreamRequest> for Stack {
     }
 }
 
+/// A transport that answers with whole bodies (a custom one, reqwest), type-erased.
+pub type WholeTransport = BoxCloneSyncService<HttpRequest, HttpResponse, BoxError>;
+
 /// The HTTP service at the bottom of the pipeline, answering with whole bodies: the hyper
-/// transport called directly (no middleware: nothing is boxed), or a [`Stack`] of layers
-/// whose body is read at the top.
+/// transport called directly (no middleware: nothing is boxed), a whole-body transport
+/// called directly, or a [`Stack`] of layers whose body is read at the top.
 #[derive(Clone)]
 pub enum HttpStack {
     /// The built-in hyper transport, called directly.
     Hyper(HyperTransport),
-    /// A transport wrapped in layers, or another transport.
+    /// A transport answering with whole bodies, with no layers around it: called directly
+    /// (no streaming body to wrap and read again), its answers held to `limit` bytes.
+    Whole(WholeTransport, usize),
+    /// A transport wrapped in layers.
     Layered(Stack),
 }
 
@@ -92,6 +98,7 @@ impl HttpStack {
                 let limit = t.max_response_bytes();
                 Stack::new(t.streaming(), limit)
             }
+            HttpStack::Whole(t, limit) => Stack::new(Whole(t), limit),
             HttpStack::Layered(stack) => stack,
         }
     }
@@ -101,6 +108,7 @@ impl fmt::Debug for HttpStack {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             HttpStack::Hyper(t) => f.debug_tuple("Hyper").field(t).finish(),
+            HttpStack::Whole(_, limit) => f.debug_struct("Whole").field("limit", limit).finish(),
             HttpStack::Layered(s) => f.debug_tuple("Layered").field(s).finish(),
         }
     }
@@ -119,6 +127,7 @@ impl Service<HttpRequest> for HttpStack {
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         match self {
             HttpStack::Hyper(t) => t.poll_ready(cx),
+            HttpStack::Whole(t, _) => t.poll_ready(cx),
             HttpStack::Layered(s) => s.poll_ready(cx),
         }
     }
@@ -126,6 +135,16 @@ impl Service<HttpRequest> for HttpStack {
     fn call(&mut self, request: HttpRequest) -> Self::Future {
         match self {
             HttpStack::Hyper(t) => futures_util::future::Either::Left(t.call(request)),
+            HttpStack::Whole(t, limit) => {
+                let (response, limit) = (t.call(request), *limit);
+                futures_util::future::Either::Right(Box::pin(async move {
+                    let response = response.await?;
+                    if response.body().len() > limit {
+                        return Err(crate::transport::BodyTooLarge { limit }.into());
+                    }
+                    Ok(response)
+                }))
+            }
             HttpStack::Layered(s) => {
                 let head = request.method() == http::Method::HEAD;
                 let (response, limit) = (s.call(request.map(Body::full)), s.limit);

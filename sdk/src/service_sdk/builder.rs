@@ -40,7 +40,8 @@ pub struct ServiceSdkBuilder {
     custom_transport: Option<tower::util::BoxCloneSyncService<HttpRequest, HttpResponse, BoxError>>,
     #[cfg(feature = "reqwest")]
     reqwest: Option<reqwest::Client>,
-    #[cfg(feature = "compression")]
+    // Read only with the feature; set either way, so callers need not know it.
+    #[cfg_attr(not(feature = "compression"), allow(dead_code))]
     decompression: bool,
 }
 
@@ -68,7 +69,6 @@ impl ServiceSdkBuilder {
             custom_transport: None,
             #[cfg(feature = "reqwest")]
             reqwest: None,
-            #[cfg(feature = "compression")]
             decompression: true,
         }
     }
@@ -76,7 +76,7 @@ impl ServiceSdkBuilder {
     /// Asks for compressed answers (`Accept-Encoding: gzip, deflate`) and decodes them
     /// (feature `compression`; default on when the feature is). The size limit applies to
     /// the decoded body.
-    #[cfg(feature = "compression")]
+    /// Without the feature there is nothing to turn off, and this does nothing.
     pub fn decompression(mut self, enabled: bool) -> Self {
         self.decompression = enabled;
         self
@@ -274,18 +274,15 @@ impl ServiceSdkBuilder {
         // The limit is read here, at build, so a later `transport_config` still counts.
         let limit = self.config.transport.max_response_bytes;
         if let Some(custom) = &self.custom_transport {
-            return Ok(HttpStack::Layered(Stack::new(
-                crate::middleware::Whole(custom.clone()),
-                limit,
-            )));
+            return Ok(HttpStack::Whole(custom.clone(), limit));
         }
         #[cfg(feature = "reqwest")]
         if let Some(client) = &self.reqwest {
             let reqwest = crate::transport::ReqwestTransport::new(client.clone(), limit);
-            return Ok(HttpStack::Layered(Stack::new(
-                crate::middleware::Whole(reqwest),
+            return Ok(HttpStack::Whole(
+                tower::util::BoxCloneSyncService::new(reqwest),
                 limit,
-            )));
+            ));
         }
         let transport = match &self.tls {
             Some(tls) => HyperTransport::with_tls(&self.config.transport, tls.clone()),
