@@ -464,7 +464,12 @@ async fn redis() -> Option<Ops> {
                     .arg(">")
                     .query_async(&mut reading)
                     .await;
-            let Ok(Some(read)) = read else { continue };
+            // An error means the stream is gone (cleaned up at the end): stop, not spin.
+            let read = match read {
+                Ok(Some(read)) => read,
+                Ok(None) => continue,
+                Err(_) => break,
+            };
             for entry in read.keys.into_iter().flat_map(|k| k.ids) {
                 let reply: Option<String> = entry.get("r");
                 let body: Option<Vec<u8>> = entry.get("m");

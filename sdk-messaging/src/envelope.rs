@@ -43,6 +43,8 @@ pub mod headers {
     pub const CORRELATION_ID_NAME: HeaderName = HeaderName::from_static(CORRELATION_ID);
     /// [`URGENCY`] as a header name.
     pub const URGENCY_NAME: HeaderName = HeaderName::from_static(URGENCY);
+    /// [`STATUS`] as a header name.
+    pub const STATUS_NAME: HeaderName = HeaderName::from_static(STATUS);
     /// [`TIMEOUT_MS`] as a header name.
     pub const TIMEOUT_MS_NAME: HeaderName = HeaderName::from_static(TIMEOUT_MS);
     /// Why a message went to the dead letters.
@@ -88,13 +90,13 @@ pub struct Envelope {
 impl Envelope {
     /// The message id (empty if the sender set none).
     pub fn id(&self) -> &str {
-        header(&self.headers, headers::MESSAGE_ID)
+        header(&self.headers, &headers::MESSAGE_ID_NAME)
     }
 
     /// The correlation id: the one the sender gave, else the message's id (a message
     /// carries `sdk-correlation-id` only when it differs from its id).
     pub fn correlation_id(&self) -> &str {
-        match header(&self.headers, headers::CORRELATION_ID) {
+        match header(&self.headers, &headers::CORRELATION_ID_NAME) {
             "" => self.id(),
             given => given,
         }
@@ -102,7 +104,7 @@ impl Envelope {
 
     /// The urgency (medium if the sender said nothing, or nothing readable).
     pub fn urgency(&self) -> Urgency {
-        header(&self.headers, headers::URGENCY)
+        header(&self.headers, &headers::URGENCY_NAME)
             .parse()
             .unwrap_or_default()
     }
@@ -142,7 +144,7 @@ impl Reply {
     /// The status a reply's headers carry (200 when they carry none).
     pub fn status_of(headers: &HeaderMap) -> StatusCode {
         headers
-            .get(headers::STATUS)
+            .get(&headers::STATUS_NAME)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u16>().ok())
             .and_then(|v| StatusCode::from_u16(v).ok())
@@ -150,7 +152,9 @@ impl Reply {
     }
 }
 
-fn header<'a>(headers: &'a HeaderMap, name: &str) -> &'a str {
+/// A header as text ("" if absent or unreadable). `name` is a `HeaderName`, not text: a
+/// `&str` would be parsed and validated again on every lookup.
+fn header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> &'a str {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())

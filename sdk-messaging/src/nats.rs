@@ -263,9 +263,9 @@ impl NatsBroker {
                 .map_err(|e| Box::new(e) as BoxError)?;
             subscribers.push(subscriber);
         }
-        let client = self.0.client.clone();
+        let broker = self.clone();
         let deliveries = stream::select_all(subscribers).filter_map(move |message| {
-            let client = client.clone();
+            let broker = broker.clone();
             async move {
                 let pattern = Pattern::message(message.subject.as_str()).ok()?;
                 let headers = message.headers.as_ref().map(from_nats).unwrap_or_default();
@@ -278,7 +278,7 @@ impl NatsBroker {
                     },
                     attempt: 1,
                     settle: Box::new(RequestSettle {
-                        client,
+                        broker,
                         reply_to: reply_to.clone(),
                     }),
                     reply_to,
@@ -443,7 +443,8 @@ fn durable_name(group: &str, pattern: &Pattern, index: usize) -> String {
 }
 
 struct RequestSettle {
-    client: async_nats::Client,
+    // The broker, not its async-nats client: cloning that allocates, on every request.
+    broker: NatsBroker,
     reply_to: Option<String>,
 }
 
@@ -453,10 +454,16 @@ impl Settle for RequestSettle {
             let Some(reply_to) = self.reply_to else {
                 return Ok(()); // published without a reply subject: nobody waits
             };
-            self.client
-                .publish_with_headers(reply_to, to_nats(&reply.headers), reply.payload)
-                .await
-                .map_err(|e| Box::new(e) as BoxError)
+            let client = &self.broker.0.client;
+            // A 200 reply has no headers: then none are sent (nor parsed at the caller).
+            let published = if reply.headers.is_empty() {
+                client.publish(reply_to, reply.payload).await
+            } else {
+                client
+                    .publish_with_headers(reply_to, to_nats(&reply.headers), reply.payload)
+                    .await
+            };
+            published.map_err(|e| Box::new(e) as BoxError)
         })
     }
 
