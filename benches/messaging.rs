@@ -45,10 +45,7 @@ impl Row {
     /// One line: p50/p99 of each against the raw client, and emits per second.
     #[allow(dead_code)] // used by the instructions binary, not the suite
     pub(crate) fn summary(&self) -> String {
-        let at = |v: &[Duration], p: f64| {
-            v.get(((v.len() as f64 * p) as usize).min(v.len().saturating_sub(1)))
-                .map_or(0.0, |d| d.as_secs_f64() * 1e6)
-        };
+        let at = |v: &[Duration], p: f64| crate::common::percentile(v, p).as_secs_f64() * 1e6;
         let ratio = |(sdk, raw): &(Vec<Duration>, Vec<Duration>), p: f64| {
             format!(
                 "{:.0}/{:.0} µs = {:.2}x",

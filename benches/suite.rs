@@ -31,7 +31,7 @@ use std::{
 
 use common::{
     balance::{slow_instance_p99, start_instances},
-    Clients, User,
+    percentile, Clients, User,
 };
 use sdk::{
     balance::Strategy,
@@ -80,14 +80,6 @@ struct Settings {
     rounds: usize,
     round: Duration,
     callers: usize,
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let index = ((sorted.len() as f64 * p) as usize).min(sorted.len() - 1);
-    sorted[index]
 }
 
 fn us(d: Duration) -> f64 {

@@ -308,3 +308,12 @@ impl Clients {
         self.sdk_open.get("/users/1").send::<User>().await.is_err()
     }
 }
+
+/// The `p` quantile (0 to 1) of sorted durations; zero for none.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() as f64 * p) as usize).min(sorted.len() - 1);
+    sorted[index]
+}

@@ -129,10 +129,7 @@ impl Reply {
     pub fn new(status: StatusCode, payload: Bytes) -> Self {
         let mut headers = HeaderMap::new();
         if status != StatusCode::OK {
-            headers.insert(
-                HeaderName::from_static(headers::STATUS),
-                HeaderValue::from(status.as_u16()),
-            );
+            headers.insert(headers::STATUS_NAME, HeaderValue::from(status.as_u16()));
         }
         Reply {
             status,
@@ -172,15 +169,8 @@ pub(crate) fn new_id_value() -> HeaderValue {
     HeaderValue::from_bytes(&new_id_bytes()).unwrap_or(HeaderValue::from_static("0"))
 }
 
-/// Hex by hand: a `format!` costs several times this, on every message.
 fn new_id_bytes() -> [u8; 32] {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut id = [0u8; 32];
-    for (pair, byte) in id.chunks_exact_mut(2).zip(fastrand::u128(..).to_be_bytes()) {
-        pair[0] = HEX[usize::from(byte >> 4)];
-        pair[1] = HEX[usize::from(byte & 0xf)];
-    }
-    id
+    sdk::trace::hex_id(fastrand::u128(..))
 }
 
 #[cfg(test)]

@@ -68,16 +68,31 @@ fn parse(value: &[u8]) -> Option<(u128, u8)> {
     Some((trace_id, flags))
 }
 
-fn format(trace_id: u128, span_id: u64, flags: u8) -> HeaderValue {
-    fn hex(out: &mut [u8], bytes: &[u8]) {
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
-            pair[0] = HEX[usize::from(byte >> 4)];
-            pair[1] = HEX[usize::from(byte & 0xf)];
-        }
+/// Writes `bytes` into `out` as lowercase hex (two digits a byte), by hand: on every call,
+/// where a `format!` would cost several times as much.
+fn hex(out: &mut [u8], bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX[usize::from(byte >> 4)];
+        pair[1] = HEX[usize::from(byte & 0xf)];
     }
+}
+
+/// A 128-bit id as 32 lowercase hex digits, as W3C trace ids are written (and the SDK's
+/// message ids).
+///
+/// ```
+/// assert_eq!(&sdk::trace::hex_id(0xabc)[29..], b"abc");
+/// ```
+pub fn hex_id(id: u128) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    hex(&mut out, &id.to_be_bytes());
+    out
+}
+
+fn format(trace_id: u128, span_id: u64, flags: u8) -> HeaderValue {
     let mut buf = *b"00-00000000000000000000000000000000-0000000000000000-00";
-    hex(&mut buf[3..35], &trace_id.to_be_bytes());
+    buf[3..35].copy_from_slice(&hex_id(trace_id));
     hex(&mut buf[36..52], &span_id.to_be_bytes());
     hex(&mut buf[53..55], &[flags]);
     // Only hex digits and dashes: always a valid header value.

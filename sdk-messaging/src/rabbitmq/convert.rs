@@ -126,7 +126,7 @@ pub(super) fn envelope(
     if let Some(priority) = properties.priority() {
         let urgency = crate::Urgency::from_priority(*priority);
         headers
-            .entry(HeaderName::from_static(headers::URGENCY))
+            .entry(headers::URGENCY_NAME)
             .or_insert(HeaderValue::from_static(urgency.as_str()));
     }
     Some(Envelope {

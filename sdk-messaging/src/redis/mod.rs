@@ -287,9 +287,7 @@ fn prepare(message: &mut Envelope) -> String {
     if id.is_empty() {
         id = new_id();
         if let Ok(value) = HeaderValue::from_str(&id) {
-            message
-                .headers
-                .insert(HeaderName::from_static(headers::MESSAGE_ID), value);
+            message.headers.insert(headers::MESSAGE_ID_NAME, value);
         }
     }
     if let Ok(value) = HeaderValue::from_str(message.pattern.as_str()) {
