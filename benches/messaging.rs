@@ -16,10 +16,10 @@ use futures_util::StreamExt;
 use lapin::{
     options::{
         BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions,
-        QueueDeclareOptions,
+        ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
     },
-    types::FieldTable,
-    BasicProperties,
+    types::{AMQPValue, FieldTable},
+    BasicProperties, ExchangeKind,
 };
 use redis::AsyncCommands;
 use sdk_messaging::{
@@ -36,9 +36,10 @@ pub(crate) struct Row {
     pub(crate) one: (Vec<Duration>, Vec<Duration>),
     pub(crate) many: (Vec<Duration>, Vec<Duration>),
     pub(crate) emits_per_second: (f64, f64),
-    /// The raw publish carrying the SDK's message id and trace context, where that costs
-    /// the broker (NATS).
-    pub(crate) emits_with_id: Option<f64>,
+    /// The raw publish carrying and routed like the SDK's (its message id and trace
+    /// context; on RabbitMQ also a topic exchange, a priority queue and `mandatory`): what
+    /// the broker charges for the features the SDK gives, without the SDK.
+    pub(crate) emits_alike: Option<f64>,
 }
 
 impl Row {
@@ -54,11 +55,14 @@ impl Row {
                 at(sdk, p) / at(raw, p)
             )
         };
-        let with_id = self.emits_with_id.map_or(String::new(), |w| {
-            format!(" (with id {w:.0}/s = {:.2}x)", self.emits_per_second.0 / w)
+        let alike = self.emits_alike.map_or(String::new(), |w| {
+            format!(
+                " (raw alike {w:.0}/s = {:.2}x)",
+                self.emits_per_second.0 / w
+            )
         });
         format!(
-            "{}: 1 caller p50 {}, p99 {}; 64 callers p50 {}, p99 {}; emit {:.0}/s vs {:.0}/s = {:.2}x{with_id}",
+            "{}: 1 caller p50 {}, p99 {}; 64 callers p50 {}, p99 {}; emit {:.0}/s vs {:.0}/s = {:.2}x{alike}",
             self.transport,
             ratio(&self.one, 0.5),
             ratio(&self.one, 0.99),
@@ -77,11 +81,13 @@ pub(crate) struct Ops {
     raw_send: Op,
     sdk_emit: Op,
     raw_emit: Op,
-    /// The raw publish with the SDK's message id and trace context (NATS: the id is
-    /// JetStream's dedup key, which costs the server).
-    raw_emit_with_id: Option<Op>,
+    /// The raw publish carrying and routed like the SDK's (see [`Row::emits_alike`]).
+    raw_emit_alike: Option<Op>,
     _keep: Vec<Box<dyn std::any::Any + Send>>,
 }
+
+/// The trace context a raw publish alike the SDK's carries.
+const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 
 /// 128 bytes of JSON: the payload of every message here.
 fn payload() -> serde_json::Value {
@@ -210,19 +216,15 @@ async fn nats() -> Option<Ops> {
                 .expect("ack");
         }
     });
-    // The same publish carrying what the SDK's does: a `Nats-Msg-Id` (JetStream keeps a
-    // dedup entry for each) and a `traceparent`.
+    // The same publish carrying what the SDK's does: the message id and a `traceparent`.
     let (js, subject) = (jetstream.clone(), format!("rawev{id}.placed"));
-    let raw_emit_with_id = op(move || {
+    let raw_emit_alike = op(move || {
         let (js, subject) = (js.clone(), subject.clone());
         async move {
             let mut headers = async_nats::HeaderMap::new();
             let id = format!("{:032x}", fastrand::u128(..));
-            headers.insert(async_nats::header::NATS_MESSAGE_ID, id.as_str());
-            headers.insert(
-                "traceparent",
-                "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-            );
+            headers.insert(sdk_messaging::headers::MESSAGE_ID, id.as_str());
+            headers.insert("traceparent", TRACEPARENT);
             js.publish_with_headers(subject, headers, raw_payload().into())
                 .await
                 .expect("publish")
@@ -248,7 +250,7 @@ async fn nats() -> Option<Ops> {
         raw_send,
         sdk_emit,
         raw_emit,
-        raw_emit_with_id: Some(raw_emit_with_id),
+        raw_emit_alike: Some(raw_emit_alike),
         _keep: vec![Box::new(messaging), Box::new(server), Box::new(cleanup)],
     })
 }
@@ -276,7 +278,7 @@ async fn rabbitmq() -> Option<Ops> {
         .expect("amqp");
     let expires = {
         let mut args = FieldTable::default();
-        args.insert("x-expires".into(), lapin::types::AMQPValue::LongInt(60_000));
+        args.insert("x-expires".into(), AMQPValue::LongInt(60_000));
         args
     };
     // The responder: a queue of its own, answering to each request's reply-to.
@@ -397,14 +399,94 @@ async fn rabbitmq() -> Option<Ops> {
                 .expect("confirm");
         }
     });
+    let raw_emit_alike = rabbitmq_alike(&connection, &id).await;
     Some(Ops {
         transport: "RabbitMQ",
         sdk_send,
         raw_send,
         sdk_emit,
         raw_emit,
-        raw_emit_with_id: None,
+        raw_emit_alike: Some(raw_emit_alike),
         _keep: vec![Box::new(messaging), Box::new(server), Box::new(connection)],
+    })
+}
+
+/// Confirmed persistent publishes routed and carried as the SDK's are: through a topic
+/// exchange to a queue with `x-max-priority = 10`, `mandatory`, with a priority, a message
+/// id and a `traceparent` header.
+async fn rabbitmq_alike(connection: &lapin::Connection, id: &str) -> Op {
+    let channel = connection.create_channel().await.expect("channel");
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirms");
+    let (exchange, queue) = ("sdk-bench.raw-alike", format!("bench.rawalike.{id}"));
+    let mut arguments = FieldTable::default();
+    arguments.insert("x-expires".into(), AMQPValue::LongInt(60_000));
+    arguments.insert("x-max-priority".into(), AMQPValue::ShortShortUInt(10));
+    let durable = QueueDeclareOptions {
+        durable: true,
+        ..QueueDeclareOptions::default()
+    };
+    channel
+        .queue_declare(queue.as_str().into(), durable, arguments)
+        .await
+        .expect("queue");
+    let options = ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    channel
+        .exchange_declare(
+            exchange.into(),
+            ExchangeKind::Topic,
+            options,
+            FieldTable::default(),
+        )
+        .await
+        .expect("exchange");
+    let key = format!("rawalike{id}.placed");
+    channel
+        .queue_bind(
+            queue.as_str().into(),
+            exchange.into(),
+            key.as_str().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("bind");
+    op(move || {
+        let (channel, key) = (channel.clone(), key.clone());
+        async move {
+            let id = format!("{:032x}", fastrand::u128(..));
+            let mut headers = FieldTable::default();
+            headers.insert(
+                "traceparent".into(),
+                AMQPValue::LongString(TRACEPARENT.as_bytes().to_vec().into()),
+            );
+            let properties = BasicProperties::default()
+                .with_delivery_mode(2)
+                .with_priority(5)
+                .with_message_id(id.as_str().into())
+                .with_headers(headers);
+            let mandatory = BasicPublishOptions {
+                mandatory: true,
+                ..BasicPublishOptions::default()
+            };
+            channel
+                .basic_publish(
+                    exchange.into(),
+                    key.as_str().into(),
+                    mandatory,
+                    &raw_payload(),
+                    properties,
+                )
+                .await
+                .expect("publish")
+                .await
+                .expect("confirm");
+        }
     })
 }
 
@@ -538,7 +620,7 @@ async fn redis() -> Option<Ops> {
         raw_send,
         sdk_emit,
         raw_emit,
-        raw_emit_with_id: None,
+        raw_emit_alike: None,
         _keep: vec![Box::new(messaging), Box::new(server), Box::new(cleanup)],
     })
 }
@@ -624,7 +706,7 @@ impl Ops {
             "raw-send" => Some(&self.raw_send),
             "sdk-emit" => Some(&self.sdk_emit),
             "raw-emit" => Some(&self.raw_emit),
-            "raw-emit-id" => self.raw_emit_with_id.as_ref(),
+            "raw-emit-alike" => self.raw_emit_alike.as_ref(),
             _ => None,
         }
     }
@@ -662,12 +744,12 @@ pub(crate) async fn run(quick: bool) -> Vec<Row> {
         }
         sdk_many.sort_unstable();
         raw_many.sort_unstable();
-        let (mut sdk_emit, mut raw_emit, mut with_id) = (0.0, 0.0, 0.0);
+        let (mut sdk_emit, mut raw_emit, mut alike) = (0.0, 0.0, 0.0);
         for _ in 0..2 {
             sdk_emit += throughput(&ops.sdk_emit, emits / 2).await / 2.0;
             raw_emit += throughput(&ops.raw_emit, emits / 2).await / 2.0;
-            if let Some(op) = &ops.raw_emit_with_id {
-                with_id += throughput(op, emits / 2).await / 2.0;
+            if let Some(op) = &ops.raw_emit_alike {
+                alike += throughput(op, emits / 2).await / 2.0;
             }
         }
         rows.push(Row {
@@ -675,7 +757,7 @@ pub(crate) async fn run(quick: bool) -> Vec<Row> {
             one: (sdk_one, raw_one),
             many: (sdk_many, raw_many),
             emits_per_second: (sdk_emit, raw_emit),
-            emits_with_id: ops.raw_emit_with_id.is_some().then_some(with_id),
+            emits_alike: ops.raw_emit_alike.is_some().then_some(alike),
         });
     }
     rows

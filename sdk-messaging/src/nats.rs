@@ -6,9 +6,12 @@
 //!   goes to one instance. With no subscriber the server answers "no responders" at once,
 //!   and the call fails in milliseconds with `NoHealthyInstance { reason: NoResponder }`.
 //! - **`emit`** publishes to JetStream on `<subject_prefix>.<pattern>` (`events.user.created`)
-//!   in the stream `SDK_EVENTS` (created when first needed: file storage, kept 7 days), with
-//!   `Nats-Msg-Id` set to the message id, so a publish retried after a lost confirmation is
-//!   stored once. The call returns once JetStream has confirmed it.
+//!   in the stream `SDK_EVENTS` (created when first needed: file storage, kept 7 days). The
+//!   call returns once JetStream has confirmed it. The message id travels in
+//!   `sdk-message-id`, by which consumers drop a duplicate (a publish retried after a lost
+//!   confirmation). With [`NatsSettings::publish_dedup`] it travels as `Nats-Msg-Id`
+//!   instead, so JetStream itself stores such a publish once, at about a third of the
+//!   publish rate.
 //! - **Event handlers** are durable pull consumers, one per group and pattern, with explicit
 //!   acks (`max_ack_pending` = the server's prefetch): a handler that succeeded acks, one that
 //!   failed naks with the backoff's delay, and a message given up on is published to the
@@ -180,7 +183,7 @@ impl Broker for NatsBroker {
         Box::pin(async move {
             this.check_connected()?;
             let request = async_nats::Request::new()
-                .headers(to_nats(&message.headers))
+                .headers(to_nats(&message.headers, false))
                 .payload(message.payload)
                 // The pipeline's deadline bounds the wait.
                 .timeout(None);
@@ -240,10 +243,10 @@ impl Broker for NatsBroker {
 impl NatsBroker {
     /// Publishes `message` to JetStream and waits for its confirmation.
     async fn publish_once(&self, message: &Envelope) -> Result<(), PublishError> {
-        // The message id travels as `Nats-Msg-Id` (see `to_nats`): JetStream's dedup key.
+        // With `publish_dedup`, the message id travels as `Nats-Msg-Id` (see `to_nats`).
         let publish = jetstream::message::PublishMessage::build()
             .payload(message.payload.clone())
-            .headers(to_nats(&message.headers));
+            .headers(to_nats(&message.headers, self.0.settings.publish_dedup));
         let ack = self
             .0
             .jetstream
@@ -460,7 +463,7 @@ impl Settle for RequestSettle {
                 client.publish(reply_to, reply.payload).await
             } else {
                 client
-                    .publish_with_headers(reply_to, to_nats(&reply.headers), reply.payload)
+                    .publish_with_headers(reply_to, to_nats(&reply.headers, false), reply.payload)
                     .await
             };
             published.map_err(|e| Box::new(e) as BoxError)
@@ -539,14 +542,24 @@ impl Settle for EventSettle {
 /// `traceparent` as a NATS header name (no parsing per message).
 const NATS_TRACEPARENT: async_nats::HeaderName = async_nats::HeaderName::from_static("traceparent");
 
-/// A message's headers for NATS: the SDK's message id as `Nats-Msg-Id`, the id JetStream
-/// drops a republished duplicate by, so one header serves both (`from_nats` maps it back).
-fn to_nats(headers: &HeaderMap) -> NatsHeaders {
+/// The SDK's message id header as a NATS header name.
+const NATS_SDK_MESSAGE_ID: async_nats::HeaderName =
+    async_nats::HeaderName::from_static(headers::MESSAGE_ID);
+
+/// A message's headers for NATS. With `dedup`, the SDK's message id goes as `Nats-Msg-Id`,
+/// the id JetStream drops a republished duplicate by, so one header serves both
+/// (`from_nats` maps it back).
+fn to_nats(headers: &HeaderMap, dedup: bool) -> NatsHeaders {
     let mut nats = NatsHeaders::new();
     for (name, value) in headers {
         let Ok(value) = value.to_str() else { continue };
         if *name == headers::MESSAGE_ID_NAME {
-            nats.insert(async_nats::header::NATS_MESSAGE_ID, value);
+            let name = if dedup {
+                async_nats::header::NATS_MESSAGE_ID
+            } else {
+                NATS_SDK_MESSAGE_ID
+            };
+            nats.insert(name, value);
         } else if *name == sdk::trace::TRACEPARENT {
             nats.insert(NATS_TRACEPARENT, value);
         } else {

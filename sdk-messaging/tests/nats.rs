@@ -22,9 +22,13 @@ struct Setup {
 }
 
 async fn setup(timeout: Duration) -> Option<Setup> {
+    setup_with(timeout, NatsSettings::new()).await
+}
+
+async fn setup_with(timeout: Duration, settings: NatsSettings) -> Option<Setup> {
     support::broker_at("NATS", NATS).await?;
     let id = support::unique("t");
-    let settings = NatsSettings::new().streams(
+    let settings = settings.streams(
         &format!("SDKTEST_{id}"),
         &format!("ev{id}"),
         &format!("SDKTEST_DEAD_{id}"),
@@ -56,11 +60,11 @@ impl Setup {
     }
 }
 
-/// The dead letters stored in `stream` that no earlier call read.
-async fn dead_letters(stream: String) -> Vec<DeadLetter> {
+/// The messages stored in `stream` that no earlier call read.
+async fn stored(stream: &str) -> Vec<async_nats::jetstream::Message> {
     let client = async_nats::connect(NATS).await.expect("nats");
     let jetstream = async_nats::jetstream::new(client);
-    let Ok(stream) = jetstream.get_stream(&stream).await else {
+    let Ok(stream) = jetstream.get_stream(stream).await else {
         return Vec::new();
     };
     let consumer = stream
@@ -82,22 +86,31 @@ async fn dead_letters(stream: String) -> Vec<DeadLetter> {
         .expect("fetch");
     let mut found = Vec::new();
     while let Some(Ok(message)) = batch.next().await {
-        let header = |name: &str| {
-            message
-                .headers
-                .as_ref()
-                .and_then(|h| h.get(name))
-                .map(|v| v.as_str().to_owned())
-                .unwrap_or_default()
-        };
-        found.push((
-            header(sdk_messaging::headers::DEAD_PATTERN),
-            header(sdk_messaging::headers::DEAD_REASON),
-            String::from_utf8_lossy(&message.payload).into_owned(),
-        ));
         let _ = message.ack().await;
+        found.push(message);
     }
     found
+}
+
+fn header(message: &async_nats::Message, name: &str) -> Option<String> {
+    let headers = message.headers.as_ref()?;
+    headers.get(name).map(|v| v.as_str().to_owned())
+}
+
+/// The dead letters stored in `stream` that no earlier call read.
+async fn dead_letters(stream: String) -> Vec<DeadLetter> {
+    let header = |message: &async_nats::Message, name| header(message, name).unwrap_or_default();
+    stored(&stream)
+        .await
+        .iter()
+        .map(|message| {
+            (
+                header(message, sdk_messaging::headers::DEAD_PATTERN),
+                header(message, sdk_messaging::headers::DEAD_REASON),
+                String::from_utf8_lossy(&message.payload).into_owned(),
+            )
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -146,4 +159,73 @@ async fn failed_events_come_back_and_bad_ones_go_to_the_dead_letters() {
 #[tokio::test]
 async fn a_broker_that_is_not_there_is_a_typed_error() {
     suite::an_absent_broker_is_a_typed_error(TransportKind::Nats, "nats").await;
+}
+
+/// An event published twice with one id, as a publish retried after a lost confirmation
+/// is: handled once either way; with `publish_dedup` JetStream stores it once, too.
+#[tokio::test]
+async fn a_republished_event_is_handled_once_and_with_publish_dedup_stored_once() {
+    for dedup in [false, true] {
+        let settings = NatsSettings::new().publish_dedup(dedup);
+        let Some(setup) = setup_with(Duration::from_secs(5), settings).await else {
+            return;
+        };
+        let pattern = format!("{}.order.placed", setup.ns);
+        let client = setup.messaging.client();
+        client
+            .emit(&pattern, &serde_json::json!({ "n": 1 }))
+            .await
+            .expect("stored");
+        let first = stored(&setup.settings.stream).await;
+        assert_eq!(first.len(), 1, "dedup {dedup}");
+        let (id_header, other) = if dedup {
+            ("Nats-Msg-Id", sdk_messaging::headers::MESSAGE_ID)
+        } else {
+            (sdk_messaging::headers::MESSAGE_ID, "Nats-Msg-Id")
+        };
+        let id = header(&first[0], id_header).expect("the message id");
+        assert_eq!(header(&first[0], other), None, "the id is sent once");
+
+        // The publish again, as the SDK's retry sends it.
+        let raw = async_nats::jetstream::new(async_nats::connect(NATS).await.expect("nats"));
+        let headers = first[0].headers.clone().expect("headers");
+        let ack = raw
+            .publish_with_headers(first[0].subject.clone(), headers, first[0].payload.clone())
+            .await
+            .expect("published")
+            .await
+            .expect("confirmed");
+        assert_eq!(
+            ack.duplicate, dedup,
+            "JetStream drops it only with publish_dedup"
+        );
+        let again = stored(&setup.settings.stream).await;
+        assert_eq!(again.len(), usize::from(!dedup), "dedup {dedup}");
+
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = seen.clone();
+        let server = setup
+            .messaging
+            .server(&setup.group)
+            .event_pattern(
+                &pattern,
+                move |_: serde_json::Value, context: sdk_messaging::MessageContext| {
+                    record
+                        .lock()
+                        .expect("lock")
+                        .push(context.message_id.clone());
+                    async { Ok(()) }
+                },
+            )
+            .start()
+            .await
+            .expect("started");
+        suite::wait_for(|| !seen.lock().expect("lock").is_empty())
+            .await
+            .expect("handled");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(*seen.lock().expect("lock"), [id], "handled once");
+        server.shutdown().await;
+        setup.cleanup().await;
+    }
 }
