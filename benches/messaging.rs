@@ -40,6 +40,9 @@ pub(crate) struct Row {
     /// context; on RabbitMQ also a topic exchange, a priority queue and `mandatory`): what
     /// the broker charges for the features the SDK gives, without the SDK.
     pub(crate) emits_alike: Option<f64>,
+    /// One caller's raw round trips carrying the SDK's request headers (message id,
+    /// `traceparent`, deadline), interleaved with the others (NATS).
+    pub(crate) one_alike: Option<Vec<Duration>>,
 }
 
 impl Row {
@@ -55,6 +58,13 @@ impl Row {
                 at(sdk, p) / at(raw, p)
             )
         };
+        let send_alike = self.one_alike.as_ref().map_or(String::new(), |v| {
+            format!(
+                " (raw alike p50 {:.0} µs = {:.2}x)",
+                at(v, 0.5),
+                at(&self.one.0, 0.5) / at(v, 0.5)
+            )
+        });
         let alike = self.emits_alike.map_or(String::new(), |w| {
             format!(
                 " (raw alike {w:.0}/s = {:.2}x)",
@@ -62,7 +72,7 @@ impl Row {
             )
         });
         format!(
-            "{}: 1 caller p50 {}, p99 {}; 64 callers p50 {}, p99 {}; emit {:.0}/s vs {:.0}/s = {:.2}x{alike}",
+            "{}: 1 caller p50 {}{send_alike}, p99 {}; 64 callers p50 {}, p99 {}; emit {:.0}/s vs {:.0}/s = {:.2}x{alike}",
             self.transport,
             ratio(&self.one, 0.5),
             ratio(&self.one, 0.99),
@@ -83,6 +93,8 @@ pub(crate) struct Ops {
     raw_emit: Op,
     /// The raw publish carrying and routed like the SDK's (see [`Row::emits_alike`]).
     raw_emit_alike: Option<Op>,
+    /// The raw request carrying the SDK's request headers (see [`Row::one_alike`]).
+    raw_send_alike: Option<Op>,
     _keep: Vec<Box<dyn std::any::Any + Send>>,
 }
 
@@ -184,6 +196,23 @@ async fn nats() -> Option<Ops> {
             }
         }
     });
+    // The same request carrying what the SDK's does: a message id, a `traceparent` and the
+    // caller's deadline.
+    let (client, subject) = (raw.clone(), format!("raw{id}.echo"));
+    let raw_send_alike = op(move || {
+        let (client, subject) = (client.clone(), subject.clone());
+        async move {
+            let mut headers = async_nats::HeaderMap::new();
+            let id = format!("{:032x}", fastrand::u128(..));
+            headers.insert(sdk_messaging::headers::MESSAGE_ID, id.as_str());
+            headers.insert("traceparent", TRACEPARENT);
+            headers.insert(sdk_messaging::headers::TIMEOUT_MS, "10000");
+            client
+                .request_with_headers(subject, headers, raw_payload().into())
+                .await
+                .expect("raw request");
+        }
+    });
     let jetstream = async_nats::jetstream::new(raw.clone());
     let stream = format!("BENCHRAW_{id}");
     jetstream
@@ -251,6 +280,7 @@ async fn nats() -> Option<Ops> {
         sdk_emit,
         raw_emit,
         raw_emit_alike: Some(raw_emit_alike),
+        raw_send_alike: Some(raw_send_alike),
         _keep: vec![Box::new(messaging), Box::new(server), Box::new(cleanup)],
     })
 }
@@ -407,6 +437,7 @@ async fn rabbitmq() -> Option<Ops> {
         sdk_emit,
         raw_emit,
         raw_emit_alike: Some(raw_emit_alike),
+        raw_send_alike: None,
         _keep: vec![Box::new(messaging), Box::new(server), Box::new(connection)],
     })
 }
@@ -621,6 +652,7 @@ async fn redis() -> Option<Ops> {
         sdk_emit,
         raw_emit,
         raw_emit_alike: None,
+        raw_send_alike: None,
         _keep: vec![Box::new(messaging), Box::new(server), Box::new(cleanup)],
     })
 }
@@ -707,6 +739,7 @@ impl Ops {
             "sdk-emit" => Some(&self.sdk_emit),
             "raw-emit" => Some(&self.raw_emit),
             "raw-emit-alike" => self.raw_emit_alike.as_ref(),
+            "raw-send-alike" => self.raw_send_alike.as_ref(),
             _ => None,
         }
     }
@@ -730,13 +763,17 @@ pub(crate) async fn run(quick: bool) -> Vec<Row> {
             (ops.sdk_send)().await;
             (ops.raw_send)().await;
         }
-        let (mut sdk_one, mut raw_one) = (Vec::new(), Vec::new());
+        let (mut sdk_one, mut raw_one, mut one_alike) = (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..samples {
             sdk_one.push(timed(&ops.sdk_send).await);
             raw_one.push(timed(&ops.raw_send).await);
+            if let Some(op) = &ops.raw_send_alike {
+                one_alike.push(timed(op).await);
+            }
         }
         sdk_one.sort_unstable();
         raw_one.sort_unstable();
+        one_alike.sort_unstable();
         let (mut sdk_many, mut raw_many) = (Vec::new(), Vec::new());
         for _ in 0..2 {
             sdk_many.extend(concurrent(&ops.sdk_send, 64, each / 2).await);
@@ -758,6 +795,7 @@ pub(crate) async fn run(quick: bool) -> Vec<Row> {
             many: (sdk_many, raw_many),
             emits_per_second: (sdk_emit, raw_emit),
             emits_alike: ops.raw_emit_alike.is_some().then_some(alike),
+            one_alike: ops.raw_send_alike.is_some().then_some(one_alike),
         });
     }
     rows
