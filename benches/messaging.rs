@@ -167,6 +167,15 @@ async fn sdk_ops(messaging: &Messaging, ns: &str) -> (Op, Op, RunningServer) {
     (send, emit, server)
 }
 
+/// What every SDK message over NATS carries: a fresh message id and a `traceparent`.
+fn nats_alike_headers() -> async_nats::HeaderMap {
+    let mut headers = async_nats::HeaderMap::new();
+    let id = format!("{:032x}", fastrand::u128(..));
+    headers.insert(sdk_messaging::headers::MESSAGE_ID, id.as_str());
+    headers.insert("traceparent", TRACEPARENT);
+    headers
+}
+
 async fn nats() -> Option<Ops> {
     if !reachable("127.0.0.1:4222").await {
         return None;
@@ -202,10 +211,7 @@ async fn nats() -> Option<Ops> {
     let raw_send_alike = op(move || {
         let (client, subject) = (client.clone(), subject.clone());
         async move {
-            let mut headers = async_nats::HeaderMap::new();
-            let id = format!("{:032x}", fastrand::u128(..));
-            headers.insert(sdk_messaging::headers::MESSAGE_ID, id.as_str());
-            headers.insert("traceparent", TRACEPARENT);
+            let mut headers = nats_alike_headers();
             headers.insert(sdk_messaging::headers::TIMEOUT_MS, "10000");
             client
                 .request_with_headers(subject, headers, raw_payload().into())
@@ -250,10 +256,7 @@ async fn nats() -> Option<Ops> {
     let raw_emit_alike = op(move || {
         let (js, subject) = (js.clone(), subject.clone());
         async move {
-            let mut headers = async_nats::HeaderMap::new();
-            let id = format!("{:032x}", fastrand::u128(..));
-            headers.insert(sdk_messaging::headers::MESSAGE_ID, id.as_str());
-            headers.insert("traceparent", TRACEPARENT);
+            let headers = nats_alike_headers();
             js.publish_with_headers(subject, headers, raw_payload().into())
                 .await
                 .expect("publish")
