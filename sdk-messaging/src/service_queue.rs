@@ -13,8 +13,6 @@
 //!   pipeline: queued with a priority, delivered with retries and a breaker, kept across
 //!   restarts until the target answered.
 
-use std::{collections::HashSet, sync::Arc};
-
 use sdk::{ServiceError, ServiceResult, ServiceSdk};
 use serde::{Deserialize, Serialize};
 
@@ -79,15 +77,11 @@ pub(crate) fn timestamp() -> String {
 #[derive(Clone, Debug)]
 pub(crate) struct HttpBridge {
     sdk: ServiceSdk,
-    registered: Arc<std::sync::Mutex<HashSet<String>>>,
 }
 
 impl HttpBridge {
     pub(crate) fn new(sdk: &ServiceSdk) -> Self {
-        HttpBridge {
-            sdk: sdk.clone(),
-            registered: Arc::default(),
-        }
+        HttpBridge { sdk: sdk.clone() }
     }
 
     pub(crate) async fn deliver(
@@ -103,18 +97,14 @@ impl HttpBridge {
             .to_service
             .parse()
             .map_err(|e| invalid(format!("`to_service` is not a URL: {e}")))?;
-        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
-            return Err(invalid("`to_service` needs a scheme and a host".into()));
-        };
-        let base = format!("{scheme}://{authority}");
-        let service = format!("bridge:{authority}");
-        self.register(&service, &base)?;
+        let client = self
+            .sdk
+            .client_for_url(&message.to_service)
+            .map_err(|e| invalid(e.to_string()))?;
         let method = http::Method::from_bytes(message.method.to_ascii_uppercase().as_bytes())
             .map_err(|_| invalid(format!("`{}` is not an HTTP method", message.method)))?;
         let path = uri.path_and_query().map_or("/", |p| p.as_str());
-        let mut request = self
-            .sdk
-            .get_client(&service)
+        let mut request = client
             .request(method, path)
             .json(&message.payload)
             .header("x-from-service", message.from_service.as_str())
@@ -132,20 +122,5 @@ impl HttpBridge {
                 ))
             }
         })
-    }
-
-    fn register(&self, service: &str, base: &str) -> ServiceResult<()> {
-        let mut registered = sdk::registry::sync::Unpoisoned::locked(&*self.registered);
-        if registered.contains(service) {
-            return Ok(());
-        }
-        self.sdk
-            .register_external_service(service, [base])
-            .map_err(|e| ServiceError::InvalidRequest {
-                service: service.into(),
-                reason: e.to_string(),
-            })?;
-        registered.insert(service.to_owned());
-        Ok(())
     }
 }

@@ -162,6 +162,72 @@ impl ExponentialBackoff {
     }
 }
 
+/// A fixed list of delays, each spread by `±spread` (a fraction), the last one repeated:
+/// webhook retries on the schedule users of Svix and Stripe know (5 s, 5 min, 30 min, 2 h,
+/// 5 h, 10 h, 10 h). How many retries there are is the caller's decision
+/// ([`steps`](ScheduledBackoff::steps) tells the schedule's own length).
+///
+/// ```
+/// use std::time::Duration;
+/// use sdk_registry::backoff::{Backoff, ScheduledBackoff};
+///
+/// let schedule = ScheduledBackoff::new(vec![Duration::from_secs(5), Duration::from_secs(300)])
+///     .spread(0.2);
+/// let first = schedule.delay(1);
+/// assert!(first >= Duration::from_secs(4) && first <= Duration::from_secs(6));
+/// assert!(schedule.delay(9) >= Duration::from_secs(240));
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct ScheduledBackoff {
+    /// The delay before retry 1, 2, ...
+    pub steps: Vec<Duration>,
+    /// The randomness, as a fraction of the step: 0.2 draws from 80 % to 120 %.
+    pub spread: f64,
+}
+
+impl ScheduledBackoff {
+    /// `steps` without randomness.
+    pub fn new(steps: Vec<Duration>) -> Self {
+        ScheduledBackoff { steps, spread: 0.0 }
+    }
+
+    /// The randomness as a fraction of each step (clamped to 0..=1).
+    #[must_use]
+    pub fn spread(mut self, spread: f64) -> Self {
+        self.spread = if spread.is_finite() {
+            spread.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
+        self
+    }
+
+    /// The step before randomness (the last step for retries past the list; zero for an
+    /// empty list).
+    pub fn step(&self, retry: u32) -> Duration {
+        let index = usize::try_from(retry.saturating_sub(1)).unwrap_or(usize::MAX);
+        self.steps
+            .get(index)
+            .or(self.steps.last())
+            .copied()
+            .unwrap_or_default()
+    }
+}
+
+impl Backoff for ScheduledBackoff {
+    fn delay(&self, retry: u32) -> Duration {
+        let factor = 1.0 + self.spread * (2.0 * fastrand::f64() - 1.0);
+        self.step(retry).mul_f64(factor.max(0.0))
+    }
+
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        if self.steps.is_empty() {
+            return Err(("schedule", "needs at least one delay".into()));
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,5 +251,18 @@ mod tests {
                 assert!(b.delay(retry) <= b.step(retry));
             }
         }
+    }
+
+    #[test]
+    fn a_schedule_spreads_each_step_and_repeats_the_last() {
+        let steps = vec![Duration::from_secs(5), Duration::from_secs(300)];
+        let schedule = ScheduledBackoff::new(steps).spread(0.2);
+        for _ in 0..200 {
+            let first = schedule.delay(1);
+            assert!((4.0..=6.0).contains(&first.as_secs_f64()), "{first:?}");
+            let late = schedule.delay(7);
+            assert!((240.0..=360.0).contains(&late.as_secs_f64()), "{late:?}");
+        }
+        assert_eq!(ScheduledBackoff::new(Vec::new()).delay(1), Duration::ZERO);
     }
 }

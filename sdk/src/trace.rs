@@ -90,6 +90,18 @@ pub fn hex_id(id: u128) -> [u8; 32] {
     out
 }
 
+/// Any bytes as lowercase hex, two digits a byte (tokens, digests).
+///
+/// ```
+/// assert_eq!(sdk::trace::hex_string(&[0x0a, 0xff]), "0aff");
+/// ```
+pub fn hex_string(bytes: &[u8]) -> String {
+    let mut out = vec![0u8; bytes.len() * 2];
+    hex(&mut out, bytes);
+    // Only hex digits were written.
+    String::from_utf8(out).unwrap_or_default()
+}
+
 fn format(trace_id: u128, span_id: u64, flags: u8) -> HeaderValue {
     let mut buf = *b"00-00000000000000000000000000000000-0000000000000000-00";
     buf[3..35].copy_from_slice(&hex_id(trace_id));

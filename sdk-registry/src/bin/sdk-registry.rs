@@ -5,7 +5,10 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Parser;
 use rustls::pki_types::{pem::PemObject, CertificateDer};
-use sdk_registry::server::{router, serve, tls, HealthChecks, Limits, Registry, ServerConfig};
+use sdk_registry::server::{
+    metrics_recorder, router, serve, shutdown_signal, tls, HealthChecks, Limits, Registry,
+    ServerConfig,
+};
 
 /// The service registry server.
 #[derive(Debug, Parser)]
@@ -145,41 +148,4 @@ fn probe_tls(
         }
     }
     Ok(sdk_registry::tls_config_trusting(roots)?)
-}
-
-/// Ctrl-C or SIGTERM: stop accepting, finish the requests in flight, exit.
-async fn shutdown_signal() {
-    let terminate = async {
-        #[cfg(unix)]
-        if let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        {
-            term.recv().await;
-            return;
-        }
-        std::future::pending::<()>().await;
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminate => {}
-    }
-}
-
-/// The process's Prometheus recorder, rendered on `GET /metrics`: histograms with explicit
-/// buckets (1 ms to 30 s), drained every 5 s.
-fn metrics_recorder(
-) -> Result<metrics_exporter_prometheus::PrometheusHandle, metrics_exporter_prometheus::BuildError>
-{
-    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .set_buckets(sdk_registry::LATENCY_BUCKETS)?
-        .install_recorder()?;
-    let upkeep = handle.clone();
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            every.tick().await;
-            upkeep.run_upkeep();
-        }
-    });
-    Ok(handle)
 }

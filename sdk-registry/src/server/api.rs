@@ -68,9 +68,10 @@ pub fn router(registry: Arc<Registry>) -> Router {
         .with_state(registry)
 }
 
-/// A JSON error answer.
+/// A JSON error answer: `{"error": "..."}` with its status. The registry's and the event
+/// bus's servers answer every error this way.
 #[derive(Debug)]
-pub(super) struct ApiError(pub(super) StatusCode, pub(super) String);
+pub struct ApiError(pub StatusCode, pub String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -115,8 +116,9 @@ impl From<JsonRejection> for ApiError {
 
 /// Makes every error answer JSON (axum's own 405s, body-limit 413s, body-timeout 408s and
 /// extractor rejections are plain), and logs each one: without the query string or any
-/// header, so no credential reaches the log.
-async fn json_errors(request: Request, next: Next) -> Response {
+/// header, so no credential reaches the log. A middleware for any axum router
+/// (`middleware::from_fn(json_errors)`).
+pub async fn json_errors(request: Request, next: Next) -> Response {
     let (method, path) = (request.method().clone(), request.uri().path().to_owned());
     let response = next.run(request).await;
     let status = response.status();

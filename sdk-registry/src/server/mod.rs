@@ -23,6 +23,7 @@
 mod api;
 mod events;
 mod health;
+mod process;
 mod serve;
 mod store;
 pub mod tls;
@@ -30,6 +31,7 @@ mod writer;
 
 pub use self::{
     health::HealthChecks,
+    process::{metrics_recorder, shutdown_signal},
     serve::{serve, Limits},
 };
 
@@ -41,8 +43,8 @@ use self::{
 };
 use crate::InMemoryBackend;
 
-pub use self::api::router;
-use self::api::{ApiError, ServicePath};
+use self::api::ServicePath;
+pub use self::api::{json_errors, router, ApiError};
 
 /// How the server is set up.
 #[derive(Clone)]

@@ -58,8 +58,9 @@ pub(crate) fn classify(
     }
 }
 
-/// `Retry-After` as delay-seconds or an HTTP date.
-pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+/// `Retry-After` as delay-seconds or an HTTP date (one in the past is zero): the pipeline's
+/// retries and the event bus's webhook schedule both read it here.
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(secs) = value.parse::<u64>() {
         return Some(Duration::from_secs(secs));

@@ -28,8 +28,9 @@ mod overrides;
 mod policy;
 
 pub use self::{
-    backoff::{Backoff, ExponentialBackoff, Jitter},
+    backoff::{Backoff, ExponentialBackoff, Jitter, ScheduledBackoff},
     budget::RetryBudget,
+    classify::retry_after,
     config::{BudgetConfig, RetryConfig},
     error::{RetriesExhausted, RetryStop},
     overrides::RetryOverride,

@@ -125,6 +125,36 @@ impl ServiceSdk {
         Ok(())
     }
 
+    /// The client for the origin (`scheme://host:port`) of `url`, registered as an external
+    /// service named `url:<origin>` the first time: one pooled connection set, one breaker
+    /// and one retry budget per origin, whatever path is called on it. For endpoints that
+    /// come as URLs rather than names (webhook handlers, the targets of deferred HTTP calls).
+    ///
+    /// ```
+    /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let sdk = sdk::ServiceSdk::builder().build()?;
+    /// let hooks = sdk.client_for_url("https://email.example.com/webhooks/user-created")?;
+    /// assert_eq!(hooks.name(), "url:https://email.example.com");
+    /// # Ok(()) }
+    /// ```
+    pub fn client_for_url(&self, url: &str) -> Result<ServiceClient, InstanceParseError> {
+        let fail = |reason| InstanceParseError {
+            url: sdk_registry::redact_url(url).into_owned(),
+            reason,
+        };
+        let uri: http::Uri = url.trim().parse().map_err(|_| fail("not a URL"))?;
+        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+            return Err(fail("it needs a scheme and a host"));
+        };
+        let origin = format!("{scheme}://{authority}");
+        let service = format!("url:{origin}");
+        if let Some(client) = self.inner.clients.read_locked().get(&service) {
+            return Ok(client.clone());
+        }
+        self.register_external_service(&service, [&origin])?;
+        Ok(self.get_client(&service))
+    }
+
     /// Drops every cached answer of every service.
     pub fn clear_cache(&self) {
         for client in self.inner.clients.read_locked().values() {

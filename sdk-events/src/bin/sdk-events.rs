@@ -1,0 +1,160 @@
+//! The event bus server: `sdk-events --listen 127.0.0.1:8600 --database sqlite:events.db`
+//! with the admin token in `SDK_EVENTS_TOKEN` (`--database postgres://...` to share one
+//! database between several processes).
+
+use std::{net::SocketAddr, time::Duration};
+
+use clap::Parser;
+use sdk::retry::ScheduledBackoff;
+use sdk_events::{
+    clock::Clock,
+    dispatcher::{Dispatcher, DispatcherConfig},
+    server::{router, Bus, BusConfig},
+    store::Store,
+};
+use sdk_registry::server::{metrics_recorder, serve, shutdown_signal, Limits};
+
+/// The event bus server.
+#[derive(Debug, Parser)]
+#[command(
+    name = "sdk-events",
+    version,
+    about = "The sdk-events server: applications publish schema-checked events; subscribers get signed webhook deliveries.",
+    long_about = "The sdk-events server: applications publish schema-checked events; subscribers get \
+webhook deliveries signed per Standard Webhooks, retried on a schedule, dead-lettered, replayable.\n\n\
+An event and its deliveries are committed together before a publish is answered. Set-up calls need the \
+admin token (--token or SDK_EVENTS_TOKEN) unless --allow-open-writes is given; each application publishes \
+with the token it got when it was created."
+)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8600")]
+    listen: SocketAddr,
+    /// `sqlite:<path>` (created if missing) or `postgres://user@host/db`.
+    #[arg(
+        long,
+        env = "SDK_EVENTS_DATABASE",
+        default_value = "sqlite:sdk-events.db"
+    )]
+    database: String,
+    /// The admin bearer token (must not be empty).
+    #[arg(long, env = "SDK_EVENTS_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Accept set-up calls and publishes from anyone when no token is set (a warning is
+    /// logged, and /health says `"writes": "open"`).
+    #[arg(long)]
+    allow_open_writes: bool,
+    /// Serve the API only; deliveries are made by other processes on the same database.
+    #[arg(long)]
+    no_dispatcher: bool,
+    /// Deliveries in flight at once (1 to 10000).
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    concurrency: u64,
+    /// Seconds a claimed delivery is held before another dispatcher may take it (longer
+    /// than an attempt; 1 to 3600).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    lease_secs: u64,
+    /// Milliseconds one delivery attempt may take (10 to 600000).
+    #[arg(long, default_value_t = 15_000, value_parser = clap::value_parser!(u64).range(10..=600_000))]
+    attempt_timeout_ms: u64,
+    /// Milliseconds between looks for due deliveries (10 to 60000).
+    #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    poll_ms: u64,
+    /// The delays between attempts, comma-separated (each ±20 %): one more attempt than
+    /// delays.
+    #[arg(long, default_value = "5s,5m,30m,2h,5h,10h,10h", value_parser = schedule)]
+    schedule: ScheduledBackoff,
+    /// Largest request body in bytes (1 KiB to 64 MiB).
+    #[arg(long, default_value_t = 1_048_576, value_parser = clap::value_parser!(u64).range(1024..=67_108_864))]
+    max_body: u64,
+    /// Connections served at once; more are closed on arrival (1 to 1000000).
+    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    max_connections: u64,
+    /// Seconds a client has to send a request's headers (1 to 300).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    header_timeout_secs: u64,
+    /// Seconds a client has to send a request's body (1 to 300).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=300))]
+    body_timeout_secs: u64,
+    /// Seconds a connection may move no byte before it is closed (1 to 3600).
+    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    idle_timeout_secs: u64,
+    /// Seconds requests and deliveries in flight get to finish after SIGTERM (0 to 300).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=300))]
+    shutdown_grace_secs: u64,
+}
+
+fn schedule(text: &str) -> Result<ScheduledBackoff, String> {
+    let steps = text
+        .split(',')
+        .map(|step| humantime::parse_duration(step.trim()).map_err(|e| format!("`{step}`: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    if steps.is_empty() || steps.len() > 50 {
+        return Err("give 1 to 50 delays".into());
+    }
+    Ok(ScheduledBackoff::new(steps).spread(0.2))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    tracing_subscriber::fmt()
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let clock = Clock::new();
+    let store = Store::open(&args.database).await?;
+    let grace = Duration::from_secs(args.shutdown_grace_secs);
+    let dispatcher = (!args.no_dispatcher).then(|| {
+        let config = DispatcherConfig {
+            concurrency: usize::try_from(args.concurrency).unwrap_or(64),
+            lease: Duration::from_secs(args.lease_secs),
+            attempt_timeout: Duration::from_millis(args.attempt_timeout_ms),
+            poll: Duration::from_millis(args.poll_ms),
+            schedule: args.schedule.clone(),
+            shutdown_grace: grace,
+            ..DispatcherConfig::default()
+        };
+        let sdk = sdk::ServiceSdk::builder().build();
+        sdk.map(|sdk| Dispatcher::new(store.clone(), sdk, config, clock))
+    });
+    let dispatcher = dispatcher.transpose()?;
+    let config = BusConfig {
+        admin_token: args.token.clone(),
+        open_writes: args.allow_open_writes,
+        max_body: usize::try_from(args.max_body).unwrap_or(1 << 20),
+        body_timeout: Duration::from_secs(args.body_timeout_secs),
+        metrics: Some(metrics_recorder()?),
+    };
+    let bus = Bus::new(
+        store,
+        config,
+        clock,
+        dispatcher.as_ref().map(Dispatcher::waker),
+    )?;
+    let limits = Limits {
+        max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
+        header_read_timeout: Duration::from_secs(args.header_timeout_secs),
+        idle_timeout: Duration::from_secs(args.idle_timeout_secs),
+        shutdown_grace: grace,
+    };
+    let listener = tokio::net::TcpListener::bind(args.listen).await?;
+    // Tests and scripts read the bound address (the port may be 0) from this line.
+    println!("listening on {}", listener.local_addr()?);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let dispatching = dispatcher.map(|dispatcher| {
+        let mut stopped = stopped.clone();
+        tokio::spawn(dispatcher.run(async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        }))
+    });
+    let shutdown = async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    };
+    serve(listener, router(bus), None, limits, shutdown).await?;
+    if let Some(dispatching) = dispatching {
+        let _ = dispatching.await;
+    }
+    Ok(())
+}

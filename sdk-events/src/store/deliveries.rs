@@ -1,0 +1,327 @@
+//! Deliveries: claimed under a lease, settled by the dispatcher, listed and re-driven by
+//! the API.
+
+use sqlx::Row as _;
+
+use super::{Backend, Store, StoreError};
+
+/// The claim, up to the end of its subquery (each backend closes it its own way).
+macro_rules! claim_sql {
+    () => {
+        "UPDATE deliveries SET lease_owner = $1, lease_until_ms = $2 WHERE seq IN (\
+         SELECT d.seq FROM deliveries d JOIN subscriptions s ON s.name = d.subscription \
+         WHERE d.status = 'pending' AND d.due_ms <= $3 AND d.lease_until_ms <= $3 AND s.enabled = 1 \
+         AND (d.replay = 0 OR NOT EXISTS (SELECT 1 FROM deliveries p \
+         WHERE p.replay = d.replay AND p.status = 'pending' AND p.seq < d.seq)) \
+         ORDER BY d.due_ms, d.seq LIMIT $4"
+    };
+}
+
+/// Where a delivery stands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    /// Waiting for its (next) attempt.
+    Pending,
+    /// The handler answered 2xx.
+    Delivered,
+    /// Given up on (the last attempt failed, or the handler refused it): listed, and can
+    /// be re-driven.
+    Dead,
+}
+
+impl DeliveryStatus {
+    /// As stored and shown: `pending`, `delivered`, `dead`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Delivered => "delivered",
+            DeliveryStatus::Dead => "dead",
+        }
+    }
+
+    /// The status named `text`.
+    pub fn parse(text: &str) -> Option<DeliveryStatus> {
+        match text {
+            "pending" => Some(DeliveryStatus::Pending),
+            "delivered" => Some(DeliveryStatus::Delivered),
+            "dead" => Some(DeliveryStatus::Dead),
+            _ => None,
+        }
+    }
+}
+
+/// A delivery a dispatcher holds, with what it needs to make the attempt.
+#[derive(Clone, Debug)]
+pub struct Claimed {
+    /// The delivery's sequence number.
+    pub seq: i64,
+    /// Attempts made so far.
+    pub attempts: i64,
+    /// The event's id: the `webhook-id`.
+    pub event_id: String,
+    /// The event's action.
+    pub action: String,
+    /// The event's payload, JSON text.
+    pub payload: String,
+    /// When the event was published, ms since the epoch.
+    pub event_ms: i64,
+    /// The subscription.
+    pub subscription: String,
+    /// Where to deliver.
+    pub handler: String,
+    /// The signing secret.
+    pub secret: String,
+    /// The secret being rotated out, and until when (ms) it still signs.
+    pub previous_secret: Option<(String, i64)>,
+}
+
+/// How an attempt ended, as the dispatcher decided.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Settlement {
+    /// Delivered (the handler's status).
+    Delivered {
+        /// The handler's status.
+        status: u16,
+    },
+    /// Failed; try again at `due_ms`. `counted` is false when no attempt reached the
+    /// handler (its breaker was open), so the schedule does not advance.
+    Retry {
+        /// When to try again.
+        due_ms: i64,
+        /// The handler's status, if it answered.
+        status: Option<u16>,
+        /// What went wrong.
+        error: String,
+        /// Whether this was an attempt.
+        counted: bool,
+    },
+    /// Given up on.
+    Dead {
+        /// The handler's status, if it answered.
+        status: Option<u16>,
+        /// Why.
+        error: String,
+    },
+    /// The handler answered `410 Gone`: the delivery is dead and its subscription turned
+    /// off, in one transaction.
+    Gone,
+}
+
+/// A delivery as the API lists it.
+#[derive(Clone, Debug)]
+pub struct DeliveryRow {
+    /// Its sequence number (the listing's cursor).
+    pub seq: i64,
+    /// The event's id.
+    pub event_id: String,
+    /// The subscription.
+    pub subscription: String,
+    /// Where it stands.
+    pub status: String,
+    /// Attempts made.
+    pub attempts: i64,
+    /// When the next attempt is due (pending ones), ms since the epoch.
+    pub due_ms: i64,
+    /// The handler's last status.
+    pub last_status: Option<i64>,
+    /// The last failure.
+    pub last_error: Option<String>,
+    /// Whether it belongs to a replay.
+    pub replay: bool,
+    /// When it last changed, ms since the epoch.
+    pub updated_ms: i64,
+}
+
+impl Store {
+    /// Leases up to `limit` due deliveries to `owner` until `lease_until_ms`: pending ones
+    /// whose time has come, of enabled subscriptions, not leased by anyone else (or whose
+    /// lease ran out: their dispatcher died), a replay's only once the one before it is
+    /// settled. On PostgreSQL rows other dispatchers are claiming are skipped, not waited
+    /// for.
+    pub async fn claim(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        lease_until_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<Claimed>, StoreError> {
+        let statement = match self.backend {
+            Backend::Postgres => concat!(claim_sql!(), " FOR UPDATE OF d SKIP LOCKED)"),
+            Backend::Sqlite => concat!(claim_sql!(), ")"),
+        };
+        let mut transaction = self.begin_write().await?;
+        sqlx::query(statement)
+            .bind(owner)
+            .bind(lease_until_ms)
+            .bind(now_ms)
+            .bind(limit)
+            .execute(&mut *transaction)
+            .await?;
+        let rows = sqlx::query(
+            "SELECT d.seq, d.attempts, e.id AS event_id, e.action, e.payload, e.created_ms AS event_ms, \
+             s.name AS subscription, s.handler, s.secret, s.previous_secret, s.previous_until_ms \
+             FROM deliveries d JOIN events e ON e.seq = d.event_seq JOIN subscriptions s ON s.name = d.subscription \
+             WHERE d.lease_owner = $1 AND d.lease_until_ms = $2 AND d.status = 'pending' ORDER BY d.seq",
+        )
+        .bind(owner)
+        .bind(lease_until_ms)
+        .fetch_all(&mut *transaction)
+        .await?;
+        transaction.commit().await?;
+        rows.iter().map(claimed_row).collect()
+    }
+
+    /// Records how `owner`'s attempt at delivery `seq` ended (nothing, if its lease was
+    /// taken over meanwhile).
+    pub async fn settle(
+        &self,
+        seq: i64,
+        owner: &str,
+        attempts_before: i64,
+        settlement: &Settlement,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let attempts = attempts_before + 1;
+        let (status, attempts, due_ms, last_status, error) = match settlement {
+            Settlement::Delivered { status } => {
+                ("delivered", attempts, now_ms, Some(*status), None)
+            }
+            Settlement::Retry {
+                due_ms,
+                status,
+                error,
+                counted,
+            } => {
+                let attempts = if *counted { attempts } else { attempts_before };
+                ("pending", attempts, *due_ms, *status, Some(error.as_str()))
+            }
+            Settlement::Dead { status, error } => {
+                ("dead", attempts, now_ms, *status, Some(error.as_str()))
+            }
+            Settlement::Gone => (
+                "dead",
+                attempts,
+                now_ms,
+                Some(410),
+                Some("410 Gone: the subscription was disabled"),
+            ),
+        };
+        let mut transaction = self.begin_write().await?;
+        let done = sqlx::query(
+            "UPDATE deliveries SET status = $1, attempts = $2, due_ms = $3, lease_owner = NULL, lease_until_ms = 0, \
+             last_status = $4, last_error = $5, updated_ms = $6 WHERE seq = $7 AND lease_owner = $8",
+        )
+        .bind(status)
+        .bind(attempts)
+        .bind(due_ms)
+        .bind(last_status.map(i64::from))
+        .bind(error)
+        .bind(now_ms)
+        .bind(seq)
+        .bind(owner)
+        .execute(&mut *transaction)
+        .await?;
+        if done.rows_affected() == 1 && *settlement == Settlement::Gone {
+            sqlx::query(
+                "UPDATE subscriptions SET enabled = 0, disabled_reason = $1 \
+                 WHERE name = (SELECT subscription FROM deliveries WHERE seq = $2)",
+            )
+            .bind("the handler answered 410 Gone")
+            .bind(seq)
+            .execute(&mut *transaction)
+            .await?;
+        }
+        transaction.commit().await?;
+        Ok(())
+    }
+
+    /// Gives back the leases `owner_prefix` holds (a dispatcher shutting down), so
+    /// another dispatcher takes them at once.
+    pub async fn release(&self, owner_prefix: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET lease_owner = NULL, lease_until_ms = 0 \
+             WHERE status = 'pending' AND lease_owner LIKE $1",
+        )
+        .bind(format!("{owner_prefix}%"))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Deliveries with `status` (any, if none) of `subscription` (any, if none), after
+    /// the sequence number `after`, oldest first, at most `limit`.
+    pub async fn deliveries(
+        &self,
+        status: Option<DeliveryStatus>,
+        subscription: Option<&str>,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<DeliveryRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT d.seq, e.id AS event_id, d.subscription, d.status, d.attempts, d.due_ms, d.last_status, \
+             d.last_error, d.replay, d.updated_ms FROM deliveries d JOIN events e ON e.seq = d.event_seq \
+             WHERE ($1 = '' OR d.status = $1) AND ($2 = '' OR d.subscription = $2) AND d.seq > $3 \
+             ORDER BY d.seq LIMIT $4",
+        )
+        .bind(status.map_or("", DeliveryStatus::as_str))
+        .bind(subscription.unwrap_or(""))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(delivery_row).collect()
+    }
+
+    /// Makes dead deliveries pending again, due now, with their attempts reset: the one
+    /// numbered `seq`, or every dead one of `subscription`. Returns how many.
+    pub async fn redrive(
+        &self,
+        seq: Option<i64>,
+        subscription: Option<&str>,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE deliveries SET status = 'pending', attempts = 0, due_ms = $1, updated_ms = $1 \
+             WHERE status = 'dead' AND ($2 < 0 OR seq = $2) AND ($3 = '' OR subscription = $3)",
+        )
+        .bind(now_ms)
+        .bind(seq.unwrap_or(-1))
+        .bind(subscription.unwrap_or(""))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+fn claimed_row(r: &sqlx::any::AnyRow) -> Result<Claimed, StoreError> {
+    let previous: Option<String> = r.try_get("previous_secret")?;
+    let until: Option<i64> = r.try_get("previous_until_ms")?;
+    Ok(Claimed {
+        seq: r.try_get("seq")?,
+        attempts: r.try_get("attempts")?,
+        event_id: r.try_get("event_id")?,
+        action: r.try_get("action")?,
+        payload: r.try_get("payload")?,
+        event_ms: r.try_get("event_ms")?,
+        subscription: r.try_get("subscription")?,
+        handler: r.try_get("handler")?,
+        secret: r.try_get("secret")?,
+        previous_secret: previous.zip(until),
+    })
+}
+
+fn delivery_row(r: &sqlx::any::AnyRow) -> Result<DeliveryRow, StoreError> {
+    let replay: i64 = r.try_get("replay")?;
+    Ok(DeliveryRow {
+        seq: r.try_get("seq")?,
+        event_id: r.try_get("event_id")?,
+        subscription: r.try_get("subscription")?,
+        status: r.try_get("status")?,
+        attempts: r.try_get("attempts")?,
+        due_ms: r.try_get("due_ms")?,
+        last_status: r.try_get("last_status")?,
+        last_error: r.try_get("last_error")?,
+        replay: replay != 0,
+        updated_ms: r.try_get("updated_ms")?,
+    })
+}

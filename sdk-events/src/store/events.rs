@@ -1,0 +1,184 @@
+//! Events: publishing (the event and its deliveries in one transaction), listing, replay.
+
+use sqlx::Row as _;
+
+use super::{Store, StoreError};
+
+/// An event to store.
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    /// Its id (`msg_...`): the `webhook-id` of its deliveries.
+    pub id: String,
+    /// The action.
+    pub action: String,
+    /// The publishing application.
+    pub application: String,
+    /// The payload, JSON text.
+    pub payload: String,
+    /// The publisher's idempotency key: the same key twice stores one event.
+    pub idempotency_key: Option<String>,
+    /// When it was published, ms since the epoch.
+    pub created_ms: i64,
+}
+
+/// What a publish stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Published {
+    /// The event's id (the earlier event's, for a repeated idempotency key).
+    pub id: String,
+    /// Its sequence number.
+    pub seq: i64,
+    /// When it was stored, ms since the epoch.
+    pub created_ms: i64,
+    /// Deliveries written with it (0 for a repeat).
+    pub deliveries: u64,
+    /// Whether the idempotency key had been seen: nothing new was stored.
+    pub duplicate: bool,
+}
+
+/// A stored event.
+#[derive(Clone, Debug)]
+pub struct EventRow {
+    /// Its sequence number (the listing's cursor).
+    pub seq: i64,
+    /// Its id.
+    pub id: String,
+    /// The action.
+    pub action: String,
+    /// The publishing application.
+    pub application: String,
+    /// The payload, JSON text.
+    pub payload: String,
+    /// When it was published, ms since the epoch.
+    pub created_ms: i64,
+}
+
+impl Store {
+    /// Stores `event` and one pending delivery for each enabled subscription to its
+    /// action, in one transaction: both or neither. Answers only after the commit (on
+    /// SQLite, synced to disk).
+    pub async fn publish(&self, event: &NewEvent) -> Result<Published, StoreError> {
+        let mut transaction = self.begin_write().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO events (id, action, application, payload, idempotency_key, created_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING seq",
+        )
+        .bind(&event.id)
+        .bind(&event.action)
+        .bind(&event.application)
+        .bind(&event.payload)
+        .bind(event.idempotency_key.as_deref())
+        .bind(event.created_ms)
+        .fetch_optional(&mut *transaction)
+        .await?;
+        let Some(inserted) = inserted else {
+            // The key was seen (the id is random, so it is the key that collided).
+            let earlier = sqlx::query(
+                "SELECT id, seq, created_ms FROM events WHERE application = $1 AND idempotency_key = $2",
+            )
+            .bind(&event.application)
+            .bind(event.idempotency_key.as_deref())
+            .fetch_one(&mut *transaction)
+            .await?;
+            transaction.rollback().await?;
+            return Ok(Published {
+                id: earlier.try_get("id")?,
+                seq: earlier.try_get("seq")?,
+                created_ms: earlier.try_get("created_ms")?,
+                deliveries: 0,
+                duplicate: true,
+            });
+        };
+        let seq: i64 = inserted.try_get("seq")?;
+        let deliveries = sqlx::query(
+            "INSERT INTO deliveries (event_seq, subscription, status, attempts, due_ms, lease_until_ms, replay, updated_ms) \
+             SELECT $1, name, 'pending', 0, $2, 0, 0, $2 FROM subscriptions WHERE action = $3 AND enabled = 1",
+        )
+        .bind(seq)
+        .bind(event.created_ms)
+        .bind(&event.action)
+        .execute(&mut *transaction)
+        .await?
+        .rows_affected();
+        transaction.commit().await?;
+        Ok(Published {
+            id: event.id.clone(),
+            seq,
+            created_ms: event.created_ms,
+            deliveries,
+            duplicate: false,
+        })
+    }
+
+    /// Events published in `[from_ms, to_ms)`, of `action` if given, after the sequence
+    /// number `after`, in publishing order, at most `limit`.
+    pub async fn events(
+        &self,
+        action: Option<&str>,
+        from_ms: i64,
+        to_ms: i64,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<EventRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT seq, id, action, application, payload, created_ms FROM events \
+             WHERE created_ms >= $1 AND created_ms < $2 AND ($3 = '' OR action = $3) AND seq > $4 \
+             ORDER BY seq LIMIT $5",
+        )
+        .bind(from_ms)
+        .bind(to_ms)
+        .bind(action.unwrap_or(""))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(EventRow {
+                    seq: r.try_get("seq")?,
+                    id: r.try_get("id")?,
+                    action: r.try_get("action")?,
+                    application: r.try_get("application")?,
+                    payload: r.try_get("payload")?,
+                    created_ms: r.try_get("created_ms")?,
+                })
+            })
+            .collect()
+    }
+
+    /// Queues the events of `subscription`'s action published in `[from_ms, to_ms)` to it
+    /// again, as one replay: delivered one at a time in publishing order, each with its
+    /// original id. Returns how many were queued.
+    pub async fn replay(
+        &self,
+        subscription: &str,
+        from_ms: i64,
+        to_ms: i64,
+        now_ms: i64,
+    ) -> Result<u64, StoreError> {
+        let Some(target) = self.subscription(subscription).await? else {
+            return Err(StoreError::NotFound(format!(
+                "subscription `{subscription}`"
+            )));
+        };
+        // Any positive number no other replay has: the replay's deliveries go in order.
+        let replay = i64::try_from(fastrand::u64(1..1 << 62)).unwrap_or(1);
+        let mut transaction = self.begin_write().await?;
+        let queued = sqlx::query(
+            "INSERT INTO deliveries (event_seq, subscription, status, attempts, due_ms, lease_until_ms, replay, updated_ms) \
+             SELECT seq, $1, 'pending', 0, $2, 0, $3, $2 FROM events \
+             WHERE action = $4 AND created_ms >= $5 AND created_ms < $6 ORDER BY seq",
+        )
+        .bind(subscription)
+        .bind(now_ms)
+        .bind(replay)
+        .bind(&target.action)
+        .bind(from_ms)
+        .bind(to_ms)
+        .execute(&mut *transaction)
+        .await?
+        .rows_affected();
+        transaction.commit().await?;
+        Ok(queued)
+    }
+}

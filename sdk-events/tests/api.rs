@@ -1,0 +1,258 @@
+//! The reference API end to end against the real binary, on SQLite and on PostgreSQL:
+//! set-up, publishing with schema checks, auth, signed deliveries, idempotency, bad input.
+
+mod support;
+
+use std::time::{Duration, SystemTime};
+
+use reqwest::Method;
+use sdk_events::signature::{verify, Secret, DEFAULT_TOLERANCE};
+use serde_json::{json, Value};
+use support::{databases, user, user_schema, Bus, Receiver, ADMIN};
+
+async fn event_count(bus: &Bus) -> usize {
+    bus.admin_get("/v1/events?limit=1000").await["events"]
+        .as_array()
+        .expect("events")
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_validates_and_delivers_signed() {
+    for db in databases() {
+        let bus = Bus::start(&db, &[]).await;
+        let receiver = Receiver::start().await;
+        let (users, _) = bus.application("user-service").await;
+        let (_, email_secret) = bus.application("email-service").await;
+        bus.action("user.created", "user-service", user_schema())
+            .await;
+        let secret = bus
+            .subscribe(
+                "email-service",
+                "welcome-emails",
+                "user.created",
+                &receiver.url,
+            )
+            .await;
+        assert_eq!(
+            secret, email_secret,
+            "a subscription signs with its application's secret"
+        );
+
+        let (status, published) = bus.publish(&users, "user.created", user(1)).await;
+        assert_eq!(status, 201, "{}: {published}", db.name);
+        assert_eq!(published["deliveries"], 1);
+        let seen = receiver.wait_for(1, Duration::from_secs(10)).await;
+        assert_eq!(seen.len(), 1, "{}: delivered once", db.name);
+        let delivery = &seen[0];
+        let body = delivery.json();
+        assert_eq!(body["action"], "user.created");
+        assert_eq!(body["payload"], user(1));
+        assert_eq!(body["id"], published["id"]);
+        assert_eq!(
+            delivery.header("webhook-id"),
+            published["id"].as_str().unwrap_or_default()
+        );
+        let secrets = [Secret::parse(&secret).expect("secret")];
+        let verified = verify(
+            &secrets,
+            &delivery.headers,
+            &delivery.body,
+            SystemTime::now(),
+            DEFAULT_TOLERANCE,
+        );
+        assert!(verified.is_ok(), "{}: {verified:?}", db.name);
+        assert!(
+            !delivery.header("webhook-signature").contains(&secret),
+            "the secret itself never travels"
+        );
+
+        // A payload the schema refuses: 422 with the path and keyword, nothing stored.
+        let before = event_count(&bus).await;
+        let bad = json!({"user_id": "u2", "email": "not-an-email", "name": "B", "plan": "gold"});
+        let (status, answer) = bus.publish(&users, "user.created", bad).await;
+        assert_eq!(status, 422, "{answer}");
+        let error = answer["error"].as_str().unwrap_or_default();
+        assert!(
+            error.contains("/email") || error.contains("/plan"),
+            "{error}"
+        );
+        assert!(
+            error.contains("format") || error.contains("enum"),
+            "{error}"
+        );
+        let (status, answer) = bus
+            .publish(&users, "user.created", json!({"user_id": "u3"}))
+            .await;
+        assert_eq!(status, 422, "{answer}");
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("required"),
+            "{answer}"
+        );
+        assert_eq!(
+            event_count(&bus).await,
+            before,
+            "refused payloads store nothing"
+        );
+
+        // Listings never show a secret or a token.
+        for path in ["/v1/applications", "/v1/subscriptions"] {
+            let listed = bus.admin_get(path).await.to_string();
+            assert!(
+                !listed.contains("whsec_") && !listed.contains("evt_"),
+                "{path}: {listed}"
+            );
+        }
+        assert!(
+            !bus.log.lock().expect("log").contains("whsec_"),
+            "secrets stay out of the log"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_an_actions_application_publishes_it_and_setup_needs_the_admin() {
+    for db in databases() {
+        let bus = Bus::start(&db, &[]).await;
+        let (users, _) = bus.application("user-service").await;
+        let (orders, _) = bus.application("order-service").await;
+        bus.action("user.created", "user-service", user_schema())
+            .await;
+
+        let (status, answer) = bus.publish(&orders, "user.created", user(1)).await;
+        assert_eq!(status, 403, "{answer}");
+        assert!(answer["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("belongs to `user-service`"));
+        let (status, _) = bus.publish(ADMIN, "user.created", user(1)).await;
+        assert_eq!(status, 403, "the admin does not publish for an application");
+        let (status, _) = bus.publish("evt_wrong", "user.created", user(1)).await;
+        assert_eq!(status, 401);
+        let (status, _) = bus
+            .call(
+                Method::POST,
+                "/v1/events",
+                None,
+                Some(json!({"action": "user.created", "payload": user(1)})),
+            )
+            .await;
+        assert_eq!(status, 401);
+        let (status, _) = bus.publish(&users, "user.deleted", json!({})).await;
+        assert_eq!(status, 404, "an unknown action");
+
+        let app = json!({"application": "x", "address": "https://x.example.com"});
+        let (status, _) = bus
+            .call(Method::POST, "/v1/applications", None, Some(app.clone()))
+            .await;
+        assert_eq!(status, 401);
+        let (status, _) = bus
+            .call(Method::POST, "/v1/applications", Some(&users), Some(app))
+            .await;
+        assert_eq!(status, 403, "an application's token is not the admin's");
+        let (status, _) = bus
+            .call(Method::GET, "/v1/events", Some(&users), None)
+            .await;
+        assert_eq!(status, 403);
+        assert_eq!(event_count(&bus).await, 0, "nothing refused was stored");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idempotency_key_stores_one_event() {
+    for db in databases() {
+        let bus = Bus::start(&db, &[]).await;
+        let (users, _) = bus.application("user-service").await;
+        bus.action("user.created", "user-service", user_schema())
+            .await;
+        let body =
+            json!({"action": "user.created", "payload": user(1), "idempotency_key": "signup-1"});
+        let (first, a) = bus
+            .call(Method::POST, "/v1/events", Some(&users), Some(body.clone()))
+            .await;
+        let (again, b) = bus
+            .call(Method::POST, "/v1/events", Some(&users), Some(body))
+            .await;
+        assert_eq!((first, again), (201, 200), "{a} {b}");
+        assert_eq!(a["id"], b["id"]);
+        assert_eq!(b["duplicate"], true);
+        assert_eq!(event_count(&bus).await, 1, "{}", db.name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_json_4xx_and_stores_nothing() {
+    let db = support::sqlite();
+    let bus = Bus::start(&db, &["--max-body", "4096"]).await;
+    let (users, _) = bus.application("user-service").await;
+    bus.action("user.created", "user-service", user_schema())
+        .await;
+    let http = reqwest::Client::new();
+    let raw = |path: &str, token: &str, body: String| {
+        http.post(format!("{}{path}", bus.url))
+            .bearer_auth(token)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let malformed = raw("/v1/events", &users, "{\"action\": ".into())
+        .await
+        .expect("answer");
+    assert_eq!(malformed.status(), 400);
+    let answer: Value = malformed.json().await.expect("a JSON error");
+    assert!(answer["error"].is_string());
+    let big =
+        json!({"action": "user.created", "payload": {"name": "x".repeat(10_000)}}).to_string();
+    let oversized = raw("/v1/events", &users, big).await.expect("answer");
+    assert_eq!(oversized.status(), 413);
+    assert!(oversized.json::<Value>().await.expect("JSON")["error"].is_string());
+
+    let not_a_schema =
+        json!({"action": "a.b", "application": "user-service", "schemata": {"type": 12}});
+    let (status, answer) = bus
+        .call(Method::POST, "/v1/actions", Some(ADMIN), Some(not_a_schema))
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    let remote = json!({"action": "a.c", "application": "user-service", "schemata": {"$ref": "http://127.0.0.1:9/s.json"}});
+    let (status, answer) = bus
+        .call(Method::POST, "/v1/actions", Some(ADMIN), Some(remote))
+        .await;
+    assert_eq!(status, 400, "a remote $ref is refused: {answer}");
+    for handler in [
+        "ftp://example.com/hook",
+        "file:///etc/passwd",
+        "not a url",
+        "http://u:p@example.com/",
+    ] {
+        let body = json!({"application": "user-service", "subscription": "s", "action": "user.created", "handler": handler});
+        let (status, answer) = bus
+            .call(Method::POST, "/v1/subscriptions", Some(ADMIN), Some(body))
+            .await;
+        assert_eq!(status, 400, "{handler}: {answer}");
+    }
+    let (status, _) = bus
+        .call(
+            Method::POST,
+            "/v1/applications",
+            Some(ADMIN),
+            Some(json!({"application": "../x", "address": "https://x"})),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_eq!(
+        bus.admin_get("/v1/actions").await["actions"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+    assert_eq!(
+        bus.admin_get("/v1/subscriptions").await["subscriptions"]
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
+    assert_eq!(event_count(&bus).await, 0);
+}

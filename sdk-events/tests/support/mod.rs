@@ -1,0 +1,460 @@
+//! Helpers of the event bus's tests: the real `sdk-events` binary as a process, on a fresh
+//! SQLite file or a fresh PostgreSQL database, and a real webhook receiver.
+#![allow(dead_code)]
+
+use std::{
+    collections::VecDeque,
+    path::PathBuf,
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::post,
+    Router,
+};
+use serde_json::{json, Value};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+    time::Instant,
+};
+
+/// The admin token every test bus runs with.
+pub(crate) const ADMIN: &str = "admin-s3cret";
+
+/// A database for one test: a SQLite file in a directory of its own, or a PostgreSQL
+/// database created for it (and dropped after).
+pub(crate) struct Database {
+    pub(crate) url: String,
+    pub(crate) name: &'static str,
+    cleanup: Option<(String, String)>,
+    dir: Option<PathBuf>,
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+        if let Some((admin, db)) = self.cleanup.take() {
+            let _ = std::process::Command::new("psql")
+                .args([
+                    &admin,
+                    "-q",
+                    "-c",
+                    &format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"),
+                ])
+                .output();
+        }
+    }
+}
+
+fn unique(tag: &str) -> String {
+    format!("{tag}_{}_{:08x}", std::process::id(), fastrand::u32(..))
+}
+
+/// A fresh SQLite database.
+pub(crate) fn sqlite() -> Database {
+    let dir = std::env::temp_dir().join(unique("sdk-events-test"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    Database {
+        url: format!("sqlite:{}", dir.join("events.db").display()),
+        name: "sqlite",
+        cleanup: None,
+        dir: Some(dir),
+    }
+}
+
+/// The PostgreSQL server to test on (`SDK_TEST_POSTGRES`, default the machine's).
+fn postgres_server() -> String {
+    std::env::var("SDK_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+/// A fresh PostgreSQL database, or `None` (with the reason printed) when there is no
+/// server; under `CI` a missing server fails the test.
+pub(crate) fn postgres() -> Option<Database> {
+    let server = postgres_server();
+    let db = unique("sdk_events_test");
+    let admin = format!("{server}/postgres");
+    let created = std::process::Command::new("psql")
+        .args([&admin, "-q", "-c", &format!("CREATE DATABASE {db}")])
+        .output();
+    match created {
+        Ok(out) if out.status.success() => Some(Database {
+            url: format!("{server}/{db}"),
+            name: "postgres",
+            cleanup: Some((admin, db)),
+            dir: None,
+        }),
+        other => {
+            let why = match other {
+                Ok(out) => String::from_utf8_lossy(&out.stderr).into_owned(),
+                Err(e) => e.to_string(),
+            };
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set and PostgreSQL at {server} is unusable: {why}"
+            );
+            eprintln!("skipping the PostgreSQL half: {server} is unusable: {why}");
+            None
+        }
+    }
+}
+
+/// SQLite, and PostgreSQL when there is one.
+pub(crate) fn databases() -> Vec<Database> {
+    let mut all = vec![sqlite()];
+    all.extend(postgres());
+    all
+}
+
+/// A running `sdk-events` process (killed when dropped).
+pub(crate) struct Bus {
+    pub(crate) child: Child,
+    pub(crate) url: String,
+    pub(crate) log: Arc<Mutex<String>>,
+}
+
+/// Arguments that make the bus quick to test: a short schedule and lease.
+pub(crate) const QUICK: &[&str] = &[
+    "--schedule",
+    "100ms,200ms",
+    "--poll-ms",
+    "50",
+    "--lease-secs",
+    "2",
+    "--attempt-timeout-ms",
+    "1500",
+];
+
+impl Bus {
+    /// Starts the binary on `database` with the admin token, `QUICK` and `extra`.
+    pub(crate) async fn start(database: &Database, extra: &[&str]) -> Bus {
+        Bus::start_on(database, "127.0.0.1:0", extra).await
+    }
+
+    /// Starts the binary listening on `listen`.
+    pub(crate) async fn start_on(database: &Database, listen: &str, extra: &[&str]) -> Bus {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_sdk-events"))
+            .args([
+                "--listen",
+                listen,
+                "--database",
+                &database.url,
+                "--token",
+                ADMIN,
+            ])
+            .args(QUICK)
+            .args(extra)
+            .env_remove("SDK_EVENTS_TOKEN")
+            .env_remove("SDK_EVENTS_DATABASE")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the sdk-events binary");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().expect("stderr");
+        let sink = log.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut log = sink.lock().expect("log");
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("the bus starts within 20 s")
+            .expect("read stdout");
+        let Some(line) = line else {
+            panic!("the bus exited: {}", log.lock().expect("log"));
+        };
+        let addr = line
+            .strip_prefix("listening on ")
+            .expect("listening line")
+            .to_owned();
+        Bus {
+            child,
+            url: format!("http://{addr}"),
+            log,
+        }
+    }
+
+    /// The address it listens on.
+    pub(crate) fn addr(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+
+    /// `kill -9`.
+    pub(crate) async fn kill9(&mut self) {
+        self.child.start_kill().expect("kill -9");
+        let _ = self.child.wait().await;
+    }
+
+    /// SIGTERM, and the exit (within 20 s).
+    pub(crate) async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().expect("running").to_string();
+        let sent = Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .expect("kill");
+        assert!(sent.success());
+        tokio::time::timeout(Duration::from_secs(20), self.child.wait())
+            .await
+            .expect("exits within 20 s of SIGTERM")
+            .expect("exit status")
+    }
+
+    /// A call with a token (`None`: without), answering status and JSON body.
+    pub(crate) async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let http = reqwest::Client::new();
+        let mut request = http.request(method, format!("{}{path}", self.url));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.expect("the bus answers");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        let value = serde_json::from_str(&text).unwrap_or_else(|_| {
+            assert!(text.is_empty(), "not JSON: {text}");
+            Value::Null
+        });
+        (status, value)
+    }
+
+    /// An admin POST that must answer `expect`.
+    pub(crate) async fn admin_post(&self, path: &str, body: Value, expect: u16) -> Value {
+        let (status, answer) = self
+            .call(reqwest::Method::POST, path, Some(ADMIN), Some(body))
+            .await;
+        assert_eq!(status, expect, "{path}: {answer}");
+        answer
+    }
+
+    /// An admin GET.
+    pub(crate) async fn admin_get(&self, path: &str) -> Value {
+        let (status, answer) = self
+            .call(reqwest::Method::GET, path, Some(ADMIN), None)
+            .await;
+        assert_eq!(status, 200, "{path}: {answer}");
+        answer
+    }
+
+    /// Creates an application, returning its token and secret.
+    pub(crate) async fn application(&self, name: &str) -> (String, String) {
+        let answer = self
+            .admin_post(
+                "/v1/applications",
+                json!({"application": name, "address": format!("https://{name}.example.com")}),
+                201,
+            )
+            .await;
+        (
+            answer["token"].as_str().expect("token").to_owned(),
+            answer["secret"].as_str().expect("secret").to_owned(),
+        )
+    }
+
+    /// Creates an action of `application` with `schema`.
+    pub(crate) async fn action(&self, action: &str, application: &str, schema: Value) {
+        self.admin_post(
+            "/v1/actions",
+            json!({"action": action, "application": application, "schemata": schema}),
+            201,
+        )
+        .await;
+    }
+
+    /// Subscribes `application`'s handler `url` to `action`; returns the secret.
+    pub(crate) async fn subscribe(
+        &self,
+        application: &str,
+        name: &str,
+        action: &str,
+        url: &str,
+    ) -> String {
+        let answer = self
+            .admin_post(
+                "/v1/subscriptions",
+                json!({"application": application, "subscription": name, "action": action, "handler": url}),
+                201,
+            )
+            .await;
+        answer["secret"].as_str().expect("secret").to_owned()
+    }
+
+    /// Publishes with `token`: status and answer.
+    pub(crate) async fn publish(&self, token: &str, action: &str, payload: Value) -> (u16, Value) {
+        self.call(
+            reqwest::Method::POST,
+            "/v1/events",
+            Some(token),
+            Some(json!({"action": action, "payload": payload})),
+        )
+        .await
+    }
+
+    /// All deliveries of `subscription` with `status` (every page).
+    pub(crate) async fn deliveries(&self, subscription: &str, status: &str) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self
+                .admin_get(&format!(
+                    "/v1/deliveries?subscription={subscription}&status={status}&after={after}&limit=1000"
+                ))
+                .await;
+            let rows = page["deliveries"].as_array().expect("deliveries").clone();
+            all.extend(rows);
+            match page["next_after"].as_i64() {
+                Some(next) => after = next,
+                None => return all,
+            }
+        }
+    }
+}
+
+/// One delivery as the receiver saw it.
+#[derive(Clone, Debug)]
+pub(crate) struct Seen {
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+    pub(crate) at: Instant,
+}
+
+impl Seen {
+    /// The body as JSON.
+    pub(crate) fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("a JSON delivery")
+    }
+
+    /// A header as text.
+    pub(crate) fn header(&self, name: &str) -> String {
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+/// A scripted answer: status and an optional `Retry-After`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Answer(pub(crate) u16, pub(crate) Option<u64>);
+
+#[derive(Default)]
+struct Script {
+    seen: Vec<Seen>,
+    answers: VecDeque<Answer>,
+}
+
+/// A webhook receiver on `127.0.0.1:0`: records every delivery and answers from its
+/// script (then 204).
+#[derive(Clone)]
+pub(crate) struct Receiver {
+    pub(crate) url: String,
+    script: Arc<Mutex<Script>>,
+}
+
+impl Receiver {
+    /// Starts one; deliveries go to `<url>/hook`.
+    pub(crate) async fn start() -> Receiver {
+        let script = Arc::new(Mutex::new(Script::default()));
+        let app = Router::new()
+            .route("/hook", post(receive))
+            .with_state(script.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+        Receiver {
+            url: format!("http://{addr}/hook"),
+            script,
+        }
+    }
+
+    /// Answers the next deliveries so, in order.
+    pub(crate) fn then(&self, answers: &[Answer]) {
+        self.script.lock().expect("script").answers.extend(answers);
+    }
+
+    /// What arrived so far.
+    pub(crate) fn seen(&self) -> Vec<Seen> {
+        self.script.lock().expect("script").seen.clone()
+    }
+
+    /// Waits (up to `within`) until at least `n` deliveries arrived.
+    pub(crate) async fn wait_for(&self, n: usize, within: Duration) -> Vec<Seen> {
+        let until = Instant::now() + within;
+        loop {
+            let seen = self.seen();
+            if seen.len() >= n || Instant::now() > until {
+                return seen;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+async fn receive(
+    State(script): State<Arc<Mutex<Script>>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let answer = {
+        let mut script = script.lock().expect("script");
+        script.seen.push(Seen {
+            headers,
+            body,
+            at: Instant::now(),
+        });
+        script.answers.pop_front().unwrap_or(Answer(204, None))
+    };
+    let status = StatusCode::from_u16(answer.0).expect("status");
+    match answer.1 {
+        Some(after) => (status, [("retry-after", after.to_string())]).into_response(),
+        None => status.into_response(),
+    }
+}
+
+/// The reference's user schema.
+pub(crate) fn user_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "user_id": {"type": "string"},
+            "email": {"type": "string", "format": "email"},
+            "name": {"type": "string"},
+            "plan": {"type": "string", "enum": ["free", "premium"]}
+        },
+        "required": ["user_id", "email", "name"]
+    })
+}
+
+/// A payload that matches it.
+pub(crate) fn user(n: usize) -> Value {
+    json!({"user_id": format!("u{n}"), "email": format!("u{n}@example.com"), "name": "Ann", "plan": "free"})
+}
