@@ -122,7 +122,8 @@ pub(crate) struct Bus {
     pub(crate) log: Arc<Mutex<String>>,
 }
 
-/// Arguments that make the bus quick to test: a short schedule and lease.
+/// Arguments that make the bus quick to test: a short schedule and lease (each
+/// overridden by the same flag in a test's own arguments).
 pub(crate) const QUICK: &[&str] = &[
     "--schedule",
     "100ms,200ms",
@@ -151,7 +152,12 @@ impl Bus {
                 "--token",
                 ADMIN,
             ])
-            .args(QUICK)
+            .args(
+                QUICK
+                    .chunks(2)
+                    .filter(|pair| !extra.contains(&pair[0]))
+                    .flatten(),
+            )
             .args(extra)
             .env_remove("SDK_EVENTS_TOKEN")
             .env_remove("SDK_EVENTS_DATABASE")
