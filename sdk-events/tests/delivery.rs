@@ -15,7 +15,8 @@ use support::{user, user_schema, Answer, Bus, Database, Receiver};
 async fn set_up(bus: &Bus, receiver: &Receiver) -> (String, String) {
     let (token, _) = bus.application("user-service").await;
     bus.application("email-service").await;
-    bus.action("user.created", "user-service", user_schema()).await;
+    bus.action("user.created", "user-service", user_schema())
+        .await;
     let secret = bus
         .subscribe("email-service", "welcome", "user.created", &receiver.url)
         .await;
@@ -38,11 +39,21 @@ async fn failures_are_retried_on_the_schedule_with_the_same_id() {
         let seen = receiver.wait_for(3, Duration::from_secs(10)).await;
         assert_eq!(seen.len(), 3, "{}: two failures, then delivered", db.name);
         let ids: Vec<_> = seen.iter().map(|s| s.header("webhook-id")).collect();
-        assert!(ids.iter().all(|id| id == published["id"].as_str().unwrap_or("?")), "{ids:?}");
+        assert!(
+            ids.iter()
+                .all(|id| id == published["id"].as_str().unwrap_or("?")),
+            "{ids:?}"
+        );
         // The schedule is 100 ms then 200 ms (±20 %), looked for every 50 ms.
         let gaps = gaps(&seen);
-        assert!(gaps[0] >= Duration::from_millis(80) && gaps[0] < Duration::from_millis(400), "{gaps:?}");
-        assert!(gaps[1] >= Duration::from_millis(160) && gaps[1] < Duration::from_millis(500), "{gaps:?}");
+        assert!(
+            gaps[0] >= Duration::from_millis(80) && gaps[0] < Duration::from_millis(400),
+            "{gaps:?}"
+        );
+        assert!(
+            gaps[1] >= Duration::from_millis(160) && gaps[1] < Duration::from_millis(500),
+            "{gaps:?}"
+        );
         tokio::time::sleep(Duration::from_millis(300)).await;
         let delivered = bus.deliveries("welcome", "delivered").await;
         assert_eq!(delivered.len(), 1);
@@ -85,16 +96,25 @@ async fn gone_disables_the_subscription() {
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0]["last_status"], 410);
     let (_, answer) = bus.publish(&token, "user.created", user(2)).await;
-    assert_eq!(answer["deliveries"], 0, "a disabled subscription gets nothing new");
+    assert_eq!(
+        answer["deliveries"], 0,
+        "a disabled subscription gets nothing new"
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.seen().len(), 1);
 
     // Turned on again and re-driven, the dead delivery arrives.
     let (status, _) = bus
-        .call(Method::POST, "/v1/subscriptions/welcome/enable", Some(support::ADMIN), None)
+        .call(
+            Method::POST,
+            "/v1/subscriptions/welcome/enable",
+            Some(support::ADMIN),
+            None,
+        )
         .await;
     assert_eq!(status, 204);
-    bus.admin_post("/v1/redrive", json!({"subscription": "welcome"}), 200).await;
+    bus.admin_post("/v1/redrive", json!({"subscription": "welcome"}), 200)
+        .await;
     assert_eq!(receiver.wait_for(2, Duration::from_secs(10)).await.len(), 2);
 }
 
@@ -118,7 +138,10 @@ async fn the_last_failure_dead_letters_and_redrive_delivers() {
         assert_eq!(dead.len(), 1, "{}: dead after the third attempt", db.name);
         assert_eq!(dead[0]["attempts"], 3);
         assert_eq!(dead[0]["last_status"], 500);
-        assert!(dead[0]["last_error"].as_str().unwrap_or_default().contains("gave up"));
+        assert!(dead[0]["last_error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("gave up"));
         tokio::time::sleep(Duration::from_millis(400)).await;
         assert_eq!(receiver.seen().len(), 3, "no attempt after the last");
 
@@ -131,7 +154,12 @@ async fn the_last_failure_dead_letters_and_redrive_delivers() {
         assert_eq!(seen.len(), 4);
         assert_eq!(seen[3].header("webhook-id"), seen[0].header("webhook-id"));
         let (status, _) = bus
-            .call(Method::POST, &format!("/v1/deliveries/{seq}/redrive"), Some(support::ADMIN), Some(json!({})))
+            .call(
+                Method::POST,
+                &format!("/v1/deliveries/{seq}/redrive"),
+                Some(support::ADMIN),
+                Some(json!({})),
+            )
             .await;
         assert_eq!(status, 404, "only dead deliveries are re-driven");
     }
@@ -144,25 +172,45 @@ async fn a_rotated_secret_signs_beside_the_old_one() {
     let receiver = Receiver::start().await;
     let (token, old) = set_up(&bus, &receiver).await;
     let rotated = bus
-        .admin_post("/v1/subscriptions/welcome/secret", json!({"keep_previous_secs": 3600}), 200)
+        .admin_post(
+            "/v1/subscriptions/welcome/secret",
+            json!({"keep_previous_secs": 3600}),
+            200,
+        )
         .await;
     let new = rotated["secret"].as_str().expect("new secret").to_owned();
     assert_ne!(new, old);
     bus.publish(&token, "user.created", user(1)).await;
     let seen = receiver.wait_for(1, Duration::from_secs(10)).await;
     let delivery = &seen[0];
-    assert_eq!(delivery.header("webhook-signature").matches("v1,").count(), 2);
+    assert_eq!(
+        delivery.header("webhook-signature").matches("v1,").count(),
+        2
+    );
     for secret in [&old, &new] {
         let secret = Secret::parse(secret).expect("secret");
-        let checked = verify(&[secret], &delivery.headers, &delivery.body, SystemTime::now(), DEFAULT_TOLERANCE);
+        let checked = verify(
+            &[secret],
+            &delivery.headers,
+            &delivery.body,
+            SystemTime::now(),
+            DEFAULT_TOLERANCE,
+        );
         assert!(checked.is_ok(), "{checked:?}");
     }
     // Once the old secret's time is up, only the new one signs.
-    bus.admin_post("/v1/subscriptions/welcome/secret", json!({"secret": new, "keep_previous_secs": 0}), 200)
-        .await;
+    bus.admin_post(
+        "/v1/subscriptions/welcome/secret",
+        json!({"secret": new, "keep_previous_secs": 0}),
+        200,
+    )
+    .await;
     bus.publish(&token, "user.created", user(2)).await;
     let seen = receiver.wait_for(2, Duration::from_secs(10)).await;
-    assert_eq!(seen[1].header("webhook-signature").matches("v1,").count(), 1);
+    assert_eq!(
+        seen[1].header("webhook-signature").matches("v1,").count(),
+        1
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -177,15 +225,25 @@ async fn replay_resends_in_order_with_the_original_ids() {
             ids.push(published["id"].as_str().expect("id").to_owned());
         }
         receiver.wait_for(20, Duration::from_secs(10)).await;
-        let events = bus.admin_get("/v1/events?action=user.created&limit=1000").await;
+        let events = bus
+            .admin_get("/v1/events?action=user.created&limit=1000")
+            .await;
         let from = events["events"][0]["created_at"].clone();
         let replayed = bus
-            .admin_post("/v1/replay", json!({"subscription": "welcome", "from": from, "to": "2999-01-01T00:00:00Z"}), 200)
+            .admin_post(
+                "/v1/replay",
+                json!({"subscription": "welcome", "from": from, "to": "2999-01-01T00:00:00Z"}),
+                200,
+            )
             .await;
         assert_eq!(replayed["queued"], 20, "{}", db.name);
         let seen = receiver.wait_for(40, Duration::from_secs(20)).await;
         assert_eq!(seen.len(), 40);
         let again: Vec<_> = seen[20..].iter().map(|s| s.header("webhook-id")).collect();
-        assert_eq!(again, ids, "{}: replayed in publishing order, with the original ids", db.name);
+        assert_eq!(
+            again, ids,
+            "{}: replayed in publishing order, with the original ids",
+            db.name
+        );
     }
 }

@@ -26,7 +26,12 @@ async fn publish_all(api: Arc<Bus>, token: String, acknowledged: Acknowledged) -
     let next = Arc::new(Mutex::new(0usize));
     let mut tasks = Vec::new();
     for _ in 0..PUBLISHERS {
-        let (api, token, next, acknowledged) = (api.clone(), token.clone(), next.clone(), acknowledged.clone());
+        let (api, token, next, acknowledged) = (
+            api.clone(),
+            token.clone(),
+            next.clone(),
+            acknowledged.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             loop {
                 let n = {
@@ -57,8 +62,10 @@ async fn nothing_lost(db: &Database, dispatchers: usize) {
     let receiver = Receiver::start().await;
     let (token, _) = api.application("user-service").await;
     api.application("email-service").await;
-    api.action("user.created", "user-service", user_schema()).await;
-    api.subscribe("email-service", "welcome", "user.created", &receiver.url).await;
+    api.action("user.created", "user-service", user_schema())
+        .await;
+    api.subscribe("email-service", "welcome", "user.created", &receiver.url)
+        .await;
     let mut running = Vec::new();
     for _ in 0..dispatchers {
         running.push(Bus::start(db, &[]).await);
@@ -104,7 +111,11 @@ async fn nothing_lost(db: &Database, dispatchers: usize) {
         per_id.len(),
         started.elapsed()
     );
-    assert_eq!(missing, 0, "{}: acknowledged events never delivered", db.name);
+    assert_eq!(
+        missing, 0,
+        "{}: acknowledged events never delivered",
+        db.name
+    );
     assert!(
         per_id.keys().all(|id| wanted.contains(id.as_str())),
         "only published events arrive"

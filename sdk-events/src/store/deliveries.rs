@@ -3,7 +3,7 @@
 
 use sqlx::Row as _;
 
-use super::{Backend, Store, StoreError};
+use super::{writer::Job, Backend, Store, StoreError};
 
 /// The claim, up to the end of its subquery (each backend closes it its own way).
 macro_rules! claim_sql {
@@ -172,7 +172,7 @@ impl Store {
     }
 
     /// Records how `owner`'s attempt at delivery `seq` ended (nothing, if its lease was
-    /// taken over meanwhile).
+    /// taken over meanwhile). Settlements arriving together share a commit.
     pub async fn settle(
         &self,
         seq: i64,
@@ -181,58 +181,16 @@ impl Store {
         settlement: &Settlement,
         now_ms: i64,
     ) -> Result<(), StoreError> {
-        let attempts = attempts_before + 1;
-        let (status, attempts, due_ms, last_status, error) = match settlement {
-            Settlement::Delivered { status } => {
-                ("delivered", attempts, now_ms, Some(*status), None)
-            }
-            Settlement::Retry {
-                due_ms,
-                status,
-                error,
-                counted,
-            } => {
-                let attempts = if *counted { attempts } else { attempts_before };
-                ("pending", attempts, *due_ms, *status, Some(error.as_str()))
-            }
-            Settlement::Dead { status, error } => {
-                ("dead", attempts, now_ms, *status, Some(error.as_str()))
-            }
-            Settlement::Gone => (
-                "dead",
-                attempts,
-                now_ms,
-                Some(410),
-                Some("410 Gone: the subscription was disabled"),
-            ),
+        let job = SettleJob {
+            seq,
+            owner: owner.to_owned(),
+            attempts_before,
+            settlement: settlement.clone(),
+            now_ms,
         };
-        let mut transaction = self.begin_write().await?;
-        let done = sqlx::query(
-            "UPDATE deliveries SET status = $1, attempts = $2, due_ms = $3, lease_owner = NULL, lease_until_ms = 0, \
-             last_status = $4, last_error = $5, updated_ms = $6 WHERE seq = $7 AND lease_owner = $8",
-        )
-        .bind(status)
-        .bind(attempts)
-        .bind(due_ms)
-        .bind(last_status.map(i64::from))
-        .bind(error)
-        .bind(now_ms)
-        .bind(seq)
-        .bind(owner)
-        .execute(&mut *transaction)
-        .await?;
-        if done.rows_affected() == 1 && *settlement == Settlement::Gone {
-            sqlx::query(
-                "UPDATE subscriptions SET enabled = 0, disabled_reason = $1 \
-                 WHERE name = (SELECT subscription FROM deliveries WHERE seq = $2)",
-            )
-            .bind("the handler answered 410 Gone")
-            .bind(seq)
-            .execute(&mut *transaction)
-            .await?;
-        }
-        transaction.commit().await?;
-        Ok(())
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.submit(Job::Settle(job, reply)).await?;
+        answer.await.map_err(|_| super::writer_gone())?
     }
 
     /// Gives back the leases `owner_prefix` holds (a dispatcher shutting down), so
@@ -324,4 +282,70 @@ fn delivery_row(r: &sqlx::any::AnyRow) -> Result<DeliveryRow, StoreError> {
         replay: replay != 0,
         updated_ms: r.try_get("updated_ms")?,
     })
+}
+
+/// A settlement for the writer.
+#[derive(Clone, Debug)]
+pub(super) struct SettleJob {
+    pub(super) seq: i64,
+    pub(super) owner: String,
+    pub(super) attempts_before: i64,
+    pub(super) settlement: Settlement,
+    pub(super) now_ms: i64,
+}
+
+/// [`Store::settle`]'s writes, inside the writer's transaction.
+pub(super) async fn settle_in(
+    connection: &mut sqlx::AnyConnection,
+    job: &SettleJob,
+) -> Result<(), sqlx::Error> {
+    let (seq, now_ms, attempts_before) = (job.seq, job.now_ms, job.attempts_before);
+    let attempts = attempts_before + 1;
+    let (status, attempts, due_ms, last_status, error) = match &job.settlement {
+        Settlement::Delivered { status } => ("delivered", attempts, now_ms, Some(*status), None),
+        Settlement::Retry {
+            due_ms,
+            status,
+            error,
+            counted,
+        } => {
+            let attempts = if *counted { attempts } else { attempts_before };
+            ("pending", attempts, *due_ms, *status, Some(error.as_str()))
+        }
+        Settlement::Dead { status, error } => {
+            ("dead", attempts, now_ms, *status, Some(error.as_str()))
+        }
+        Settlement::Gone => (
+            "dead",
+            attempts,
+            now_ms,
+            Some(410),
+            Some("410 Gone: the subscription was disabled"),
+        ),
+    };
+    let done = sqlx::query(
+        "UPDATE deliveries SET status = $1, attempts = $2, due_ms = $3, lease_owner = NULL, lease_until_ms = 0, \
+         last_status = $4, last_error = $5, updated_ms = $6 WHERE seq = $7 AND lease_owner = $8",
+    )
+    .bind(status)
+    .bind(attempts)
+    .bind(due_ms)
+    .bind(last_status.map(i64::from))
+    .bind(error)
+    .bind(now_ms)
+    .bind(seq)
+    .bind(&job.owner)
+    .execute(&mut *connection)
+    .await?;
+    if done.rows_affected() == 1 && job.settlement == Settlement::Gone {
+        sqlx::query(
+            "UPDATE subscriptions SET enabled = 0, disabled_reason = $1 \
+             WHERE name = (SELECT subscription FROM deliveries WHERE seq = $2)",
+        )
+        .bind("the handler answered 410 Gone")
+        .bind(seq)
+        .execute(&mut *connection)
+        .await?;
+    }
+    Ok(())
 }

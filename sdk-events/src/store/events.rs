@@ -2,7 +2,7 @@
 
 use sqlx::Row as _;
 
-use super::{Store, StoreError};
+use super::{writer::Job, Store, StoreError};
 
 /// An event to store.
 #[derive(Clone, Debug)]
@@ -56,60 +56,13 @@ pub struct EventRow {
 impl Store {
     /// Stores `event` and one pending delivery for each enabled subscription to its
     /// action, in one transaction: both or neither. Answers only after the commit (on
-    /// SQLite, synced to disk).
+    /// SQLite, synced to disk); publishes arriving meanwhile share the commit (see
+    /// `writer`).
     pub async fn publish(&self, event: &NewEvent) -> Result<Published, StoreError> {
-        let mut transaction = self.begin_write().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO events (id, action, application, payload, idempotency_key, created_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING seq",
-        )
-        .bind(&event.id)
-        .bind(&event.action)
-        .bind(&event.application)
-        .bind(&event.payload)
-        .bind(event.idempotency_key.as_deref())
-        .bind(event.created_ms)
-        .fetch_optional(&mut *transaction)
-        .await?;
-        let Some(inserted) = inserted else {
-            // The key was seen (the id is random, so it is the key that collided).
-            let earlier = sqlx::query(
-                "SELECT id, seq, created_ms FROM events WHERE application = $1 AND idempotency_key = $2",
-            )
-            .bind(&event.application)
-            .bind(event.idempotency_key.as_deref())
-            .fetch_one(&mut *transaction)
-            .await?;
-            transaction.rollback().await?;
-            return Ok(Published {
-                id: earlier.try_get("id")?,
-                seq: earlier.try_get("seq")?,
-                created_ms: earlier.try_get("created_ms")?,
-                deliveries: 0,
-                duplicate: true,
-            });
-        };
-        let seq: i64 = inserted.try_get("seq")?;
-        let deliveries = sqlx::query(
-            "INSERT INTO deliveries (event_seq, subscription, status, attempts, due_ms, lease_until_ms, replay, updated_ms) \
-             SELECT $1, name, 'pending', 0, $2, 0, 0, $2 FROM subscriptions WHERE action = $3 AND enabled = 1",
-        )
-        .bind(seq)
-        .bind(event.created_ms)
-        .bind(&event.action)
-        .execute(&mut *transaction)
-        .await?
-        .rows_affected();
-        transaction.commit().await?;
-        Ok(Published {
-            id: event.id.clone(),
-            seq,
-            created_ms: event.created_ms,
-            deliveries,
-            duplicate: false,
-        })
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.submit(Job::Publish(event.clone(), reply)).await?;
+        answer.await.map_err(|_| super::writer_gone())?
     }
-
     /// Events published in `[from_ms, to_ms)`, of `action` if given, after the sequence
     /// number `after`, in publishing order, at most `limit`.
     pub async fn events(
@@ -181,4 +134,59 @@ impl Store {
         transaction.commit().await?;
         Ok(queued)
     }
+}
+
+/// [`Store::publish`]'s writes, inside the writer's transaction.
+pub(super) async fn publish_in(
+    connection: &mut sqlx::AnyConnection,
+    event: &NewEvent,
+) -> Result<Published, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO events (id, action, application, payload, idempotency_key, created_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING seq",
+    )
+    .bind(&event.id)
+    .bind(&event.action)
+    .bind(&event.application)
+    .bind(&event.payload)
+    .bind(event.idempotency_key.as_deref())
+    .bind(event.created_ms)
+    .fetch_optional(&mut *connection)
+    .await?;
+    let Some(inserted) = inserted else {
+        // The key was seen (the id is random, so it is the key that collided): nothing
+        // was written, the earlier event stands.
+        let earlier = sqlx::query(
+            "SELECT id, seq, created_ms FROM events WHERE application = $1 AND idempotency_key = $2",
+        )
+        .bind(&event.application)
+        .bind(event.idempotency_key.as_deref())
+        .fetch_one(&mut *connection)
+        .await?;
+        return Ok(Published {
+            id: earlier.try_get("id")?,
+            seq: earlier.try_get("seq")?,
+            created_ms: earlier.try_get("created_ms")?,
+            deliveries: 0,
+            duplicate: true,
+        });
+    };
+    let seq: i64 = inserted.try_get("seq")?;
+    let deliveries = sqlx::query(
+        "INSERT INTO deliveries (event_seq, subscription, status, attempts, due_ms, lease_until_ms, replay, updated_ms) \
+         SELECT $1, name, 'pending', 0, $2, 0, 0, $2 FROM subscriptions WHERE action = $3 AND enabled = 1",
+    )
+    .bind(seq)
+    .bind(event.created_ms)
+    .bind(&event.action)
+    .execute(&mut *connection)
+    .await?
+    .rows_affected();
+    Ok(Published {
+        id: event.id.clone(),
+        seq,
+        created_ms: event.created_ms,
+        deliveries,
+        duplicate: false,
+    })
 }

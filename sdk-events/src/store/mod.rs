@@ -18,6 +18,7 @@
 mod deliveries;
 mod events;
 mod registry;
+mod writer;
 
 use std::time::Duration;
 
@@ -59,10 +60,36 @@ pub enum StoreError {
 }
 
 /// The bus's store. Cheap to clone.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    writer: tokio::sync::mpsc::Sender<writer::Job>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("backend", &self.backend)
+            .finish()
+    }
+}
+
+fn writer_gone() -> StoreError {
+    StoreError::Config("the store's writer has stopped".into())
+}
+
+/// A transaction that writes: on SQLite it takes the write lock at once (`BEGIN
+/// IMMEDIATE`), so it never fails half-way on a lock another connection (or process) took
+/// first.
+async fn begin_write(
+    pool: &AnyPool,
+    backend: Backend,
+) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+    match backend {
+        Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+        Backend::Postgres => pool.begin().await,
+    }
 }
 
 impl Store {
@@ -103,7 +130,12 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        let store = Store { pool, backend };
+        let writer = writer::spawn(pool.clone(), backend);
+        let store = Store {
+            pool,
+            backend,
+            writer,
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -134,13 +166,14 @@ impl Store {
         Ok(())
     }
 
-    /// A transaction that writes: on SQLite it takes the write lock at once (`BEGIN
-    /// IMMEDIATE`), so it never fails half-way on a lock another connection took first.
+    /// A transaction that writes (see [`begin_write`]).
     async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, StoreError> {
-        Ok(match self.backend {
-            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
-            Backend::Postgres => self.pool.begin().await?,
-        })
+        Ok(begin_write(&self.pool, self.backend).await?)
+    }
+
+    /// Hands a write to the writer.
+    async fn submit(&self, job: writer::Job) -> Result<(), StoreError> {
+        self.writer.send(job).await.map_err(|_| writer_gone())
     }
 }
 

@@ -1,0 +1,116 @@
+//! The one writer of publishes and settlements: whatever arrives while a commit is being
+//! synced goes into the next transaction together, so a commit's fsync is shared by up to
+//! `MAX_BATCH` writes instead of paid by each (group commit). Each write is answered only
+//! after the transaction holding it committed. Should a batch fail, its writes are tried
+//! again one transaction each, so one bad write never fails the others.
+//!
+//! Why by hand: sqlx has no group commit, and a pool of connections does not give one on
+//! SQLite (a single writer at a time, each commit synced on its own).
+
+use sqlx::AnyPool;
+use tokio::sync::{mpsc, oneshot};
+
+use super::{
+    begin_write,
+    deliveries::{settle_in, SettleJob},
+    events::publish_in,
+    Backend, NewEvent, Published, StoreError,
+};
+
+/// Writes in one transaction at most.
+const MAX_BATCH: usize = 256;
+
+/// A write and where its answer goes.
+pub(super) enum Job {
+    Publish(NewEvent, oneshot::Sender<Result<Published, StoreError>>),
+    Settle(SettleJob, oneshot::Sender<Result<(), StoreError>>),
+}
+
+enum Outcome {
+    Published(Published),
+    Settled,
+}
+
+/// Starts the writer; it stops when every sender is gone.
+pub(super) fn spawn(pool: AnyPool, backend: Backend) -> mpsc::Sender<Job> {
+    let (sender, receiver) = mpsc::channel(4 * MAX_BATCH);
+    tokio::spawn(run(pool, backend, receiver));
+    sender
+}
+
+async fn run(pool: AnyPool, backend: Backend, mut jobs: mpsc::Receiver<Job>) {
+    while let Some(first) = jobs.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match jobs.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        match commit(&pool, backend, &batch).await {
+            Ok(outcomes) => {
+                for (job, outcome) in batch.into_iter().zip(outcomes) {
+                    answer(job, Ok(outcome));
+                }
+            }
+            Err(e) if batch.len() == 1 => {
+                if let Some(job) = batch.pop() {
+                    answer(job, Err(e.into()));
+                }
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, writes = batch.len(), "batch failed; writing one by one");
+                for job in batch {
+                    let alone = commit(&pool, backend, std::slice::from_ref(&job)).await;
+                    let outcome = alone.map_err(StoreError::from).and_then(|mut outcomes| {
+                        outcomes
+                            .pop()
+                            .ok_or_else(|| StoreError::Config("no outcome".into()))
+                    });
+                    answer(job, outcome);
+                }
+            }
+        }
+    }
+}
+
+async fn commit(
+    pool: &AnyPool,
+    backend: Backend,
+    jobs: &[Job],
+) -> Result<Vec<Outcome>, sqlx::Error> {
+    let mut transaction = begin_write(pool, backend).await?;
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        outcomes.push(match job {
+            Job::Publish(event, _) => {
+                Outcome::Published(publish_in(&mut transaction, event).await?)
+            }
+            Job::Settle(settle, _) => {
+                settle_in(&mut transaction, settle).await?;
+                Outcome::Settled
+            }
+        });
+    }
+    transaction.commit().await?;
+    Ok(outcomes)
+}
+
+/// Answers `job` (a caller that went away is not waited for).
+fn answer(job: Job, outcome: Result<Outcome, StoreError>) {
+    let mismatch = || StoreError::Config("the writer answered another kind of write".into());
+    match job {
+        Job::Publish(_, reply) => {
+            let _ = reply.send(outcome.and_then(|o| match o {
+                Outcome::Published(published) => Ok(published),
+                Outcome::Settled => Err(mismatch()),
+            }));
+        }
+        Job::Settle(_, reply) => {
+            let _ = reply.send(outcome.and_then(|o| match o {
+                Outcome::Settled => Ok(()),
+                Outcome::Published(_) => Err(mismatch()),
+            }));
+        }
+    }
+}
