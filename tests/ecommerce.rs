@@ -125,3 +125,35 @@ async fn messages_over_nats_and_rabbitmq() {
     let printed = String::from_utf8(printed).expect("utf-8");
     assert!(printed.contains("queue_127_0_0_1_"), "{printed}");
 }
+
+/// The events part: the event bus on SQLite, two publishers, two subscribers checking
+/// signatures with `VerifiedEvent`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn domain_events_through_the_event_bus() {
+    let mut printed = Vec::new();
+    let options = Options {
+        events: true,
+        ..Options::default()
+    };
+    let report = run(options, &mut printed).await.expect("the demo runs");
+    let events = report.events.expect("the events part ran");
+    assert_eq!(
+        events.welcomed,
+        ["ann@example.com"],
+        "email-service got user.created, signed"
+    );
+    let mut counted = events.counted.clone();
+    counted.sort();
+    assert_eq!(
+        counted,
+        ["order.placed", "user.created"],
+        "analytics got both"
+    );
+    assert_eq!(
+        events.refused_status,
+        Some(422),
+        "the bad email address was refused"
+    );
+    let printed = String::from_utf8(printed).expect("utf-8");
+    assert!(printed.contains("published user.created"), "{printed}");
+}

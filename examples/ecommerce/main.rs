@@ -6,6 +6,7 @@
 //! cargo run --example ecommerce                    # the happy path
 //! cargo run --example ecommerce -- --kill-payment  # payment-service dies midway
 //! cargo run --example ecommerce -- --messaging     # then messages over NATS and RabbitMQ
+//! cargo run --example ecommerce -- --events        # then domain events through the event bus
 //! ```
 //!
 //! The gateway shows a cached user lookup, an order POST that is not retried, a payment call
@@ -16,6 +17,7 @@
 //! `tests/ecommerce.rs` runs both modes and checks what they report.
 
 mod api;
+mod events;
 mod messaging;
 mod model;
 mod services;
@@ -41,6 +43,8 @@ pub(crate) struct Options {
     pub(crate) kill_payment: bool,
     /// Then run the messaging part (NATS and RabbitMQ).
     pub(crate) messaging: bool,
+    /// Then run the event bus part.
+    pub(crate) events: bool,
 }
 
 /// What happened, for the integration test.
@@ -66,6 +70,8 @@ pub(crate) struct Report {
     pub(crate) dashboard_after_kill: Option<Dashboard>,
     /// With `messaging`: what the messages did.
     pub(crate) messaging: Option<messaging::MessagingReport>,
+    /// With `events`: what the events did.
+    pub(crate) events: Option<events::EventsReport>,
 }
 
 /// How a charge ended.
@@ -310,6 +316,10 @@ pub(crate) async fn run(options: Options, out: &mut dyn Write) -> Result<Report,
         writeln!(out, "\nmessaging")?;
         report.messaging = Some(messaging::run(out).await?);
     }
+    if options.events {
+        writeln!(out, "\nevents")?;
+        report.events = Some(events::run(out).await?);
+    }
     writeln!(out, "\ndone")?;
     drop(fleet);
     Ok(report)
@@ -322,10 +332,12 @@ async fn main() -> Result<(), Error> {
         match arg.as_str() {
             "--kill-payment" => options.kill_payment = true,
             "--messaging" => options.messaging = true,
+            "--events" => options.events = true,
             other => {
-                return Err(
-                    format!("unknown argument `{other}` (try --kill-payment, --messaging)").into(),
+                return Err(format!(
+                    "unknown argument `{other}` (try --kill-payment, --messaging, --events)"
                 )
+                .into())
             }
         }
     }

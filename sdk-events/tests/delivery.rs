@@ -247,3 +247,125 @@ async fn replay_resends_in_order_with_the_original_ids() {
         );
     }
 }
+
+/// Checks `deliveries` with the `standardwebhooks` package from PyPI (installed by
+/// `scripts/test`), each with each of `secrets`: how many verified, per secret.
+fn python_verifies(deliveries: &[support::Seen], secrets: &[&str]) -> Option<Vec<usize>> {
+    let Some(path) = std::env::var_os("SDK_TEST_PYTHONPATH") else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set and SDK_TEST_PYTHONPATH (the standardwebhooks package) is not: run scripts/test"
+        );
+        eprintln!("skipping the independent verifier: SDK_TEST_PYTHONPATH is not set (scripts/test sets it)");
+        return None;
+    };
+    let cases: Vec<_> = deliveries
+        .iter()
+        .map(|d| {
+            let headers: serde_json::Map<_, _> =
+                ["webhook-id", "webhook-timestamp", "webhook-signature"]
+                    .iter()
+                    .map(|h| (h.to_string(), json!(d.header(h))))
+                    .collect();
+            json!({"headers": headers, "body": String::from_utf8_lossy(&d.body)})
+        })
+        .collect();
+    let input = json!({"secrets": secrets, "cases": cases}).to_string();
+    let script = r#"
+import json, sys
+from standardwebhooks import Webhook
+data = json.load(sys.stdin)
+counts = []
+for secret in data["secrets"]:
+    ok = 0
+    for case in data["cases"]:
+        try:
+            Webhook(secret).verify(case["body"], case["headers"])
+            ok += 1
+        except Exception:
+            pass
+    counts.append(ok)
+print(json.dumps(counts))
+"#;
+    let mut child = std::process::Command::new("python3")
+        .args(["-c", script])
+        .env("PYTHONPATH", path)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    use std::io::Write as _;
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
+    let output = child.wait_with_output().expect("python3 runs");
+    assert!(output.status.success(), "the verifier failed");
+    Some(serde_json::from_slice(&output.stdout).expect("counts"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_delivery_verifies_with_an_independent_verifier_across_a_rotation() {
+    for db in support::databases() {
+        let bus = Bus::start(&db, &[]).await;
+        let receiver = Receiver::start().await;
+        let (token, old) = set_up(&bus, &receiver).await;
+        for n in 0..5 {
+            bus.publish(&token, "user.created", user(n)).await;
+        }
+        receiver.wait_for(5, Duration::from_secs(10)).await;
+        let rotated = bus
+            .admin_post("/v1/subscriptions/welcome/secret", json!({}), 200)
+            .await;
+        let new = rotated["secret"].as_str().expect("secret").to_owned();
+        for n in 5..10 {
+            bus.publish(&token, "user.created", user(n)).await;
+        }
+        let seen = receiver.wait_for(10, Duration::from_secs(10)).await;
+        assert_eq!(seen.len(), 10);
+        let Some(counts) = python_verifies(&seen, &[&old, &new, "whsec_c29tZSBvdGhlciBzZWNyZXQ="])
+        else {
+            return;
+        };
+        // The old secret signs everything (it is kept a day); the new one what came after.
+        assert_eq!(counts, [10, 5, 0], "{}", db.name);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_gives_back_unfinished_deliveries_at_once() {
+    let db = support::sqlite();
+    // A minute's lease: without giving it back, the delivery would wait that long.
+    let args = [
+        "--lease-secs",
+        "60",
+        "--shutdown-grace-secs",
+        "1",
+        "--attempt-timeout-ms",
+        "30000",
+    ];
+    let mut bus = Bus::start(&db, &args).await;
+    let receiver = Receiver::start().await;
+    let (token, _) = set_up(&bus, &receiver).await;
+    receiver.slow(Duration::from_secs(5));
+    bus.publish(&token, "user.created", user(1)).await;
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    let status = bus.terminate().await;
+    assert!(status.success(), "{status:?}");
+    receiver.slow(Duration::ZERO);
+    let restarted_at = tokio::time::Instant::now();
+    let _bus = Bus::start(&db, &args).await;
+    let seen = receiver.wait_for(2, Duration::from_secs(10)).await;
+    assert_eq!(
+        seen.len(),
+        2,
+        "the unfinished delivery is made again by the next dispatcher"
+    );
+    assert!(
+        seen[1].at - restarted_at < Duration::from_secs(5),
+        "without waiting out the lease"
+    );
+    assert_eq!(seen[0].header("webhook-id"), seen[1].header("webhook-id"));
+}

@@ -10,7 +10,10 @@ use axum::{
     routing::{get, post},
     Json, Router,
 };
-use sdk_registry::server::{json_errors, ApiError};
+use sdk_registry::{
+    server::{json_errors, ApiError},
+    sync::UnpoisonedRw as _,
+};
 use serde_json::{json, Value};
 use tower_http::timeout::RequestBodyTimeoutLayer;
 
@@ -376,7 +379,11 @@ async fn publish(
 
 impl Bus {
     async fn action(&self, name: &str) -> Result<ActionRow, ApiError> {
-        self.store
+        if let Some(found) = self.actions.read_locked().get(name) {
+            return Ok(found.clone());
+        }
+        let found = self
+            .store
             .action(name)
             .await
             .map_err(store_error)?
@@ -385,7 +392,11 @@ impl Bus {
                     StatusCode::NOT_FOUND,
                     format!("action `{name}` does not exist"),
                 )
-            })
+            })?;
+        self.actions
+            .write_locked()
+            .insert(name.to_owned(), found.clone());
+        Ok(found)
     }
 
     /// Checks `payload` against `action`'s schema: 422 naming the failing paths and

@@ -85,6 +85,8 @@ pub struct Bus {
     /// Woken after each publish, so the dispatcher in this process starts at once.
     wake: Option<Arc<Notify>>,
     tokens: auth::Tokens,
+    /// Actions as found: they never change once created, so a hit stays true.
+    actions: std::sync::RwLock<std::collections::HashMap<String, crate::store::ActionRow>>,
 }
 
 impl Bus {
@@ -111,6 +113,7 @@ impl Bus {
             clock,
             wake,
             tokens: auth::Tokens::default(),
+            actions: Default::default(),
         }))
     }
 

@@ -145,30 +145,15 @@ impl Store {
         lease_until_ms: i64,
         limit: i64,
     ) -> Result<Vec<Claimed>, StoreError> {
-        let statement = match self.backend {
-            Backend::Postgres => concat!(claim_sql!(), " FOR UPDATE OF d SKIP LOCKED)"),
-            Backend::Sqlite => concat!(claim_sql!(), ")"),
+        let job = ClaimJob {
+            owner: owner.to_owned(),
+            now_ms,
+            lease_until_ms,
+            limit,
         };
-        let mut transaction = self.begin_write().await?;
-        sqlx::query(statement)
-            .bind(owner)
-            .bind(lease_until_ms)
-            .bind(now_ms)
-            .bind(limit)
-            .execute(&mut *transaction)
-            .await?;
-        let rows = sqlx::query(
-            "SELECT d.seq, d.attempts, e.id AS event_id, e.action, e.payload, e.created_ms AS event_ms, \
-             s.name AS subscription, s.handler, s.secret, s.previous_secret, s.previous_until_ms \
-             FROM deliveries d JOIN events e ON e.seq = d.event_seq JOIN subscriptions s ON s.name = d.subscription \
-             WHERE d.lease_owner = $1 AND d.lease_until_ms = $2 AND d.status = 'pending' ORDER BY d.seq",
-        )
-        .bind(owner)
-        .bind(lease_until_ms)
-        .fetch_all(&mut *transaction)
-        .await?;
-        transaction.commit().await?;
-        rows.iter().map(claimed_row).collect()
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        self.submit(Job::Claim(job, reply)).await?;
+        answer.await.map_err(|_| super::writer_gone())?
     }
 
     /// Records how `owner`'s attempt at delivery `seq` ended (nothing, if its lease was
@@ -251,7 +236,7 @@ impl Store {
     }
 }
 
-fn claimed_row(r: &sqlx::any::AnyRow) -> Result<Claimed, StoreError> {
+fn claimed_row(r: &sqlx::any::AnyRow) -> Result<Claimed, sqlx::Error> {
     let previous: Option<String> = r.try_get("previous_secret")?;
     let until: Option<i64> = r.try_get("previous_until_ms")?;
     Ok(Claimed {
@@ -348,4 +333,43 @@ pub(super) async fn settle_in(
         .await?;
     }
     Ok(())
+}
+
+/// A claim for the writer.
+#[derive(Clone, Debug)]
+pub(super) struct ClaimJob {
+    pub(super) owner: String,
+    pub(super) now_ms: i64,
+    pub(super) lease_until_ms: i64,
+    pub(super) limit: i64,
+}
+
+/// [`Store::claim`]'s writes and read, inside the writer's transaction.
+pub(super) async fn claim_in(
+    connection: &mut sqlx::AnyConnection,
+    backend: Backend,
+    job: &ClaimJob,
+) -> Result<Vec<Claimed>, sqlx::Error> {
+    let statement = match backend {
+        Backend::Postgres => concat!(claim_sql!(), " FOR UPDATE OF d SKIP LOCKED)"),
+        Backend::Sqlite => concat!(claim_sql!(), ")"),
+    };
+    sqlx::query(statement)
+        .bind(&job.owner)
+        .bind(job.lease_until_ms)
+        .bind(job.now_ms)
+        .bind(job.limit)
+        .execute(&mut *connection)
+        .await?;
+    let rows = sqlx::query(
+        "SELECT d.seq, d.attempts, e.id AS event_id, e.action, e.payload, e.created_ms AS event_ms, \
+         s.name AS subscription, s.handler, s.secret, s.previous_secret, s.previous_until_ms \
+         FROM deliveries d JOIN events e ON e.seq = d.event_seq JOIN subscriptions s ON s.name = d.subscription \
+         WHERE d.lease_owner = $1 AND d.lease_until_ms = $2 AND d.status = 'pending' ORDER BY d.seq",
+    )
+    .bind(&job.owner)
+    .bind(job.lease_until_ms)
+    .fetch_all(&mut *connection)
+    .await?;
+    rows.iter().map(claimed_row).collect()
 }

@@ -114,8 +114,9 @@ impl Store {
             .parse()
             .map_err(|e: sqlx::Error| StoreError::Config(e.to_string()))?;
         let pool = AnyPoolOptions::new()
-            // SQLite has one writer anyway; one connection keeps its writes in order.
-            .max_connections(if backend == Backend::Sqlite { 1 } else { 16 })
+            // Writes go through the one writer (a connection); the others read, which on
+            // SQLite's WAL never waits for a commit being synced.
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 16 })
             .acquire_timeout(Duration::from_secs(10))
             .after_connect(move |connection, _| {
                 Box::pin(async move {
@@ -171,9 +172,15 @@ impl Store {
         Ok(begin_write(&self.pool, self.backend).await?)
     }
 
-    /// Hands a write to the writer.
+    /// Hands a write to the writer (SQLite), or makes it now (PostgreSQL).
     async fn submit(&self, job: writer::Job) -> Result<(), StoreError> {
-        self.writer.send(job).await.map_err(|_| writer_gone())
+        match self.backend {
+            Backend::Sqlite => self.writer.send(job).await.map_err(|_| writer_gone()),
+            Backend::Postgres => {
+                writer::run_alone(&self.pool, self.backend, job).await;
+                Ok(())
+            }
+        }
     }
 }
 

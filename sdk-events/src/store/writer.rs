@@ -1,20 +1,23 @@
-//! The one writer of publishes and settlements: whatever arrives while a commit is being
-//! synced goes into the next transaction together, so a commit's fsync is shared by up to
+//! On SQLite, the one writer of publishes, claims and settlements: whatever arrives while
+//! a commit is being synced goes into the next transaction together, so a commit's fsync is shared by up to
 //! `MAX_BATCH` writes instead of paid by each (group commit). Each write is answered only
 //! after the transaction holding it committed. Should a batch fail, its writes are tried
 //! again one transaction each, so one bad write never fails the others.
 //!
 //! Why by hand: sqlx has no group commit, and a pool of connections does not give one on
-//! SQLite (a single writer at a time, each commit synced on its own).
+//! SQLite (a single writer at a time, each commit synced on its own). PostgreSQL shares
+//! one WAL flush among concurrent commits itself, and a single writer would only
+//! serialize its round trips there: each write runs in its own transaction, at once
+//! ([`run_alone`]).
 
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
 
 use super::{
     begin_write,
-    deliveries::{settle_in, SettleJob},
+    deliveries::{claim_in, settle_in, ClaimJob, SettleJob},
     events::publish_in,
-    Backend, NewEvent, Published, StoreError,
+    Backend, Claimed, NewEvent, Published, StoreError,
 };
 
 /// Writes in one transaction at most.
@@ -24,11 +27,13 @@ const MAX_BATCH: usize = 256;
 pub(super) enum Job {
     Publish(NewEvent, oneshot::Sender<Result<Published, StoreError>>),
     Settle(SettleJob, oneshot::Sender<Result<(), StoreError>>),
+    Claim(ClaimJob, oneshot::Sender<Result<Vec<Claimed>, StoreError>>),
 }
 
 enum Outcome {
     Published(Published),
     Settled,
+    Claimed(Vec<Claimed>),
 }
 
 /// Starts the writer; it stops when every sender is gone.
@@ -74,6 +79,19 @@ async fn run(pool: AnyPool, backend: Backend, mut jobs: mpsc::Receiver<Job>) {
     }
 }
 
+/// Runs `job` in a transaction of its own and answers it (PostgreSQL).
+pub(super) async fn run_alone(pool: &AnyPool, backend: Backend, job: Job) {
+    let outcome = commit(pool, backend, std::slice::from_ref(&job))
+        .await
+        .map_err(StoreError::from)
+        .and_then(|mut outcomes| {
+            outcomes
+                .pop()
+                .ok_or_else(|| StoreError::Config("no outcome".into()))
+        });
+    answer(job, outcome);
+}
+
 async fn commit(
     pool: &AnyPool,
     backend: Backend,
@@ -90,6 +108,9 @@ async fn commit(
                 settle_in(&mut transaction, settle).await?;
                 Outcome::Settled
             }
+            Job::Claim(claim, _) => {
+                Outcome::Claimed(claim_in(&mut transaction, backend, claim).await?)
+            }
         });
     }
     transaction.commit().await?;
@@ -103,13 +124,19 @@ fn answer(job: Job, outcome: Result<Outcome, StoreError>) {
         Job::Publish(_, reply) => {
             let _ = reply.send(outcome.and_then(|o| match o {
                 Outcome::Published(published) => Ok(published),
-                Outcome::Settled => Err(mismatch()),
+                _ => Err(mismatch()),
             }));
         }
         Job::Settle(_, reply) => {
             let _ = reply.send(outcome.and_then(|o| match o {
                 Outcome::Settled => Ok(()),
-                Outcome::Published(_) => Err(mismatch()),
+                _ => Err(mismatch()),
+            }));
+        }
+        Job::Claim(_, reply) => {
+            let _ = reply.send(outcome.and_then(|o| match o {
+                Outcome::Claimed(claimed) => Ok(claimed),
+                _ => Err(mismatch()),
             }));
         }
     }

@@ -374,6 +374,7 @@ pub(crate) struct Answer(pub(crate) u16, pub(crate) Option<u64>);
 struct Script {
     seen: Vec<Seen>,
     answers: VecDeque<Answer>,
+    delay: Duration,
 }
 
 /// A webhook receiver on `127.0.0.1:0`: records every delivery and answers from its
@@ -407,6 +408,11 @@ impl Receiver {
         self.script.lock().expect("script").answers.extend(answers);
     }
 
+    /// Answers every delivery only after `delay`.
+    pub(crate) fn slow(&self, delay: Duration) {
+        self.script.lock().expect("script").delay = delay;
+    }
+
     /// What arrived so far.
     pub(crate) fn seen(&self) -> Vec<Seen> {
         self.script.lock().expect("script").seen.clone()
@@ -430,15 +436,19 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let answer = {
+    let (answer, delay) = {
         let mut script = script.lock().expect("script");
         script.seen.push(Seen {
             headers,
             body,
             at: Instant::now(),
         });
-        script.answers.pop_front().unwrap_or(Answer(204, None))
+        (
+            script.answers.pop_front().unwrap_or(Answer(204, None)),
+            script.delay,
+        )
     };
+    tokio::time::sleep(delay).await;
     let status = StatusCode::from_u16(answer.0).expect("status");
     match answer.1 {
         Some(after) => (status, [("retry-after", after.to_string())]).into_response(),
