@@ -32,6 +32,9 @@ use sdk_events::{
 use serde_json::{json, Value};
 use tokio::time::Instant;
 
+#[path = "common/report.rs"]
+mod report;
+
 const RATE: u64 = 1_000;
 const SECONDS: u64 = 10;
 const DELIVERIES: usize = 5_000;
@@ -394,6 +397,15 @@ fn drop_postgres(admin: &str, db: &str) {
         .output();
 }
 
+fn commit() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".into())
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -440,7 +452,19 @@ fn main() {
             table.push(format!("| {name} | {rate:.0} | {:.2}x |", rate / bare));
         }
         table.push(format!("| bare: unsigned POSTs from 64 reqwest tasks | {bare:.0} | 1.00x |"));
-        println!("{}", table.join("\n"));
+        let section = format!(
+            "## Event bus\n\nWritten by `cargo bench -p sdk-benches --bench events` (2 cores; commit {}; bus, receiver and load generator in one process). {}\n\n{}\n",
+            commit(),
+            "Each bus figure is measured against a bare alternative in the same run: an axum handler doing one `INSERT` per request for publishing, unsigned POSTs from 64 reqwest tasks for delivering.",
+            table.join("\n")
+        );
+        println!("{section}");
+        let path = report::path();
+        let old = std::fs::read_to_string(&path).unwrap_or_default();
+        match std::fs::write(&path, report::with_section(&old, "## Event bus", &section)) {
+            Ok(()) => eprintln!("wrote the event bus section of {}", path.display()),
+            Err(e) => eprintln!("could not write {}: {e}", path.display()),
+        }
         let _ = std::fs::remove_dir_all(&dir);
     });
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
 pub mod balance;
+pub mod report;
 
 use std::time::Duration;
 

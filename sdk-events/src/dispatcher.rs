@@ -276,6 +276,14 @@ impl Dispatcher {
         let attempt = self.attempt(&delivery).await;
         let now = self.clock.now_ms();
         let settlement = decide(&attempt, delivery.attempts, now, &self.config);
+        let outcome = match &settlement {
+            Settlement::Delivered { .. } => "delivered",
+            Settlement::Retry { counted: false, .. } => "breaker_open",
+            Settlement::Retry { .. } => "retry",
+            Settlement::Dead { .. } => "dead",
+            Settlement::Gone => "gone",
+        };
+        metrics::counter!("sdk_events_attempts_total", "outcome" => outcome).increment(1);
         match &settlement {
             Settlement::Delivered { .. } => {}
             Settlement::Gone => {

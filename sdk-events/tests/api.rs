@@ -256,3 +256,42 @@ async fn bad_input_gets_a_json_4xx_and_stores_nothing() {
     );
     assert_eq!(event_count(&bus).await, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_metrics() {
+    let db = support::sqlite();
+    let bus = Bus::start(&db, &[]).await;
+    let receiver = Receiver::start().await;
+    let (users, _) = bus.application("user-service").await;
+    bus.application("email-service").await;
+    bus.action("user.created", "user-service", user_schema())
+        .await;
+    bus.subscribe("email-service", "welcome", "user.created", &receiver.url)
+        .await;
+    let (status, health) = bus.call(Method::GET, "/health", None, None).await;
+    assert_eq!(status, 200);
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["database"], "sqlite");
+    assert_eq!(health["writes"], "token");
+    bus.publish(&users, "user.created", user(1)).await;
+    receiver.wait_for(1, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let text = reqwest::get(format!("{}/metrics", bus.url))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        text.contains("sdk_events_published_total{action=\"user.created\"} 1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("sdk_events_attempts_total{outcome=\"delivered\"} 1"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("whsec_") && !text.contains("evt_"),
+        "no secret in metrics"
+    );
+}
