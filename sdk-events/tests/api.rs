@@ -295,3 +295,69 @@ async fn health_and_metrics() {
         "no secret in metrics"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_and_deliveries_page_in_order_by_filter() {
+    for db in databases() {
+        let bus = Bus::start(&db, &["--no-dispatcher"]).await;
+        let (users, _) = bus.application("user-service").await;
+        bus.application("email-service").await;
+        bus.action("user.created", "user-service", user_schema())
+            .await;
+        bus.action("user.deleted", "user-service", json!({"type": "object"}))
+            .await;
+        bus.subscribe(
+            "email-service",
+            "welcome",
+            "user.created",
+            "http://127.0.0.1:9/hook",
+        )
+        .await;
+        let mut created = Vec::new();
+        for n in 0..5 {
+            let (_, answer) = bus.publish(&users, "user.created", user(n)).await;
+            created.push(answer["id"].as_str().expect("id").to_owned());
+            bus.publish(&users, "user.deleted", json!({"n": n})).await;
+        }
+        let mut seen = Vec::new();
+        let mut path = "/v1/events?action=user.created&limit=2".to_owned();
+        loop {
+            let page = bus.admin_get(&path).await;
+            for event in page["events"].as_array().expect("events") {
+                assert_eq!(event["action"], "user.created");
+                seen.push(event["id"].as_str().expect("id").to_owned());
+            }
+            match page["next_after"].as_str() {
+                Some(next) => path = format!("/v1/events?action=user.created&limit=2&after={next}"),
+                None => break,
+            }
+        }
+        assert_eq!(
+            seen, created,
+            "{}: every page, in order, only that action",
+            db.name
+        );
+        let all = bus.admin_get("/v1/events?limit=1000").await;
+        assert_eq!(all["events"].as_array().map(Vec::len), Some(10));
+        let none = bus.admin_get("/v1/events?to=1970-01-02T00:00:00Z").await;
+        assert_eq!(
+            none["events"].as_array().map(Vec::len),
+            Some(0),
+            "the range applies"
+        );
+        let (status, _) = bus
+            .call(Method::GET, "/v1/events?after=12", Some(ADMIN), None)
+            .await;
+        assert_eq!(status, 400, "a cursor is what next_after said");
+
+        assert_eq!(bus.deliveries("welcome", "pending").await.len(), 5);
+        assert_eq!(bus.deliveries("welcome", "dead").await.len(), 0);
+        let page = bus.admin_get("/v1/deliveries?limit=2").await;
+        assert_eq!(page["deliveries"].as_array().map(Vec::len), Some(2));
+        let next = page["next_after"].as_i64().expect("a next page");
+        let rest = bus
+            .admin_get(&format!("/v1/deliveries?status=pending&after={next}"))
+            .await;
+        assert_eq!(rest["deliveries"].as_array().map(Vec::len), Some(3));
+    }
+}

@@ -441,19 +441,18 @@ async fn events(
         None => i64::MAX,
     };
     let limit = requests::limit(query.limit)?;
+    let after = query
+        .after
+        .as_deref()
+        .map(requests::event_cursor)
+        .transpose()?;
     let rows = bus
         .store
-        .events(
-            query.action.as_deref(),
-            from,
-            to,
-            query.after.unwrap_or(0),
-            limit,
-        )
+        .events(query.action.as_deref(), from, to, after, limit)
         .await
         .map_err(store_error)?;
     let next = (i64::try_from(rows.len()).ok() == Some(limit))
-        .then(|| rows.last().map(|r| r.seq))
+        .then(|| rows.last().map(|r| format!("{}.{}", r.created_ms, r.seq)))
         .flatten();
     let listed: Vec<_> = rows
         .iter()
@@ -528,7 +527,7 @@ async fn redrive_one(
     let now = bus.clock.now_ms();
     let n = bus
         .store
-        .redrive(Some(seq), None, now)
+        .redrive(crate::store::Redrive::One(seq), now)
         .await
         .map_err(store_error)?;
     if n == 0 {
@@ -552,7 +551,10 @@ async fn redrive_subscription(
     let now = bus.clock.now_ms();
     let n = bus
         .store
-        .redrive(None, Some(&redrive.subscription), now)
+        .redrive(
+            crate::store::Redrive::Subscription(&redrive.subscription),
+            now,
+        )
         .await
         .map_err(store_error)?;
     bus.wake_dispatcher();

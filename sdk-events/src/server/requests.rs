@@ -83,8 +83,16 @@ pub(super) struct EventQuery {
     pub(super) action: Option<String>,
     pub(super) from: Option<String>,
     pub(super) to: Option<String>,
-    pub(super) after: Option<i64>,
+    /// The `next_after` of the page before: `<created ms>.<seq>`.
+    pub(super) after: Option<String>,
     pub(super) limit: Option<i64>,
+}
+
+/// An events page's cursor, `<created ms>.<seq>` as `next_after` writes it.
+pub(super) fn event_cursor(text: &str) -> Result<(i64, i64), ApiError> {
+    text.split_once('.')
+        .and_then(|(ms, seq)| Some((ms.parse().ok()?, seq.parse().ok()?)))
+        .ok_or_else(|| bad("`after` is the `next_after` of the page before"))
 }
 
 /// `GET /v1/deliveries`.
@@ -106,29 +114,25 @@ pub(super) fn name(field: &'static str, value: &str) -> Result<(), ApiError> {
     sdk_registry::validate_name(field, value).map_err(|e| bad(e.to_string()))
 }
 
-/// Checks that `value` is an `http` or `https` URL with a host, no credentials and no
-/// fragment: where the bus may send deliveries.
+/// Checks that `value` is where the bus may send deliveries: an endpoint the SDK will
+/// call (its one rule, [`Instance::parse`](sdk::discovery::Instance::parse): `http` or
+/// `https`, a host, no credentials), at most 2048 bytes, without a fragment.
 pub(super) fn url(field: &str, value: &str) -> Result<(), ApiError> {
     let refuse = |why: &str| bad(format!("`{field}` {why}"));
     if value.len() > 2048 {
         return Err(refuse("is longer than 2048 bytes"));
     }
-    let uri: http::Uri = value.parse().map_err(|_| refuse("is not a URL"))?;
-    if !matches!(uri.scheme_str(), Some("http" | "https")) {
-        return Err(refuse("must be an http:// or https:// URL"));
-    }
-    let Some(authority) = uri.authority() else {
-        return Err(refuse("needs a host"));
-    };
-    if authority.as_str().contains('@') {
-        return Err(refuse("must not carry credentials"));
-    }
-    if authority.host().is_empty() {
-        return Err(refuse("needs a host"));
-    }
     if value.contains('#') {
         return Err(refuse("must not have a fragment"));
     }
+    let uri: http::Uri = value.parse().map_err(|_| refuse("is not a URL"))?;
+    let origin = format!(
+        "{}://{}",
+        uri.scheme_str().unwrap_or_default(),
+        uri.authority().map_or("", |a| a.as_str())
+    );
+    sdk::discovery::Instance::parse(&origin)
+        .map_err(|e| refuse(&format!("is not usable: {}", e.reason)))?;
     Ok(())
 }
 

@@ -17,6 +17,14 @@ macro_rules! claim_sql {
     };
 }
 
+/// The columns of a [`DeliveryRow`] (a macro, so statements stay `&'static str`).
+macro_rules! delivery_select {
+    () => {
+        "SELECT d.seq, e.id AS event_id, d.subscription, d.status, d.attempts, d.due_ms, d.last_status, \
+         d.last_error, d.replay, d.updated_ms FROM deliveries d JOIN events e ON e.seq = d.event_seq"
+    };
+}
+
 /// Where a delivery stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeliveryStatus {
@@ -200,40 +208,57 @@ impl Store {
         after: i64,
         limit: i64,
     ) -> Result<Vec<DeliveryRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT d.seq, e.id AS event_id, d.subscription, d.status, d.attempts, d.due_ms, d.last_status, \
-             d.last_error, d.replay, d.updated_ms FROM deliveries d JOIN events e ON e.seq = d.event_seq \
-             WHERE ($1 = '' OR d.status = $1) AND ($2 = '' OR d.subscription = $2) AND d.seq > $3 \
-             ORDER BY d.seq LIMIT $4",
-        )
-        .bind(status.map_or("", DeliveryStatus::as_str))
-        .bind(subscription.unwrap_or(""))
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        // One statement per filter, each served by an index of its own (never a scan
+        // through unrelated deliveries); parameters bound in this order: subscription,
+        // status, after, limit.
+        let statement = match (subscription.is_some(), status.is_some()) {
+            (false, false) => concat!(delivery_select!(), " WHERE d.seq > $1 ORDER BY d.seq LIMIT $2"),
+            (false, true) => concat!(delivery_select!(), " WHERE d.status = $1 AND d.seq > $2 ORDER BY d.seq LIMIT $3"),
+            (true, false) => concat!(delivery_select!(), " WHERE d.subscription = $1 AND d.seq > $2 ORDER BY d.seq LIMIT $3"),
+            (true, true) => concat!(
+                delivery_select!(),
+                " WHERE d.subscription = $1 AND d.status = $2 AND d.seq > $3 ORDER BY d.seq LIMIT $4"
+            ),
+        };
+        let mut query = sqlx::query(statement);
+        if let Some(subscription) = subscription {
+            query = query.bind(subscription);
+        }
+        if let Some(status) = status {
+            query = query.bind(status.as_str());
+        }
+        let rows = query.bind(after).bind(limit).fetch_all(&self.pool).await?;
         rows.iter().map(delivery_row).collect()
     }
 
     /// Makes dead deliveries pending again, due now, with their attempts reset: the one
     /// numbered `seq`, or every dead one of `subscription`. Returns how many.
-    pub async fn redrive(
-        &self,
-        seq: Option<i64>,
-        subscription: Option<&str>,
-        now_ms: i64,
-    ) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "UPDATE deliveries SET status = 'pending', attempts = 0, due_ms = $1, updated_ms = $1 \
-             WHERE status = 'dead' AND ($2 < 0 OR seq = $2) AND ($3 = '' OR subscription = $3)",
-        )
-        .bind(now_ms)
-        .bind(seq.unwrap_or(-1))
-        .bind(subscription.unwrap_or(""))
-        .execute(&self.pool)
-        .await?;
-        Ok(done.rows_affected())
+    pub async fn redrive(&self, target: Redrive<'_>, now_ms: i64) -> Result<u64, StoreError> {
+        let query = match target {
+            Redrive::One(seq) => sqlx::query(concat!(
+                "UPDATE deliveries SET status = 'pending', attempts = 0, due_ms = $1, updated_ms = $1 ",
+                "WHERE seq = $2 AND status = 'dead'"
+            ))
+            .bind(now_ms)
+            .bind(seq),
+            Redrive::Subscription(name) => sqlx::query(concat!(
+                "UPDATE deliveries SET status = 'pending', attempts = 0, due_ms = $1, updated_ms = $1 ",
+                "WHERE subscription = $2 AND status = 'dead'"
+            ))
+            .bind(now_ms)
+            .bind(name),
+        };
+        Ok(query.execute(&self.pool).await?.rows_affected())
     }
+}
+
+/// Which dead deliveries to re-drive.
+#[derive(Clone, Copy, Debug)]
+pub enum Redrive<'a> {
+    /// The one with this sequence number.
+    One(i64),
+    /// Every dead one of this subscription.
+    Subscription(&'a str),
 }
 
 fn claimed_row(r: &sqlx::any::AnyRow) -> Result<Claimed, sqlx::Error> {

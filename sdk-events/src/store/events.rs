@@ -2,6 +2,13 @@
 
 use sqlx::Row as _;
 
+/// The columns of an [`EventRow`] (a macro, so statements stay `&'static str`).
+macro_rules! event_select {
+    () => {
+        "SELECT seq, id, action, application, payload, created_ms FROM events"
+    };
+}
+
 use super::{writer::Job, Store, StoreError};
 
 /// An event to store.
@@ -63,28 +70,42 @@ impl Store {
         self.submit(Job::Publish(event.clone(), reply)).await?;
         answer.await.map_err(|_| super::writer_gone())?
     }
-    /// Events published in `[from_ms, to_ms)`, of `action` if given, after the sequence
-    /// number `after`, in publishing order, at most `limit`.
+    /// Events published in `[from_ms, to_ms)`, of `action` if given, in publishing-time
+    /// order, after the cursor `after` (the `(created_ms, seq)` of the last one seen), at
+    /// most `limit`. Each form is served by an index in that order: a page costs its own
+    /// rows, not the events before it or of other actions.
     pub async fn events(
         &self,
         action: Option<&str>,
         from_ms: i64,
         to_ms: i64,
-        after: i64,
+        after: Option<(i64, i64)>,
         limit: i64,
     ) -> Result<Vec<EventRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT seq, id, action, application, payload, created_ms FROM events \
-             WHERE created_ms >= $1 AND created_ms < $2 AND ($3 = '' OR action = $3) AND seq > $4 \
-             ORDER BY seq LIMIT $5",
-        )
-        .bind(from_ms)
-        .bind(to_ms)
-        .bind(action.unwrap_or(""))
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
+        // Rows strictly after (from - 1 ms, any seq) are those from `from_ms` on.
+        let start = (from_ms.saturating_sub(1), i64::MAX);
+        let (after_ms, after_seq) = after.map_or(start, |cursor| cursor.max(start));
+        let statement = match action {
+            Some(_) => concat!(
+                event_select!(),
+                " WHERE action = $1 AND (created_ms, seq) > ($2, $3) AND created_ms < $4 ORDER BY created_ms, seq LIMIT $5"
+            ),
+            None => concat!(
+                event_select!(),
+                " WHERE (created_ms, seq) > ($1, $2) AND created_ms < $3 ORDER BY created_ms, seq LIMIT $4"
+            ),
+        };
+        let mut query = sqlx::query(statement);
+        if let Some(action) = action {
+            query = query.bind(action);
+        }
+        let rows = query
+            .bind(after_ms)
+            .bind(after_seq)
+            .bind(to_ms)
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|r| {
                 Ok(EventRow {

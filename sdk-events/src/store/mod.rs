@@ -28,7 +28,7 @@ use sqlx::{
 };
 
 pub use self::{
-    deliveries::{Claimed, DeliveryRow, DeliveryStatus, Settlement},
+    deliveries::{Claimed, DeliveryRow, DeliveryStatus, Redrive, Settlement},
     events::{EventRow, NewEvent, Published},
     registry::{ActionRow, ApplicationRow, SubscriptionRow},
 };
@@ -64,7 +64,8 @@ pub enum StoreError {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    writer: tokio::sync::mpsc::Sender<writer::Job>,
+    /// SQLite's group-committing writer (none on PostgreSQL, which writes concurrently).
+    writer: Option<tokio::sync::mpsc::Sender<writer::Job>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -131,7 +132,7 @@ impl Store {
             })
             .connect_with(options)
             .await?;
-        let writer = writer::spawn(pool.clone(), backend);
+        let writer = (backend == Backend::Sqlite).then(|| writer::spawn(pool.clone(), backend));
         let store = Store {
             pool,
             backend,
@@ -174,9 +175,9 @@ impl Store {
 
     /// Hands a write to the writer (SQLite), or makes it now (PostgreSQL).
     async fn submit(&self, job: writer::Job) -> Result<(), StoreError> {
-        match self.backend {
-            Backend::Sqlite => self.writer.send(job).await.map_err(|_| writer_gone()),
-            Backend::Postgres => {
+        match &self.writer {
+            Some(writer) => writer.send(job).await.map_err(|_| writer_gone()),
+            None => {
                 writer::run_alone(&self.pool, self.backend, job).await;
                 Ok(())
             }
@@ -239,6 +240,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
 );
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (due_ms, seq) WHERE status = 'pending';
 CREATE INDEX IF NOT EXISTS deliveries_by_subscription ON deliveries (subscription, seq);
+CREATE INDEX IF NOT EXISTS deliveries_by_subscription_status ON deliveries (subscription, status, seq);
 CREATE INDEX IF NOT EXISTS deliveries_by_status ON deliveries (status, seq);
 CREATE INDEX IF NOT EXISTS deliveries_by_replay ON deliveries (replay, seq) WHERE replay <> 0
 ";
