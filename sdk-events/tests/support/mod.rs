@@ -115,11 +115,25 @@ pub(crate) fn databases() -> Vec<Database> {
     all
 }
 
-/// A running `sdk-events` process (killed when dropped).
+/// A running `sdk-events` process (killed when dropped); its API through [`Api`].
 pub(crate) struct Bus {
     pub(crate) child: Child,
-    pub(crate) url: String,
+    pub(crate) api: Api,
     pub(crate) log: Arc<Mutex<String>>,
+}
+
+impl std::ops::Deref for Bus {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+/// Calls to a bus's API at `url`, wherever the bus runs (a process, or in the test's own
+/// runtime).
+pub(crate) struct Api {
+    pub(crate) url: String,
 }
 
 /// Arguments that make the bus quick to test: a short schedule and lease (each
@@ -193,7 +207,9 @@ impl Bus {
             .to_owned();
         Bus {
             child,
-            url: format!("http://{addr}"),
+            api: Api {
+                url: format!("http://{addr}"),
+            },
             log,
         }
     }
@@ -223,7 +239,9 @@ impl Bus {
             .expect("exits within 20 s of SIGTERM")
             .expect("exit status")
     }
+}
 
+impl Api {
     /// A call with a token (`None`: without), answering status and JSON body.
     pub(crate) async fn call(
         &self,
