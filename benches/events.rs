@@ -37,6 +37,8 @@ mod report;
 
 const RATE: u64 = 1_000;
 const SECONDS: u64 = 10;
+/// Seconds at `RATE` before the measured ones.
+const WARM_UP: u64 = 1;
 const DELIVERIES: usize = 5_000;
 const ADMIN: &str = "bench-admin";
 
@@ -72,9 +74,9 @@ async fn receiver() -> (String, Arc<AtomicUsize>) {
     (format!("{}/hook", serve(app).await), count)
 }
 
-/// The bus on `url`'s database, its API at the returned address.
-async fn bus(url: &str, dispatcher: Option<&Dispatcher>) -> (String, Store) {
-    let store = Store::open(url).await.expect("store");
+/// The bus on `store`, its API at the returned address (as the binary runs it: the API
+/// and its dispatcher on one store).
+async fn bus(store: &Store, dispatcher: Option<&Dispatcher>) -> String {
     let config = BusConfig {
         admin_token: Some(ADMIN.into()),
         ..BusConfig::default()
@@ -86,7 +88,7 @@ async fn bus(url: &str, dispatcher: Option<&Dispatcher>) -> (String, Store) {
         dispatcher.map(Dispatcher::waker),
     )
     .expect("bus");
-    (serve(router(bus)).await, store)
+    serve(router(bus)).await
 }
 
 fn dispatcher(store: &Store) -> Dispatcher {
@@ -151,13 +153,15 @@ fn payload(n: u64) -> Value {
     json!({"user_id": format!("u{n}"), "email": format!("u{n}@example.com"), "plan": "free", "bio": "x".repeat(940)})
 }
 
-/// `RATE` requests a second for `SECONDS` made by `request`; latencies from when each was due.
+/// `RATE` requests a second for `WARM_UP` + `SECONDS` made by `request`; latencies from
+/// when each was due, of those after the warm-up (pools filled, caches loaded).
 async fn open_loop<F, Fut>(request: F) -> (Vec<Duration>, usize)
 where
     F: Fn(u64) -> Fut,
     Fut: std::future::Future<Output = bool> + Send + 'static,
 {
-    let total = RATE * SECONDS;
+    let warm_up = RATE * WARM_UP;
+    let total = RATE * (WARM_UP + SECONDS);
     let start = Instant::now();
     let mut tasks = Vec::with_capacity(total as usize);
     for n in 0..total {
@@ -168,12 +172,22 @@ where
     }
     let mut latencies = Vec::with_capacity(tasks.len());
     let mut failed = 0;
-    for task in tasks {
+    let mut slow = std::collections::BTreeMap::<u64, usize>::new();
+    for (n, task) in tasks.into_iter().enumerate() {
         let (ok, latency) = task.await.expect("request");
         if !ok {
             failed += 1;
         }
+        if (n as u64) < warm_up {
+            continue;
+        }
+        if latency > Duration::from_millis(20) {
+            *slow.entry(n as u64 / 100).or_default() += 1;
+        }
         latencies.push(latency);
+    }
+    if std::env::var("BENCH_DEBUG").is_ok() {
+        eprintln!("slow (>20ms) per 100 ms: {slow:?}");
     }
     latencies.sort();
     (latencies, failed)
@@ -249,6 +263,7 @@ async fn publish_rows(name: &str, url: &str, quiet_url: &str) -> Vec<String> {
             &latencies,
             failed,
         ));
+        eprintln!("{}", rows[rows.len() - 1]);
     }
     let http = reqwest::Client::new();
     let bare = bare_insert(url).await;
@@ -273,7 +288,7 @@ async fn publish_latencies(url: &str, delivering: bool) -> (Vec<Duration>, usize
     let (hook, _) = receiver().await;
     let store = Store::open(url).await.expect("store");
     let dispatcher = dispatcher(&store);
-    let (api, _) = bus(url, delivering.then_some(&dispatcher)).await;
+    let api = bus(&store, delivering.then_some(&dispatcher)).await;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     if delivering {
         tokio::spawn(dispatcher.run(async move {
@@ -304,7 +319,8 @@ async fn publish_latencies(url: &str, delivering: bool) -> (Vec<Duration>, usize
 /// Events/s delivering `DELIVERIES` stored events with `dispatchers` dispatchers.
 async fn delivery_rate(url: &str, dispatchers: usize) -> f64 {
     let (hook, count) = receiver().await;
-    let (api, store) = bus(url, None).await;
+    let store = Store::open(url).await.expect("store");
+    let api = bus(&store, None).await;
     let http = reqwest::Client::new();
     let token = set_up(&http, &api, &hook).await;
     let events = format!("{api}/v1/events");
@@ -329,8 +345,12 @@ async fn delivery_rate(url: &str, dispatchers: usize) -> f64 {
     let start = Instant::now();
     let mut stops = Vec::new();
     for _ in 0..dispatchers {
-        // Each dispatcher on a pool of its own, as a process of its own would be.
-        let own = Store::open(url).await.expect("store");
+        // On PostgreSQL each dispatcher on a pool of its own, as a process of its own would
+        // be; SQLite's one dispatcher shares the API's store (and its one writer).
+        let own = match store.backend() {
+            sdk_events::store::Backend::Sqlite => store.clone(),
+            sdk_events::store::Backend::Postgres => Store::open(url).await.expect("store"),
+        };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(dispatcher(&own).run(async move {
             let _ = stopped.await;
@@ -416,7 +436,7 @@ fn main() {
         let dir = std::env::temp_dir().join(format!("sdk-events-bench-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("dir");
         let mut table = vec![
-            format!("Publishing at {RATE} events/s for {SECONDS} s, 1 KB payloads (latency from when each request was due):"),
+            format!("Publishing at {RATE} events/s for {SECONDS} s after {WARM_UP} s at that rate unmeasured, 1 KB payloads (latency from when each request was due):"),
             String::new(),
             "| | p50 ms | p99 ms | max ms | failed |".into(),
             "| --- | --: | --: | --: | --: |".into(),

@@ -361,3 +361,43 @@ async fn events_and_deliveries_page_in_order_by_filter() {
         assert_eq!(rest["deliveries"].as_array().map(Vec::len), Some(3));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_copies_its_log_back_into_the_database_while_writing() {
+    // The connections leave checkpoints to the writer (off the commit path): without
+    // them the log would only grow and the database file would stay as it was created.
+    let db = support::sqlite();
+    let bus = Bus::start(&db, &["--no-dispatcher"]).await;
+    let (token, _) = bus.application("user-service").await;
+    bus.action("user.created", "user-service", json!({"type": "object"}))
+        .await;
+    let path = db.url.trim_start_matches("sqlite:").to_owned();
+    let size = || std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let before = size();
+    let bio = "x".repeat(1_000);
+    let publish = |n: usize| {
+        let (bus, token, bio) = (&bus, &token, &bio);
+        async move {
+            let (status, _) = bus
+                .publish(token, "user.created", json!({"n": n, "bio": bio}))
+                .await;
+            assert_eq!(status, 201);
+        }
+    };
+    let started = std::time::Instant::now();
+    let mut bulk = 0;
+    while bulk < 300 || started.elapsed() < Duration::from_millis(1_500) {
+        publish(bulk).await;
+        bulk += 1;
+    }
+    // A trickle after the bulk, past the next checkpoint's time.
+    for n in 0..25 {
+        publish(bulk + n).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let copied = size().saturating_sub(before);
+    assert!(
+        copied >= u64::try_from(bulk).expect("count") * 1_000,
+        "{bulk} events of 1 KB published, {copied} bytes in the database file"
+    );
+}

@@ -115,6 +115,8 @@ async fn follow_the_schedule(db: &Database) {
     receiver.then(&SCRIPT.map(|(answer, _)| answer));
     let (status, published) = api.publish(&token, "user.created", user(1)).await;
     assert_eq!(status, 201, "{published}");
+    // The dispatcher claims at most once per interval; it claimed as it started.
+    tokio::time::advance(config.claim_interval).await;
 
     for (n, (_, wait)) in (1..).zip(SCRIPT) {
         let row = after_attempts(&store, n).await;

@@ -60,6 +60,10 @@ struct Args {
     /// Milliseconds between looks for due deliveries (10 to 60000).
     #[arg(long, default_value_t = 250, value_parser = clap::value_parser!(u64).range(10..=60_000))]
     poll_ms: u64,
+    /// Least milliseconds between two claims, so that deliveries due together are
+    /// claimed by one write (0 to 1000).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=1_000))]
+    claim_interval_ms: u64,
     /// The delays between attempts, comma-separated (each ±20 %): one more attempt than
     /// delays.
     #[arg(long, default_value = "5s,5m,30m,2h,5h,10h,10h", value_parser = schedule)]
@@ -111,6 +115,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             lease: Duration::from_secs(args.lease_secs),
             attempt_timeout: Duration::from_millis(args.attempt_timeout_ms),
             poll: Duration::from_millis(args.poll_ms),
+            claim_interval: Duration::from_millis(args.claim_interval_ms),
             schedule: args.schedule.clone(),
             shutdown_grace: grace,
             ..DispatcherConfig::default()

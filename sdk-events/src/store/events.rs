@@ -64,8 +64,12 @@ impl Store {
     /// Stores `event` and one pending delivery for each enabled subscription to its
     /// action, in one transaction: both or neither. Answers only after the commit (on
     /// SQLite, synced to disk); publishes arriving meanwhile share the commit (see
-    /// `writer`).
+    /// `writer`). On PostgreSQL it is one statement, concurrent with others.
     pub async fn publish(&self, event: &NewEvent) -> Result<Published, StoreError> {
+        if self.backend == super::Backend::Postgres {
+            let mut connection = self.pool.acquire().await?;
+            return Ok(publish_postgres(&mut connection, event).await?);
+        }
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.submit(Job::Publish(event.clone(), reply)).await?;
         answer.await.map_err(|_| super::writer_gone())?
@@ -162,35 +166,15 @@ pub(super) async fn publish_in(
     connection: &mut sqlx::AnyConnection,
     event: &NewEvent,
 ) -> Result<Published, sqlx::Error> {
-    let inserted = sqlx::query(
+    let inserted = with_event(
         "INSERT INTO events (id, action, application, payload, idempotency_key, created_ms) \
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING seq",
+        event,
     )
-    .bind(&event.id)
-    .bind(&event.action)
-    .bind(&event.application)
-    .bind(&event.payload)
-    .bind(event.idempotency_key.as_deref())
-    .bind(event.created_ms)
     .fetch_optional(&mut *connection)
     .await?;
     let Some(inserted) = inserted else {
-        // The key was seen (the id is random, so it is the key that collided): nothing
-        // was written, the earlier event stands.
-        let earlier = sqlx::query(
-            "SELECT id, seq, created_ms FROM events WHERE application = $1 AND idempotency_key = $2",
-        )
-        .bind(&event.application)
-        .bind(event.idempotency_key.as_deref())
-        .fetch_one(&mut *connection)
-        .await?;
-        return Ok(Published {
-            id: earlier.try_get("id")?,
-            seq: earlier.try_get("seq")?,
-            created_ms: earlier.try_get("created_ms")?,
-            deliveries: 0,
-            duplicate: true,
-        });
+        return earlier(connection, event).await;
     };
     let seq: i64 = inserted.try_get("seq")?;
     let deliveries = sqlx::query(
@@ -210,4 +194,71 @@ pub(super) async fn publish_in(
         deliveries,
         duplicate: false,
     })
+}
+
+/// The event an idempotency key already stored (the id is random, so it is the key that
+/// collided): nothing was written, the earlier event stands.
+async fn earlier(
+    connection: &mut sqlx::AnyConnection,
+    event: &NewEvent,
+) -> Result<Published, sqlx::Error> {
+    let earlier = sqlx::query(
+        "SELECT id, seq, created_ms FROM events WHERE application = $1 AND idempotency_key = $2",
+    )
+    .bind(&event.application)
+    .bind(event.idempotency_key.as_deref())
+    .fetch_one(&mut *connection)
+    .await?;
+    Ok(Published {
+        id: earlier.try_get("id")?,
+        seq: earlier.try_get("seq")?,
+        created_ms: earlier.try_get("created_ms")?,
+        deliveries: 0,
+        duplicate: true,
+    })
+}
+
+/// [`Store::publish`] on PostgreSQL: the event and its deliveries by one statement, which
+/// is one transaction (both or neither) in one round trip instead of four.
+async fn publish_postgres(
+    connection: &mut sqlx::AnyConnection,
+    event: &NewEvent,
+) -> Result<Published, sqlx::Error> {
+    let inserted = with_event(
+        "WITH e AS (INSERT INTO events (id, action, application, payload, idempotency_key, created_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING seq), \
+         d AS (INSERT INTO deliveries (event_seq, subscription, status, attempts, due_ms, lease_until_ms, replay, updated_ms) \
+         SELECT e.seq, s.name, 'pending', 0, $6, 0, 0, $6 FROM e JOIN subscriptions s ON s.action = $2 AND s.enabled = 1 \
+         RETURNING 1) \
+         SELECT e.seq, (SELECT count(*) FROM d) AS deliveries FROM e",
+        event,
+    )
+    .fetch_optional(&mut *connection)
+    .await?;
+    let Some(inserted) = inserted else {
+        return earlier(connection, event).await;
+    };
+    let deliveries: i64 = inserted.try_get("deliveries")?;
+    Ok(Published {
+        id: event.id.clone(),
+        seq: inserted.try_get("seq")?,
+        created_ms: event.created_ms,
+        deliveries: u64::try_from(deliveries).unwrap_or(0),
+        duplicate: false,
+    })
+}
+
+/// `statement` with `event`'s columns bound as `$1` to `$6`: id, action, application,
+/// payload, idempotency key, time.
+fn with_event<'q>(
+    statement: &'static str,
+    event: &'q NewEvent,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    sqlx::query(statement)
+        .bind(&event.id)
+        .bind(&event.action)
+        .bind(&event.application)
+        .bind(&event.payload)
+        .bind(event.idempotency_key.as_deref())
+        .bind(event.created_ms)
 }

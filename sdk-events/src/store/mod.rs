@@ -64,8 +64,12 @@ pub enum StoreError {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
-    /// SQLite's group-committing writer (none on PostgreSQL, which writes concurrently).
+    /// SQLite's group-committing writer of everything (none on PostgreSQL, which writes
+    /// concurrently).
     writer: Option<tokio::sync::mpsc::Sender<writer::Job>>,
+    /// PostgreSQL's group-committing writer of settlements: a dispatcher's attempts end
+    /// many at a time, and one transaction records those that ended together.
+    settler: Option<tokio::sync::mpsc::Sender<writer::Job>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -122,9 +126,10 @@ impl Store {
             .after_connect(move |connection, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        // WAL with a synced commit: durable, readers never block the writer.
+                        // WAL with a synced commit: durable, readers never block the writer;
+                        // checkpoints are the writer's (see `writer::Checkpoints`).
                         connection
-                            .execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON")
+                            .execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0")
                             .await?;
                     }
                     Ok(())
@@ -133,10 +138,12 @@ impl Store {
             .connect_with(options)
             .await?;
         let writer = (backend == Backend::Sqlite).then(|| writer::spawn(pool.clone(), backend));
+        let settler = (backend == Backend::Postgres).then(|| writer::spawn(pool.clone(), backend));
         let store = Store {
             pool,
             backend,
             writer,
+            settler,
         };
         store.migrate().await?;
         Ok(store)
@@ -173,9 +180,13 @@ impl Store {
         Ok(begin_write(&self.pool, self.backend).await?)
     }
 
-    /// Hands a write to the writer (SQLite), or makes it now (PostgreSQL).
+    /// Hands a write to the writer (SQLite; settlements on PostgreSQL), or makes it now.
     async fn submit(&self, job: writer::Job) -> Result<(), StoreError> {
-        match &self.writer {
+        let queue = match job {
+            writer::Job::Settle(..) => self.writer.as_ref().or(self.settler.as_ref()),
+            _ => self.writer.as_ref(),
+        };
+        match queue {
             Some(writer) => writer.send(job).await.map_err(|_| writer_gone()),
             None => {
                 writer::run_alone(&self.pool, self.backend, job).await;

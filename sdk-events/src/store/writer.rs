@@ -1,14 +1,17 @@
-//! On SQLite, the one writer of publishes, claims and settlements: whatever arrives while
-//! a commit is being synced goes into the next transaction together, so a commit's fsync is shared by up to
-//! `MAX_BATCH` writes instead of paid by each (group commit). Each write is answered only
+//! On SQLite, the one writer of publishes, claims and settlements (on PostgreSQL, of
+//! settlements): whatever arrives while a commit is being synced goes into the next
+//! transaction together, so a commit's fsync is shared by up to `MAX_BATCH` writes instead
+//! of paid by each (group commit). Each write is answered only
 //! after the transaction holding it committed. Should a batch fail, its writes are tried
 //! again one transaction each, so one bad write never fails the others.
 //!
 //! Why by hand: sqlx has no group commit, and a pool of connections does not give one on
 //! SQLite (a single writer at a time, each commit synced on its own). PostgreSQL shares
 //! one WAL flush among concurrent commits itself, and a single writer would only
-//! serialize its round trips there: each write runs in its own transaction, at once
-//! ([`run_alone`]).
+//! serialize a publish's round trips behind others': a publish is one statement there
+//! (`events::publish_postgres`), claims run in a transaction of their own, at once
+//! ([`run_alone`]). Settlements are one short statement each, and
+//! many end together: batched, they cost one commit instead of one each.
 
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
@@ -44,7 +47,9 @@ pub(super) fn spawn(pool: AnyPool, backend: Backend) -> mpsc::Sender<Job> {
 }
 
 async fn run(pool: AnyPool, backend: Backend, mut jobs: mpsc::Receiver<Job>) {
+    let mut checkpoints = Checkpoints::new(pool.clone(), backend);
     while let Some(first) = jobs.recv().await {
+        checkpoints.maybe_start();
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
@@ -76,6 +81,55 @@ async fn run(pool: AnyPool, backend: Backend, mut jobs: mpsc::Receiver<Job>) {
                 }
             }
         }
+    }
+}
+
+/// How often SQLite's write-ahead log is copied back into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// SQLite's checkpoints, off the commit path: left to itself SQLite copies the log back
+/// into the database inside whichever commit fills it past 1,000 pages, and that commit
+/// (with every write batched in it) waits for the copy and a sync of the whole file. The
+/// connections turn that off (`wal_autocheckpoint = 0`); here a passive checkpoint runs
+/// on another connection at most once a second while writes come, never blocking the
+/// writer. Nothing acknowledged depends on it: a commit is durable in the log.
+struct Checkpoints {
+    pool: AnyPool,
+    enabled: bool,
+    last: tokio::time::Instant,
+    running: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Checkpoints {
+    fn new(pool: AnyPool, backend: Backend) -> Self {
+        Checkpoints {
+            pool,
+            enabled: backend == Backend::Sqlite,
+            last: tokio::time::Instant::now(),
+            running: Default::default(),
+        }
+    }
+
+    /// Starts a checkpoint if one is due and none is running.
+    fn maybe_start(&mut self) {
+        use std::sync::atomic::Ordering;
+        if !self.enabled || self.last.elapsed() < CHECKPOINT_EVERY {
+            return;
+        }
+        if self.running.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        self.last = tokio::time::Instant::now();
+        let (pool, running) = (self.pool.clone(), self.running.clone());
+        tokio::spawn(async move {
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                tracing::warn!(error = %e, "could not checkpoint the write-ahead log");
+            }
+            running.store(false, Ordering::Release);
+        });
     }
 }
 
