@@ -304,14 +304,11 @@ pub(super) struct SettleJob {
     pub(super) now_ms: i64,
 }
 
-/// [`Store::settle`]'s writes, inside the writer's transaction.
-pub(super) async fn settle_in(
-    connection: &mut sqlx::AnyConnection,
-    job: &SettleJob,
-) -> Result<(), sqlx::Error> {
-    let (seq, now_ms, attempts_before) = (job.seq, job.now_ms, job.attempts_before);
+/// What `job` sets: status, attempts, due time, the handler's status, the error.
+fn settled(job: &SettleJob) -> (&'static str, i64, i64, Option<u16>, Option<&str>) {
+    let (now_ms, attempts_before) = (job.now_ms, job.attempts_before);
     let attempts = attempts_before + 1;
-    let (status, attempts, due_ms, last_status, error) = match &job.settlement {
+    match &job.settlement {
         Settlement::Delivered { status } => ("delivered", attempts, now_ms, Some(*status), None),
         Settlement::Retry {
             due_ms,
@@ -332,7 +329,63 @@ pub(super) async fn settle_in(
             Some(410),
             Some("410 Gone: the subscription was disabled"),
         ),
-    };
+    }
+}
+
+/// `UPDATE deliveries` from a list of settlements, of each chunk size (the casts type the
+/// list's columns on PostgreSQL; SQLite takes them as they are).
+static SETTLE: std::sync::LazyLock<Vec<(usize, String)>> = std::sync::LazyLock::new(|| {
+    let (big, text) = ("CAST({} AS BIGINT)", "CAST({} AS TEXT)");
+    super::multi_row(
+        "WITH v (seq, owner, status, attempts, due_ms, last_status, last_error, updated_ms) AS (VALUES ",
+        &[big, text, text, big, big, big, text, big],
+        ") UPDATE deliveries SET status = v.status, attempts = v.attempts, due_ms = v.due_ms, \
+         lease_owner = NULL, lease_until_ms = 0, last_status = v.last_status, \
+         last_error = v.last_error, updated_ms = v.updated_ms \
+         FROM v WHERE deliveries.seq = v.seq AND deliveries.lease_owner = v.owner",
+    )
+});
+
+/// [`Store::settle`]'s writes of the writer's batch, inside its transaction: a few
+/// multi-row statements rather than one per settlement; a `410 Gone` (which also turns its
+/// subscription off) on its own.
+pub(super) async fn settle_batch_in(
+    connection: &mut sqlx::AnyConnection,
+    jobs: &[&SettleJob],
+) -> Result<(), sqlx::Error> {
+    let (gone, mut rest): (Vec<&SettleJob>, Vec<&SettleJob>) = jobs
+        .iter()
+        .partition(|job| job.settlement == Settlement::Gone);
+    for job in gone {
+        settle_in(connection, job).await?;
+    }
+    while let Some((rows, statement)) = super::chunk(&SETTLE, rest.len()) {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
+        for job in rest.drain(..rows) {
+            let (status, attempts, due_ms, last_status, error) = settled(job);
+            query = query
+                .bind(job.seq)
+                .bind(&job.owner)
+                .bind(status)
+                .bind(attempts)
+                .bind(due_ms)
+                .bind(last_status.map(i64::from))
+                .bind(error)
+                .bind(job.now_ms);
+        }
+        query.execute(&mut *connection).await?;
+    }
+    Ok(())
+}
+
+/// One settlement by itself: a `410 Gone` sets the delivery dead and, if it was still this
+/// dispatcher's to settle, turns its subscription off.
+async fn settle_in(
+    connection: &mut sqlx::AnyConnection,
+    job: &SettleJob,
+) -> Result<(), sqlx::Error> {
+    let seq = job.seq;
+    let (status, attempts, due_ms, last_status, error) = settled(job);
     let done = sqlx::query(
         "UPDATE deliveries SET status = $1, attempts = $2, due_ms = $3, lease_owner = NULL, lease_until_ms = 0, \
          last_status = $4, last_error = $5, updated_ms = $6 WHERE seq = $7 AND lease_owner = $8",
@@ -342,7 +395,7 @@ pub(super) async fn settle_in(
     .bind(due_ms)
     .bind(last_status.map(i64::from))
     .bind(error)
-    .bind(now_ms)
+    .bind(job.now_ms)
     .bind(seq)
     .bind(&job.owner)
     .execute(&mut *connection)

@@ -161,39 +161,72 @@ impl Store {
     }
 }
 
-/// [`Store::publish`]'s writes, inside the writer's transaction.
-pub(super) async fn publish_in(
+/// `INSERT INTO events` of each chunk size, with `RETURNING seq, id`.
+static INSERT_EVENTS: std::sync::LazyLock<Vec<(usize, String)>> = std::sync::LazyLock::new(|| {
+    super::multi_row(
+        "INSERT INTO events (id, action, application, payload, idempotency_key, created_ms) VALUES ",
+        &["{}"; 6],
+        " ON CONFLICT DO NOTHING RETURNING seq, id",
+    )
+});
+
+/// [`Store::publish`] of the writer's batch on SQLite, inside its transaction: the events
+/// by multi-row inserts, then their deliveries by one statement, so a batch costs a few
+/// statements rather than two per event (each a trip to SQLite's thread). Answers in the
+/// order given; an event whose idempotency key was seen (before, or earlier in the batch)
+/// stores nothing and answers the earlier one.
+pub(super) async fn publish_batch_in(
     connection: &mut sqlx::AnyConnection,
-    event: &NewEvent,
-) -> Result<Published, sqlx::Error> {
-    let inserted = with_event(
-        "INSERT INTO events (id, action, application, payload, idempotency_key, created_ms) \
-         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING seq",
-        event,
-    )
-    .fetch_optional(&mut *connection)
-    .await?;
-    let Some(inserted) = inserted else {
-        return earlier(connection, event).await;
-    };
-    let seq: i64 = inserted.try_get("seq")?;
-    let deliveries = sqlx::query(
-        "INSERT INTO deliveries (event_seq, subscription, status, attempts, due_ms, lease_until_ms, replay, updated_ms) \
-         SELECT $1, name, 'pending', 0, $2, 0, 0, $2 FROM subscriptions WHERE action = $3 AND enabled = 1",
-    )
-    .bind(seq)
-    .bind(event.created_ms)
-    .bind(&event.action)
-    .execute(&mut *connection)
-    .await?
-    .rows_affected();
-    Ok(Published {
-        id: event.id.clone(),
-        seq,
-        created_ms: event.created_ms,
-        deliveries,
-        duplicate: false,
-    })
+    events: &[&NewEvent],
+) -> Result<Vec<Published>, sqlx::Error> {
+    let mut seqs = std::collections::HashMap::with_capacity(events.len());
+    let mut rest = events;
+    while let Some((rows, statement)) = super::chunk(&INSERT_EVENTS, rest.len()) {
+        let (chunk, tail) = rest.split_at(rows);
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(statement));
+        for event in chunk {
+            query = bind_event(query, event);
+        }
+        for row in query.fetch_all(&mut *connection).await? {
+            seqs.insert(
+                row.try_get::<String, _>("id")?,
+                row.try_get::<i64, _>("seq")?,
+            );
+        }
+        rest = tail;
+    }
+    let mut deliveries = std::collections::HashMap::<i64, u64>::new();
+    if let (Some(first), Some(last)) = (seqs.values().min(), seqs.values().max()) {
+        // The writer holds SQLite's write lock and sequence numbers only grow: the range
+        // holds this batch's new events and no others.
+        let rows = sqlx::query(
+            "INSERT INTO deliveries (event_seq, subscription, status, attempts, due_ms, lease_until_ms, replay, updated_ms) \
+             SELECT e.seq, s.name, 'pending', 0, e.created_ms, 0, 0, e.created_ms \
+             FROM events e JOIN subscriptions s ON s.action = e.action AND s.enabled = 1 \
+             WHERE e.seq >= $1 AND e.seq <= $2 RETURNING event_seq",
+        )
+        .bind(*first)
+        .bind(*last)
+        .fetch_all(&mut *connection)
+        .await?;
+        for row in rows {
+            *deliveries.entry(row.try_get("event_seq")?).or_default() += 1;
+        }
+    }
+    let mut published = Vec::with_capacity(events.len());
+    for event in events {
+        published.push(match seqs.get(&event.id) {
+            Some(&seq) => Published {
+                id: event.id.clone(),
+                seq,
+                created_ms: event.created_ms,
+                deliveries: deliveries.get(&seq).copied().unwrap_or(0),
+                duplicate: false,
+            },
+            None => earlier(connection, event).await?,
+        });
+    }
+    Ok(published)
 }
 
 /// The event an idempotency key already stored (the id is random, so it is the key that
@@ -224,13 +257,13 @@ async fn publish_postgres(
     connection: &mut sqlx::AnyConnection,
     event: &NewEvent,
 ) -> Result<Published, sqlx::Error> {
-    let inserted = with_event(
-        "WITH e AS (INSERT INTO events (id, action, application, payload, idempotency_key, created_ms) \
+    let inserted = bind_event(
+        sqlx::query("WITH e AS (INSERT INTO events (id, action, application, payload, idempotency_key, created_ms) \
          VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING RETURNING seq), \
          d AS (INSERT INTO deliveries (event_seq, subscription, status, attempts, due_ms, lease_until_ms, replay, updated_ms) \
          SELECT e.seq, s.name, 'pending', 0, $6, 0, 0, $6 FROM e JOIN subscriptions s ON s.action = $2 AND s.enabled = 1 \
          RETURNING 1) \
-         SELECT e.seq, (SELECT count(*) FROM d) AS deliveries FROM e",
+         SELECT e.seq, (SELECT count(*) FROM d) AS deliveries FROM e"),
         event,
     )
     .fetch_optional(&mut *connection)
@@ -248,13 +281,13 @@ async fn publish_postgres(
     })
 }
 
-/// `statement` with `event`'s columns bound as `$1` to `$6`: id, action, application,
+/// `query` with `event`'s columns bound next, in this order: id, action, application,
 /// payload, idempotency key, time.
-fn with_event<'q>(
-    statement: &'static str,
+fn bind_event<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
     event: &'q NewEvent,
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
-    sqlx::query(statement)
+    query
         .bind(&event.id)
         .bind(&event.action)
         .bind(&event.application)

@@ -80,6 +80,43 @@ impl std::fmt::Debug for Store {
     }
 }
 
+/// Chunk sizes of the writer's multi-row statements: powers of two up to its largest batch,
+/// so that a handful of distinct statements is prepared (and cached), whatever a batch's
+/// size.
+const CHUNKS: [usize; 9] = [256, 128, 64, 32, 16, 8, 4, 2, 1];
+
+/// One statement per chunk size: `head`, then `rows` tuples of `width` parameters each
+/// (`$1`.. numbered on, every one passed through `cast`, e.g. `CAST({} AS BIGINT)`, by
+/// position), then `tail`.
+fn multi_row(head: &str, casts: &[&str], tail: &str) -> Vec<(usize, String)> {
+    CHUNKS
+        .iter()
+        .map(|&rows| {
+            let tuples: Vec<String> = (0..rows)
+                .map(|row| {
+                    let cells: Vec<String> = casts
+                        .iter()
+                        .enumerate()
+                        .map(|(i, cast)| {
+                            cast.replace("{}", &format!("${}", row * casts.len() + i + 1))
+                        })
+                        .collect();
+                    format!("({})", cells.join(", "))
+                })
+                .collect();
+            (rows, format!("{head}{}{tail}", tuples.join(", ")))
+        })
+        .collect()
+}
+
+/// The largest chunk of `statements` (from [`multi_row`]) that fits in `left` rows.
+fn chunk(statements: &[(usize, String)], left: usize) -> Option<(usize, &str)> {
+    statements
+        .iter()
+        .find(|(rows, _)| *rows <= left)
+        .map(|(rows, statement)| (*rows, statement.as_str()))
+}
+
 fn writer_gone() -> StoreError {
     StoreError::Config("the store's writer has stopped".into())
 }
@@ -126,10 +163,13 @@ impl Store {
             .after_connect(move |connection, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        // WAL with a synced commit: durable, readers never block the writer;
-                        // checkpoints are the writer's (see `writer::Checkpoints`).
+                        // WAL with a synced commit: durable, readers never block the writer.
+                        // SQLite's own checkpoints stay on: run by the writer after a commit
+                        // while nothing else writes, they keep the log at about 4 MB. (Run
+                        // from another connection, they race the next commits, the log is
+                        // never wholly copied back, and it grows without end.)
                         connection
-                            .execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA wal_autocheckpoint = 0")
+                            .execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON")
                             .await?;
                     }
                     Ok(())

@@ -18,8 +18,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::{
     begin_write,
-    deliveries::{claim_in, settle_in, ClaimJob, SettleJob},
-    events::publish_in,
+    deliveries::{claim_in, settle_batch_in, ClaimJob, SettleJob},
+    events::publish_batch_in,
     Backend, Claimed, NewEvent, Published, StoreError,
 };
 
@@ -47,9 +47,7 @@ pub(super) fn spawn(pool: AnyPool, backend: Backend) -> mpsc::Sender<Job> {
 }
 
 async fn run(pool: AnyPool, backend: Backend, mut jobs: mpsc::Receiver<Job>) {
-    let mut checkpoints = Checkpoints::new(pool.clone(), backend);
     while let Some(first) = jobs.recv().await {
-        checkpoints.maybe_start();
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match jobs.try_recv() {
@@ -84,55 +82,6 @@ async fn run(pool: AnyPool, backend: Backend, mut jobs: mpsc::Receiver<Job>) {
     }
 }
 
-/// How often SQLite's write-ahead log is copied back into the database file.
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// SQLite's checkpoints, off the commit path: left to itself SQLite copies the log back
-/// into the database inside whichever commit fills it past 1,000 pages, and that commit
-/// (with every write batched in it) waits for the copy and a sync of the whole file. The
-/// connections turn that off (`wal_autocheckpoint = 0`); here a passive checkpoint runs
-/// on another connection at most once a second while writes come, never blocking the
-/// writer. Nothing acknowledged depends on it: a commit is durable in the log.
-struct Checkpoints {
-    pool: AnyPool,
-    enabled: bool,
-    last: tokio::time::Instant,
-    running: std::sync::Arc<std::sync::atomic::AtomicBool>,
-}
-
-impl Checkpoints {
-    fn new(pool: AnyPool, backend: Backend) -> Self {
-        Checkpoints {
-            pool,
-            enabled: backend == Backend::Sqlite,
-            last: tokio::time::Instant::now(),
-            running: Default::default(),
-        }
-    }
-
-    /// Starts a checkpoint if one is due and none is running.
-    fn maybe_start(&mut self) {
-        use std::sync::atomic::Ordering;
-        if !self.enabled || self.last.elapsed() < CHECKPOINT_EVERY {
-            return;
-        }
-        if self.running.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        self.last = tokio::time::Instant::now();
-        let (pool, running) = (self.pool.clone(), self.running.clone());
-        tokio::spawn(async move {
-            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(&pool)
-                .await
-            {
-                tracing::warn!(error = %e, "could not checkpoint the write-ahead log");
-            }
-            running.store(false, Ordering::Release);
-        });
-    }
-}
-
 /// Runs `job` in a transaction of its own and answers it (PostgreSQL).
 pub(super) async fn run_alone(pool: &AnyPool, backend: Backend, job: Job) {
     let outcome = commit(pool, backend, std::slice::from_ref(&job))
@@ -152,16 +101,39 @@ async fn commit(
     jobs: &[Job],
 ) -> Result<Vec<Outcome>, sqlx::Error> {
     let mut transaction = begin_write(pool, backend).await?;
+    let events: Vec<&NewEvent> = jobs
+        .iter()
+        .filter_map(|job| match job {
+            Job::Publish(event, _) => Some(event),
+            _ => None,
+        })
+        .collect();
+    let settles: Vec<&SettleJob> = jobs
+        .iter()
+        .filter_map(|job| match job {
+            Job::Settle(settle, _) => Some(settle),
+            _ => None,
+        })
+        .collect();
+    // The batch's publishes together, its settlements together, then its claims (which see
+    // both).
+    let mut published = if events.is_empty() {
+        Vec::new().into_iter()
+    } else {
+        publish_batch_in(&mut transaction, &events)
+            .await?
+            .into_iter()
+    };
+    if !settles.is_empty() {
+        settle_batch_in(&mut transaction, &settles).await?;
+    }
     let mut outcomes = Vec::with_capacity(jobs.len());
     for job in jobs {
         outcomes.push(match job {
-            Job::Publish(event, _) => {
-                Outcome::Published(publish_in(&mut transaction, event).await?)
-            }
-            Job::Settle(settle, _) => {
-                settle_in(&mut transaction, settle).await?;
-                Outcome::Settled
-            }
+            Job::Publish(..) => Outcome::Published(published.next().ok_or_else(|| {
+                sqlx::Error::Protocol("a publish of the batch went unanswered".into())
+            })?),
+            Job::Settle(..) => Outcome::Settled,
             Job::Claim(claim, _) => {
                 Outcome::Claimed(claim_in(&mut transaction, backend, claim).await?)
             }
