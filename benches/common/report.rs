@@ -5,8 +5,9 @@
 
 use std::path::PathBuf;
 
-/// The sections benches other than the suite write, by heading.
-pub const OWN_SECTIONS: &[&str] = &["## Event bus"];
+/// The sections the suite does not write, by heading: other benches' (the event bus's) and
+/// those written by hand from several runs.
+pub const OWN_SECTIONS: &[&str] = &["## Event bus", "## Event bus: runs compared"];
 
 /// The report's path.
 pub fn path() -> PathBuf {
