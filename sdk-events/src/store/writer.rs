@@ -1,17 +1,20 @@
-//! On SQLite, the one writer of publishes, claims and settlements (on PostgreSQL, of
-//! settlements): whatever arrives while a commit is being synced goes into the next
-//! transaction together, so a commit's fsync is shared by up to `MAX_BATCH` writes instead
-//! of paid by each (group commit). Each write is answered only
-//! after the transaction holding it committed. Should a batch fail, its writes are tried
-//! again one transaction each, so one bad write never fails the others.
+//! The group-committing writer: whatever arrives while a commit is being synced goes into
+//! the next transaction together, so a commit's fsync is shared by up to `MAX_BATCH` writes
+//! instead of paid by each (group commit), and the batch is written by a few multi-row
+//! statements (its publishes together, its settlements together) rather than one or two
+//! per write. Each write is answered only after the transaction holding it committed.
+//! Should a batch fail, its writes are tried again one transaction each, so one bad write
+//! never fails the others.
+//!
+//! - On SQLite it takes every write: publishes, claims and settlements.
+//! - On PostgreSQL it takes settlements only: a dispatcher's attempts end many at a time.
+//!   PostgreSQL shares one WAL flush among concurrent commits itself, and a single writer
+//!   would only queue a publish behind others: a publish is one statement there
+//!   (`events::publish_postgres`), and a claim runs in a transaction of its own, at once
+//!   ([`run_alone`]).
 //!
 //! Why by hand: sqlx has no group commit, and a pool of connections does not give one on
-//! SQLite (a single writer at a time, each commit synced on its own). PostgreSQL shares
-//! one WAL flush among concurrent commits itself, and a single writer would only
-//! serialize a publish's round trips behind others': a publish is one statement there
-//! (`events::publish_postgres`), claims run in a transaction of their own, at once
-//! ([`run_alone`]). Settlements are one short statement each, and
-//! many end together: batched, they cost one commit instead of one each.
+//! SQLite (a single writer at a time, each commit synced on its own).
 
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};

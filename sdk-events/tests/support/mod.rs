@@ -108,6 +108,30 @@ pub(crate) fn postgres() -> Option<Database> {
     }
 }
 
+impl Database {
+    /// Runs `sql` on the PostgreSQL server's admin database; its unaligned output.
+    pub(crate) fn psql(&self, sql: &str) -> String {
+        let Some((admin, _)) = &self.cleanup else {
+            panic!("not a PostgreSQL database");
+        };
+        let out = std::process::Command::new("psql")
+            .args([admin, "-Atq", "-c", sql])
+            .output()
+            .expect("psql");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    }
+
+    /// The PostgreSQL database's name.
+    pub(crate) fn pg_name(&self) -> &str {
+        self.cleanup.as_ref().map_or("", |(_, db)| db.as_str())
+    }
+}
+
 /// SQLite, and PostgreSQL when there is one.
 pub(crate) fn databases() -> Vec<Database> {
     let mut all = vec![sqlite()];
