@@ -287,12 +287,7 @@ async fn health_and_metrics() {
     let db = support::sqlite();
     let bus = Bus::start(&db, &[]).await;
     let receiver = Receiver::start().await;
-    let (users, _) = bus.application("user-service").await;
-    bus.application("email-service").await;
-    bus.action("user.created", "user-service", user_schema())
-        .await;
-    bus.subscribe("email-service", "welcome", "user.created", &receiver.url)
-        .await;
+    let (users, _) = bus.welcome(&receiver.url).await;
     let (status, health) = bus.call(Method::GET, "/health", None, None).await;
     assert_eq!(status, 200);
     assert_eq!(health["status"], "ok");

@@ -8,20 +8,7 @@ use std::time::{Duration, SystemTime};
 use reqwest::Method;
 use sdk_events::signature::{verify, Secret, DEFAULT_TOLERANCE};
 use serde_json::json;
-use support::{user, user_schema, Answer, Bus, Database, Receiver};
-
-/// A bus with `user-service` publishing `user.created` to `receiver` (subscription
-/// `welcome`): the publisher's token and the subscription's secret.
-async fn set_up(bus: &Bus, receiver: &Receiver) -> (String, String) {
-    let (token, _) = bus.application("user-service").await;
-    bus.application("email-service").await;
-    bus.action("user.created", "user-service", user_schema())
-        .await;
-    let secret = bus
-        .subscribe("email-service", "welcome", "user.created", &receiver.url)
-        .await;
-    (token, secret)
-}
+use support::{user, Answer, Bus, Database, Receiver};
 
 fn gaps(seen: &[support::Seen]) -> Vec<Duration> {
     seen.windows(2).map(|w| w[1].at - w[0].at).collect()
@@ -32,7 +19,7 @@ async fn failures_are_retried_on_the_schedule_with_the_same_id() {
     for db in support::databases() {
         let bus = Bus::start(&db, &[]).await;
         let receiver = Receiver::start().await;
-        let (token, _) = set_up(&bus, &receiver).await;
+        let (token, _) = bus.welcome(&receiver.url).await;
         receiver.then(&[Answer(500, None), Answer(502, None)]);
         let (status, published) = bus.publish(&token, "user.created", user(1)).await;
         assert_eq!(status, 201);
@@ -67,7 +54,7 @@ async fn retry_after_is_honoured() {
     let db = support::sqlite();
     let bus = Bus::start(&db, &["--schedule", "100ms,5s"]).await;
     let receiver = Receiver::start().await;
-    let (token, _) = set_up(&bus, &receiver).await;
+    let (token, _) = bus.welcome(&receiver.url).await;
     receiver.then(&[Answer(503, Some(1))]);
     bus.publish(&token, "user.created", user(1)).await;
     let seen = receiver.wait_for(2, Duration::from_secs(10)).await;
@@ -84,7 +71,7 @@ async fn gone_disables_the_subscription() {
     let db = support::sqlite();
     let bus = Bus::start(&db, &[]).await;
     let receiver = Receiver::start().await;
-    let (token, _) = set_up(&bus, &receiver).await;
+    let (token, _) = bus.welcome(&receiver.url).await;
     receiver.then(&[Answer(410, None)]);
     bus.publish(&token, "user.created", user(1)).await;
     receiver.wait_for(1, Duration::from_secs(10)).await;
@@ -123,7 +110,7 @@ async fn the_last_failure_dead_letters_and_redrive_delivers() {
     for db in support::databases() {
         let bus = Bus::start(&db, &[]).await;
         let receiver = Receiver::start().await;
-        let (token, _) = set_up(&bus, &receiver).await;
+        let (token, _) = bus.welcome(&receiver.url).await;
         receiver.then(&[Answer(500, None), Answer(500, None), Answer(500, None)]);
         bus.publish(&token, "user.created", user(1)).await;
         receiver.wait_for(3, Duration::from_secs(10)).await;
@@ -170,7 +157,7 @@ async fn a_rotated_secret_signs_beside_the_old_one() {
     let db: Database = support::sqlite();
     let bus = Bus::start(&db, &[]).await;
     let receiver = Receiver::start().await;
-    let (token, old) = set_up(&bus, &receiver).await;
+    let (token, old) = bus.welcome(&receiver.url).await;
     let rotated = bus
         .admin_post(
             "/v1/subscriptions/welcome/secret",
@@ -218,7 +205,7 @@ async fn replay_resends_in_order_with_the_original_ids() {
     for db in support::databases() {
         let bus = Bus::start(&db, &[]).await;
         let receiver = Receiver::start().await;
-        let (token, _) = set_up(&bus, &receiver).await;
+        let (token, _) = bus.welcome(&receiver.url).await;
         let mut ids = Vec::new();
         for n in 0..20 {
             let (_, published) = bus.publish(&token, "user.created", user(n)).await;
@@ -311,7 +298,7 @@ async fn every_delivery_verifies_with_an_independent_verifier_across_a_rotation(
     for db in support::databases() {
         let bus = Bus::start(&db, &[]).await;
         let receiver = Receiver::start().await;
-        let (token, old) = set_up(&bus, &receiver).await;
+        let (token, old) = bus.welcome(&receiver.url).await;
         for n in 0..5 {
             bus.publish(&token, "user.created", user(n)).await;
         }
@@ -348,7 +335,7 @@ async fn sigterm_gives_back_unfinished_deliveries_at_once() {
     ];
     let mut bus = Bus::start(&db, &args).await;
     let receiver = Receiver::start().await;
-    let (token, _) = set_up(&bus, &receiver).await;
+    let (token, _) = bus.welcome(&receiver.url).await;
     receiver.slow(Duration::from_secs(5));
     bus.publish(&token, "user.created", user(1)).await;
     receiver.wait_for(1, Duration::from_secs(10)).await;

@@ -11,7 +11,7 @@ use std::{
     time::Duration,
 };
 
-use support::{user, user_schema, Bus, Database, Receiver};
+use support::{user, Bus, Database, Receiver};
 use tokio::time::Instant;
 
 const EVENTS: usize = 10_000;
@@ -60,12 +60,7 @@ async fn nothing_lost(db: &Database, dispatchers: usize) {
     let started = Instant::now();
     let api = Arc::new(Bus::start(db, &["--no-dispatcher"]).await);
     let receiver = Receiver::start().await;
-    let (token, _) = api.application("user-service").await;
-    api.application("email-service").await;
-    api.action("user.created", "user-service", user_schema())
-        .await;
-    api.subscribe("email-service", "welcome", "user.created", &receiver.url)
-        .await;
+    let (token, _) = api.welcome(&receiver.url).await;
     let mut running = Vec::new();
     for _ in 0..dispatchers {
         running.push(Bus::start(db, &[]).await);

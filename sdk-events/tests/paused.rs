@@ -16,7 +16,7 @@ use sdk_events::{
     store::{DeliveryRow, DeliveryStatus, Store},
 };
 use serde_json::json;
-use support::{user, user_schema, Answer, Api, Database, Receiver, ADMIN};
+use support::{user, Answer, Api, Database, Receiver, ADMIN};
 
 /// How long the test waits, in the machine's time, for the real parts (SQLite's thread,
 /// the PostgreSQL server, the sockets) to do what the bus's time allows.
@@ -106,12 +106,7 @@ async fn follow_the_schedule(db: &Database) {
     }));
 
     let receiver = Receiver::start().await;
-    let (token, _) = api.application("user-service").await;
-    api.application("email-service").await;
-    api.action("user.created", "user-service", user_schema())
-        .await;
-    api.subscribe("email-service", "welcome", "user.created", &receiver.url)
-        .await;
+    let (token, _) = api.welcome(&receiver.url).await;
     receiver.then(&SCRIPT.map(|(answer, _)| answer));
     let (status, published) = api.publish(&token, "user.created", user(1)).await;
     assert_eq!(status, 201, "{published}");

@@ -66,10 +66,6 @@ impl Store {
     /// SQLite, synced to disk); publishes arriving meanwhile share the commit (see
     /// `writer`). On PostgreSQL it is one statement, concurrent with others.
     pub async fn publish(&self, event: &NewEvent) -> Result<Published, StoreError> {
-        if self.backend == super::Backend::Postgres {
-            let mut connection = self.pool.acquire().await?;
-            return Ok(publish_postgres(&mut connection, event).await?);
-        }
         let (reply, answer) = tokio::sync::oneshot::channel();
         self.submit(Job::Publish(event.clone(), reply)).await?;
         answer.await.map_err(|_| super::writer_gone())?
@@ -253,7 +249,7 @@ async fn earlier(
 
 /// [`Store::publish`] on PostgreSQL: the event and its deliveries by one statement, which
 /// is one transaction (both or neither) in one round trip instead of four.
-async fn publish_postgres(
+pub(super) async fn publish_postgres(
     connection: &mut sqlx::AnyConnection,
     event: &NewEvent,
 ) -> Result<Published, sqlx::Error> {

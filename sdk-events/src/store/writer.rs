@@ -22,7 +22,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::{
     begin_write,
     deliveries::{claim_in, settle_batch_in, ClaimJob, SettleJob},
-    events::publish_batch_in,
+    events::{publish_batch_in, publish_postgres},
     Backend, Claimed, NewEvent, Published, StoreError,
 };
 
@@ -85,8 +85,17 @@ async fn run(pool: AnyPool, backend: Backend, mut jobs: mpsc::Receiver<Job>) {
     }
 }
 
-/// Runs `job` in a transaction of its own and answers it (PostgreSQL).
+/// Runs `job` at once and answers it (PostgreSQL): a publish as its one statement, any
+/// other write in a transaction of its own.
 pub(super) async fn run_alone(pool: &AnyPool, backend: Backend, job: Job) {
+    if let Job::Publish(event, reply) = job {
+        let published = async {
+            let mut connection = pool.acquire().await?;
+            publish_postgres(&mut connection, &event).await
+        };
+        let _ = reply.send(published.await.map_err(StoreError::from));
+        return;
+    }
     let outcome = commit(pool, backend, std::slice::from_ref(&job))
         .await
         .map_err(StoreError::from)
@@ -104,20 +113,14 @@ async fn commit(
     jobs: &[Job],
 ) -> Result<Vec<Outcome>, sqlx::Error> {
     let mut transaction = begin_write(pool, backend).await?;
-    let events: Vec<&NewEvent> = jobs
-        .iter()
-        .filter_map(|job| match job {
-            Job::Publish(event, _) => Some(event),
-            _ => None,
-        })
-        .collect();
-    let settles: Vec<&SettleJob> = jobs
-        .iter()
-        .filter_map(|job| match job {
-            Job::Settle(settle, _) => Some(settle),
-            _ => None,
-        })
-        .collect();
+    let (mut events, mut settles) = (Vec::new(), Vec::new());
+    for job in jobs {
+        match job {
+            Job::Publish(event, _) => events.push(event),
+            Job::Settle(settle, _) => settles.push(settle),
+            Job::Claim(..) => {}
+        }
+    }
     // The batch's publishes together, its settlements together, then its claims (which see
     // both).
     let mut published = if events.is_empty() {

@@ -353,6 +353,20 @@ impl Api {
         answer["secret"].as_str().expect("secret").to_owned()
     }
 
+    /// `user-service` publishing `user.created` (the reference's schema) to `handler`,
+    /// subscription `welcome` of `email-service`: the publisher's token and the
+    /// subscription's secret.
+    pub(crate) async fn welcome(&self, handler: &str) -> (String, String) {
+        let (token, _) = self.application("user-service").await;
+        self.application("email-service").await;
+        self.action("user.created", "user-service", user_schema())
+            .await;
+        let secret = self
+            .subscribe("email-service", "welcome", "user.created", handler)
+            .await;
+        (token, secret)
+    }
+
     /// Publishes with `token`: status and answer.
     pub(crate) async fn publish(&self, token: &str, action: &str, payload: Value) -> (u16, Value) {
         self.call(
