@@ -229,7 +229,7 @@ pub use crate::{
     hooks::{CallHook, ErrorHook},
     redact::is_secret_header,
     request::{CacheMode, CallOptions, Policy, ServiceRequest, VaryOn},
-    response::{CacheStatus, ServiceResponse},
+    response::{CacheStatus, ServiceResponse, Streamed},
     retry::RetryOverride,
     service_sdk::{Registration, ServiceSdk, ServiceSdkBuilder},
 };

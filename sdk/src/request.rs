@@ -220,6 +220,8 @@ struct RequestParts {
     body: Bytes,
     options: CallOptions,
     trace_id: std::sync::OnceLock<u128>,
+    /// The bodies of a streamed call, carried to the transport.
+    exchange: Option<Arc<crate::transport::Exchange>>,
 }
 
 impl ServiceRequest {
@@ -279,6 +281,7 @@ impl ServiceRequest {
                 body,
                 options,
                 trace_id: std::sync::OnceLock::new(),
+                exchange: None,
             }),
             attempt: 1,
             deadline: None,
@@ -298,7 +301,18 @@ impl ServiceRequest {
         let mut headers = self.headers().clone();
         crate::trace::propagate(&mut headers, self.trace_id());
         *http_request.headers_mut() = headers;
+        if let Some(exchange) = &self.parts.exchange {
+            http_request.extensions_mut().insert(exchange.clone());
+        }
         Ok(http_request)
+    }
+
+    /// Makes this a streamed call sending and receiving through `exchange` (a request just
+    /// built, not yet shared).
+    pub(crate) fn stream_through(&mut self, exchange: Arc<crate::transport::Exchange>) {
+        if let Some(parts) = Arc::get_mut(&mut self.parts) {
+            parts.exchange = Some(exchange);
+        }
     }
 
     /// The HTTP method.

@@ -59,6 +59,11 @@ impl ServiceResponse {
         &self.headers
     }
 
+    /// The response headers, consuming the response (copied only if the cache shares them).
+    pub fn into_headers(self) -> HeaderMap {
+        Arc::try_unwrap(self.headers).unwrap_or_else(|shared| (*shared).clone())
+    }
+
     /// The body bytes.
     pub fn bytes(&self) -> &Bytes {
         &self.body
@@ -106,4 +111,20 @@ impl fmt::Debug for ServiceResponse {
             .field("cache", &self.cache)
             .finish()
     }
+}
+
+/// The answer to a streamed call ([`RequestBuilder::streamed`](crate::client::RequestBuilder::streamed)):
+/// its head as the pipeline saw it (status, headers, attempts, instance; the body empty),
+/// and its body, still streaming from the connection.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Streamed {
+    /// Status, headers, attempts and instance.
+    pub head: ServiceResponse,
+    /// The body, read as it arrives.
+    pub body: crate::transport::Body,
+    /// For a `101 Switching Protocols` answer (a request with `Connection: upgrade`, e.g. a
+    /// WebSocket handshake, over HTTP/1.1): the connection, once switched. The bytes that
+    /// follow on it are the caller's.
+    pub upgrade: Option<hyper::upgrade::OnUpgrade>,
 }

@@ -13,6 +13,9 @@
 //! - the TLS handshake must finish within `header_read_timeout` too;
 //! - on shutdown, requests in flight get `shutdown_grace` to finish.
 //!
+//! Each request carries its peer's address (axum's `ConnectInfo<SocketAddr>`), and a
+//! connection may be upgraded (WebSockets); an upgraded connection keeps its idle timeout.
+//!
 //! Why not `axum::serve`: it runs hyper without a timer, so no header timeout applies, and
 //! it has no connection limit.
 
@@ -37,6 +40,7 @@ use tokio::{
     sync::Semaphore,
     time::{Instant, Sleep},
 };
+use tower::ServiceExt as _;
 
 /// Connection limits and timeouts of the server.
 #[derive(Clone, Copy, Debug)]
@@ -119,10 +123,18 @@ pub async fn serve(
         );
         tokio::spawn(async move {
             let _slot = slot;
-            let service = TowerToHyperService::new(router);
+            let service = TowerToHyperService::new(router.map_request(
+                move |mut request: http::Request<hyper::body::Incoming>| {
+                    request
+                        .extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    request
+                },
+            ));
             let result = match acceptor {
                 None => {
-                    let connection = builder.serve_connection(TokioIo::new(io), service);
+                    let connection =
+                        builder.serve_connection_with_upgrades(TokioIo::new(io), service);
                     watcher.watch(connection.into_owned()).await
                 }
                 Some(acceptor) => {
@@ -139,7 +151,8 @@ pub async fn serve(
                             return;
                         }
                     };
-                    let connection = builder.serve_connection(TokioIo::new(tls), service);
+                    let connection =
+                        builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
                     watcher.watch(connection.into_owned()).await
                 }
             };

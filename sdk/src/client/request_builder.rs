@@ -262,6 +262,66 @@ impl RequestBuilder {
         self
     }
 
+    /// Adds every header of `headers` (repeated names kept).
+    pub fn headers(mut self, headers: HeaderMap) -> Self {
+        let mut last = None;
+        for (name, value) in headers {
+            if let Some(name) = name {
+                last = Some(name);
+            }
+            if let Some(name) = &last {
+                self.headers.append(name.clone(), value);
+            }
+        }
+        self
+    }
+
+    /// Sends the request with `body` streamed (never held whole) and answers as soon as the
+    /// head arrives, the body still streaming: what a proxy needs for bodies of any size.
+    ///
+    /// The call goes through the same pipeline (deadline up to the head, breaker, balancer,
+    /// attempt timeout, metrics); the cache is bypassed. A call with a non-empty body is sent
+    /// once (its body cannot be sent again); one with an empty body keeps its retries.
+    /// Middleware that reads whole bodies (`from_fn`) sees empty ones; a whole-body transport
+    /// refuses a non-empty streamed body.
+    ///
+    /// ```no_run
+    /// # async fn run(sdk: sdk::ServiceSdk) -> sdk::ServiceResult<()> {
+    /// use http_body_util::BodyExt;
+    /// let upload = sdk::transport::Body::full("a large body, read as it goes");
+    /// let answer = sdk.get_client("files").put("/blobs/1").streamed(upload).await?;
+    /// assert!(answer.head.status().is_success());
+    /// let mut body = answer.body;
+    /// while let Some(frame) = body.frame().await {
+    ///     let _chunk = frame.map_err(|e| sdk::ServiceError::invalid("files", e.to_string()))?;
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub async fn streamed(
+        mut self,
+        body: crate::transport::Body,
+    ) -> ServiceResult<crate::response::Streamed> {
+        /// One attempt: a body can be sent once.
+        static ONCE: RetryOverride = RetryOverride::new(1, Duration::ZERO, 1.0);
+        let exchange = crate::transport::Exchange::new(body);
+        self.options.cache_mode = CacheMode::Bypass;
+        if !exchange.is_empty() {
+            self.options.retry = Some((&ONCE).into());
+        }
+        let (client, mut request) = self.build()?;
+        request.stream_through(exchange.clone());
+        let head = client.call(request).await?;
+        let body = exchange
+            .take_response()
+            .unwrap_or_else(|| crate::transport::Body::full(head.bytes().clone()));
+        let upgrade = exchange.take_upgrade();
+        Ok(crate::response::Streamed {
+            head,
+            body,
+            upgrade,
+        })
+    }
+
     /// The request as the pipeline will see it, or why it is invalid.
     pub fn build(self) -> Result<(ServiceClient, ServiceRequest), ServiceError> {
         let RequestBuilder {

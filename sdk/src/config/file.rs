@@ -184,20 +184,27 @@ fn merge(base: &mut toml::Table, over: toml::Table, case_insensitive: bool) {
     }
 }
 
+/// The sections other crates of the product read from the same file
+/// ([`SdkConfig::extension`](super::SdkConfig::extension)): the messaging connections, and
+/// the gateway's routes and settings.
+const EXTENSIONS: [&str; 3] = ["messaging", "routes", "gateway"];
+
 fn build(value: toml::Value) -> Result<SdkConfig, ConfigError> {
     let mut root = table(Some(value), "")?;
     let mut sdk = table(root.remove("sdk"), "sdk")?;
     let mut defaults = table(root.remove("defaults"), "defaults")?;
     let services = table(root.remove("services"), "services")?;
-    let messaging = table(root.remove("messaging"), "messaging")?;
-    reference_settings(&mut root, &mut defaults, &mut sdk)?;
     let mut config = SdkConfig::new();
-    if !messaging.is_empty() {
-        config
-            .extensions
-            .sections
-            .insert("messaging".to_owned(), messaging);
+    for name in EXTENSIONS {
+        let extension = table(root.remove(name), name)?;
+        if !extension.is_empty() {
+            config
+                .extensions
+                .sections
+                .insert(name.to_owned(), extension);
+        }
     }
+    reference_settings(&mut root, &mut defaults, &mut sdk)?;
     apply_sdk(&mut config, section(sdk.into(), "sdk")?)?;
     flat_keys(&mut defaults, "defaults")?;
     config.defaults = section(defaults.clone().into(), "defaults")?;
@@ -345,7 +352,7 @@ fn reference_settings(
     if let Some(key) = root.keys().next() {
         return Err(ConfigError::invalid(
             key.as_str(),
-            "unknown section; expected `sdk`, `defaults`, `services` or `messaging`",
+            "unknown section; expected `sdk`, `defaults`, `services`, `messaging`, `routes` or `gateway`",
         ));
     }
     Ok(())

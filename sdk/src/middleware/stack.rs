@@ -9,8 +9,8 @@ use tower::{util::BoxCloneSyncService, Service};
 use crate::{
     box_error::BoxError,
     transport::{
-        read_body, whole_request, Body, HttpRequest, HttpResponse, HyperTransport, StreamRequest,
-        StreamResponse,
+        read_body, whole_request, Body, Exchange, HttpRequest, HttpResponse, HyperTransport,
+        StreamRequest, StreamResponse,
     },
 };
 
@@ -135,6 +135,11 @@ impl Service<HttpRequest> for HttpStack {
     fn call(&mut self, request: HttpRequest) -> Self::Future {
         match self {
             HttpStack::Hyper(t) => futures_util::future::Either::Left(t.call(request)),
+            HttpStack::Whole(_, _) if sends_a_stream(&request) => {
+                futures_util::future::Either::Right(Box::pin(async {
+                    Err(StreamNeedsHyper.into())
+                }))
+            }
             HttpStack::Whole(t, limit) => {
                 let (response, limit) = (t.call(request), *limit);
                 futures_util::future::Either::Right(Box::pin(async move {
@@ -147,14 +152,29 @@ impl Service<HttpRequest> for HttpStack {
             }
             HttpStack::Layered(s) => {
                 let head = request.method() == http::Method::HEAD;
+                let exchange = Exchange::of(&request);
                 let (response, limit) = (s.call(request.map(Body::full)), s.limit);
                 futures_util::future::Either::Right(Box::pin(async move {
-                    read_body(response.await?, head, limit).await
+                    match exchange {
+                        Some(exchange) => Ok(exchange.park(response.await?)),
+                        None => read_body(response.await?, head, limit).await,
+                    }
                 }))
             }
         }
     }
 }
+
+/// Whether `request` is part of a streamed call with a body, which only the hyper
+/// transport can send (a whole-body transport would send the empty whole body instead).
+fn sends_a_stream<B>(request: &http::Request<B>) -> bool {
+    Exchange::of(request).is_some_and(|exchange| !exchange.is_empty())
+}
+
+/// A streamed call with a body met a transport that sends whole bodies.
+#[derive(Debug, thiserror::Error)]
+#[error("a streamed request body needs the built-in hyper transport; this service's transport sends whole bodies")]
+struct StreamNeedsHyper;
 
 /// A type-erased layer application, kept by the SDK builder.
 pub(crate) type LayerFn = Arc<dyn Fn(Stack) -> Stack + Send + Sync>;
@@ -178,6 +198,9 @@ where
     }
 
     fn call(&mut self, request: StreamRequest) -> Self::Future {
+        if sends_a_stream(&request) {
+            return Box::pin(async { Err(StreamNeedsHyper.into()) });
+        }
         // The ready service answers this call; a clone waits for the next (tower's rule).
         let ready = self.0.clone();
         let mut service = std::mem::replace(&mut self.0, ready);

@@ -14,6 +14,7 @@ use hyper_util::{
 use tower::Service;
 
 use super::{
+    exchange::{BodyAlreadySent, Exchange},
     read_body, Body, HttpRequest, HttpResponse, StreamRequest, StreamResponse, TransportError,
 };
 use crate::box_error::BoxError;
@@ -97,14 +98,18 @@ struct Inner {
 }
 
 impl Inner {
-    /// Sends `request`, with the default `User-Agent` unless it has one.
-    fn send(&self, mut request: StreamRequest) -> ResponseFuture {
+    /// Sends `request`, with the default `User-Agent` unless it has one, and the streamed
+    /// body in place of its own when it is part of a streamed call.
+    fn send(&self, mut request: StreamRequest) -> Result<ResponseFuture, BodyAlreadySent> {
+        if let Some(exchange) = Exchange::of(&request) {
+            *request.body_mut() = exchange.take_request()?;
+        }
         if let http::header::Entry::Vacant(entry) =
             request.headers_mut().entry(http::header::USER_AGENT)
         {
             entry.insert(self.user_agent.clone());
         }
-        self.client.request(request)
+        Ok(self.client.request(request))
     }
 }
 
@@ -173,13 +178,17 @@ impl Service<HttpRequest> for HyperTransport {
 
     fn call(&mut self, request: HttpRequest) -> Self::Future {
         let head = request.method() == http::Method::HEAD;
+        let exchange = Exchange::of(&request);
         let response = self.inner.send(request.map(Body::full));
         let limit = self.inner.max_response_bytes;
         Box::pin(async move {
-            let response = response
+            let response = response?
                 .await
                 .map_err(|e| TransportError::new(e.is_connect(), e))?;
-            read_body(response, head, limit).await
+            match exchange {
+                Some(exchange) => Ok(exchange.park(response.map(streamed))),
+                None => read_body(response, head, limit).await,
+            }
         })
     }
 }
@@ -203,10 +212,15 @@ impl Service<StreamRequest> for HyperStreaming {
     fn call(&mut self, request: StreamRequest) -> Self::Future {
         let response = self.inner.send(request);
         Box::pin(async move {
-            let response = response
+            let response = response?
                 .await
                 .map_err(|e| TransportError::new(e.is_connect(), e))?;
-            Ok(response.map(|body| Body::new(body.map_err(|e| TransportError::new(false, e)))))
+            Ok(response.map(streamed))
         })
     }
+}
+
+/// hyper's body as a [`Body`], a failure while reading it a [`TransportError`].
+fn streamed(body: hyper::body::Incoming) -> Body {
+    Body::new(body.map_err(|e| TransportError::new(false, e)))
 }

@@ -10,6 +10,7 @@
 //! the same shape user middleware wraps.
 
 mod body;
+mod exchange;
 mod hyper;
 #[cfg(feature = "reqwest")]
 mod reqwest;
@@ -19,6 +20,7 @@ use std::fmt;
 use bytes::Bytes;
 
 pub(crate) use self::body::{read_body, whole_request};
+pub(crate) use self::exchange::Exchange;
 #[cfg(feature = "reqwest")]
 pub use self::reqwest::ReqwestTransport;
 pub use self::{

@@ -1,0 +1,368 @@
+//! Token checks on protected routes (jsonwebtoken, with the RustCrypto backend).
+//!
+//! - HS256 tokens are checked with the configured secret, and only with it.
+//! - RS256 and ES256 tokens are checked with the keys of the JWKS document, fetched through
+//!   the SDK's client, kept for `jwks_ttl`, and fetched again when a token names a `kid` the
+//!   set does not have (at most once per `jwks_min_refetch`: made-up ids cannot make the
+//!   gateway hammer the key server).
+//! - Algorithm confusion is impossible by construction: which key checks a token depends on
+//!   its `alg`, a JWKS key is used only for the algorithm its type (and its own `alg`, if
+//!   given) allows, and symmetric keys in a JWKS document are ignored. An RS256 public key
+//!   presented as an HS256 secret therefore meets the configured secret and fails.
+//! - `exp` is required; `exp` and `nbf` are checked with `leeway`; `iss` and `aud` when set.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+    time::Duration,
+};
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use jsonwebtoken::{
+    jwk::{AlgorithmParameters, EllipticCurve, JwkSet, KeyAlgorithm},
+    Algorithm, DecodingKey, Validation,
+};
+use serde_json::{Map, Value};
+use tokio::time::Instant;
+
+use crate::config::JwtConfig;
+
+/// Why a request's token was not accepted.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AuthError {
+    /// No `Authorization: Bearer` header.
+    #[error("a bearer token is required")]
+    Missing,
+    /// The token is malformed, badly signed, expired or not yet valid, or for someone else.
+    #[error("the token is not valid: {0}")]
+    Invalid(String),
+    /// The token is valid but lacks a scope the route needs.
+    #[error("the token lacks the scope `{0}`")]
+    MissingScope(String),
+}
+
+/// A verified token's claims.
+#[derive(Clone, Debug)]
+pub struct Claims(Map<String, Value>);
+
+impl Claims {
+    /// The `sub` claim.
+    pub fn subject(&self) -> Option<&str> {
+        self.0.get("sub").and_then(Value::as_str)
+    }
+
+    /// One claim.
+    pub fn get(&self, claim: &str) -> Option<&Value> {
+        self.0.get(claim)
+    }
+
+    /// Whether the token grants `scope` (its `scope` claim, space-separated, or `scp`).
+    pub fn has_scope(&self, scope: &str) -> bool {
+        let spaced = self
+            .get("scope")
+            .and_then(Value::as_str)
+            .is_some_and(|s| s.split(' ').any(|s| s == scope));
+        let listed = self
+            .get("scp")
+            .and_then(Value::as_array)
+            .is_some_and(|l| l.iter().any(|s| s.as_str() == Some(scope)));
+        spaced || listed
+    }
+}
+
+/// Checks tokens: the configured secret and key set, and what a valid token must carry.
+#[derive(Debug)]
+pub struct Verifier {
+    hs256: Option<DecodingKey>,
+    jwks: Option<Jwks>,
+    issuer: Option<String>,
+    audience: Option<String>,
+    leeway: Duration,
+    forward: Vec<(String, HeaderName)>,
+}
+
+impl Verifier {
+    /// A verifier for `config`; JWKS documents are fetched through `sdk`.
+    pub fn new(config: &JwtConfig, sdk: &sdk::ServiceSdk) -> Result<Self, String> {
+        let hs256 = match &config.hs256_secret {
+            Some(secret) => Some(
+                DecodingKey::from_secret(secret.as_bytes())
+                    .map_err(|e| format!("hs256_secret: {e}"))?,
+            ),
+            None => None,
+        };
+        let jwks = match &config.jwks_url {
+            Some(url) => Some(Jwks::new(
+                url,
+                sdk,
+                config.jwks_ttl,
+                config.jwks_min_refetch,
+            )?),
+            None => None,
+        };
+        let forward = config
+            .forward_claims
+            .iter()
+            .filter_map(|(claim, header)| {
+                HeaderName::from_bytes(header.as_bytes())
+                    .ok()
+                    .map(|h| (claim.clone(), h))
+            })
+            .collect();
+        Ok(Verifier {
+            hs256,
+            jwks,
+            issuer: config.issuer.clone(),
+            audience: config.audience.clone(),
+            leeway: config.leeway,
+            forward,
+        })
+    }
+
+    /// The header names that claims are forwarded in (removed from what clients send).
+    pub fn forwarded_headers(&self) -> impl Iterator<Item = &HeaderName> {
+        self.forward.iter().map(|(_, header)| header)
+    }
+
+    /// Fetches the key set now (at start-up), so the first request does not wait for it.
+    pub async fn prefetch(&self) {
+        if let Some(jwks) = &self.jwks {
+            if let Err(e) = jwks.refresh(true).await {
+                tracing::warn!(error = %e, "could not fetch the JWKS; will retry on demand");
+            }
+        }
+    }
+
+    /// The claims of the bearer token in `headers`, verified.
+    pub async fn verify_request(&self, headers: &HeaderMap) -> Result<Claims, AuthError> {
+        let token = headers
+            .get(http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| {
+                let (scheme, token) = v.split_once(' ')?;
+                scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+            })
+            .filter(|t| !t.is_empty())
+            .ok_or(AuthError::Missing)?;
+        self.verify(token).await
+    }
+
+    /// The claims of `token`, verified.
+    pub async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        let header = jsonwebtoken::decode_header(token).map_err(|e| invalid(&e))?;
+        let key = match header.alg {
+            Algorithm::HS256 => self
+                .hs256
+                .clone()
+                .ok_or_else(|| AuthError::Invalid("HS256 tokens are not accepted".into()))?,
+            Algorithm::RS256 | Algorithm::ES256 => {
+                let jwks = self.jwks.as_ref().ok_or_else(|| {
+                    AuthError::Invalid(format!("{:?} tokens are not accepted", header.alg))
+                })?;
+                jwks.key(header.kid.as_deref(), header.alg).await?
+            }
+            other => {
+                return Err(AuthError::Invalid(format!(
+                    "{other:?} tokens are not accepted"
+                )))
+            }
+        };
+        let mut validation = Validation::new(header.alg);
+        validation.leeway = self.leeway.as_secs();
+        validation.validate_nbf = true;
+        validation.validate_aud = self.audience.is_some();
+        if let Some(audience) = &self.audience {
+            validation.set_audience(&[audience]);
+        }
+        if let Some(issuer) = &self.issuer {
+            validation.set_issuer(&[issuer]);
+        }
+        let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
+            .map_err(|e| invalid(&e))?;
+        Ok(Claims(data.claims))
+    }
+
+    /// The forwarded claims of `claims`, as headers (a claim that is absent or cannot be a
+    /// header value is left out).
+    pub fn claim_headers(&self, claims: &Claims, headers: &mut HeaderMap) {
+        for (claim, header) in &self.forward {
+            let value = match claims.get(claim) {
+                Some(Value::String(s)) => HeaderValue::from_str(s).ok(),
+                Some(Value::Null) | None => None,
+                Some(other) => HeaderValue::from_str(&other.to_string()).ok(),
+            };
+            if let Some(value) = value {
+                headers.insert(header.clone(), value);
+            }
+        }
+    }
+}
+
+fn invalid(e: &jsonwebtoken::errors::Error) -> AuthError {
+    AuthError::Invalid(e.to_string())
+}
+
+/// The keys of one JWKS document, by key id.
+#[derive(Debug)]
+struct Jwks {
+    client: sdk::ServiceClient,
+    path: String,
+    ttl: Duration,
+    min_refetch: Duration,
+    keys: RwLock<Arc<KeySet>>,
+    /// Held while fetching (one fetch at a time); holds when the last fetch started.
+    fetching: tokio::sync::Mutex<Option<Instant>>,
+}
+
+#[derive(Debug, Default)]
+struct KeySet {
+    keys: HashMap<String, (Algorithm, DecodingKey)>,
+    unnamed: Vec<(Algorithm, DecodingKey)>,
+    fetched: Option<Instant>,
+}
+
+impl Jwks {
+    fn new(
+        url: &str,
+        sdk: &sdk::ServiceSdk,
+        ttl: Duration,
+        min_refetch: Duration,
+    ) -> Result<Self, String> {
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|_| "jwks_url is not a URL".to_owned())?;
+        let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+            return Err("jwks_url must be an absolute http(s) URL".into());
+        };
+        let client = sdk
+            .client_for_url(&format!("{scheme}://{authority}"))
+            .map_err(|e| format!("jwks_url: {e}"))?;
+        let path = uri
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned());
+        Ok(Jwks {
+            client,
+            path,
+            ttl,
+            min_refetch,
+            keys: RwLock::new(Arc::default()),
+            fetching: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    fn current(&self) -> Arc<KeySet> {
+        self.keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The key for a token naming `kid` and `alg`.
+    async fn key(&self, kid: Option<&str>, alg: Algorithm) -> Result<DecodingKey, AuthError> {
+        let set = self.current();
+        let stale = set.fetched.is_none_or(|at| at.elapsed() >= self.ttl);
+        if !stale {
+            if let Some(key) = set.find(kid, alg) {
+                return Ok(key);
+            }
+        }
+        // Unknown kid or old keys: fetch again (a stale set is still used if that fails).
+        if let Err(e) = self.refresh(stale).await {
+            tracing::warn!(error = %e, "could not fetch the JWKS");
+        }
+        self.current().find(kid, alg).ok_or_else(|| {
+            AuthError::Invalid(match kid {
+                Some(kid) => format!("no {alg:?} key `{kid}` in the key set"),
+                None => {
+                    format!("the token names no key, and the key set has no single {alg:?} key")
+                }
+            })
+        })
+    }
+
+    /// Fetches the document again, unless another fetch is under way (then waits for it)
+    /// or, without `force`, the last began less than `min_refetch` ago.
+    async fn refresh(&self, force: bool) -> Result<(), String> {
+        let before = self.current().fetched;
+        let mut last = self.fetching.lock().await;
+        if self.current().fetched != before {
+            return Ok(()); // fetched while we waited
+        }
+        if !force && last.is_some_and(|at| at.elapsed() < self.min_refetch) {
+            return Ok(());
+        }
+        *last = Some(Instant::now());
+        let response = self
+            .client
+            .get(&self.path)
+            .no_cache()
+            .response()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !response.status().is_success() {
+            return Err(format!("the key server answered {}", response.status()));
+        }
+        let document: JwkSet = response
+            .json()
+            .map_err(|e| format!("not a JWKS document: {e}"))?;
+        let set = KeySet::from_document(&document);
+        tracing::info!(keys = set.keys.len() + set.unnamed.len(), "JWKS fetched");
+        *self
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(set);
+        Ok(())
+    }
+}
+
+impl KeySet {
+    fn from_document(document: &JwkSet) -> Self {
+        let mut set = KeySet {
+            fetched: Some(Instant::now()),
+            ..KeySet::default()
+        };
+        for jwk in &document.keys {
+            let alg = match (&jwk.algorithm, jwk.common.key_algorithm) {
+                (AlgorithmParameters::RSA(_), None | Some(KeyAlgorithm::RS256)) => Algorithm::RS256,
+                (AlgorithmParameters::EllipticCurve(p), None | Some(KeyAlgorithm::ES256))
+                    if p.curve == EllipticCurve::P256 =>
+                {
+                    Algorithm::ES256
+                }
+                // Symmetric keys, other curves and algorithms: never used.
+                _ => continue,
+            };
+            let Ok(key) = DecodingKey::from_jwk(jwk) else {
+                continue;
+            };
+            match &jwk.common.key_id {
+                Some(kid) => {
+                    set.keys.insert(kid.clone(), (alg, key));
+                }
+                None => set.unnamed.push((alg, key)),
+            }
+        }
+        set
+    }
+
+    fn find(&self, kid: Option<&str>, alg: Algorithm) -> Option<DecodingKey> {
+        match kid {
+            Some(kid) => self
+                .keys
+                .get(kid)
+                .filter(|(a, _)| *a == alg)
+                .map(|(_, key)| key.clone()),
+            None => {
+                let mut all = self
+                    .keys
+                    .values()
+                    .chain(self.unnamed.iter())
+                    .filter(|(a, _)| *a == alg);
+                match (all.next(), all.next()) {
+                    (Some((_, key)), None) => Some(key.clone()),
+                    _ => None,
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,158 @@
+//! The gateway's own answers: every refusal and failure is JSON `{"error": "..."}` with a
+//! status a client can act on, decided here, once.
+//!
+//! | what happened | status |
+//! | --- | --- |
+//! | no route matches | 404 |
+//! | the route does not take the method | 405 (with `Allow`) |
+//! | not a WebSocket handshake on a WebSocket route | 426 (with `Upgrade: websocket`) |
+//! | no token, or an invalid one | 401 (with `WWW-Authenticate: Bearer`) |
+//! | a valid token without the route's scopes | 403 |
+//! | over the client's rate | 429 (with `Retry-After`) |
+//! | unknown service, no healthy instance, open breaker | 503 (an open breaker with `Retry-After`) |
+//! | the service's answer did not begin in time | 504 |
+//! | the service could not be reached, or broke off | 502 |
+
+use std::time::Duration;
+
+use axum::{
+    response::{IntoResponse, Response},
+    Json,
+};
+use http::{header, HeaderValue, StatusCode};
+use sdk::ServiceError;
+
+use crate::auth::AuthError;
+
+/// A request the gateway answers itself.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct GatewayError {
+    status: StatusCode,
+    message: String,
+    retry_after: Option<Duration>,
+    allow: Option<HeaderValue>,
+    upgrade: Option<&'static str>,
+}
+
+impl GatewayError {
+    /// An answer with `status` and `message`.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+        GatewayError {
+            status,
+            message: message.into(),
+            retry_after: None,
+            allow: None,
+            upgrade: None,
+        }
+    }
+
+    /// Names the protocol the client should switch to (`Upgrade`, on a 426).
+    pub(crate) fn upgrade_to(&mut self, protocol: &'static str) {
+        self.upgrade = Some(protocol);
+    }
+
+    /// No route for the path.
+    pub fn no_route() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "no route matches this path")
+    }
+
+    /// The route takes other methods (`allow`, comma-separated).
+    pub fn method_not_allowed(allow: HeaderValue) -> Self {
+        let mut e = Self::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "this route does not take the method",
+        );
+        e.allow = Some(allow);
+        e
+    }
+
+    /// The client went over its rate; it may try again after `wait`.
+    pub fn rate_limited(wait: Duration) -> Self {
+        let mut e = Self::new(StatusCode::TOO_MANY_REQUESTS, "rate limit exceeded");
+        e.retry_after = Some(wait);
+        e
+    }
+
+    /// `service` is not one the gateway can route to.
+    pub fn unknown_service(service: &str) -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("unknown service `{service}`"),
+        )
+    }
+
+    /// The status of this answer.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl From<AuthError> for GatewayError {
+    fn from(e: AuthError) -> Self {
+        let status = match e {
+            AuthError::Missing | AuthError::Invalid(_) => StatusCode::UNAUTHORIZED,
+            AuthError::MissingScope(_) => StatusCode::FORBIDDEN,
+        };
+        GatewayError::new(status, e.to_string())
+    }
+}
+
+impl From<&ServiceError> for GatewayError {
+    /// The answer for a call that got no answer from the service. The message names the
+    /// service and what went wrong, never an instance's address or a header.
+    fn from(e: &ServiceError) -> Self {
+        let service = e.context().map_or("the service", |c| &*c.service);
+        let last = e.last_attempt();
+        let (status, what) = match last {
+            ServiceError::CircuitOpen { retry_after, .. } => {
+                let mut answer = GatewayError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("{service} is failing; its circuit breaker is open"),
+                );
+                answer.retry_after = Some(*retry_after);
+                return answer;
+            }
+            ServiceError::NoHealthyInstance { reason, .. } => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("no healthy instance: {reason}"),
+            ),
+            _ if e.is_timeout() => (StatusCode::GATEWAY_TIMEOUT, "no answer in time".to_owned()),
+            ServiceError::InvalidRequest { reason, .. } => {
+                return GatewayError::new(StatusCode::BAD_REQUEST, reason.clone())
+            }
+            ServiceError::Cancelled => (StatusCode::SERVICE_UNAVAILABLE, "cancelled".to_owned()),
+            _ => (
+                StatusCode::BAD_GATEWAY,
+                "the service could not be reached".to_owned(),
+            ),
+        };
+        GatewayError::new(status, format!("{service}: {what}"))
+    }
+}
+
+impl IntoResponse for GatewayError {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            Json(serde_json::json!({ "error": self.message })),
+        )
+            .into_response();
+        let headers = response.headers_mut();
+        if let Some(wait) = self.retry_after {
+            // Whole seconds, rounded up: a client that waits that long is let in.
+            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+        }
+        if let Some(allow) = self.allow {
+            headers.insert(header::ALLOW, allow);
+        }
+        if let Some(protocol) = self.upgrade {
+            headers.insert(header::UPGRADE, HeaderValue::from_static(protocol));
+        }
+        if self.status == StatusCode::UNAUTHORIZED {
+            headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        response
+    }
+}

@@ -1,0 +1,59 @@
+//! An API gateway on the SDK: each route's service is found through the SDK's discovery
+//! (configured instances, the embedded registry, the `sdk-registry` server or etcd) and
+//! called through its pipeline (balancing, breaker, deadline, retries for idempotent
+//! methods), with both bodies streamed.
+//!
+//! ```toml
+//! [sdk]
+//! registry_url = "http://127.0.0.1:8500"
+//!
+//! [routes.users]
+//! path = "/api/users/{user_id}"
+//! service = "user-service"
+//! rewrite = "/users/{user_id}"
+//! protected = true
+//! timeout = "2s"
+//! rate_limit = { per_second = 100, burst = 200 }
+//!
+//! [routes.products]
+//! path = "/api/products"
+//! service = "product-service"
+//!
+//! [routes.ws]
+//! path = "/ws/{service}"
+//! service = "{service}"
+//! rewrite = "/ws"
+//! websocket = true
+//!
+//! [gateway.jwt]
+//! hs256_secret = "${JWT_SECRET}"
+//! jwks_url = "https://auth.example.com/.well-known/jwks.json"
+//! forward_claims = { sub = "x-user-id" }
+//! ```
+//!
+//! Per request, in order: the route ([`routes`]), its methods, the path's safety
+//! ([`sdk::path::check_path`]), the token on protected routes ([`auth`]), the client's rate
+//! ([`limit`]), then the call ([`proxy`](crate::Gateway::router)); WebSocket routes relay
+//! frames ([`ws`](crate::Gateway::router)). Every refusal is a JSON answer ([`error`]).
+//!
+//! The binary `sdk-gateway --config gateway.toml` serves it with connection limits and
+//! header and idle timeouts (the registry server's `serve`), and `/metrics`.
+
+pub mod auth;
+pub mod clients;
+pub mod config;
+pub mod error;
+pub mod forward;
+mod gateway;
+pub mod limit;
+pub mod metrics;
+mod proxy;
+mod routes;
+pub mod template;
+mod ws;
+
+pub use crate::{
+    config::{GatewayConfig, GatewayConfigError, RouteConfig},
+    error::GatewayError,
+    gateway::Gateway,
+};

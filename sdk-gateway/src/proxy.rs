@@ -1,0 +1,166 @@
+//! Forwarding one request: route, method, path check, token, rate limit, then the call
+//! through the SDK's pipeline with both bodies streamed.
+//!
+//! The call is the SDK's [`streamed`](sdk::RequestBuilder::streamed) call: the route's
+//! service is balanced, guarded by its breaker (one per route: the endpoint is the route's
+//! pattern), bounded by the route's timeout up to the answer's head, and retried only when
+//! the method is idempotent and the body empty (a body can be sent once). The request body
+//! goes to the service as it arrives, and the answer's body to the client as it arrives,
+//! so neither is ever held whole.
+
+use std::net::SocketAddr;
+
+use axum::{
+    body::Body,
+    extract::{ConnectInfo, Request, State},
+    response::{IntoResponse, Response},
+};
+use http::{request::Parts, HeaderMap, StatusCode};
+use tokio::time::Instant;
+
+use crate::{
+    auth::{AuthError, Claims},
+    error::GatewayError,
+    forward,
+    gateway::Gateway,
+    limit::ClientKey,
+    routes::{Params, Route},
+};
+
+/// The handler of every request that is not for the gateway itself.
+pub(crate) async fn handle(
+    State(gateway): State<Gateway>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
+    let started = Instant::now();
+    let shared = gateway.shared();
+    let Some((route, params)) = shared.routes.find(request.uri().path()) else {
+        let response = GatewayError::no_route().into_response();
+        shared
+            .routes
+            .unmatched
+            .answered(response.status(), started.elapsed());
+        return response;
+    };
+    let response = match forward(&gateway, route, &params, peer, request).await {
+        Ok(response) => response,
+        Err(e) => e.into_response(),
+    };
+    route.metrics.answered(response.status(), started.elapsed());
+    response
+}
+
+async fn forward(
+    gateway: &Gateway,
+    route: &Route,
+    params: &Params,
+    peer: SocketAddr,
+    request: Request,
+) -> Result<Response, GatewayError> {
+    let shared = gateway.shared();
+    let (mut parts, body) = request.into_parts();
+    route.allows(&parts.method)?;
+    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+    sdk::path::check_path(path_and_query)
+        .map_err(|e| GatewayError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    let origin = shared.proxies.origin(peer, &parts.headers);
+    let claims = authorize(gateway, route, &parts.headers).await?;
+    if let Some(limiter) = &route.limiter {
+        let key = match claims.as_ref().and_then(Claims::subject) {
+            Some(subject) => ClientKey::Subject(subject.into()),
+            None => ClientKey::Addr(origin.client),
+        };
+        limiter
+            .check(&key)
+            .await
+            .map_err(GatewayError::rate_limited)?;
+    }
+    let client = shared.routes.client(route, params, &shared.sdk).await?;
+    let path = upstream_path(route, params, &parts)?;
+    let upgrade = match route.config.websocket {
+        true => Some(crate::ws::take_upgrade(&mut parts)?),
+        false => None,
+    };
+    let mut headers = std::mem::take(&mut parts.headers);
+    if let Some(verifier) = &shared.verifier {
+        // Claim headers are the gateway's to set: whatever a client sent under those names
+        // is dropped, on every route.
+        for name in verifier.forwarded_headers() {
+            headers.remove(name);
+        }
+        if let Some(claims) = &claims {
+            verifier.claim_headers(claims, &mut headers);
+        }
+    }
+    let request_id = forward::to_upstream(&mut headers, &origin, shared.scheme);
+    if upgrade.is_some() {
+        crate::ws::handshake_headers(&mut headers);
+    }
+    let mut call = client
+        .request(parts.method, &path)
+        .headers(headers)
+        .endpoint(route.config.path.clone());
+    if let Some(timeout) = route.config.timeout {
+        call = call.timeout(timeout);
+    }
+    let answer = call
+        .streamed(sdk::transport::Body::new(body))
+        .await
+        .map_err(|e| GatewayError::from(&e))?;
+    if let (Some(client), Some(service)) = (upgrade, answer.upgrade) {
+        if answer.head.status() == StatusCode::SWITCHING_PROTOCOLS {
+            let mut headers = answer.head.into_headers();
+            forward::strip_hop_by_hop(&mut headers);
+            headers.insert(forward::X_REQUEST_ID, request_id);
+            return Ok(crate::ws::switch(client, service, headers, &route.metrics));
+        }
+    }
+    let status = answer.head.status();
+    let mut headers = answer.head.into_headers();
+    forward::strip_hop_by_hop(&mut headers);
+    headers.insert(forward::X_REQUEST_ID, request_id);
+    let mut response = Response::new(Body::new(answer.body));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    Ok(response)
+}
+
+/// The token's claims on a protected route (401 without a valid one, 403 without the
+/// route's scopes); nothing on a public one.
+async fn authorize(
+    gateway: &Gateway,
+    route: &Route,
+    headers: &HeaderMap,
+) -> Result<Option<Claims>, GatewayError> {
+    if !route.config.protected {
+        return Ok(None);
+    }
+    let verifier = gateway
+        .shared()
+        .verifier
+        .as_ref()
+        .ok_or_else(|| GatewayError::from(AuthError::Invalid("no token verifier".into())))?;
+    let claims = verifier.verify_request(headers).await?;
+    if let Some(missing) = route.config.scopes.iter().find(|s| !claims.has_scope(s)) {
+        return Err(AuthError::MissingScope(missing.clone()).into());
+    }
+    Ok(Some(claims))
+}
+
+/// The path (and query) the service gets: the rewrite filled in, or the request's own.
+fn upstream_path(route: &Route, params: &Params, parts: &Parts) -> Result<String, GatewayError> {
+    let Some(rewrite) = &route.config.rewrite else {
+        return Ok(parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()));
+    };
+    let mut path = crate::template::fill(rewrite, params)
+        .map_err(|e| GatewayError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+    if let Some(query) = parts.uri.query() {
+        path.push('?');
+        path.push_str(query);
+    }
+    Ok(path)
+}

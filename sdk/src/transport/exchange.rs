@@ -1,0 +1,103 @@
+//! The bodies of a streamed call ([`RequestBuilder::streamed`](crate::client::RequestBuilder::streamed)):
+//! the request body the attempt sends, and the answer's body, left streaming for the caller.
+//!
+//! The pipeline's layers (deadline, retry, breaker, balancer, attempt timeout) work on the
+//! head of a request and of its answer; only the transport touches bodies. A streamed call
+//! therefore goes through the same pipeline as any other: the [`Exchange`] rides in the HTTP
+//! request's extensions to the transport, which sends the streamed body in place of the
+//! (empty) whole one and parks the answer's body here instead of reading it. Every layer
+//! above sees the status and headers as usual, and the caller takes the body afterwards.
+//! A body can be sent once: a call with a body is sent once, never retried (an empty body
+//! is resent as empty, so bodiless idempotent calls keep their retries).
+//!
+//! An answer that switches protocols (`101`, a WebSocket upgrade) parks its connection
+//! here too: the caller takes it, and the bytes that follow are theirs.
+
+use std::sync::{Arc, Mutex};
+
+use http_body::Body as _;
+
+use super::Body;
+
+/// The two bodies of one streamed call.
+#[derive(Debug)]
+pub(crate) struct Exchange {
+    request: Mutex<Option<Body>>,
+    empty: bool,
+    response: Mutex<Option<Body>>,
+    upgrade: Mutex<Option<hyper::upgrade::OnUpgrade>>,
+}
+
+/// A streamed request body was asked for a second time (only a call with an empty body is
+/// resent).
+#[derive(Debug, thiserror::Error)]
+#[error("the streamed request body was already sent")]
+pub(crate) struct BodyAlreadySent;
+
+impl Exchange {
+    /// An exchange sending `body`.
+    pub(crate) fn new(body: Body) -> Arc<Self> {
+        let empty = body.is_end_stream();
+        Arc::new(Exchange {
+            request: Mutex::new(Some(body)),
+            empty,
+            response: Mutex::new(None),
+            upgrade: Mutex::new(None),
+        })
+    }
+
+    /// Whether the request body is empty (so the call may be sent again).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.empty
+    }
+
+    /// The exchange `request` carries, if it is part of a streamed call.
+    pub(crate) fn of<B>(request: &http::Request<B>) -> Option<Arc<Exchange>> {
+        request.extensions().get::<Arc<Exchange>>().cloned()
+    }
+
+    /// The body to send: the streamed one, once (an empty one, any number of times).
+    pub(crate) fn take_request(&self) -> Result<Body, BodyAlreadySent> {
+        if self.empty {
+            return Ok(Body::default());
+        }
+        lock(&self.request).take().ok_or(BodyAlreadySent)
+    }
+
+    /// Keeps the answer's body for the caller (an earlier attempt's is dropped).
+    pub(crate) fn put_response(&self, body: Body) {
+        *lock(&self.response) = Some(body);
+    }
+
+    /// Parks `response`'s body (and its upgraded connection, if it switches protocols) here
+    /// and hands its head on with an empty body.
+    pub(crate) fn park(&self, response: http::Response<Body>) -> super::HttpResponse {
+        let (mut parts, body) = response.into_parts();
+        self.put_response(body);
+        *self
+            .upgrade
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
+        http::Response::from_parts(parts, bytes::Bytes::new())
+    }
+
+    /// The last answer's switched connection, if it switched protocols.
+    pub(crate) fn take_upgrade(&self) -> Option<hyper::upgrade::OnUpgrade> {
+        self.upgrade
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .take()
+    }
+
+    /// The last answer's body.
+    pub(crate) fn take_response(&self) -> Option<Body> {
+        lock(&self.response).take()
+    }
+}
+
+/// The slot, whatever a panicking holder left in it (a body is whole or absent).
+fn lock(slot: &Mutex<Option<Body>>) -> std::sync::MutexGuard<'_, Option<Body>> {
+    slot.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
