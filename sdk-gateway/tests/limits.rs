@@ -82,13 +82,23 @@ async fn each_client_has_its_own_allowance() {
     let users = format!("{}/api/users/1", gateway.url);
     let alice = tokens::hs256(&tokens::claims("alice", json!({})));
     let bob = tokens::hs256(&tokens::claims("bob", json!({})));
-    let got = statuses((0..4).map(|_| http.get(&users).bearer_auth(&alice)).collect()).await;
+    let got = statuses(
+        (0..4)
+            .map(|_| http.get(&users).bearer_auth(&alice))
+            .collect(),
+    )
+    .await;
     assert_eq!(got, [200, 200, 200, 429]);
     let got = statuses(vec![http.get(&users).bearer_auth(&bob)]).await;
     assert_eq!(got, [200]);
     // The allowance comes back at the configured rate.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let got = statuses((0..2).map(|_| http.get(&users).bearer_auth(&alice)).collect()).await;
+    let got = statuses(
+        (0..2)
+            .map(|_| http.get(&users).bearer_auth(&alice))
+            .collect(),
+    )
+    .await;
     assert_eq!(got, [200, 429]);
 }
 
@@ -117,7 +127,13 @@ async fn hammer(urls: &[String], token: &str, workers: usize, run: Duration) -> 
             let http = reqwest::Client::new();
             tasks.push(tokio::spawn(async move {
                 while started.elapsed() < run {
-                    let status = http.get(&url).bearer_auth(&token).send().await.expect("up").status();
+                    let status = http
+                        .get(&url)
+                        .bearer_auth(&token)
+                        .send()
+                        .await
+                        .expect("up")
+                        .status();
                     if status == 200 {
                         passed.fetch_add(1, Ordering::SeqCst);
                     } else {
@@ -140,7 +156,9 @@ async fn a_limit_holds_across_two_gateways_sharing_redis() {
     }
     let upstream = Upstream::start("u").await;
     let prefix = format!("sdk-gateway-test-{}", fastrand::u64(..));
-    let shared = format!("[gateway.rate_limit]\nredis_url = \"redis://127.0.0.1:6379\"\nkey_prefix = \"{prefix}\"");
+    let shared = format!(
+        "[gateway.rate_limit]\nredis_url = \"redis://127.0.0.1:6379\"\nkey_prefix = \"{prefix}\""
+    );
     let (per_second, burst) = (40.0, 10.0);
     let limit = format!("{{ per_second = {per_second}, burst = {burst} }}");
     let first = Gateway::start(&config(&upstream, &limit, &shared)).await;
@@ -161,7 +179,10 @@ async fn a_limit_holds_across_two_gateways_sharing_redis() {
         }
     }
     let token = tokens::hs256(&tokens::claims("shared-client", json!({})));
-    let urls = [format!("{}/api/users/1", first.url), format!("{}/api/users/1", second.url)];
+    let urls = [
+        format!("{}/api/users/1", first.url),
+        format!("{}/api/users/1", second.url),
+    ];
     let (passed, elapsed) = hammer(&urls, &token, 4, Duration::from_secs(3)).await;
     let allowed = burst + per_second * elapsed.as_secs_f64();
     println!("{passed} passed in {elapsed:?}; the limit allows {allowed:.0}");
@@ -170,7 +191,10 @@ async fn a_limit_holds_across_two_gateways_sharing_redis() {
         "{passed} passed through two gateways; the shared limit allows {allowed:.0} (+5 %)"
     );
     // Each gateway alone would let the whole rate through: sharing is what holds it.
-    assert!(passed as f64 >= allowed * 0.8, "{passed} passed, {allowed:.0} allowed: too strict");
+    assert!(
+        passed as f64 >= allowed * 0.8,
+        "{passed} passed, {allowed:.0} allowed: too strict"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -181,11 +205,17 @@ async fn without_redis_each_gateway_counts_alone() {
         .expect("a port")
         .port();
     let upstream = Upstream::start("u").await;
-    let shared = format!("[gateway.rate_limit]\nredis_url = \"redis://127.0.0.1:{port}\"\ntimeout = \"50ms\"");
-    let gateway = Gateway::start(&config(&upstream, "{ per_second = 1, burst = 2 }", &shared)).await;
+    let shared = format!(
+        "[gateway.rate_limit]\nredis_url = \"redis://127.0.0.1:{port}\"\ntimeout = \"50ms\""
+    );
+    let gateway =
+        Gateway::start(&config(&upstream, "{ per_second = 1, burst = 2 }", &shared)).await;
     let http = reqwest::Client::new();
     let products = format!("{}/api/products", gateway.url);
-    assert_eq!(statuses((0..3).map(|_| http.get(&products)).collect()).await, [200, 200, 429]);
+    assert_eq!(
+        statuses((0..3).map(|_| http.get(&products)).collect()).await,
+        [200, 200, 429]
+    );
     let health: serde_json::Value = http
         .get(format!("{}/health", gateway.url))
         .send()
@@ -195,6 +225,16 @@ async fn without_redis_each_gateway_counts_alone() {
         .await
         .expect("json");
     assert_eq!(health["shared_limits"], "local");
-    let metrics = http.get(format!("{}/metrics", gateway.url)).send().await.expect("up").text().await.expect("text");
-    assert!(metrics.contains("sdk_gateway_rate_limit_fallbacks_total"), "{metrics}");
+    let metrics = http
+        .get(format!("{}/metrics", gateway.url))
+        .send()
+        .await
+        .expect("up")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("sdk_gateway_rate_limit_fallbacks_total"),
+        "{metrics}"
+    );
 }

@@ -36,7 +36,8 @@ async fn a_gigabyte_each_way_with_bounded_memory() {
     // Up: 1 GiB in 256 KiB chunks, generated as it is sent.
     let chunk = bytes::Bytes::from(vec![3u8; 256 * 1024]);
     let chunks = GIB / chunk.len() as u64;
-    let stream = futures_util::stream::iter(0..chunks).map(move |_| Ok::<_, std::io::Error>(chunk.clone()));
+    let stream =
+        futures_util::stream::iter(0..chunks).map(move |_| Ok::<_, std::io::Error>(chunk.clone()));
     let answer = http
         .put(format!("{}/files/upload", gateway.url))
         .body(reqwest::Body::wrap_stream(stream))
@@ -55,7 +56,11 @@ async fn a_gigabyte_each_way_with_bounded_memory() {
         .await
         .expect("answered");
     assert_eq!(answer.status(), 200);
-    assert_eq!(answer.content_length(), Some(GIB), "the length goes through");
+    assert_eq!(
+        answer.content_length(),
+        Some(GIB),
+        "the length goes through"
+    );
     let mut body = answer.bytes_stream();
     let mut received = 0u64;
     while let Some(chunk) = body.next().await {
@@ -65,5 +70,8 @@ async fn a_gigabyte_each_way_with_bounded_memory() {
 
     let peak = support::peak_rss_kib(gateway.pid());
     println!("gateway peak RSS: {before} KiB at start, {peak} KiB after 2 GiB");
-    assert!(peak < BOUND_KIB, "the gateway peaked at {peak} KiB moving 1 GiB bodies");
+    assert!(
+        peak < BOUND_KIB,
+        "the gateway peaked at {peak} KiB moving 1 GiB bodies"
+    );
 }

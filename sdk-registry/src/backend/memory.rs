@@ -58,6 +58,9 @@ struct Inner {
     version: AtomicU64,
     /// When unused services were last forgotten (on-access mode sweeps once a second).
     last_sweep: Mutex<Instant>,
+    /// The version of the last change to any service, for those who follow them all (the
+    /// dashboard's stream); sent to only while someone does.
+    any_change: watch::Sender<u64>,
 }
 
 /// One service: its instances behind a lock of its own, and the channel its watchers read.
@@ -159,6 +162,7 @@ impl InMemoryBackend {
                 expiry: Mutex::new(BinaryHeap::new()),
                 version: AtomicU64::new(first_version),
                 last_sweep: Mutex::new(Instant::now()),
+                any_change: watch::Sender::new(first_version),
             }),
         }
     }
@@ -212,6 +216,9 @@ impl InMemoryBackend {
         if shard.changes.receiver_count() > 0 {
             Self::send_snapshot(shard, state);
         }
+        if self.inner.any_change.receiver_count() > 0 {
+            self.inner.any_change.send_replace(state.version);
+        }
     }
 
     /// Puts the current instances in the shard's channel.
@@ -226,6 +233,37 @@ impl InMemoryBackend {
     #[cfg(feature = "server")]
     pub(crate) fn version(&self) -> u64 {
         self.inner.version.load(Ordering::Acquire)
+    }
+
+    /// A channel that changes whenever any service does (its value: the version of the
+    /// change).
+    #[cfg(feature = "server")]
+    pub(crate) fn watch_all(&self) -> watch::Receiver<u64> {
+        self.inner.any_change.subscribe()
+    }
+
+    /// Every service that has instances, by name, with its instances and their latest
+    /// heartbeat times (one service's lock at a time).
+    #[cfg(feature = "server")]
+    pub(crate) fn everything(&self) -> Vec<(String, Vec<InstanceRecord>)> {
+        let services: Vec<(String, Arc<Shard>)> = {
+            let services = self.inner.services.read_locked();
+            services
+                .iter()
+                .map(|(name, shard)| (name.clone(), shard.clone()))
+                .collect()
+        };
+        let mut all: Vec<(String, Vec<InstanceRecord>)> = services
+            .into_iter()
+            .filter_map(|(name, shard)| {
+                let state = shard.lock();
+                let records: Vec<InstanceRecord> =
+                    state.instances.values().map(Entry::current).collect();
+                (!records.is_empty()).then_some((name, records))
+            })
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
     }
 
     /// A service's version and its instances as a JSON array, serialized once per version

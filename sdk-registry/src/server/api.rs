@@ -57,6 +57,7 @@ pub fn router(registry: Arc<Registry>) -> Router {
         )
         .route("/v1/services/{service}/watch", get(watch))
         .route("/v1/services/{service}/events", get(events::events))
+        .route("/v1/events", get(events::all_events))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
         .layer(middleware::from_fn_with_state(
             registry.clone(),
@@ -269,9 +270,27 @@ const ENDPOINTS: &[(&str, &str, &str)] = &[
         "/v1/services/{service}/events",
         "server-sent events: every change to a service's instances",
     ),
+    (
+        "GET",
+        "/v1/events",
+        "server-sent events: every service and its instances, after each change and every 5 s",
+    ),
 ];
 
-async fn index(State(registry): State<Arc<Registry>>) -> Json<serde_json::Value> {
+/// `/`: the dashboard for a browser (a request that accepts HTML), what the server is and
+/// its endpoints (JSON) for anyone else.
+async fn index(State(registry): State<Arc<Registry>>, headers: axum::http::HeaderMap) -> Response {
+    let wants_html = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("text/html"));
+    if wants_html {
+        return super::dashboard::page();
+    }
+    describe(&registry).into_response()
+}
+
+fn describe(registry: &Registry) -> Json<serde_json::Value> {
     let endpoints: Vec<_> = ENDPOINTS
         .iter()
         .map(|(method, path, what)| {

@@ -11,6 +11,8 @@
 //! | `GET` | `/v1/services/{service}/instances` | instances with health |
 //! | `GET` | `/v1/services/{service}/watch?after=N&wait=30` | long poll: answers when the service's version passes `N` (or after `wait` seconds) |
 //! | `GET` | `/v1/services/{service}/events` | server-sent events: the instances, again after every change |
+//! | `GET` | `/v1/events` | server-sent events: every service and its instances, after changes and every 5 s (the dashboard's feed) |
+//! | `GET` | `/` | the dashboard (HTML) for a browser; what the server is (JSON) for anyone else |
 //! | `GET` | `/health` | liveness, and whether writes are open |
 //!
 //! Every error is JSON `{"error": "..."}` with a 4xx or 5xx status naming the problem.
@@ -21,6 +23,7 @@
 //! this data file), so they never go backwards across a restart.
 
 mod api;
+mod dashboard;
 mod events;
 mod health;
 mod process;
@@ -120,6 +123,8 @@ pub struct Registry {
     /// The services `/metrics` reported instances of last time: one that has gone since is
     /// reported once more, at zero, rather than left at its last count.
     pub(super) reported: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    /// The all-services JSON of `GET /v1/events`: its version, when it was made, the bytes.
+    everything: std::sync::Mutex<Option<(u64, tokio::time::Instant, bytes::Bytes)>>,
 }
 
 impl Registry {
@@ -163,6 +168,7 @@ impl Registry {
             epoch,
             closing: tokio::sync::watch::Sender::new(false),
             reported: Default::default(),
+            everything: Default::default(),
         }))
     }
 

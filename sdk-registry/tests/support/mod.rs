@@ -1,6 +1,8 @@
 //! Helpers shared by the registry's integration tests (each test file uses some of them).
 #![allow(dead_code)]
 
+#[cfg(feature = "server")]
+pub(crate) mod browser;
 pub(crate) mod prometheus;
 #[cfg(feature = "server")]
 mod server;
@@ -8,7 +10,7 @@ pub(crate) mod tls;
 #[cfg(feature = "server")]
 #[allow(unused_imports)] // each test file uses some of them
 pub(crate) use server::{
-    assert_json_errors, data_file, run_binary, start_binary, start_server, Server,
+    assert_json_errors, data_file, run_binary, start_binary, start_server, Server, TOKEN,
 };
 
 /// A loopback service answering its name (as a JSON string) on `/`; returns its port.
