@@ -10,6 +10,10 @@
 //!   given) allows, and symmetric keys in a JWKS document are ignored. An RS256 public key
 //!   presented as an HS256 secret therefore meets the configured secret and fails.
 //! - `exp` is required; `exp` and `nbf` are checked with `leeway`; `iss` and `aud` when set.
+//! - A token that passed is remembered by its exact text for `verified_token_ttl` (30 s by
+//!   default, never past its own `exp`), so a client's next requests cost a lookup instead
+//!   of a signature check (an HS256 check is most of a gateway's work per request; an RS256
+//!   one, forty times that). A key removed from the JWKS stops working within that time.
 
 use std::{
     collections::HashMap,
@@ -41,19 +45,38 @@ pub enum AuthError {
     MissingScope(String),
 }
 
-/// A verified token's claims.
+/// A verified token's claims (cheap to clone: shared).
 #[derive(Clone, Debug)]
-pub struct Claims(Map<String, Value>);
+pub struct Claims(Arc<ClaimSet>);
+
+#[derive(Debug)]
+struct ClaimSet {
+    claims: Map<String, Value>,
+    /// `sub`, shared, for rate-limit keys.
+    subject: Option<Arc<str>>,
+    /// `exp`, in Unix seconds.
+    expires: u64,
+}
 
 impl Claims {
+    fn new(claims: Map<String, Value>) -> Self {
+        let subject = claims.get("sub").and_then(Value::as_str).map(Arc::from);
+        let expires = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
+        Claims(Arc::new(ClaimSet {
+            claims,
+            subject,
+            expires,
+        }))
+    }
+
     /// The `sub` claim.
-    pub fn subject(&self) -> Option<&str> {
-        self.0.get("sub").and_then(Value::as_str)
+    pub fn subject(&self) -> Option<&Arc<str>> {
+        self.0.subject.as_ref()
     }
 
     /// One claim.
     pub fn get(&self, claim: &str) -> Option<&Value> {
-        self.0.get(claim)
+        self.0.claims.get(claim)
     }
 
     /// Whether the token grants `scope` (its `scope` claim, space-separated, or `scp`).
@@ -79,6 +102,36 @@ pub struct Verifier {
     audience: Option<String>,
     leeway: Duration,
     forward: Vec<(String, HeaderName)>,
+    /// The header names of `forward`.
+    forward_names: Vec<HeaderName>,
+    /// Tokens that passed, by their text (none when `verified_token_ttl` is zero).
+    verified: Option<moka::sync::Cache<Box<str>, Claims, foldhash::fast::RandomState>>,
+    verified_ttl: Duration,
+}
+
+/// The most verified tokens remembered at once.
+const VERIFIED_TOKENS: u64 = 50_000;
+
+/// Each remembered token lives until its own `exp` or for the configured time, whichever
+/// comes first.
+struct UntilExpiry(Duration);
+
+impl moka::Expiry<Box<str>, Claims> for UntilExpiry {
+    fn expire_after_create(
+        &self,
+        _token: &Box<str>,
+        claims: &Claims,
+        _now: std::time::Instant,
+    ) -> Option<Duration> {
+        let left = claims.0.expires.saturating_sub(unix_now());
+        Some(self.0.min(Duration::from_secs(left)))
+    }
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 impl Verifier {
@@ -100,7 +153,7 @@ impl Verifier {
             )?),
             None => None,
         };
-        let forward = config
+        let forward: Vec<(String, HeaderName)> = config
             .forward_claims
             .iter()
             .filter_map(|(claim, header)| {
@@ -109,19 +162,30 @@ impl Verifier {
                     .map(|h| (claim.clone(), h))
             })
             .collect();
+        let verified_ttl = config.verified_token_ttl;
+        let verified = (!verified_ttl.is_zero()).then(|| {
+            moka::sync::Cache::builder()
+                .max_capacity(VERIFIED_TOKENS)
+                .expire_after(UntilExpiry(verified_ttl))
+                .build_with_hasher(foldhash::fast::RandomState::default())
+        });
+        let forward_names = forward.iter().map(|(_, header)| header.clone()).collect();
         Ok(Verifier {
+            forward_names,
             hs256,
             jwks,
             issuer: config.issuer.clone(),
             audience: config.audience.clone(),
             leeway: config.leeway,
             forward,
+            verified,
+            verified_ttl,
         })
     }
 
     /// The header names that claims are forwarded in (removed from what clients send).
-    pub fn forwarded_headers(&self) -> impl Iterator<Item = &HeaderName> {
-        self.forward.iter().map(|(_, header)| header)
+    pub fn forwarded_headers(&self) -> &[HeaderName] {
+        &self.forward_names
     }
 
     /// Fetches the key set now (at start-up), so the first request does not wait for it.
@@ -147,8 +211,30 @@ impl Verifier {
         self.verify(token).await
     }
 
-    /// The claims of `token`, verified.
+    /// The claims of `token`, verified (or remembered as verified).
     pub async fn verify(&self, token: &str) -> Result<Claims, AuthError> {
+        let Some(verified) = &self.verified else {
+            return self.check(token).await;
+        };
+        if let Some(claims) = verified.get(token) {
+            // Still within its `exp` (the entry never outlives it) and `nbf` passed already.
+            return Ok(claims);
+        }
+        let claims = self.check(token).await?;
+        // An `exp` so close that the leeway is all it has left: not worth remembering.
+        if claims.0.expires > unix_now() {
+            verified.insert(token.into(), claims.clone());
+        }
+        Ok(claims)
+    }
+
+    /// How long a verified token is remembered (zero: never).
+    pub fn verified_token_ttl(&self) -> Duration {
+        self.verified_ttl
+    }
+
+    /// Checks `token`'s signature and claims.
+    async fn check(&self, token: &str) -> Result<Claims, AuthError> {
         let header = jsonwebtoken::decode_header(token).map_err(|e| invalid(&e))?;
         let key = match header.alg {
             Algorithm::HS256 => self
@@ -179,7 +265,7 @@ impl Verifier {
         }
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
             .map_err(|e| invalid(&e))?;
-        Ok(Claims(data.claims))
+        Ok(Claims::new(data.claims))
     }
 
     /// The forwarded claims of `claims`, as headers (a claim that is absent or cannot be a

@@ -130,6 +130,15 @@ pub struct JwtConfig {
     /// stream of made-up key ids cannot turn the gateway against the key server.
     #[serde(default = "default_refetch", deserialize_with = "de::duration")]
     pub jwks_min_refetch: Duration,
+    /// How long a token that passed is remembered, so it is not checked again on every
+    /// request (default 30 s, never past its `exp`; `"0s"`: check every time). A key
+    /// removed from the JWKS stops being accepted within this time.
+    #[serde(default = "default_verified_ttl", deserialize_with = "de::duration")]
+    pub verified_token_ttl: Duration,
+}
+
+fn default_verified_ttl() -> Duration {
+    Duration::from_secs(30)
 }
 
 fn default_leeway() -> Duration {
@@ -159,6 +168,7 @@ impl std::fmt::Debug for JwtConfig {
             .field("audience", &self.audience)
             .field("leeway", &self.leeway)
             .field("forward_claims", &self.forward_claims)
+            .field("verified_token_ttl", &self.verified_token_ttl)
             .finish_non_exhaustive()
     }
 }

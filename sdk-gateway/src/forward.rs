@@ -28,7 +28,28 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     header::UPGRADE,
 ];
 
-/// Removes the hop-by-hop headers, and those the `Connection` header names.
+/// Whether `name` is hop-by-hop (one of the standard ones).
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.iter().any(|hop| hop == name)
+}
+
+/// The names the `Connection` header lists beside the standard tokens, which are
+/// hop-by-hop too (none, without allocating, for the usual `keep-alive`, `close`,
+/// `upgrade`).
+fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|t| !["keep-alive", "close", "upgrade"].iter().any(|s| t.eq_ignore_ascii_case(s)))
+        .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
+        .collect()
+}
+
+/// Removes the hop-by-hop headers, and those the `Connection` header names (looking
+/// first, so an answer with none of them, the usual case, is not touched).
 ///
 /// ```
 /// let mut headers = http::HeaderMap::new();
@@ -39,68 +60,127 @@ const HOP_BY_HOP: [HeaderName; 9] = [
 /// assert_eq!(headers.len(), 1);
 /// ```
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
-    for name in named.iter().chain(HOP_BY_HOP.iter()) {
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
+    for name in connection_named(headers).iter().chain(HOP_BY_HOP.iter()) {
         headers.remove(name);
     }
 }
 
-/// Prepares a request's headers for the service: hop-by-hop and `host` removed, the
-/// `x-forwarded-*` set (extended when the peer is a trusted proxy, replaced otherwise), and
-/// the request id set. Returns the request id.
-pub fn to_upstream(headers: &mut HeaderMap, origin: &Origin, scheme: &'static str) -> HeaderValue {
-    strip_hop_by_hop(headers);
-    let host = headers.remove(header::HOST);
-    let peer = HeaderValue::from_str(&origin.peer.ip().to_string())
-        .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
-    if origin.via_trusted_proxy {
-        let before: Vec<&[u8]> = headers
-            .get_all(&X_FORWARDED_FOR)
-            .iter()
-            .map(HeaderValue::as_bytes)
-            .collect();
-        let mut joined = before.join(&b", "[..]);
-        if !joined.is_empty() {
-            joined.extend_from_slice(b", ");
-        }
-        joined.extend_from_slice(peer.as_bytes());
-        let value = HeaderValue::from_bytes(&joined).unwrap_or(peer);
-        headers.insert(X_FORWARDED_FOR, value);
-        if !headers.contains_key(&X_FORWARDED_PROTO) {
-            headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(scheme));
-        }
-        if let (false, Some(host)) = (headers.contains_key(&X_FORWARDED_HOST), host) {
-            headers.insert(X_FORWARDED_HOST, host);
-        }
+/// The headers for the service, made in one pass over the client's: hop-by-hop ones,
+/// `host` and `dropped` left behind, the `x-forwarded-*` set extended when the peer is a
+/// trusted proxy and replaced otherwise, and the request id set. Returns them and the id.
+///
+/// ```
+/// use sdk_gateway::{clients::TrustedProxies, forward};
+/// let mut incoming = http::HeaderMap::new();
+/// incoming.insert("host", "api.example.com".parse().expect("a value"));
+/// incoming.insert("x-forwarded-for", "6.6.6.6".parse().expect("a value"));
+/// incoming.insert("te", "trailers".parse().expect("a value"));
+/// let origin = TrustedProxies::default().origin("203.0.113.5:40000".parse().expect("an address"), &incoming);
+/// let (headers, id) = forward::to_upstream(incoming, &origin, "https", &[]);
+/// assert_eq!(headers["x-forwarded-for"], "203.0.113.5");
+/// assert_eq!(headers["x-forwarded-host"], "api.example.com");
+/// assert_eq!(headers["x-forwarded-proto"], "https");
+/// assert_eq!(headers["x-request-id"], id);
+/// assert!(headers.get("te").is_none() && headers.get("host").is_none());
+/// ```
+pub fn to_upstream(
+    incoming: HeaderMap,
+    origin: &Origin,
+    scheme: &'static str,
+    dropped: &[HeaderName],
+) -> (HeaderMap, HeaderValue) {
+    let named = if incoming.contains_key(header::CONNECTION) {
+        connection_named(&incoming)
     } else {
-        headers.insert(X_FORWARDED_FOR, peer);
-        headers.insert(X_FORWARDED_PROTO, HeaderValue::from_static(scheme));
-        match host {
-            Some(host) => headers.insert(X_FORWARDED_HOST, host),
-            None => headers.remove(&X_FORWARDED_HOST),
-        };
+        Vec::new()
+    };
+    let mut out = HeaderMap::with_capacity(incoming.len() + 4);
+    let (mut host, mut forwarded_for, mut request_id) = (None, Vec::new(), None);
+    let trusted = origin.via_trusted_proxy;
+    let mut current: Option<HeaderName> = None;
+    for (name, value) in incoming {
+        if let Some(name) = name {
+            current = Some(name);
+        }
+        let Some(name) = &current else { continue };
+        if is_hop_by_hop(name) || dropped.contains(name) || named.contains(name) {
+            continue;
+        }
+        if name == header::HOST {
+            host = Some(value);
+        } else if name == X_FORWARDED_FOR {
+            forwarded_for.push(value);
+        } else if name == X_REQUEST_ID {
+            request_id.get_or_insert(value);
+        } else if trusted || (name != X_FORWARDED_PROTO && name != X_FORWARDED_HOST) {
+            out.append(name.clone(), value);
+        }
     }
-    request_id(headers)
+    let peer = ip_value(origin.peer.ip());
+    let forwarded = match (trusted, forwarded_for.is_empty()) {
+        (true, false) => {
+            let mut joined = forwarded_for
+                .iter()
+                .map(HeaderValue::as_bytes)
+                .collect::<Vec<_>>()
+                .join(&b", "[..]);
+            joined.extend_from_slice(b", ");
+            joined.extend_from_slice(peer.as_bytes());
+            HeaderValue::from_bytes(&joined).unwrap_or(peer)
+        }
+        _ => peer,
+    };
+    out.insert(X_FORWARDED_FOR, forwarded);
+    if !out.contains_key(&X_FORWARDED_PROTO) {
+        out.insert(X_FORWARDED_PROTO, HeaderValue::from_static(scheme));
+    }
+    if let (false, Some(host)) = (out.contains_key(&X_FORWARDED_HOST), host) {
+        out.insert(X_FORWARDED_HOST, host);
+    }
+    let id = request_id
+        .filter(is_sane_id)
+        .unwrap_or_else(new_request_id);
+    out.insert(X_REQUEST_ID, id.clone());
+    (out, id)
 }
 
-/// The request's id: the client's `x-request-id` when it is 1 to 128 visible ASCII
-/// characters, a new random one otherwise (set on `headers` either way).
-fn request_id(headers: &mut HeaderMap) -> HeaderValue {
-    let sane = |v: &HeaderValue| {
-        let b = v.as_bytes();
-        !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_graphic())
-    };
-    if let Some(id) = headers.get(&X_REQUEST_ID).filter(|v| sane(v)) {
-        return id.clone();
-    }
+/// A client's request id is kept when it is 1 to 128 visible ASCII characters.
+fn is_sane_id(id: &HeaderValue) -> bool {
+    let b = id.as_bytes();
+    !b.is_empty() && b.len() <= 128 && b.iter().all(u8::is_ascii_graphic)
+}
+
+/// 32 random hex digits.
+fn new_request_id() -> HeaderValue {
     let id = sdk::trace::hex_id(fastrand::u128(1..));
-    let id = HeaderValue::from_bytes(&id).unwrap_or_else(|_| HeaderValue::from_static("0"));
-    headers.insert(X_REQUEST_ID, id.clone());
-    id
+    HeaderValue::from_bytes(&id).unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+/// An address as a header value (IPv4 written by hand: this runs on every request).
+fn ip_value(ip: std::net::IpAddr) -> HeaderValue {
+    let std::net::IpAddr::V4(v4) = ip else {
+        return HeaderValue::from_str(&ip.to_string()).unwrap_or(HeaderValue::from_static("unknown"));
+    };
+    let mut text = [0u8; 15];
+    let mut len = 0;
+    for (i, octet) in v4.octets().into_iter().enumerate() {
+        if i > 0 {
+            text[len] = b'.';
+            len += 1;
+        }
+        let digits = [octet / 100, octet / 10 % 10, octet % 10];
+        let skip = match octet {
+            0..=9 => 2,
+            10..=99 => 1,
+            _ => 0,
+        };
+        for digit in &digits[skip..] {
+            text[len] = b'0' + digit;
+            len += 1;
+        }
+    }
+    HeaderValue::from_bytes(&text[..len]).unwrap_or(HeaderValue::from_static("unknown"))
 }

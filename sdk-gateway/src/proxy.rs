@@ -61,14 +61,13 @@ async fn forward(
     let shared = gateway.shared();
     let (mut parts, body) = request.into_parts();
     route.allows(&parts.method)?;
-    let path_and_query = parts.uri.path_and_query().map_or("/", |p| p.as_str());
-    sdk::path::check_path(path_and_query)
-        .map_err(|e| GatewayError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
+    // The path the service gets is checked by the SDK (`check_path`: no dot segment, no
+    // other host), as every path it sends: a bad one is a 400 from the call below.
     let origin = shared.proxies.origin(peer, &parts.headers);
     let claims = authorize(gateway, route, &parts.headers).await?;
     if let Some(limiter) = &route.limiter {
         let key = match claims.as_ref().and_then(Claims::subject) {
-            Some(subject) => ClientKey::Subject(subject.into()),
+            Some(subject) => ClientKey::Subject(subject.clone()),
             None => ClientKey::Addr(origin.client),
         };
         limiter
@@ -82,18 +81,16 @@ async fn forward(
         true => Some(crate::ws::take_upgrade(&mut parts)?),
         false => None,
     };
-    let mut headers = std::mem::take(&mut parts.headers);
-    if let Some(verifier) = &shared.verifier {
-        // Claim headers are the gateway's to set: whatever a client sent under those names
-        // is dropped, on every route.
-        for name in verifier.forwarded_headers() {
-            headers.remove(name);
-        }
-        if let Some(claims) = &claims {
-            verifier.claim_headers(claims, &mut headers);
-        }
+    let verifier = shared.verifier.as_ref();
+    // Claim headers are the gateway's to set: whatever a client sent under those names is
+    // dropped, on every route.
+    let claim_headers = verifier.map_or(&[][..], |v| v.forwarded_headers());
+    let headers = std::mem::take(&mut parts.headers);
+    let (mut headers, request_id) =
+        forward::to_upstream(headers, &origin, shared.scheme, claim_headers);
+    if let (Some(verifier), Some(claims)) = (verifier, &claims) {
+        verifier.claim_headers(claims, &mut headers);
     }
-    let request_id = forward::to_upstream(&mut headers, &origin, shared.scheme);
     if upgrade.is_some() {
         crate::ws::handshake_headers(&mut headers);
     }

@@ -45,10 +45,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .init();
+    sdk_gateway::init_logging();
     let args = Args::parse();
     let config = sdk::SdkConfig::from_file(&args.config)?;
     let gateway_config = GatewayConfig::from_sdk_config(&config)?;

@@ -14,7 +14,12 @@ mod shared;
 
 use std::{net::IpAddr, num::NonZeroU32, sync::Arc, time::Duration};
 
-use governor::{clock::Clock as _, DefaultKeyedRateLimiter, Quota};
+use governor::{
+    clock::{Clock as _, DefaultClock},
+    middleware::NoOpMiddleware,
+    state::keyed::DefaultKeyedStateStore,
+    Quota, RateLimiter,
+};
 
 pub use self::shared::SharedLimits;
 use crate::config::RateLimit;
@@ -23,7 +28,7 @@ use crate::config::RateLimit;
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ClientKey {
     /// A verified token's subject.
-    Subject(Box<str>),
+    Subject(Arc<str>),
     /// An address.
     Addr(IpAddr),
 }
@@ -37,12 +42,21 @@ impl std::fmt::Display for ClientKey {
     }
 }
 
+/// Clients' cells in this process: governor's concurrent map, hashed with foldhash (seeded
+/// per process; the keys are the clients' own, so not a fixed hash).
+type LocalLimiter = RateLimiter<
+    ClientKey,
+    DefaultKeyedStateStore<ClientKey, foldhash::fast::RandomState>,
+    DefaultClock,
+    NoOpMiddleware<<DefaultClock as governor::clock::Clock>::Instant>,
+>;
+
 /// One route's limit.
 #[derive(Debug)]
 pub struct RouteLimiter {
     route: Arc<str>,
     rate: RateLimit,
-    local: DefaultKeyedRateLimiter<ClientKey>,
+    local: LocalLimiter,
     shared: Option<SharedLimits>,
 }
 
@@ -54,7 +68,10 @@ impl RouteLimiter {
         RouteLimiter {
             route: route.into(),
             rate,
-            local: governor::RateLimiter::keyed(Quota::per_second(per_second).allow_burst(burst)),
+            local: RateLimiter::dashmap_with_hasher(
+                Quota::per_second(per_second).allow_burst(burst),
+                foldhash::fast::RandomState::default(),
+            ),
             shared,
         }
     }
@@ -67,7 +84,7 @@ impl RouteLimiter {
             }
         }
         self.local.check_key(client).map_err(|not_until| {
-            not_until.wait_time_from(governor::clock::DefaultClock::default().now())
+            not_until.wait_time_from(DefaultClock::default().now())
         })
     }
 

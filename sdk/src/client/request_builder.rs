@@ -262,8 +262,13 @@ impl RequestBuilder {
         self
     }
 
-    /// Adds every header of `headers` (repeated names kept).
+    /// Adds every header of `headers` (repeated names kept); with no header set before (no
+    /// service defaults), the map is taken as it is, nothing copied.
     pub fn headers(mut self, headers: HeaderMap) -> Self {
+        if self.headers.is_empty() {
+            self.headers = headers;
+            return self;
+        }
         let mut last = None;
         for (name, value) in headers {
             if let Some(name) = name {
