@@ -56,9 +56,13 @@ fn client() -> HttpClient {
 /// The service: a small JSON object for any GET.
 async fn upstream() -> SocketAddr {
     let app = axum::Router::new().fallback(|| async {
-        axum::Json(json!({"id": 42, "name": "Ada Lovelace", "email": "ada@example.com", "active": true}))
+        axum::Json(
+            json!({"id": 42, "name": "Ada Lovelace", "email": "ada@example.com", "active": true}),
+        )
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
     addr
@@ -67,7 +71,9 @@ async fn upstream() -> SocketAddr {
 /// The bare reverse proxy: every request sent on to `upstream` as it is (the URI's
 /// authority replaced), the answer streamed back. What a user might hand-write with hyper.
 async fn serve_bare(upstream: SocketAddr) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     println!("{}", listener.local_addr().expect("addr"));
     let client: Client<HttpConnector, hyper::body::Incoming> = {
         let mut connector = HttpConnector::new();
@@ -78,26 +84,33 @@ async fn serve_bare(upstream: SocketAddr) {
     };
     let base = format!("http://{upstream}");
     loop {
-        let Ok((tcp, _)) = listener.accept().await else { continue };
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
         let (client, base) = (client.clone(), base.clone());
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |mut request: hyper::Request<hyper::body::Incoming>| {
-                let client = client.clone();
-                let uri = format!("{base}{}", request.uri().path_and_query().map_or("/", |p| p.as_str()));
-                async move {
-                    *request.uri_mut() = uri.parse().expect("a URI");
-                    request.headers_mut().remove(http::header::HOST);
-                    let response = match client.request(request).await {
-                        Ok(response) => response.map(axum::body::Body::new),
-                        Err(_) => http::Response::builder()
-                            .status(502)
-                            .body(axum::body::Body::empty())
-                            .expect("a response"),
-                    };
-                    Ok::<_, Infallible>(response)
-                }
-            });
+            let service = hyper::service::service_fn(
+                move |mut request: hyper::Request<hyper::body::Incoming>| {
+                    let client = client.clone();
+                    let uri = format!(
+                        "{base}{}",
+                        request.uri().path_and_query().map_or("/", |p| p.as_str())
+                    );
+                    async move {
+                        *request.uri_mut() = uri.parse().expect("a URI");
+                        request.headers_mut().remove(http::header::HOST);
+                        let response = match client.request(request).await {
+                            Ok(response) => response.map(axum::body::Body::new),
+                            Err(_) => http::Response::builder()
+                                .status(502)
+                                .body(axum::body::Body::empty())
+                                .expect("a response"),
+                        };
+                        Ok::<_, Infallible>(response)
+                    }
+                },
+            );
             let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
                 .serve_connection(TokioIo::new(tcp), service)
                 .await;
@@ -130,19 +143,30 @@ forward_claims = {{ sub = "x-user-id" }}
 async fn serve_gateway(upstream: SocketAddr) {
     sdk_gateway::init_logging();
     let config = sdk::SdkConfig::from_toml_str(&gateway_config(upstream)).expect("config");
-    let gateway_config = sdk_gateway::GatewayConfig::from_sdk_config(&config).expect("gateway config");
+    let gateway_config =
+        sdk_gateway::GatewayConfig::from_sdk_config(&config).expect("gateway config");
     let metrics = sdk_registry::server::metrics_recorder().expect("recorder");
     let sdk = sdk::ServiceSdk::from_config(config).expect("sdk");
-    let gateway = sdk_gateway::Gateway::new(sdk, &gateway_config).expect("gateway").with_metrics(metrics);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let gateway = sdk_gateway::Gateway::new(sdk, &gateway_config)
+        .expect("gateway")
+        .with_metrics(metrics);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     println!("{}", listener.local_addr().expect("addr"));
     let limits = sdk_registry::server::Limits {
         max_connections: 100_000,
         ..Default::default()
     };
-    sdk_registry::server::serve(listener, gateway.router(), None, limits, std::future::pending())
-        .await
-        .expect("serve");
+    sdk_registry::server::serve(
+        listener,
+        gateway.router(),
+        None,
+        limits,
+        std::future::pending(),
+    )
+    .await
+    .expect("serve");
 }
 
 /// A proxy in a process of its own: (child, address).
@@ -163,9 +187,15 @@ async fn spawn_proxy(kind: &str, upstream: SocketAddr) -> (tokio::process::Child
 /// without valgrind.
 async fn instructions_per_request(kind: &str, upstream: SocketAddr, path: &str) -> Option<f64> {
     const N: u64 = 2_000;
-    let out = std::env::temp_dir().join(format!("sdk-gateway-bench-{kind}-{}.cg", std::process::id()));
+    let out = std::env::temp_dir().join(format!(
+        "sdk-gateway-bench-{kind}-{}.cg",
+        std::process::id()
+    ));
     let mut child = tokio::process::Command::new("valgrind")
-        .args(["--tool=callgrind", &format!("--callgrind-out-file={}", out.display())])
+        .args([
+            "--tool=callgrind",
+            &format!("--callgrind-out-file={}", out.display()),
+        ])
         .arg(std::env::current_exe().ok()?)
         .args(["serve", kind, &upstream.to_string()])
         .stdout(Stdio::piped())
@@ -175,7 +205,10 @@ async fn instructions_per_request(kind: &str, upstream: SocketAddr, path: &str) 
         .ok()?;
     let pid = child.id()?.to_string();
     let mut lines = tokio::io::BufReader::new(child.stdout.take()?).lines();
-    let addr = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await.ok()?.ok()??;
+    let addr = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .ok()?
+        .ok()??;
     let url = format!("http://{addr}{path}");
     let (client, token) = (client(), bench_token());
     for _ in 0..500 {
@@ -202,7 +235,12 @@ async fn instructions_per_request(kind: &str, upstream: SocketAddr, path: &str) 
     let dump = std::fs::read_to_string(format!("{}.1", out.display())).ok()?;
     let _ = std::fs::remove_file(format!("{}.1", out.display()));
     let _ = std::fs::remove_file(&out);
-    let total: f64 = dump.lines().find_map(|l| l.strip_prefix("summary: "))?.trim().parse().ok()?;
+    let total: f64 = dump
+        .lines()
+        .find_map(|l| l.strip_prefix("summary: "))?
+        .trim()
+        .parse()
+        .ok()?;
     Some(total / N as f64)
 }
 
@@ -210,7 +248,8 @@ async fn instructions_per_request(kind: &str, upstream: SocketAddr, path: &str) 
 fn cpu_time(pid: u32) -> Duration {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
     let fields: Vec<&str> = stat.rsplit_once(") ").expect("stat").1.split(' ').collect();
-    let ticks: u64 = fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
+    let ticks: u64 =
+        fields[11].parse::<u64>().expect("utime") + fields[12].parse::<u64>().expect("stime");
     // Linux reports in USER_HZ, 100 a second on every platform it runs on here.
     Duration::from_millis(ticks * 10)
 }
@@ -266,7 +305,12 @@ async fn many_callers(target: &mut Target, token: &str) {
     let cpu_before = target.pid.map(cpu_time);
     let mut tasks = Vec::new();
     for _ in 0..CALLERS {
-        let (client, url, token, done) = (client.clone(), target.url.clone(), token.to_owned(), done.clone());
+        let (client, url, token, done) = (
+            client.clone(),
+            target.url.clone(),
+            token.to_owned(),
+            done.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             while started.elapsed() < Duration::from_secs(1) {
@@ -305,16 +349,24 @@ async fn verify_cost(verifier: &sdk_gateway::auth::Verifier, token: &str) -> f64
 
 async fn jwt_rows() -> Vec<String> {
     use jsonwebtoken::{Algorithm, EncodingKey, Header};
-    let rsa = EncodingKey::from_rsa_pem(include_bytes!("../sdk-gateway/tests/keys/rsa-a.pem")).expect("rsa");
-    let ec = EncodingKey::from_ec_pem(include_bytes!("../sdk-gateway/tests/keys/ec-a.pem")).expect("ec");
+    let rsa = EncodingKey::from_rsa_pem(include_bytes!("../sdk-gateway/tests/keys/rsa-a.pem"))
+        .expect("rsa");
+    let ec =
+        EncodingKey::from_ec_pem(include_bytes!("../sdk-gateway/tests/keys/ec-a.pem")).expect("ec");
     let jwk = |key: &EncodingKey, alg, kid: &str| {
         let mut jwk = jsonwebtoken::jwk::Jwk::from_encoding_key(key, alg).expect("jwk");
         jwk.common.key_id = Some(kid.to_owned());
         jwk
     };
-    let keys = json!({ "keys": [jwk(&rsa, Algorithm::RS256, "r"), jwk(&ec, Algorithm::ES256, "e")] });
-    let app = axum::Router::new().route("/jwks", axum::routing::get(move || async move { axum::Json(keys) }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let keys =
+        json!({ "keys": [jwk(&rsa, Algorithm::RS256, "r"), jwk(&ec, Algorithm::ES256, "e")] });
+    let app = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || async move { axum::Json(keys) }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
     tokio::spawn(async move { axum::serve(listener, app).await });
     let verifier = |remember: &str| {
@@ -322,7 +374,10 @@ async fn jwt_rows() -> Vec<String> {
             "[gateway.jwt]\nhs256_secret = \"{SECRET}\"\njwks_url = \"http://{addr}/jwks\"\nverified_token_ttl = \"{remember}\"\n"
         ))
         .expect("config");
-        let jwt = sdk_gateway::GatewayConfig::from_sdk_config(&config).expect("gateway config").jwt.expect("jwt");
+        let jwt = sdk_gateway::GatewayConfig::from_sdk_config(&config)
+            .expect("gateway config")
+            .jwt
+            .expect("jwt");
         let sdk = sdk::ServiceSdk::builder().build().expect("sdk");
         sdk_gateway::auth::Verifier::new(&jwt, &sdk).expect("verifier")
     };
@@ -335,15 +390,30 @@ async fn jwt_rows() -> Vec<String> {
         header.kid = kid.map(str::to_owned);
         jsonwebtoken::encode(&header, &claims, key).expect("sign")
     };
-    let hs = sign(Algorithm::HS256, None, &EncodingKey::from_secret(SECRET.as_bytes()).expect("secret"));
+    let hs = sign(
+        Algorithm::HS256,
+        None,
+        &EncodingKey::from_secret(SECRET.as_bytes()).expect("secret"),
+    );
     let rs = sign(Algorithm::RS256, Some("r"), &rsa);
     let es = sign(Algorithm::ES256, Some("e"), &ec);
-    let mut rows = vec!["| token | per request |".to_owned(), "| --- | ---: |".to_owned()];
+    let mut rows = vec![
+        "| token | per request |".to_owned(),
+        "| --- | ---: |".to_owned(),
+    ];
     for (name, token, verifier) in [
         ("HS256, checked (configured secret)", &hs, &checking),
-        ("RS256, checked (2048-bit key from the JWKS)", &rs, &checking),
+        (
+            "RS256, checked (2048-bit key from the JWKS)",
+            &rs,
+            &checking,
+        ),
         ("ES256, checked (P-256 key from the JWKS)", &es, &checking),
-        ("any of them, seen within `verified_token_ttl` (remembered; the gateway's default)", &rs, &remembering),
+        (
+            "any of them, seen within `verified_token_ttl` (remembered; the gateway's default)",
+            &rs,
+            &remembering,
+        ),
     ] {
         let cost = verify_cost(verifier, token).await;
         eprintln!("{name}: {cost:.2} µs");
@@ -379,11 +449,32 @@ async fn run() {
     let (bare, bare_addr) = spawn_proxy("bare", upstream).await;
     let (gateway, gateway_addr) = spawn_proxy("gateway", upstream).await;
     let token = bench_token();
-    let target = |name, url: String, pid| Target { name, url, pid, one: vec![], many: vec![], completed: 0, elapsed: Duration::ZERO, cpu: Duration::ZERO };
+    let target = |name, url: String, pid| Target {
+        name,
+        url,
+        pid,
+        one: vec![],
+        many: vec![],
+        completed: 0,
+        elapsed: Duration::ZERO,
+        cpu: Duration::ZERO,
+    };
     let mut targets = vec![
-        target("direct to the service", format!("http://{upstream}/users/42"), None),
-        target("bare hyper reverse proxy", format!("http://{bare_addr}/users/42"), bare.id()),
-        target("sdk-gateway (JWT, rate limit, metrics)", format!("http://{gateway_addr}/api/users/42"), gateway.id()),
+        target(
+            "direct to the service",
+            format!("http://{upstream}/users/42"),
+            None,
+        ),
+        target(
+            "bare hyper reverse proxy",
+            format!("http://{bare_addr}/users/42"),
+            bare.id(),
+        ),
+        target(
+            "sdk-gateway (JWT, rate limit, metrics)",
+            format!("http://{gateway_addr}/api/users/42"),
+            gateway.id(),
+        ),
     ];
     eprintln!("one caller...");
     one_caller(&mut targets, &token).await;
@@ -398,8 +489,14 @@ async fn run() {
         t.one.sort();
         t.many.sort();
     }
-    let direct_one = (percentile(&targets[0].one, 0.5), percentile(&targets[0].one, 0.99));
-    let direct_many = (percentile(&targets[0].many, 0.5), percentile(&targets[0].many, 0.99));
+    let direct_one = (
+        percentile(&targets[0].one, 0.5),
+        percentile(&targets[0].one, 0.99),
+    );
+    let direct_many = (
+        percentile(&targets[0].many, 0.5),
+        percentile(&targets[0].many, 0.99),
+    );
     let mut table = vec![
         "| path | 1 caller p50 | p99 | added p50 | added p99 | 64 callers: req/s | p50 | p99 | added p50 | added p99 | proxy CPU per request |".to_owned(),
         "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |".to_owned(),
@@ -414,9 +511,18 @@ async fn run() {
         let added = |a: Duration, b: Duration| us(a.saturating_sub(b));
         table.push(format!(
             "| {} | {} | {} | {} | {} | {rate:.0} | {} | {} | {} | {} | {} |",
-            t.name, us(p50), us(p99), added(p50, direct_one.0), added(p99, direct_one.1),
-            us(m50), us(m99), added(m50, direct_many.0), added(m99, direct_many.1),
-            per_request.filter(|_| t.pid.is_some()).map_or("–".to_owned(), |c| format!("{c:.1} µs")),
+            t.name,
+            us(p50),
+            us(p99),
+            added(p50, direct_one.0),
+            added(p99, direct_one.1),
+            us(m50),
+            us(m99),
+            added(m50, direct_many.0),
+            added(m99, direct_many.1),
+            per_request
+                .filter(|_| t.pid.is_some())
+                .map_or("–".to_owned(), |c| format!("{c:.1} µs")),
         ));
         eprintln!("{}", table[table.len() - 1]);
     }
@@ -468,7 +574,10 @@ fn main() {
         .build()
         .expect("runtime");
     if args.get(1).map(String::as_str) == Some("serve") {
-        let upstream: SocketAddr = args.get(3).and_then(|a| a.parse().ok()).expect("serve KIND UPSTREAM");
+        let upstream: SocketAddr = args
+            .get(3)
+            .and_then(|a| a.parse().ok())
+            .expect("serve KIND UPSTREAM");
         runtime.block_on(async {
             match args.get(2).map(String::as_str) {
                 Some("bare") => serve_bare(upstream).await,
@@ -488,7 +597,10 @@ fn main() {
         return;
     }
     if args.get(1).map(String::as_str) == Some("load") {
-        let n: usize = args.get(2).and_then(|n| n.parse().ok()).expect("load N URL");
+        let n: usize = args
+            .get(2)
+            .and_then(|n| n.parse().ok())
+            .expect("load N URL");
         let url = args.get(3).expect("load N URL").clone();
         runtime.block_on(async {
             let client = client();

@@ -43,7 +43,11 @@ fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .map(str::trim)
-        .filter(|t| !["keep-alive", "close", "upgrade"].iter().any(|s| t.eq_ignore_ascii_case(s)))
+        .filter(|t| {
+            !["keep-alive", "close", "upgrade"]
+                .iter()
+                .any(|s| t.eq_ignore_ascii_case(s))
+        })
         .filter_map(|name| HeaderName::from_bytes(name.as_bytes()).ok())
         .collect()
 }
@@ -140,9 +144,7 @@ pub fn to_upstream(
     if let (false, Some(host)) = (out.contains_key(&X_FORWARDED_HOST), host) {
         out.insert(X_FORWARDED_HOST, host);
     }
-    let id = request_id
-        .filter(is_sane_id)
-        .unwrap_or_else(new_request_id);
+    let id = request_id.filter(is_sane_id).unwrap_or_else(new_request_id);
     out.insert(X_REQUEST_ID, id.clone());
     (out, id)
 }
@@ -162,7 +164,8 @@ fn new_request_id() -> HeaderValue {
 /// An address as a header value (IPv4 written by hand: this runs on every request).
 fn ip_value(ip: std::net::IpAddr) -> HeaderValue {
     let std::net::IpAddr::V4(v4) = ip else {
-        return HeaderValue::from_str(&ip.to_string()).unwrap_or(HeaderValue::from_static("unknown"));
+        return HeaderValue::from_str(&ip.to_string())
+            .unwrap_or(HeaderValue::from_static("unknown"));
     };
     let mut text = [0u8; 15];
     let mut len = 0;

@@ -31,10 +31,11 @@
 //! forward_claims = { sub = "x-user-id" }
 //! ```
 //!
-//! Per request, in order: the route ([`routes`]), its methods, the path's safety
-//! ([`sdk::path::check_path`]), the token on protected routes ([`auth`]), the client's rate
-//! ([`limit`]), then the call ([`proxy`](crate::Gateway::router)); WebSocket routes relay
-//! frames ([`ws`](crate::Gateway::router)). Every refusal is a JSON answer ([`error`]).
+//! Per request, in order: the route (a `matchit` tree), its methods, the token on protected
+//! routes ([`auth`]), the client's rate ([`limit`]), then the call through the SDK, whose
+//! path rule ([`sdk::path::check_path`]) refuses a dot segment or another host; WebSocket
+//! routes splice the two connections once the service has switched protocols. Every
+//! refusal is a JSON answer ([`error`]); the headers that cross are [`forward`]'s.
 //!
 //! The binary `sdk-gateway --config gateway.toml` serves it with connection limits and
 //! header and idle timeouts (the registry server's `serve`), and `/metrics`.
@@ -56,7 +57,9 @@ mod ws;
 /// spans (which an OpenTelemetry layer turns into traces) are not recorded by a plain log,
 /// so they are turned off here rather than built and dropped on every request.
 pub fn init_logging() {
-    use tracing_subscriber::{filter::filter_fn, layer::SubscriberExt as _, util::SubscriberInitExt as _, Layer as _};
+    use tracing_subscriber::{
+        filter::filter_fn, layer::SubscriberExt as _, util::SubscriberInitExt as _, Layer as _,
+    };
     let log = tracing_subscriber::fmt::layer()
         .with_target(false)
         .with_writer(std::io::stderr)

@@ -6,7 +6,7 @@
 //! ([`Origin`](crate::clients::Origin)). Limits are counted in this process by
 //! [`governor`] unless `[gateway.rate_limit] redis_url` is set: then every gateway naming
 //! the same Redis and prefix shares one count per client, kept by a script that runs the
-//! same algorithm on Redis's clock ([`shared`]). While Redis cannot be reached, each
+//! same algorithm on Redis's clock ([`SharedLimits`]). While Redis cannot be reached, each
 //! gateway counts alone (the limit then holds per gateway instead of across them), so an
 //! outage of Redis neither lets every request through nor refuses them all.
 
@@ -83,9 +83,9 @@ impl RouteLimiter {
                 return answer;
             }
         }
-        self.local.check_key(client).map_err(|not_until| {
-            not_until.wait_time_from(DefaultClock::default().now())
-        })
+        self.local
+            .check_key(client)
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
     }
 
     /// Forgets clients whose allowance is full again, so the table holds only the clients

@@ -288,17 +288,19 @@ impl RequestBuilder {
     /// attempt timeout, metrics); the cache is bypassed. A call with a non-empty body is sent
     /// once (its body cannot be sent again); one with an empty body keeps its retries.
     /// Middleware that reads whole bodies (`from_fn`) sees empty ones; a whole-body transport
-    /// refuses a non-empty streamed body.
+    /// refuses a non-empty streamed body. A `101 Switching Protocols` answer (a WebSocket
+    /// handshake sent with `Connection: upgrade`) comes with the switched connection in
+    /// [`Streamed::upgrade`](crate::Streamed::upgrade).
     ///
     /// ```no_run
-    /// # async fn run(sdk: sdk::ServiceSdk) -> sdk::ServiceResult<()> {
+    /// # async fn run(sdk: sdk::ServiceSdk) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     /// use http_body_util::BodyExt;
     /// let upload = sdk::transport::Body::full("a large body, read as it goes");
     /// let answer = sdk.get_client("files").put("/blobs/1").streamed(upload).await?;
     /// assert!(answer.head.status().is_success());
     /// let mut body = answer.body;
     /// while let Some(frame) = body.frame().await {
-    ///     let _chunk = frame.map_err(|e| sdk::ServiceError::invalid("files", e.to_string()))?;
+    ///     let _chunk = frame?;
     /// }
     /// # Ok(()) }
     /// ```
