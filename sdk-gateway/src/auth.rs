@@ -56,16 +56,30 @@ struct ClaimSet {
     subject: Option<Arc<str>>,
     /// `exp`, in Unix seconds.
     expires: u64,
+    /// The forwarded claims as headers, made once per token.
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl Claims {
-    fn new(claims: Map<String, Value>) -> Self {
+    fn new(claims: Map<String, Value>, forward: &[(String, HeaderName)]) -> Self {
         let subject = claims.get("sub").and_then(Value::as_str).map(Arc::from);
         let expires = claims.get("exp").and_then(Value::as_u64).unwrap_or(0);
+        let headers = forward
+            .iter()
+            .filter_map(|(claim, header)| {
+                let value = match claims.get(claim)? {
+                    Value::String(s) => HeaderValue::from_str(s).ok(),
+                    Value::Null => None,
+                    other => HeaderValue::from_str(&other.to_string()).ok(),
+                };
+                Some((header.clone(), value?))
+            })
+            .collect();
         Claims(Arc::new(ClaimSet {
             claims,
             subject,
             expires,
+            headers,
         }))
     }
 
@@ -265,21 +279,14 @@ impl Verifier {
         }
         let data = jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation)
             .map_err(|e| invalid(&e))?;
-        Ok(Claims::new(data.claims))
+        Ok(Claims::new(data.claims, &self.forward))
     }
 
-    /// The forwarded claims of `claims`, as headers (a claim that is absent or cannot be a
-    /// header value is left out).
+    /// Sets the forwarded claims of `claims` as headers (a claim that is absent or cannot
+    /// be a header value is left out).
     pub fn claim_headers(&self, claims: &Claims, headers: &mut HeaderMap) {
-        for (claim, header) in &self.forward {
-            let value = match claims.get(claim) {
-                Some(Value::String(s)) => HeaderValue::from_str(s).ok(),
-                Some(Value::Null) | None => None,
-                Some(other) => HeaderValue::from_str(&other.to_string()).ok(),
-            };
-            if let Some(value) = value {
-                headers.insert(header.clone(), value);
-            }
+        for (name, value) in &claims.0.headers {
+            headers.insert(name.clone(), value.clone());
         }
     }
 }

@@ -15,7 +15,7 @@ use axum::{
     extract::{ConnectInfo, Request, State},
     response::{IntoResponse, Response},
 };
-use http::{request::Parts, HeaderMap, StatusCode};
+use http::{HeaderMap, StatusCode};
 use tokio::time::Instant;
 
 use crate::{
@@ -24,7 +24,7 @@ use crate::{
     forward,
     gateway::Gateway,
     limit::ClientKey,
-    routes::{Params, Route},
+    routes::{Matched, Route},
 };
 
 /// The handler of every request that is not for the gateway itself.
@@ -35,17 +35,27 @@ pub(crate) async fn handle(
 ) -> Response {
     let started = Instant::now();
     let shared = gateway.shared();
-    let Some((route, params)) = shared.routes.find(request.uri().path()) else {
-        let response = GatewayError::no_route().into_response();
-        shared
-            .routes
-            .unmatched
-            .answered(response.status(), started.elapsed());
-        return response;
+    let matched = match shared.routes.find(request.uri()) {
+        Ok(Some(matched)) => matched,
+        Ok(None) => {
+            let response = GatewayError::no_route().into_response();
+            shared
+                .routes
+                .unmatched
+                .answered(response.status(), started.elapsed());
+            return response;
+        }
+        Err(e) => return e.into_response(),
     };
-    let response = match forward(&gateway, route, &params, peer, request).await {
+    let route = matched.route;
+    let response = match forward(&gateway, &matched, peer, request).await {
         Ok(response) => response,
-        Err(e) => e.into_response(),
+        Err(e) => {
+            if e.status().is_server_error() {
+                tracing::warn!(route = %route.config.name, status = %e.status(), error = %e, "request failed");
+            }
+            e.into_response()
+        }
     };
     route.metrics.answered(response.status(), started.elapsed());
     response
@@ -53,12 +63,11 @@ pub(crate) async fn handle(
 
 async fn forward(
     gateway: &Gateway,
-    route: &Route,
-    params: &Params,
+    matched: &Matched<'_>,
     peer: SocketAddr,
     request: Request,
 ) -> Result<Response, GatewayError> {
-    let shared = gateway.shared();
+    let (shared, route) = (gateway.shared(), matched.route);
     let (mut parts, body) = request.into_parts();
     route.allows(&parts.method)?;
     // The path the service gets is checked by the SDK (`check_path`: no dot segment, no
@@ -75,8 +84,7 @@ async fn forward(
             .await
             .map_err(GatewayError::rate_limited)?;
     }
-    let client = shared.routes.client(route, params, &shared.sdk).await?;
-    let path = upstream_path(route, params, &parts)?;
+    let client = shared.routes.client(matched, &shared.sdk).await?;
     let upgrade = match route.config.websocket {
         true => Some(crate::ws::take_upgrade(&mut parts)?),
         false => None,
@@ -95,7 +103,7 @@ async fn forward(
         crate::ws::handshake_headers(&mut headers);
     }
     let mut call = client
-        .request(parts.method, &path)
+        .request(parts.method, &matched.path)
         .headers(headers)
         .endpoint(route.config.path.clone());
     if let Some(timeout) = route.config.timeout {
@@ -143,21 +151,4 @@ async fn authorize(
         return Err(AuthError::MissingScope(missing.clone()).into());
     }
     Ok(Some(claims))
-}
-
-/// The path (and query) the service gets: the rewrite filled in, or the request's own.
-fn upstream_path(route: &Route, params: &Params, parts: &Parts) -> Result<String, GatewayError> {
-    let Some(rewrite) = &route.config.rewrite else {
-        return Ok(parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()));
-    };
-    let mut path = crate::template::fill(rewrite, params)
-        .map_err(|e| GatewayError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
-    if let Some(query) = parts.uri.query() {
-        path.push('?');
-        path.push_str(query);
-    }
-    Ok(path)
 }

@@ -4,7 +4,7 @@
 
 use std::{collections::HashSet, sync::Arc, time::Duration};
 
-use http::{HeaderValue, Method};
+use http::{HeaderValue, Method, StatusCode};
 use tokio::time::Instant;
 
 use crate::{
@@ -12,12 +12,14 @@ use crate::{
     error::GatewayError,
     limit::{RouteLimiter, SharedLimits},
     metrics::RouteMetrics,
+    template::Template,
 };
 
 /// One route, ready to serve.
 #[derive(Debug)]
 pub(crate) struct Route {
     pub(crate) config: RouteConfig,
+    rewrite: Option<Template>,
     target: Target,
     methods: Option<(Vec<Method>, HeaderValue)>,
     pub(crate) limiter: Option<RouteLimiter>,
@@ -43,8 +45,15 @@ pub(crate) struct Routes {
     pub(crate) unmatched: RouteMetrics,
 }
 
-/// A matched route and its parameters, raw.
-pub(crate) type Params = Vec<(String, String)>;
+/// A request's route, and what its parameters make of it.
+#[derive(Debug)]
+pub(crate) struct Matched<'a> {
+    pub(crate) route: &'a Route,
+    /// The path and query the service gets.
+    pub(crate) path: String,
+    /// For a `{service}` route, the service the path names (raw).
+    service: Option<String>,
+}
 
 impl Routes {
     /// Compiles `config`'s routes; clients come from `sdk`.
@@ -76,7 +85,15 @@ impl Routes {
                 let allow = HeaderValue::from_str(&allow).unwrap_or(HeaderValue::from_static(""));
                 (methods, allow)
             });
+            let rewrite = match &route.rewrite {
+                Some(text) => Some(
+                    Template::parse(text)
+                        .map_err(|e| format!("routes.{}.rewrite: {e}", route.name))?,
+                ),
+                None => None,
+            };
             routes.push(Route {
+                rewrite,
                 limiter: route
                     .rate_limit
                     .map(|rate| RouteLimiter::new(&route.name, rate, shared.cloned())),
@@ -94,16 +111,40 @@ impl Routes {
         })
     }
 
-    /// The route for `path`, and its parameters.
-    pub(crate) fn find(&self, path: &str) -> Option<(&Route, Params)> {
-        let found = self.tree.at(path).ok()?;
-        let route = self.routes.get(*found.value)?;
-        let params = found
-            .params
-            .iter()
-            .map(|(name, value)| (name.to_owned(), value.to_owned()))
-            .collect();
-        Some((route, params))
+    /// The route for `uri`, the path (and query) the service gets, and, for a `{service}`
+    /// route, the service named: all made while the matched values are borrowed, so
+    /// nothing is copied out of them but what is sent.
+    pub(crate) fn find(&self, uri: &http::Uri) -> Result<Option<Matched<'_>>, GatewayError> {
+        let Ok(found) = self.tree.at(uri.path()) else {
+            return Ok(None);
+        };
+        let Some(route) = self.routes.get(*found.value) else {
+            return Ok(None);
+        };
+        let path = match &route.rewrite {
+            Some(rewrite) => {
+                let mut path = rewrite
+                    .fill(|name| found.params.get(name))
+                    .map_err(|e| GatewayError::new(StatusCode::INTERNAL_SERVER_ERROR, e))?;
+                if let Some(query) = uri.query() {
+                    path.push('?');
+                    path.push_str(query);
+                }
+                path
+            }
+            None => uri
+                .path_and_query()
+                .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
+        };
+        let service = match &route.target {
+            Target::Param(param) => Some(found.params.get(param).unwrap_or_default().to_owned()),
+            Target::Fixed(_) => None,
+        };
+        Ok(Some(Matched {
+            route,
+            path,
+            service,
+        }))
     }
 
     /// Every route.
@@ -111,24 +152,19 @@ impl Routes {
         &self.routes
     }
 
-    /// The client of the service `route` sends to, given its parameters: a named service's
-    /// own, or, for a `{service}` route, that of the named service if the gateway knows it
+    /// The client of the service the request goes to: a named service's own, or, for a
+    /// `{service}` route, that of the service the path names if the gateway knows it
     /// (configured, or registered), so made-up names create nothing.
     pub(crate) async fn client(
         &self,
-        route: &Route,
-        params: &Params,
+        matched: &Matched<'_>,
         sdk: &sdk::ServiceSdk,
     ) -> Result<sdk::ServiceClient, GatewayError> {
-        let param = match &route.target {
-            Target::Fixed(client) => return Ok(client.clone()),
-            Target::Param(param) => param,
+        let name = match (&matched.route.target, &matched.service) {
+            (Target::Fixed(client), _) => return Ok(client.clone()),
+            (Target::Param(_), Some(name)) => name.as_str(),
+            (Target::Param(_), None) => "",
         };
-        let name = params
-            .iter()
-            .find(|(n, _)| n == param)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or_default();
         if sdk_registry::validate_name("service", name).is_err() || !self.known.contains(name).await
         {
             return Err(GatewayError::unknown_service(name));
