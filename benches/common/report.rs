@@ -8,7 +8,12 @@ use std::path::PathBuf;
 /// The sections the suite does not write, by heading: other benches' (the event bus's, the
 /// gateway's) and
 /// those written by hand from several runs.
-pub const OWN_SECTIONS: &[&str] = &["## Event bus", "## Event bus: runs compared", "## Gateway", "## Gateway: where a request's instructions go"];
+pub const OWN_SECTIONS: &[&str] = &[
+    "## Event bus",
+    "## Event bus: runs compared",
+    "## Gateway",
+    "## Gateway: where a request's instructions go",
+];
 
 /// The report's path.
 pub fn path() -> PathBuf {
