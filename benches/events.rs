@@ -418,15 +418,6 @@ fn drop_postgres(admin: &str, db: &str) {
         .output();
 }
 
-fn commit() -> String {
-    std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|| "unknown".into())
-}
-
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -475,7 +466,7 @@ fn main() {
         table.push(format!("| bare: unsigned POSTs from 64 reqwest tasks | {bare:.0} | 1.00x |"));
         let section = format!(
             "## Event bus\n\nWritten by `cargo bench -p sdk-benches --bench events` (2 cores; commit {}; bus, receiver and load generator in one process; PostgreSQL on loopback without TLS). {}\n\n{}\n",
-            commit(),
+            report::commit(),
             "Each bus figure is measured against a bare alternative in the same run: an axum handler doing one `INSERT` per request for publishing, unsigned POSTs from 64 reqwest tasks for delivering.",
             table.join("\n")
         );

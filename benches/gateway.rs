@@ -435,15 +435,6 @@ fn bench_token() -> String {
     )
 }
 
-fn commit() -> String {
-    std::process::Command::new("git")
-        .args(["rev-parse", "--short", "HEAD"])
-        .output()
-        .ok()
-        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
-        .unwrap_or_else(|| "unknown".into())
-}
-
 async fn run() {
     let upstream = upstream().await;
     let (bare, bare_addr) = spawn_proxy("bare", upstream).await;
@@ -553,7 +544,7 @@ One caller: {ONE_CALLER} requests per path, interleaved one by one; 64 callers: 
 \"Added\" is over the direct call; proxy CPU per request is the proxy process's user + system time over the 64-caller rounds divided by the requests it forwarded.\n\n{}\n\n\
 The gateway's CPU per request against the bare proxy's: **{ratio}** (target: 1.2x); its throughput at 64 callers: {throughput_ratio:.2}x the bare proxy's.\n\n{instructions}\n\n\
 Verifying a token (`Verifier::verify`: header, key lookup, signature, `exp`/`nbf`; 5,000 in a loop), and finding one verified before:\n\n{}\n",
-        commit(),
+        report::commit(),
         table.join("\n"),
         jwt.join("\n"),
     );

@@ -48,3 +48,13 @@ pub fn keeping_own_sections(old: &str, new: &str) -> String {
         }
     })
 }
+
+/// The commit the report is written at (`git rev-parse --short HEAD`), or `unknown`.
+pub fn commit() -> String {
+    std::process::Command::new("git")
+        .args(["rev-parse", "--short", "HEAD"])
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".into())
+}

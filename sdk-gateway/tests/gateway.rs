@@ -597,14 +597,7 @@ async fn health_metrics_and_the_index() {
         .send()
         .await
         .expect("up");
-    let metrics = http
-        .get(format!("{}/metrics", gateway.url))
-        .send()
-        .await
-        .expect("up")
-        .text()
-        .await
-        .expect("text");
+    let metrics = gateway.text("/metrics").await;
     for expected in [
         r#"sdk_gateway_requests_total{route="users",status="200"} 3"#,
         r#"sdk_gateway_requests_total{route="users",status="401"} 1"#,

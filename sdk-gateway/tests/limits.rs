@@ -216,23 +216,9 @@ async fn without_redis_each_gateway_counts_alone() {
         statuses((0..3).map(|_| http.get(&products)).collect()).await,
         [200, 200, 429]
     );
-    let health: serde_json::Value = http
-        .get(format!("{}/health", gateway.url))
-        .send()
-        .await
-        .expect("up")
-        .json()
-        .await
-        .expect("json");
+    let health = gateway.json("/health").await;
     assert_eq!(health["shared_limits"], "local");
-    let metrics = http
-        .get(format!("{}/metrics", gateway.url))
-        .send()
-        .await
-        .expect("up")
-        .text()
-        .await
-        .expect("text");
+    let metrics = gateway.text("/metrics").await;
     assert!(
         metrics.contains("sdk_gateway_rate_limit_fallbacks_total"),
         "{metrics}"

@@ -90,6 +90,21 @@ impl Gateway {
         self.url.trim_start_matches("http://")
     }
 
+    /// `GET path` on the gateway: the body as text.
+    pub async fn text(&self, path: &str) -> String {
+        reqwest::get(format!("{}{path}", self.url))
+            .await
+            .expect("the gateway answers")
+            .text()
+            .await
+            .expect("a text body")
+    }
+
+    /// `GET path` on the gateway: the body as JSON.
+    pub async fn json(&self, path: &str) -> serde_json::Value {
+        serde_json::from_str(&self.text(path).await).expect("a JSON body")
+    }
+
     /// The process id.
     pub fn pid(&self) -> u32 {
         self.child.id().expect("running")
