@@ -120,7 +120,6 @@ pub struct Verifier {
     forward_names: Vec<HeaderName>,
     /// Tokens that passed, by their text (none when `verified_token_ttl` is zero).
     verified: Option<moka::sync::Cache<Box<str>, Claims, foldhash::fast::RandomState>>,
-    verified_ttl: Duration,
 }
 
 /// The most verified tokens remembered at once.
@@ -193,7 +192,6 @@ impl Verifier {
             leeway: config.leeway,
             forward,
             verified,
-            verified_ttl,
         })
     }
 
@@ -240,11 +238,6 @@ impl Verifier {
             verified.insert(token.into(), claims.clone());
         }
         Ok(claims)
-    }
-
-    /// How long a verified token is remembered (zero: never).
-    pub fn verified_token_ttl(&self) -> Duration {
-        self.verified_ttl
     }
 
     /// Checks `token`'s signature and claims.
