@@ -141,6 +141,9 @@ impl Gateway {
             .route("/health", get(health))
             .route("/metrics", get(metrics_text))
             .fallback(crate::proxy::handle)
+            // A client's `x-request-deadline` (or `grpc-timeout`) shortens a route's
+            // timeout, never lengthens it, and travels on to the service.
+            .layer(sdk::deadline::InheritDeadlineLayer::new())
             .with_state(self.clone())
     }
 }

@@ -187,6 +187,11 @@ impl tower::Service<HttpRequest> for BrokerService {
             headers.remove(http::header::USER_AGENT);
             headers.remove(http::header::HOST);
             headers.remove(http::header::ACCEPT_ENCODING);
+            if parts.method != send_method() {
+                // An event is handled whenever a consumer gets to it, not while its
+                // publisher waits: the time the publish had left means nothing to it.
+                headers.remove(sdk::deadline::DEADLINE_HEADER);
+            }
             let message = Envelope {
                 pattern,
                 headers,

@@ -87,6 +87,22 @@ impl Worker {
             }
             return;
         }
+        let deadline = match self.kind {
+            Kind::Request => caller_deadline(&message.headers),
+            Kind::Event | Kind::Queue => None,
+        };
+        if deadline.is_some_and(|d| d.remaining().is_zero()) {
+            // Its caller has given up already: answering is all that is left to do.
+            self.metrics.record("expired", None);
+            let reply = Reply::new(
+                http::StatusCode::GATEWAY_TIMEOUT,
+                error_body(&failure_reason(&past_deadline())),
+            );
+            if let Err(e) = settle.reply(reply).await {
+                tracing::debug!(pattern = %self.pattern, error = %e, "could not answer");
+            }
+            return;
+        }
         let context = MessageContext {
             pattern: self.pattern.clone(),
             subject: subject.clone(),
@@ -100,9 +116,8 @@ impl Worker {
         let span = tracing::info_span!("message", group = %self.group, pattern = %self.pattern,
             subject = %subject, id = %id, attempt);
         let started = tokio::time::Instant::now();
-        let handled = (self.handler)(message.payload, context)
-            .instrument(span.clone())
-            .await;
+        let handling = (self.handler)(message.payload, context).instrument(span.clone());
+        let handled = within(deadline, handling).await;
         let elapsed = started.elapsed();
         let settled = match self.kind {
             Kind::Request => self.answer(settle, handled, elapsed).await,
@@ -172,6 +187,38 @@ impl Worker {
             }
         }
     }
+}
+
+/// When a request's caller stops waiting: the time it had left when it sent the request,
+/// counted from its delivery here.
+fn caller_deadline(headers: &http::HeaderMap) -> Option<sdk::deadline::RequestDeadline> {
+    let left = sdk::deadline::remaining(headers)?;
+    let now = tokio::time::Instant::now();
+    Some(sdk::deadline::RequestDeadline::at(
+        now.checked_add(left).unwrap_or(now),
+    ))
+}
+
+/// Runs a handler under its caller's deadline, which the handler's own calls inherit;
+/// once it passes, nobody waits for the answer, and the handler is dropped.
+async fn within(
+    deadline: Option<sdk::deadline::RequestDeadline>,
+    handling: impl std::future::Future<Output = Handled>,
+) -> Handled {
+    let Some(deadline) = deadline else {
+        return handling.await;
+    };
+    tokio::time::timeout_at(deadline.instant(), deadline.scope(handling))
+        .await
+        .unwrap_or_else(|_| Handled::Failed(past_deadline()))
+}
+
+/// The failure of a request whose caller's deadline passed.
+fn past_deadline() -> sdk::ServiceError {
+    crate::handler_error(
+        http::StatusCode::GATEWAY_TIMEOUT,
+        "the caller's deadline passed before an answer",
+    )
 }
 
 fn error_body(reason: &str) -> bytes::Bytes {

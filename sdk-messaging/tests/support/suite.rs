@@ -38,7 +38,13 @@ pub async fn sends_carry_headers_and_correlation_ids(messaging: &Messaging, ns: 
         .server(group)
         .message_pattern(&pattern, move |user: NewUser, context: MessageContext| {
             sink.lock().expect("lock").push(context.clone());
+            let inherited = sdk::deadline::current();
             async move {
+                // Calls the handler makes end by the caller's deadline.
+                assert!(
+                    inherited.is_some(),
+                    "the handler runs under the caller's deadline"
+                );
                 Ok(User {
                     id: context.correlation_id.clone(),
                     name: user.name,
@@ -90,6 +96,12 @@ pub async fn sends_carry_headers_and_correlation_ids(messaging: &Messaging, ns: 
         "the trace context travels"
     );
     assert!(first.header("user-agent").is_none());
+    let left: u64 = first
+        .header("x-request-deadline")
+        .expect("a send carries the time its caller has left")
+        .parse()
+        .expect("milliseconds");
+    assert!(left > 0 && left <= 10_000, "{left} ms");
     let second = &contexts[1];
     assert_eq!(
         second.correlation_id, second.message_id,

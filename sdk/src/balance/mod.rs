@@ -426,13 +426,22 @@ where
         );
         let bound =
             timeout::attempt_bound(self.shared.attempt_timeout, request.deadline_and_limit());
+        let mut http_request = http_request;
+        let now = Instant::now();
+        if let Some((at, _)) = bound {
+            // The next hop learns how long this attempt will be waited for.
+            crate::deadline::stamp_header(
+                http_request.headers_mut(),
+                at.saturating_duration_since(now),
+            );
+        }
         let future = {
             let _entered = span.enter();
             self.inner.call(http_request)
         };
         let tracker = stats.map(|stats| {
             stats.start();
-            (InFlight(stats), shared.clone(), Instant::now())
+            (InFlight(stats), shared.clone(), now)
         });
         ResponseFuture::started(future, bound, url, tracker, span)
     }

@@ -10,8 +10,15 @@
 //!
 //! tower's `Timeout` takes one fixed duration per service; the deadline is per request
 //! (`RequestBuilder::timeout`) and must be visible to the retry policy, hence this layer.
+//!
+//! Across hops: a call made while a server handles a request (under
+//! [`InheritDeadlineLayer`]) ends by that request's deadline when it is earlier than the
+//! call's own, and every attempt tells the next hop the time it has left
+//! ([`DEADLINE_HEADER`]).
 
 mod error;
+mod header;
+mod inherit;
 
 use std::{
     task::{Context, Poll},
@@ -22,8 +29,13 @@ use futures_util::TryFutureExt;
 use tokio::time::Instant;
 use tower::{Layer, Service};
 
-pub use self::error::DeadlineExceeded;
+pub use self::{
+    error::DeadlineExceeded,
+    header::{remaining, DEADLINE_HEADER, GRPC_TIMEOUT},
+    inherit::{current, InheritDeadline, InheritDeadlineLayer, InheritFuture, RequestDeadline},
+};
 use crate::{box_error::BoxError, clock::instant_after, request::ServiceRequest};
+pub(crate) use header::stamp as stamp_header;
 
 /// Applies [`Deadline`] with a default timeout.
 #[derive(Clone, Copy, Debug)]
@@ -63,10 +75,17 @@ impl<S> Deadline<S> {
     }
 
     /// Stamps `request` with its deadline, counted from `started`: the one place a call's
-    /// deadline is computed.
+    /// deadline is computed. A deadline inherited from the request being handled
+    /// ([`current`]) wins when it is earlier.
     pub(crate) fn stamp(&self, request: &mut ServiceRequest, started: Instant) {
         let limit = self.limit(request);
-        request.set_deadline(instant_after(started, limit), limit);
+        let own = instant_after(started, limit);
+        match current() {
+            Some(inherited) if inherited < own => {
+                request.set_deadline(inherited, inherited.saturating_duration_since(started))
+            }
+            _ => request.set_deadline(own, limit),
+        }
     }
 }
 

@@ -11,6 +11,12 @@ use crate::{
     box_error::BoxError, request::ServiceRequest, response::ServiceResponse, retry::RetryStop,
 };
 
+/// The least time a retry must have before the call's deadline. Over a network nothing
+/// answers in less; and a hop that inherited this call's deadline (rounded down to the
+/// millisecond) answers `504` a millisecond or two before it, which must not set off one
+/// more attempt at the very end.
+const MIN_ATTEMPT_TIME: Duration = Duration::from_millis(5);
+
 /// Decides, after each attempt, whether and when to try again.
 ///
 /// The attempt number travels on the request; the budget and settings are shared by every
@@ -116,7 +122,10 @@ impl tower::retry::Policy<ServiceRequest, ServiceResponse, BoxError> for RetryPo
             },
         };
         let wake = crate::clock::instant_after(Instant::now(), delay);
-        if request.deadline().is_some_and(|deadline| wake >= deadline) {
+        if request
+            .deadline()
+            .is_some_and(|deadline| wake + MIN_ATTEMPT_TIME >= deadline)
+        {
             self.give_up(attempt, RetryStop::DeadlineReached, result);
             return None;
         }
