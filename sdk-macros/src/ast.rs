@@ -37,6 +37,7 @@ pub(crate) struct Method {
     pub(crate) timeout: Option<Duration>,
     pub(crate) idempotent: Option<Attribute>,
     pub(crate) fallback: Option<Fallback>,
+    pub(crate) hedge: Option<attr::Hedge>,
 }
 
 pub(crate) enum Piece {
@@ -123,7 +124,7 @@ impl Method {
         let mut call = None;
         let (mut retry, mut breaker, mut cached, mut timeout, mut idempotent) =
             (None, None, None, None, None);
-        let mut fallback = None;
+        let (mut fallback, mut hedge) = (None, None);
         let mut docs = Vec::new();
         for a in &f.attrs {
             if a.path().is_ident("doc") {
@@ -148,6 +149,8 @@ impl Method {
                 idempotent = Some(a.clone());
             } else if a.path().is_ident("fallback") {
                 fallback = attr::fallback(a, cx);
+            } else if a.path().is_ident("hedge") {
+                hedge = Some(attr::hedge(a, cx));
             }
         }
         let Some(call) = call else {
@@ -246,6 +249,7 @@ impl Method {
             timeout,
             idempotent,
             fallback,
+            hedge,
         })
     }
 }

@@ -18,6 +18,7 @@ pub(crate) const METHOD_ATTRS: &[&str] = &[
     "timeout",
     "idempotent",
     "fallback",
+    "hedge",
 ];
 pub(crate) const PARAM_ATTRS: &[&str] = &["query", "body", "header", "idempotency_key"];
 
@@ -97,6 +98,65 @@ pub(crate) fn retry(attr: &Attribute, cx: &Ctxt) -> Retry {
         cx.syn(e);
     }
     retry
+}
+
+/// `#[hedge(after = "p95", max = 1, min_samples = 20)]`.
+pub(crate) struct Hedge {
+    pub(crate) attr: Attribute,
+    /// A percentile, or else a fixed delay.
+    pub(crate) percentile: Option<f64>,
+    pub(crate) delay: Option<Duration>,
+    pub(crate) max: u32,
+    pub(crate) min_samples: u32,
+}
+
+pub(crate) fn hedge(attr: &Attribute, cx: &Ctxt) -> Hedge {
+    let mut hedge = Hedge {
+        attr: attr.clone(),
+        percentile: Some(95.0),
+        delay: None,
+        max: 1,
+        min_samples: 20,
+    };
+    if matches!(attr.meta, syn::Meta::Path(_)) {
+        return hedge;
+    }
+    let result = attr.parse_nested_meta(|meta| {
+        if meta.path.is_ident("after") {
+            let lit: LitStr = meta.value()?.parse()?;
+            let text = lit.value();
+            if let Some(p) = text.strip_prefix('p') {
+                match p.parse::<f64>() {
+                    Ok(p) if p > 0.0 && p < 100.0 => {
+                        (hedge.percentile, hedge.delay) = (Some(p), None)
+                    }
+                    _ => cx.error(&lit, "a percentile is p1 to p99.9, such as \"p95\""),
+                }
+            } else {
+                match duration::parse(&lit) {
+                    Ok(d) => (hedge.percentile, hedge.delay) = (None, Some(d)),
+                    Err(e) => cx.syn(e),
+                }
+            }
+        } else if meta.path.is_ident("max") {
+            let lit: LitInt = meta.value()?.parse()?;
+            let n: u32 = lit.base10_parse()?;
+            if !(1..=3).contains(&n) {
+                cx.error(&lit, "max is the number of hedges per call: 1 to 3");
+            }
+            hedge.max = n;
+        } else if meta.path.is_ident("min_samples") {
+            let lit: LitInt = meta.value()?.parse()?;
+            hedge.min_samples = lit.base10_parse()?;
+        } else {
+            return Err(meta.error("unknown hedge key; use `after`, `max` or `min_samples`"));
+        }
+        Ok(())
+    });
+    if let Err(e) = result {
+        cx.syn(e);
+    }
+    hedge
 }
 
 /// `#[circuit_breaker(failure_threshold = 3, success_threshold = 2, recovery_timeout = "30s")]`.

@@ -305,6 +305,26 @@ fn policies(method: &Method, private: &TokenStream) -> TokenStream {
             __request = __request.retry_policy(&__RETRY);
         });
     }
+    if let Some(hedge) = &method.hedge {
+        let after = match (hedge.percentile, hedge.delay) {
+            (Some(p), _) => {
+                let p = Literal::f64_suffixed(p);
+                quote!(#private::HedgeAfter::Percentile(#p))
+            }
+            (None, delay) => {
+                let n = nanos(delay.unwrap_or_default());
+                quote!(#private::HedgeAfter::Fixed(::core::time::Duration::from_nanos(#n)))
+            }
+        };
+        let (max, min_samples) = (hedge.max, hedge.min_samples);
+        code.push(quote! {
+            const __HEDGE: #private::HedgeConfig = #private::HedgeConfig::DEFAULT
+                .after(#after)
+                .max(#max)
+                .min_samples(#min_samples);
+            __request = __request.hedge(&__HEDGE);
+        });
+    }
     if let Some(breaker) = &method.breaker {
         let mut fields = Vec::new();
         if let Some(n) = breaker.failure_threshold {

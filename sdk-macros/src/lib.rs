@@ -99,6 +99,8 @@ method_attribute! {
     timeout,
     /// `#[idempotent]`: this POST or PATCH may be retried (the server deduplicates).
     idempotent,
+    /// `#[hedge(after = "p95", max = 1)]`: a slow call gets a second attempt at another instance.
+    hedge,
     /// `#[fallback(path::to::function)]`: what the method answers when the call fails (`on = [...]` to choose).
     fallback,
     /// `#[message_pattern("user.create")]`: a request this method sends (and its handler answers).

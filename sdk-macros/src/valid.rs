@@ -85,6 +85,17 @@ fn check_method(method: &Method, cx: &Ctxt) {
             );
         }
     }
+    if let Some(hedge) = &method.hedge {
+        if !idempotent_by_method && method.idempotent.is_none() && keys == 0 {
+            cx.error(
+                &hedge.attr,
+                format!(
+                    "{http} is not idempotent, and a hedge sends it twice at once; add #[idempotent] \
+                     if the server deduplicates, or take an #[idempotency_key] argument"
+                ),
+            );
+        }
+    }
     if let Some(cached) = &method.cached {
         if http != "GET" {
             cx.error(

@@ -6,6 +6,8 @@
 //! 1. [`deadline`]: the whole call, across retries (and a wait on another call's cache fill);
 //! 2. [`cache`]: GET answers with a TTL, one upstream request per key under concurrency;
 //! 3. [`retry`](mod@retry): exponential backoff with full jitter, `Retry-After`, a retry budget;
+//!    under it, [`hedge`]: a second attempt to another instance for a slow idempotent call
+//!    (opt-in), drawing from the same budget;
 //! 4. [`circuit_breaker`](mod@circuit_breaker): per endpoint, lock-free when closed;
 //! 5. [`balance`]: picks an instance from [`discovery`];
 //! 6. [`timeout`](mod@timeout): one timer per attempt, at the attempt timeout or the deadline;
@@ -92,6 +94,7 @@ mod error;
 mod error_chain;
 pub mod fallback;
 pub mod health;
+pub mod hedge;
 mod hooks;
 mod outcome;
 #[doc(hidden)]
@@ -124,7 +127,9 @@ pub mod trace;
 pub mod transport;
 pub mod version;
 
-pub use sdk_macros::{cached, circuit_breaker, fallback, idempotent, retry, service_call, timeout};
+pub use sdk_macros::{
+    cached, circuit_breaker, fallback, hedge, idempotent, retry, service_call, timeout,
+};
 
 /// Turns a trait into a service contract and generates `<Trait>Client`, which implements it
 /// through the SDK's pipeline (deadline, cache, retries, breaker, balancing).
@@ -243,14 +248,15 @@ pub struct ReadmeDoctests;
 /// The names most programs need.
 pub mod prelude {
     pub use sdk_macros::{
-        cached, circuit_breaker, fallback, idempotent, retry, service_call, service_interface,
-        timeout,
+        cached, circuit_breaker, fallback, hedge, idempotent, retry, service_call,
+        service_interface, timeout,
     };
 
     pub use crate::{
         batch::{Batch, BatchCallResults, BatchKey, BatchResults},
         cache::CacheConfig,
         circuit_breaker::{BreakerConfig, CircuitState},
+        hedge::{HedgeAfter, HedgeConfig},
         retry::RetryConfig,
         CacheStatus, Registration, RetryStop, ServiceClient, ServiceConfig, ServiceError,
         ServiceInstance, ServiceResponse, ServiceResult, ServiceSdk, TimeoutKind,

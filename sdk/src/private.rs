@@ -13,6 +13,7 @@ pub use crate::{
     circuit_breaker::BreakerConfig,
     client::{RequestBuilder, ServiceClient},
     fallback::FallbackOn,
+    hedge::{HedgeAfter, HedgeConfig},
     request::CacheMode,
     retry::RetryOverride,
     version::VersionSelector,

@@ -61,6 +61,9 @@ pub struct CallOptions {
     /// The failures a fallback will take over (set by `fallback`): such a failure is
     /// reported with the outcome `fallback`.
     pub fallback: Option<FallbackOn>,
+    /// Hedge this call (when idempotent) instead of following the service's `hedge`
+    /// setting. Generated clients set it from `#[hedge(...)]`.
+    pub hedge: Option<Policy<crate::hedge::HedgeConfig>>,
 }
 
 /// A per-call policy ([`RetryOverride`], [`BreakerConfig`]): a `&'static` one (what
@@ -116,6 +119,12 @@ impl<T> From<std::sync::Arc<T>> for Policy<T> {
 
 impl From<RetryOverride> for Policy<RetryOverride> {
     fn from(policy: RetryOverride) -> Self {
+        Policy::Shared(std::sync::Arc::new(policy))
+    }
+}
+
+impl From<crate::hedge::HedgeConfig> for Policy<crate::hedge::HedgeConfig> {
+    fn from(policy: crate::hedge::HedgeConfig) -> Self {
         Policy::Shared(std::sync::Arc::new(policy))
     }
 }
@@ -210,6 +219,25 @@ pub struct ServiceRequest {
     attempt: u32,
     deadline: Option<(Instant, Duration)>,
     avoid: Option<Arc<str>>,
+    /// The instances this pass's attempts went to, when it is hedged: a hedge goes to none
+    /// of them.
+    trail: Option<Arc<Trail>>,
+}
+
+/// The instances the attempts of one hedged pass went to (a few at most).
+#[derive(Debug, Default)]
+pub(crate) struct Trail(std::sync::Mutex<Vec<Arc<str>>>);
+
+impl Trail {
+    pub(crate) fn tried(&self) -> Vec<Arc<str>> {
+        use sdk_registry::sync::Unpoisoned as _;
+        self.0.locked().clone()
+    }
+
+    pub(crate) fn push(&self, instance: Arc<str>) {
+        use sdk_registry::sync::Unpoisoned as _;
+        self.0.locked().push(instance);
+    }
 }
 
 struct RequestParts {
@@ -286,6 +314,7 @@ impl ServiceRequest {
             attempt: 1,
             deadline: None,
             avoid: None,
+            trail: None,
         }
     }
 
@@ -387,6 +416,21 @@ impl ServiceRequest {
 
     pub(crate) fn set_avoid(&mut self, instance: Option<Arc<str>>) {
         self.avoid = instance;
+    }
+
+    /// The instances tried by this hedged pass, if it is one.
+    pub(crate) fn trail(&self) -> Option<&Arc<Trail>> {
+        self.trail.as_ref()
+    }
+
+    /// Starts a hedged pass: its attempts record where they went.
+    pub(crate) fn start_trail(&mut self) {
+        self.trail = Some(Arc::default());
+    }
+
+    /// Whether the call streams its bodies (those cannot be sent twice at once).
+    pub(crate) fn is_streamed(&self) -> bool {
+        self.parts.exchange.is_some()
     }
 
     pub(crate) fn set_attempt(&mut self, attempt: u32) {

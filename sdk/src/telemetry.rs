@@ -13,6 +13,7 @@
 //! | `sdk_circuit_state` | gauge (0 closed, 1 half-open, 2 open) | `service`, `method`, `endpoint` |
 //! | `sdk_circuit_transitions_total` | counter | `service`, `method`, `endpoint`, `to` |
 //! | `sdk_instance_ejections_total` | counter | `service` |
+//! | `sdk_hedges_total` | counter | `service`, `result` (`sent`, `won`) |
 //! | `sdk_registry_follow_errors_total` | counter | `service` |
 //!
 //! `endpoint` is the path template (`/users/{id}`) or the name given with
@@ -51,6 +52,8 @@ pub mod names {
     pub const CIRCUIT_STATE: &str = "sdk_circuit_state";
     /// Circuit breaker transitions.
     pub const CIRCUIT_TRANSITIONS: &str = "sdk_circuit_transitions_total";
+    /// Hedges sent, and hedges whose answer won (label `result`).
+    pub const HEDGES: &str = "sdk_hedges_total";
     /// Instances ejected by the balancer.
     pub const EJECTIONS: &str = "sdk_instance_ejections_total";
     /// Failures to follow a service in the registry.
@@ -323,6 +326,12 @@ pub(crate) fn circuit_transition(
     let mut transition = labels;
     transition.push(Label::new("to", name));
     metrics::counter!(names::CIRCUIT_TRANSITIONS, transition).increment(1);
+}
+
+/// Records a hedge sent, or one that won (`result`: `sent`, `won`).
+pub(crate) fn hedge(service: &str, result: &'static str) {
+    metrics::counter!(names::HEDGES, "service" => service.to_owned(), "result" => result)
+        .increment(1);
 }
 
 /// Records an instance ejection (rare).

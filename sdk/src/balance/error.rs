@@ -37,6 +37,13 @@ pub enum NoInstanceReason {
         /// The versions they run, sorted, each once (`unversioned` for those without one).
         versions: Vec<String>,
     },
+    /// A hedge found every instance the call may use already tried by the call (hedges
+    /// never go to the same instance twice). The hedging layer waits for the attempts
+    /// it has instead; a caller never sees this.
+    AllTried {
+        /// How many instances the call had tried.
+        tried: usize,
+    },
 }
 
 impl fmt::Display for NoInstanceReason {
@@ -64,6 +71,12 @@ impl fmt::Display for NoInstanceReason {
                 "none of the {registered} instances matches version {requirement} (they run {})",
                 versions.join(", ")
             ),
+            NoInstanceReason::AllTried { tried } => {
+                write!(
+                    f,
+                    "all {tried} instances already have an attempt of this call"
+                )
+            }
         }
     }
 }

@@ -251,6 +251,38 @@ impl Shared {
         self.select(instances, Pool::Only(&pool), avoid).ok_or(None)
     }
 
+    /// For an attempt of a hedged pass: an instance none of the pass's earlier attempts
+    /// went to (recorded in `trail`), or `AllTried` when there is none.
+    fn pick_untried(
+        &self,
+        instances: &[Instance],
+        selector: Option<&VersionSelector>,
+        seed: u128,
+        trail: &crate::request::Trail,
+    ) -> Result<Picked, Option<NoInstanceReason>> {
+        let tried = trail.tried();
+        if tried.is_empty() {
+            let picked = self.pick(instances, selector, seed, None)?;
+            trail.push(instances[picked.0].url_arc().clone());
+            return Ok(picked);
+        }
+        let allowed: Vec<usize> = match selector {
+            None => (0..instances.len()).collect(),
+            Some(selector) => selector
+                .candidates(instances, seed)
+                .ok_or_else(|| Some(crate::version::no_match(selector, instances)))?,
+        };
+        let untried: Vec<usize> = allowed
+            .into_iter()
+            .filter(|&i| !tried.iter().any(|t| **t == *instances[i].url()))
+            .collect();
+        let picked = self
+            .select(instances, Pool::Only(&untried), None)
+            .ok_or(Some(NoInstanceReason::AllTried { tried: tried.len() }))?;
+        trail.push(instances[picked.0].url_arc().clone());
+        Ok(picked)
+    }
+
     /// The instance to use among `pool` and, with more than one, its statistics; `None` when
     /// the pool is empty.
     fn select(
@@ -399,7 +431,10 @@ where
             0
         };
         let chosen = shared.instances.with_current(|instances| {
-            let (index, stats) = shared.pick(instances, selector, seed, request.avoid())?;
+            let (index, stats) = match request.trail() {
+                Some(trail) => shared.pick_untried(instances, selector, seed, trail)?,
+                None => shared.pick(instances, selector, seed, request.avoid())?,
+            };
             let instance = &instances[index];
             Ok::<_, Option<NoInstanceReason>>((
                 instance.url_arc().clone(),

@@ -42,7 +42,8 @@ use crate::{
 };
 
 /// The whole pipeline, outermost first. Never part of the public API.
-pub(crate) type Pipeline = Deadline<Cache<Retry<CircuitBreakerService<Balance<HttpStack>>>>>;
+pub(crate) type Pipeline =
+    Deadline<Cache<Retry<crate::hedge::Hedge<CircuitBreakerService<Balance<HttpStack>>>>>>;
 
 /// A client for one service. Cheap to clone; all clones share breakers, cache and budget.
 #[derive(Clone)]

@@ -123,6 +123,16 @@ impl RequestBuilder {
         self
     }
 
+    /// Hedges this call (when it is idempotent) as `hedge` says, whatever the service's
+    /// setting; see [`hedge`](crate::hedge).
+    pub fn hedge(
+        mut self,
+        hedge: impl Into<crate::request::Policy<crate::hedge::HedgeConfig>>,
+    ) -> Self {
+        self.options.hedge = Some(hedge.into());
+        self
+    }
+
     /// Names the endpoint for breakers, logs and errors (default: the literal path). Use a
     /// template such as `/orders/{id}` so that calls for different ids share one breaker.
     pub fn endpoint(mut self, endpoint: impl Into<Cow<'static, str>>) -> Self {

@@ -312,6 +312,9 @@ pub struct ServiceConfig {
     /// (`{ "^1" = 90, "^2" = 10 }`); default: any instance. See [`version`](crate::version).
     #[serde(deserialize_with = "de::versions")]
     pub version: Option<VersionSelector>,
+    /// Hedged requests for the service's idempotent calls (off by default); see
+    /// [`hedge`](crate::hedge).
+    pub hedge: Option<crate::hedge::HedgeConfig>,
 }
 
 impl Default for ServiceConfig {
@@ -327,6 +330,7 @@ impl Default for ServiceConfig {
             health_check: HealthCheckConfig::default(),
             headers: Vec::new(),
             version: None,
+            hedge: None,
         }
     }
 }
@@ -345,6 +349,7 @@ impl std::fmt::Debug for ServiceConfig {
             .field("health_check", &self.health_check)
             .field("headers", &RedactedHeaders(&headers))
             .field("version", &self.version.as_ref().map(ToString::to_string))
+            .field("hedge", &self.hedge)
             .finish()
     }
 }
@@ -431,6 +436,14 @@ impl ServiceConfig {
         self
     }
 
+    /// Hedges the service's slow idempotent calls (default: off); see
+    /// [`hedge`](crate::hedge).
+    #[must_use]
+    pub fn hedge(mut self, hedge: crate::hedge::HedgeConfig) -> Self {
+        self.hedge = Some(hedge);
+        self
+    }
+
     /// Checks the settings; `prefix` names the section in the error (`services.orders`).
     pub fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
         let bad = |key: &str, message: String| {
@@ -464,6 +477,9 @@ impl ServiceConfig {
         section("load_balancer", self.load_balancer.check())?;
         section("health_check", self.health_check.check())?;
         section("cache", self.cache.check())?;
+        if let Some(hedge) = &self.hedge {
+            section("hedge", hedge.check())?;
+        }
         for url in &self.instances {
             if let Err(e) = crate::discovery::Instance::parse(url) {
                 return bad("instances", e.to_string());

@@ -33,7 +33,7 @@ struct Shared {
     retry_statuses: Vec<StatusCode>,
     max_retry_after: Duration,
     backoff: Arc<dyn Backoff>,
-    budget: RetryBudget,
+    budget: Arc<RetryBudget>,
 }
 
 impl RetryPolicy {
@@ -47,9 +47,18 @@ impl RetryPolicy {
                 retry_statuses: config.retry_statuses.clone(),
                 max_retry_after: config.max_retry_after,
                 backoff: config.backoff.clone(),
-                budget: RetryBudget::new(budget.window, budget.min_per_second, budget.ratio),
+                budget: Arc::new(RetryBudget::new(
+                    budget.window,
+                    budget.min_per_second,
+                    budget.ratio,
+                )),
             }),
         }
+    }
+
+    /// The service's retry budget, which hedges draw from too.
+    pub fn budget(&self) -> Arc<RetryBudget> {
+        self.shared.budget.clone()
     }
 
     fn give_up(

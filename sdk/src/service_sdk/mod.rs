@@ -356,12 +356,21 @@ impl ServiceSdk {
         .with_versions(config.version.clone())
         .layer(self.inner.http.clone());
         let picker = balanced.picker();
+        // Hedges draw from the retry budget: one budget caps both.
+        let retry = crate::retry::RetryPolicy::new(&config.retry);
+        let hedge = crate::hedge::HedgeLayer::new(
+            name.clone(),
+            config.hedge,
+            retry.budget(),
+            self.inner.config.metrics,
+        );
         // The pipeline, outermost first, in the order the README gives. The deadline sits
         // outside the cache, so a call waiting on another's cache fill is bounded by its own.
         let pipeline = tower::ServiceBuilder::new()
             .layer(DeadlineLayer::new(config.timeout))
             .layer(CacheLayer::new(cache.clone()))
-            .layer(crate::retry::layer(&config.retry))
+            .layer(tower::retry::RetryLayer::new(retry))
+            .layer(hedge)
             .layer(CircuitBreakerLayer::new(breakers.clone()))
             .service(balanced);
         let sensitive_headers: Arc<[http::HeaderName]> =
