@@ -13,6 +13,7 @@ pub const OWN_SECTIONS: &[&str] = &[
     "## Event bus: runs compared",
     "## Gateway",
     "## Gateway: where a request's instructions go",
+    "## Hedged requests",
 ];
 
 /// The report's path.

@@ -13,7 +13,7 @@ use std::{
 use pin_project_lite::pin_project;
 use tokio::time::{Instant, Timeout};
 
-use super::{observe, AttemptError, InFlight, Shared};
+use super::{AttemptError, InFlight};
 use crate::{
     box_error::BoxError, response::ServiceResponse, timeout::Bound, transport::HttpResponse,
 };
@@ -25,7 +25,7 @@ pin_project! {
         attempt: Attempt<F>,
         url: Option<Arc<str>>,
         // The balancer's view of the instance while the attempt runs (more than one instance).
-        tracker: Option<(InFlight, Arc<Shared>, Instant)>,
+        tracker: Option<InFlight>,
         span: tracing::Span,
     }
 }
@@ -63,7 +63,7 @@ impl<F: Future> ResponseFuture<F> {
         future: F,
         bound: Option<(Instant, Bound)>,
         url: Arc<str>,
-        tracker: Option<(InFlight, Arc<Shared>, Instant)>,
+        tracker: Option<InFlight>,
         span: tracing::Span,
     ) -> Self {
         let attempt = match bound {
@@ -104,8 +104,8 @@ where
             AttemptProj::Unbounded { future } => ready!(future.poll(cx)),
         };
         let url = this.url.take().unwrap_or_else(|| Arc::from(""));
-        if let Some((in_flight, shared, started)) = this.tracker.take() {
-            observe(&shared, &in_flight.0, &url, &outcome, started.elapsed());
+        if let Some(in_flight) = this.tracker.take() {
+            in_flight.finish(&url, &outcome);
         }
         Poll::Ready(match outcome {
             Ok(response) => {

@@ -397,12 +397,41 @@ impl Pool<'_> {
     }
 }
 
-/// Keeps an instance's in-flight count right even if the attempt is dropped.
-struct InFlight(Arc<InstanceStats>);
+/// One attempt's hold on its instance's statistics: keeps the in-flight count right even
+/// if the attempt is dropped, and charges an attempt dropped unfinished (a hedge won, the
+/// caller gave up) the time it had taken so far. Otherwise an instance whose slow answers
+/// are always cancelled by a faster hedge would look fast to the balancer forever.
+struct InFlight {
+    stats: Arc<InstanceStats>,
+    shared: Arc<Shared>,
+    started: Instant,
+    done: bool,
+}
+
+impl InFlight {
+    /// Feeds the attempt's outcome to the instance's estimates.
+    fn finish(mut self, url: &str, outcome: &Result<HttpResponse, BoxError>) {
+        self.done = true;
+        observe(
+            &self.shared,
+            &self.stats,
+            url,
+            outcome,
+            self.started.elapsed(),
+        );
+    }
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.finish();
+        if !self.done {
+            // It took at least this long; nothing else is known (not a failure).
+            let now = self.shared.now_ns();
+            let decay = crate::clock::nanos(self.shared.config.decay);
+            let elapsed = crate::clock::nanos(self.started.elapsed());
+            self.stats.observe(elapsed, now, decay);
+        }
+        self.stats.finish();
     }
 }
 
@@ -476,7 +505,12 @@ where
         };
         let tracker = stats.map(|stats| {
             stats.start();
-            (InFlight(stats), shared.clone(), now)
+            InFlight {
+                stats,
+                shared: shared.clone(),
+                started: now,
+                done: false,
+            }
         });
         ResponseFuture::started(future, bound, url, tracker, span)
     }
