@@ -40,13 +40,11 @@ use crate::{
 #[derive(Clone, Debug)]
 pub struct MessageClient {
     client: ServiceClient,
-    /// The connection's deadline, told to brokers that can expire a message (RabbitMQ).
-    timeout: Duration,
 }
 
 impl MessageClient {
-    pub(crate) fn new(client: ServiceClient, timeout: Duration) -> Self {
-        MessageClient { client, timeout }
+    pub(crate) fn new(client: ServiceClient) -> Self {
+        MessageClient { client }
     }
 
     /// The connection's name (the `service` label of its metrics).
@@ -73,7 +71,6 @@ impl MessageClient {
     pub fn message<T: Serialize + ?Sized>(&self, pattern: &str, payload: &T) -> MessageBuilder {
         let mut builder = MessageBuilder {
             client: self.client.clone(),
-            default_timeout: self.timeout,
             pattern: pattern.to_owned(),
             payload: serde_json::to_vec(payload).map_err(|e| e.to_string()),
             headers: http::HeaderMap::new(),
@@ -149,7 +146,6 @@ impl MessageClient {
 #[derive(Debug)]
 pub struct MessageBuilder {
     client: ServiceClient,
-    default_timeout: Duration,
     pattern: String,
     payload: Result<Vec<u8>, String>,
     headers: http::HeaderMap,
@@ -268,11 +264,6 @@ impl MessageBuilder {
                 headers::URGENCY_NAME,
                 HeaderValue::from_static(self.urgency.as_str()),
             );
-        }
-        if method == send_method() {
-            let timeout = self.timeout.unwrap_or(self.default_timeout);
-            let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX);
-            request = request.header(headers::TIMEOUT_MS_NAME, HeaderValue::from(ms));
         }
         for (name, value) in &self.headers {
             request = request.header(name.clone(), value.clone());

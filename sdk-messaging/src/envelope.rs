@@ -28,9 +28,6 @@ pub mod headers {
     pub const URGENCY: &str = "sdk-urgency";
     /// A reply's status code (absent: 200).
     pub const STATUS: &str = "sdk-status";
-    /// The sender's deadline in milliseconds: a broker that can expire a waiting message
-    /// (RabbitMQ) drops a request nobody can use any more.
-    pub const TIMEOUT_MS: &str = "sdk-timeout-ms";
     /// The pattern a message was sent to, for brokers whose routing key may differ from it
     /// (RabbitMQ, when the SDK publishes a message again straight to its queue).
     pub const PATTERN: &str = "sdk-pattern";
@@ -45,8 +42,6 @@ pub mod headers {
     pub const URGENCY_NAME: HeaderName = HeaderName::from_static(URGENCY);
     /// [`STATUS`] as a header name.
     pub const STATUS_NAME: HeaderName = HeaderName::from_static(STATUS);
-    /// [`TIMEOUT_MS`] as a header name.
-    pub const TIMEOUT_MS_NAME: HeaderName = HeaderName::from_static(TIMEOUT_MS);
     /// Why a message went to the dead letters.
     pub const DEAD_REASON: &str = "sdk-dead-reason";
     /// The pattern a dead-lettered message was sent to.
@@ -87,7 +82,28 @@ pub struct Envelope {
     pub payload: Bytes,
 }
 
+/// Slack for clocks that differ a little, before a request is taken to be past its deadline.
+const CLOCK_SLACK_MS: u64 = 1000;
+
 impl Envelope {
+    /// Whether this request, stored by the broker at `stored_ms` (Unix milliseconds, the
+    /// broker's or sender's clock), is past the time its caller said it would wait
+    /// ([`sdk::deadline::DEADLINE_HEADER`]), give or take a second of clock difference:
+    /// a consumer that gets to it later than that answers nobody.
+    pub fn expired_since(&self, stored_ms: u64) -> bool {
+        let Some(left) = sdk::deadline::remaining(&self.headers) else {
+            return false;
+        };
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        let left = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+        now > stored_ms
+            .saturating_add(left)
+            .saturating_add(CLOCK_SLACK_MS)
+    }
+
     /// The message id (empty if the sender set none).
     pub fn id(&self) -> &str {
         header(&self.headers, &headers::MESSAGE_ID_NAME)

@@ -202,7 +202,7 @@ impl Messaging {
             .decompression(false)
             .transport(BrokerService::new(broker.clone()))
             .build()?;
-        let client = MessageClient::new(sdk.get_client(name), config.timeout);
+        let client = MessageClient::new(sdk.get_client(name));
         Ok(Messaging {
             inner: Arc::new(Inner {
                 name: name.into(),

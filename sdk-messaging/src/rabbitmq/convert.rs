@@ -64,7 +64,7 @@ pub(super) fn properties(message: &Envelope, kind: Kind) -> BasicProperties {
     }
     match kind {
         Kind::Event | Kind::Queue => properties.with_delivery_mode(PERSISTENT),
-        Kind::Request => match header(&message.headers, headers::TIMEOUT_MS) {
+        Kind::Request => match header(&message.headers, sdk::deadline::DEADLINE_HEADER.as_str()) {
             Some(ms) if ms.parse::<u64>().is_ok() => properties.with_expiration(ms.into()),
             _ => properties,
         },

@@ -4,7 +4,7 @@
 
 use std::{
     collections::HashMap,
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use futures_util::stream;
@@ -25,8 +25,6 @@ use crate::{
 
 /// How long a request stream stays alive after its last consumer's last refresh.
 const ALIVE_FOR: Duration = Duration::from_secs(6);
-/// Slack for clocks that differ a little, before a request is taken to be past its deadline.
-const CLOCK_SLACK_MS: u64 = 1000;
 
 struct Consumer {
     broker: RedisBroker,
@@ -324,22 +322,8 @@ impl Consumer {
 /// Whether a request appended at stream id `id` (milliseconds first) is past the deadline
 /// its caller gave.
 fn past_deadline(id: &str, message: &Envelope) -> bool {
-    let appended = id.split('-').next().and_then(|ms| ms.parse::<u64>().ok());
-    let timeout = message
-        .headers
-        .get(headers::TIMEOUT_MS)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0);
-    match (appended, timeout) {
-        (Some(appended), Some(timeout)) => {
-            now > appended
-                .saturating_add(timeout)
-                .saturating_add(CLOCK_SLACK_MS)
-        }
-        _ => false,
-    }
+    id.split('-')
+        .next()
+        .and_then(|ms| ms.parse::<u64>().ok())
+        .is_some_and(|appended| message.expired_since(appended))
 }
