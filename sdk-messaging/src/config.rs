@@ -2,7 +2,7 @@
 //!
 //! ```toml
 //! [messaging.events]
-//! transport = "nats"                                   # nats, rabbitmq or redis
+//! transport = "nats"                                   # nats, rabbitmq, redis or kafka
 //! url = "${NATS_URL:nats://127.0.0.1:4222}"            # credentials in it are never printed
 //! timeout = "10s"                                      # deadline of a send or emit, retries included
 //!
@@ -33,6 +33,8 @@ use std::{fmt, time::Duration};
 
 use sdk::{circuit_breaker::BreakerConfig, config::de, retry::RetryConfig};
 
+use crate::MessagingError;
+
 /// Which broker a connection talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -47,6 +49,9 @@ pub enum TransportKind {
     /// Redis: streams with consumer groups for events and requests, a reply list per
     /// connection (feature `redis`).
     Redis,
+    /// Kafka: a topic per pattern, consumer groups, a reply topic per connection (feature
+    /// `kafka`).
+    Kafka,
 }
 
 /// One messaging connection's settings.
@@ -77,6 +82,9 @@ pub struct MessagingConfig {
     /// Redis settings.
     #[serde(default)]
     pub redis: RedisSettings,
+    /// Kafka settings.
+    #[serde(default)]
+    pub kafka: KafkaSettings,
 }
 
 fn default_timeout() -> Duration {
@@ -99,6 +107,7 @@ impl MessagingConfig {
             nats: NatsSettings::default(),
             rabbitmq: RabbitSettings::default(),
             redis: RedisSettings::default(),
+            kafka: KafkaSettings::default(),
         }
     }
 
@@ -137,6 +146,13 @@ impl MessagingConfig {
         self
     }
 
+    /// Sets the Kafka settings.
+    #[must_use]
+    pub fn kafka(mut self, kafka: KafkaSettings) -> Self {
+        self.kafka = kafka;
+        self
+    }
+
     /// Sets the Redis settings.
     #[must_use]
     pub fn redis(mut self, redis: RedisSettings) -> Self {
@@ -156,6 +172,7 @@ impl fmt::Debug for MessagingConfig {
             .field("nats", &self.nats)
             .field("rabbitmq", &self.rabbitmq)
             .field("redis", &self.redis)
+            .field("kafka", &self.kafka)
             .finish()
     }
 }
@@ -328,5 +345,186 @@ impl RedisSettings {
     pub fn ack_wait(mut self, ack_wait: Duration) -> Self {
         self.ack_wait = ack_wait;
         self
+    }
+}
+
+/// Kafka settings.
+///
+/// ```toml
+/// [messaging.events]
+/// transport = "kafka"
+/// url = "kafka://127.0.0.1:9092"      # or brokers = "h1:9092,h2:9092" below
+///
+/// [messaging.events.kafka]           # the defaults
+/// client_id = "sdk-messaging"
+/// topic_prefix = "sdk"               # topics sdk.ev.<pattern>, sdk.req.<pattern>, ...
+/// partitions = 3                     # of the topics the SDK creates
+/// replication_factor = 1
+/// session_timeout = "10s"            # a consumer silent this long leaves its group
+/// # group_id = "billing"             # the consumer group of every handler (default: one per service and pattern)
+/// ```
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct KafkaSettings {
+    /// Bootstrap brokers, `host:port` separated by commas (default: from the URL).
+    pub brokers: Option<String>,
+    /// The consumer group every handler joins (default: one group per service and
+    /// pattern, `<prefix>.<service>.<pattern>`, so one handler's rebalance never stalls
+    /// another's).
+    pub group_id: Option<String>,
+    /// The client id the brokers see (default `sdk-messaging`).
+    pub client_id: String,
+    /// The first part of every topic's name (default `sdk`).
+    pub topic_prefix: String,
+    /// Partitions of the topics the SDK creates (default 3): how many instances of a
+    /// service can share one pattern's messages.
+    pub partitions: i32,
+    /// Replicas of the topics the SDK creates (default 1).
+    pub replication_factor: i32,
+    /// How long a consumer may be silent before its group moves its partitions to the
+    /// others (default 10 s).
+    #[serde(deserialize_with = "de::duration")]
+    pub session_timeout: Duration,
+}
+
+impl Default for KafkaSettings {
+    fn default() -> Self {
+        KafkaSettings {
+            brokers: None,
+            group_id: None,
+            client_id: "sdk-messaging".into(),
+            topic_prefix: "sdk".into(),
+            partitions: 3,
+            replication_factor: 1,
+            session_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl KafkaSettings {
+    /// The defaults.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the topic prefix (default `sdk`).
+    #[must_use]
+    pub fn topic_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.topic_prefix = prefix.into();
+        self
+    }
+
+    /// Sets the consumer group of every handler.
+    #[must_use]
+    pub fn group_id(mut self, group: impl Into<String>) -> Self {
+        self.group_id = Some(group.into());
+        self
+    }
+
+    /// Sets the partitions of the topics the SDK creates (default 3).
+    #[must_use]
+    pub fn partitions(mut self, partitions: i32) -> Self {
+        self.partitions = partitions.max(1);
+        self
+    }
+
+    /// Sets how long a silent consumer keeps its partitions (default 10 s).
+    #[must_use]
+    pub fn session_timeout(mut self, timeout: Duration) -> Self {
+        self.session_timeout = timeout;
+        self
+    }
+
+    /// The bootstrap list: `brokers`, else the URL's (`kafka://h1:9092,h2:9092`).
+    pub fn brokers_for(&self, url: &str) -> Result<String, MessagingError> {
+        let list = match &self.brokers {
+            Some(brokers) => brokers.clone(),
+            None => url
+                .strip_prefix("kafka://")
+                .ok_or_else(|| {
+                    MessagingError::Config(format!(
+                        "a Kafka url starts with kafka:// (got {})",
+                        sdk::registry::redact_url(url)
+                    ))
+                })?
+                .trim_end_matches('/')
+                .to_owned(),
+        };
+        // Kafka takes credentials through SASL settings, not in the address: any
+        // `user:password@` is dropped, never sent or printed.
+        let list = list
+            .split(',')
+            .map(|b| b.rsplit_once('@').map_or(b, |(_, host)| host).trim())
+            .collect::<Vec<_>>()
+            .join(",");
+        if list.is_empty() || list.split(',').any(|b| !b.contains(':')) {
+            return Err(MessagingError::Config(format!(
+                "Kafka brokers are host:port, separated by commas (got {list:?})"
+            )));
+        }
+        Ok(list)
+    }
+}
+
+impl fmt::Debug for KafkaSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KafkaSettings")
+            .field(
+                "brokers",
+                &self.brokers.as_deref().map(sdk::registry::redact_url),
+            )
+            .field("group_id", &self.group_id)
+            .field("client_id", &self.client_id)
+            .field("topic_prefix", &self.topic_prefix)
+            .field("partitions", &self.partitions)
+            .field("replication_factor", &self.replication_factor)
+            .field("session_timeout", &self.session_timeout)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kafka_brokers_come_from_the_url_or_the_settings_and_never_carry_credentials() {
+        let settings = KafkaSettings::new();
+        assert_eq!(
+            settings.brokers_for("kafka://h1:9092,h2:9093/").ok(),
+            Some("h1:9092,h2:9093".to_owned())
+        );
+        assert_eq!(
+            settings.brokers_for("kafka://user:hunter2@h1:9092").ok(),
+            Some("h1:9092".to_owned())
+        );
+        assert!(settings.brokers_for("nats://h1:4222").is_err());
+        assert!(settings.brokers_for("kafka://h1").is_err());
+        let listed = KafkaSettings {
+            brokers: Some("a:1,b:2".into()),
+            ..KafkaSettings::default()
+        };
+        assert_eq!(
+            listed.brokers_for("ignored").ok(),
+            Some("a:1,b:2".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_kafka_connection_reads_from_the_config_file() {
+        let config = sdk::SdkConfig::from_toml_str(
+            "[messaging.events]\ntransport = \"kafka\"\nurl = \"kafka://127.0.0.1:9092\"\n\n\
+             [messaging.events.kafka]\ngroup_id = \"billing\"\npartitions = 6\nsession_timeout = \"6s\"\n",
+        )
+        .expect("valid");
+        let connections = config
+            .extension::<MessagingConfig>("messaging")
+            .expect("messaging");
+        let (_, events) = connections.into_iter().next().expect("one");
+        assert_eq!(events.transport, TransportKind::Kafka);
+        assert_eq!(events.kafka.group_id.as_deref(), Some("billing"));
+        assert_eq!(events.kafka.partitions, 6);
+        assert_eq!(events.kafka.session_timeout, Duration::from_secs(6));
     }
 }

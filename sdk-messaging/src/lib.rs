@@ -51,13 +51,16 @@
 //! - **Handlers by pattern** ([`MessageServer`], [`Pattern`]), with wildcards (`order.*`,
 //!   `order.#`), a [`MessageContext`], dead letters, duplicates dropped by id, and a
 //!   graceful shutdown.
-//! - **Transports**: NATS (feature `nats`; [`nats`]).
+//! - **Transports**: NATS (feature `nats`), RabbitMQ (`rabbitmq`), Redis (`redis`) and
+//!   Kafka (`kafka`), each in its module.
 
 pub mod broker;
 mod client;
 pub mod config;
 mod context;
 mod envelope;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 #[cfg(feature = "nats")]
 pub mod nats;
 mod pattern;
@@ -85,7 +88,9 @@ pub mod __private {
 pub use self::{
     broker::{Broker, BrokerService, Subscription},
     client::{MessageBuilder, MessageClient},
-    config::{MessagingConfig, NatsSettings, RabbitSettings, RedisSettings, TransportKind},
+    config::{
+        KafkaSettings, MessagingConfig, NatsSettings, RabbitSettings, RedisSettings, TransportKind,
+    },
     context::MessageContext,
     envelope::{headers, Envelope, Kind, Reply},
     pattern::{Pattern, PatternError},
@@ -161,6 +166,13 @@ impl Messaging {
             }
             #[cfg(not(feature = "redis"))]
             TransportKind::Redis => Err(MessagingError::NotBuiltIn("redis")),
+            #[cfg(feature = "kafka")]
+            TransportKind::Kafka => {
+                let broker = kafka::KafkaBroker::connect(&config.url, config.kafka.clone()).await?;
+                Self::with_broker(name, broker, config)
+            }
+            #[cfg(not(feature = "kafka"))]
+            TransportKind::Kafka => Err(MessagingError::NotBuiltIn("kafka")),
         }
     }
 
@@ -265,7 +277,7 @@ impl fmt::Debug for Messaging {
 pub struct MessagingHealth {
     /// The connection's name.
     pub name: String,
-    /// `nats`, `rabbitmq` or `redis`.
+    /// `nats`, `rabbitmq`, `redis` or `kafka`.
     pub transport: &'static str,
     /// Whether the broker connection is up.
     pub connected: bool,

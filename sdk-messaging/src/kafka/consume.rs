@@ -1,0 +1,307 @@
+//! A handler's consumer: a group member per service and pattern, its deliveries, and how
+//! each is settled (reply, commit, produce again, dead letter).
+
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use futures_util::stream;
+use http::HeaderValue;
+use rdkafka::{
+    consumer::{Consumer as _, StreamConsumer},
+    message::OwnedMessage,
+    Message as _,
+};
+use sdk::registry::sync::Unpoisoned as _;
+use sdk::BoxError;
+use tokio::sync::mpsc;
+
+use super::{
+    from_kafka, header, now_ms, progress::Progress, to_kafka, topic_regex, KafkaBroker, NOT_BEFORE,
+    REPLY_KEY, REPLY_TO,
+};
+use crate::{
+    broker::{broken, BoxFuture, Deliveries, Delivery, Settle, Subscription},
+    envelope::{headers, Kind},
+    Envelope, Pattern, Reply,
+};
+
+/// Starts consuming what `subscription` asks for.
+pub(super) async fn subscribe(
+    broker: KafkaBroker,
+    subscription: Subscription,
+) -> Result<Deliveries, BoxError> {
+    if subscription.kind == Kind::Queue {
+        return Err(crate::broker::unsupported("kafka", "service queues"));
+    }
+    let settings = &broker.0.settings;
+    let kind = subscription.kind;
+    let topics = if subscription.pattern.has_wildcard() {
+        let base = broker.topic(kind, "");
+        topic_regex(base.trim_end_matches('.'), &subscription.pattern)
+    } else {
+        let topic = broker.topic(kind, subscription.pattern.as_str());
+        broker.create_topic(&topic, settings.partitions).await?;
+        topic
+    };
+    let group = settings.group_id.clone().unwrap_or_else(|| {
+        let part = if kind == Kind::Request { "req" } else { "ev" };
+        format!(
+            "{}.{}.{part}.{}",
+            settings.topic_prefix, subscription.group, subscription.pattern
+        )
+    });
+    let session = settings.session_timeout.as_millis().max(1000);
+    let consumer: StreamConsumer = super::client_config(settings, &broker.0.brokers)
+        .set("group.id", &group)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "200")
+        // Offsets are stored only once settled (see `Progress`).
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", session.to_string())
+        .set("heartbeat.interval.ms", (session / 5).max(200).to_string())
+        .set("topic.metadata.refresh.interval.ms", "1000")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .map_err(|e| broken(format!("consumer {group}: {e}")))?;
+    consumer
+        .subscribe(&[topics.as_str()])
+        .map_err(|e| broken(format!("subscribing to {topics}: {e}")))?;
+    let (sender, receiver) = mpsc::channel(subscription.prefetch.max(1));
+    let session_timeout = settings.session_timeout;
+    let source = Source {
+        broker,
+        consumer: Arc::new(consumer),
+        progress: Arc::new(Mutex::new(Progress::default())),
+        kind,
+    };
+    let consumer = source.consumer.clone();
+    tokio::spawn(source.pump(sender));
+    if !subscription.pattern.has_wildcard() {
+        // Returns once the group has given this member its partitions (or a member
+        // beyond the partition count has waited a session for some), so that
+        // `start()` means consuming.
+        let give_up = tokio::time::Instant::now() + session_timeout;
+        while consumer.assignment().map_or(true, |a| a.count() == 0)
+            && tokio::time::Instant::now() < give_up
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Ok(Box::pin(stream::unfold(
+        receiver,
+        |mut receiver| async move { receiver.recv().await.map(|delivery| (delivery, receiver)) },
+    )))
+}
+
+/// One consumer and what its deliveries share.
+#[derive(Clone)]
+struct Source {
+    broker: KafkaBroker,
+    consumer: Arc<StreamConsumer>,
+    progress: Arc<Mutex<Progress>>,
+    kind: Kind,
+}
+
+impl Source {
+    /// Takes records until the server stops (the receiver is gone).
+    async fn pump(self, sender: mpsc::Sender<Delivery>) {
+        loop {
+            let record = tokio::select! {
+                () = sender.closed() => return,
+                record = self.consumer.recv() => record.map(|m| m.detach()),
+            };
+            let record = match record {
+                Ok(record) => record,
+                Err(e) => {
+                    tracing::debug!(error = %e, "kafka consumer");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+            };
+            let Some((delivery, not_before)) = self.delivery(&record) else {
+                continue;
+            };
+            let wait = not_before.saturating_sub(now_ms());
+            if wait > 0 {
+                // A retried event waits for its time without holding up the others.
+                let sender = sender.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(wait)).await;
+                    let _ = sender.send(delivery).await;
+                });
+            } else if sender.send(delivery).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// A record as a delivery, and the time before which it must not be handled.
+    fn delivery(&self, record: &OwnedMessage) -> Option<(Delivery, u64)> {
+        let (topic, partition, offset) = (record.topic(), record.partition(), record.offset());
+        let base = self.broker.topic(self.kind, "");
+        let name = topic.strip_prefix(base.as_str())?;
+        let Ok(pattern) = Pattern::message(name) else {
+            tracing::warn!(topic, "a record on a topic that names no pattern; skipped");
+            return None;
+        };
+        self.progress.locked().started(topic, partition, offset);
+        let mut headers = record.headers().map(from_kafka).unwrap_or_default();
+        let number = |name: &str| {
+            headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+        };
+        let attempt = number(headers::ATTEMPT).map_or(1, |a| u32::try_from(a).unwrap_or(u32::MAX));
+        let not_before = number(NOT_BEFORE).unwrap_or(0);
+        let reply_to = headers
+            .get(REPLY_TO)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let reply_key = headers.remove(REPLY_KEY);
+        if let (Some(left), Some(sent)) = (
+            sdk::deadline::remaining(&headers),
+            record.timestamp().to_millis(),
+        ) {
+            // The time the request waited in Kafka is the caller's too.
+            let waited = now_ms().saturating_sub(u64::try_from(sent).unwrap_or(0));
+            let left = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
+            headers.insert(
+                sdk::deadline::DEADLINE_HEADER,
+                HeaderValue::from(left.saturating_sub(waited)),
+            );
+        }
+        headers.remove(REPLY_TO);
+        headers.remove(NOT_BEFORE);
+        let payload = bytes::Bytes::copy_from_slice(record.payload().unwrap_or_default());
+        let message = Envelope {
+            pattern,
+            headers,
+            payload,
+        };
+        let settle = KafkaSettle {
+            source: self.clone(),
+            topic: topic.to_owned(),
+            partition,
+            offset,
+            message: message.clone(),
+            attempt,
+            reply_to: reply_to.clone(),
+            reply_key,
+        };
+        Some((
+            Delivery {
+                message,
+                attempt,
+                reply_to,
+                settle: Box::new(settle),
+            },
+            not_before,
+        ))
+    }
+}
+
+struct KafkaSettle {
+    source: Source,
+    topic: String,
+    partition: i32,
+    offset: i64,
+    message: Envelope,
+    attempt: u32,
+    reply_to: Option<String>,
+    reply_key: Option<HeaderValue>,
+}
+
+impl KafkaSettle {
+    /// The record is done with: its offset may be committed once those before it are.
+    fn finish(&self) {
+        let upto = self
+            .source
+            .progress
+            .locked()
+            .settled(&self.topic, self.partition, self.offset);
+        if let Some(upto) = upto {
+            // Fails when the partition has moved to another member meanwhile: that member
+            // delivers the record again (at least once).
+            if let Err(e) = self
+                .source
+                .consumer
+                .store_offset(&self.topic, self.partition, upto)
+            {
+                tracing::debug!(topic = %self.topic, error = %e, "offset not stored");
+            }
+        }
+    }
+}
+
+impl Settle for KafkaSettle {
+    fn reply(self: Box<Self>, reply: Reply) -> BoxFuture<Result<(), BoxError>> {
+        Box::pin(async move {
+            if let (Some(reply_to), Some(key)) = (&self.reply_to, &self.reply_key) {
+                let mut headers = reply.headers.clone();
+                if reply.status != http::StatusCode::OK {
+                    headers.insert(
+                        headers::STATUS_NAME,
+                        HeaderValue::from(reply.status.as_u16()),
+                    );
+                }
+                headers.insert(REPLY_KEY, key.clone());
+                let broker = &self.source.broker;
+                broker
+                    .produce(reply_to, None, to_kafka(&headers), &reply.payload, Some(0))
+                    .await?;
+            } else if self.source.kind == Kind::Event {
+                // An event's handler answered: nothing to send.
+            }
+            self.finish();
+            Ok(())
+        })
+    }
+
+    fn ack(self: Box<Self>) -> BoxFuture<Result<(), BoxError>> {
+        Box::pin(async move {
+            self.finish();
+            Ok(())
+        })
+    }
+
+    fn retry(self: Box<Self>, delay: Duration) -> BoxFuture<Result<(), BoxError>> {
+        Box::pin(async move {
+            let mut headers = self.message.headers.clone();
+            headers.insert(headers::ATTEMPT, HeaderValue::from(self.attempt + 1));
+            let at = now_ms().saturating_add(u64::try_from(delay.as_millis()).unwrap_or(0));
+            let kafka = to_kafka(&headers).insert(header(NOT_BEFORE, &at.to_string()));
+            let id = self.message.id().to_owned();
+            let key = (!id.is_empty()).then_some(id.as_str());
+            // Stored again first; only then is this delivery let go.
+            self.source
+                .broker
+                .produce(&self.topic, key, kafka, &self.message.payload, None)
+                .await?;
+            self.finish();
+            Ok(())
+        })
+    }
+
+    fn dead_letter(self: Box<Self>, reason: String) -> BoxFuture<Result<(), BoxError>> {
+        Box::pin(async move {
+            let broker = &self.source.broker;
+            let dead = broker.dead_topic();
+            broker.create_topic(&dead, 1).await?;
+            let mut headers = self.message.headers.clone();
+            let text = |s: &str| {
+                HeaderValue::from_str(s).unwrap_or_else(|_| HeaderValue::from_static("?"))
+            };
+            headers.insert(headers::DEAD_REASON, text(&reason));
+            headers.insert(headers::DEAD_PATTERN, text(self.message.pattern.as_str()));
+            broker
+                .produce(&dead, None, to_kafka(&headers), &self.message.payload, None)
+                .await?;
+            self.finish();
+            Ok(())
+        })
+    }
+}

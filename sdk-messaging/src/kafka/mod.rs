@@ -1,0 +1,499 @@
+//! The Kafka transport (feature `kafka`, rdkafka over librdkafka).
+//!
+//! - **Topics**: an event for pattern `user.created` goes to `<prefix>.ev.user.created`, a
+//!   request for `user.create` to `<prefix>.req.user.create` (prefix `sdk`), keyed by its
+//!   message id. Event topics are created by the first `emit` (or the first handler)
+//!   with `partitions` partitions; request topics by the first handler, so a `send` to a
+//!   pattern no handler ever served fails at once with `NoResponder`.
+//! - **`emit`** returns once the broker has acknowledged the record with `acks=all` (the
+//!   producer is idempotent: a record librdkafka resends is stored once). Events are kept
+//!   by the topic's retention, whoever consumes them; a group that starts later reads from
+//!   the beginning.
+//! - **Handlers** consume in a consumer group per service and pattern (`group_id` names it
+//!   instead when set); wildcard patterns subscribe by regular expression, and topics
+//!   made later are picked up within a second. Offsets are committed only up to the
+//!   oldest message still being handled, so a consumer that dies (or loses a partition
+//!   in a rebalance) leaves nothing handled-but-uncommitted behind: at least once, with
+//!   duplicates dropped by message id. A failed event is produced again to its topic with
+//!   its attempt count and a not-before time (Kafka has no per-message nack); one given
+//!   up on goes to `<prefix>.dead` with the reason before it is committed.
+//! - **Request/reply without lost replies**: each connection has a reply topic of its
+//!   own, `<prefix>.reply.<instance id>`, one partition, which it reads by assignment,
+//!   not through a consumer group. No rebalance ever moves it, so the reference SDK's loss
+//!   (replies on a shared topic whose partitions move to another instance while requests
+//!   are in flight) cannot happen: a server answers to the topic the request names, and
+//!   only the connection that sent it reads that topic. Requests themselves are consumed
+//!   in a group; one whose partition moves mid-flight is handled again by the new owner
+//!   and answered twice, and the second answer is ignored. A request whose caller's
+//!   deadline passed before a server got to it is answered 504 without being handled.
+//!   The reply topic is not deleted when the connection closes (see the README).
+
+mod consume;
+mod progress;
+
+use std::{
+    collections::{HashMap, HashSet},
+    fmt,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use rdkafka::{
+    admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
+    client::DefaultClientContext,
+    consumer::{Consumer as _, StreamConsumer},
+    message::{Header, OwnedHeaders},
+    producer::{FutureProducer, FutureRecord},
+    types::RDKafkaErrorCode,
+    ClientConfig, Message as _, Offset, TopicPartitionList,
+};
+use sdk::registry::sync::Unpoisoned as _;
+use sdk::BoxError;
+use tokio::sync::oneshot;
+
+use crate::{
+    broker::{broken, no_responder, BoxFuture, Deliveries, Subscription},
+    envelope::Kind,
+    Broker, Envelope, KafkaSettings, MessagingError, Pattern, Reply,
+};
+
+/// Where a request's reply goes (the sender's reply topic).
+const REPLY_TO: &str = "sdk-reply-to";
+/// Which of the sender's waiting requests a reply answers.
+const REPLY_KEY: &str = "sdk-reply-key";
+/// A redelivered event is not handled before this Unix time in milliseconds.
+const NOT_BEFORE: &str = "sdk-not-before";
+
+/// A Kafka connection as a [`Broker`]. Cheap to clone.
+#[derive(Clone)]
+pub struct KafkaBroker(Arc<Shared>);
+
+struct Shared {
+    producer: FutureProducer,
+    admin: AdminClient<DefaultClientContext>,
+    settings: KafkaSettings,
+    brokers: String,
+    reply_topic: String,
+    /// Requests waiting for their reply, by reply key.
+    pending: Mutex<HashMap<String, oneshot::Sender<Reply>>>,
+    /// Topics known to exist.
+    topics: Mutex<HashSet<String>>,
+    connected: AtomicBool,
+    reply_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        if let Some(task) = self.reply_task.locked().take() {
+            task.abort();
+        }
+        // The reply topic is left behind, empty: deleting it made librdkafka 2.12's
+        // metadata cache crash on the next metadata answer from tansu (a null topic name).
+    }
+}
+
+impl KafkaBroker {
+    /// Connects to the brokers `url` lists (`kafka://host:9092,host2:9092`, or the
+    /// settings' `brokers`), creates this connection's reply topic and starts reading it.
+    pub async fn connect(
+        url: &str,
+        settings: KafkaSettings,
+    ) -> Result<KafkaBroker, MessagingError> {
+        let brokers = settings.brokers_for(url)?;
+        let base = client_config(&settings, &brokers);
+        let producer: FutureProducer = base
+            .clone()
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set("linger.ms", "0")
+            .set("message.timeout.ms", "30000")
+            .create()
+            .map_err(|e| config_error(&brokers, e))?;
+        let admin: AdminClient<DefaultClientContext> =
+            base.create().map_err(|e| config_error(&brokers, e))?;
+        let instance = crate::envelope::new_id();
+        let reply_topic = format!("{}.reply.{instance}", settings.topic_prefix);
+        let broker = KafkaBroker(Arc::new(Shared {
+            producer,
+            admin,
+            brokers,
+            reply_topic: reply_topic.clone(),
+            pending: Mutex::new(HashMap::new()),
+            topics: Mutex::new(HashSet::new()),
+            connected: AtomicBool::new(false),
+            reply_task: Mutex::new(None),
+            settings,
+        }));
+        broker.reachable().await?;
+        broker
+            .create_topic(&reply_topic, 1)
+            .await
+            .map_err(MessagingError::Broker)?;
+        let consumer = broker.reply_consumer(&reply_topic)?;
+        let task = tokio::spawn(read_replies(Arc::downgrade(&broker.0), consumer));
+        *broker.0.reply_task.locked() = Some(task);
+        broker.0.connected.store(true, Ordering::Release);
+        Ok(broker)
+    }
+
+    /// The reply topic's reader: assigned its one partition from the start, no group.
+    fn reply_consumer(&self, topic: &str) -> Result<StreamConsumer, MessagingError> {
+        let consumer: StreamConsumer = client_config(&self.0.settings, &self.0.brokers)
+            .set("group.id", topic)
+            .set("enable.auto.commit", "false")
+            .set("fetch.wait.max.ms", "10")
+            .create()
+            .map_err(|e| config_error(&self.0.brokers, e))?;
+        let mut assignment = TopicPartitionList::new();
+        assignment
+            .add_partition_offset(topic, 0, Offset::Beginning)
+            .map_err(|e| MessagingError::Broker(Box::new(e)))?;
+        consumer
+            .assign(&assignment)
+            .map_err(|e| MessagingError::Broker(Box::new(e)))?;
+        Ok(consumer)
+    }
+
+    /// Fails, naming the brokers but no credentials, when none answers within 5 s.
+    async fn reachable(&self) -> Result<(), MessagingError> {
+        let this = self.clone();
+        let fetched = tokio::task::spawn_blocking(move || {
+            this.0
+                .admin
+                .inner()
+                .fetch_metadata(None, Duration::from_secs(5))
+                .map(|_| ())
+        })
+        .await;
+        match fetched {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(MessagingError::Broker(
+                format!(
+                    "could not connect to {}: {e}",
+                    sdk::registry::redact_url(&self.0.brokers)
+                )
+                .into(),
+            )),
+            Err(e) => Err(MessagingError::Broker(Box::new(e))),
+        }
+    }
+
+    /// This connection's reply topic.
+    pub fn reply_topic(&self) -> &str {
+        &self.0.reply_topic
+    }
+
+    pub(crate) fn topic(&self, kind: Kind, pattern: &str) -> String {
+        let part = match kind {
+            Kind::Request => "req",
+            Kind::Event | Kind::Queue => "ev",
+        };
+        format!("{}.{part}.{pattern}", self.0.settings.topic_prefix)
+    }
+
+    fn dead_topic(&self) -> String {
+        format!("{}.dead", self.0.settings.topic_prefix)
+    }
+
+    /// Creates `topic` (with `partitions`) unless it is known to exist.
+    async fn create_topic(&self, topic: &str, partitions: i32) -> Result<(), BoxError> {
+        if self.0.topics.locked().contains(topic) {
+            return Ok(());
+        }
+        let replication = TopicReplication::Fixed(self.0.settings.replication_factor);
+        let new = NewTopic::new(topic, partitions, replication);
+        let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
+        let results = self
+            .0
+            .admin
+            .create_topics([&new], &options)
+            .await
+            .map_err(|e| broken(format!("creating topic {topic}: {e}")))?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((name, code)) => {
+                    return Err(broken(format!("creating topic {name}: {code}")));
+                }
+            }
+        }
+        self.0.topics.locked().insert(topic.to_owned());
+        Ok(())
+    }
+
+    /// Whether `topic` exists on the brokers (cached once it does).
+    async fn topic_exists(&self, topic: &str) -> Result<bool, BoxError> {
+        if self.0.topics.locked().contains(topic) {
+            return Ok(true);
+        }
+        let this = self.clone();
+        let name = topic.to_owned();
+        // librdkafka's metadata call blocks its thread. All topics are asked for, not the
+        // one: a request for a single topic the broker does not know can end with
+        // librdkafka's metadata cache crashing on tansu's answer (seen with 2.12).
+        let exists = tokio::task::spawn_blocking(move || {
+            let metadata = this
+                .0
+                .admin
+                .inner()
+                .fetch_metadata(None, Duration::from_secs(5))?;
+            Ok::<_, rdkafka::error::KafkaError>(
+                metadata
+                    .topics()
+                    .iter()
+                    .any(|t| t.name() == name && t.error().is_none() && !t.partitions().is_empty()),
+            )
+        })
+        .await
+        .map_err(|e| broken(e.to_string()))?
+        .map_err(|e| crate::broker::not_connected(e.to_string()))?;
+        if exists {
+            self.0.topics.locked().insert(topic.to_owned());
+        }
+        Ok(exists)
+    }
+
+    /// Produces a record and waits for the brokers' acknowledgement.
+    async fn produce(
+        &self,
+        topic: &str,
+        key: Option<&str>,
+        headers: OwnedHeaders,
+        payload: &[u8],
+        partition: Option<i32>,
+    ) -> Result<(), BoxError> {
+        let mut record = FutureRecord::<str, [u8]>::to(topic)
+            .payload(payload)
+            .headers(headers);
+        if let Some(key) = key {
+            record = record.key(key);
+        }
+        if let Some(partition) = partition {
+            record = record.partition(partition);
+        }
+        match self.0.producer.send(record, Duration::from_secs(0)).await {
+            Ok(_) => {
+                self.0.connected.store(true, Ordering::Release);
+                Ok(())
+            }
+            Err((e, _)) => Err(broken(format!("producing to {topic}: {e}"))),
+        }
+    }
+}
+
+/// The settings every client of a connection shares.
+pub(crate) fn client_config(settings: &KafkaSettings, brokers: &str) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", brokers)
+        .set("client.id", &settings.client_id)
+        // Quiet: failures reach callers as typed errors, and the connection's health.
+        .set("log_level", "3");
+    config
+}
+
+fn config_error(brokers: &str, e: rdkafka::error::KafkaError) -> MessagingError {
+    MessagingError::Broker(format!("kafka at {}: {e}", sdk::registry::redact_url(brokers)).into())
+}
+
+impl fmt::Debug for KafkaBroker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KafkaBroker")
+            .field("brokers", &sdk::registry::redact_url(&self.0.brokers))
+            .field("reply_topic", &self.0.reply_topic)
+            .field("settings", &self.0.settings)
+            .finish()
+    }
+}
+
+impl Broker for KafkaBroker {
+    fn name(&self) -> &'static str {
+        "kafka"
+    }
+
+    fn request(&self, message: Envelope) -> BoxFuture<Result<Reply, BoxError>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let topic = this.topic(Kind::Request, message.pattern.as_str());
+            if !this.topic_exists(&topic).await? {
+                return Err(no_responder());
+            }
+            let key = crate::envelope::new_id();
+            let (sender, receiver) = oneshot::channel();
+            this.0.pending.locked().insert(key.clone(), sender);
+            // Forgets the wait however this ends (answered, failed, or dropped at the
+            // deadline).
+            let _waiting = Waiting(&this.0.pending, &key);
+            let mut kafka_headers = to_kafka(&message.headers);
+            kafka_headers = kafka_headers
+                .insert(header(REPLY_TO, &this.0.reply_topic))
+                .insert(header(REPLY_KEY, &key));
+            this.produce(
+                &topic,
+                Some(message.id()),
+                kafka_headers,
+                &message.payload,
+                None,
+            )
+            .await?;
+            receiver
+                .await
+                .map_err(|_| broken("the connection closed before the reply came"))
+        })
+    }
+
+    fn publish(&self, message: Envelope) -> BoxFuture<Result<(), BoxError>> {
+        let this = self.clone();
+        Box::pin(async move {
+            let topic = this.topic(Kind::Event, message.pattern.as_str());
+            this.create_topic(&topic, this.0.settings.partitions)
+                .await?;
+            let id = message.id().to_owned();
+            let key = (!id.is_empty()).then_some(id.as_str());
+            this.produce(
+                &topic,
+                key,
+                to_kafka(&message.headers),
+                &message.payload,
+                None,
+            )
+            .await
+        })
+    }
+
+    fn subscribe(&self, subscription: Subscription) -> BoxFuture<Result<Deliveries, BoxError>> {
+        let this = self.clone();
+        Box::pin(async move { consume::subscribe(this, subscription).await })
+    }
+
+    fn is_connected(&self) -> bool {
+        self.0.connected.load(Ordering::Acquire)
+    }
+}
+
+/// Removes a request's entry from the pending map when its wait ends.
+struct Waiting<'a>(&'a Mutex<HashMap<String, oneshot::Sender<Reply>>>, &'a str);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.locked().remove(self.1);
+    }
+}
+
+/// Reads the reply topic until the broker is dropped, handing each reply to its waiter.
+async fn read_replies(shared: std::sync::Weak<Shared>, consumer: StreamConsumer) {
+    loop {
+        let message = match consumer.recv().await {
+            Ok(message) => message,
+            Err(e) => {
+                tracing::debug!(error = %e, "kafka reply topic");
+                if let Some(shared) = shared.upgrade() {
+                    shared.connected.store(false, Ordering::Release);
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+        };
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        shared.connected.store(true, Ordering::Release);
+        let headers = message.headers().map(from_kafka).unwrap_or_default();
+        let Some(key) = headers.get(REPLY_KEY).and_then(|v| v.to_str().ok()) else {
+            continue;
+        };
+        let waiter = shared.pending.locked().remove(key);
+        if let Some(waiter) = waiter {
+            let payload = bytes::Bytes::copy_from_slice(message.payload().unwrap_or_default());
+            let mut headers = headers.clone();
+            headers.remove(REPLY_KEY);
+            let _ = waiter.send(Reply {
+                status: Reply::status_of(&headers),
+                headers,
+                payload,
+            });
+        }
+    }
+}
+
+fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
+    Header {
+        key,
+        value: Some(value),
+    }
+}
+
+/// A message's headers as Kafka record headers.
+pub(crate) fn to_kafka(headers: &HeaderMap) -> OwnedHeaders {
+    let mut kafka = OwnedHeaders::new_with_capacity(headers.len() + 2);
+    for (name, value) in headers {
+        kafka = kafka.insert(Header {
+            key: name.as_str(),
+            value: Some(value.as_bytes()),
+        });
+    }
+    kafka
+}
+
+/// Kafka record headers as a message's (those that are not valid HTTP headers are left out).
+pub(crate) fn from_kafka(kafka: &impl rdkafka::message::Headers) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for h in kafka.iter() {
+        let (Ok(name), Some(value)) = (HeaderName::from_bytes(h.key.as_bytes()), h.value) else {
+            continue;
+        };
+        if let Ok(value) = HeaderValue::from_bytes(value) {
+            headers.append(name, value);
+        }
+    }
+    headers
+}
+
+/// The regular expression of topics `pattern` covers (librdkafka subscribes by one when
+/// the subscription starts with `^`).
+pub(crate) fn topic_regex(prefix: &str, pattern: &Pattern) -> String {
+    let token = "[A-Za-z0-9_-]+";
+    let mut regex = format!("^{}", escape(prefix));
+    let parts: Vec<&str> = pattern.as_str().split('.').collect();
+    for (i, part) in parts.iter().enumerate() {
+        match *part {
+            "*" => regex.push_str(&format!("\\.{token}")),
+            "#" if i == parts.len() - 1 => regex.push_str(&format!("(\\.{token})*")),
+            literal => {
+                regex.push_str("\\.");
+                regex.push_str(&escape(literal));
+            }
+        }
+    }
+    regex.push('$');
+    regex
+}
+
+fn escape(text: &str) -> String {
+    text.replace('.', "\\.")
+}
+
+/// Unix time in milliseconds.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_become_topic_expressions() {
+        let regex = |p| topic_regex("sdk.ev", &Pattern::handler(p).expect("pattern"));
+        assert_eq!(regex("user.*"), "^sdk\\.ev\\.user\\.[A-Za-z0-9_-]+$");
+        assert_eq!(regex("user.#"), "^sdk\\.ev\\.user(\\.[A-Za-z0-9_-]+)*$");
+        assert_eq!(regex("a.*.c"), "^sdk\\.ev\\.a\\.[A-Za-z0-9_-]+\\.c$");
+    }
+}

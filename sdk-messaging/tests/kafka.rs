@@ -1,0 +1,237 @@
+//! The Kafka transport against a Kafka-protocol broker (tansu, which `scripts/test` installs
+//! and starts, at `SDK_TEST_KAFKA`), through the checks every transport passes
+//! (`support/suite.rs`), plus what only Kafka needs: replies that survive instances joining
+//! and leaving their group while requests are in flight.
+#![cfg(feature = "kafka")]
+
+mod support;
+
+use std::{
+    collections::HashSet,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
+
+use rdkafka::{
+    consumer::{Consumer as _, StreamConsumer},
+    message::Headers as _,
+    ClientConfig, Message as _,
+};
+use sdk_messaging::{KafkaSettings, MessageContext, Messaging, MessagingConfig, TransportKind};
+use support::suite::{self, DeadLetter};
+
+fn kafka_addr() -> String {
+    std::env::var("SDK_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into())
+}
+
+/// A connection whose topics are under a prefix of its own, so tests never meet.
+struct Setup {
+    messaging: Messaging,
+    ns: String,
+    group: String,
+    prefix: String,
+    config: MessagingConfig,
+}
+
+async fn setup(timeout: Duration) -> Option<Setup> {
+    let addr = kafka_addr();
+    support::broker_at("Kafka (tansu)", &addr).await?;
+    let id = support::unique("t");
+    let prefix = format!("sdktest{id}");
+    let config = MessagingConfig::new(TransportKind::Kafka, format!("kafka://{addr}"))
+        .timeout(timeout)
+        .kafka(KafkaSettings::new().topic_prefix(&prefix));
+    let messaging = Messaging::connect("events", &config)
+        .await
+        .expect("connect");
+    Some(Setup {
+        messaging,
+        ns: format!("u{id}"),
+        group: format!("g{id}"),
+        prefix,
+        config,
+    })
+}
+
+/// The dead letters in `<prefix>.dead`, read from the start.
+async fn dead_letters(prefix: String) -> Vec<DeadLetter> {
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", kafka_addr())
+        .set(
+            "group.id",
+            format!("{prefix}.reader.{}", support::unique("r")),
+        )
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .expect("consumer");
+    consumer
+        .subscribe(&[&format!("{prefix}.dead")])
+        .expect("subscribe");
+    let mut letters = Vec::new();
+    while let Ok(Ok(message)) = tokio::time::timeout(Duration::from_secs(3), consumer.recv()).await
+    {
+        let header = |name: &str| {
+            message
+                .headers()
+                .and_then(|h| h.iter().find(|h| h.key == name))
+                .and_then(|h| h.value)
+                .map(|v| String::from_utf8_lossy(v).into_owned())
+                .unwrap_or_default()
+        };
+        letters.push((
+            header(sdk_messaging::headers::DEAD_PATTERN),
+            header(sdk_messaging::headers::DEAD_REASON),
+            String::from_utf8_lossy(message.payload().unwrap_or_default()).into_owned(),
+        ));
+    }
+    letters
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_is_answered_with_the_correlation_id_and_headers_passed() {
+    let Some(setup) = setup(Duration::from_secs(10)).await else {
+        return;
+    };
+    suite::sends_carry_headers_and_correlation_ids(&setup.messaging, &setup.ns, &setup.group).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_responder_a_slow_one_and_a_failing_one_end_in_typed_errors() {
+    let Some(setup) = setup(Duration::from_millis(800)).await else {
+        return;
+    };
+    suite::failures_are_typed_and_bounded(&setup.messaging, &setup.ns, &setup.group).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_reach_the_most_specific_handler_once_each() {
+    let Some(setup) = setup(Duration::from_secs(10)).await else {
+        return;
+    };
+    suite::events_reach_the_most_specific_handler(&setup.messaging, &setup.ns, &setup.group).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_events_come_back_and_bad_ones_go_to_the_dead_letters() {
+    let Some(setup) = setup(Duration::from_secs(10)).await else {
+        return;
+    };
+    let prefix = setup.prefix.clone();
+    suite::failed_events_come_back_and_bad_ones_die(
+        &setup.messaging,
+        &setup.ns,
+        &setup.group,
+        || dead_letters(prefix.clone()),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_broker_that_is_not_there_is_a_typed_error() {
+    suite::an_absent_broker_is_a_typed_error(TransportKind::Kafka, "kafka").await;
+}
+
+/// Servers of one service join and leave their group (each a connection of its own, so
+/// each a group member) while clients, each with its own reply topic, have requests in
+/// flight: every request is answered, none lost to a partition moving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_reply_is_lost_while_instances_join_and_leave() {
+    let Some(setup) = setup(Duration::from_secs(20)).await else {
+        return;
+    };
+    let pattern = format!("{}.echo", setup.ns);
+    let handled = Arc::new(AtomicUsize::new(0));
+    let instance = |handled: Arc<AtomicUsize>| {
+        let config = setup.config.clone();
+        let (pattern, group) = (pattern.clone(), setup.group.clone());
+        async move {
+            let messaging = Messaging::connect("server", &config)
+                .await
+                .expect("connect");
+            let server = messaging
+                .server(&group)
+                .message_pattern(&pattern, move |n: u64, _: MessageContext| {
+                    handled.fetch_add(1, Ordering::SeqCst);
+                    async move {
+                        tokio::time::sleep(Duration::from_millis(5)).await;
+                        Ok::<_, sdk::ServiceError>(n * 2)
+                    }
+                })
+                .start()
+                .await
+                .expect("started");
+            (messaging, server)
+        }
+    };
+    let mut servers = vec![instance(handled.clone()).await];
+
+    // Three client instances, 150 requests each, 8 at a time.
+    let mut clients = Vec::new();
+    for c in 0..3u64 {
+        let messaging = Messaging::connect("client", &setup.config)
+            .await
+            .expect("connect");
+        let pattern = pattern.clone();
+        clients.push(tokio::spawn(async move {
+            let client = messaging.client();
+            let answers: Vec<Result<u64, sdk::ServiceError>> =
+                futures_util::StreamExt::collect(futures_util::StreamExt::buffer_unordered(
+                    futures_util::stream::iter((0..150u64).map(|i| {
+                        let client = client.clone();
+                        let pattern = pattern.clone();
+                        async move {
+                            let n = c * 1000 + i;
+                            client.send::<_, u64>(&pattern, &n).await.map(|r| {
+                                assert_eq!(r, n * 2, "the reply to this request");
+                                n
+                            })
+                        }
+                    })),
+                    8,
+                ))
+                .await;
+            answers
+        }));
+    }
+    // Meanwhile: two more instances join, then the first and the second leave.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    servers.push(instance(handled.clone()).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    servers.push(instance(handled.clone()).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, first) = servers.remove(0);
+    first.shutdown().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (_, second) = servers.remove(0);
+    second.shutdown().await;
+
+    let mut answered = HashSet::new();
+    let mut lost = Vec::new();
+    for client in clients {
+        for answer in client.await.expect("client task") {
+            match answer {
+                Ok(n) => {
+                    answered.insert(n);
+                }
+                Err(e) => lost.push(e.to_string()),
+            }
+        }
+    }
+    assert!(
+        lost.is_empty(),
+        "{} replies lost: {:?}",
+        lost.len(),
+        &lost[..lost.len().min(5)]
+    );
+    assert_eq!(answered.len(), 450);
+    eprintln!(
+        "450 requests answered; {} handled (a request whose partition moved mid-flight is handled again)",
+        handled.load(Ordering::SeqCst)
+    );
+    for (_, server) in servers {
+        server.shutdown().await;
+    }
+}
