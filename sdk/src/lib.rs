@@ -6,7 +6,7 @@
 //! 1. [`deadline`]: the whole call, across retries (and a wait on another call's cache fill);
 //! 2. [`cache`]: GET answers with a TTL, one upstream request per key under concurrency;
 //! 3. [`retry`](mod@retry): exponential backoff with full jitter, `Retry-After`, a retry budget;
-//!    under it, [`hedge`]: a second attempt to another instance for a slow idempotent call
+//!    under it, [`hedge`](mod@hedge): a second attempt to another instance for a slow idempotent call
 //!    (opt-in), drawing from the same budget;
 //! 4. [`circuit_breaker`](mod@circuit_breaker): per endpoint, lock-free when closed;
 //! 5. [`balance`]: picks an instance from [`discovery`];

@@ -124,7 +124,7 @@ impl RequestBuilder {
     }
 
     /// Hedges this call (when it is idempotent) as `hedge` says, whatever the service's
-    /// setting; see [`hedge`](crate::hedge).
+    /// setting; see [`hedge`](mod@crate::hedge).
     pub fn hedge(
         mut self,
         hedge: impl Into<crate::request::Policy<crate::hedge::HedgeConfig>>,

@@ -313,7 +313,7 @@ pub struct ServiceConfig {
     #[serde(deserialize_with = "de::versions")]
     pub version: Option<VersionSelector>,
     /// Hedged requests for the service's idempotent calls (off by default); see
-    /// [`hedge`](crate::hedge).
+    /// [`hedge`](mod@crate::hedge).
     pub hedge: Option<crate::hedge::HedgeConfig>,
 }
 
@@ -437,7 +437,7 @@ impl ServiceConfig {
     }
 
     /// Hedges the service's slow idempotent calls (default: off); see
-    /// [`hedge`](crate::hedge).
+    /// [`hedge`](mod@crate::hedge).
     #[must_use]
     pub fn hedge(mut self, hedge: crate::hedge::HedgeConfig) -> Self {
         self.hedge = Some(hedge);

@@ -107,7 +107,7 @@ impl<S: Send + Sync> axum_core::extract::OptionalFromRequestParts<S> for Request
     }
 }
 
-/// Applies [`InheritDeadline`]; see the [module docs](self).
+/// Applies [`InheritDeadline`]; see the [`deadline`](crate::deadline) module docs.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct InheritDeadlineLayer {
     default: Option<Duration>,
@@ -138,7 +138,7 @@ impl<S> Layer<S> for InheritDeadlineLayer {
     }
 }
 
-/// Runs each request under its caller's deadline; see the [module docs](self).
+/// Runs each request under its caller's deadline; see the [`deadline`](crate::deadline) module docs.
 #[derive(Clone, Copy, Debug)]
 pub struct InheritDeadline<S> {
     inner: S,

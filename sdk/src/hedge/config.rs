@@ -63,7 +63,7 @@ impl<'de> serde::Deserialize<'de> for HedgeAfter {
 
 /// Hedged requests for a service or one method: when an idempotent call has not been
 /// answered by `after`, one more attempt goes to a *different* instance; the first good
-/// answer wins and the others are cancelled. See [`hedge`](crate::hedge).
+/// answer wins and the others are cancelled. See [`hedge`](mod@crate::hedge).
 ///
 /// ```toml
 /// [services.user-service.hedge]
