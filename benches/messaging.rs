@@ -212,7 +212,7 @@ async fn nats() -> Option<Ops> {
         let (client, subject) = (client.clone(), subject.clone());
         async move {
             let mut headers = nats_alike_headers();
-            headers.insert(sdk_messaging::headers::TIMEOUT_MS, "10000");
+            headers.insert(sdk::deadline::DEADLINE_HEADER.as_str(), "10000");
             client
                 .request_with_headers(subject, headers, raw_payload().into())
                 .await

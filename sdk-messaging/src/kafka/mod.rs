@@ -384,17 +384,25 @@ impl Drop for Waiting<'_> {
     }
 }
 
-/// Reads the reply topic until the broker is dropped, handing each reply to its waiter.
+/// How often an idle connection asks the brokers whether they are there (its health).
+const PROBE_EVERY: Duration = Duration::from_secs(1);
+
+/// Reads the reply topic until the broker is dropped, handing each reply to its waiter;
+/// while nothing comes, probes the brokers every second for the connection's health.
 async fn read_replies(shared: std::sync::Weak<Shared>, consumer: StreamConsumer) {
     loop {
-        let message = match consumer.recv().await {
-            Ok(message) => message,
-            Err(e) => {
+        let message = match tokio::time::timeout(PROBE_EVERY, consumer.recv()).await {
+            Ok(Ok(message)) => message,
+            Ok(Err(e)) => {
                 tracing::debug!(error = %e, "kafka reply topic");
-                if let Some(shared) = shared.upgrade() {
-                    shared.connected.store(false, Ordering::Release);
-                }
                 tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            Err(_) => {
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                probe(&shared).await;
                 continue;
             }
         };
@@ -402,21 +410,41 @@ async fn read_replies(shared: std::sync::Weak<Shared>, consumer: StreamConsumer)
             return;
         };
         shared.connected.store(true, Ordering::Release);
-        let headers = message.headers().map(from_kafka).unwrap_or_default();
-        let Some(key) = headers.get(REPLY_KEY).and_then(|v| v.to_str().ok()) else {
-            continue;
-        };
-        let waiter = shared.pending.locked().remove(key);
-        if let Some(waiter) = waiter {
-            let payload = bytes::Bytes::copy_from_slice(message.payload().unwrap_or_default());
-            let mut headers = headers.clone();
-            headers.remove(REPLY_KEY);
-            let _ = waiter.send(Reply {
-                status: Reply::status_of(&headers),
-                headers,
-                payload,
-            });
-        }
+        deliver_reply(&shared, &message);
+    }
+}
+
+/// Records whether the brokers answer a metadata request about the reply topic.
+async fn probe(shared: &Arc<Shared>) {
+    let this = KafkaBroker(shared.clone());
+    let answered = tokio::task::spawn_blocking(move || {
+        this.0
+            .admin
+            .inner()
+            .fetch_metadata(Some(&this.0.reply_topic), Duration::from_millis(900))
+            .is_ok()
+    })
+    .await
+    .unwrap_or(false);
+    shared.connected.store(answered, Ordering::Release);
+}
+
+/// Hands a reply to the request waiting for it (a reply nobody waits for is dropped).
+fn deliver_reply(shared: &Shared, message: &rdkafka::message::BorrowedMessage<'_>) {
+    let headers = message.headers().map(from_kafka).unwrap_or_default();
+    let Some(key) = headers.get(REPLY_KEY).and_then(|v| v.to_str().ok()) else {
+        return;
+    };
+    let waiter = shared.pending.locked().remove(key);
+    if let Some(waiter) = waiter {
+        let payload = bytes::Bytes::copy_from_slice(message.payload().unwrap_or_default());
+        let mut headers = headers.clone();
+        headers.remove(REPLY_KEY);
+        let _ = waiter.send(Reply {
+            status: Reply::status_of(&headers),
+            headers,
+            payload,
+        });
     }
 }
 

@@ -1,0 +1,129 @@
+//! Nothing acknowledged is lost on Kafka: 10,000 events emitted while a tansu broker of the
+//! test's own (SQLite storage in a directory of the test's) is killed with `kill -9`
+//! mid-stream and started again, and the consuming process is killed with `kill -9` and
+//! started again (its partitions go to the next one after the session timeout, from the
+//! last committed offset). Every event whose `emit` returned `Ok` is handled at least
+//! once; duplicates are removed by number.
+//!
+//! The broker is the tansu binary `scripts/test` builds with its `libsql` engine, named by
+//! `SDK_TEST_TANSU_SQLITE`.
+#![cfg(feature = "kafka")]
+
+mod support;
+
+use std::{path::Path, sync::Arc, time::Duration};
+
+use sdk_messaging::{KafkaSettings, Messaging, MessagingConfig, TransportKind};
+use support::durability;
+use tokio::process::{Child, Command};
+
+const EVENTS: usize = 10_000;
+
+/// A tansu broker of the test's own on `port`, keeping its data in `dir/tansu.db`.
+struct Tansu {
+    child: Child,
+}
+
+impl Tansu {
+    async fn start(binary: &Path, port: u16, dir: &Path) -> Tansu {
+        let listener = format!("tcp://127.0.0.1:{port}");
+        let mut command = Command::new(binary);
+        command
+            .current_dir(dir)
+            .args(["broker", "--listener-url", &listener])
+            .args(["--advertised-listener-url", &listener])
+            .args(["--storage-engine", "sqlite://tansu.db"]);
+        Tansu {
+            child: support::spawn_listening(&mut command, port).await,
+        }
+    }
+
+    /// Kills it with `kill -9` and waits for it to be gone.
+    async fn kill(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+}
+
+/// The tansu binary with a storage engine that keeps data, or `None` (after saying why;
+/// with `CI` set, a failure).
+fn tansu_binary() -> Option<std::path::PathBuf> {
+    let found = std::env::var_os("SDK_TEST_TANSU_SQLITE").map(std::path::PathBuf::from);
+    match found {
+        Some(path) if path.exists() => Some(path),
+        _ => {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set, but SDK_TEST_TANSU_SQLITE names no tansu binary"
+            );
+            eprintln!(
+                "skipping: SDK_TEST_TANSU_SQLITE names no tansu binary (scripts/test builds one)"
+            );
+            None
+        }
+    }
+}
+
+fn config(url: &str, id: &str) -> MessagingConfig {
+    MessagingConfig::new(TransportKind::Kafka, url).kafka(
+        KafkaSettings::new()
+            .topic_prefix(format!("dur{id}"))
+            .session_timeout(Duration::from_secs(6)),
+    )
+}
+
+/// The consuming process (run by the test below as a child; skipped otherwise).
+#[tokio::test]
+#[ignore = "run by zero_loss_through_a_broker_restart_and_a_killed_consumer as a child process"]
+async fn consumer_process() {
+    let Some((spec, out)) = durability::child_spec() else {
+        return;
+    };
+    let (url, id) = spec.split_once(' ').expect("url and id");
+    let messaging = Messaging::connect("events", &config(url, id))
+        .await
+        .expect("connect");
+    durability::consume_forever(
+        messaging,
+        "fulfilment",
+        &format!("o{id}.order.placed"),
+        &out,
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zero_loss_through_a_broker_restart_and_a_killed_consumer() {
+    if durability::child_spec().is_some() {
+        return;
+    }
+    let Some(binary) = tansu_binary() else {
+        return;
+    };
+    let port = support::free_port();
+    let id = support::unique("d");
+    let dir = std::env::temp_dir().join(format!("sdk-kafka-{id}"));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let out = dir.join("handled.txt");
+    let url = format!("kafka://127.0.0.1:{port}");
+    let spec = format!("{url} {id}");
+    let broker = Arc::new(tokio::sync::Mutex::new(Some(
+        Tansu::start(&binary, port, &dir).await,
+    )));
+
+    let config = durability::patient(config(&url, &id), 20, Duration::from_secs(30));
+    let messaging = Messaging::connect("events", &config)
+        .await
+        .expect("connect");
+    let (running, health, store) = (broker.clone(), messaging.clone(), dir.clone());
+    let restart = move || async move {
+        let mut running = running.lock().await;
+        let killed = running.take().expect("running").kill();
+        let started = durability::bounce(&health, killed, || Tansu::start(&binary, port, &store));
+        *running = Some(started.await);
+    };
+    let pattern = format!("o{id}.order.placed");
+    durability::survive(&messaging, &pattern, &spec, &out, EVENTS, restart).await;
+    drop(broker);
+    let _ = std::fs::remove_dir_all(&dir);
+}
