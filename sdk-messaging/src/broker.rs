@@ -58,6 +58,12 @@ pub trait Broker: fmt::Debug + Send + Sync + 'static {
     /// Whether the broker connection is up now.
     fn is_connected(&self) -> bool;
 
+    /// Sends whatever the client still buffers (NATS publishes acks without waiting): a
+    /// server's shutdown calls it last. Default: nothing buffered.
+    fn flush(&self) -> BoxFuture<()> {
+        Box::pin(async {})
+    }
+
     /// Stores a message in the durable queue `queue` (declaring it if needed) and resolves
     /// once the broker confirmed it: `send_to_service`. Brokers without such queues refuse.
     fn enqueue(&self, queue: &str, message: Envelope) -> BoxFuture<Result<(), BoxError>> {

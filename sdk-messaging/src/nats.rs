@@ -238,6 +238,15 @@ impl Broker for NatsBroker {
     fn is_connected(&self) -> bool {
         self.0.client.connection_state() == State::Connected
     }
+
+    fn flush(&self) -> BoxFuture<()> {
+        let this = self.clone();
+        Box::pin(async move {
+            if let Err(e) = this.0.client.flush().await {
+                tracing::debug!(error = %e, "nats flush");
+            }
+        })
+    }
 }
 
 impl NatsBroker {

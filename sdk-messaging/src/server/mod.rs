@@ -293,6 +293,7 @@ impl MessageServer {
             tasks,
             grace: options.shutdown_grace,
             group: self.group,
+            broker: self.broker,
         })
     }
 }
@@ -316,6 +317,7 @@ pub struct RunningServer {
     tasks: Vec<(Arc<Worker>, tokio::task::JoinHandle<()>)>,
     grace: Duration,
     group: Arc<str>,
+    broker: Arc<dyn Broker>,
 }
 
 impl RunningServer {
@@ -335,6 +337,15 @@ impl RunningServer {
                 tracing::warn!(group = %self.group, pattern = %worker.pattern,
                     "handlers still running after the shutdown grace period");
             }
+        }
+        // Settlements a client buffers (NATS acks) reach the broker before this returns,
+        // or a process that exits next would leave them unacknowledged, to be delivered
+        // again to the next consumer.
+        if tokio::time::timeout_at(deadline, self.broker.flush())
+            .await
+            .is_err()
+        {
+            tracing::warn!(group = %self.group, "settlements not flushed within the grace period");
         }
     }
 }
