@@ -85,23 +85,35 @@ pub struct Envelope {
 /// Slack for clocks that differ a little, before a request is taken to be past its deadline.
 const CLOCK_SLACK_MS: u64 = 1000;
 
+/// Unix time in milliseconds.
+pub(crate) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
+}
+
 impl Envelope {
-    /// Whether this request, stored by the broker at `stored_ms` (Unix milliseconds, the
-    /// broker's or sender's clock), is past the time its caller said it would wait
-    /// ([`sdk::deadline::DEADLINE_HEADER`]), give or take a second of clock difference:
-    /// a consumer that gets to it later than that answers nobody.
-    pub fn expired_since(&self, stored_ms: u64) -> bool {
+    /// Charges the time this request waited in the broker since `stored_ms` (Unix
+    /// milliseconds, the broker's or sender's clock, less a second for clocks that differ)
+    /// to the time its caller said it would wait ([`sdk::deadline::DEADLINE_HEADER`]), so
+    /// the handler gets what is really left; `false` when nothing is (a consumer that got
+    /// to it this late answers nobody).
+    pub(crate) fn charge_wait(&mut self, stored_ms: u64) -> bool {
         let Some(left) = sdk::deadline::remaining(&self.headers) else {
-            return false;
+            return true;
         };
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-            .unwrap_or(0);
-        let left = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
-        now > stored_ms
-            .saturating_add(left)
-            .saturating_add(CLOCK_SLACK_MS)
+        let waited = now_ms()
+            .saturating_sub(stored_ms)
+            .saturating_sub(CLOCK_SLACK_MS);
+        let left = u64::try_from(left.as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_sub(waited);
+        self.headers.insert(
+            sdk::deadline::DEADLINE_HEADER,
+            http::HeaderValue::from(left),
+        );
+        left > 0
     }
 
     /// The message id (empty if the sender set none).

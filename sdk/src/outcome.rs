@@ -16,6 +16,13 @@ use crate::{
     transport::{BodyTooLarge, TransportError},
 };
 
+/// Whether an instance's answer says it failed to serve (a 5xx) or is overloaded (429):
+/// the balancer charges such an answer as slow, and a hedge does not take it as the
+/// winner.
+pub(crate) fn answer_failed(status: http::StatusCode) -> bool {
+    status.is_server_error() || status == http::StatusCode::TOO_MANY_REQUESTS
+}
+
 /// The kind of an attempt's or a call's error.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum ErrorClass {

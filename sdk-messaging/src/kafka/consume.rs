@@ -18,12 +18,12 @@ use sdk::BoxError;
 use tokio::sync::mpsc;
 
 use super::{
-    from_kafka, header, now_ms, progress::Progress, to_kafka, topic_regex, KafkaBroker, NOT_BEFORE,
+    from_kafka, header, progress::Progress, to_kafka, topic_regex, KafkaBroker, NOT_BEFORE,
     REPLY_KEY, REPLY_TO,
 };
 use crate::{
     broker::{broken, BoxFuture, Deliveries, Delivery, Settle, Subscription},
-    envelope::{headers, Kind},
+    envelope::{headers, now_ms, Kind},
     Envelope, Pattern, Reply,
 };
 
@@ -162,26 +162,19 @@ impl Source {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let reply_key = headers.remove(REPLY_KEY);
-        if let (Some(left), Some(sent)) = (
-            sdk::deadline::remaining(&headers),
-            record.timestamp().to_millis(),
-        ) {
-            // The time the request waited in Kafka is the caller's too.
-            let waited = now_ms().saturating_sub(u64::try_from(sent).unwrap_or(0));
-            let left = u64::try_from(left.as_millis()).unwrap_or(u64::MAX);
-            headers.insert(
-                sdk::deadline::DEADLINE_HEADER,
-                HeaderValue::from(left.saturating_sub(waited)),
-            );
-        }
         headers.remove(REPLY_TO);
         headers.remove(NOT_BEFORE);
         let payload = bytes::Bytes::copy_from_slice(record.payload().unwrap_or_default());
-        let message = Envelope {
+        let mut message = Envelope {
             pattern,
             headers,
             payload,
         };
+        if let Some(sent) = record.timestamp().to_millis() {
+            // The time the request waited in Kafka is its caller's too; with none left it
+            // is answered 504 unhandled.
+            message.charge_wait(u64::try_from(sent).unwrap_or(0));
+        }
         let settle = KafkaSettle {
             source: self.clone(),
             topic: topic.to_owned(),

@@ -294,12 +294,12 @@ impl Consumer {
             let _ = settle.ack_entry().await;
             return None;
         };
-        let message = Envelope {
+        let mut message = Envelope {
             pattern,
             headers,
             payload,
         };
-        if self.kind == Kind::Request && past_deadline(&entry.id, &message) {
+        if self.kind == Kind::Request && !charge_wait(&entry.id, &mut message) {
             let _ = settle.ack_entry().await;
             return None;
         }
@@ -319,11 +319,11 @@ impl Consumer {
     }
 }
 
-/// Whether a request appended at stream id `id` (milliseconds first) is past the deadline
-/// its caller gave.
-fn past_deadline(id: &str, message: &Envelope) -> bool {
-    id.split('-')
-        .next()
-        .and_then(|ms| ms.parse::<u64>().ok())
-        .is_some_and(|appended| message.expired_since(appended))
+/// Charges a request appended at stream id `id` (milliseconds first) the time it waited
+/// in the stream; `false` when its caller's deadline has passed.
+fn charge_wait(id: &str, message: &mut Envelope) -> bool {
+    match id.split('-').next().and_then(|ms| ms.parse::<u64>().ok()) {
+        Some(appended) => message.charge_wait(appended),
+        None => true,
+    }
 }

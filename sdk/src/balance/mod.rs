@@ -530,7 +530,7 @@ fn observe(
             let status = response.status();
             (
                 status.is_server_error(),
-                status.is_server_error() || status == http::StatusCode::TOO_MANY_REQUESTS,
+                crate::outcome::answer_failed(status),
             )
         }
         Err(e) => match crate::outcome::ErrorClass::of(e.as_ref()) {

@@ -219,10 +219,7 @@ struct Pass<S> {
 /// A good answer ends the pass; anything else waits for the attempts still running.
 fn is_good(result: &Result<ServiceResponse, BoxError>) -> bool {
     match result {
-        Ok(response) => {
-            let status = response.status();
-            !status.is_server_error() && status != http::StatusCode::TOO_MANY_REQUESTS
-        }
+        Ok(response) => !crate::outcome::answer_failed(response.status()),
         Err(_) => false,
     }
 }
