@@ -12,6 +12,9 @@
 //! | unknown service, no healthy instance, open breaker | 503 (an open breaker with `Retry-After`) |
 //! | the service's answer did not begin in time | 504 |
 //! | the service could not be reached, or broke off | 502 |
+//! | the client's request body sent nothing for the body timeout (or the route's timeout ran out while waiting for it) | 408 |
+//! | the client's request body broke off | 400 |
+//! | the path is ambiguous once decoded (`..%2f`, `%252e`, `..;`, `%5c`), or two `Host` headers | 400 |
 
 use std::time::Duration;
 
@@ -120,6 +123,16 @@ impl From<&ServiceError> for GatewayError {
             _ if e.is_timeout() => (StatusCode::GATEWAY_TIMEOUT, "no answer in time".to_owned()),
             ServiceError::InvalidRequest { reason, .. } => {
                 return GatewayError::new(StatusCode::BAD_REQUEST, reason.clone())
+            }
+            // The client's own upload stalled or broke off: its failure, not the service's.
+            ServiceError::RequestBody { stalled: true, .. } => {
+                return GatewayError::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    "the request body stalled: no bytes arrived for too long",
+                )
+            }
+            ServiceError::RequestBody { .. } => {
+                return GatewayError::new(StatusCode::BAD_REQUEST, "the request body broke off")
             }
             ServiceError::Cancelled => (StatusCode::SERVICE_UNAVAILABLE, "cancelled".to_owned()),
             _ => (

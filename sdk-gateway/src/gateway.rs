@@ -22,6 +22,9 @@ use crate::{
     routes::Routes,
 };
 
+/// How long a request body may send nothing, unless [`Gateway::with_body_timeout`] says (30 s).
+pub(crate) const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The gateway: cheap to clone, one per process.
 ///
 /// ```no_run
@@ -49,6 +52,8 @@ pub(crate) struct Shared {
     pub(crate) limits: Option<SharedLimits>,
     /// `http`, or `https` when the gateway terminates TLS (for `x-forwarded-proto`).
     pub(crate) scheme: &'static str,
+    /// How long a client's request body may send nothing before it is cut off (408).
+    pub(crate) body_timeout: Duration,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     dashboard_url: Option<String>,
 }
@@ -76,6 +81,7 @@ impl Gateway {
                 proxies: TrustedProxies::new(config.clients.trusted_proxies.clone()),
                 limits,
                 scheme: "http",
+                body_timeout: DEFAULT_BODY_TIMEOUT,
                 metrics: None,
                 dashboard_url: config.clients.dashboard_url.clone(),
                 sdk,
@@ -87,6 +93,16 @@ impl Gateway {
     pub fn with_metrics(mut self, handle: metrics_exporter_prometheus::PrometheusHandle) -> Self {
         if let Some(shared) = Arc::get_mut(&mut self.shared) {
             shared.metrics = Some(handle);
+        }
+        self
+    }
+
+    /// How long a client's request body may send no byte before the gateway cuts it off
+    /// and answers 408 (default 30 s, as the registry's and the event bus's). A stalled or
+    /// aborted upload is the client's failure: it never counts against the service.
+    pub fn with_body_timeout(mut self, timeout: Duration) -> Self {
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            shared.body_timeout = timeout;
         }
         self
     }

@@ -31,9 +31,11 @@
 //! forward_claims = { sub = "x-user-id" }
 //! ```
 //!
-//! Per request, in order: the route (a `matchit` tree), its methods, the token on protected
-//! routes ([`auth`]), the client's rate ([`limit`]), then the call through the SDK, whose
-//! path rule ([`sdk::path::check_path`]) refuses a dot segment or another host; WebSocket
+//! Per request, in order: one `Host` (two are a 400), the route (a `matchit` tree) and the
+//! path the service gets, judged as every upstream may decode it
+//! ([`sdk::path::check_untrusted_path`]: encoded `/` or `\`, dot segments in any spelling,
+//! double encoding and `..;` are a 400), its methods, the token on protected routes
+//! ([`auth`]), the client's rate ([`limit`]), then the call through the SDK; WebSocket
 //! routes splice the two connections once the service has switched protocols. Every
 //! refusal is a JSON answer ([`error`]); the headers that cross are [`forward`]'s.
 //!

@@ -35,6 +35,17 @@ pub(crate) async fn handle(
 ) -> Response {
     let started = Instant::now();
     let shared = gateway.shared();
+    if request
+        .headers()
+        .get_all(http::header::HOST)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        // RFC 9112, 3.2: a request with more than one Host is answered 400.
+        return GatewayError::new(StatusCode::BAD_REQUEST, "more than one Host header")
+            .into_response();
+    }
     let matched = match shared.routes.find(request.uri()) {
         Ok(Some(matched)) => matched,
         Ok(None) => {
@@ -70,8 +81,8 @@ async fn forward(
     let (shared, route) = (gateway.shared(), matched.route);
     let (mut parts, body) = request.into_parts();
     route.allows(&parts.method)?;
-    // The path the service gets is checked by the SDK (`check_path`: no dot segment, no
-    // other host), as every path it sends: a bad one is a 400 from the call below.
+    // The path the service gets was judged when the route was found
+    // (`check_untrusted_path`), and the SDK checks it again as every path it sends.
     let origin = shared.proxies.origin(peer, &parts.headers);
     let claims = authorize(gateway, route, &parts.headers).await?;
     if let Some(limiter) = &route.limiter {
@@ -110,7 +121,7 @@ async fn forward(
         call = call.timeout(timeout);
     }
     let answer = call
-        .streamed(sdk::transport::Body::new(body))
+        .streamed(client_body(body, shared.body_timeout))
         .await
         .map_err(|e| GatewayError::from(&e))?;
     if let (Some(client), Some(service)) = (upgrade, answer.upgrade) {
@@ -151,4 +162,25 @@ async fn authorize(
         return Err(AuthError::MissingScope(missing.clone()).into());
     }
     Ok(Some(claims))
+}
+
+/// The client's request body as the service gets it: cut off when it sends nothing for
+/// `timeout` (tower-http's `TimeoutBody`), which the SDK then reads as the client's own
+/// failure ([`RequestBodyError::Stalled`](sdk::transport::RequestBodyError)), as it reads
+/// a body that breaks off. An empty body is left as it is, so a bodiless call can still be
+/// retried.
+fn client_body(body: Body, timeout: std::time::Duration) -> sdk::transport::Body {
+    use axum::body::HttpBody as _;
+    use http_body_util::BodyExt as _;
+    if body.is_end_stream() {
+        return sdk::transport::Body::new(body);
+    }
+    let body = tower_http::timeout::TimeoutBody::new(timeout, body).map_err(|e| {
+        if e.is::<tower_http::timeout::TimeoutError>() {
+            sdk::BoxError::from(sdk::transport::RequestBodyError::Stalled)
+        } else {
+            e
+        }
+    });
+    sdk::transport::Body::new(body)
 }

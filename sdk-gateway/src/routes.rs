@@ -136,6 +136,11 @@ impl Routes {
                 .path_and_query()
                 .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
         };
+        // Judged as every upstream may decode it, after the rewrite (which pastes the raw
+        // values): `..%2f`, `%252e`, `..;` or `%5c` never reach a service that might read
+        // them as separators or dot segments.
+        sdk::path::check_untrusted_path(&path)
+            .map_err(|e| GatewayError::new(StatusCode::BAD_REQUEST, e.to_string()))?;
         let service = match &route.target {
             Target::Param(param) => Some(found.params.get(param).unwrap_or_default().to_owned()),
             Target::Fixed(_) => None,

@@ -222,6 +222,19 @@ pub enum ServiceError {
         #[source]
         source: BoxError,
     },
+    /// The request body the caller streamed failed on the caller's side: it broke off (the
+    /// client went away mid-upload) or stalled. Not retried, not counted by the circuit
+    /// breaker, not charged to the instance.
+    #[error("{context}: {source}")]
+    RequestBody {
+        /// Where.
+        context: Box<ErrorContext>,
+        /// Whether it stalled (no bytes for too long) rather than broke off.
+        stalled: bool,
+        /// What happened, with its causes.
+        #[source]
+        source: BoxError,
+    },
     /// The response body was not the JSON the caller asked for.
     #[error("{context}: could not decode the response body: {source}")]
     Decode {
@@ -340,6 +353,7 @@ impl ServiceError {
             | ServiceError::Status { context, .. }
             | ServiceError::Transport { context, .. }
             | ServiceError::Middleware { context, .. }
+            | ServiceError::RequestBody { context, .. }
             | ServiceError::Decode { context, .. }
             | ServiceError::BodyTooLarge { context, .. }
             | ServiceError::NoHealthyInstance { context, .. } => Some(context),

@@ -13,7 +13,7 @@ use crate::{
     error_chain,
     middleware::MiddlewareError,
     timeout::AttemptTimeout,
-    transport::{BodyTooLarge, TransportError},
+    transport::{BodyTooLarge, RequestBodyError, TransportError},
 };
 
 /// Whether an instance's answer says it failed to serve (a 5xx) or is overloaded (429):
@@ -28,6 +28,9 @@ pub(crate) fn answer_failed(status: http::StatusCode) -> bool {
 pub(crate) enum ErrorClass {
     /// The caller's own middleware failed: nothing was learned of the service.
     Middleware,
+    /// The caller's own request body broke off or stalled (a gateway's client went away
+    /// mid-upload): nothing was learned of the service.
+    Caller,
     /// Refused by an open breaker; nothing was sent.
     CircuitOpen,
     /// The service has no instance to send to; nothing was sent.
@@ -54,6 +57,8 @@ impl ErrorClass {
         for e in error_chain::iter(err) {
             if e.is::<MiddlewareError>() {
                 return ErrorClass::Middleware;
+            } else if e.is::<RequestBodyError>() {
+                return ErrorClass::Caller;
             } else if e.is::<CircuitOpen>() {
                 return ErrorClass::CircuitOpen;
             } else if e.is::<NoInstances>() {
@@ -78,22 +83,28 @@ impl ErrorClass {
     }
 
     /// Whether the error says the service (or the instance) is failing: the breaker counts
-    /// it and the balancer charges it. A middleware failure, an open breaker, no instance
-    /// and an oversized answer say nothing against the service.
+    /// it and the balancer charges it. A failure on the caller's side (its middleware, its
+    /// request body), an open breaker, no instance and an oversized answer say nothing
+    /// against the service.
     pub(crate) fn is_service_failure(self) -> bool {
         !self.says_nothing_of_the_service()
     }
 
-    /// Middleware, an open breaker, no instance, an oversized answer: the service's health
-    /// is not in question.
+    /// Whether the caller's own side failed (its middleware, its request body): the attempt
+    /// taught nothing of the instance, not even its latency, and a breaker's permit is given
+    /// back unused.
+    pub(crate) fn is_callers_own(self) -> bool {
+        matches!(self, ErrorClass::Middleware | ErrorClass::Caller)
+    }
+
+    /// The caller's side, an open breaker, no instance, an oversized answer: the service's
+    /// health is not in question.
     fn says_nothing_of_the_service(self) -> bool {
-        matches!(
-            self,
-            ErrorClass::Middleware
-                | ErrorClass::CircuitOpen
-                | ErrorClass::NoInstance
-                | ErrorClass::BodyTooLarge
-        )
+        self.is_callers_own()
+            || matches!(
+                self,
+                ErrorClass::CircuitOpen | ErrorClass::NoInstance | ErrorClass::BodyTooLarge
+            )
     }
 
     /// Whether another attempt could fare differently at all (whether it is *allowed*, by
@@ -121,5 +132,13 @@ mod tests {
         assert!(!ErrorClass::Middleware.is_service_failure());
         assert!(ErrorClass::Certificate.is_service_failure());
         assert!(!ErrorClass::Certificate.is_retryable());
+        let caller: BoxError = Box::new(TransportError::new(
+            false,
+            RequestBodyError::Broke("client went away".into()),
+        ));
+        let caller: BoxError = Box::new(AttemptError::new("http://a".into(), caller));
+        assert_eq!(ErrorClass::of(caller.as_ref()), ErrorClass::Caller);
+        assert!(!ErrorClass::Caller.is_service_failure());
+        assert!(!ErrorClass::Caller.is_retryable());
     }
 }

@@ -87,6 +87,15 @@ pub enum PathError {
     /// The path contains a character that is not allowed in a URI path.
     #[error("path `{0}` contains a character not allowed in a URI (space, control, non-ASCII, or one of \\ # \" < > `); percent-encode it")]
     BadCharacter(String),
+    /// A segment of a path from an untrusted client that some upstream could read as
+    /// something else once decoded ([`check_untrusted_path`]).
+    #[error("path `{path}` is ambiguous: a segment holds {reason}")]
+    Ambiguous {
+        /// The path part (never the query).
+        path: String,
+        /// What the segment holds.
+        reason: &'static str,
+    },
 }
 
 /// Checks an ad-hoc path (with an optional query) before it is sent.
@@ -132,6 +141,93 @@ pub fn check_path(path_and_query: &str) -> Result<(), PathError> {
     }
     if !in_query && is_dot_segment(&bytes[segment_start.min(bytes.len())..]) {
         return Err(PathError::DotSegment(owned()));
+    }
+    Ok(())
+}
+
+/// Checks a path that came from an untrusted client and goes on to a service behind this
+/// one (the gateway's forwarding), judging it as every upstream may decode it.
+///
+/// Beyond [`check_path`], each segment of the path part is percent-decoded again and again
+/// (a proxy, a framework and an application server may each decode once) and refused when
+/// any of its readings:
+///
+/// - holds a `/` or a `\`: an encoded separator (`..%2f..`, `%5c`) that an upstream which
+///   decodes before routing (nginx with a URI in `proxy_pass`, IIS, Tomcat with encoded
+///   slashes allowed) reads as more segments;
+/// - is a dot segment in any spelling: `%2e%2e`, double-encoded `%252e%252e`, or with
+///   Tomcat's path parameters (`..;x=y`, `.;`);
+/// - holds a NUL, or is not UTF-8 (overlong forms such as `%c0%ae` are the old way to spell
+///   a dot or a slash past a decoder).
+///
+/// Apache refuses encoded slashes by default (`AllowEncodedSlashes Off`) and Spring
+/// Security's `StrictHttpFirewall` refuses encoded slashes, backslashes, periods and `;`;
+/// this is the same judgement, made once, for every upstream at once.
+///
+/// ```
+/// use sdk::path::check_untrusted_path;
+///
+/// assert!(check_untrusted_path("/users/42?q=a%2Fb").is_ok());
+/// assert!(check_untrusted_path("/files/report%20v2.pdf").is_ok());
+/// assert!(check_untrusted_path("/api/..%2fusers%2f42").is_err());
+/// assert!(check_untrusted_path("/api/%252e%252e/admin").is_err());
+/// assert!(check_untrusted_path("/api/..;/admin").is_err());
+/// assert!(check_untrusted_path("/api/a%5cb").is_err());
+/// ```
+pub fn check_untrusted_path(path_and_query: &str) -> Result<(), PathError> {
+    check_path(path_and_query)?;
+    let path = path_and_query
+        .split_once('?')
+        .map_or(path_and_query, |(path, _)| path);
+    // Most paths have no `%` and no `;`: only the dot segment rule applies, already checked.
+    if !path.bytes().any(|b| b == b'%' || b == b';') {
+        return Ok(());
+    }
+    let refused = |reason| PathError::Ambiguous {
+        path: path.to_owned(),
+        reason,
+    };
+    for segment in path.split('/').skip(1) {
+        let mut reading = Cow::Borrowed(segment.as_bytes());
+        let mut decodes = 0;
+        loop {
+            judge_reading(&reading).map_err(refused)?;
+            let decoded: Cow<'_, [u8]> = percent_encoding::percent_decode(&reading).into();
+            let decoded = match decoded {
+                Cow::Borrowed(_) => break, // nothing left to decode
+                Cow::Owned(decoded) => decoded,
+            };
+            if decodes == MAX_DECODES {
+                return Err(refused("encoded more times than any upstream decodes"));
+            }
+            reading = Cow::Owned(decoded);
+            decodes += 1;
+        }
+    }
+    Ok(())
+}
+
+/// How many times a segment is decoded: a proxy, a framework and an application each once.
+const MAX_DECODES: usize = 3;
+
+/// The segment without Tomcat's path parameters (`..;jsessionid=x` is `..` there).
+fn without_path_params(segment: &[u8]) -> &[u8] {
+    match segment.iter().position(|&b| b == b';') {
+        Some(at) => &segment[..at],
+        None => segment,
+    }
+}
+
+/// Why one reading of a segment is ambiguous, if it is.
+fn judge_reading(reading: &[u8]) -> Result<(), &'static str> {
+    if is_dot_segment(without_path_params(reading)) {
+        return Err("a dot segment once decoded");
+    }
+    if reading.iter().any(|&b| matches!(b, b'/' | b'\\')) {
+        return Err("an encoded `/` or `\\`");
+    }
+    if reading.contains(&0) || std::str::from_utf8(reading).is_err() {
+        return Err("a NUL or bytes that are not UTF-8 once decoded");
     }
     Ok(())
 }
@@ -236,6 +332,47 @@ mod tests {
                 "a checked path always parses: {good}"
             );
         }
+    }
+
+    #[test]
+    fn untrusted_paths_are_judged_as_any_upstream_may_decode_them() {
+        for bad in [
+            "/api/n/..%2fusers%2f42",
+            "/api/n/..%2Fusers",
+            "/api/n/%2e%2e%2fusers",
+            "/api/n/%2E%2E/users",
+            "/api/n/%252e%252e/users",
+            "/api/n/%25252e%25252e/users",
+            "/api/n/..;/users",
+            "/api/n/..;jsessionid=1/users",
+            "/api/n/.;/users",
+            "/api/n/a%5cb",
+            "/api/n/a%5C..%5Cb",
+            "/api/n/a%252fb",
+            "/api/n/a%00b",
+            "/api/n/%c0%ae%c0%ae/users",
+            "/api/n/%c0%af",
+            "/api/n/a%2525252fb",
+            "/a/../b",
+            "//elsewhere",
+        ] {
+            assert!(check_untrusted_path(bad).is_err(), "{bad} was accepted");
+        }
+        for good in [
+            "/",
+            "/users/42",
+            "/users/42?next=..%2f..%2fadmin",
+            "/files/report%20v2.pdf",
+            "/a..b/c%2e",
+            "/a;b/c",
+            "/100%25",
+            "/caf%C3%A9",
+            "/a%zz",
+        ] {
+            assert_eq!(check_untrusted_path(good), Ok(()), "{good}");
+        }
+        let error = check_untrusted_path("/n/..%2fusers?token=secret").expect_err("refused");
+        assert!(!error.to_string().contains("secret"), "{error}");
     }
 
     #[test]

@@ -344,6 +344,11 @@ impl ServiceRequest {
         }
     }
 
+    /// The bodies of a streamed call, if this is one.
+    pub(crate) fn exchange(&self) -> Option<Arc<crate::transport::Exchange>> {
+        self.parts.exchange.clone()
+    }
+
     /// The HTTP method.
     pub fn method(&self) -> &Method {
         &self.parts.method

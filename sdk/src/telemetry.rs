@@ -91,9 +91,11 @@ pub enum CallOutcome {
     /// The call failed in a way its fallback takes over, and was handed to it (see
     /// [`fallback`](mod@crate::fallback)); what the fallback then does is its own.
     Fallback,
+    /// The caller's own streamed request body broke off or stalled.
+    RequestBody,
 }
 
-const OUTCOMES: usize = 13;
+const OUTCOMES: usize = 14;
 
 impl CallOutcome {
     /// The label value (`success`, `server_error`, `timeout`...).
@@ -112,6 +114,7 @@ impl CallOutcome {
             CallOutcome::Invalid => "invalid",
             CallOutcome::Cancelled => "cancelled",
             CallOutcome::Fallback => "fallback",
+            CallOutcome::RequestBody => "request_body",
         }
     }
 
@@ -138,6 +141,7 @@ impl CallOutcome {
             ServiceError::BodyTooLarge { .. } => CallOutcome::BodyTooLarge,
             ServiceError::NoHealthyInstance { .. } => CallOutcome::NoInstance,
             ServiceError::Middleware { .. } => CallOutcome::Middleware,
+            ServiceError::RequestBody { .. } => CallOutcome::RequestBody,
             ServiceError::Cancelled => CallOutcome::Cancelled,
             _ => CallOutcome::Invalid,
         }

@@ -32,6 +32,9 @@ struct Args {
     /// Seconds a connection (a WebSocket too) may move no byte before it is closed (1 to 86400).
     #[arg(long, default_value_t = 120, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     idle_timeout_secs: u64,
+    /// Seconds a request body may send no byte before it is cut off with 408 (1 to 3600).
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    body_timeout_secs: u64,
     /// Seconds requests in flight get to finish after SIGTERM (0 to 300).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=300))]
     shutdown_grace_secs: u64,
@@ -51,7 +54,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let gateway_config = GatewayConfig::from_sdk_config(&config)?;
     let metrics = metrics_recorder()?;
     let sdk = sdk::ServiceSdk::from_config(config)?;
-    let mut gateway = Gateway::new(sdk, &gateway_config)?.with_metrics(metrics);
+    let mut gateway = Gateway::new(sdk, &gateway_config)?
+        .with_metrics(metrics)
+        .with_body_timeout(Duration::from_secs(args.body_timeout_secs));
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => {
             gateway = gateway.behind_tls();

@@ -4,6 +4,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod nginx;
 pub mod tokens;
 pub mod upstream;
 

@@ -15,7 +15,10 @@ use tokio::time::{Instant, Timeout};
 
 use super::{AttemptError, InFlight};
 use crate::{
-    box_error::BoxError, response::ServiceResponse, timeout::Bound, transport::HttpResponse,
+    box_error::BoxError,
+    response::ServiceResponse,
+    timeout::Bound,
+    transport::{Exchange, HttpResponse, RequestBodyError},
 };
 
 pin_project! {
@@ -33,8 +36,9 @@ pin_project! {
 pin_project! {
     #[project = AttemptProj]
     enum Attempt<F> {
-        /// Bounded by the attempt timeout or the deadline, whichever comes first.
-        Bounded { #[pin] timer: Timeout<F>, bound: Bound },
+        /// Bounded by the attempt timeout or the deadline, whichever comes first. A streamed
+        /// call's exchange says, when the time runs out, whether the caller was the one late.
+        Bounded { #[pin] timer: Timeout<F>, bound: Bound, exchange: Option<Arc<Exchange>> },
         Unbounded { #[pin] future: F },
         /// Refused before anything was sent (no instance, a request that does not build).
         Refused { error: Option<BoxError> },
@@ -62,6 +66,7 @@ impl<F: Future> ResponseFuture<F> {
     pub(super) fn started(
         future: F,
         bound: Option<(Instant, Bound)>,
+        exchange: Option<Arc<Exchange>>,
         url: Arc<str>,
         tracker: Option<InFlight>,
         span: tracing::Span,
@@ -70,6 +75,7 @@ impl<F: Future> ResponseFuture<F> {
             Some((at, bound)) => Attempt::Bounded {
                 timer: tokio::time::timeout_at(at, future),
                 bound,
+                exchange,
             },
             None => Attempt::Unbounded { future },
         };
@@ -97,8 +103,16 @@ where
                     .take()
                     .unwrap_or_else(|| "attempt polled after it ended".into())))
             }
-            AttemptProj::Bounded { timer, bound } => match ready!(timer.poll(cx)) {
+            AttemptProj::Bounded {
+                timer,
+                bound,
+                exchange,
+            } => match ready!(timer.poll(cx)) {
                 Ok(outcome) => outcome,
+                // The time ran out while the request body waited for the caller's bytes.
+                Err(_) if exchange.as_ref().is_some_and(|x| x.waiting_on_caller()) => {
+                    Err(RequestBodyError::Stalled.into())
+                }
                 Err(_) => Err(bound.error()),
             },
             AttemptProj::Unbounded { future } => ready!(future.poll(cx)),

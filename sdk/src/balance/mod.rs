@@ -512,7 +512,8 @@ where
                 done: false,
             }
         });
-        ResponseFuture::started(future, bound, url, tracker, span)
+        let exchange = bound.and_then(|_| request.exchange());
+        ResponseFuture::started(future, bound, exchange, url, tracker, span)
     }
 }
 
@@ -534,8 +535,8 @@ fn observe(
             )
         }
         Err(e) => match crate::outcome::ErrorClass::of(e.as_ref()) {
-            // The caller's own middleware failed: nothing was learned of the instance.
-            crate::outcome::ErrorClass::Middleware => return,
+            // The caller's own side failed: nothing was learned of the instance.
+            class if class.is_callers_own() => return,
             class => (class.is_service_failure(), class.is_service_failure()),
         },
     };

@@ -78,11 +78,10 @@ where
                 let outcome = ready!(inner.poll(cx)).map_err(Into::into);
                 if let Some(permit) = guard.permit.take() {
                     let theirs = outcome.as_ref().err().is_some_and(|e| {
-                        crate::outcome::ErrorClass::of(e.as_ref())
-                            == crate::outcome::ErrorClass::Middleware
+                        crate::outcome::ErrorClass::of(e.as_ref()).is_callers_own()
                     });
                     if theirs {
-                        // The caller's own middleware failed: nothing is known of the service.
+                        // The caller's own side failed: nothing is known of the service.
                         guard.breaker.release(permit);
                     } else {
                         let failed = guard.breaker.is_failure(&outcome);

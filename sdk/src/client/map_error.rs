@@ -17,7 +17,7 @@ use crate::{
     retry::RetriesExhausted,
     retry::RetryStop,
     timeout::AttemptTimeout,
-    transport::{BodyTooLarge, TransportError},
+    transport::{BodyTooLarge, RequestBodyError, TransportError},
 };
 
 /// Maps a pipeline error to the error a caller sees, once, at the client boundary.
@@ -72,6 +72,12 @@ pub(crate) fn from_pipeline(err: BoxError, mut context: ErrorContext) -> Service
                 Ok(middleware) => middleware.into_source(),
                 Err(other) => other,
             },
+        },
+        ErrorClass::Caller => ServiceError::RequestBody {
+            context,
+            stalled: error_chain::find::<RequestBodyError>(err.as_ref())
+                .is_some_and(RequestBodyError::is_stalled),
+            source: peel(err),
         },
         ErrorClass::Connect | ErrorClass::Transport | ErrorClass::Certificate => {
             ServiceError::Transport {

@@ -13,17 +13,29 @@
 //! An answer that switches protocols (`101`, a WebSocket upgrade) parks its connection
 //! here too: the caller takes it, and the bytes that follow are theirs.
 
-use std::sync::{Arc, Mutex};
+use std::{
+    pin::Pin,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc, Mutex,
+    },
+    task::{Context, Poll},
+};
 
-use http_body::Body as _;
+use bytes::Bytes;
+use http_body::{Body as _, Frame, SizeHint};
 
-use super::Body;
+use super::{Body, RequestBodyError};
+use crate::box_error::BoxError;
 
 /// The two bodies of one streamed call.
 #[derive(Debug)]
 pub(crate) struct Exchange {
     request: Mutex<Option<Body>>,
     empty: bool,
+    /// Whether the request body is waiting for the caller's next bytes (its source said
+    /// "pending" when last asked): an attempt that times out then was the caller's to lose.
+    waiting_on_caller: Arc<AtomicBool>,
     response: Mutex<Option<Body>>,
     upgrade: Mutex<Option<hyper::upgrade::OnUpgrade>>,
 }
@@ -38,12 +50,26 @@ impl Exchange {
     /// An exchange sending `body`.
     pub(crate) fn new(body: Body) -> Arc<Self> {
         let empty = body.is_end_stream();
+        let waiting_on_caller = Arc::new(AtomicBool::new(false));
+        let body = match empty {
+            true => body,
+            false => Body::new(CallerBody {
+                inner: body,
+                waiting: waiting_on_caller.clone(),
+            }),
+        };
         Arc::new(Exchange {
             request: Mutex::new(Some(body)),
             empty,
+            waiting_on_caller,
             response: Mutex::new(None),
             upgrade: Mutex::new(None),
         })
+    }
+
+    /// Whether the request body is waiting for the caller's next bytes.
+    pub(crate) fn waiting_on_caller(&self) -> bool {
+        self.waiting_on_caller.load(Ordering::Relaxed)
     }
 
     /// Whether the request body is empty (so the call may be sent again).
@@ -100,4 +126,38 @@ impl Exchange {
 fn lock(slot: &Mutex<Option<Body>>) -> std::sync::MutexGuard<'_, Option<Body>> {
     slot.lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The caller's request body, as the transport sends it: its errors become
+/// [`RequestBodyError`]s (the caller's side failed, not the service's), and whether it is
+/// waiting for the caller is kept for the attempt's timer.
+struct CallerBody {
+    inner: Body,
+    waiting: Arc<AtomicBool>,
+}
+
+impl http_body::Body for CallerBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        self.waiting.store(polled.is_pending(), Ordering::Relaxed);
+        match polled {
+            Poll::Ready(Some(Err(e))) if e.is::<RequestBodyError>() => Poll::Ready(Some(Err(e))),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(RequestBodyError::Broke(e).into()))),
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
 }

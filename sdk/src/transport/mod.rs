@@ -53,6 +53,33 @@ impl fmt::Display for BodyTooLarge {
 
 impl std::error::Error for BodyTooLarge {}
 
+/// The request body a streamed call was sending failed on the *caller's* side: its source
+/// broke off (the client of a gateway went away mid-upload, or the stream the caller handed
+/// in failed), or it stalled: the attempt's time ran out while the body was waiting for the
+/// caller's next bytes, or the server's body timeout passed.
+///
+/// The service's health is not in question: no breaker counts it, no instance is charged or
+/// ejected for it, and it is not retried (the body can be sent once). A caller may wrap its
+/// own body's errors in it (a server's idle-body timeout as [`Stalled`](Self::Stalled)); the
+/// SDK wraps every other error of a streamed request body in [`Broke`](Self::Broke).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RequestBodyError {
+    /// The caller's body failed or was cut off.
+    #[error("the request body broke off on the caller's side: {}", sdk_registry::describe(.0.as_ref()))]
+    Broke(#[source] crate::BoxError),
+    /// The caller sent no body bytes for too long.
+    #[error("the request body stalled on the caller's side")]
+    Stalled,
+}
+
+impl RequestBodyError {
+    /// Whether the body stalled (rather than broke off).
+    pub fn is_stalled(&self) -> bool {
+        matches!(self, RequestBodyError::Stalled)
+    }
+}
+
 /// True if the answer declares (`Content-Length`) a body over `limit`, so it can be refused
 /// before a byte of it is read. An answer to HEAD, and a 1xx, 204 or 304, has no body
 /// whatever its `Content-Length` says (RFC 9110, 6.4.1): the length there describes the
