@@ -71,6 +71,8 @@ async fn start_bus(dir: &std::path::Path) -> Result<String, Error> {
     );
     let config = BusConfig {
         admin_token: Some(ADMIN.into()),
+        // The handlers here are on this machine.
+        handlers: sdk::registry::AddressPolicy::any(),
         ..BusConfig::default()
     };
     let bus = Bus::new(store, config, Clock::new(), Some(dispatcher.waker()))?;

@@ -470,3 +470,111 @@ async fn postgresql_over_tls_and_its_certificate_checked() {
     );
     assert!(said.to_lowercase().contains("certificate"), "{said}");
 }
+
+/// A tenant must not make the bus call the bus's own network: loopback in every spelling,
+/// private ranges, link-local (cloud metadata), unique-local IPv6 and the internal names
+/// are refused unless an operator allows them, and a name is judged again after DNS.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handlers_at_internal_addresses_are_refused_unless_allowed() {
+    let db = support::sqlite();
+    let receiver = Receiver::start().await;
+    let port = receiver
+        .url
+        .rsplit(':')
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    let bus = Bus::start_strict(&db, &[]).await;
+    let (users, _) = bus.application("user-service").await;
+    bus.application("email-service").await;
+    bus.action("user.created", "user-service", user_schema())
+        .await;
+    let internal = [
+        format!("http://127.0.0.1:{port}"),
+        format!("http://127.1:{port}"),
+        format!("http://2130706433:{port}"),
+        format!("http://0x7f000001:{port}"),
+        format!("http://0177.0.0.1:{port}"),
+        format!("http://[::ffff:127.0.0.1]:{port}"),
+        format!("http://[::1]:{port}"),
+        format!("http://0.0.0.0:{port}"),
+        format!("http://localhost:{port}"),
+        "http://169.254.169.254/latest/meta-data".to_owned(),
+        "http://[::ffff:169.254.169.254]/".to_owned(),
+        "http://10.0.0.1/hook".to_owned(),
+        "http://172.16.5.4/hook".to_owned(),
+        "http://192.168.1.1/hook".to_owned(),
+        "http://100.64.0.1/hook".to_owned(),
+        "http://[fd00::1]/hook".to_owned(),
+        "http://[fe80::1]/hook".to_owned(),
+        "http://metadata.google.internal/computeMetadata/v1/".to_owned(),
+    ];
+    for (i, handler) in internal.iter().enumerate() {
+        let (status, answer) = bus
+            .call(
+                Method::POST,
+                "/v1/subscriptions",
+                Some(ADMIN),
+                Some(
+                    json!({"application": "email-service", "subscription": format!("s{i}"),
+                    "action": "user.created", "handler": handler}),
+                ),
+            )
+            .await;
+        assert_eq!(status, 400, "{handler}: {answer}");
+        assert!(
+            answer["error"]
+                .as_str()
+                .is_some_and(|e| e.contains("internal address")),
+            "{handler}: {answer}"
+        );
+    }
+    // A public address is taken.
+    bus.subscribe(
+        "email-service",
+        "public",
+        "user.created",
+        "https://hooks.example.com/x",
+    )
+    .await;
+    drop(bus);
+
+    // An operator's allow-list lets one network in; a name that resolves elsewhere inside is
+    // refused when the delivery connects (after DNS), and nothing reaches the receiver.
+    let bus = Bus::start_strict(&db, &["--allow-handler-network", "10.0.0.0/8"]).await;
+    bus.subscribe(
+        "email-service",
+        "by-name",
+        "user.created",
+        &format!("http://localhost:{port}/hook"),
+    )
+    .await;
+    bus.publish(&users, "user.created", user(1)).await;
+    let dead = wait_dead(&bus, "by-name").await;
+    assert!(
+        dead["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("internal address")),
+        "{dead}"
+    );
+    assert!(receiver.seen().is_empty(), "the receiver was called");
+    drop(bus);
+
+    // `--allow-private-handlers` lets everything in, for deployments that need it.
+    let bus = Bus::start_strict(&db, &["--allow-private-handlers"]).await;
+    bus.subscribe("email-service", "loopback", "user.created", &receiver.url)
+        .await;
+    bus.publish(&users, "user.created", user(2)).await;
+    assert_eq!(receiver.wait_for(1, Duration::from_secs(10)).await.len(), 1);
+}
+
+/// The dead delivery of `subscription`, waited for up to 10 s.
+async fn wait_dead(bus: &Bus, subscription: &str) -> Value {
+    for _ in 0..200 {
+        if let Some(dead) = bus.deliveries(subscription, "dead").await.first() {
+            return dead.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no dead delivery for {subscription}");
+}

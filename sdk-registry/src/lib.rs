@@ -28,8 +28,9 @@ pub use rustls;
 
 pub use self::{
     backend::{
-        default_tls_config, https_connector, tls_config_trusting, BoxFuture, ConnectSettings,
-        EtcdBackend, HttpBackend, InMemoryBackend, RegistryBackend, Snapshot,
+        default_tls_config, https_connector, tls_config_trusting, AddressPolicy, AddressRefused,
+        BoxFuture, ConnectSettings, Connector, EtcdBackend, HttpBackend, InMemoryBackend,
+        RegistryBackend, Snapshot,
     },
     causes::{causes, describe},
     error::RegistryError,

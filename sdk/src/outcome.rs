@@ -35,6 +35,9 @@ pub(crate) enum ErrorClass {
     CircuitOpen,
     /// The service has no instance to send to; nothing was sent.
     NoInstance,
+    /// The transport's address policy refused the instance's address (an internal one, for
+    /// a server calling its tenants' URLs); nothing was sent.
+    AddressRefused,
     /// The answer was larger than allowed (the service answered; the caller's limit).
     BodyTooLarge,
     /// The call's deadline passed.
@@ -63,6 +66,8 @@ impl ErrorClass {
                 return ErrorClass::CircuitOpen;
             } else if e.is::<NoInstances>() {
                 return ErrorClass::NoInstance;
+            } else if e.is::<sdk_registry::AddressRefused>() {
+                return ErrorClass::AddressRefused;
             } else if e.is::<BodyTooLarge>() {
                 return ErrorClass::BodyTooLarge;
             } else if e.is::<DeadlineExceeded>() {
@@ -103,7 +108,10 @@ impl ErrorClass {
         self.is_callers_own()
             || matches!(
                 self,
-                ErrorClass::CircuitOpen | ErrorClass::NoInstance | ErrorClass::BodyTooLarge
+                ErrorClass::CircuitOpen
+                    | ErrorClass::NoInstance
+                    | ErrorClass::AddressRefused
+                    | ErrorClass::BodyTooLarge
             )
     }
 

@@ -12,7 +12,10 @@ use sdk_events::{
     server::{router, Bus, BusConfig},
     store::Store,
 };
-use sdk_registry::server::{metrics_recorder, serve, shutdown_signal, Limits};
+use sdk_registry::{
+    server::{metrics_recorder, serve, shutdown_signal, Limits},
+    AddressPolicy,
+};
 
 /// The event bus server.
 #[derive(Debug, Parser)]
@@ -47,6 +50,14 @@ struct Args {
     /// Serve the API only; deliveries are made by other processes on the same database.
     #[arg(long)]
     no_dispatcher: bool,
+    /// Let subscriptions name handlers at internal addresses: loopback, private ranges,
+    /// link-local and cloud metadata (refused by default, after DNS too).
+    #[arg(long)]
+    allow_private_handlers: bool,
+    /// Let subscriptions name handlers in this internal network (a CIDR such as
+    /// `10.20.0.0/16`; repeatable), the rest staying refused.
+    #[arg(long, value_name = "CIDR")]
+    allow_handler_network: Vec<ipnet::IpNet>,
     /// Deliveries in flight at once (1 to 10000).
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     concurrency: u64,
@@ -109,6 +120,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let clock = Clock::new();
     let store = Store::open(&args.database).await?;
     let grace = Duration::from_secs(args.shutdown_grace_secs);
+    let handlers = match args.allow_private_handlers {
+        true => AddressPolicy::any(),
+        false => (args.allow_handler_network.iter())
+            .fold(AddressPolicy::public_only(), |p, net| p.allow(*net)),
+    };
     let dispatcher = (!args.no_dispatcher).then(|| {
         let config = DispatcherConfig {
             concurrency: usize::try_from(args.concurrency).unwrap_or(64),
@@ -120,7 +136,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             shutdown_grace: grace,
             ..DispatcherConfig::default()
         };
-        let sdk = sdk::ServiceSdk::builder().build();
+        // Handler names are judged again after DNS, on the address connected to.
+        let transport = sdk::transport::TransportConfig::new().addresses(handlers.clone());
+        let sdk = sdk::ServiceSdk::builder()
+            .transport_config(transport)
+            .build();
         sdk.map(|sdk| Dispatcher::new(store.clone(), sdk, config, clock))
     });
     let dispatcher = dispatcher.transpose()?;
@@ -130,6 +150,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         max_body: usize::try_from(args.max_body).unwrap_or(1 << 20),
         body_timeout: Duration::from_secs(args.body_timeout_secs),
         metrics: Some(metrics_recorder()?),
+        handlers,
     };
     let bus = Bus::new(
         store,

@@ -212,6 +212,7 @@ async fn create_subscription(
     requests::name("application", &new.application)?;
     requests::name("action", &new.action)?;
     requests::url("handler", &new.handler)?;
+    requests::handler_address("handler", &new.handler, &bus.config.handlers)?;
     let secret = match new.secret.as_deref() {
         Some(given) => secret_or_new(Some(given))?,
         None => {

@@ -46,6 +46,12 @@ pub struct BusConfig {
     pub body_timeout: Duration,
     /// Where `GET /metrics` renders from (none: 404).
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Which handler addresses subscriptions may name (default: public ones only; loopback,
+    /// private, link-local and metadata addresses are refused with 400). The dispatcher's
+    /// SDK should connect under the same policy
+    /// ([`TransportConfig::addresses`](sdk::transport::TransportConfig::addresses)), which
+    /// judges names again after DNS.
+    pub handlers: sdk_registry::AddressPolicy,
 }
 
 impl Default for BusConfig {
@@ -56,6 +62,7 @@ impl Default for BusConfig {
             max_body: 1024 * 1024,
             body_timeout: Duration::from_secs(30),
             metrics: None,
+            handlers: sdk_registry::AddressPolicy::public_only(),
         }
     }
 }
@@ -71,6 +78,7 @@ impl std::fmt::Debug for BusConfig {
             .field("max_body", &self.max_body)
             .field("body_timeout", &self.body_timeout)
             .field("metrics", &self.metrics.is_some())
+            .field("handlers", &self.handlers)
             .finish()
     }
 }

@@ -136,6 +136,22 @@ pub(super) fn url(field: &str, value: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// Refuses a handler whose host is an internal address the server may not call (an IP
+/// literal in any spelling, `localhost`, `*.internal`); names are judged again, after DNS,
+/// at each delivery.
+pub(super) fn handler_address(
+    field: &str,
+    value: &str,
+    policy: &sdk_registry::AddressPolicy,
+) -> Result<(), ApiError> {
+    let uri: http::Uri = value
+        .parse()
+        .map_err(|_| bad(format!("`{field}` is not a URL")))?;
+    policy
+        .check_host(uri.host().unwrap_or_default())
+        .map_err(|e| bad(format!("`{field}` {e}")))
+}
+
 /// A time as RFC 3339 (`2024-01-15T10:30:00Z`) or milliseconds since the epoch.
 pub(super) fn time(field: &str, value: &Value) -> Result<i64, ApiError> {
     match value {

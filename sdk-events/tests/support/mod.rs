@@ -179,8 +179,20 @@ impl Bus {
         Bus::start_on(database, "127.0.0.1:0", extra).await
     }
 
-    /// Starts the binary listening on `listen`.
+    /// Starts the binary listening on `listen`, letting handlers be on loopback (where
+    /// the tests' receivers are).
     pub(crate) async fn start_on(database: &Database, listen: &str, extra: &[&str]) -> Bus {
+        let loopback = ["--allow-handler-network", "127.0.0.0/8"];
+        let extra: Vec<&str> = extra.iter().copied().chain(loopback).collect();
+        Bus::start_with_policy(database, listen, &extra).await
+    }
+
+    /// Starts the binary with the default handler policy: internal addresses refused.
+    pub(crate) async fn start_strict(database: &Database, extra: &[&str]) -> Bus {
+        Bus::start_with_policy(database, "127.0.0.1:0", extra).await
+    }
+
+    async fn start_with_policy(database: &Database, listen: &str, extra: &[&str]) -> Bus {
         let mut child = Command::new(env!("CARGO_BIN_EXE_sdk-events"))
             .args([
                 "--listen",

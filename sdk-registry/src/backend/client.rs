@@ -1,21 +1,19 @@
 //! The HTTP client the registry server's and etcd's backends share: hyper-util over
 //! rustls, so a registry or an etcd cluster behind HTTPS works like a plain one.
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use bytes::Bytes;
 use http::Uri;
 use http_body_util::Full;
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
-use hyper_util::{
-    client::legacy::{connect::HttpConnector, Client},
-    rt::TokioExecutor,
-};
+use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 
+use super::address::{AddressPolicy, Connector};
 use crate::RegistryError;
 
 /// A pooled HTTP/1.1 client for `http://` and `https://` URLs.
-pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
+pub(crate) type HttpClient = Client<HttpsConnector<Connector>, Full<Bytes>>;
 
 /// The default client TLS: rustls with the ring provider, trusting the Mozilla roots
 /// (webpki-roots), so it behaves the same in a distroless container as on a laptop. The
@@ -56,7 +54,7 @@ pub(crate) fn default_tls() -> Result<rustls::ClientConfig, RegistryError> {
 }
 
 /// How a connection is made: the settings of [`https_connector`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConnectSettings {
     /// Time allowed for the TCP connection.
     pub connect_timeout: Duration,
@@ -68,6 +66,9 @@ pub struct ConnectSettings {
     pub http2_only: bool,
     /// Offer HTTP/2 through ALPN.
     pub http2: bool,
+    /// Which addresses may be connected to (`None`: every address). A server calling URLs
+    /// that tenants gave it sets [`AddressPolicy::public_only`].
+    pub addresses: Option<Arc<AddressPolicy>>,
 }
 
 /// The one way this workspace opens connections: TCP without Nagle's delay, a connect
@@ -77,8 +78,9 @@ pub struct ConnectSettings {
 pub fn https_connector(
     tls: rustls::ClientConfig,
     settings: ConnectSettings,
-) -> HttpsConnector<HttpConnector> {
-    let mut http = HttpConnector::new();
+) -> HttpsConnector<Connector> {
+    let mut connector = Connector::new(settings.addresses);
+    let http = connector.http_mut();
     http.enforce_http(false);
     http.set_nodelay(true);
     http.set_connect_timeout(Some(settings.connect_timeout));
@@ -91,9 +93,9 @@ pub fn https_connector(
         .with_tls_config(tls)
         .https_or_http();
     match (settings.http2_only, settings.http2) {
-        (true, _) => builder.enable_http2().wrap_connector(http),
-        (false, true) => builder.enable_all_versions().wrap_connector(http),
-        (false, false) => builder.enable_http1().wrap_connector(http),
+        (true, _) => builder.enable_http2().wrap_connector(connector),
+        (false, true) => builder.enable_all_versions().wrap_connector(connector),
+        (false, false) => builder.enable_http1().wrap_connector(connector),
     }
 }
 
@@ -107,6 +109,7 @@ pub(crate) fn http_client(tls: rustls::ClientConfig, connect_timeout: Duration) 
         keepalive: Some((Duration::from_secs(30), Duration::from_secs(10), 3)),
         http2_only: false,
         http2: false,
+        addresses: None,
     };
     Client::builder(TokioExecutor::new()).build(https_connector(tls, settings))
 }

@@ -5,6 +5,7 @@
 //! The trait is object-safe (boxed futures), so the SDK can hold whichever backend its
 //! configuration names.
 
+mod address;
 pub(crate) mod client;
 mod etcd;
 mod http;
@@ -22,6 +23,7 @@ use std::{
 use tokio::sync::watch;
 
 pub use self::{
+    address::{AddressPolicy, AddressRefused, Connector},
     client::{default_tls_config, https_connector, tls_config_trusting, ConnectSettings},
     etcd::EtcdBackend,
     http::HttpBackend,

@@ -73,6 +73,12 @@ pub(crate) fn from_pipeline(err: BoxError, mut context: ErrorContext) -> Service
                 Err(other) => other,
             },
         },
+        // Refused by the operator's policy before anything was sent: nothing to retry.
+        ErrorClass::AddressRefused => ServiceError::InvalidRequest {
+            reason: error_chain::find::<sdk_registry::AddressRefused>(err.as_ref())
+                .map_or_else(|| "the address was refused".to_owned(), ToString::to_string),
+            service: context.service,
+        },
         ErrorClass::Caller => ServiceError::RequestBody {
             context,
             stalled: error_chain::find::<RequestBodyError>(err.as_ref())

@@ -8,7 +8,7 @@ use http::HeaderValue;
 use http_body_util::BodyExt;
 use hyper_rustls::HttpsConnector;
 use hyper_util::{
-    client::legacy::{connect::HttpConnector, Client, ResponseFuture},
+    client::legacy::{Client, ResponseFuture},
     rt::{TokioExecutor, TokioTimer},
 };
 use tower::Service;
@@ -36,6 +36,12 @@ pub struct TransportConfig {
     pub http2_prior_knowledge: bool,
     /// The `User-Agent` sent when a request has none of its own (default `sdk/<version>`).
     pub user_agent: HeaderValue,
+    /// Which addresses may be connected to (default `None`: every address). A server that
+    /// calls URLs its tenants give it (webhooks) sets
+    /// [`AddressPolicy::public_only`](sdk_registry::AddressPolicy::public_only): loopback,
+    /// private and link-local addresses are then refused after DNS, before any byte is
+    /// sent, and the call fails as an invalid request.
+    pub addresses: Option<Arc<sdk_registry::AddressPolicy>>,
 }
 
 /// The default `User-Agent`: `sdk/<version>`.
@@ -50,6 +56,7 @@ impl Default for TransportConfig {
             connect_timeout: Duration::from_secs(5),
             http2_prior_knowledge: false,
             user_agent: HeaderValue::from_static(DEFAULT_USER_AGENT),
+            addresses: None,
         }
     }
 }
@@ -64,6 +71,14 @@ impl TransportConfig {
     #[must_use]
     pub fn user_agent(mut self, user_agent: HeaderValue) -> Self {
         self.user_agent = user_agent;
+        self
+    }
+
+    /// Which addresses may be connected to (default: every address). See
+    /// [`addresses`](Self::addresses).
+    #[must_use]
+    pub fn addresses(mut self, policy: sdk_registry::AddressPolicy) -> Self {
+        self.addresses = Some(Arc::new(policy));
         self
     }
 }
@@ -92,7 +107,7 @@ pub struct HyperTransport {
 
 #[derive(Debug)]
 struct Inner {
-    client: Client<HttpsConnector<HttpConnector>, Body>,
+    client: Client<HttpsConnector<sdk_registry::Connector>, Body>,
     max_response_bytes: usize,
     user_agent: HeaderValue,
 }
@@ -131,6 +146,7 @@ impl HyperTransport {
                 keepalive: None,
                 http2_only: config.http2_prior_knowledge,
                 http2: true,
+                addresses: config.addresses.clone(),
             },
         );
         let client = Client::builder(TokioExecutor::new())
