@@ -235,3 +235,27 @@ async fn no_reply_is_lost_while_instances_join_and_leave() {
         server.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_is_a_failed_attempt_settled_at_once() {
+    let Some(setup) = setup(Duration::from_secs(10)).await else {
+        return;
+    };
+    let prefix = setup.prefix.clone();
+    suite::panicking_handlers_are_failed_attempts(
+        &setup.messaging,
+        &setup.ns,
+        &setup.group,
+        || dead_letters(prefix.clone()),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_reaches_only_the_group_that_failed() {
+    let Some(setup) = setup(Duration::from_secs(10)).await else {
+        return;
+    };
+    suite::a_retry_reaches_only_the_group_that_failed(&setup.messaging, &setup.ns, &setup.group)
+        .await;
+}

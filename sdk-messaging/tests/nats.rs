@@ -229,3 +229,29 @@ async fn a_republished_event_is_handled_once_and_with_publish_dedup_stored_once(
         setup.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn a_panicking_handler_is_a_failed_attempt_settled_at_once() {
+    let Some(setup) = setup(Duration::from_secs(5)).await else {
+        return;
+    };
+    let stream = setup.settings.dead_letter_stream.clone();
+    suite::panicking_handlers_are_failed_attempts(
+        &setup.messaging,
+        &setup.ns,
+        &setup.group,
+        || dead_letters(stream.clone()),
+    )
+    .await;
+    setup.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_retry_reaches_only_the_group_that_failed() {
+    let Some(setup) = setup(Duration::from_secs(5)).await else {
+        return;
+    };
+    suite::a_retry_reaches_only_the_group_that_failed(&setup.messaging, &setup.ns, &setup.group)
+        .await;
+    setup.cleanup().await;
+}

@@ -370,3 +370,27 @@ async fn consumed_service_messages_become_http_calls_through_the_pipeline() {
 async fn a_broker_that_is_not_there_is_a_typed_error() {
     suite::an_absent_broker_is_a_typed_error(TransportKind::RabbitMq, "amqp").await;
 }
+
+#[tokio::test]
+async fn a_panicking_handler_is_a_failed_attempt_settled_at_once() {
+    let Some(setup) = setup(Duration::from_secs(5)).await else {
+        return;
+    };
+    let group = setup.group.clone();
+    suite::panicking_handlers_are_failed_attempts(
+        &setup.messaging,
+        &setup.ns,
+        &setup.group,
+        || dead_letters(group.clone()),
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn a_retry_reaches_only_the_group_that_failed() {
+    let Some(setup) = setup(Duration::from_secs(5)).await else {
+        return;
+    };
+    suite::a_retry_reaches_only_the_group_that_failed(&setup.messaging, &setup.ns, &setup.group)
+        .await;
+}

@@ -116,7 +116,7 @@ impl Worker {
         let span = tracing::info_span!("message", group = %self.group, pattern = %self.pattern,
             subject = %subject, id = %id, attempt);
         let started = tokio::time::Instant::now();
-        let handling = (self.handler)(message.payload, context).instrument(span.clone());
+        let handling = contained(&self.handler, message.payload, context).instrument(span.clone());
         let handled = within(deadline, handling).await;
         let elapsed = started.elapsed();
         let settled = match self.kind {
@@ -187,6 +187,37 @@ impl Worker {
             }
         }
     }
+}
+
+/// Runs `handler`, containing a panic in it (when it is called or while it runs) as a
+/// failed attempt: an event is settled like any failure (delivered again with backoff, a
+/// dead letter after the last attempt), a request answered with a 500 at once, and the
+/// consumer goes on. A panic left to unwind would end the task holding the delivery
+/// unsettled, and with it a prefetch slot, for good.
+async fn contained(
+    handler: &ErasedHandler,
+    payload: bytes::Bytes,
+    context: MessageContext,
+) -> Handled {
+    use futures_util::FutureExt as _;
+    use std::panic::AssertUnwindSafe;
+    let called = std::panic::catch_unwind(AssertUnwindSafe(|| handler(payload, context)));
+    let outcome = match called {
+        Ok(handling) => AssertUnwindSafe(handling).catch_unwind().await,
+        Err(panic) => Err(panic),
+    };
+    outcome.unwrap_or_else(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".to_owned());
+        tracing::error!(panic = %what, "the handler panicked");
+        Handled::Failed(crate::handler_error(
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            format!("the handler panicked: {what}"),
+        ))
+    })
 }
 
 /// When a request's caller stops waiting: the time it had left when it sent the request,

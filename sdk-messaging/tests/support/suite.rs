@@ -377,6 +377,195 @@ pub async fn failed_events_come_back_and_bad_ones_die<F, Fut>(
     server.shutdown().await;
 }
 
+/// A panicking handler is a failed attempt, settled at once: with one message in flight
+/// (prefetch 1), ten events whose first delivery panics are each handled once on their
+/// second, one that always panics goes to the dead letters after its last attempt, and a
+/// panicking request handler answers its caller with a 500 at once.
+pub async fn panicking_handlers_are_failed_attempts<F, Fut>(
+    messaging: &Messaging,
+    ns: &str,
+    group: &str,
+    dead: F,
+) where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Vec<DeadLetter>>,
+{
+    let handled: Arc<Mutex<Vec<(u64, u32)>>> = Arc::default();
+    let sink = handled.clone();
+    let options = ServerOptions::new().prefetch(1).max_attempts(3).backoff(
+        sdk::retry::ExponentialBackoff::new(Duration::from_millis(10), Duration::from_millis(30)),
+    );
+    let server = messaging
+        .server(group)
+        .options(options)
+        .event_pattern(
+            &format!("{ns}.once"),
+            move |event: serde_json::Value, context: MessageContext| {
+                if context.attempt == 1 {
+                    panic!("first delivery of {event}");
+                }
+                sink.lock()
+                    .expect("lock")
+                    .push((event["n"].as_u64().unwrap_or_default(), context.attempt));
+                async { Ok(()) }
+            },
+        )
+        .event_pattern(&format!("{ns}.always"), |_: serde_json::Value, _| async {
+            if true {
+                panic!("always");
+            }
+            Ok(())
+        })
+        .message_pattern(&format!("{ns}.ask"), |_: serde_json::Value, _| async {
+            if true {
+                panic!("asked");
+            }
+            Ok(())
+        })
+        .start()
+        .await
+        .expect("started");
+    let client = messaging.client();
+    client
+        .emit(&format!("{ns}.always"), &serde_json::json!({}))
+        .await
+        .expect("stored");
+    for n in 0..10u64 {
+        client
+            .emit(&format!("{ns}.once"), &serde_json::json!({ "n": n }))
+            .await
+            .expect("stored");
+    }
+    wait_for(|| handled.lock().expect("lock").len() >= 10)
+        .await
+        .unwrap_or_else(|| panic!("handled only {:?}", handled.lock().expect("lock")));
+    let mut seen = handled.lock().expect("lock").clone();
+    seen.sort_unstable();
+    assert_eq!(seen, (0..10).map(|n| (n, 2)).collect::<Vec<_>>());
+
+    let started = Instant::now();
+    let err = client
+        .send::<_, ()>(&format!("{ns}.ask"), &serde_json::json!({}))
+        .await
+        .expect_err("the handler panicked");
+    assert_eq!(
+        err.status_code(),
+        Some(StatusCode::INTERNAL_SERVER_ERROR),
+        "{err}"
+    );
+    assert!(String::from_utf8_lossy(err.body().expect("a body")).contains("panicked"));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "answered at once, not at the deadline"
+    );
+
+    let mut letters = Vec::new();
+    for _ in 0..100 {
+        letters.extend(dead().await);
+        if !letters.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!(letters[0].0, format!("{ns}.always"));
+    assert!(
+        letters[0].1.contains("panicked") && letters[0].1.contains("delivery 3"),
+        "{}",
+        letters[0].1
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        handled.lock().expect("lock").len(),
+        10,
+        "none handled twice"
+    );
+    server.shutdown().await;
+}
+
+/// Two services handle the same events; one fails the first delivery of each. Its retries
+/// reach it alone: the other handles each event exactly once.
+pub async fn a_retry_reaches_only_the_group_that_failed(
+    messaging: &Messaging,
+    ns: &str,
+    group: &str,
+) {
+    let pattern = format!("{ns}.shared");
+    let failing_seen: Arc<Mutex<Vec<(u64, u32)>>> = Arc::default();
+    let fine_seen: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let (a, b) = (failing_seen.clone(), fine_seen.clone());
+    let options = ServerOptions::new().backoff(sdk::retry::ExponentialBackoff::new(
+        Duration::from_millis(10),
+        Duration::from_millis(30),
+    ));
+    let failing = messaging
+        .server(&format!("{group}-a"))
+        .options(options.clone())
+        .event_pattern(
+            &pattern,
+            move |event: serde_json::Value, context: MessageContext| {
+                a.lock()
+                    .expect("lock")
+                    .push((event["n"].as_u64().unwrap_or_default(), context.attempt));
+                async move {
+                    match context.attempt {
+                        1 => Err(handler_error(StatusCode::SERVICE_UNAVAILABLE, "not yet")),
+                        _ => Ok(()),
+                    }
+                }
+            },
+        )
+        .start()
+        .await
+        .expect("started");
+    let succeeding = messaging
+        .server(&format!("{group}-b"))
+        .options(options)
+        .event_pattern(&pattern, move |event: serde_json::Value, _| {
+            b.lock()
+                .expect("lock")
+                .push(event["n"].as_u64().unwrap_or_default());
+            async { Ok(()) }
+        })
+        .start()
+        .await
+        .expect("started");
+    let client = messaging.client();
+    for n in 0..10u64 {
+        client
+            .emit(&pattern, &serde_json::json!({ "n": n }))
+            .await
+            .expect("stored");
+    }
+    wait_for(|| {
+        failing_seen.lock().expect("lock").len() >= 20
+            && fine_seen.lock().expect("lock").len() >= 10
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!(
+            "a {:?}, b {:?}",
+            failing_seen.lock().expect("lock"),
+            fine_seen.lock().expect("lock")
+        )
+    });
+    // Long enough for a retry that leaked into the other group to be handled there.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let mut fine = fine_seen.lock().expect("lock").clone();
+    fine.sort_unstable();
+    assert_eq!(
+        fine,
+        (0..10).collect::<Vec<_>>(),
+        "each event once in the group that succeeded"
+    );
+    let mut failed = failing_seen.lock().expect("lock").clone();
+    failed.sort_unstable();
+    let expected: Vec<(u64, u32)> = (0..10).flat_map(|n| [(n, 1), (n, 2)]).collect();
+    assert_eq!(failed, expected, "the failing group got its retries");
+    failing.shutdown().await;
+    succeeding.shutdown().await;
+}
+
 /// Waits up to 10 s for `done`; `None` if it never was.
 pub async fn wait_for(done: impl Fn() -> bool) -> Option<()> {
     for _ in 0..400 {
