@@ -412,8 +412,17 @@ impl NatsBroker {
         let subject = message.subject.as_str();
         let name = subject
             .strip_prefix(self.0.settings.subject_prefix.as_str())
-            .and_then(|s| s.strip_prefix('.'))?;
-        let pattern = Pattern::message(name).ok()?;
+            .and_then(|s| s.strip_prefix('.'));
+        let Some(pattern) = name.and_then(|name| Pattern::message(name).ok()) else {
+            // Left unsettled it would come back after every `ack_wait`, for ever.
+            tracing::warn!(%subject, "an event on a subject that names no pattern; dead-lettered");
+            let settle = Box::new(EventSettle {
+                broker: self.clone(),
+                message,
+            });
+            tokio::spawn(settle.dead_letter("its subject names no pattern".to_owned()));
+            return None;
+        };
         let attempt = message
             .info()
             .map(|info| u32::try_from(info.delivered.max(1)).unwrap_or(u32::MAX))

@@ -259,3 +259,36 @@ async fn a_retry_reaches_only_the_group_that_failed() {
     suite::a_retry_reaches_only_the_group_that_failed(&setup.messaging, &setup.ns, &setup.group)
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn poison_is_dead_lettered_and_the_next_event_handled() {
+    let Some(setup) = setup(Duration::from_secs(10)).await else {
+        return;
+    };
+    let prefix = setup.prefix.clone();
+    suite::poison_is_dead_lettered(
+        &setup.messaging,
+        &setup.ns,
+        &setup.group,
+        |pattern| {
+            // A record another producer wrote: no SDK headers, not JSON.
+            let topic = format!("{prefix}.ev.{pattern}");
+            async move {
+                let producer: rdkafka::producer::FutureProducer = ClientConfig::new()
+                    .set("bootstrap.servers", kafka_addr())
+                    .create()
+                    .expect("producer");
+                producer
+                    .send(
+                        rdkafka::producer::FutureRecord::<str, str>::to(&topic)
+                            .payload(suite::POISON),
+                        Duration::from_secs(10),
+                    )
+                    .await
+                    .expect("produced");
+            }
+        },
+        || dead_letters(prefix.clone()),
+    )
+    .await;
+}

@@ -127,3 +127,50 @@ async fn zero_loss_through_a_broker_restart_and_a_killed_consumer() {
     drop(broker);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `health().connected` follows the broker: down within seconds of a `kill -9`, up again
+/// once it is back on the same port.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_says_down_while_the_broker_is_gone() {
+    let Some(binary) = tansu_binary() else {
+        return;
+    };
+    let port = support::free_port();
+    let id = support::unique("h");
+    let dir = std::env::temp_dir().join(format!("sdk-kafka-{id}"));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let tansu = Tansu::start(&binary, port, &dir).await;
+    let url = format!("kafka://127.0.0.1:{port}");
+    let messaging = Messaging::connect("health", &config(&url, &id))
+        .await
+        .expect("connect");
+    let connected = |want: bool, within: Duration| {
+        let messaging = messaging.clone();
+        async move {
+            let until = tokio::time::Instant::now() + within;
+            while tokio::time::Instant::now() < until {
+                if messaging.health().connected == want {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            false
+        }
+    };
+    assert!(
+        connected(true, Duration::from_secs(10)).await,
+        "up at first"
+    );
+    tansu.kill().await;
+    assert!(
+        connected(false, Duration::from_secs(5)).await,
+        "down within 5 s of the broker's death"
+    );
+    let tansu = Tansu::start(&binary, port, &dir).await;
+    assert!(
+        connected(true, Duration::from_secs(15)).await,
+        "up again once the broker is back"
+    );
+    tansu.kill().await;
+    let _ = std::fs::remove_dir_all(&dir);
+}

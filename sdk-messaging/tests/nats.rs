@@ -255,3 +255,33 @@ async fn a_retry_reaches_only_the_group_that_failed() {
         .await;
     setup.cleanup().await;
 }
+
+#[tokio::test]
+async fn poison_is_dead_lettered_and_the_next_event_handled() {
+    let Some(setup) = setup(Duration::from_secs(5)).await else {
+        return;
+    };
+    let stream = setup.settings.dead_letter_stream.clone();
+    let prefix = setup.settings.subject_prefix.clone();
+    suite::poison_is_dead_lettered(
+        &setup.messaging,
+        &setup.ns,
+        &setup.group,
+        |pattern| {
+            let subject = format!("{prefix}.{pattern}");
+            async move {
+                let client = async_nats::connect(NATS).await.expect("nats");
+                let jetstream = async_nats::jetstream::new(client);
+                jetstream
+                    .publish(subject, suite::POISON.into())
+                    .await
+                    .expect("publish")
+                    .await
+                    .expect("stored");
+            }
+        },
+        || dead_letters(stream.clone()),
+    )
+    .await;
+    setup.cleanup().await;
+}

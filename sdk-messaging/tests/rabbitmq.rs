@@ -394,3 +394,41 @@ async fn a_retry_reaches_only_the_group_that_failed() {
     suite::a_retry_reaches_only_the_group_that_failed(&setup.messaging, &setup.ns, &setup.group)
         .await;
 }
+
+#[tokio::test]
+async fn poison_is_dead_lettered_and_the_next_event_handled() {
+    let Some(setup) = setup(Duration::from_secs(5)).await else {
+        return;
+    };
+    let group = setup.group.clone();
+    suite::poison_is_dead_lettered(
+        &setup.messaging,
+        &setup.ns,
+        &setup.group,
+        |pattern| async move {
+            // Bytes another AMQP client published: no SDK headers, not JSON.
+            let connection = Connection::connect(AMQP, ConnectionProperties::default())
+                .await
+                .expect("rabbitmq");
+            let channel = connection.create_channel().await.expect("channel");
+            channel
+                .confirm_select(lapin::options::ConfirmSelectOptions::default())
+                .await
+                .expect("confirms");
+            channel
+                .basic_publish(
+                    "sdk-test.events".into(),
+                    pattern.as_str().into(),
+                    lapin::options::BasicPublishOptions::default(),
+                    suite::POISON.as_bytes(),
+                    lapin::BasicProperties::default(),
+                )
+                .await
+                .expect("publish")
+                .await
+                .expect("confirmed");
+        },
+        || dead_letters(group.clone()),
+    )
+    .await;
+}

@@ -204,3 +204,31 @@ async fn a_retry_reaches_only_the_group_that_failed() {
         .await;
     setup.cleanup().await;
 }
+
+#[tokio::test]
+async fn poison_is_dead_lettered_and_the_next_event_handled() {
+    let Some(setup) = setup(Duration::from_secs(5)).await else {
+        return;
+    };
+    let prefix = setup.prefix.clone();
+    let group = setup.group.clone();
+    suite::poison_is_dead_lettered(
+        &setup.messaging,
+        &setup.ns,
+        &setup.group,
+        |pattern| {
+            // An entry another program appended to the group's stream: no SDK frame.
+            let stream = format!("{prefix}:ev:{group}:{pattern}");
+            async move {
+                let mut redis = connection().await;
+                let _: String = redis
+                    .xadd(stream, "*", &[("x", suite::POISON)])
+                    .await
+                    .expect("xadd");
+            }
+        },
+        || dead_letters(prefix.clone()),
+    )
+    .await;
+    setup.cleanup().await;
+}

@@ -18,8 +18,8 @@ use sdk::BoxError;
 use tokio::sync::mpsc;
 
 use super::{
-    from_kafka, header, progress::Progress, to_kafka, topic_regex, KafkaBroker, NOT_BEFORE,
-    REPLY_KEY, REPLY_TO,
+    from_kafka, header, progress::Progress, to_kafka, topic_regex, KafkaBroker, FOR_GROUP,
+    NOT_BEFORE, REPLY_KEY, REPLY_TO,
 };
 use crate::{
     broker::{broken, BoxFuture, Deliveries, Delivery, Settle, Subscription},
@@ -73,6 +73,7 @@ pub(super) async fn subscribe(
     let session_timeout = settings.session_timeout;
     let source = Source {
         broker,
+        group: group.into(),
         consumer: Arc::new(consumer),
         progress: Arc::new(Mutex::new(Progress::default())),
         kind,
@@ -100,6 +101,8 @@ pub(super) async fn subscribe(
 #[derive(Clone)]
 struct Source {
     broker: KafkaBroker,
+    /// The consumer group's id.
+    group: Arc<str>,
     consumer: Arc<StreamConsumer>,
     progress: Arc<Mutex<Progress>>,
     kind: Kind,
@@ -149,6 +152,13 @@ impl Source {
         };
         self.progress.locked().started(topic, partition, offset);
         let mut headers = record.headers().map(from_kafka).unwrap_or_default();
+        if let Some(group) = headers.remove(FOR_GROUP) {
+            if group.as_bytes() != self.group.as_bytes() {
+                // Another group's retry: this group handled the event already.
+                self.finish(topic, partition, offset);
+                return None;
+            }
+        }
         let number = |name: &str| {
             headers
                 .get(name)
@@ -208,25 +218,25 @@ struct KafkaSettle {
     reply_key: Option<HeaderValue>,
 }
 
-impl KafkaSettle {
-    /// The record is done with: its offset may be committed once those before it are.
-    fn finish(&self) {
-        let upto = self
-            .source
-            .progress
-            .locked()
-            .settled(&self.topic, self.partition, self.offset);
+impl Source {
+    /// The record at `offset` is done with: its offset may be committed once those before
+    /// it are.
+    fn finish(&self, topic: &str, partition: i32, offset: i64) {
+        let upto = self.progress.locked().settled(topic, partition, offset);
         if let Some(upto) = upto {
             // Fails when the partition has moved to another member meanwhile: that member
             // delivers the record again (at least once).
-            if let Err(e) = self
-                .source
-                .consumer
-                .store_offset(&self.topic, self.partition, upto)
-            {
-                tracing::debug!(topic = %self.topic, error = %e, "offset not stored");
+            if let Err(e) = self.consumer.store_offset(topic, partition, upto) {
+                tracing::debug!(%topic, error = %e, "offset not stored");
             }
         }
+    }
+}
+
+impl KafkaSettle {
+    /// The record is done with.
+    fn finish(&self) {
+        self.source.finish(&self.topic, self.partition, self.offset);
     }
 }
 
@@ -266,7 +276,9 @@ impl Settle for KafkaSettle {
             let mut headers = self.message.headers.clone();
             headers.insert(headers::ATTEMPT, HeaderValue::from(self.attempt + 1));
             let at = now_ms().saturating_add(u64::try_from(delay.as_millis()).unwrap_or(0));
-            let kafka = to_kafka(&headers).insert(header(NOT_BEFORE, &at.to_string()));
+            let kafka = to_kafka(&headers)
+                .insert(header(NOT_BEFORE, &at.to_string()))
+                .insert(header(FOR_GROUP, &self.source.group));
             let id = self.message.id().to_owned();
             let key = (!id.is_empty()).then_some(id.as_str());
             // Stored again first; only then is this delivery let go.

@@ -67,6 +67,10 @@ const REPLY_TO: &str = "sdk-reply-to";
 const REPLY_KEY: &str = "sdk-reply-key";
 /// A redelivered event is not handled before this Unix time in milliseconds.
 const NOT_BEFORE: &str = "sdk-not-before";
+/// On a retried event: the consumer group whose handler failed it. The retry is produced to
+/// the event's own topic, which every group reads; the other groups, which handled the
+/// event already, let it pass unhandled.
+const FOR_GROUP: &str = "sdk-for-group";
 
 /// A Kafka connection as a [`Broker`]. Cheap to clone.
 #[derive(Clone)]
@@ -390,19 +394,24 @@ const PROBE_EVERY: Duration = Duration::from_secs(1);
 /// Reads the reply topic until the broker is dropped, handing each reply to its waiter;
 /// while nothing comes, probes the brokers every second for the connection's health.
 async fn read_replies(shared: std::sync::Weak<Shared>, consumer: StreamConsumer) {
+    let mut probed = tokio::time::Instant::now();
     loop {
         let message = match tokio::time::timeout(PROBE_EVERY, consumer.recv()).await {
             Ok(Ok(message)) => message,
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "kafka reply topic");
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                continue;
-            }
-            Err(_) => {
-                let Some(shared) = shared.upgrade() else {
-                    return;
-                };
-                probe(&shared).await;
+            other => {
+                if let Ok(Err(e)) = other {
+                    // The consumer reports the outage over and over: it is no reply, and
+                    // it must not keep the probe from running.
+                    tracing::debug!(error = %e, "kafka reply topic");
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+                if probed.elapsed() >= PROBE_EVERY {
+                    let Some(shared) = shared.upgrade() else {
+                        return;
+                    };
+                    probe(&shared).await;
+                    probed = tokio::time::Instant::now();
+                }
                 continue;
             }
         };

@@ -47,9 +47,39 @@ impl RabbitSettle {
             acker,
             ..
         } = delivery;
-        let Some(message) = convert::envelope(routing_key.as_str(), &properties, data) else {
-            tracing::warn!(queue = %queue.queue, key = %routing_key, "dropping a message whose routing key is not a pattern");
-            tokio::spawn(async move { acker.ack(BasicAckOptions::default()).await });
+        let Some(message) = convert::envelope(routing_key.as_str(), &properties, data.clone())
+        else {
+            // Nothing can handle it; kept among the dead letters as it came, never lost.
+            tracing::warn!(queue = %queue.queue, key = %routing_key, "a message whose routing key is not a pattern; dead-lettered");
+            let queue = queue.clone();
+            tokio::spawn(async move {
+                let mut table = properties.headers().clone().unwrap_or_default();
+                for (name, value) in [
+                    (headers::DEAD_REASON, "its routing key names no pattern"),
+                    (headers::DEAD_PATTERN, routing_key.as_str()),
+                ] {
+                    table.insert(
+                        name.into(),
+                        lapin::types::AMQPValue::LongString(value.into()),
+                    );
+                }
+                let properties = properties.with_headers(table);
+                let stored = RabbitBroker::confirmed(
+                    &queue.channel,
+                    &queue.dead_exchange,
+                    &queue.group,
+                    &data,
+                    properties,
+                )
+                .await;
+                match stored {
+                    Ok(()) => acker
+                        .ack(BasicAckOptions::default())
+                        .await
+                        .map_err(|e| e.to_string()),
+                    Err(e) => Err(e.to_string()),
+                }
+            });
             return None;
         };
         // A redelivery after a lost consumer counts as one more attempt.

@@ -290,8 +290,18 @@ impl Consumer {
             reply_to.clone(),
         );
         let (Some((headers, payload)), Some(pattern)) = (decoded, pattern) else {
-            tracing::warn!(stream = %self.stream, id = %entry.id, "not an SDK message; dropped");
-            let _ = settle.ack_entry().await;
+            // Written by something else: kept among the dead letters as it was, never lost.
+            tracing::warn!(stream = %self.stream, id = %entry.id, "not an SDK message; dead-lettered");
+            let poison = Envelope {
+                pattern: self.pattern.clone(),
+                headers: http::HeaderMap::new(),
+                payload: raw_entry(&entry),
+            };
+            let reason = "not an SDK message (no frame `m` with the SDK's headers)".to_owned();
+            let settle: Box<dyn crate::broker::Settle> = Box::new(settle.with_message(poison, 1));
+            if let Err(e) = settle.dead_letter(reason).await {
+                tracing::warn!(stream = %self.stream, error = %e, "could not dead-letter an entry");
+            }
             return None;
         };
         let mut message = Envelope {
@@ -317,6 +327,26 @@ impl Consumer {
             reply_to,
         })
     }
+}
+
+/// What a foreign entry held, for its dead letter: its `m` field as it is, or else every
+/// field as a JSON object (bytes that are not UTF-8 shown lossily).
+fn raw_entry(entry: &StreamId) -> bytes::Bytes {
+    if let Some(Value::BulkString(bytes)) = entry.map.get("m") {
+        return bytes::Bytes::from(bytes.clone());
+    }
+    let fields: serde_json::Map<String, serde_json::Value> = entry
+        .map
+        .iter()
+        .map(|(name, value)| {
+            let text = match value {
+                Value::BulkString(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+                other => format!("{other:?}"),
+            };
+            (name.clone(), serde_json::Value::String(text))
+        })
+        .collect();
+    bytes::Bytes::from(serde_json::Value::Object(fields).to_string())
 }
 
 /// Charges a request appended at stream id `id` (milliseconds first) the time it waited

@@ -566,6 +566,65 @@ pub async fn a_retry_reaches_only_the_group_that_failed(
     succeeding.shutdown().await;
 }
 
+/// Bytes a foreign client wrote where the SDK's events go (`inject` writes them for a
+/// pattern) are dead-lettered with a reason, never dropped, and the next event is handled.
+pub async fn poison_is_dead_lettered<I, IFut, F, Fut>(
+    messaging: &Messaging,
+    ns: &str,
+    group: &str,
+    inject: I,
+    dead: F,
+) where
+    I: Fn(String) -> IFut,
+    IFut: Future<Output = ()>,
+    F: Fn() -> Fut,
+    Fut: Future<Output = Vec<DeadLetter>>,
+{
+    #[derive(Deserialize)]
+    struct Placed {
+        order: u64,
+    }
+    let pattern = format!("{ns}.placed");
+    let handled: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let done = handled.clone();
+    let server = messaging
+        .server(group)
+        .event_pattern(&pattern, move |event: Placed, _| {
+            done.lock().expect("lock").push(event.order);
+            async { Ok(()) }
+        })
+        .start()
+        .await
+        .expect("started");
+    inject(pattern.clone()).await;
+    messaging
+        .client()
+        .emit(&pattern, &serde_json::json!({ "order": 7 }))
+        .await
+        .expect("stored");
+    wait_for(|| !handled.lock().expect("lock").is_empty())
+        .await
+        .unwrap_or_else(|| panic!("the next event was not handled"));
+    let mut letters = Vec::new();
+    for _ in 0..50 {
+        letters.extend(dead().await);
+        if !letters.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    let (dead_pattern, reason, payload) = &letters[0];
+    assert_eq!(dead_pattern, &pattern);
+    assert!(!reason.is_empty(), "the dead letter says why");
+    assert!(payload.contains(POISON), "kept as it came: {payload}");
+    assert_eq!(*handled.lock().expect("lock"), [7]);
+    server.shutdown().await;
+}
+
+/// What the injected poison holds.
+pub const POISON: &str = "<<not an SDK message>>";
+
 /// Waits up to 10 s for `done`; `None` if it never was.
 pub async fn wait_for(done: impl Fn() -> bool) -> Option<()> {
     for _ in 0..400 {
