@@ -128,8 +128,8 @@ async fn zero_loss_through_a_broker_restart_and_a_killed_consumer() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// `health().connected` follows the broker: down within seconds of a `kill -9`, up again
-/// once it is back on the same port.
+/// `health().connected` follows the broker: down within 3 s of a `kill -9` (about 2 s: a
+/// quiet second, then a probe of up to 900 ms), up again once it is back on the same port.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_says_down_while_the_broker_is_gone() {
     let Some(binary) = tansu_binary() else {
@@ -162,9 +162,10 @@ async fn health_says_down_while_the_broker_is_gone() {
         "up at first"
     );
     tansu.kill().await;
+    // The outage lasted 3 s, and health never said so.
     assert!(
-        connected(false, Duration::from_secs(5)).await,
-        "down within 5 s of the broker's death"
+        connected(false, Duration::from_secs(3)).await,
+        "down within 3 s of the broker's death"
     );
     let tansu = Tansu::start(&binary, port, &dir).await;
     assert!(

@@ -390,6 +390,8 @@ impl Drop for Waiting<'_> {
 
 /// How often an idle connection asks the brokers whether they are there (its health).
 const PROBE_EVERY: Duration = Duration::from_secs(1);
+/// The least time between two probes when the consumer reports errors.
+const PROBE_AFTER_ERROR: Duration = Duration::from_millis(250);
 
 /// Reads the reply topic until the broker is dropped, handing each reply to its waiter;
 /// while nothing comes, probes the brokers every second for the connection's health.
@@ -399,19 +401,21 @@ async fn read_replies(shared: std::sync::Weak<Shared>, consumer: StreamConsumer)
         let message = match tokio::time::timeout(PROBE_EVERY, consumer.recv()).await {
             Ok(Ok(message)) => message,
             other => {
-                if let Ok(Err(e)) = other {
-                    // The consumer reports the outage over and over: it is no reply, and
-                    // it must not keep the probe from running.
+                // Quiet for a second, or an error from the consumer (which it repeats for
+                // as long as the brokers are gone: it must not keep the probe from
+                // running, as it once did): ask the brokers, at most every 250 ms.
+                if let Ok(Err(e)) = &other {
                     tracing::debug!(error = %e, "kafka reply topic");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
                 }
-                if probed.elapsed() >= PROBE_EVERY {
-                    let Some(shared) = shared.upgrade() else {
-                        return;
-                    };
-                    probe(&shared).await;
-                    probed = tokio::time::Instant::now();
+                if probed.elapsed() < PROBE_AFTER_ERROR {
+                    tokio::time::sleep(PROBE_AFTER_ERROR).await;
+                    continue;
                 }
+                let Some(shared) = shared.upgrade() else {
+                    return;
+                };
+                probe(&shared).await;
+                probed = tokio::time::Instant::now();
                 continue;
             }
         };
