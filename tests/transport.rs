@@ -184,6 +184,82 @@ async fn a_certificate_failure_is_not_retried_and_says_why() {
     );
     assert_eq!(err.attempts(), 1);
     assert!(err.to_string().contains("certificate"), "says why: {err}");
+    assert!(
+        !err.is_retryable(),
+        "a later try meets the same certificate: {err:?}"
+    );
+}
+
+/// A message consumer asks whether a later try could succeed: an instance's certificate
+/// refused now is refused at every redelivery, so an event whose handler met one goes to
+/// the dead letters at its first delivery instead of spending every attempt (NATS).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_dead_letters_a_certificate_failure_at_its_first_delivery() {
+    use sdk_messaging::{Messaging, MessagingConfig, NatsSettings, ServerOptions, TransportKind};
+    use std::sync::{
+        atomic::{AtomicU32, Ordering},
+        Arc,
+    };
+    use std::time::Duration;
+    if tokio::net::TcpStream::connect("127.0.0.1:4222")
+        .await
+        .is_err()
+    {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI is set, but NATS is not at 127.0.0.1:4222"
+        );
+        eprintln!("skipping: NATS is not at 127.0.0.1:4222");
+        return;
+    }
+    let (port, _cert) =
+        serve_tls(axum::Router::new().route("/x", axum::routing::get(|| async { "hi" }))).await;
+    let sdk = ServiceSdk::builder()
+        .service("svc", once().instance(format!("https://localhost:{port}")))
+        .build()
+        .expect("valid");
+    let id = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let settings = NatsSettings::new().streams(
+        &format!("SDKCERT_{id}"),
+        &format!("cert{id}"),
+        &format!("SDKCERT_DEAD_{id}"),
+        &format!("certdead{id}"),
+    );
+    let config = MessagingConfig::new(TransportKind::Nats, "nats://127.0.0.1:4222").nats(settings);
+    let messaging = Messaging::connect("events", &config)
+        .await
+        .expect("connect");
+    let attempts = Arc::new(AtomicU32::new(0));
+    let seen = attempts.clone();
+    let options =
+        ServerOptions::new()
+            .max_attempts(5)
+            .backoff(sdk::retry::ExponentialBackoff::new(
+                Duration::from_millis(10),
+                Duration::from_millis(20),
+            ));
+    let server = messaging
+        .server(&format!("g{id}"))
+        .options(options)
+        .event_pattern("order.placed", move |_: serde_json::Value, _| {
+            seen.fetch_add(1, Ordering::SeqCst);
+            let client = sdk.get_client("svc");
+            async move { client.get("/x").send::<String>().await.map(drop) }
+        })
+        .start()
+        .await
+        .expect("started");
+    messaging
+        .client()
+        .emit("order.placed", &serde_json::json!({}))
+        .await
+        .expect("stored");
+    // Five attempts 10-20 ms apart would be over well within this.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(attempts.load(Ordering::SeqCst), 1, "dead-lettered at once");
+    server.shutdown().await;
 }
 
 #[tokio::test]

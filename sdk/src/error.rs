@@ -327,13 +327,21 @@ impl ServiceError {
         matches!(self.last_attempt(), ServiceError::CircuitOpen { .. })
     }
 
-    /// Whether trying the same call again later could succeed: timeouts, transport failures,
-    /// an open breaker, no instance, 408/429/5xx. Client mistakes (4xx, decode, invalid
-    /// request, body too large) are not retryable.
+    /// Whether trying the same call again *later* could succeed (a message redelivered, a
+    /// job run again): timeouts, transport failures, an open breaker, no instance,
+    /// 408/429/5xx. Client mistakes (4xx, decode, invalid request, body too large, a broken
+    /// request body) are not, and neither is an instance's certificate refused: it will
+    /// be refused again until someone changes it.
+    ///
+    /// The pipeline's own retries ask a different question, "may another attempt *now*
+    /// fare differently", where an open breaker or no instance says no: they are decided
+    /// inside the pipeline, once, before this error is made.
     pub fn is_retryable(&self) -> bool {
         match self.last_attempt() {
+            ServiceError::Transport { source, .. } => {
+                !crate::error_chain::is_certificate_failure(source.as_ref())
+            }
             ServiceError::Timeout { .. }
-            | ServiceError::Transport { .. }
             | ServiceError::CircuitOpen { .. }
             | ServiceError::NoHealthyInstance { .. } => true,
             ServiceError::Status { status, .. } => {

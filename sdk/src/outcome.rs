@@ -115,9 +115,11 @@ impl ErrorClass {
             )
     }
 
-    /// Whether another attempt could fare differently at all (whether it is *allowed*, by
-    /// idempotency, is the retry policy's call).
-    pub(crate) fn is_retryable(self) -> bool {
+    /// Whether another attempt *now* could fare differently at all (whether it is
+    /// *allowed*, by idempotency, is the retry policy's call). The pipeline's retry asks
+    /// this; whether a later try could succeed (a redelivery, a new call) is
+    /// [`ServiceError::is_retryable`](crate::ServiceError::is_retryable)'s question.
+    pub(crate) fn may_retry_now(self) -> bool {
         !(self.says_nothing_of_the_service() || self == ErrorClass::Certificate)
     }
 }
@@ -139,7 +141,7 @@ mod tests {
         assert_eq!(ErrorClass::of(unknown.as_ref()), ErrorClass::Transport);
         assert!(!ErrorClass::Middleware.is_service_failure());
         assert!(ErrorClass::Certificate.is_service_failure());
-        assert!(!ErrorClass::Certificate.is_retryable());
+        assert!(!ErrorClass::Certificate.may_retry_now());
         let caller: BoxError = Box::new(TransportError::new(
             false,
             RequestBodyError::Broke("client went away".into()),
@@ -147,6 +149,6 @@ mod tests {
         let caller: BoxError = Box::new(AttemptError::new("http://a".into(), caller));
         assert_eq!(ErrorClass::of(caller.as_ref()), ErrorClass::Caller);
         assert!(!ErrorClass::Caller.is_service_failure());
-        assert!(!ErrorClass::Caller.is_retryable());
+        assert!(!ErrorClass::Caller.may_retry_now());
     }
 }

@@ -45,7 +45,7 @@ pub(crate) fn classify(
         }
         Err(err) => {
             let class = ErrorClass::of(err.as_ref());
-            if !class.is_retryable() || request.options().idempotent == Some(false) {
+            if !class.may_retry_now() || request.options().idempotent == Some(false) {
                 return Verdict::Done;
             }
             // A connection never made sent nothing: safe to retry whatever the method.
