@@ -138,8 +138,12 @@ pub trait Settle: Send + Sync {
     fn reply(self: Box<Self>, reply: Reply) -> BoxFuture<Result<(), BoxError>>;
     /// The message is handled: the broker may forget it.
     fn ack(self: Box<Self>) -> BoxFuture<Result<(), BoxError>>;
-    /// Deliver it again after `delay` (the handler failed).
+    /// Deliver it again after `delay` (the handler failed), as one more attempt.
     fn retry(self: Box<Self>, delay: Duration) -> BoxFuture<Result<(), BoxError>>;
+    /// Deliver it again after `delay` without counting an attempt: the handler could not
+    /// reach what it calls (its breaker open, no connection), which says nothing of the
+    /// message, so a target down for long spends none of its attempts.
+    fn defer(self: Box<Self>, delay: Duration) -> BoxFuture<Result<(), BoxError>>;
     /// Give up on it: keep it among the dead letters with `reason`, then forget it here.
     fn dead_letter(self: Box<Self>, reason: String) -> BoxFuture<Result<(), BoxError>>;
 }

@@ -73,6 +73,10 @@ struct Shared {
     /// Whether the streams are known to exist (cleared when a publish or consumer finds
     /// them gone, after a JetStream reset).
     streams_ready: AtomicBool,
+    /// Deliveries deferred (not counted as attempts) per consumer and stream sequence:
+    /// JetStream counts every delivery, so the deferrals are taken off its count here.
+    /// Bounded; a process that restarts forgets them, and then they count.
+    deferred: moka::sync::Cache<(String, u64), u32>,
 }
 
 impl NatsBroker {
@@ -107,6 +111,7 @@ impl NatsBroker {
             client,
             settings,
             streams_ready: AtomicBool::new(false),
+            deferred: moka::sync::Cache::new(100_000),
         }))
     }
 
@@ -425,7 +430,12 @@ impl NatsBroker {
         };
         let attempt = message
             .info()
-            .map(|info| u32::try_from(info.delivered.max(1)).unwrap_or(u32::MAX))
+            .map(|info| {
+                let delivered = u32::try_from(info.delivered.max(1)).unwrap_or(u32::MAX);
+                let key = (info.consumer.to_owned(), info.stream_sequence);
+                let deferred = self.0.deferred.get(&key).unwrap_or(0);
+                delivered.saturating_sub(deferred).max(1)
+            })
             .unwrap_or(1);
         let headers = message.headers.as_ref().map(from_nats).unwrap_or_default();
         let payload = message.payload.clone();
@@ -497,6 +507,10 @@ impl Settle for RequestSettle {
         Box::pin(async { Ok(()) })
     }
 
+    fn defer(self: Box<Self>, _delay: Duration) -> BoxFuture<Result<(), BoxError>> {
+        Box::pin(async { Ok(()) })
+    }
+
     fn dead_letter(self: Box<Self>, _reason: String) -> BoxFuture<Result<(), BoxError>> {
         Box::pin(async { Ok(()) })
     }
@@ -523,6 +537,15 @@ impl Settle for EventSettle {
                 .await
                 .map_err(|e| e as BoxError)
         })
+    }
+
+    fn defer(self: Box<Self>, delay: Duration) -> BoxFuture<Result<(), BoxError>> {
+        if let Ok(info) = self.message.info() {
+            let key = (info.consumer.to_owned(), info.stream_sequence);
+            let deferred = &self.broker.0.deferred;
+            deferred.insert(key.clone(), deferred.get(&key).unwrap_or(0) + 1);
+        }
+        self.retry(delay)
     }
 
     fn dead_letter(self: Box<Self>, reason: String) -> BoxFuture<Result<(), BoxError>> {

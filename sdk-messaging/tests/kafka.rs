@@ -292,3 +292,18 @@ async fn poison_is_dead_lettered_and_the_next_event_handled() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_target_down_defers_without_spending_attempts() {
+    let Some(setup) = setup(Duration::from_secs(10)).await else {
+        return;
+    };
+    let prefix = setup.prefix.clone();
+    suite::a_target_down_defers_without_spending_attempts(
+        &setup.messaging,
+        &setup.ns,
+        &setup.group,
+        || dead_letters(prefix.clone()),
+    )
+    .await;
+}

@@ -285,3 +285,19 @@ async fn poison_is_dead_lettered_and_the_next_event_handled() {
     .await;
     setup.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_target_down_defers_without_spending_attempts() {
+    let Some(setup) = setup(Duration::from_secs(5)).await else {
+        return;
+    };
+    let stream = setup.settings.dead_letter_stream.clone();
+    suite::a_target_down_defers_without_spending_attempts(
+        &setup.messaging,
+        &setup.ns,
+        &setup.group,
+        || dead_letters(stream.clone()),
+    )
+    .await;
+    setup.cleanup().await;
+}

@@ -232,3 +232,19 @@ async fn poison_is_dead_lettered_and_the_next_event_handled() {
     .await;
     setup.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_target_down_defers_without_spending_attempts() {
+    let Some(setup) = setup(Duration::from_secs(5)).await else {
+        return;
+    };
+    let prefix = setup.prefix.clone();
+    suite::a_target_down_defers_without_spending_attempts(
+        &setup.messaging,
+        &setup.ns,
+        &setup.group,
+        || dead_letters(prefix.clone()),
+    )
+    .await;
+    setup.cleanup().await;
+}

@@ -234,6 +234,27 @@ impl Source {
 }
 
 impl KafkaSettle {
+    /// The event again for this group alone, not before `delay`, as delivery `attempt`.
+    fn again(self: Box<Self>, delay: Duration, attempt: u32) -> BoxFuture<Result<(), BoxError>> {
+        Box::pin(async move {
+            let mut headers = self.message.headers.clone();
+            headers.insert(headers::ATTEMPT, HeaderValue::from(attempt));
+            let at = now_ms().saturating_add(u64::try_from(delay.as_millis()).unwrap_or(0));
+            let kafka = to_kafka(&headers)
+                .insert(header(NOT_BEFORE, &at.to_string()))
+                .insert(header(FOR_GROUP, &self.source.group));
+            let id = self.message.id().to_owned();
+            let key = (!id.is_empty()).then_some(id.as_str());
+            // Stored again first; only then is this delivery let go.
+            self.source
+                .broker
+                .produce(&self.topic, key, kafka, &self.message.payload, None)
+                .await?;
+            self.finish();
+            Ok(())
+        })
+    }
+
     /// The record is done with.
     fn finish(&self) {
         self.source.finish(&self.topic, self.partition, self.offset);
@@ -272,23 +293,13 @@ impl Settle for KafkaSettle {
     }
 
     fn retry(self: Box<Self>, delay: Duration) -> BoxFuture<Result<(), BoxError>> {
-        Box::pin(async move {
-            let mut headers = self.message.headers.clone();
-            headers.insert(headers::ATTEMPT, HeaderValue::from(self.attempt + 1));
-            let at = now_ms().saturating_add(u64::try_from(delay.as_millis()).unwrap_or(0));
-            let kafka = to_kafka(&headers)
-                .insert(header(NOT_BEFORE, &at.to_string()))
-                .insert(header(FOR_GROUP, &self.source.group));
-            let id = self.message.id().to_owned();
-            let key = (!id.is_empty()).then_some(id.as_str());
-            // Stored again first; only then is this delivery let go.
-            self.source
-                .broker
-                .produce(&self.topic, key, kafka, &self.message.payload, None)
-                .await?;
-            self.finish();
-            Ok(())
-        })
+        let next = self.attempt + 1;
+        self.again(delay, next)
+    }
+
+    fn defer(self: Box<Self>, delay: Duration) -> BoxFuture<Result<(), BoxError>> {
+        let same = self.attempt;
+        self.again(delay, same)
     }
 
     fn dead_letter(self: Box<Self>, reason: String) -> BoxFuture<Result<(), BoxError>> {

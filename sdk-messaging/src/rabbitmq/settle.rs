@@ -146,15 +146,13 @@ impl Settle for RabbitSettle {
     }
 
     fn retry(self: Box<Self>, delay: Duration) -> BoxFuture<Result<(), BoxError>> {
-        Box::pin(async move {
-            tokio::time::sleep(delay).await;
-            let mut headers = self.message.headers.clone();
-            headers.insert(
-                HeaderName::from_static(headers::ATTEMPT),
-                HeaderValue::from(self.attempt + 1),
-            );
-            self.replace("", &self.queue.queue, headers).await
-        })
+        let next = self.attempt + 1;
+        self.again(delay, next)
+    }
+
+    fn defer(self: Box<Self>, delay: Duration) -> BoxFuture<Result<(), BoxError>> {
+        let same = self.attempt;
+        self.again(delay, same)
     }
 
     fn dead_letter(self: Box<Self>, reason: String) -> BoxFuture<Result<(), BoxError>> {
@@ -175,6 +173,19 @@ impl Settle for RabbitSettle {
 }
 
 impl RabbitSettle {
+    /// The message again after `delay`, as delivery `attempt`.
+    fn again(self: Box<Self>, delay: Duration, attempt: u32) -> BoxFuture<Result<(), BoxError>> {
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            let mut headers = self.message.headers.clone();
+            headers.insert(
+                HeaderName::from_static(headers::ATTEMPT),
+                HeaderValue::from(attempt),
+            );
+            self.replace("", &self.queue.queue, headers).await
+        })
+    }
+
     /// Publishes a copy of the message with `headers` to `exchange` by `key`, and lets the
     /// original go only once the copy is confirmed: a crash in between duplicates it (the
     /// consumer drops the duplicate by id), it never loses it.

@@ -87,6 +87,31 @@ impl RedisSettle {
     }
 }
 
+impl RedisSettle {
+    /// The entry again after `delay`, its attempt counted up by `counted` (0 or 1).
+    fn again(self: Box<Self>, delay: Duration, counted: u32) -> BoxFuture<Result<(), BoxError>> {
+        Box::pin(async move {
+            // A request is answered or its caller gives up; only events come back.
+            let attempt = match (&self.reply_to, &self.message) {
+                (None, Some((_, attempt))) => attempt.saturating_add(counted).to_string(),
+                _ => return self.ack_entry().await,
+            };
+            tokio::time::sleep(delay).await;
+            let Some(frame) = self.frame_with(&[(headers::ATTEMPT, &attempt)]) else {
+                return self.ack_entry().await;
+            };
+            let mut pipe = redis::pipe();
+            pipe.cmd("XADD")
+                .arg(&self.stream)
+                .arg("*")
+                .arg("m")
+                .arg(frame)
+                .ignore();
+            self.finish(pipe).await
+        })
+    }
+}
+
 /// A header value for any text: what a header cannot carry is shown as `?`.
 fn printable(text: &str) -> HeaderValue {
     let shown: String = text
@@ -133,25 +158,11 @@ impl Settle for RedisSettle {
     }
 
     fn retry(self: Box<Self>, delay: Duration) -> BoxFuture<Result<(), BoxError>> {
-        Box::pin(async move {
-            // A request is answered or its caller gives up; only events come back.
-            let attempt = match (&self.reply_to, &self.message) {
-                (None, Some((_, attempt))) => attempt.saturating_add(1).to_string(),
-                _ => return self.ack_entry().await,
-            };
-            tokio::time::sleep(delay).await;
-            let Some(frame) = self.frame_with(&[(headers::ATTEMPT, &attempt)]) else {
-                return self.ack_entry().await;
-            };
-            let mut pipe = redis::pipe();
-            pipe.cmd("XADD")
-                .arg(&self.stream)
-                .arg("*")
-                .arg("m")
-                .arg(frame)
-                .ignore();
-            self.finish(pipe).await
-        })
+        self.again(delay, 1)
+    }
+
+    fn defer(self: Box<Self>, delay: Duration) -> BoxFuture<Result<(), BoxError>> {
+        self.again(delay, 0)
     }
 
     fn dead_letter(self: Box<Self>, reason: String) -> BoxFuture<Result<(), BoxError>> {

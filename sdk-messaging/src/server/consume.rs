@@ -170,6 +170,14 @@ impl Worker {
                 tracing::warn!(pattern = %self.pattern, %reason, "dead-lettering an undecodable message");
                 settle.dead_letter(reason).await
             }
+            Handled::Failed(e) if deferral(&e).is_some() => {
+                record("deferred");
+                let delay = deferral(&e)
+                    .unwrap_or_default()
+                    .max(self.options.backoff.delay(attempt));
+                tracing::debug!(pattern = %self.pattern, error = %e, ?delay, "what the handler calls is not taking calls; delivering again later, no attempt spent");
+                settle.defer(delay).await
+            }
             Handled::Failed(e) if !e.is_retryable() || attempt >= self.options.max_attempts => {
                 record("dead_letter");
                 let reason = format!(
@@ -218,6 +226,22 @@ async fn contained(
             format!("the handler panicked: {what}"),
         ))
     })
+}
+
+/// Whether the handler failed only because what it calls is not taking calls now, and for
+/// how long at least to wait: an open breaker (until the breaker's own retry time), or no
+/// connection (nothing was sent; the backoff decides). Such a
+/// failure says nothing of the message, so it spends none of its attempts: a target down
+/// for minutes loses nothing.
+fn deferral(error: &sdk::ServiceError) -> Option<Duration> {
+    match error.last_attempt() {
+        sdk::ServiceError::CircuitOpen { retry_after, .. } => Some(*retry_after),
+        // A refused certificate is a connect failure too, but a lasting one: not deferred.
+        sdk::ServiceError::Transport { connect: true, .. } if error.is_retryable() => {
+            Some(Duration::ZERO)
+        }
+        _ => None,
+    }
 }
 
 /// When a request's caller stops waiting: the time it had left when it sent the request,

@@ -632,6 +632,101 @@ pub async fn poison_is_dead_lettered<I, IFut, F, Fut>(
 /// What the injected poison holds.
 pub const POISON: &str = "<<not an SDK message>>";
 
+/// An event whose handler calls a service that is down (connections refused, then its
+/// breaker open) is delivered again later without spending its attempts, for as long as
+/// the outage lasts, and handled once the service is back: nothing is dead-lettered.
+pub async fn a_target_down_defers_without_spending_attempts<F, Fut>(
+    messaging: &Messaging,
+    ns: &str,
+    group: &str,
+    dead: F,
+) where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Vec<DeadLetter>>,
+{
+    // The target's address, with nothing listening on it yet.
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = probe.local_addr().expect("addr");
+    drop(probe);
+    let breaker = sdk::circuit_breaker::BreakerConfig::default()
+        .failure_threshold(2)
+        .open_duration(Duration::from_millis(300));
+    let sdk = sdk::ServiceSdk::builder()
+        .service(
+            "stock",
+            sdk::ServiceConfig::new()
+                .instance(format!("http://{addr}"))
+                .circuit_breaker(breaker),
+        )
+        .build()
+        .expect("sdk");
+    let calls = Arc::new(AtomicUsize::new(0));
+    let counted = calls.clone();
+    let options =
+        ServerOptions::new()
+            .max_attempts(3)
+            .backoff(sdk::retry::ExponentialBackoff::new(
+                Duration::from_millis(20),
+                Duration::from_millis(50),
+            ));
+    let server = messaging
+        .server(group)
+        .options(options)
+        .event_pattern(
+            &format!("{ns}.reserve"),
+            move |event: serde_json::Value, _| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let stock = sdk.get_client("stock");
+                async move {
+                    stock
+                        .post("/reserve")
+                        .json(&event)
+                        .send::<serde_json::Value>()
+                        .await
+                        .map(drop)
+                }
+            },
+        )
+        .start()
+        .await
+        .expect("started");
+    messaging
+        .client()
+        .emit(&format!("{ns}.reserve"), &serde_json::json!({ "sku": 1 }))
+        .await
+        .expect("stored");
+    // Down for 2.5 s: many times what three attempts 20-50 ms apart would last.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(
+        calls.load(Ordering::SeqCst) > 3,
+        "tried more than its 3 attempts, none spent"
+    );
+    assert!(
+        dead().await.is_empty(),
+        "nothing dead-lettered during the outage"
+    );
+    let reserved: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let sink = reserved.clone();
+    let app = axum::Router::new().route(
+        "/reserve",
+        axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+            sink.lock().expect("lock").push(body);
+            async { axum::Json(serde_json::json!({ "ok": true })) }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind(addr).await.expect("rebind");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("serve") });
+    wait_for(|| !reserved.lock().expect("lock").is_empty())
+        .await
+        .expect("handled once the service was back");
+    assert_eq!(
+        *reserved.lock().expect("lock"),
+        [serde_json::json!({ "sku": 1 })]
+    );
+    assert!(dead().await.is_empty());
+    server.shutdown().await;
+}
+
 /// Waits up to 10 s for `done`; `None` if it never was.
 pub async fn wait_for(done: impl Fn() -> bool) -> Option<()> {
     for _ in 0..400 {
