@@ -248,3 +248,13 @@ async fn a_target_down_defers_without_spending_attempts() {
     .await;
     setup.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_stopped_server_means_no_responder_at_once() {
+    let Some(setup) = setup(Duration::from_secs(5)).await else {
+        return;
+    };
+    suite::a_stopped_server_means_no_responder_at_once(&setup.messaging, &setup.ns, &setup.group)
+        .await;
+    setup.cleanup().await;
+}

@@ -14,7 +14,10 @@
 //!   reference's four levels need classic ones. Each handler has a queue of its own,
 //!   `<group>.<pattern>` for events and `sdk.rpc.<group>.<pattern>` for requests, bound with
 //!   the pattern (`*` and `#` are AMQP's own), consumed with a prefetch of the server's
-//!   `prefetch` and acknowledged by hand after the handler.
+//!   `prefetch` and acknowledged by hand after the handler. Request queues are
+//!   auto-deleted when their last consumer goes: once every server of a pattern stopped
+//!   (or its connection closed: at once for a process that died, within the heartbeat for
+//!   a host that vanished), a `send` is unroutable and fails with `NoResponder` at once.
 //! - **Redelivery and dead letters**: classic queues do not count deliveries, so a failed
 //!   event is published again to its queue with `sdk-attempt` one higher (after the
 //!   backoff's delay) and only then acknowledged; one given up on is published to the
@@ -265,6 +268,18 @@ impl RabbitBroker {
         queue: &str,
         binding: Option<(&str, &str)>,
     ) -> Result<(), BoxError> {
+        self.declare_queue_with(channel, queue, binding, QueueDeclareOptions::durable())
+            .await
+    }
+
+    /// Declares a priority queue with `options`, bound if `binding` says so.
+    async fn declare_queue_with(
+        &self,
+        channel: &Channel,
+        queue: &str,
+        binding: Option<(&str, &str)>,
+        options: QueueDeclareOptions,
+    ) -> Result<(), BoxError> {
         let mut arguments = FieldTable::default();
         arguments.insert("x-max-priority".into(), AMQPValue::ShortShortUInt(10));
         if let Some(expires) = self.inner.settings.queue_expires {
@@ -272,7 +287,7 @@ impl RabbitBroker {
             arguments.insert("x-expires".into(), AMQPValue::LongLongInt(ms));
         }
         channel
-            .queue_declare(queue.into(), QueueDeclareOptions::durable(), arguments)
+            .queue_declare(queue.into(), options, arguments)
             .await
             .map_err(|e| broken(format!("queue {queue}: {e}")))?;
         let Some((exchange, key)) = binding else {
@@ -422,9 +437,18 @@ impl RabbitBroker {
             .map_err(broken)?;
         let queue = match subscription.kind {
             Kind::Request => {
+                // Deleted by RabbitMQ when its last consumer goes (a server stopping, or a
+                // process whose connection closed): from then on a `send` comes back
+                // unroutable, `NoResponder` at once, instead of waiting in a queue nobody
+                // reads until its deadline. Requests are answered or abandoned, never kept.
                 let queue = format!("sdk.rpc.{}.{}", subscription.group, subscription.pattern);
                 let key = subscription.pattern.as_str();
-                self.declare_queue(&channel, &queue, Some((&settings.requests_exchange, key)))
+                let options = QueueDeclareOptions {
+                    auto_delete: true,
+                    ..QueueDeclareOptions::default()
+                };
+                let binding = Some((settings.requests_exchange.as_str(), key));
+                self.declare_queue_with(&channel, &queue, binding, options)
                     .await?;
                 queue
             }

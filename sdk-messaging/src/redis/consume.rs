@@ -56,9 +56,15 @@ pub(super) async fn start(
     consumer.bind().await?;
     let (sender, receiver) = mpsc::channel(subscription.prefetch.max(1));
     if consumer.kind == Kind::Request {
+        // Alive before `start` returns, so a `send` right after it finds this consumer.
+        let me = new_id();
+        mark_alive(&consumer.broker, &consumer.stream, &me)
+            .await
+            .map_err(failed)?;
         tokio::spawn(keep_alive(
             consumer.broker.clone(),
             consumer.stream.clone(),
+            me,
             sender.clone(),
         ));
     }
@@ -69,24 +75,46 @@ pub(super) async fn start(
     Ok(Box::pin(deliveries))
 }
 
-/// Keeps a request stream's `alive` key while the server runs.
-async fn keep_alive(broker: RedisBroker, stream: String, sender: mpsc::Sender<Delivery>) {
+/// Keeps this consumer in its request stream's `alive` set while the server runs, and
+/// takes it out as soon as the server stops: with no consumer left a `send` fails with
+/// `NoResponder` at once. A consumer that dies without stopping lapses after `ALIVE_FOR`.
+async fn keep_alive(
+    broker: RedisBroker,
+    stream: String,
+    me: String,
+    sender: mpsc::Sender<Delivery>,
+) {
     let alive = Keys::alive(&stream);
-    let millis = u64::try_from(ALIVE_FOR.as_millis()).unwrap_or(u64::MAX);
-    while !sender.is_closed() {
-        let mut connection = broker.shared.commands.clone();
-        let refreshed: redis::RedisResult<()> = redis::cmd("SET")
-            .arg(&alive)
-            .arg(1)
-            .arg("PX")
-            .arg(millis)
-            .query_async(&mut connection)
-            .await;
-        if let Err(e) = refreshed {
+    loop {
+        tokio::select! {
+            () = sender.closed() => break,
+            () = tokio::time::sleep(ALIVE_FOR / 3) => {}
+        }
+        if let Err(e) = mark_alive(&broker, &stream, &me).await {
             tracing::debug!(stream = %stream, error = %e, "redis keep-alive");
         }
-        tokio::time::sleep(ALIVE_FOR / 3).await;
     }
+    let mut connection = broker.shared.commands.clone();
+    let removed: redis::RedisResult<()> = redis::cmd("ZREM")
+        .arg(&alive)
+        .arg(&me)
+        .query_async(&mut connection)
+        .await;
+    if let Err(e) = removed {
+        tracing::debug!(stream = %stream, error = %e, "redis keep-alive: could not leave");
+    }
+}
+
+/// Marks consumer `me` of request stream `stream` alive for `ALIVE_FOR` more.
+async fn mark_alive(broker: &RedisBroker, stream: &str, me: &str) -> redis::RedisResult<()> {
+    let millis = u64::try_from(ALIVE_FOR.as_millis()).unwrap_or(u64::MAX);
+    let mut connection = broker.shared.commands.clone();
+    super::routes::keep_alive()
+        .key(Keys::alive(stream))
+        .arg(me)
+        .arg(millis)
+        .invoke_async(&mut connection)
+        .await
 }
 
 impl Consumer {
@@ -107,15 +135,6 @@ impl Consumer {
         }
         let keys = &self.broker.shared.keys;
         let mut pipe = redis::pipe();
-        if self.kind == Kind::Request {
-            let millis = u64::try_from(ALIVE_FOR.as_millis()).unwrap_or(u64::MAX);
-            pipe.cmd("SET")
-                .arg(Keys::alive(&self.stream))
-                .arg(1)
-                .arg("PX")
-                .arg(millis)
-                .ignore();
-        }
         pipe.hget(keys.bindings(), &self.stream);
         let (bound,): (Option<String>,) = pipe
             .query_async(&mut self.connection)

@@ -13,9 +13,10 @@
 //!   or none), and returns once Redis has it. An event no group is bound for is refused
 //!   with `NoHealthyInstance { reason: NoResponder }` rather than dropped.
 //! - **`send`** appends the request to the most specific matching request stream that has a
-//!   live consumer (each consumer refreshes `<stream>:alive` every 2 s; it lapses 6 s after
-//!   the last one stopped), with the connection's reply list; nothing live answers at once
-//!   with `NoResponder`. The handler's server pushes the reply to that list; a request whose
+//!   live consumer (each consumer is a member of the sorted set `<stream>:alive`, its time
+//!   on Redis's clock refreshed every 2 s; it leaves the set when its server stops, and
+//!   lapses 6 s after a consumer that died), with the connection's reply list; nothing
+//!   live answers at once with `NoResponder`. The handler's server pushes the reply to that list; a request whose
 //!   caller's deadline passed before it was read is dropped unread.
 //! - **Settling**: an entry stays pending in its group until the handler is done; acking
 //!   removes it (`XACK` and `XDEL` in one transaction). A failed event is appended again

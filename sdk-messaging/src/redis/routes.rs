@@ -132,20 +132,37 @@ pub(super) fn append_event() -> Script {
     )
 }
 
-/// Appends a request to the first stream given that has a live consumer, if the version
-/// is current. KEYS[1] the version; ARGV: version, frame, reply list, max length,
+/// Appends a request to the first stream given that has a live consumer (a member of its
+/// `:alive` set whose time, Redis's own clock, has not passed), if the version is current. KEYS[1] the version; ARGV: version, frame, reply list, max length,
 /// streams... Returns 1, 0 (nobody alive) or -1 (stale).
 pub(super) fn append_request() -> Script {
     Script::new(
         r"
         if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return -1 end
+        local t = redis.call('TIME')
+        local now = t[1] * 1000 + math.floor(t[2] / 1000)
         for i = 5, #ARGV do
-          if redis.call('EXISTS', ARGV[i] .. ':alive') == 1 then
+          if redis.call('ZCOUNT', ARGV[i] .. ':alive', now, '+inf') > 0 then
             redis.call('XADD', ARGV[i], 'MAXLEN', '~', ARGV[4], '*', 'm', ARGV[2], 'r', ARGV[3])
             return 1
           end
         end
         return 0
+        ",
+    )
+}
+
+/// Marks consumer ARGV[1] of a request stream alive for ARGV[2] ms more, on Redis's clock,
+/// and forgets consumers whose time passed. KEYS[1] the stream's `:alive` set.
+pub(super) fn keep_alive() -> Script {
+    Script::new(
+        r"
+        local t = redis.call('TIME')
+        local now = t[1] * 1000 + math.floor(t[2] / 1000)
+        redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+        redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+        redis.call('PEXPIRE', KEYS[1], ARGV[2])
+        return 1
         ",
     )
 }

@@ -727,6 +727,52 @@ pub async fn a_target_down_defers_without_spending_attempts<F, Fut>(
     server.shutdown().await;
 }
 
+/// A server that stops cleanly takes its requests' route with it: a `send` after it
+/// fails with `NoResponder` at once, not at the caller's deadline (`messaging`'s must be
+/// several seconds).
+pub async fn a_stopped_server_means_no_responder_at_once(
+    messaging: &Messaging,
+    ns: &str,
+    group: &str,
+) {
+    let pattern = format!("{ns}.ping");
+    let server = messaging
+        .server(group)
+        .message_pattern(
+            &pattern,
+            |n: u64, _| async move { Ok::<_, ServiceError>(n) },
+        )
+        .start()
+        .await
+        .expect("started");
+    let client = messaging.client();
+    let answer: u64 = client.send(&pattern, &7u64).await.expect("answered");
+    assert_eq!(answer, 7);
+    server.shutdown().await;
+    // The broker learns of the stop asynchronously (a consumer cancelled, a key removed).
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let err = client
+        .send::<_, u64>(&pattern, &8u64)
+        .await
+        .expect_err("nobody answers");
+    assert!(
+        matches!(
+            &err,
+            ServiceError::NoHealthyInstance {
+                reason: NoInstanceReason::NoResponder,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "at once, not at the deadline: {:?}",
+        started.elapsed()
+    );
+}
+
 /// Waits up to 10 s for `done`; `None` if it never was.
 pub async fn wait_for(done: impl Fn() -> bool) -> Option<()> {
     for _ in 0..400 {
