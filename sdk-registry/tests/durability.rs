@@ -118,10 +118,10 @@ async fn a_full_disk_refuses_writes_and_loses_no_acknowledged_one() {
             (201, _) => {
                 acknowledged.insert(id);
             }
-            (500, body) => {
+            (507, body) => {
                 refused += 1;
                 let message = body["error"].as_str().expect("message");
-                assert!(message.contains("could not save"), "{message}");
+                assert!(message.contains("disk is full"), "{message}");
             }
             (status, body) => panic!("unexpected {status}: {body}"),
         }
@@ -158,7 +158,7 @@ async fn fill(http: &reqwest::Client, server: &Server) -> BTreeSet<String> {
             (201, _) => {
                 acknowledged.insert(id);
             }
-            (500, _) => return acknowledged,
+            (507, _) => return acknowledged,
             (status, body) => panic!("unexpected {status}: {body}"),
         }
     }
@@ -180,7 +180,7 @@ async fn failed_writes_change_nothing_and_writes_resume_when_space_returns() {
 
     let removed = server.remove(&http, "orders", "kept").await;
     let marked = server.mark(&http, "orders", "kept", "unhealthy").await;
-    if removed == 500 {
+    if removed == 507 {
         assert!(
             listed(&http, &server).await.contains("kept"),
             "an unsaved removal did not happen"
@@ -198,7 +198,7 @@ async fn failed_writes_change_nothing_and_writes_resume_when_space_returns() {
         .expect("array")
         .iter()
         .find(|r| r["instance"]["id"] == "kept");
-    if marked == 500 {
+    if marked == 507 {
         assert!(
             kept.is_none_or(|r| r["health"] == "unknown"),
             "an unsaved health mark is not served"
@@ -216,6 +216,103 @@ async fn failed_writes_change_nothing_and_writes_resume_when_space_returns() {
     server.child.kill().await.expect("kill -9");
     let server = start(&disk.data()).await;
     assert_eq!(listed(&http, &server).await, acknowledged);
+}
+
+/// The registry's epoch part of a watch version.
+async fn epoch(http: &reqwest::Client, server: &Server) -> u64 {
+    let path = "/v1/services/orders/watch?after=0&wait=0";
+    let (status, answer) = server.send(http, reqwest::Method::GET, path, None).await;
+    assert_eq!(status, 200, "{answer}");
+    answer["version"].as_u64().expect("a version") >> 32
+}
+
+async fn health(http: &reqwest::Client, server: &Server) -> Value {
+    server
+        .send(http, reqwest::Method::GET, "/health", None)
+        .await
+        .1
+}
+
+/// As etcd does with its NOSPACE alarm: a registry whose disk is full starts again after a
+/// clean stop, serves reads and watches from what is stored, refuses writes with a JSON
+/// 507 while the disk is full (and says so in `/health` and a metric), and takes writes
+/// again once there is room, without a restart; a watcher never sees a version go back.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registry_on_a_full_disk_starts_serves_reads_and_resumes_writes() {
+    let Some(disk) = Tmpfs::mount("restart", "160k") else {
+        return;
+    };
+    let mut server = start(&disk.data()).await;
+    let http = reqwest::Client::new();
+    let acknowledged = fill(&http, &server).await;
+    let first = epoch(&http, &server).await;
+    assert!(server.terminate().await.success(), "a clean stop");
+
+    let mut server = start(&disk.data()).await;
+    assert_eq!(
+        listed(&http, &server).await,
+        acknowledged,
+        "reads served from what is stored"
+    );
+    let degraded = epoch(&http, &server).await;
+    assert_ne!(
+        degraded, first,
+        "a new epoch: a watcher takes the whole set again"
+    );
+    assert_eq!(health(&http, &server).await["storage"], "full");
+    let (status, body) = register(&http, &server, &instance("refused", 1000)).await;
+    assert_eq!(status, 507, "{body}");
+    assert!(body["error"]
+        .as_str()
+        .is_some_and(|e| e.contains("disk is full")));
+    let text = http
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(text.contains("sdk_registry_storage_full 1"), "{text}");
+
+    disk.remount("size=4m"); // the operator frees space
+    let (status, body) = register(&http, &server, &instance("later", 10)).await;
+    assert_eq!(status, 201, "writes taken again without a restart: {body}");
+    assert_eq!(health(&http, &server).await["storage"], "ok");
+    let mut expected = acknowledged;
+    expected.insert("later".to_owned());
+    assert!(server.terminate().await.success());
+
+    let server = start(&disk.data()).await;
+    assert_eq!(listed(&http, &server).await, expected);
+    let counted = epoch(&http, &server).await;
+    assert!(
+        counted != degraded && counted != first,
+        "three runs, three epochs: {first}, {degraded}, {counted}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_clean_stop_merges_the_write_ahead_log() {
+    let data = data_file("checkpoint");
+    let mut server = start(&data).await;
+    let http = reqwest::Client::new();
+    assert_eq!(register(&http, &server, &instance("a", 10)).await.0, 201);
+    let wal = PathBuf::from(format!("{}-wal", data.display()));
+    assert!(
+        std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0),
+        "the write went to the log first"
+    );
+    assert!(server.terminate().await.success());
+    assert!(
+        std::fs::metadata(&wal).map_or(true, |m| m.len() == 0),
+        "merged into the data file at the clean stop"
+    );
+    let server = start(&data).await;
+    assert_eq!(
+        listed(&http, &server).await,
+        BTreeSet::from(["a".to_owned()])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

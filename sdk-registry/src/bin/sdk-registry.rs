@@ -130,9 +130,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         shutdown_signal().await;
         closer.close();
     };
-    serve(listener, router(registry), tls, limits, shutdown).await?;
+    serve(listener, router(registry.clone()), tls, limits, shutdown).await?;
     evictor.abort();
     checks.abort();
+    // The write-ahead log merged into the data file: a clean stop leaves one file.
+    registry.shutdown().await;
     Ok(())
 }
 

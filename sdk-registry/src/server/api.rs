@@ -95,6 +95,10 @@ impl From<WriteError> for ApiError {
     fn from(e: WriteError) -> Self {
         match e {
             WriteError::Refused(e) => e.into(),
+            WriteError::Save(io) if io.kind() == std::io::ErrorKind::StorageFull => ApiError(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "the registry's disk is full: the change was not made; reads go on, and writes are taken again once there is room".to_owned(),
+            ),
             WriteError::Save(_) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
             WriteError::Closed => ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
         }
@@ -353,7 +357,12 @@ async fn health(State(registry): State<Arc<Registry>>) -> Json<serde_json::Value
     } else {
         "open"
     };
-    Json(serde_json::json!({ "status": "ok", "writes": writes }))
+    // Reads are served either way; a full disk refuses writes until it has room.
+    let (status, storage) = match registry.storage_full() {
+        true => ("degraded", "full"),
+        false => ("ok", "ok"),
+    };
+    Json(serde_json::json!({ "status": status, "writes": writes, "storage": storage }))
 }
 
 async fn register(

@@ -42,7 +42,7 @@ use std::{io, path::PathBuf, sync::Arc, time::Duration};
 
 use self::{
     store::Store,
-    writer::{Op, Writer},
+    writer::{Op, Storage, Writer},
 };
 use crate::InMemoryBackend;
 
@@ -110,12 +110,17 @@ pub const MAX_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 /// 2^53, so JavaScript reads them exactly.
 const EPOCH_SHIFT: u32 = 32;
 const EPOCH_MASK: u64 = (1 << 21) - 1;
+/// Counted starts use the lower half of the epochs (a million starts); a start that could
+/// not be counted takes one from the upper half.
+const COUNTED_EPOCHS: u64 = EPOCH_MASK >> 1;
 
 /// The server's state: the table, the one writer, the settings.
 #[derive(Debug)]
 pub struct Registry {
     backend: InMemoryBackend,
     writer: Writer,
+    /// Whether the data file takes writes.
+    storage: Arc<Storage>,
     config: ServerConfig,
     epoch: u64,
     /// Set by [`close`](Registry::close): open watches and event streams end.
@@ -140,10 +145,19 @@ impl Registry {
             }
             None => (None, None),
         };
-        let epoch = match &loaded {
-            Some(loaded) => loaded.epoch & EPOCH_MASK,
+        let random = (u64::from(std::process::id()) ^ crate::backend::unix_ms()) & EPOCH_MASK;
+        let storage = Arc::new(Storage::default());
+        let epoch = match loaded.as_ref().map(|l| l.epoch) {
+            Some(Some(counted)) => counted & COUNTED_EPOCHS,
+            // The start could not be counted (the disk is full): an epoch from the half no
+            // counted start reaches, so a follower never mistakes this run's versions for
+            // a later run's, and takes the whole set when either starts.
+            Some(None) => {
+                storage.set_full(true);
+                random | (COUNTED_EPOCHS + 1)
+            }
             // No file: a random epoch, so a follower of the last run still takes the new set.
-            None => (u64::from(std::process::id()) ^ crate::backend::unix_ms()) & EPOCH_MASK,
+            None => random,
         }
         .max(1); // never 0, the epoch of a follower that has seen nothing yet
         let backend = InMemoryBackend::evicting_manually(config.ttl, epoch << EPOCH_SHIFT);
@@ -160,10 +174,11 @@ impl Registry {
         if config.open_writes && config.token.is_none() {
             tracing::warn!("writes are open: anyone who reaches this server can register, deregister and mark instances");
         }
-        let writer = Writer::spawn(backend.clone(), store);
+        let writer = Writer::spawn(backend.clone(), store, storage.clone());
         Ok(Arc::new(Registry {
             backend,
             writer,
+            storage,
             config,
             epoch,
             closing: tokio::sync::watch::Sender::new(false),
@@ -176,6 +191,18 @@ impl Registry {
     /// them; call it when shutdown starts.
     pub fn close(&self) {
         self.closing.send_replace(true);
+    }
+
+    /// A clean stop, once requests are done: merges the data file's write-ahead log, so
+    /// the next start opens one file.
+    pub async fn shutdown(&self) {
+        self.close();
+        let _ = self.writer.write(Op::Checkpoint).await;
+    }
+
+    /// Whether the data file's disk is full: writes are refused (507) until it has room.
+    pub fn storage_full(&self) -> bool {
+        self.storage.is_full()
     }
 
     /// The table.

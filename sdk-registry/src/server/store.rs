@@ -45,8 +45,10 @@ pub(crate) struct Loaded {
     /// Rows in the log.
     pub(crate) rows: u64,
     /// Counts the server's starts on this file: watch versions carry it, so they never go
-    /// backwards across a restart.
-    pub(crate) epoch: u64,
+    /// backwards across a restart. `None` when this start could not be counted (the disk
+    /// is full): the server then serves what is stored under an epoch no counted start
+    /// can reach.
+    pub(crate) epoch: Option<u64>,
 }
 
 /// The open data file: a SQLite connection (owned by the one writer task) and the lock.
@@ -83,9 +85,19 @@ impl Store {
             import_json(path).await?;
         }
         let mut connection = connect(path).await?;
-        let loaded = load(&mut connection)
+        let mut loaded = load(&mut connection)
             .await
             .map_err(|e| io_error(path, &e))?;
+        // Counting this start is a write: on a full disk the server still starts, serves
+        // what is stored, and refuses writes until there is room again.
+        match count_start(&mut connection).await {
+            Ok(epoch) => loaded.epoch = Some(epoch),
+            Err(e) => {
+                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut connection).await;
+                let e = save_error(path, &e);
+                tracing::error!(error = %e, "could not count this start; serving what is stored, writes refused until it can");
+            }
+        }
         // The file, its WAL and its shared-memory index exist now: make their names durable
         // too, so a power cut right after the first commit cannot lose the files themselves.
         sync_dir(path)?;
@@ -98,6 +110,21 @@ impl Store {
         };
         store.compact_if_due().await;
         Ok((store, loaded))
+    }
+
+    /// Merges the write-ahead log into the data file and closes it: a clean stop leaves
+    /// one file, not a WAL to replay.
+    pub(crate) async fn checkpoint(&mut self) {
+        let Some(mut connection) = self.connection.take() else {
+            return;
+        };
+        if let Err(e) = sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            .execute(&mut connection)
+            .await
+        {
+            tracing::warn!(error = %e, "could not merge the write-ahead log at shutdown");
+        }
+        let _ = connection.close().await;
     }
 
     /// Commits `changes` in one transaction; on error nothing of them is in the file.
@@ -121,7 +148,7 @@ impl Store {
                     let _ = connection.close().await;
                 }
             }
-            return Err(io_error(&self.path, e));
+            return Err(save_error(&self.path, e));
         }
         self.rows += changes.len() as u64;
         self.compact_if_due().await;
@@ -226,7 +253,8 @@ async fn connect(path: &Path) -> io::Result<SqliteConnection> {
     Ok(connection)
 }
 
-async fn load(connection: &mut SqliteConnection) -> sqlx::Result<Loaded> {
+/// Counts this start in the file; the new epoch.
+async fn count_start(connection: &mut SqliteConnection) -> sqlx::Result<u64> {
     sqlx::raw_sql(
         "INSERT INTO meta (key, value) VALUES ('epoch', 1) \
          ON CONFLICT (key) DO UPDATE SET value = value + 1",
@@ -237,6 +265,11 @@ async fn load(connection: &mut SqliteConnection) -> sqlx::Result<Loaded> {
         .fetch_one(&mut *connection)
         .await?
         .try_get(0)?;
+    Ok(u64::try_from(epoch).unwrap_or(1))
+}
+
+/// Reads what the file holds, writing nothing.
+async fn load(connection: &mut SqliteConnection) -> sqlx::Result<Loaded> {
     let rows = sqlx::query("SELECT service, id, instance, health FROM log ORDER BY seq")
         .fetch_all(&mut *connection)
         .await?;
@@ -260,12 +293,32 @@ async fn load(connection: &mut SqliteConnection) -> sqlx::Result<Loaded> {
     Ok(Loaded {
         instances: state.into_values().collect(),
         rows: count,
-        epoch: u64::try_from(epoch).unwrap_or(1),
+        epoch: None,
     })
 }
 
 fn io_error(path: &Path, e: &dyn std::fmt::Display) -> io::Error {
     io::Error::other(format!("{}: {e}", path.display()))
+}
+
+/// A failed save as an I/O error naming the file: one that says the disk is full (SQLite's
+/// `SQLITE_FULL`, or `ENOSPC` underneath) is of kind `StorageFull`, which the API answers
+/// with 507 and `/health` reports.
+fn save_error(path: &Path, e: &sqlx::Error) -> io::Error {
+    const SQLITE_FULL: &str = "13";
+    const ENOSPC: i32 = 28;
+    let full = match e {
+        sqlx::Error::Database(db) => db.code().as_deref() == Some(SQLITE_FULL),
+        sqlx::Error::Io(io) => io.raw_os_error() == Some(ENOSPC),
+        _ => false,
+    };
+    match full {
+        true => io::Error::new(
+            io::ErrorKind::StorageFull,
+            format!("{}: {e}", path.display()),
+        ),
+        false => io_error(path, e),
+    }
 }
 
 /// `<data>` plus a suffix (`registry.db` → `registry.db.lock`).
@@ -398,7 +451,7 @@ mod tests {
         let path = temp("reopen");
         let (mut store, loaded) = Store::open(&path).await.expect("open");
         assert!(loaded.instances.is_empty());
-        assert_eq!(loaded.epoch, 1);
+        assert_eq!(loaded.epoch, Some(1));
         let a = ServiceInstance::new("orders", ("127.0.0.1", 1)).with_id("a");
         let b = ServiceInstance::new("orders", ("127.0.0.1", 2)).with_id("b");
         store
@@ -421,7 +474,7 @@ mod tests {
         drop(store);
         let (_store, loaded) = Store::open(&path).await.expect("reopen");
         assert_eq!(loaded.instances, [(a, HealthStatus::Unhealthy)]);
-        assert_eq!(loaded.epoch, 2);
+        assert_eq!(loaded.epoch, Some(2));
     }
 
     #[tokio::test]

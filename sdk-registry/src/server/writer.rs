@@ -31,6 +31,8 @@ pub(crate) enum Op {
     },
     /// Instances whose TTL passed (the evictor's).
     Evict(Vec<(String, String)>),
+    /// A clean stop: merge the write-ahead log into the data file.
+    Checkpoint,
 }
 
 impl Op {
@@ -41,6 +43,7 @@ impl Op {
             Op::Deregister { .. } => "deregister",
             Op::SetHealth { .. } => "set_health",
             Op::Evict(_) => "evict",
+            Op::Checkpoint => "checkpoint",
         }
     }
 }
@@ -51,7 +54,8 @@ pub(crate) enum WriteError {
     /// Refused as it stands (unknown instance).
     #[error(transparent)]
     Refused(#[from] RegistryError),
-    /// The change could not be saved; nothing changed.
+    /// The change could not be saved; nothing changed. Of kind `StorageFull` when the
+    /// disk is full.
     #[error("could not save the change: {0}")]
     Save(Arc<io::Error>),
     /// The server is shutting down.
@@ -67,11 +71,36 @@ pub(crate) struct Writer {
     queue: mpsc::Sender<(Op, Reply)>,
 }
 
+/// Whether the data file takes writes: set by every commit, read by `/health` and
+/// `/metrics`.
+#[derive(Debug, Default)]
+pub(crate) struct Storage {
+    full: std::sync::atomic::AtomicBool,
+}
+
+impl Storage {
+    /// Whether the last save failed because the disk is full (or the start could not be
+    /// counted).
+    pub(crate) fn is_full(&self) -> bool {
+        self.full.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub(crate) fn set_full(&self, full: bool) {
+        self.full.store(full, std::sync::atomic::Ordering::Relaxed);
+        metrics::gauge!("sdk_registry_storage_full").set(f64::from(u8::from(full)));
+    }
+}
+
 impl Writer {
-    /// Starts the writer task over `backend`, saving to `store` when there is one.
-    pub(crate) fn spawn(backend: InMemoryBackend, store: Option<Store>) -> Writer {
+    /// Starts the writer task over `backend`, saving to `store` when there is one, and
+    /// keeping `storage` told whether the disk takes writes.
+    pub(crate) fn spawn(
+        backend: InMemoryBackend,
+        store: Option<Store>,
+        storage: Arc<Storage>,
+    ) -> Writer {
         let (queue, requests) = mpsc::channel(MAX_BATCH * 4);
-        tokio::spawn(run(backend, store, requests));
+        tokio::spawn(run(backend, store, storage, requests));
         Writer { queue }
     }
 
@@ -89,6 +118,7 @@ impl Writer {
 async fn run(
     backend: InMemoryBackend,
     mut store: Option<Store>,
+    storage: Arc<Storage>,
     mut requests: mpsc::Receiver<(Op, Reply)>,
 ) {
     let mut batch = Vec::new();
@@ -108,8 +138,22 @@ async fn run(
             metrics::histogram!("sdk_registry_commit_seconds")
                 .record(started.elapsed().as_secs_f64());
         }
-        if let Err(e) = &saved {
-            tracing::error!(error = %e, changes = changes.len(), "a write could not be saved; nothing changed");
+        match &saved {
+            Err(e) => {
+                tracing::error!(error = %e, changes = changes.len(), "a write could not be saved; nothing changed");
+                storage.set_full(e.kind() == io::ErrorKind::StorageFull);
+            }
+            // Room again: the disk took this batch.
+            Ok(()) if !changes.is_empty() && storage.is_full() => {
+                tracing::info!("the data file takes writes again");
+                storage.set_full(false);
+            }
+            Ok(()) => {}
+        }
+        if let Some(store) = &mut store {
+            if planned.iter().any(|p| matches!(p.op, Op::Checkpoint)) {
+                store.checkpoint().await;
+            }
         }
         for Planned { op, outcome, reply } in planned {
             let (kind, result) = (op.kind(), &outcome);
@@ -206,6 +250,10 @@ fn plan(backend: &InMemoryBackend, ops: impl Iterator<Item = (Op, Reply)>) -> Ve
                 }),
                 None => Err(unknown(service, id)),
             },
+            Op::Checkpoint => Ok(Effect {
+                changes: Vec::new(),
+                health: HealthStatus::Unknown,
+            }),
             Op::Evict(expired) => Ok(Effect {
                 changes: expired
                     .iter()
@@ -260,6 +308,7 @@ fn apply(backend: &InMemoryBackend, op: Op, effect: Effect) {
         } => {
             let _ = backend.update_health(&service, &id, health);
         }
+        Op::Checkpoint => {}
         Op::Evict(_) => {
             for change in effect.changes {
                 if let Change::Delete { service, id } = change {
@@ -287,7 +336,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn an_instance_registered_again_after_it_expired_is_not_evicted() {
         let backend = InMemoryBackend::evicting_manually(Duration::from_secs(10), 0);
-        let writer = Writer::spawn(backend.clone(), None);
+        let writer = Writer::spawn(backend.clone(), None, Arc::default());
         let a = ServiceInstance::new("orders", ("127.0.0.1", 1)).with_id("a");
         writer.write(Op::Register(a.clone())).await.expect("saved");
         tokio::time::advance(Duration::from_secs(11)).await;
@@ -308,7 +357,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn refused_ops_change_nothing_and_others_in_the_batch_go_through() {
         let backend = InMemoryBackend::evicting_manually(Duration::from_secs(10), 0);
-        let writer = Writer::spawn(backend.clone(), None);
+        let writer = Writer::spawn(backend.clone(), None, Arc::default());
         let unknown = writer
             .write(Op::Deregister {
                 service: "orders".into(),
