@@ -26,4 +26,8 @@ pub enum RegistryError {
     /// The backend could not be reached or failed.
     #[error("registry backend unavailable: {0}")]
     Unavailable(String),
+    /// The registry URL answered, but with 404 for the registry's own API: a wrong URL (a
+    /// path, a port of another server), or not a registry.
+    #[error("{0} answered 404 Not Found: a wrong registry URL, or not an sdk-registry server")]
+    NotFound(String),
 }

@@ -754,6 +754,25 @@ async fn a_follower_says_why_it_has_no_instance() {
     let why = no_instance_because(&locked_out, "sick", |w| matches!(w, Why::Unauthorized(_))).await;
     assert!(why.to_string().contains("401"), "{why}");
 
+    // A URL that answers, but not as a registry (another web server, which answers 404 to
+    // the registry's paths): said as such, not as "unreachable".
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let other = format!("http://{}", listener.local_addr().expect("addr"));
+    tokio::spawn(async move { axum::serve(listener, axum::Router::new()).await });
+    let elsewhere = HttpBackend::new(&other, Some("s3cret".into())).expect("url");
+    let astray = sdk::ServiceSdk::builder()
+        .registry(elsewhere)
+        .build()
+        .expect("valid");
+    let why = no_instance_because(&astray, "sick", |w| matches!(w, Why::RegistryNotFound(_))).await;
+    let said = why.to_string();
+    assert!(
+        said.contains("404") && said.contains("not a registry") && !said.contains("unreachable"),
+        "{said}"
+    );
+
     server.child.kill().await.expect("kill -9");
     let down = HttpBackend::new(&server.url, Some("s3cret".into())).expect("url");
     let stranded = sdk::ServiceSdk::builder()

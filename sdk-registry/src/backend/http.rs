@@ -113,11 +113,17 @@ impl HttpBackend {
         let message = serde_json::from_slice::<ErrorBody>(&bytes)
             .map_or_else(|_| status.to_string(), |b| b.error);
         Err(match status {
-            StatusCode::NOT_FOUND => {
+            // The registry answers 404 only for an instance it does not have, with its own
+            // JSON error; anything else is a URL that is not the registry's API.
+            StatusCode::NOT_FOUND if is_instance_path(path) && message != status.to_string() => {
                 let mut parts = path.split('/').skip(3);
                 let service = parts.next().unwrap_or_default().to_owned();
                 let id = parts.nth(1).unwrap_or_default().to_owned();
                 RegistryError::UnknownInstance { service, id }
+            }
+            StatusCode::NOT_FOUND => {
+                let shown = path.split('?').next().unwrap_or_default();
+                RegistryError::NotFound(format!("{}{shown}", self.base))
             }
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                 RegistryError::Unauthorized(format!("{}: {status}: {message}", self.base))
@@ -307,4 +313,15 @@ impl RegistryBackend for HttpBackend {
     fn watch_problem(&self, service: &str) -> Option<RegistryError> {
         self.problems.get(service)
     }
+}
+
+/// Whether `path` names one instance (`/v1/services/<service>/instances/<id>...`).
+fn is_instance_path(path: &str) -> bool {
+    let mut parts = path
+        .split('?')
+        .next()
+        .unwrap_or_default()
+        .split('/')
+        .skip(3);
+    parts.next().is_some() && parts.next() == Some("instances") && parts.next().is_some()
 }

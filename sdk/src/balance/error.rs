@@ -25,6 +25,9 @@ pub enum NoInstanceReason {
     RegistryUnreachable(String),
     /// The registry refused the SDK's credentials.
     Unauthorized(String),
+    /// The registry URL answered 404 for the registry's API: a wrong URL, or not a
+    /// registry.
+    RegistryNotFound(String),
     /// Nothing is listening for the message's pattern: no responder subscribed (NATS
     /// "no responders"), or the broker returned the message as unroutable.
     NoResponder,
@@ -59,6 +62,10 @@ impl fmt::Display for NoInstanceReason {
             NoInstanceReason::Unauthorized(why) => {
                 write!(f, "the registry refused the credentials ({why})")
             }
+            NoInstanceReason::RegistryNotFound(url) => write!(
+                f,
+                "the registry was not found: {url} answered 404 (a wrong registry URL, or not a registry)"
+            ),
             NoInstanceReason::NoResponder => {
                 f.write_str("nothing is listening for this message's pattern")
             }

@@ -141,6 +141,7 @@ fn explainer(
             .or_else(|| status.problem.locked().clone());
         match problem {
             Some(RegistryError::Unauthorized(why)) => NoInstanceReason::Unauthorized(why),
+            Some(RegistryError::NotFound(url)) => NoInstanceReason::RegistryNotFound(url),
             Some(other) => NoInstanceReason::RegistryUnreachable(other.to_string()),
             None => match status.registered.load(Ordering::Acquire) {
                 0 => NoInstanceReason::NothingRegistered,
