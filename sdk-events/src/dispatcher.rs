@@ -45,7 +45,8 @@ pub struct DispatcherConfig {
     /// The delays between attempts (default 5 s, 5 min, 30 min, 2 h, 5 h, 10 h, 10 h,
     /// ±20 %): one attempt more than it has steps.
     pub schedule: ScheduledBackoff,
-    /// How long a delivery waits for a handler's open breaker (default 5 s).
+    /// The longest a delivery waits for a handler's open breaker before it is looked at
+    /// again (default 5 s); it is due as soon as the breaker admits a probe.
     pub breaker_wait: Duration,
     /// On shutdown, how long attempts in flight may take (default 10 s).
     pub shutdown_grace: Duration,
@@ -95,8 +96,12 @@ pub enum Attempt {
     },
     /// No answer: the connection failed or the attempt timed out.
     Failed(String),
-    /// The handler's breaker is open: nothing was sent.
-    BreakerOpen,
+    /// The handler's breaker is open: nothing was sent. It admits a probe after
+    /// `retry_after`.
+    BreakerOpen {
+        /// How long until the breaker admits a probe.
+        retry_after: Duration,
+    },
     /// The handler cannot be called at all (its URL is not usable).
     Unusable(String),
 }
@@ -135,13 +140,16 @@ pub fn decide(
             format!("the handler answered {status}"),
         ),
         Attempt::Failed(error) => (None, None, error.clone()),
-        Attempt::BreakerOpen => {
+        Attempt::BreakerOpen { retry_after } => {
+            // Due when the breaker admits a probe again, looked at no later than
+            // `breaker_wait`.
+            let wait = (*retry_after).clamp(Duration::from_millis(10), config.breaker_wait);
             return Settlement::Retry {
-                due_ms: now_ms.saturating_add(ms(config.breaker_wait)),
+                due_ms: now_ms.saturating_add(ms(wait)),
                 status: None,
                 error: "the handler's circuit breaker is open".into(),
                 counted: false,
-            }
+            };
         }
         Attempt::Unusable(error) => {
             return Settlement::Dead {
@@ -373,7 +381,14 @@ impl Dispatcher {
                 status: response.status().as_u16(),
                 retry_after: sdk::retry::retry_after(response.headers()),
             },
-            Err(e) if e.is_circuit_open() => Attempt::BreakerOpen,
+            Err(e) if e.is_circuit_open() => match e.last_attempt() {
+                ServiceError::CircuitOpen { retry_after, .. } => Attempt::BreakerOpen {
+                    retry_after: *retry_after,
+                },
+                _ => Attempt::BreakerOpen {
+                    retry_after: self.config.breaker_wait,
+                },
+            },
             Err(ServiceError::InvalidRequest { reason, .. }) => Attempt::Unusable(reason),
             Err(e) => Attempt::Failed(e.to_string()),
         }
@@ -431,7 +446,14 @@ mod tests {
         assert_eq!(due(&after(42)), 42_000);
         assert_eq!(due(&after(86_400)), 300_000);
         assert!(matches!(
-            decide(&Attempt::BreakerOpen, 1, 0, &config()),
+            decide(
+                &Attempt::BreakerOpen {
+                    retry_after: Duration::from_secs(60)
+                },
+                1,
+                0,
+                &config()
+            ),
             Settlement::Retry {
                 counted: false,
                 due_ms: 5_000,

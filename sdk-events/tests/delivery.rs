@@ -356,3 +356,47 @@ async fn sigterm_gives_back_unfinished_deliveries_at_once() {
     );
     assert_eq!(seen[0].header("webhook-id"), seen[1].header("webhook-id"));
 }
+
+/// A handler's breaker is the operator's to set: with `--handler-breaker-failures 1` one
+/// failure opens it, and the retry waits for it (counted as `breaker_open`) instead of
+/// being sent at once; `--handler-breaker-open-ms` bounds the wait.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_handler_breaker_is_configurable() {
+    let db = support::sqlite();
+    let bus = Bus::start(
+        &db,
+        &[
+            "--handler-breaker-failures",
+            "1",
+            "--handler-breaker-open-ms",
+            "1500",
+        ],
+    )
+    .await;
+    let receiver = Receiver::start().await;
+    let (token, _) = bus.welcome(&receiver.url).await;
+    receiver.then(&[Answer(500, None)]);
+    let (status, _) = bus.publish(&token, "user.created", user(1)).await;
+    assert_eq!(status, 201);
+    let seen = receiver.wait_for(2, Duration::from_secs(10)).await;
+    assert_eq!(seen.len(), 2, "delivered once the breaker let it through");
+    // The retry was due 100 ms after the failure; the open breaker held it until it
+    // admitted a probe, ~1.5 s (not the 5 s a delivery waits at most).
+    let gap = seen[1].at - seen[0].at;
+    assert!(
+        gap >= Duration::from_millis(1400) && gap < Duration::from_millis(4500),
+        "{gap:?}"
+    );
+    let metrics = reqwest::get(format!("{}/metrics", bus.url))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l.starts_with("sdk_events_attempts_total{outcome=\"breaker_open\"}")),
+        "{metrics}"
+    );
+}

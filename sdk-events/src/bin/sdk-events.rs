@@ -50,6 +50,14 @@ struct Args {
     /// Serve the API only; deliveries are made by other processes on the same database.
     #[arg(long)]
     no_dispatcher: bool,
+    /// Failed deliveries in a row that open a handler's breaker (1 to 1000): while it is
+    /// open, its deliveries wait without spending attempts.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1_000))]
+    handler_breaker_failures: u32,
+    /// Milliseconds a handler's breaker stays open before a delivery probes it again (100
+    /// to 3600000).
+    #[arg(long, default_value_t = 60_000, value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    handler_breaker_open_ms: u64,
     /// Let subscriptions name handlers at internal addresses: loopback, private ranges,
     /// link-local and cloud metadata (refused by default, after DNS too).
     #[arg(long)]
@@ -138,8 +146,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         };
         // Handler names are judged again after DNS, on the address connected to.
         let transport = sdk::transport::TransportConfig::new().addresses(handlers.clone());
+        // Each handler origin is a service of this SDK, with a breaker of its own.
+        let breaker = sdk::circuit_breaker::BreakerConfig::default()
+            .failure_threshold(args.handler_breaker_failures)
+            .open_duration(Duration::from_millis(args.handler_breaker_open_ms));
         let sdk = sdk::ServiceSdk::builder()
             .transport_config(transport)
+            .defaults(sdk::ServiceConfig::new().circuit_breaker(breaker))
             .build();
         sdk.map(|sdk| Dispatcher::new(store.clone(), sdk, config, clock))
     });

@@ -8,7 +8,9 @@
 //!   estimate takes a slow answer at once and forgets it slowly (`decay`), so a slow instance
 //!   is avoided quickly and tried again later. A 5xx or 429 answer is charged
 //!   `failure_penalty`, however fast it was, or a failing instance would look fast and
-//!   attract traffic. A new instance starts at `default_rtt`, so it is tried at once.
+//!   attract traffic. A new instance starts at the best known instance's estimate (at
+//!   `default_rtt` when none is known, never above it), so it is tried at once: a tie
+//!   with the best instance is won half the time.
 //! - or **round robin**.
 //!
 //! An instance that fails `ejection_failures` times in a row is ejected for
@@ -209,8 +211,16 @@ impl Shared {
         if let Some(stats) = self.stats.load().get(instance.url()) {
             return stats.clone();
         }
+        // A new instance starts no costlier than the best known one: at `default_rtt`
+        // beside instances that answer in a millisecond it would lose every comparison
+        // until its estimate decayed (seconds), so it is tried at once instead.
+        let (now, decay) = (self.now_ns(), crate::clock::nanos(self.config.decay));
+        let best_known = (self.stats.load().values())
+            .map(|known| known.estimate(now, decay) as u64)
+            .min();
         let default_rtt = crate::clock::nanos(self.config.default_rtt);
-        let stats = Arc::new(InstanceStats::new(default_rtt, self.now_ns()));
+        let start = best_known.map_or(default_rtt, |best| best.clamp(1, default_rtt));
+        let stats = Arc::new(InstanceStats::new(start, now));
         // A new instance means the set changed: the copy keeps only the instances in it
         // now, so the map never outgrows the set (calls in flight hold their own `Arc`).
         let current = self.instances.current();
@@ -557,6 +567,35 @@ fn observe(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_instance_is_tried_at_once_beside_fast_ones() {
+        let set = InstanceSet::default();
+        let layer = BalanceLayer::new(
+            "svc".into(),
+            set.clone(),
+            None,
+            LoadBalancerConfig::default(),
+        );
+        let picker = layer.layer(()).picker();
+        let shared = &picker.shared;
+        let old = Instance::parse("http://10.0.0.1:80").expect("valid");
+        let new = Instance::parse("http://10.0.0.2:80").expect("valid");
+        set.replace(vec![old.clone()]);
+        let decay = crate::clock::nanos(shared.config.decay);
+        let known = shared.stats_for(&old);
+        for _ in 0..20 {
+            known.observe(1_000_000, shared.now_ns(), decay); // answers in 1 ms
+        }
+        set.replace(vec![old, new.clone()]);
+        let picks = (0..40)
+            .filter(|_| picker.pick().as_ref() == Some(&new))
+            .count();
+        assert!(
+            picks >= 5,
+            "the new instance got {picks} of 40 picks beside a 1 ms one"
+        );
+    }
 
     #[test]
     fn statistics_never_outgrow_the_instance_set() {

@@ -25,15 +25,17 @@ impl InstanceStats {
         }
     }
 
-    /// Expected cost of one more request: latency estimate × (in flight + 1).
     /// Expected cost of one more request: latency estimate × (in flight + 1). The estimate
     /// decays with the time since it was last updated (as tower's `PeakEwma` does), so an
     /// instance that was slow, and has been avoided since, is eventually tried again.
     pub(crate) fn cost(&self, now_ns: u64, decay_ns: u64) -> f64 {
+        self.estimate(now_ns, decay_ns) * f64::from(self.in_flight.load(Ordering::Relaxed) + 1)
+    }
+
+    /// The latency estimate now, decayed with the time since it was last updated.
+    pub(crate) fn estimate(&self, now_ns: u64, decay_ns: u64) -> f64 {
         let idle = now_ns.saturating_sub(self.updated_ns.load(Ordering::Relaxed)) as f64;
-        let estimate =
-            self.rtt_ns.load(Ordering::Relaxed) as f64 * (-idle / decay_ns.max(1) as f64).exp();
-        estimate * f64::from(self.in_flight.load(Ordering::Relaxed) + 1)
+        self.rtt_ns.load(Ordering::Relaxed) as f64 * (-idle / decay_ns.max(1) as f64).exp()
     }
 
     pub(crate) fn is_ejected(&self, now_ns: u64) -> bool {
