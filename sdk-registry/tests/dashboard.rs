@@ -176,6 +176,50 @@ async fn the_dashboard_shows_the_registry_live_in_a_browser() {
         .eval("document.getElementById('status').textContent")
         .await;
     assert_eq!(status, json!("live"));
+    // The script and style are files of their own (the policy runs no inline code).
+    assert_eq!(
+        page.eval("document.querySelectorAll('script:not([src]), style').length")
+            .await,
+        json!(0)
+    );
+    let summary = page
+        .eval("document.getElementById('summary').textContent")
+        .await;
+    assert!(
+        summary
+            .as_str()
+            .is_some_and(|s| s.starts_with("3 services · 6 instances")),
+        "{summary}"
+    );
+    // The cards stand apart.
+    let gaps = page
+        .eval("(() => { const s = [...document.querySelectorAll('section.service')]; \
+               return s.slice(1).map((c, i) => c.getBoundingClientRect().top - s[i].getBoundingClientRect().bottom); })()")
+        .await;
+    assert!(
+        gaps.as_array()
+            .is_some_and(|g| !g.is_empty() && g.iter().all(|v| v.as_f64().unwrap_or(0.0) >= 8.0)),
+        "gaps between cards: {gaps}"
+    );
+
+    // On a 420 px wide screen a service's table scrolls sideways instead of being cut off.
+    page.call(
+        "Emulation.setDeviceMetricsOverride",
+        json!({ "width": 420, "height": 900, "deviceScaleFactor": 1, "mobile": true }),
+    )
+    .await;
+    let narrow = page
+        .eval("(() => { const r = document.querySelector('section[data-service=\"user-service\"] .rows'); \
+               return [getComputedStyle(r).overflowX, r.scrollWidth > r.clientWidth, \
+                       document.documentElement.scrollWidth <= window.innerWidth]; })()")
+        .await;
+    assert_eq!(
+        narrow,
+        json!(["auto", true, true]),
+        "[overflow, scrolls, page fits]"
+    );
+    page.call("Emulation.clearDeviceMetricsOverride", json!({}))
+        .await;
 
     let png = page.screenshot().await;
     assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
@@ -187,6 +231,44 @@ async fn the_dashboard_shows_the_registry_live_in_a_browser() {
         std::fs::write(docs, &png).expect("write docs/dashboard.png");
     }
     keep_alive.abort();
+}
+
+/// The page runs only its own files: no `unsafe-inline` for scripts or styles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_runs_no_inline_code() {
+    let server = start_binary(
+        &["--listen", "127.0.0.1:0", "--token", support::TOKEN],
+        None,
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let page = http
+        .get(format!("{}/", server.url))
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("page");
+    let policy = page.headers()["content-security-policy"]
+        .to_str()
+        .expect("text")
+        .to_owned();
+    assert!(!policy.contains("unsafe-inline"), "{policy}");
+    assert!(policy.contains("script-src 'self'"), "{policy}");
+    let html = page.text().await.expect("html");
+    assert!(
+        !html.contains("<style") && !html.contains("<script>"),
+        "{html}"
+    );
+    for (path, kind) in [("/dashboard.js", "javascript"), ("/dashboard.css", "css")] {
+        let asset = http
+            .get(format!("{}{path}", server.url))
+            .send()
+            .await
+            .expect("asset");
+        assert_eq!(asset.status(), 200, "{path} is served without a token");
+        let content_type = asset.headers()["content-type"].to_str().expect("text");
+        assert!(content_type.contains(kind), "{path}: {content_type}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -38,6 +38,8 @@ pub fn router(registry: Arc<Registry>) -> Router {
     let (max_body, body_timeout) = (config.max_body, config.body_timeout);
     Router::new()
         .route("/", get(index))
+        .route("/dashboard.js", get(super::dashboard::script))
+        .route("/dashboard.css", get(super::dashboard::style))
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
         .route("/v1/instances", post(register))
@@ -168,7 +170,10 @@ async fn authenticate(
 ) -> Response {
     let write = !matches!(*request.method(), Method::GET | Method::HEAD);
     // The index and liveness say nothing about the services registered.
-    let open = matches!(request.uri().path(), "/" | "/health");
+    let open = matches!(
+        request.uri().path(),
+        "/" | "/health" | "/dashboard.js" | "/dashboard.css"
+    );
     if let Some(token) = &registry.config.token {
         if !open && (write || registry.config.protect_reads) {
             let presented = request
