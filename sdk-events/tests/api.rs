@@ -1,6 +1,8 @@
 //! The reference API end to end against the real binary, on SQLite and on PostgreSQL:
 //! set-up, publishing with schema checks, auth, signed deliveries, idempotency, bad input.
 
+#[path = "../../tests/support/readme_curl.rs"]
+mod readme_curl;
 mod support;
 
 use std::time::{Duration, SystemTime};
@@ -577,4 +579,34 @@ async fn wait_dead(bus: &Bus, subscription: &str) -> Value {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("no dead delivery for {subscription}");
+}
+
+/// The README's curl lines for the event bus, run as written (with this bus's address, its
+/// admin token, and the publishing token the first line answers with).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readmes_curl_lines_work_as_written() {
+    let db = support::sqlite();
+    let bus = Bus::start(&db, &[]).await;
+    let addr = bus.addr().to_owned();
+    tokio::task::spawn_blocking(move || {
+        let curls = readme_curl::curls("### The API, with curl");
+        let admin = format!("Authorization: Bearer {ADMIN}");
+        let env = [("ADMIN", admin.as_str())];
+        let (status, created) =
+            readme_curl::run(&curls[0], &[("localhost:8600", addr.as_str())], &env);
+        assert_eq!(status, 201, "{created}");
+        let created: Value = serde_json::from_str(&created).expect("JSON");
+        let token = created["token"].as_str().expect("a token").to_owned();
+        let replace = [
+            ("localhost:8600", addr.as_str()),
+            ("evt_3f9c…", token.as_str()),
+        ];
+        let bodies = readme_curl::run_all(&curls[1..], &replace, &env);
+        assert!(
+            bodies.iter().any(|b| b.contains("\"deliveries\":1")),
+            "{bodies:?}"
+        );
+    })
+    .await
+    .expect("the curl lines");
 }

@@ -2,6 +2,8 @@
 //! cross, the JSON answers it gives itself, tokens (HS256, JWKS rotation, algorithm
 //! confusion), WebSockets, a killed instance routed around, health and metrics.
 
+#[path = "../../tests/support/readme_curl.rs"]
+mod readme_curl;
 mod support;
 
 use std::time::Duration;
@@ -666,4 +668,30 @@ async fn bad_configurations_are_refused_with_the_key() {
         assert!(!status.success(), "{config} was accepted");
         assert!(stderr.contains(says), "{stderr:?} should mention {says:?}");
     }
+}
+
+/// The README's curl lines for the gateway, run as written against the binary with the
+/// README's routes (and tokens for `$TOKEN` and `$READER`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readmes_curl_lines_work_as_written() {
+    let (_registry, _upstreams, gateway) = setup(&hs256_only()).await;
+    let token = tokens::hs256(&tokens::claims(
+        "u",
+        json!({ "scope": "orders:read orders:write" }),
+    ));
+    let reader = tokens::hs256(&tokens::claims("u", json!({ "scope": "orders:read" })));
+    let addr = gateway.addr().to_owned();
+    tokio::task::spawn_blocking(move || {
+        let curls = readme_curl::curls("With curl, against the configuration above:");
+        let env = [("TOKEN", token.as_str()), ("READER", reader.as_str())];
+        let bodies = readme_curl::run_all(&curls, &[("localhost:8080", addr.as_str())], &env);
+        assert!(
+            bodies
+                .iter()
+                .any(|b| b.contains("sdk_gateway_requests_total")),
+            "{bodies:?}"
+        );
+    })
+    .await
+    .expect("the curl lines");
 }

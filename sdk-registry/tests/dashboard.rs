@@ -3,6 +3,8 @@
 //! stale instances, and follows registrations without a reload.
 #![cfg(feature = "server")]
 
+#[path = "../../tests/support/readme_curl.rs"]
+mod readme_curl;
 mod support;
 
 use std::time::Duration;
@@ -324,4 +326,31 @@ async fn programs_still_get_json_at_the_root() {
         .expect("up");
     assert_eq!(feed.status(), 200);
     assert_eq!(feed.headers()["content-type"], "text/event-stream");
+}
+
+/// The README's curl lines for the registry server and its dashboard, run as written
+/// against the binary (writes open, as the dashboard's lines start it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_readmes_curl_lines_work_as_written() {
+    let server = start_binary(&["--listen", "127.0.0.1:0", "--allow-open-writes"], None).await;
+    let addr = server.addr.clone();
+    tokio::task::spawn_blocking(move || {
+        let replace = [
+            ("127.0.0.1:8500", addr.as_str()),
+            ("localhost:8500", addr.as_str()),
+        ];
+        let index = readme_curl::run_all(
+            &readme_curl::curls("### The registry server"),
+            &replace,
+            &[],
+        );
+        assert!(index[0].contains("\"endpoints\""), "{index:?}");
+        let live = readme_curl::run_all(&readme_curl::curls("## Dashboard"), &replace, &[]);
+        assert!(
+            live[1].contains("users-1"),
+            "the stream shows the registration: {live:?}"
+        );
+    })
+    .await
+    .expect("the curl lines");
 }

@@ -271,7 +271,7 @@ async fn every_error_answer_is_json() {
         (
             http.put(format!("{url}/v1/services/orders/instances/a/health"))
                 .json(&json!({ "health": "great" })),
-            422,
+            400,
             "health",
         ),
     ];

@@ -114,7 +114,7 @@ async fn register_list_heartbeat_and_refuse_bad_input() {
         (
             http.post(format!("{url}/v1/instances"))
                 .json(&json!({ "id": "x", "service": "orders" })),
-            422,
+            400,
             "host",
         ),
         (

@@ -117,7 +117,14 @@ impl From<JsonRejection> for ApiError {
             }
             source = e.source();
         }
-        ApiError(rejection.status(), rejection.body_text())
+        // A body that is JSON but not the expected shape (an unknown field, a wrong type) is
+        // a bad request like malformed JSON: 422 is the event bus's answer for a payload
+        // its schema refuses, and only that.
+        let status = match &rejection {
+            JsonRejection::JsonDataError(_) => StatusCode::BAD_REQUEST,
+            other => other.status(),
+        };
+        ApiError(status, rejection.body_text())
     }
 }
 
