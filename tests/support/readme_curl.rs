@@ -3,7 +3,7 @@
 //! tokens in, run them with the real `curl` through `sh`, and check the status each line's
 //! comment promises (a 2xx where it promises none). Shared by the registry's, the event
 //! bus's and the gateway's tests.
-#![allow(dead_code)]
+#![allow(dead_code, unreachable_pub)]
 
 use std::path::Path;
 
