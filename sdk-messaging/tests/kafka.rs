@@ -307,3 +307,12 @@ async fn a_target_down_defers_without_spending_attempts() {
     )
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_server_means_no_responder_at_once() {
+    let Some(setup) = setup(Duration::from_secs(5)).await else {
+        return;
+    };
+    suite::a_stopped_server_means_no_responder_at_once(&setup.messaging, &setup.ns, &setup.group)
+        .await;
+}

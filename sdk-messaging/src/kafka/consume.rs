@@ -70,6 +70,19 @@ pub(super) async fn subscribe(
         .subscribe(&[topics.as_str()])
         .map_err(|e| broken(format!("subscribing to {topics}: {e}")))?;
     let (sender, receiver) = mpsc::channel(subscription.prefetch.max(1));
+    if kind == Kind::Request {
+        // Said before `start` returns, so a `send` right after finds this server; then
+        // every few seconds while it runs, and once more, "left", when it stops.
+        let instance = crate::envelope::new_id();
+        let pattern = subscription.pattern.as_str().to_owned();
+        super::presence::beat(&broker, &pattern, &instance, super::presence::ALIVE_FOR).await?;
+        tokio::spawn(super::presence::keep_beating(
+            broker.clone(),
+            pattern,
+            instance,
+            sender.clone(),
+        ));
+    }
     let session_timeout = settings.session_timeout;
     let source = Source {
         broker,

@@ -4,7 +4,8 @@
 //!   request for `user.create` to `<prefix>.req.user.create` (prefix `sdk`), keyed by its
 //!   message id. Event topics are created by the first `emit` (or the first handler)
 //!   with `partitions` partitions; request topics by the first handler, so a `send` to a
-//!   pattern no handler ever served fails at once with `NoResponder`.
+//!   pattern no handler ever served fails at once with `NoResponder`, and so does one whose
+//!   servers all stopped or died (each server heartbeats on `<prefix>.presence`).
 //! - **`emit`** returns once the broker has acknowledged the record with `acks=all` (the
 //!   producer is idempotent: a record librdkafka resends is stored once). Events are kept
 //!   by the topic's retention, whoever consumes them; a group that starts later reads from
@@ -29,6 +30,7 @@
 //!   The reply topic is not deleted when the connection closes (see the README).
 
 mod consume;
+mod presence;
 mod progress;
 
 use std::{
@@ -88,6 +90,8 @@ struct Shared {
     topics: Mutex<HashSet<String>>,
     connected: AtomicBool,
     reply_task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    /// Who serves which request pattern, from the servers' heartbeats.
+    presence: presence::Presence,
 }
 
 impl Drop for Shared {
@@ -130,6 +134,7 @@ impl KafkaBroker {
             topics: Mutex::new(HashSet::new()),
             connected: AtomicBool::new(false),
             reply_task: Mutex::new(None),
+            presence: presence::Presence::default(),
             settings,
         }));
         broker.reachable().await?;
@@ -323,7 +328,12 @@ impl Broker for KafkaBroker {
         let this = self.clone();
         Box::pin(async move {
             let topic = this.topic(Kind::Request, message.pattern.as_str());
-            if !this.topic_exists(&topic).await? {
+            if this.0.presence.first() {
+                presence::start_reader(&this);
+            }
+            if !this.topic_exists(&topic).await?
+                || !this.0.presence.served(message.pattern.as_str())
+            {
                 return Err(no_responder());
             }
             let key = crate::envelope::new_id();
