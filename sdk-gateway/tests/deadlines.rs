@@ -143,6 +143,10 @@ timeout = "30s"
     )
 }
 
+/// What the feature promises, not a window across three processes on a busy machine: a
+/// hop gives up at the first caller's deadline, not before it by more than the header's
+/// whole-millisecond rounding and the time in transit, and not after it by anything like
+/// the 30 s it would otherwise wait (a 300 ms margin covers a loaded 2-core machine).
 fn assert_near(what: &str, at: Instant, deadline: Instant) {
     let (early, late) = (
         deadline.saturating_duration_since(at),
@@ -150,10 +154,13 @@ fn assert_near(what: &str, at: Instant, deadline: Instant) {
     );
     eprintln!("{what}: {early:?} early, {late:?} late");
     assert!(
-        early <= Duration::from_millis(20) && late <= Duration::from_millis(20),
+        early <= Duration::from_millis(60) && late <= Duration::from_millis(300),
         "{what} gave up {early:?} before or {late:?} after the first caller's deadline"
     );
 }
+
+/// Time in transit a header may have spent between being stamped and being read.
+const TRANSIT: u64 = 50;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_hop_gives_up_at_the_first_callers_deadline() {
@@ -203,11 +210,12 @@ async fn every_hop_gives_up_at_the_first_callers_deadline() {
     for (at, left) in &arrivals {
         assert!(*at < deadline, "an attempt started past the deadline");
         let left = left.expect("the header");
+        // It was stamped before it arrived: what was left then is what is left at arrival
+        // plus the time in transit, and never more than the 200 ms attempt timeout.
         let had = deadline.saturating_duration_since(*at).as_millis() as u64;
-        // (+3: the SDK stamps the caller's deadline a moment after `started`.)
         assert!(
-            left <= had.min(200) + 3,
-            "told {left} ms with {had} ms left"
+            left <= 200 && left <= had + TRANSIT,
+            "told {left} ms with {had} ms left at arrival"
         );
     }
     assert!(
