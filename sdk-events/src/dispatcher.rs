@@ -381,16 +381,13 @@ impl Dispatcher {
                 status: response.status().as_u16(),
                 retry_after: sdk::retry::retry_after(response.headers()),
             },
-            Err(e) if e.is_circuit_open() => match e.last_attempt() {
+            Err(e) => match e.last_attempt() {
                 ServiceError::CircuitOpen { retry_after, .. } => Attempt::BreakerOpen {
                     retry_after: *retry_after,
                 },
-                _ => Attempt::BreakerOpen {
-                    retry_after: self.config.breaker_wait,
-                },
+                ServiceError::InvalidRequest { reason, .. } => Attempt::Unusable(reason.clone()),
+                _ => Attempt::Failed(e.to_string()),
             },
-            Err(ServiceError::InvalidRequest { reason, .. }) => Attempt::Unusable(reason),
-            Err(e) => Attempt::Failed(e.to_string()),
         }
     }
 }

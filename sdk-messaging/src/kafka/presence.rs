@@ -42,13 +42,16 @@ const TAIL: i64 = 10_000;
 const INSTANCE: &str = "sdk-instance";
 const ALIVE_MS: &str = "sdk-alive-ms";
 
+/// One pattern's instances: instance → the time (ms since the epoch) it counts until.
+type Heartbeats = HashMap<String, u64>;
+
 /// What the heartbeats read so far say.
 #[derive(Debug, Default)]
 pub(super) struct Presence {
-    /// Handler pattern → its instances' heartbeats: instance → the time (ms since the
-    /// epoch) it counts until. A pattern whose instances all left or ran out stays, empty:
-    /// the evidence that nobody serves it.
-    live: Mutex<HashMap<String, HashMap<String, u64>>>,
+    /// Handler pattern (parsed once, when first heard of) → its instances' heartbeats:
+    /// instance → the time (ms since the epoch) it counts until. A pattern whose instances
+    /// all left or ran out stays, empty: the evidence that nobody serves it.
+    live: Mutex<HashMap<String, (Pattern, Heartbeats)>>,
     /// Whether the reader was started.
     started: std::sync::atomic::AtomicBool,
 }
@@ -60,8 +63,8 @@ impl Presence {
         let now = now_ms();
         let live = self.live.locked();
         let mut seen = false;
-        for (pattern, instances) in live.iter() {
-            if Pattern::handler(pattern).is_ok_and(|p| p.matches(subject)) {
+        for (pattern, instances) in live.values() {
+            if pattern.matches(subject) {
                 if instances.values().any(|until| *until > now) {
                     return true;
                 }
@@ -79,7 +82,15 @@ impl Presence {
     fn record(&self, pattern: String, instance: String, until: u64) {
         let now = now_ms();
         let mut live = self.live.locked();
-        let instances = live.entry(pattern).or_default();
+        let instances = match live.entry(pattern) {
+            std::collections::hash_map::Entry::Occupied(known) => &mut known.into_mut().1,
+            std::collections::hash_map::Entry::Vacant(new) => {
+                let Ok(parsed) = Pattern::handler(new.key()) else {
+                    return; // not a pattern: not the SDK's heartbeat
+                };
+                &mut new.insert((parsed, HashMap::new())).1
+            }
+        };
         instances.insert(instance, until);
         // Instances that left or ran out are forgotten; their pattern stays.
         instances.retain(|_, until| *until > now);

@@ -109,7 +109,9 @@ async fn keep_alive(
 async fn mark_alive(broker: &RedisBroker, stream: &str, me: &str) -> redis::RedisResult<()> {
     let millis = u64::try_from(ALIVE_FOR.as_millis()).unwrap_or(u64::MAX);
     let mut connection = broker.shared.commands.clone();
-    super::routes::keep_alive()
+    broker
+        .shared
+        .keep_alive
         .key(Keys::alive(stream))
         .arg(me)
         .arg(millis)

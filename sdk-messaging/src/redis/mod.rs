@@ -94,6 +94,8 @@ struct Shared {
     connected: AtomicBool,
     append_event: Script,
     append_request: Script,
+    /// Marks a request consumer alive (its script compiled once).
+    keep_alive: Script,
     /// The URL with its password hidden, for errors.
     shown_url: String,
 }
@@ -130,6 +132,7 @@ impl RedisBroker {
             connected: AtomicBool::new(true),
             append_event: routes::append_event(),
             append_request: routes::append_request(),
+            keep_alive: routes::keep_alive(),
             keys,
             settings,
             shown_url,

@@ -170,24 +170,22 @@ impl Worker {
                 tracing::warn!(pattern = %self.pattern, %reason, "dead-lettering an undecodable message");
                 settle.dead_letter(reason).await
             }
-            Handled::Failed(e) if deferral(&e).is_some() => {
-                record("deferred");
-                let delay = deferral(&e)
-                    .unwrap_or_default()
-                    .max(self.options.backoff.delay(attempt));
-                tracing::debug!(pattern = %self.pattern, error = %e, ?delay, "what the handler calls is not taking calls; delivering again later, no attempt spent");
-                settle.defer(delay).await
-            }
-            Handled::Failed(e) if !e.is_retryable() || attempt >= self.options.max_attempts => {
-                record("dead_letter");
-                let reason = format!(
-                    "the handler failed (delivery {attempt}): {}",
-                    failure_reason(&e)
-                );
-                tracing::warn!(pattern = %self.pattern, %reason, "dead-lettering a message");
-                settle.dead_letter(reason).await
-            }
             Handled::Failed(e) => {
+                if let Some(wait) = deferral(&e) {
+                    record("deferred");
+                    let delay = wait.max(self.options.backoff.delay(attempt));
+                    tracing::debug!(pattern = %self.pattern, error = %e, ?delay, "what the handler calls is not taking calls; delivering again later, no attempt spent");
+                    return settle.defer(delay).await;
+                }
+                if !e.is_retryable() || attempt >= self.options.max_attempts {
+                    record("dead_letter");
+                    let reason = format!(
+                        "the handler failed (delivery {attempt}): {}",
+                        failure_reason(&e)
+                    );
+                    tracing::warn!(pattern = %self.pattern, %reason, "dead-lettering a message");
+                    return settle.dead_letter(reason).await;
+                }
                 record("retried");
                 let delay = self.options.backoff.delay(attempt);
                 tracing::debug!(pattern = %self.pattern, error = %e, ?delay, "handler failed; delivering again");
