@@ -174,11 +174,29 @@ async fn external_registration_wins_over_the_registry() {
         .register_current_service(instance(&registered, "r"))
         .await
         .expect("valid");
-    tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(
-        client.get("/").send::<String>().await.expect("routed"),
-        "external"
-    );
+    // The registry has it: a follower that ignored the pin would route to it from now on.
+    let mut listed = false;
+    for _ in 0..200 {
+        let records = sdk
+            .discover_services("echo")
+            .await
+            .expect("embedded registry");
+        listed = records.iter().any(|record| record.instance.id == "r");
+        if listed {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    assert!(listed, "the registry lists the registered instance");
+    for _ in 0..20 {
+        assert_eq!(
+            client.get("/").send::<String>().await.expect("routed"),
+            "external"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(external.hits(), 20);
+    assert_eq!(registered.hits(), 0, "the registered instance got no call");
 }
 
 /// A discovery whose one set the test fills when it likes.

@@ -7,15 +7,18 @@ mod ecommerce;
 
 use std::time::Duration;
 
-use ecommerce::{run, ChargeOutcome, Options};
+use ecommerce::{run, ChargeOutcome, Options, Report};
+
+/// Runs the demo with `options`: what it reports, and what it printed.
+async fn demo(options: Options) -> (Report, String) {
+    let mut printed = Vec::new();
+    let report = run(options, &mut printed).await.expect("the demo runs");
+    (report, String::from_utf8(printed).expect("utf-8"))
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_happy_path() {
-    let mut printed = Vec::new();
-    let report = run(Options::default(), &mut printed)
-        .await
-        .expect("the demo runs");
-    let printed = String::from_utf8(printed).expect("utf-8");
+    let (report, printed) = demo(Options::default()).await;
 
     assert_eq!(
         report.user_requests_for_three_lookups, 1,
@@ -47,17 +50,11 @@ async fn the_happy_path() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payment_service_dies_midway() {
-    let mut printed = Vec::new();
-    let report = run(
-        Options {
-            kill_payment: true,
-            ..Options::default()
-        },
-        &mut printed,
-    )
-    .await
-    .expect("the demo runs");
-    let printed = String::from_utf8(printed).expect("utf-8");
+    let (report, printed) = demo(Options {
+        kill_payment: true,
+        ..Options::default()
+    })
+    .await;
 
     let charges = &report.charges_after_kill;
     assert_eq!(charges.len(), 5);
@@ -85,7 +82,33 @@ async fn payment_service_dies_midway() {
     );
     assert!(
         dashboard.elapsed < Duration::from_secs(1),
-        "the dashboard's batch deadline bounds it: {:?}",
+        "the open breaker answers for payments at once: {:?}",
+        dashboard.elapsed
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn payment_service_hangs() {
+    let (report, printed) = demo(Options {
+        stall_payment: true,
+        ..Options::default()
+    })
+    .await;
+
+    let dashboard = report
+        .dashboard_while_stalled
+        .expect("dashboard while payment-service hangs");
+    assert_eq!(dashboard.user.expect("user-service answers").id, 7);
+    assert_eq!(dashboard.orders.expect("order-service answers").len(), 1);
+    // payments would wait out its own 5 s timeout; the batch's 1 s deadline cuts it.
+    assert!(
+        matches!(dashboard.payments, Err(sdk::ServiceError::Cancelled)),
+        "payments cut at the dashboard's deadline: {:?}\n{printed}",
+        dashboard.payments
+    );
+    assert!(
+        dashboard.elapsed >= Duration::from_secs(1) && dashboard.elapsed < Duration::from_secs(4),
+        "the dashboard answers at its 1 s deadline: {:?}",
         dashboard.elapsed
     );
 }
@@ -104,12 +127,11 @@ async fn messages_over_nats_and_rabbitmq() {
             return;
         }
     }
-    let mut printed = Vec::new();
-    let options = Options {
+    let (report, printed) = demo(Options {
         messaging: true,
         ..Options::default()
-    };
-    let report = run(options, &mut printed).await.expect("the demo runs");
+    })
+    .await;
     let messaging = report.messaging.expect("the messaging part ran");
     assert_eq!(messaging.validations, [(7, true), (0, false)]);
     assert_eq!(messaging.reserved, [1001], "inventory handled order.placed");
@@ -122,7 +144,6 @@ async fn messages_over_nats_and_rabbitmq() {
     let (body, urgency) = &messaging.price_updates[0];
     assert_eq!(body["action"], "price_updated");
     assert_eq!(urgency, "high");
-    let printed = String::from_utf8(printed).expect("utf-8");
     assert!(printed.contains("queue_127_0_0_1_"), "{printed}");
 }
 
@@ -130,12 +151,11 @@ async fn messages_over_nats_and_rabbitmq() {
 /// signatures with `VerifiedEvent`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn domain_events_through_the_event_bus() {
-    let mut printed = Vec::new();
-    let options = Options {
+    let (report, printed) = demo(Options {
         events: true,
         ..Options::default()
-    };
-    let report = run(options, &mut printed).await.expect("the demo runs");
+    })
+    .await;
     let events = report.events.expect("the events part ran");
     assert_eq!(
         events.welcomed,
@@ -154,6 +174,5 @@ async fn domain_events_through_the_event_bus() {
         Some(422),
         "the bad email address was refused"
     );
-    let printed = String::from_utf8(printed).expect("utf-8");
     assert!(printed.contains("published user.created"), "{printed}");
 }

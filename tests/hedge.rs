@@ -1,6 +1,7 @@
 //! Hedged requests against real loopback instances: a slow instance's calls answered by
 //! another, never the same instance twice, idempotent calls only, and no hedge once the
-//! retry budget is dry.
+//! retry budget is dry. The instances run in the test's runtime, on paused time: the
+//! 300 ms of a slow instance and the hedge's wait are exact, however busy the machine.
 
 mod support;
 
@@ -75,7 +76,7 @@ fn assert_no_instance_saw_a_call_twice(servers: &[&Scripted]) {
     }
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_slow_instance_is_hedged_to_another_and_the_first_answer_wins() {
     let fast = [
         Scripted::start(Reply::json(serde_json::json!("fast"))).await,
@@ -110,7 +111,7 @@ async fn a_slow_instance_is_hedged_to_another_and_the_first_answer_wins() {
     assert_no_instance_saw_a_call_twice(&all);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn the_balancer_learns_from_attempts_a_hedge_cancelled() {
     let fast = Scripted::start(Reply::status(200)).await;
     let slow = Scripted::start(Reply::status(200).delay(SLOW)).await;
@@ -133,7 +134,7 @@ async fn the_balancer_learns_from_attempts_a_hedge_cancelled() {
     );
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn only_idempotent_calls_are_hedged_and_never_to_the_same_instance() {
     let (a, b) = (
         Scripted::start(Reply::status(200).delay(SLOW)).await,
@@ -164,7 +165,7 @@ async fn only_idempotent_calls_are_hedged_and_never_to_the_same_instance() {
     assert_no_instance_saw_a_call_twice(&[&a, &b]);
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn no_hedge_is_sent_once_the_retry_budget_is_dry() {
     let (a, b) = (
         Scripted::start(Reply::status(200).delay(SLOW)).await,
@@ -179,7 +180,7 @@ async fn no_hedge_is_sent_once_the_retry_budget_is_dry() {
     assert_eq!(a.hits() + b.hits(), 3, "no token, no hedge");
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_call_can_ask_for_hedging_of_its_own() {
     let (a, b) = (
         Scripted::start(Reply::status(200).delay(SLOW)).await,
@@ -208,7 +209,7 @@ trait Items {
     async fn plain(&self, id: u32) -> sdk::ServiceResult<()>;
 }
 
-#[tokio::test]
+#[tokio::test(start_paused = true)]
 async fn a_typed_method_hedges_as_its_attribute_says() {
     let (a, b) = (
         Scripted::start(Reply::status(200).delay(SLOW)).await,

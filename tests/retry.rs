@@ -81,17 +81,46 @@ async fn backoff_follows_the_schedule() {
 
 #[tokio::test(start_paused = true)]
 async fn full_jitter_stays_within_the_schedule() {
+    const CALLS: usize = 40;
     let server = Scripted::start(Reply::status(503)).await;
+    let mut retry = sdk::retry::RetryConfig::default();
+    // The default backoff under test; a budget wide enough for every retry of 40 calls.
+    retry.budget.ratio = 10.0;
     let sdk = sdk_for(
         &server.url,
-        ServiceConfig::new().circuit_breaker(lenient_breaker()),
+        ServiceConfig::new()
+            .retry(retry)
+            .circuit_breaker(lenient_breaker()),
     );
 
-    let _ = sdk.get_client("svc").get("/thing").send::<()>().await;
+    for _ in 0..CALLS {
+        let _ = sdk.get_client("svc").get("/thing").send::<()>().await;
+    }
     let times: Vec<_> = server.seen().iter().map(|s| s.at).collect();
-    assert_eq!(times.len(), 3, "default: 3 attempts");
-    assert!(times[1] - times[0] <= Duration::from_millis(100));
-    assert!(times[2] - times[1] <= Duration::from_millis(200));
+    assert_eq!(times.len(), CALLS * 3, "default: 3 attempts a call");
+    // Per call: the wait before the second attempt, then before the third.
+    let gaps = |retry: usize| -> Vec<Duration> {
+        times
+            .chunks(3)
+            .map(|call| call[retry + 1] - call[retry])
+            .collect()
+    };
+    for (retry, cap) in [(0, 100), (1, 200)] {
+        let gaps = gaps(retry);
+        let cap = Duration::from_millis(cap);
+        assert!(
+            gaps.iter().all(|g| *g <= cap),
+            "under the cap {cap:?}: {gaps:?}"
+        );
+        // Full jitter: uniform on [0, cap], so spread out, about half the cap on average.
+        let distinct: std::collections::BTreeSet<_> = gaps.iter().collect();
+        assert!(distinct.len() >= CALLS / 2, "spread, not fixed: {gaps:?}");
+        let mean = gaps.iter().sum::<Duration>() / u32::try_from(CALLS).unwrap_or(1);
+        assert!(
+            mean > cap / 4 && mean < cap * 3 / 4,
+            "mean {mean:?} of waits up to {cap:?}: {gaps:?}"
+        );
+    }
 }
 
 #[tokio::test(start_paused = true)]

@@ -27,6 +27,11 @@ use sdk::{
 
 const CALLS: u64 = 50_000;
 const CALLERS: u64 = 64;
+/// Each attempt's timeout: wide enough that 64 callers on two busy cores never reach it by
+/// waiting for a CPU, only by a stall.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_millis(500);
+/// How long a stalled answer takes: well past the attempt timeout.
+const STALL: Duration = Duration::from_secs(2);
 
 /// What an instance does with its n-th request: a fixed pseudo-random schedule, so a run is
 /// reproducible.
@@ -74,7 +79,7 @@ async fn handle(State(instance): State<Arc<Instance>>) -> Response {
             .body(Body::empty())
             .unwrap_or_default(),
         Fault::Stall => {
-            tokio::time::sleep(Duration::from_millis(300)).await;
+            tokio::time::sleep(STALL).await;
             ok()
         }
         Fault::CutOff => {
@@ -189,8 +194,8 @@ async fn fifty_thousand_calls_through_faults_and_a_restart() {
             .await
             .expect("servers");
     let mut config = ServiceConfig::new()
-        .timeout(Duration::from_secs(3))
-        .attempt_timeout(Duration::from_millis(100))
+        .timeout(Duration::from_secs(10))
+        .attempt_timeout(ATTEMPT_TIMEOUT)
         .retry(
             RetryConfig::new()
                 .max_attempts(6)

@@ -39,6 +39,8 @@ use self::{
 /// What to run.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Options {
+    /// Make payment-service hang (take requests, answer none) for one dashboard.
+    pub(crate) stall_payment: bool,
     /// Kill payment-service after the first dashboard.
     pub(crate) kill_payment: bool,
     /// Then run the messaging part (NATS and RabbitMQ).
@@ -64,6 +66,8 @@ pub(crate) struct Report {
     pub(crate) dashboard: Option<Dashboard>,
     /// How many of the five top customers `batch_call` fetched.
     pub(crate) top_customers: usize,
+    /// With `stall_payment`: the dashboard while payment-service hangs.
+    pub(crate) dashboard_while_stalled: Option<Dashboard>,
     /// With `kill_payment`: each charge attempted after the kill.
     pub(crate) charges_after_kill: Vec<ChargeOutcome>,
     /// With `kill_payment`: the dashboard after the kill.
@@ -275,8 +279,22 @@ pub(crate) async fn run(options: Options, out: &mut dyn Write) -> Result<Report,
         top.len()
     )?;
 
+    let mut step = 5;
+    if options.stall_payment {
+        writeln!(
+            out,
+            "\n{step}. payment-service hangs: it takes requests and answers none"
+        )?;
+        step += 1;
+        counters.payments_stalled.store(true, Ordering::SeqCst);
+        let dashboard = gateway.dashboard(7).await;
+        counters.payments_stalled.store(false, Ordering::SeqCst);
+        print_dashboard(out, &dashboard)?;
+        report.dashboard_while_stalled = Some(dashboard);
+    }
     if options.kill_payment {
-        writeln!(out, "\n5. payment-service dies")?;
+        writeln!(out, "\n{step}. payment-service dies")?;
+        step += 1;
         if let Some(payments) = fleet.iter_mut().find(|s| s.name == "payment-service") {
             payments.kill();
         }
@@ -307,7 +325,7 @@ pub(crate) async fn run(options: Options, out: &mut dyn Write) -> Result<Report,
             out,
             "   (a connection refused means the POST never reached the service, so it may be retried;\n    the third failure in a row opened the breaker, which now answers for the dead service)"
         )?;
-        writeln!(out, "\n6. The dashboard, with payment-service down")?;
+        writeln!(out, "\n{step}. The dashboard, with payment-service down")?;
         let dashboard = gateway.dashboard(7).await;
         print_dashboard(out, &dashboard)?;
         report.dashboard_after_kill = Some(dashboard);
@@ -330,12 +348,13 @@ async fn main() -> Result<(), Error> {
     let mut options = Options::default();
     for arg in std::env::args().skip(1) {
         match arg.as_str() {
+            "--stall-payment" => options.stall_payment = true,
             "--kill-payment" => options.kill_payment = true,
             "--messaging" => options.messaging = true,
             "--events" => options.events = true,
             other => {
                 return Err(format!(
-                    "unknown argument `{other}` (try --kill-payment, --messaging, --events)"
+                    "unknown argument `{other}` (try --stall-payment, --kill-payment, --messaging, --events)"
                 )
                 .into())
             }

@@ -9,7 +9,7 @@
 use std::{
     collections::BTreeMap,
     sync::{
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
         Arc, Mutex,
     },
 };
@@ -68,6 +68,8 @@ pub(crate) struct Counters {
     pub(crate) order_posts: AtomicUsize,
     /// POST /payments requests reaching payment-service.
     pub(crate) payment_posts: AtomicUsize,
+    /// While set, payment-service takes requests and never answers them (a hung process).
+    pub(crate) payments_stalled: AtomicBool,
 }
 
 /// One running service "process".
@@ -269,10 +271,18 @@ pub(crate) async fn payment_service(
     .await
 }
 
+/// Never returns while payment-service is stalled.
+async fn unless_stalled(ledger: &Ledger) {
+    if ledger.counters.payments_stalled.load(Ordering::SeqCst) {
+        std::future::pending::<()>().await;
+    }
+}
+
 async fn charge(
     State(ledger): State<Arc<Ledger>>,
     Json(new): Json<NewPayment>,
 ) -> (StatusCode, Json<Payment>) {
+    unless_stalled(&ledger).await;
     ledger.counters.payment_posts.fetch_add(1, Ordering::SeqCst);
     let payment = Payment {
         id: ledger.next_id.fetch_add(1, Ordering::SeqCst),
@@ -288,6 +298,7 @@ async fn charge(
 }
 
 async fn recent(State(ledger): State<Arc<Ledger>>) -> Json<Vec<Payment>> {
+    unless_stalled(&ledger).await;
     let payments = ledger.payments.lock().unwrap_or_else(|e| e.into_inner());
     Json(payments.iter().rev().take(10).cloned().collect())
 }

@@ -452,3 +452,69 @@ impl KeySet {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use jsonwebtoken::{jwk::Jwk, EncodingKey};
+
+    use super::*;
+
+    fn jwk(key: &EncodingKey, alg: Algorithm, kid: &str) -> Value {
+        let mut jwk = Jwk::from_encoding_key(key, alg).expect("a JWK");
+        jwk.common.key_id = Some(kid.to_owned());
+        serde_json::to_value(jwk).expect("JSON")
+    }
+
+    /// A document with an RSA key `a`, an EC key `e`, and symmetric keys `s` and unnamed.
+    fn key_set() -> KeySet {
+        let rsa =
+            EncodingKey::from_rsa_pem(include_bytes!("../tests/keys/rsa-a.pem")).expect("RSA key");
+        let ec =
+            EncodingKey::from_ec_pem(include_bytes!("../tests/keys/ec-a.pem")).expect("EC key");
+        let oct = |kid: Option<&str>| {
+            // `k`: "a-test-secret-that-is-at-least-32-bytes-long", base64url.
+            let mut key = serde_json::json!({
+                "kty": "oct",
+                "alg": "HS256",
+                "k": "YS10ZXN0LXNlY3JldC10aGF0LWlzLWF0LWxlYXN0LTMyLWJ5dGVzLWxvbmc",
+            });
+            if let Some(kid) = kid {
+                key["kid"] = Value::from(kid);
+            }
+            key
+        };
+        let document: JwkSet = serde_json::from_value(serde_json::json!({
+            "keys": [
+                jwk(&rsa, Algorithm::RS256, "a"),
+                jwk(&ec, Algorithm::ES256, "e"),
+                oct(Some("s")),
+                oct(None),
+            ]
+        }))
+        .expect("a JWKS document");
+        KeySet::from_document(&document)
+    }
+
+    #[test]
+    fn an_hs256_header_is_never_given_a_jwks_key() {
+        let set = key_set();
+        for kid in [Some("a"), Some("e"), Some("s"), None] {
+            assert!(
+                set.find(kid, Algorithm::HS256).is_none(),
+                "HS256 with kid {kid:?}"
+            );
+        }
+        // Nor is a key given to another algorithm than its own.
+        assert!(set.find(Some("a"), Algorithm::ES256).is_none());
+        assert!(set.find(Some("e"), Algorithm::RS256).is_none());
+        // The asymmetric keys serve their own algorithm, by kid or as the only one of it.
+        assert!(set.find(Some("a"), Algorithm::RS256).is_some());
+        assert!(set.find(Some("e"), Algorithm::ES256).is_some());
+        assert!(set.find(None, Algorithm::RS256).is_some());
+        assert_eq!(
+            set.keys.len() + set.unnamed.len(),
+            2,
+            "symmetric keys are dropped"
+        );
+    }
+}

@@ -80,14 +80,19 @@ pub struct RouteConfig {
     pub websocket: bool,
 }
 
-/// A rate: `per_second` requests a second on average, `burst` at once (default: one
-/// second's worth).
+/// A rate: `per_second` (or `per_minute`) requests on average, `burst` at once (default:
+/// one second's, or one minute's, worth).
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct RateLimit {
     /// Requests a second, sustained.
+    #[serde(default)]
     pub per_second: u32,
-    /// Requests allowed at once after a quiet spell (default `per_second`).
+    /// Requests a minute, sustained: for allowances slower than one a second (set this or
+    /// `per_second`, not both).
+    #[serde(default)]
+    pub per_minute: u32,
+    /// Requests allowed at once after a quiet spell (default the rate's count).
     #[serde(default)]
     pub burst: Option<u32>,
 }
@@ -95,7 +100,21 @@ pub struct RateLimit {
 impl RateLimit {
     /// The burst, at least 1.
     pub fn burst(&self) -> u32 {
-        self.burst.unwrap_or(self.per_second).max(1)
+        let count = match self.per_second {
+            0 => self.per_minute,
+            n => n,
+        };
+        self.burst.unwrap_or(count).max(1)
+    }
+
+    /// The time one request's allowance takes to come back (at least 1 µs).
+    pub fn interval(&self) -> Duration {
+        let interval = match (self.per_second, self.per_minute) {
+            (0, 0) => Duration::from_secs(1),
+            (0, n) => Duration::from_secs(60) / n,
+            (n, _) => Duration::from_secs(1) / n,
+        };
+        interval.max(Duration::from_micros(1))
     }
 }
 
@@ -361,8 +380,20 @@ impl RouteConfig {
                 .map_err(|_| invalid(key("methods"), format!("`{method}` is not a method")))?;
         }
         if let Some(limit) = self.rate_limit {
-            if limit.per_second == 0 {
-                return Err(invalid(key("rate_limit.per_second"), "must be at least 1"));
+            match (limit.per_second, limit.per_minute) {
+                (0, 0) => {
+                    return Err(invalid(
+                        key("rate_limit.per_second"),
+                        "must be at least 1 (or set per_minute)",
+                    ))
+                }
+                (0, _) | (_, 0) => {}
+                _ => {
+                    return Err(invalid(
+                        key("rate_limit"),
+                        "per_second and per_minute cannot both be set",
+                    ))
+                }
             }
         }
         if self.timeout.is_some_and(|t| t.is_zero()) {

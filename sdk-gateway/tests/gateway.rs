@@ -360,59 +360,57 @@ async fn jwks_keys_rotate_and_unknown_kids_refetch_within_bounds() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_rs256_public_key_used_as_an_hs256_secret_is_refused() {
-    let jwks = Jwks::start(vec![tokens::jwk(
-        tokens::RSA_A,
-        jsonwebtoken::Algorithm::RS256,
-        "a",
-    )])
+    // The key set also publishes a symmetric key: the gateway must not use it either.
+    let symmetric = json!({ "kty": "oct", "kid": "s", "alg": "HS256", "k": b64(SYMMETRIC) });
+    let jwks = Jwks::start(vec![
+        tokens::jwk(tokens::RSA_A, jsonwebtoken::Algorithm::RS256, "a"),
+        symmetric,
+    ])
     .await;
-    // Both kinds configured: the forged token meets the configured secret, not the RSA key.
-    let jwt = format!(
-        "jwks_url = \"{}\"\nhs256_secret = \"{}\"",
-        jwks.url,
-        tokens::SECRET
-    );
-    let (_registry, _upstreams, gateway) = setup(&jwt).await;
-    let http = reqwest::Client::new();
     let claims = tokens::claims("mallory", json!({}));
-    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
-    header.kid = Some("a".into());
-    let forged = jsonwebtoken::encode(
-        &header,
-        &claims,
-        &jsonwebtoken::EncodingKey::from_secret(tokens::RSA_A_PUBLIC).expect("a secret"),
-    )
-    .expect("sign");
-    let answer = http
-        .get(format!("{}/api/users/1", gateway.url))
-        .bearer_auth(&forged)
-        .send()
-        .await
-        .expect("up");
-    assert_eq!(answer.status(), 401);
-    // The same public key as DER bytes, and `alg: none`: refused too.
-    let none = format!(
-        "{}.{}.",
-        b64(br#"{"alg":"none","typ":"JWT"}"#),
-        b64(serde_json::to_string(&claims).expect("json").as_bytes())
-    );
-    let answer = http
-        .get(format!("{}/api/users/1", gateway.url))
-        .bearer_auth(&none)
-        .send()
-        .await
-        .expect("up");
-    assert_eq!(answer.status(), 401);
-    // The genuine RS256 token passes.
-    let genuine = tokens::rs256(tokens::RSA_A, "a", &claims);
-    let answer = http
-        .get(format!("{}/api/users/1", gateway.url))
-        .bearer_auth(&genuine)
-        .send()
-        .await
-        .expect("up");
-    assert_eq!(answer.status(), 200);
+    let hs256 = |kid: &str, secret: &[u8]| {
+        let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+        header.kid = Some(kid.into());
+        let key = jsonwebtoken::EncodingKey::from_secret(secret).expect("a secret");
+        jsonwebtoken::encode(&header, &claims, &key).expect("sign")
+    };
+    // HS256 signed with what the key set publishes: the RSA public key (PEM and DER), the
+    // symmetric key; and `alg: none`.
+    let forged = [
+        hs256("a", tokens::RSA_A_PUBLIC),
+        hs256("a", tokens::RSA_A_PUBLIC_DER),
+        hs256("s", SYMMETRIC),
+        format!(
+            "{}.{}.",
+            b64(br#"{"alg":"none","typ":"JWT"}"#),
+            b64(serde_json::to_string(&claims).expect("json").as_bytes())
+        ),
+    ];
+    // With no HS256 secret configured, and with one (the forgeries meet it, not a JWKS key).
+    for hs256_secret in [None, Some(tokens::SECRET)] {
+        let mut jwt = format!("jwks_url = \"{}\"", jwks.url);
+        if let Some(secret) = hs256_secret {
+            jwt.push_str(&format!("\nhs256_secret = \"{secret}\""));
+        }
+        let (_registry, _upstreams, gateway) = setup(&jwt).await;
+        let http = reqwest::Client::new();
+        let status = |token: String| {
+            let request = http
+                .get(format!("{}/api/users/1", gateway.url))
+                .bearer_auth(token);
+            async move { request.send().await.expect("up").status() }
+        };
+        for (i, token) in forged.iter().enumerate() {
+            assert_eq!(status(token.clone()).await, 401, "forgery {i}, {jwt}");
+        }
+        // The genuine RS256 token passes.
+        let genuine = tokens::rs256(tokens::RSA_A, "a", &claims);
+        assert_eq!(status(genuine).await, 200, "{jwt}");
+    }
 }
+
+/// The symmetric key the JWKS above publishes.
+const SYMMETRIC: &[u8] = b"a-symmetric-key-in-a-jwks-document-32b";
 
 fn b64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
@@ -661,6 +659,7 @@ async fn bad_configurations_are_refused_with_the_key() {
         ("[routes.a]\npath = \"/a/{x}\"\nservice = \"s\"\nrewrite = \"/b/{y}\"\n", "`{y}` is not in the path"),
         ("[routes.a]\npath = \"/health\"\nservice = \"s\"\n", "the gateway's own"),
         ("[routes.a]\npath = \"/a\"\nservice = \"s\"\nrate_limit = { per_second = 0 }\n", "at least 1"),
+        ("[routes.a]\npath = \"/a\"\nservice = \"s\"\nrate_limit = { per_second = 1, per_minute = 1 }\n", "both"),
         ("[routes.a]\npath = \"/a\"\nservice = \"s\"\ntimout = \"1s\"\n", "timout"),
     ];
     for (config, says) in cases {

@@ -100,7 +100,7 @@ async fn a_send_is_answered_with_the_correlation_id_and_headers_passed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_responder_a_slow_one_and_a_failing_one_end_in_typed_errors() {
-    let Some(setup) = setup(Duration::from_millis(800)).await else {
+    let Some(setup) = setup(Duration::from_secs(4)).await else {
         return;
     };
     suite::failures_are_typed_and_bounded(&setup.messaging, &setup.ns, &setup.group).await;
@@ -144,17 +144,21 @@ async fn no_reply_is_lost_while_instances_join_and_leave() {
     };
     let pattern = format!("{}.echo", setup.ns);
     let handled = Arc::new(AtomicUsize::new(0));
-    let instance = |handled: Arc<AtomicUsize>| {
+    // Each instance: its connection, its server, and how many requests it handled.
+    let instance = || {
         let config = setup.config.clone();
         let (pattern, group) = (pattern.clone(), setup.group.clone());
+        let (handled, mine) = (handled.clone(), Arc::new(AtomicUsize::new(0)));
         async move {
             let messaging = Messaging::connect("server", &config)
                 .await
                 .expect("connect");
+            let counted = mine.clone();
             let server = messaging
                 .server(&group)
                 .message_pattern(&pattern, move |n: u64, _: MessageContext| {
                     handled.fetch_add(1, Ordering::SeqCst);
+                    counted.fetch_add(1, Ordering::SeqCst);
                     async move {
                         tokio::time::sleep(Duration::from_millis(5)).await;
                         Ok::<_, sdk::ServiceError>(n * 2)
@@ -163,28 +167,35 @@ async fn no_reply_is_lost_while_instances_join_and_leave() {
                 .start()
                 .await
                 .expect("started");
-            (messaging, server)
+            (messaging, server, mine)
         }
     };
-    let mut servers = vec![instance(handled.clone()).await];
+    let mut servers = vec![instance().await];
 
-    // Three client instances, 150 requests each, 8 at a time.
+    // Three client instances, 150 requests each, 8 at a time; `answers` counts the replies
+    // and `in_flight` the requests sent and not yet answered.
+    let (answers, in_flight) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let mut clients = Vec::new();
     for c in 0..3u64 {
         let messaging = Messaging::connect("client", &setup.config)
             .await
             .expect("connect");
         let pattern = pattern.clone();
+        let (answers, in_flight) = (answers.clone(), in_flight.clone());
         clients.push(tokio::spawn(async move {
             let client = messaging.client();
-            let answers: Vec<Result<u64, sdk::ServiceError>> =
+            let results: Vec<Result<u64, sdk::ServiceError>> =
                 futures_util::StreamExt::collect(futures_util::StreamExt::buffer_unordered(
                     futures_util::stream::iter((0..150u64).map(|i| {
-                        let client = client.clone();
-                        let pattern = pattern.clone();
+                        let (client, pattern) = (client.clone(), pattern.clone());
+                        let (answers, in_flight) = (answers.clone(), in_flight.clone());
                         async move {
                             let n = c * 1000 + i;
-                            client.send::<_, u64>(&pattern, &n).await.map(|r| {
+                            in_flight.fetch_add(1, Ordering::SeqCst);
+                            let result = client.send::<_, u64>(&pattern, &n).await;
+                            in_flight.fetch_sub(1, Ordering::SeqCst);
+                            answers.fetch_add(1, Ordering::SeqCst);
+                            result.map(|r| {
                                 assert_eq!(r, n * 2, "the reply to this request");
                                 n
                             })
@@ -193,20 +204,41 @@ async fn no_reply_is_lost_while_instances_join_and_leave() {
                     8,
                 ))
                 .await;
-            answers
+            results
         }));
     }
-    // Meanwhile: two more instances join, then the first and the second leave.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    servers.push(instance(handled.clone()).await);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    servers.push(instance(handled.clone()).await);
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (_, first) = servers.remove(0);
-    first.shutdown().await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let (_, second) = servers.remove(0);
-    second.shutdown().await;
+    // Meanwhile, at milestones of the 450 replies: two more instances join, then the first
+    // and the second leave, each with requests in flight and after it handled some.
+    let reached = |n: usize| {
+        let answers = answers.clone();
+        async move {
+            let limit = tokio::time::Instant::now() + Duration::from_secs(60);
+            while answers.load(Ordering::SeqCst) < n {
+                assert!(
+                    tokio::time::Instant::now() < limit,
+                    "{n} replies within 60 s"
+                );
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        }
+    };
+    reached(40).await;
+    servers.push(instance().await);
+    reached(100).await;
+    servers.push(instance().await);
+    for milestone in [180, 260] {
+        reached(milestone).await;
+        let (_, leaving, handled_there) = servers.remove(0);
+        assert!(
+            handled_there.load(Ordering::SeqCst) > 0,
+            "the leaving instance served"
+        );
+        assert!(
+            in_flight.load(Ordering::SeqCst) > 0,
+            "requests in flight as it leaves"
+        );
+        leaving.shutdown().await;
+    }
 
     let mut answered = HashSet::new();
     let mut lost = Vec::new();
@@ -231,7 +263,7 @@ async fn no_reply_is_lost_while_instances_join_and_leave() {
         "450 requests answered; {} handled (a request whose partition moved mid-flight is handled again)",
         handled.load(Ordering::SeqCst)
     );
-    for (_, server) in servers {
+    for (_, server, _) in servers {
         server.shutdown().await;
     }
 }

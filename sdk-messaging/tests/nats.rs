@@ -124,7 +124,7 @@ async fn a_send_is_answered_with_the_correlation_id_and_headers_passed() {
 
 #[tokio::test]
 async fn no_responder_a_slow_one_and_a_failing_one_end_in_typed_errors() {
-    let Some(setup) = setup(Duration::from_millis(800)).await else {
+    let Some(setup) = setup(Duration::from_secs(4)).await else {
         return;
     };
     suite::failures_are_typed_and_bounded(&setup.messaging, &setup.ns, &setup.group).await;

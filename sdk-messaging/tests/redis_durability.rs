@@ -182,10 +182,8 @@ async fn a_redis_that_comes_back_empty_gets_its_groups_and_bindings_again() {
         .await
         .expect("stored");
     assert!(
-        durability::wait_until(
-            || handled.load(Ordering::SeqCst) == 1,
-            Duration::from_secs(10)
-        )
+        support::poll::until(Duration::from_secs(10), || handled.load(Ordering::SeqCst)
+            == 1)
         .await
     );
 
@@ -207,10 +205,8 @@ async fn a_redis_that_comes_back_empty_gets_its_groups_and_bindings_again() {
     }
     assert!(emitted, "bound again within 10 s");
     assert!(
-        durability::wait_until(
-            || handled.load(Ordering::SeqCst) == 2,
-            Duration::from_secs(10)
-        )
+        support::poll::until(Duration::from_secs(10), || handled.load(Ordering::SeqCst)
+            == 2)
         .await,
         "and the event handled"
     );

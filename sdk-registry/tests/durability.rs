@@ -174,12 +174,15 @@ async fn failed_writes_change_nothing_and_writes_resume_when_space_returns() {
     };
     let mut server = start(&disk.data()).await;
     let http = reqwest::Client::new();
-    assert_eq!(register(&http, &server, &instance("kept", 10)).await.0, 201);
+    for id in ["kept", "marked"] {
+        assert_eq!(register(&http, &server, &instance(id, 10)).await.0, 201);
+    }
     let mut acknowledged = fill(&http, &server).await;
-    acknowledged.insert("kept".to_owned());
+    acknowledged.extend(["kept".to_owned(), "marked".to_owned()]);
 
+    // On the full disk: a removal and a health mark either fail with 507 and change
+    // nothing, or are saved and served.
     let removed = server.remove(&http, "orders", "kept").await;
-    let marked = server.mark(&http, "orders", "kept", "unhealthy").await;
     if removed == 507 {
         assert!(
             listed(&http, &server).await.contains("kept"),
@@ -192,20 +195,25 @@ async fn failed_writes_change_nothing_and_writes_resume_when_space_returns() {
         );
         acknowledged.remove("kept");
     }
-    let records = records(&http, &server).await;
-    let kept = records
-        .as_array()
-        .expect("array")
-        .iter()
-        .find(|r| r["instance"]["id"] == "kept");
-    if marked == 507 {
-        assert!(
-            kept.is_none_or(|r| r["health"] == "unknown"),
-            "an unsaved health mark is not served"
-        );
-    }
+    let marked = server.mark(&http, "orders", "marked", "unhealthy").await;
+    let expected = match marked {
+        507 => "unknown",
+        status => {
+            assert_eq!(
+                status, 204,
+                "a health mark may fit where a registration did not"
+            );
+            "unhealthy"
+        }
+    };
+    assert_eq!(
+        health_of(&http, &server, "marked").await,
+        expected,
+        "mark {marked}"
+    );
     assert_eq!(listed(&http, &server).await, acknowledged);
 
+    // Room again: writes resume without a restart, and what they change is served.
     disk.remount("size=4m");
     assert_eq!(
         register(&http, &server, &instance("later", 10)).await.0,
@@ -213,9 +221,31 @@ async fn failed_writes_change_nothing_and_writes_resume_when_space_returns() {
         "writes resume"
     );
     acknowledged.insert("later".to_owned());
+    assert_eq!(server.mark(&http, "orders", "marked", "healthy").await, 204);
+    assert_eq!(health_of(&http, &server, "marked").await, "healthy");
+
+    // And all of it survives a kill -9.
     server.child.kill().await.expect("kill -9");
     let server = start(&disk.data()).await;
     assert_eq!(listed(&http, &server).await, acknowledged);
+    assert_eq!(
+        health_of(&http, &server, "marked").await,
+        "healthy",
+        "an acknowledged health mark outlives the restart"
+    );
+}
+
+/// The health the server serves for `orders/<id>`.
+async fn health_of(http: &reqwest::Client, server: &Server, id: &str) -> String {
+    let records = records(http, server).await;
+    let record = records
+        .as_array()
+        .expect("array")
+        .iter()
+        .find(|r| r["instance"]["id"] == id)
+        .cloned()
+        .unwrap_or_else(|| panic!("{id} is listed: {records}"));
+    record["health"].as_str().expect("a health").to_owned()
 }
 
 /// The registry's epoch part of a watch version.

@@ -176,7 +176,7 @@ async fn silence_evicts_and_watchers_hear_changes() {
             .expect("json")
         })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    waiting_watchers(&http, &server, 1).await;
     assert_eq!(
         register(&http, &server, &instance("a", 8081))
             .await
@@ -190,11 +190,30 @@ async fn silence_evicts_and_watchers_hear_changes() {
     assert_eq!(seen["instances"][0]["instance"]["id"], "a");
     assert!(seen["version"].as_u64().expect("version") > version);
 
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let evicted = support::poll(Duration::from_secs(10), || {
+        let (http, server) = (&http, &server);
+        async move { ids(http, server).await.is_empty().then_some(()) }
+    })
+    .await;
     assert!(
-        ids(&http, &server).await.is_empty(),
+        evicted.is_some(),
         "evicted after a 1 s TTL without heartbeats"
     );
+}
+
+/// Waits (up to 10 s) until `n` long polls wait on the server (`sdk_registry_watchers`).
+async fn waiting_watchers(http: &reqwest::Client, server: &Server, n: usize) {
+    let metrics = format!("{}/metrics", server.url);
+    let line = format!("sdk_registry_watchers {n}");
+    let found = support::poll(Duration::from_secs(10), || {
+        let (http, metrics, line) = (http, &metrics, &line);
+        async move {
+            let text = http.get(metrics).send().await.ok()?.text().await.ok()?;
+            text.lines().any(|l| l == line).then_some(())
+        }
+    })
+    .await;
+    assert!(found.is_some(), "{n} long poll(s) waiting on the server");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -547,7 +566,7 @@ async fn long_polls_wake_only_for_their_own_service() {
             (answer, started.elapsed())
         })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    waiting_watchers(&http, &server, 1).await;
     for i in 0..20 {
         let body = json!({ "id": format!("p{i}"), "service": "payments", "host": "127.0.0.1", "port": 9000 });
         assert_eq!(register(&http, &server, &body).await.status(), 201);

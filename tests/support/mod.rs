@@ -2,6 +2,10 @@
 //! the requests it saw; replies are scripted per test.
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+pub mod poll;
+#[allow(unused_imports)] // each test file uses some of them
+pub use poll::{poll, until};
+
 use std::{
     collections::VecDeque,
     sync::{Arc, Mutex},

@@ -2,6 +2,11 @@
 //! SQLite file or a fresh PostgreSQL database, and a real webhook receiver.
 #![allow(dead_code)]
 
+#[path = "../../../tests/support/poll.rs"]
+pub(crate) mod poll;
+#[allow(unused_imports)] // each test file uses some of them
+pub(crate) use poll::{poll, until};
+
 use std::{
     collections::VecDeque,
     path::PathBuf,

@@ -63,15 +63,14 @@ pub struct RouteLimiter {
 impl RouteLimiter {
     /// A limit of `rate` per client on the route `route`, shared through `shared` if given.
     pub fn new(route: &str, rate: RateLimit, shared: Option<SharedLimits>) -> Self {
-        let per_second = NonZeroU32::new(rate.per_second).unwrap_or(NonZeroU32::MIN);
         let burst = NonZeroU32::new(rate.burst()).unwrap_or(NonZeroU32::MIN);
+        let quota = Quota::with_period(rate.interval())
+            .unwrap_or_else(|| Quota::per_second(NonZeroU32::MIN))
+            .allow_burst(burst);
         RouteLimiter {
             route: route.into(),
             rate,
-            local: RateLimiter::dashmap_with_hasher(
-                Quota::per_second(per_second).allow_burst(burst),
-                foldhash::fast::RandomState::default(),
-            ),
+            local: RateLimiter::dashmap_with_hasher(quota, foldhash::fast::RandomState::default()),
             shared,
         }
     }

@@ -117,7 +117,7 @@ impl SharedLimits {
             inner.warn("not connected yet");
             return None;
         };
-        let interval_us = 1_000_000 / u64::from(rate.per_second.max(1));
+        let interval_us = u64::try_from(rate.interval().as_micros()).unwrap_or(u64::MAX);
         let key = format!("{}:{route}:{client}", inner.prefix);
         let mut connection = connection.clone();
         let mut invocation = inner.script.key(key);

@@ -4,6 +4,9 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+#[path = "../../../tests/support/poll.rs"]
+pub mod poll;
+
 pub mod nginx;
 pub mod tokens;
 pub mod upstream;

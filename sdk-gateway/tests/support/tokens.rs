@@ -18,6 +18,8 @@ pub const SECRET: &str = "a-test-secret-that-is-at-least-32-bytes-long";
 
 pub const RSA_A: &[u8] = include_bytes!("../keys/rsa-a.pem");
 pub const RSA_A_PUBLIC: &[u8] = include_bytes!("../keys/rsa-a.pub.pem");
+/// The same public key as DER (SubjectPublicKeyInfo), as an attacker may present it too.
+pub const RSA_A_PUBLIC_DER: &[u8] = include_bytes!("../keys/rsa-a.pub.der");
 pub const RSA_B: &[u8] = include_bytes!("../keys/rsa-b.pem");
 pub const EC_A: &[u8] = include_bytes!("../keys/ec-a.pem");
 

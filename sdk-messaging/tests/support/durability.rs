@@ -20,6 +20,8 @@ use sdk::ServiceResult;
 use sdk_messaging::{MessageContext, Messaging};
 use tokio::process::{Child, Command};
 
+use super::poll::until;
+
 /// The environment variable that makes a child test the consuming process: `<spec> <file>`.
 pub const CHILD: &str = "SDK_TEST_CONSUMER";
 
@@ -144,7 +146,7 @@ pub async fn assert_nothing_lost(
         .filter_map(|(_, r)| r.as_ref().err().map(ToString::to_string))
         .collect();
     let seen = || handled(out).into_iter().collect::<BTreeSet<u64>>();
-    let _ = wait_until(|| acknowledged.is_subset(&seen()), limit).await;
+    let _ = until(limit, || acknowledged.is_subset(&seen())).await;
     let all = handled(out);
     let unique: BTreeSet<u64> = all.iter().copied().collect();
     let lost: Vec<&u64> = acknowledged.difference(&unique).collect();
@@ -188,27 +190,15 @@ pub async fn survive<F, Fut>(
         let acked = acked.clone();
         move || acked.load(Ordering::Relaxed) >= n
     };
-    assert!(wait_until(at(count * 3 / 10), Duration::from_secs(120)).await);
+    assert!(until(Duration::from_secs(120), at(count * 3 / 10)).await);
     restart().await;
-    assert!(wait_until(at(count * 6 / 10), Duration::from_secs(120)).await);
+    assert!(until(Duration::from_secs(120), at(count * 6 / 10)).await);
     consumer.start_kill().expect("kill -9 the consumer");
     let _ = consumer.wait().await;
     let mut consumer = start_consumer("consumer_process", spec, out).await;
     let results = emitting.await.expect("the emitter");
     assert_nothing_lost(&results, out, Duration::from_secs(120)).await;
     consumer.start_kill().expect("stop the consumer");
-}
-
-/// Waits until `done` (at most `limit`); `false` if it never was.
-pub async fn wait_until(done: impl Fn() -> bool, limit: Duration) -> bool {
-    let deadline = tokio::time::Instant::now() + limit;
-    while !done() {
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    true
 }
 
 /// `config` made to outlast a restart: up to `attempts` attempts within `timeout`, a retry
@@ -238,15 +228,12 @@ where
     stop.await;
     let down = || !messaging.health().connected;
     assert!(
-        wait_until(down, Duration::from_secs(10)).await,
+        until(Duration::from_secs(10), down).await,
         "health says down"
     );
     tokio::time::sleep(Duration::from_millis(500)).await;
     let started = start().await;
     let up = || messaging.health().connected;
-    assert!(
-        wait_until(up, Duration::from_secs(30)).await,
-        "and up again"
-    );
+    assert!(until(Duration::from_secs(30), up).await, "and up again");
     started
 }

@@ -2,6 +2,9 @@
 //! brokers of the tests' own (started as processes on free loopback ports).
 #![allow(dead_code, unreachable_pub, missing_docs)]
 
+#[path = "../../../tests/support/poll.rs"]
+pub mod poll;
+
 use std::time::Duration;
 
 pub mod durability;

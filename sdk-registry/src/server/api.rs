@@ -456,6 +456,23 @@ fn default_wait() -> u64 {
 /// The long poll: answers at once if the service changed after `after` (or `after` is from
 /// another epoch: the registry restarted, so the follower takes the whole set), otherwise
 /// when it next changes, or after `wait` seconds. Only this service's changes wake it.
+/// Counts a long poll in `sdk_registry_watchers` while it waits (however it ends: answered,
+/// timed out, or its client gone).
+struct Waiting;
+
+impl Waiting {
+    fn start() -> Waiting {
+        metrics::gauge!("sdk_registry_watchers").increment(1.0);
+        Waiting
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        metrics::gauge!("sdk_registry_watchers").decrement(1.0);
+    }
+}
+
 async fn watch(
     State(registry): State<Arc<Registry>>,
     ServicePath(service): ServicePath,
@@ -469,6 +486,7 @@ async fn watch(
     let same_epoch = Registry::epoch_of(query.after) == registry.epoch;
     if same_epoch && version <= query.after && !*closing.borrow_and_update() {
         let wait = Duration::from_secs(query.wait).min(MAX_WAIT);
+        let _waiting = Waiting::start();
         tokio::select! {
             _ = tokio::time::timeout(wait, changes.changed()) => {}
             _ = closing.changed() => {}

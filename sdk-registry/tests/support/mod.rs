@@ -1,6 +1,11 @@
 //! Helpers shared by the registry's integration tests (each test file uses some of them).
 #![allow(dead_code)]
 
+#[path = "../../../tests/support/poll.rs"]
+pub(crate) mod poll;
+#[allow(unused_imports)]
+pub(crate) use poll::{poll, until};
+
 #[cfg(feature = "server")]
 pub(crate) mod browser;
 pub(crate) mod prometheus;
