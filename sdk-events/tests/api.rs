@@ -297,13 +297,16 @@ async fn health_and_metrics() {
     assert_eq!(health["writes"], "token");
     bus.publish(&users, "user.created", user(1)).await;
     receiver.wait_for(1, Duration::from_secs(10)).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let text = reqwest::get(format!("{}/metrics", bus.url))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    // The attempt is counted once it is recorded, just after the receiver saw it.
+    let metrics = format!("{}/metrics", bus.url);
+    let metrics = &metrics;
+    let text = support::poll(Duration::from_secs(10), || async move {
+        let text = reqwest::get(metrics).await.ok()?.text().await.ok()?;
+        text.contains("sdk_events_attempts_total{outcome=\"delivered\"} 1")
+            .then_some(text)
+    })
+    .await
+    .expect("delivery metrics");
     assert!(
         text.contains("sdk_events_published_total{action=\"user.created\"} 1"),
         "{text}"

@@ -527,13 +527,17 @@ async fn websocket_frames_close_codes_and_pings_cross_the_gateway() {
         ))
         .send()
         .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let refused =
-        tokio_tungstenite::connect_async(format!("ws://{}/ws/chat", gateway.addr())).await;
-    match refused {
-        Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 503),
-        other => panic!("expected a 503, got {other:?}"),
-    }
+    // Once the gateway has heard of the deregistration (a watch away), the route answers 503.
+    let url = format!("ws://{}/ws/chat", gateway.addr());
+    let url = &url;
+    let refused = support::poll::poll(Duration::from_secs(10), || async move {
+        match tokio_tungstenite::connect_async(url).await {
+            Err(tungstenite::Error::Http(response)) if response.status() == 503 => Some(()),
+            _ => None,
+        }
+    })
+    .await;
+    assert!(refused.is_some(), "a 503 once the service is gone");
 }
 
 /// The next data or control message (or close).

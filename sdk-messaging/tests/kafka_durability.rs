@@ -32,7 +32,9 @@ impl Tansu {
             .current_dir(dir)
             .args(["broker", "--listener-url", &listener])
             .args(["--advertised-listener-url", &listener])
-            .args(["--storage-engine", "sqlite://tansu.db"]);
+            .args(["--storage-engine", "sqlite://tansu.db"])
+            // Its group coordinator's decisions, in broker.log (printed if the test fails).
+            .env("RUST_LOG", "warn,tansu_broker::coordinator=info");
         Tansu {
             child: support::spawn_listening(&mut command, port).await,
         }

@@ -74,7 +74,7 @@ pub async fn start_consumer(test: &str, spec: &str, out: &Path) -> Child {
         .args(["--exact", test, "--ignored", "--nocapture"])
         .env(CHILD, format!("{spec} {}", out.display()))
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(consumer_log(out))
         .kill_on_drop(true)
         .spawn()
         .expect("start the consumer process");
@@ -90,6 +90,36 @@ pub async fn start_consumer(test: &str, spec: &str, out: &Path) -> Child {
     .await
     .expect("the consumer starts");
     child
+}
+
+/// Where a consuming process's stderr goes: `consumer.log` beside `out` (appended to by
+/// each), printed when the test fails.
+fn consumer_log(out: &Path) -> Stdio {
+    let file = out.parent().and_then(|dir| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("consumer.log"))
+            .ok()
+    });
+    file.map_or_else(Stdio::null, Stdio::from)
+}
+
+/// The last lines of each `.log` file beside `out`: what the broker and the consumers said.
+fn logs_beside(out: &Path) -> String {
+    let Some(Ok(entries)) = out.parent().map(std::fs::read_dir) else {
+        return String::new();
+    };
+    let mut text = String::new();
+    for path in entries.filter_map(|e| e.ok().map(|e| e.path())) {
+        if path.extension().is_some_and(|e| e == "log") {
+            let log = std::fs::read_to_string(&path).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(60)..].join("\n");
+            text.push_str(&format!("--- {}:\n{tail}\n", path.display()));
+        }
+    }
+    text
 }
 
 /// Emits events `0..count` to `pattern`, 32 at a time, counting acknowledged ones in
@@ -159,7 +189,13 @@ pub async fn assert_nothing_lost(
         all.len() - unique.len(),
         lost.len()
     );
-    assert!(lost.is_empty(), "lost acknowledged events: {lost:?}");
+    assert!(
+        lost.is_empty(),
+        "lost {} acknowledged events, the first {:?}\n{}",
+        lost.len(),
+        &lost[..lost.len().min(20)],
+        logs_beside(out)
+    );
     assert!(
         acknowledged.len() >= results.len() * 9 / 10,
         "most emits should outlast a restart: {} acknowledged; refusals: {:?}",

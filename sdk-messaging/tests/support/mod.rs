@@ -58,9 +58,22 @@ pub async fn spawn_listening(
     port: u16,
 ) -> tokio::process::Child {
     let what = format!("{:?}", command.as_std().get_program());
+    // Its output goes to `broker.log` in its working directory when it has one of the
+    // test's own (printed when the test fails), and nowhere otherwise.
+    let log = command.as_std().get_current_dir().and_then(|dir| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("broker.log"))
+            .ok()
+    });
+    let (stdout, stderr) = match log.and_then(|f| Some((f.try_clone().ok()?, f))) {
+        Some((out, err)) => (out.into(), err.into()),
+        None => (std::process::Stdio::null(), std::process::Stdio::null()),
+    };
     let child = command
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
         .kill_on_drop(true)
         .spawn()
         .unwrap_or_else(|e| panic!("start {what}: {e}"));

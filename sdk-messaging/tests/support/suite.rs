@@ -703,12 +703,14 @@ pub async fn a_target_down_defers_without_spending_attempts<F, Fut>(
         .emit(&format!("{ns}.reserve"), &serde_json::json!({ "sku": 1 }))
         .await
         .expect("stored");
-    // Down for 2.5 s: many times what three attempts 20-50 ms apart would last.
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Down for at least 2.5 s, many times what three attempts 20-50 ms apart would last,
+    // and until it was tried more than its 3 attempts (none spent).
+    let outage = Instant::now();
     assert!(
-        calls.load(Ordering::SeqCst) > 3,
+        super::poll::until(Duration::from_secs(20), || calls.load(Ordering::SeqCst) > 3).await,
         "tried more than its 3 attempts, none spent"
     );
+    tokio::time::sleep(Duration::from_millis(2500).saturating_sub(outage.elapsed())).await;
     assert!(
         dead().await.is_empty(),
         "nothing dead-lettered during the outage"
