@@ -139,6 +139,7 @@ async fn a_broker_that_is_not_there_is_a_typed_error() {
 /// flight: every request is answered, none lost to a partition moving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_reply_is_lost_while_instances_join_and_leave() {
+    const REQUESTS: u64 = 400;
     let Some(setup) = setup(Duration::from_secs(20)).await else {
         return;
     };
@@ -172,7 +173,8 @@ async fn no_reply_is_lost_while_instances_join_and_leave() {
     };
     let mut servers = vec![instance().await];
 
-    // Three client instances, 150 requests each, 8 at a time; `answers` counts the replies
+    // Three client instances, 400 requests each over 16 s, at most 8 at a time; `answers`
+    // counts the replies
     // and `in_flight` the requests sent and not yet answered.
     let (answers, in_flight) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let mut clients = Vec::new();
@@ -184,13 +186,17 @@ async fn no_reply_is_lost_while_instances_join_and_leave() {
         let (answers, in_flight) = (answers.clone(), in_flight.clone());
         clients.push(tokio::spawn(async move {
             let client = messaging.client();
+            // Paced, one every 40 ms, so requests keep coming while instances join and
+            // leave (a join takes seconds; unpaced, every request is answered before).
+            let start = tokio::time::Instant::now();
             let results: Vec<Result<u64, sdk::ServiceError>> =
                 futures_util::StreamExt::collect(futures_util::StreamExt::buffer_unordered(
-                    futures_util::stream::iter((0..150u64).map(|i| {
+                    futures_util::stream::iter((0..REQUESTS).map(|i| {
                         let (client, pattern) = (client.clone(), pattern.clone());
                         let (answers, in_flight) = (answers.clone(), in_flight.clone());
                         async move {
                             let n = c * 1000 + i;
+                            tokio::time::sleep_until(start + Duration::from_millis(40 * i)).await;
                             in_flight.fetch_add(1, Ordering::SeqCst);
                             let result = client.send::<_, u64>(&pattern, &n).await;
                             in_flight.fetch_sub(1, Ordering::SeqCst);
@@ -207,8 +213,9 @@ async fn no_reply_is_lost_while_instances_join_and_leave() {
             results
         }));
     }
-    // Meanwhile, at milestones of the 450 replies: two more instances join, then the first
-    // and the second leave, each with requests in flight and after it handled some.
+    // Meanwhile, at milestones of the 1,200 replies: two more instances join, then the first
+    // and the second leave, each with requests in flight and after it handled some (each
+    // stops in the background, so the next milestone is not passed while it drains).
     let reached = |n: usize| {
         let answers = answers.clone();
         async move {
@@ -222,11 +229,12 @@ async fn no_reply_is_lost_while_instances_join_and_leave() {
             }
         }
     };
-    reached(40).await;
-    servers.push(instance().await);
     reached(100).await;
     servers.push(instance().await);
-    for milestone in [180, 260] {
+    reached(250).await;
+    servers.push(instance().await);
+    let mut stopping = Vec::new();
+    for milestone in [450, 700] {
         reached(milestone).await;
         let (_, leaving, handled_there) = servers.remove(0);
         assert!(
@@ -235,9 +243,14 @@ async fn no_reply_is_lost_while_instances_join_and_leave() {
         );
         assert!(
             in_flight.load(Ordering::SeqCst) > 0,
-            "requests in flight as it leaves"
+            "requests in flight as it leaves: {} answered, {} in flight",
+            answers.load(Ordering::SeqCst),
+            in_flight.load(Ordering::SeqCst)
         );
-        leaving.shutdown().await;
+        stopping.push(tokio::spawn(leaving.shutdown()));
+    }
+    for stopped in stopping {
+        stopped.await.expect("stopped");
     }
 
     let mut answered = HashSet::new();
@@ -258,9 +271,10 @@ async fn no_reply_is_lost_while_instances_join_and_leave() {
         lost.len(),
         &lost[..lost.len().min(5)]
     );
-    assert_eq!(answered.len(), 450);
+    assert_eq!(answered.len(), 3 * REQUESTS as usize);
     eprintln!(
-        "450 requests answered; {} handled (a request whose partition moved mid-flight is handled again)",
+        "{} requests answered; {} handled (a request whose partition moved mid-flight is handled again)",
+        answered.len(),
         handled.load(Ordering::SeqCst)
     );
     for (_, server, _) in servers {

@@ -101,6 +101,15 @@ async fn zero_loss_through_a_broker_restart_and_a_killed_consumer() {
         drop(restore);
     };
     let pattern = format!("o{id}.order.placed");
-    durability::survive(&messaging, &pattern, &id, &out, EVENTS, restart).await;
+    durability::survive(
+        &messaging,
+        &pattern,
+        &id,
+        &out,
+        EVENTS,
+        restart,
+        durability::Replace::AT_ONCE,
+    )
+    .await;
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -144,7 +144,16 @@ async fn zero_loss_through_a_broker_restart_and_a_killed_consumer() {
         *running = Some(started.await);
     };
     let pattern = format!("o{id}.order.placed");
-    durability::survive(&messaging, &pattern, &spec, &out, EVENTS, restart).await;
+    durability::survive(
+        &messaging,
+        &pattern,
+        &spec,
+        &out,
+        EVENTS,
+        restart,
+        durability::Replace::AT_ONCE,
+    )
+    .await;
     drop(redis);
     let _ = std::fs::remove_dir_all(&dir);
 }

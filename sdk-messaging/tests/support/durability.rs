@@ -207,7 +207,7 @@ pub async fn assert_nothing_lost(
 /// The scenario, over a connection to a broker the caller can restart: starts the
 /// consuming process, emits `count` events to `pattern`, restarts the broker (`restart`)
 /// once 30 % are acknowledged, kills the consuming process with `kill -9` at 60 % and starts
-/// another, and asserts that every acknowledged event was handled.
+/// another (as `replace` says), and asserts that every acknowledged event was handled.
 pub async fn survive<F, Fut>(
     messaging: &Messaging,
     pattern: &str,
@@ -215,6 +215,7 @@ pub async fn survive<F, Fut>(
     out: &Path,
     count: usize,
     restart: F,
+    replace: Replace,
 ) where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = ()>,
@@ -231,10 +232,67 @@ pub async fn survive<F, Fut>(
     assert!(until(Duration::from_secs(120), at(count * 6 / 10)).await);
     consumer.start_kill().expect("kill -9 the consumer");
     let _ = consumer.wait().await;
+    tokio::time::sleep(replace.killed_after).await;
     let mut consumer = start_consumer("consumer_process", spec, out).await;
     let results = emitting.await.expect("the emitter");
+    if let Some(stalled_after) = replace.stalled_after {
+        consumer = drain(&results, out, spec, consumer, stalled_after).await;
+    }
     assert_nothing_lost(&results, out, Duration::from_secs(120)).await;
     consumer.start_kill().expect("stop the consumer");
+}
+
+/// When the consuming process is replaced.
+#[derive(Clone, Copy, Debug)]
+pub struct Replace {
+    /// How long after the `kill -9` its replacement starts.
+    pub killed_after: Duration,
+    /// Replace a consumer that handled nothing new for this long while acknowledged events
+    /// were still unhandled (`None`: never).
+    pub stalled_after: Option<Duration>,
+}
+
+impl Replace {
+    /// At once, and never for a stall.
+    pub const AT_ONCE: Replace = Replace {
+        killed_after: Duration::ZERO,
+        stalled_after: None,
+    };
+}
+
+/// Waits (up to 4 minutes) until every acknowledged event was handled, replacing the
+/// consuming process whenever it handled nothing for `stalled_after`; prints how often.
+async fn drain(
+    results: &[(u64, ServiceResult<()>)],
+    out: &Path,
+    spec: &str,
+    mut consumer: Child,
+    stalled_after: Duration,
+) -> Child {
+    let acknowledged: BTreeSet<u64> = results
+        .iter()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(n, _)| *n)
+        .collect();
+    let (limit, mut replaced) = (tokio::time::Instant::now() + Duration::from_secs(240), 0);
+    let (mut count, mut progressed) = (0, tokio::time::Instant::now());
+    while tokio::time::Instant::now() < limit {
+        let seen = handled(out);
+        if acknowledged.iter().all(|n| seen.contains(n)) {
+            break;
+        }
+        if seen.len() != count {
+            (count, progressed) = (seen.len(), tokio::time::Instant::now());
+        } else if progressed.elapsed() >= stalled_after {
+            consumer.start_kill().expect("kill -9 the stalled consumer");
+            let _ = consumer.wait().await;
+            consumer = start_consumer("consumer_process", spec, out).await;
+            (replaced, progressed) = (replaced + 1, tokio::time::Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    eprintln!("stalled consumers replaced: {replaced}");
+    consumer
 }
 
 /// `config` made to outlast a restart: up to `attempts` attempts within `timeout`, a retry
