@@ -80,7 +80,7 @@ pub async fn start_consumer(test: &str, spec: &str, out: &Path) -> Child {
         .expect("start the consumer process");
     let stdout = child.stdout.take().expect("stdout");
     let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-    tokio::time::timeout(Duration::from_secs(30), async {
+    tokio::time::timeout(Duration::from_secs(60), async {
         while let Ok(Some(line)) = lines.next_line().await {
             if line.contains("consuming") {
                 return;
