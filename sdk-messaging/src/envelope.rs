@@ -256,4 +256,27 @@ mod tests {
         assert_ne!(a, b);
         assert_eq!(new_id_value().len(), 32);
     }
+
+    #[test]
+    fn the_wait_in_the_broker_is_charged_to_the_callers_deadline() {
+        let left = |e: &Envelope| sdk::deadline::remaining(&e.headers).map(|d| d.as_millis());
+        // No deadline: nothing to charge, and the request is handled.
+        let mut none = envelope(&[]);
+        assert!(none.charge_wait(now_ms().saturating_sub(60_000)));
+        assert_eq!(left(&none), None);
+        // 5 s to go when sent, stored 3 s ago: 3 s less a second of clock slack are
+        // charged, so about 3 s are left.
+        let mut waited = envelope(&[("x-request-deadline", "5000")]);
+        assert!(waited.charge_wait(now_ms().saturating_sub(3_000)));
+        let after = left(&waited).unwrap_or_default();
+        assert!((2_900..=3_000).contains(&after), "{after} ms left");
+        // Stored within the slack: nothing charged.
+        let mut fresh = envelope(&[("x-request-deadline", "5000")]);
+        assert!(fresh.charge_wait(now_ms()));
+        assert_eq!(left(&fresh), Some(5_000));
+        // 1 s to go, stored 10 s ago: nothing is left, and the consumer answers nobody.
+        let mut late = envelope(&[("x-request-deadline", "1000")]);
+        assert!(!late.charge_wait(now_ms().saturating_sub(10_000)));
+        assert_eq!(left(&late), Some(0));
+    }
 }
