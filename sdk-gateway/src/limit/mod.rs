@@ -1,6 +1,6 @@
 //! Rate limits per client: each route with a `rate_limit` allows each client `per_second`
-//! requests a second on average and `burst` at once (GCRA, the generic cell rate
-//! algorithm: one stored time per client, no counters to reset).
+//! requests a second (or `per_minute` a minute) on average and `burst` at once (GCRA, the
+//! generic cell rate algorithm: one stored time per client, no counters to reset).
 //!
 //! A client is the subject of its verified token, or else its address
 //! ([`Origin`](crate::clients::Origin)). Limits are counted in this process by

@@ -150,6 +150,15 @@ pub fn emit_all(
     })
 }
 
+/// The numbers whose `emit` was acknowledged.
+fn acknowledged(results: &[(u64, ServiceResult<()>)]) -> BTreeSet<u64> {
+    results
+        .iter()
+        .filter(|(_, r)| r.is_ok())
+        .map(|(n, _)| *n)
+        .collect()
+}
+
 /// The numbers the consuming processes wrote.
 pub fn handled(out: &Path) -> Vec<u64> {
     std::fs::read_to_string(out)
@@ -166,11 +175,7 @@ pub async fn assert_nothing_lost(
     out: &Path,
     limit: Duration,
 ) {
-    let acknowledged: BTreeSet<u64> = results
-        .iter()
-        .filter(|(_, r)| r.is_ok())
-        .map(|(n, _)| *n)
-        .collect();
+    let acknowledged = acknowledged(results);
     let refused: Vec<String> = results
         .iter()
         .filter_map(|(_, r)| r.as_ref().err().map(ToString::to_string))
@@ -269,20 +274,17 @@ async fn drain(
     mut consumer: Child,
     stalled_after: Duration,
 ) -> Child {
-    let acknowledged: BTreeSet<u64> = results
-        .iter()
-        .filter(|(_, r)| r.is_ok())
-        .map(|(n, _)| *n)
-        .collect();
+    let acknowledged = acknowledged(results);
     let (limit, mut replaced) = (tokio::time::Instant::now() + Duration::from_secs(240), 0);
     let (mut count, mut progressed) = (0, tokio::time::Instant::now());
     while tokio::time::Instant::now() < limit {
-        let seen = handled(out);
-        if acknowledged.iter().all(|n| seen.contains(n)) {
+        let lines = handled(out);
+        let written = lines.len();
+        if acknowledged.is_subset(&lines.into_iter().collect()) {
             break;
         }
-        if seen.len() != count {
-            (count, progressed) = (seen.len(), tokio::time::Instant::now());
+        if written != count {
+            (count, progressed) = (written, tokio::time::Instant::now());
         } else if progressed.elapsed() >= stalled_after {
             consumer.start_kill().expect("kill -9 the stalled consumer");
             let _ = consumer.wait().await;

@@ -568,16 +568,21 @@ fn observe(
 mod tests {
     use super::*;
 
-    #[test]
-    fn a_new_instance_is_tried_at_once_beside_fast_ones() {
-        let set = InstanceSet::default();
+    /// A picker with the default configuration over `set`.
+    fn default_picker(set: &InstanceSet) -> InstancePicker {
         let layer = BalanceLayer::new(
             "svc".into(),
             set.clone(),
             None,
             LoadBalancerConfig::default(),
         );
-        let picker = layer.layer(()).picker();
+        layer.layer(()).picker()
+    }
+
+    #[test]
+    fn a_new_instance_is_tried_at_once_beside_fast_ones() {
+        let set = InstanceSet::default();
+        let picker = default_picker(&set);
         let shared = &picker.shared;
         let old = Instance::parse("http://10.0.0.1:80").expect("valid");
         let new = Instance::parse("http://10.0.0.2:80").expect("valid");
@@ -600,13 +605,7 @@ mod tests {
     #[test]
     fn statistics_never_outgrow_the_instance_set() {
         let set = InstanceSet::default();
-        let layer = BalanceLayer::new(
-            "svc".into(),
-            set.clone(),
-            None,
-            LoadBalancerConfig::default(),
-        );
-        let picker = layer.layer(()).picker();
+        let picker = default_picker(&set);
         // 10,000 distinct instances, two at a time, each picked from.
         for n in 0..5_000 {
             let pair = [2 * n, 2 * n + 1]
