@@ -51,6 +51,7 @@ mod gateway;
 pub mod limit;
 pub mod metrics;
 mod proxy;
+mod router;
 mod routes;
 pub mod template;
 mod ws;

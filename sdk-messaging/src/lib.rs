@@ -59,6 +59,7 @@ mod client;
 pub mod config;
 mod context;
 mod envelope;
+mod error;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 #[cfg(feature = "nats")]
@@ -75,7 +76,7 @@ mod urgency;
 
 use std::{collections::BTreeMap, fmt, path::Path, sync::Arc};
 
-use sdk::{BoxError, ServiceError, ServiceSdk};
+use sdk::{ServiceError, ServiceSdk};
 
 pub use sdk_macros::{event_pattern, message_interface, message_pattern};
 
@@ -93,33 +94,12 @@ pub use self::{
     },
     context::MessageContext,
     envelope::{headers, Envelope, Kind, Reply},
+    error::MessagingError,
     pattern::{Pattern, PatternError},
     server::{MessageServer, RunningServer, ServerOptions},
     service_queue::ServiceMessage,
     urgency::{Urgency, UrgencyError},
 };
-
-/// What can go wrong setting messaging up (a message's own failures are
-/// [`sdk::ServiceError`]s).
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum MessagingError {
-    /// The configuration is wrong.
-    #[error("messaging configuration: {0}")]
-    Config(String),
-    /// The config file is wrong (names the file and key).
-    #[error(transparent)]
-    File(#[from] sdk::ConfigError),
-    /// A handler's pattern is not one.
-    #[error(transparent)]
-    Pattern(#[from] PatternError),
-    /// The broker refused a connection or a subscription.
-    #[error("the broker: {}", sdk::registry::describe(.0.as_ref()))]
-    Broker(BoxError),
-    /// The transport is not built in.
-    #[error("the `{0}` transport is not built in; enable sdk-messaging's `{0}` feature")]
-    NotBuiltIn(&'static str),
-}
 
 /// One messaging connection: its [`client`](Self::client), [`server`](Self::server)s and
 /// health. Cheap to clone.

@@ -14,6 +14,14 @@
 //! 7. user [`middleware`];
 //! 8. [`transport`]: hyper-util's pooled client, rustls for HTTPS.
 //!
+//! The modules are layered, and no module reaches one above it (the workspace test
+//! `tests/module_cycles.rs` fails on any cycle): at the bottom, plain data every stage
+//! names (each stage's settings and the per-call `Policy`; the small error kinds, the
+//! [`ServiceError`] they map to and the [`CallOutcome`](telemetry::CallOutcome) label; the
+//! [`Instance`](discovery::Instance)s and their live set), then the transport, the request
+//! and response, the one error classification, then each stage in its folder, and on top
+//! the client, the config file and [`ServiceSdk`] that assemble them.
+//!
 //! # Quick start
 //!
 //! ```no_run
@@ -96,6 +104,7 @@ pub mod fallback;
 pub mod health;
 pub mod hedge;
 mod hooks;
+mod instances;
 mod outcome;
 #[doc(hidden)]
 pub mod __private {
@@ -122,6 +131,7 @@ pub use sdk_registry::{
     ServiceInstance,
 };
 mod service_sdk;
+mod settings;
 pub mod timeout;
 pub mod trace;
 pub mod transport;
@@ -233,10 +243,11 @@ pub use crate::{
     },
     hooks::{CallHook, ErrorHook},
     redact::is_secret_header,
-    request::{CacheMode, CallOptions, Policy, ServiceRequest, VaryOn},
+    request::{CacheMode, CallOptions, ServiceRequest, VaryOn},
     response::{CacheStatus, ServiceResponse, Streamed},
     retry::RetryOverride,
     service_sdk::{Registration, ServiceSdk, ServiceSdkBuilder},
+    settings::Policy,
 };
 
 /// The README's Rust examples, compiled (and run, unless marked `no_run`) as doctests so

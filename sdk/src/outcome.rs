@@ -7,9 +7,8 @@
 use std::error::Error as StdError;
 
 use crate::{
-    balance::NoInstances,
-    circuit_breaker::CircuitOpen,
     deadline::DeadlineExceeded,
+    error::{CircuitOpen, NoInstances},
     error_chain,
     middleware::MiddlewareError,
     timeout::AttemptTimeout,
@@ -127,7 +126,7 @@ impl ErrorClass {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{balance::AttemptError, error::BoxError};
+    use crate::error::{AttemptError, BoxError};
 
     #[test]
     fn the_most_specific_kind_wins_wherever_it_sits() {

@@ -28,7 +28,7 @@ pub struct CallExtras {
     timeout: Option<std::time::Duration>,
     headers: Option<std::sync::Arc<http::HeaderMap>>,
     /// The versions calls may go to, or why the interface's requirement did not parse.
-    versions: Option<Result<crate::request::Policy<VersionSelector>, std::sync::Arc<str>>>,
+    versions: Option<Result<crate::settings::Policy<VersionSelector>, std::sync::Arc<str>>>,
 }
 
 impl CallExtras {

@@ -11,8 +11,10 @@ use http::{HeaderMap, Method};
 use tokio::time::Instant;
 
 use crate::{
-    circuit_breaker::BreakerConfig, fallback::FallbackOn, redact::RedactedHeaders,
-    retry::RetryOverride, version::VersionSelector,
+    error::{Endpoint, EndpointSource},
+    redact::RedactedHeaders,
+    settings::{BreakerConfig, FallbackOn, HedgeConfig, Policy, RetryOverride},
+    version::VersionSelector,
 };
 
 /// How the cache layer treats one request.
@@ -63,76 +65,7 @@ pub struct CallOptions {
     pub fallback: Option<FallbackOn>,
     /// Hedge this call (when idempotent) instead of following the service's `hedge`
     /// setting. Generated clients set it from `#[hedge(...)]`.
-    pub hedge: Option<Policy<crate::hedge::HedgeConfig>>,
-}
-
-/// A per-call policy ([`RetryOverride`], [`BreakerConfig`]): a `&'static` one (what
-/// generated clients pass: nothing is allocated) or a shared one (built at run time).
-///
-/// ```
-/// use sdk::{circuit_breaker::BreakerConfig, Policy};
-///
-/// static STRICT: BreakerConfig = BreakerConfig::DEFAULT.failure_threshold(2);
-/// let fixed: Policy<BreakerConfig> = (&STRICT).into();
-/// let built: Policy<BreakerConfig> = BreakerConfig::new().failure_threshold(3).into();
-/// assert_eq!((fixed.failure_threshold, built.failure_threshold), (2, 3));
-/// ```
-#[derive(Debug)]
-pub enum Policy<T: 'static> {
-    /// A policy that lives for the whole program.
-    Static(&'static T),
-    /// A policy built at run time.
-    Shared(std::sync::Arc<T>),
-}
-
-impl<T> Clone for Policy<T> {
-    fn clone(&self) -> Self {
-        match self {
-            Policy::Static(p) => Policy::Static(p),
-            Policy::Shared(p) => Policy::Shared(p.clone()),
-        }
-    }
-}
-
-impl<T> std::ops::Deref for Policy<T> {
-    type Target = T;
-
-    fn deref(&self) -> &T {
-        match self {
-            Policy::Static(p) => p,
-            Policy::Shared(p) => p,
-        }
-    }
-}
-
-impl<T> From<&'static T> for Policy<T> {
-    fn from(policy: &'static T) -> Self {
-        Policy::Static(policy)
-    }
-}
-
-impl<T> From<std::sync::Arc<T>> for Policy<T> {
-    fn from(policy: std::sync::Arc<T>) -> Self {
-        Policy::Shared(policy)
-    }
-}
-
-impl From<RetryOverride> for Policy<RetryOverride> {
-    fn from(policy: RetryOverride) -> Self {
-        Policy::Shared(std::sync::Arc::new(policy))
-    }
-}
-
-impl From<crate::hedge::HedgeConfig> for Policy<crate::hedge::HedgeConfig> {
-    fn from(policy: crate::hedge::HedgeConfig) -> Self {
-        Policy::Shared(std::sync::Arc::new(policy))
-    }
-}
-
-impl From<BreakerConfig> for Policy<BreakerConfig> {
-    fn from(policy: BreakerConfig) -> Self {
-        Policy::Shared(std::sync::Arc::new(policy))
-    }
+    pub hedge: Option<Policy<HedgeConfig>>,
 }
 
 /// Request header names that are part of one call's cache key: a static list (what
@@ -252,6 +185,34 @@ struct RequestParts {
     exchange: Option<Arc<crate::transport::Exchange>>,
 }
 
+impl RequestParts {
+    fn path(&self) -> &str {
+        let pq = &*self.path_and_query;
+        pq.split_once('?').map_or(pq, |(path, _)| path)
+    }
+
+    fn endpoint(&self) -> &str {
+        self.endpoint.as_deref().unwrap_or_else(|| self.path())
+    }
+}
+
+impl EndpointSource for RequestParts {
+    fn method(&self) -> &Method {
+        &self.method
+    }
+
+    fn name(&self) -> &str {
+        self.endpoint()
+    }
+}
+
+impl Endpoint {
+    /// A request's endpoint, sharing its parts (no allocation).
+    pub(crate) fn of(request: &ServiceRequest) -> Self {
+        Endpoint::shared(request.parts.clone())
+    }
+}
+
 impl ServiceRequest {
     /// Builds a request. `path_and_query` is relative to the instance's base URL and is
     /// checked with [`check_path`](crate::path::check_path): a path that names a host, climbs
@@ -322,7 +283,7 @@ impl ServiceRequest {
     /// pre-parsed base, the headers with this attempt's `traceparent`.
     pub(crate) fn to_http(
         &self,
-        instance: &crate::discovery::Instance,
+        instance: &crate::instances::Instance,
     ) -> Result<crate::transport::HttpRequest, crate::BoxError> {
         let mut http_request = http::Request::new(self.body().clone());
         *http_request.method_mut() = self.method().clone();
@@ -362,16 +323,12 @@ impl ServiceRequest {
 
     /// The path without the query.
     pub fn path(&self) -> &str {
-        let pq = &*self.parts.path_and_query;
-        pq.split_once('?').map_or(pq, |(path, _)| path)
+        self.parts.path()
     }
 
     /// The endpoint name (path template or literal path, without the query).
     pub fn endpoint(&self) -> &str {
-        self.parts
-            .endpoint
-            .as_deref()
-            .unwrap_or_else(|| self.path())
+        self.parts.endpoint()
     }
 
     /// The request headers.

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
-use crate::{redact::RedactedHeaders, retry::RetryStop};
+use crate::{error::RetryStop, redact::RedactedHeaders};
 
 /// Where a response came from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -28,8 +28,11 @@ use std::{sync::OnceLock, time::Duration};
 use http::{Method, StatusCode};
 use metrics::{Counter, Histogram, Label};
 
+pub use crate::error::CallOutcome;
 use crate::{
-    endpoint_map::EndpointMap, error::ServiceError, response::CacheStatus, retry::RetryStop,
+    endpoint_map::EndpointMap,
+    error::{RetryStop, OUTCOMES},
+    response::CacheStatus,
 };
 
 /// Metric names.
@@ -60,98 +63,6 @@ pub mod names {
     pub const REGISTRY_FOLLOW_ERRORS: &str = "sdk_registry_follow_errors_total";
 }
 
-/// How a call ended, as metrics and the `on_call` hook name it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum CallOutcome {
-    /// A 1xx, 2xx or 3xx answer.
-    Success,
-    /// A 4xx answer.
-    ClientError,
-    /// A 5xx answer.
-    ServerError,
-    /// The deadline or an attempt timeout fired.
-    Timeout,
-    /// The breaker refused the call.
-    CircuitOpen,
-    /// No connection could be made.
-    Connect,
-    /// The connection failed after the request was sent, or the answer broke off.
-    Transport,
-    /// The answer was larger than `max_response_bytes`.
-    BodyTooLarge,
-    /// The service had no instance to call.
-    NoInstance,
-    /// The caller's own middleware failed.
-    Middleware,
-    /// The request was invalid, or the answer could not be decoded.
-    Invalid,
-    /// A batch deadline cancelled the call.
-    Cancelled,
-    /// The call failed in a way its fallback takes over, and was handed to it (see
-    /// [`fallback`](mod@crate::fallback)); what the fallback then does is its own.
-    Fallback,
-    /// The caller's own streamed request body broke off or stalled.
-    RequestBody,
-}
-
-const OUTCOMES: usize = 14;
-
-impl CallOutcome {
-    /// The label value (`success`, `server_error`, `timeout`...).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CallOutcome::Success => "success",
-            CallOutcome::ClientError => "client_error",
-            CallOutcome::ServerError => "server_error",
-            CallOutcome::Timeout => "timeout",
-            CallOutcome::CircuitOpen => "circuit_open",
-            CallOutcome::Connect => "connect",
-            CallOutcome::Transport => "transport",
-            CallOutcome::BodyTooLarge => "body_too_large",
-            CallOutcome::NoInstance => "no_instance",
-            CallOutcome::Middleware => "middleware",
-            CallOutcome::Invalid => "invalid",
-            CallOutcome::Cancelled => "cancelled",
-            CallOutcome::Fallback => "fallback",
-            CallOutcome::RequestBody => "request_body",
-        }
-    }
-
-    /// The outcome of an answer with `status`.
-    pub fn of_status(status: StatusCode) -> Self {
-        if status.is_server_error() {
-            CallOutcome::ServerError
-        } else if status.is_client_error() {
-            CallOutcome::ClientError
-        } else {
-            CallOutcome::Success
-        }
-    }
-
-    /// The outcome of a failed call (a status error reads its status).
-    pub fn of_error(error: &ServiceError) -> Self {
-        match error {
-            ServiceError::RetriesExhausted { last, .. } => Self::of_error(last),
-            ServiceError::Status { status, .. } => Self::of_status(*status),
-            ServiceError::Timeout { .. } => CallOutcome::Timeout,
-            ServiceError::CircuitOpen { .. } => CallOutcome::CircuitOpen,
-            ServiceError::Transport { connect: true, .. } => CallOutcome::Connect,
-            ServiceError::Transport { .. } => CallOutcome::Transport,
-            ServiceError::BodyTooLarge { .. } => CallOutcome::BodyTooLarge,
-            ServiceError::NoHealthyInstance { .. } => CallOutcome::NoInstance,
-            ServiceError::Middleware { .. } => CallOutcome::Middleware,
-            ServiceError::RequestBody { .. } => CallOutcome::RequestBody,
-            ServiceError::Cancelled => CallOutcome::Cancelled,
-            _ => CallOutcome::Invalid,
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-}
-
 /// One finished call, as the `on_call` hook sees it.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -176,7 +87,7 @@ pub struct CallInfo<'a> {
     pub retry_stop: Option<RetryStop>,
     /// What failed, when the outcome is [`CallOutcome::Fallback`]: one of the
     /// [`FallbackOn`](crate::fallback::FallbackOn) causes.
-    pub fallback_cause: Option<crate::fallback::FallbackOn>,
+    pub fallback_cause: Option<crate::settings::FallbackOn>,
 }
 
 /// One endpoint's metric handles, each registered on its first use, so a program without a
@@ -313,14 +224,8 @@ pub(crate) fn circuit_transition(
     service: &str,
     method: &Method,
     endpoint: &str,
-    to: crate::circuit_breaker::CircuitState,
+    (value, name): (f64, &'static str),
 ) {
-    use crate::circuit_breaker::CircuitState;
-    let (value, name) = match to {
-        CircuitState::Closed => (0.0, "closed"),
-        CircuitState::HalfOpen => (1.0, "half_open"),
-        CircuitState::Open => (2.0, "open"),
-    };
     let labels = vec![
         Label::new("service", service.to_owned()),
         Label::new("method", method.as_str().to_owned()),

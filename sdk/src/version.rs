@@ -39,9 +39,10 @@
 
 use std::{fmt, sync::Arc};
 
-use semver::{Version, VersionReq};
+use semver::VersionReq;
 
-use crate::discovery::Instance;
+use crate::instances::Instance;
+pub use crate::instances::InstanceVersion;
 
 /// A version requirement or a weighted split between requirements; see the module docs.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -153,9 +154,9 @@ impl std::str::FromStr for VersionSelector {
     }
 }
 
-impl From<VersionSelector> for crate::request::Policy<VersionSelector> {
+impl From<VersionSelector> for crate::settings::Policy<VersionSelector> {
     fn from(selector: VersionSelector) -> Self {
-        crate::request::Policy::Shared(Arc::new(selector))
+        crate::settings::Policy::Shared(Arc::new(selector))
     }
 }
 
@@ -167,77 +168,12 @@ fn parse_requirement(requirement: &str) -> Result<VersionReq, VersionError> {
     })
 }
 
-/// An instance's version as it registered it, and as semver when it reads as one.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct InstanceVersion {
-    raw: Box<str>,
-    parsed: Option<Version>,
-}
-
-impl InstanceVersion {
-    /// Reads `raw` leniently: a leading `v` is dropped and a missing minor or patch is zero
-    /// (`v2` is `2.0.0`, `2.3` is `2.3.0`). A version that still does not parse matches no
-    /// requirement.
-    ///
-    /// ```
-    /// use sdk::version::InstanceVersion;
-    ///
-    /// assert_eq!(InstanceVersion::new("v2.3").semver().map(|v| v.to_string()), Some("2.3.0".into()));
-    /// assert_eq!(InstanceVersion::new("2.3.1-beta.1").semver().map(|v| v.to_string()), Some("2.3.1-beta.1".into()));
-    /// assert!(InstanceVersion::new("blue").semver().is_none());
-    /// ```
-    pub fn new(raw: &str) -> Self {
-        InstanceVersion {
-            raw: raw.into(),
-            parsed: lenient(raw),
-        }
-    }
-
-    /// The version as registered.
-    pub fn as_str(&self) -> &str {
-        &self.raw
-    }
-
-    /// The version as semver, when it reads as one.
-    pub fn semver(&self) -> Option<&Version> {
-        self.parsed.as_ref()
-    }
-
-    pub(crate) fn matches(&self, requirement: &VersionReq) -> bool {
-        self.parsed.as_ref().is_some_and(|v| requirement.matches(v))
-    }
-}
-
-impl fmt::Display for InstanceVersion {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.raw)
-    }
-}
-
-fn lenient(raw: &str) -> Option<Version> {
-    let text = raw.trim();
-    let text = text
-        .strip_prefix('v')
-        .or_else(|| text.strip_prefix('V'))
-        .unwrap_or(text);
-    if let Ok(version) = Version::parse(text) {
-        return Some(version);
-    }
-    let (core, rest) = text.split_at(text.find(['-', '+']).unwrap_or(text.len()));
-    let padded = match core.split('.').count() {
-        1 => format!("{core}.0.0{rest}"),
-        2 => format!("{core}.0{rest}"),
-        _ => return None,
-    };
-    Version::parse(&padded).ok()
-}
-
 /// What a call that found no instance of its version says: the selector, and the versions
 /// the service's instances have (sorted, each once; `unversioned` for those without one).
 pub(crate) fn no_match(
     selector: &VersionSelector,
     instances: &[Instance],
-) -> crate::balance::NoInstanceReason {
+) -> crate::error::NoInstanceReason {
     let mut versions: Vec<String> = instances
         .iter()
         .map(|i| {
@@ -247,7 +183,7 @@ pub(crate) fn no_match(
         .collect();
     versions.sort();
     versions.dedup();
-    crate::balance::NoInstanceReason::NoVersionMatch {
+    crate::error::NoInstanceReason::NoVersionMatch {
         requirement: selector.to_string(),
         registered: instances.len(),
         versions,
@@ -280,7 +216,7 @@ mod tests {
         let v3 = VersionSelector::require("^3").expect("valid");
         assert_eq!(v3.candidates(&set, 7), None);
         match no_match(&v3, &set) {
-            crate::balance::NoInstanceReason::NoVersionMatch {
+            crate::error::NoInstanceReason::NoVersionMatch {
                 requirement,
                 registered,
                 versions,

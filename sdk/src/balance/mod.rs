@@ -36,9 +36,7 @@
 //! Each attempt runs in a `tracing` span (`service`, `method`, `endpoint`, `instance`,
 //! `attempt`, `status`), and an error is tagged with the instance it came from.
 
-mod error;
 mod future;
-mod policy;
 mod stats;
 
 use sdk_registry::sync::Unpoisoned as _;
@@ -56,12 +54,8 @@ use arc_swap::ArcSwap;
 use tokio::time::Instant;
 use tower::{Layer, Service};
 
+pub use self::future::ResponseFuture;
 use self::stats::InstanceStats;
-pub use self::{
-    error::{AttemptError, NoInstanceReason, NoInstances},
-    future::ResponseFuture,
-    policy::{LoadBalancerConfig, Strategy},
-};
 use crate::{
     box_error::BoxError,
     discovery::{Instance, InstanceSet},
@@ -71,6 +65,10 @@ use crate::{
     timeout,
     transport::{HttpRequest, HttpResponse},
     version::VersionSelector,
+};
+pub use crate::{
+    error::{AttemptError, NoInstanceReason, NoInstances},
+    settings::{LoadBalancerConfig, Strategy},
 };
 
 /// Applies [`Balance`] over an instance set.

@@ -17,8 +17,6 @@
 //! tower has no circuit breaker, which is why this module exists; its shape (layer, service,
 //! named response future, named error, classifier policy) follows `tower::timeout`.
 
-mod config;
-mod error;
 mod future;
 mod layer;
 mod policy;
@@ -32,9 +30,12 @@ use std::{
 use http::Method;
 use tower::Service;
 
-pub use self::{
-    config::{BreakerConfig, FailureRate},
+pub use crate::{
     error::CircuitOpen,
+    settings::{BreakerConfig, FailureRate},
+};
+
+pub use self::{
     future::ResponseFuture,
     layer::CircuitBreakerLayer,
     policy::{FailureClassifier, ServerFailures},

@@ -34,6 +34,27 @@ pub enum CircuitState {
     HalfOpen,
 }
 
+impl CircuitState {
+    /// The state's name in metrics and health answers: `closed`, `half_open` or `open`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CircuitState::Closed => "closed",
+            CircuitState::HalfOpen => "half_open",
+            CircuitState::Open => "open",
+        }
+    }
+
+    /// The `sdk_circuit_state` gauge's value (0 closed, 1 half-open, 2 open) and the name.
+    fn gauge(self) -> (f64, &'static str) {
+        let value = match self {
+            CircuitState::Closed => 0.0,
+            CircuitState::HalfOpen => 1.0,
+            CircuitState::Open => 2.0,
+        };
+        (value, self.as_str())
+    }
+}
+
 const CLOSED: u64 = 0;
 const OPEN: u64 = 1;
 const HALF_OPEN: u64 = 2;
@@ -120,7 +141,7 @@ impl CircuitBreaker {
 
     fn moved_to(&self, to: CircuitState) {
         if let Some((service, method, endpoint)) = &self.name {
-            crate::telemetry::circuit_transition(service, method, endpoint, to);
+            crate::telemetry::circuit_transition(service, method, endpoint, to.gauge());
         }
     }
 
@@ -399,7 +420,7 @@ impl RateWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::circuit_breaker::FailureRate;
+    use crate::settings::FailureRate;
 
     fn config() -> BreakerConfig {
         BreakerConfig {

@@ -5,17 +5,16 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::{
-    balance::{AttemptError, NoInstanceReason, NoInstances},
-    circuit_breaker::CircuitOpen,
     deadline::DeadlineExceeded,
-    error::{BoxError, ErrorContext, ServiceError, TimeoutKind},
+    error::{
+        AttemptError, BoxError, CircuitOpen, ErrorContext, NoInstanceReason, NoInstances,
+        RetriesExhausted, RetryStop, ServiceError, TimeoutKind,
+    },
     error_chain,
     middleware::MiddlewareError,
     outcome::ErrorClass,
     redact::mark_sensitive,
     response::ServiceResponse,
-    retry::RetriesExhausted,
-    retry::RetryStop,
     timeout::AttemptTimeout,
     transport::{BodyTooLarge, RequestBodyError, TransportError},
 };

@@ -127,7 +127,7 @@ impl RequestBuilder {
     /// setting; see [`hedge`](mod@crate::hedge).
     pub fn hedge(
         mut self,
-        hedge: impl Into<crate::request::Policy<crate::hedge::HedgeConfig>>,
+        hedge: impl Into<crate::settings::Policy<crate::settings::HedgeConfig>>,
     ) -> Self {
         self.options.hedge = Some(hedge.into());
         self
@@ -168,7 +168,10 @@ impl RequestBuilder {
 
     /// Uses these retry settings for this call instead of the service's (the service's retry
     /// budget still applies).
-    pub fn retry_policy(mut self, retry: impl Into<crate::request::Policy<RetryOverride>>) -> Self {
+    pub fn retry_policy(
+        mut self,
+        retry: impl Into<crate::settings::Policy<RetryOverride>>,
+    ) -> Self {
         self.options.retry = Some(retry.into());
         self
     }
@@ -177,7 +180,7 @@ impl RequestBuilder {
     /// the endpoint's breaker is first created). Pair it with [`endpoint`](Self::endpoint).
     pub fn circuit_breaker(
         mut self,
-        breaker: impl Into<crate::request::Policy<BreakerConfig>>,
+        breaker: impl Into<crate::settings::Policy<BreakerConfig>>,
     ) -> Self {
         self.options.circuit_breaker = Some(breaker.into());
         self
@@ -239,29 +242,15 @@ impl RequestBuilder {
     /// split), instead of the service's `version`.
     pub fn version_selector(
         mut self,
-        selector: impl Into<crate::request::Policy<crate::version::VersionSelector>>,
+        selector: impl Into<crate::settings::Policy<crate::version::VersionSelector>>,
     ) -> Self {
         self.options.versions = Some(selector.into());
         self
     }
 
-    /// Answers with `fallback` instead when the call fails with an open breaker, a timeout,
-    /// a 5xx answer or an unreachable service ([`FallbackOn::DEFAULT`]; choose with
-    /// [`WithFallback::on`](crate::fallback::WithFallback::on)); never on a 4xx. The
-    /// fallback gets the error. See [`fallback`](mod@crate::fallback).
-    ///
-    /// [`FallbackOn::DEFAULT`]: crate::fallback::FallbackOn::DEFAULT
-    pub fn fallback<F, Fut, T>(self, fallback: F) -> crate::fallback::WithFallback<F>
-    where
-        F: FnOnce(ServiceError) -> Fut,
-        Fut: std::future::Future<Output = ServiceResult<T>>,
-    {
-        crate::fallback::WithFallback::new(self, fallback)
-    }
-
     /// Marks the call as having a fallback for `on`, so such a failure is reported with the
     /// outcome `fallback` (the caller then runs the fallback).
-    pub(crate) fn fallback_on(mut self, on: crate::fallback::FallbackOn) -> Self {
+    pub(crate) fn fallback_on(mut self, on: crate::settings::FallbackOn) -> Self {
         self.options.fallback = Some(on);
         self
     }

@@ -12,7 +12,8 @@
 pub mod de;
 mod env;
 mod file;
-pub mod units;
+
+pub use crate::settings::units;
 
 use std::{collections::BTreeMap, path::PathBuf, time::Duration};
 
@@ -20,12 +21,8 @@ use http::{HeaderName, HeaderValue};
 
 pub use self::units::{parse_duration, parse_size};
 use crate::{
-    balance::LoadBalancerConfig,
-    cache::CacheConfig,
-    circuit_breaker::BreakerConfig,
-    health::HealthCheckConfig,
     redact::{is_secret_header, RedactedHeaders},
-    retry::RetryConfig,
+    settings::{BreakerConfig, CacheConfig, HealthCheckConfig, LoadBalancerConfig, RetryConfig},
     transport::TransportConfig,
     version::VersionSelector,
 };
@@ -259,13 +256,8 @@ impl SdkConfig {
     }
 }
 
-/// A setting's check, next to the type it protects: `Err((key, what is wrong))`, the key
-/// relative to the type's section (`[services.orders.retry]`).
-pub(crate) type Check = Result<(), (&'static str, String)>;
-
-/// The shortest period of anything that repeats (health checks, heartbeats): shorter ones
-/// are a busy loop, not a schedule.
-pub const MIN_INTERVAL: Duration = Duration::from_millis(10);
+pub(crate) use crate::settings::Check;
+pub use crate::settings::MIN_INTERVAL;
 
 /// Settings of one service.
 ///
@@ -314,7 +306,7 @@ pub struct ServiceConfig {
     pub version: Option<VersionSelector>,
     /// Hedged requests for the service's idempotent calls (off by default); see
     /// [`hedge`](mod@crate::hedge).
-    pub hedge: Option<crate::hedge::HedgeConfig>,
+    pub hedge: Option<crate::settings::HedgeConfig>,
 }
 
 impl Default for ServiceConfig {
@@ -439,7 +431,7 @@ impl ServiceConfig {
     /// Hedges the service's slow idempotent calls (default: off); see
     /// [`hedge`](mod@crate::hedge).
     #[must_use]
-    pub fn hedge(mut self, hedge: crate::hedge::HedgeConfig) -> Self {
+    pub fn hedge(mut self, hedge: crate::settings::HedgeConfig) -> Self {
         self.hedge = Some(hedge);
         self
     }
@@ -481,7 +473,7 @@ impl ServiceConfig {
             section("hedge", hedge.check())?;
         }
         for url in &self.instances {
-            if let Err(e) = crate::discovery::Instance::parse(url) {
+            if let Err(e) = crate::instances::Instance::parse(url) {
                 return bad("instances", e.to_string());
             }
         }

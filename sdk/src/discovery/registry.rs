@@ -14,9 +14,10 @@ use sdk_registry::{
 };
 use tokio::sync::watch;
 
-use super::{Discovery, Explainer, Instance, InstanceSet};
-use crate::balance::NoInstanceReason;
+use super::{Discovery, Instance, InstanceSet};
+use crate::error::NoInstanceReason;
 use crate::health::{HealthChange, HealthHooks, HealthSource};
+use crate::instances::Explainer;
 
 /// Discovery through a registry backend: each service's [`InstanceSet`] follows the
 /// backend's watch, leaving out instances marked unhealthy. If the registry goes away, the

@@ -31,7 +31,6 @@
 //! attempt went to (it hedges before the balancer picks), has one histogram per service
 //! rather than per endpoint, one hedge at most, and no tie to a retry budget.
 
-mod config;
 mod latency;
 
 use std::{
@@ -46,8 +45,8 @@ use futures_util::{stream::FuturesUnordered, StreamExt as _};
 use tokio::time::Instant;
 use tower::{retry::budget::Budget as _, Layer, Service, ServiceExt as _};
 
-pub use self::config::{HedgeAfter, HedgeConfig};
 use self::latency::Latencies;
+pub use crate::settings::{HedgeAfter, HedgeConfig};
 use crate::{
     box_error::BoxError, endpoint_map::EndpointMap, request::ServiceRequest,
     response::ServiceResponse, retry::RetryBudget,

@@ -22,18 +22,17 @@
 mod backoff;
 mod budget;
 mod classify;
-mod config;
-mod error;
-mod overrides;
 mod policy;
+
+pub use crate::{
+    error::{RetriesExhausted, RetryStop},
+    settings::{BudgetConfig, RetryConfig, RetryOverride},
+};
 
 pub use self::{
     backoff::{Backoff, ExponentialBackoff, Jitter, ScheduledBackoff},
     budget::RetryBudget,
     classify::retry_after,
-    config::{BudgetConfig, RetryConfig},
-    error::{RetriesExhausted, RetryStop},
-    overrides::RetryOverride,
     policy::RetryPolicy,
 };
 

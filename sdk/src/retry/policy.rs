@@ -148,7 +148,7 @@ impl tower::retry::Policy<ServiceRequest, ServiceResponse, BoxError> for RetryPo
         // The next attempt should go elsewhere when there is an elsewhere.
         let failed_on = match result {
             Ok(response) => response.instance.clone(),
-            Err(e) => crate::error_chain::find::<crate::balance::AttemptError>(e.as_ref())
+            Err(e) => crate::error_chain::find::<crate::error::AttemptError>(e.as_ref())
                 .map(|a| a.instance().clone()),
         };
         request.set_avoid(failed_on);

@@ -294,12 +294,12 @@ impl ServiceSdkBuilder {
     /// Validates the configuration and builds the SDK.
     pub fn build(self) -> Result<ServiceSdk, ConfigError> {
         self.config.validate()?;
-        if self.heartbeat_interval < crate::config::MIN_INTERVAL {
+        if self.heartbeat_interval < crate::settings::MIN_INTERVAL {
             return Err(ConfigError::invalid(
                 "heartbeat_interval",
                 format!(
                     "must be at least {:?} (a shorter one is a busy loop)",
-                    crate::config::MIN_INTERVAL
+                    crate::settings::MIN_INTERVAL
                 ),
             ));
         }

@@ -4,8 +4,8 @@ use std::{sync::Arc, time::Duration};
 
 use http::StatusCode;
 
-use super::{Backoff, ExponentialBackoff, Jitter};
-use crate::config::de;
+use super::de;
+use sdk_registry::backoff::{Backoff, ExponentialBackoff, Jitter};
 
 /// Retry settings of one service.
 ///
@@ -73,7 +73,7 @@ impl Default for BudgetConfig {
 
 impl RetryConfig {
     /// Checks the settings (see [`Check`](crate::config)).
-    pub(crate) fn check(&self) -> crate::config::Check {
+    pub(crate) fn check(&self) -> super::Check {
         if self.max_attempts == 0 {
             return Err((
                 "max_attempts",

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::config::de;
+use super::de;
 
 /// How an instance is chosen for each attempt.
 ///
@@ -86,7 +86,7 @@ impl LoadBalancerConfig {
     }
 
     /// Checks the settings (see [`Check`](crate::config)).
-    pub(crate) fn check(&self) -> crate::config::Check {
+    pub(crate) fn check(&self) -> super::Check {
         if self.ejection_failures == 0 {
             return Err(("ejection_failures", "must be at least 1".into()));
         }

@@ -10,7 +10,7 @@ pub struct Instance {
     scheme: Scheme,
     authority: Authority,
     base_path: Arc<str>,
-    version: Option<Arc<crate::version::InstanceVersion>>,
+    version: Option<Arc<super::InstanceVersion>>,
 }
 
 /// Why an instance URL was refused.
@@ -80,12 +80,12 @@ impl Instance {
     /// ```
     #[must_use]
     pub fn with_version(mut self, version: &str) -> Self {
-        self.version = Some(Arc::new(crate::version::InstanceVersion::new(version)));
+        self.version = Some(Arc::new(super::InstanceVersion::new(version)));
         self
     }
 
     /// The version this instance runs, when it said.
-    pub fn version(&self) -> Option<&crate::version::InstanceVersion> {
+    pub fn version(&self) -> Option<&super::InstanceVersion> {
         self.version.as_deref()
     }
 

@@ -126,7 +126,7 @@ impl HedgeConfig {
     }
 
     /// Why these settings are wrong, if they are.
-    pub(crate) fn check(&self) -> crate::config::Check {
+    pub(crate) fn check(&self) -> super::Check {
         if !(1..=3).contains(&self.max) {
             return Err(("max", format!("must be 1 to 3, not {}", self.max)));
         }

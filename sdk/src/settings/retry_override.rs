@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{ExponentialBackoff, Jitter};
+use sdk_registry::backoff::{ExponentialBackoff, Jitter};
 
 /// Retry settings for one method, overriding the service's.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -5,26 +5,14 @@
 //! only there are the attempt and the request's deadline both known; a separate tower layer
 //! would need a second timer or a per-request allocation to learn the deadline.
 
-use std::{fmt, time::Duration};
+mod error;
+
+use std::time::Duration;
 
 use tokio::time::Instant;
 
+pub use self::error::AttemptTimeout;
 use crate::deadline::DeadlineExceeded;
-
-/// One attempt took longer than the service's `attempt_timeout`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct AttemptTimeout {
-    /// The attempt timeout.
-    pub limit: Duration,
-}
-
-impl fmt::Display for AttemptTimeout {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "attempt timed out after {:?}", self.limit)
-    }
-}
-
-impl std::error::Error for AttemptTimeout {}
 
 /// Which limit bounds an attempt.
 #[derive(Clone, Copy, Debug)]

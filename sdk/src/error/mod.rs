@@ -11,9 +11,20 @@ use std::{fmt, sync::Arc, time::Duration};
 use bytes::Bytes;
 use http::{HeaderMap, Method, StatusCode};
 
-use crate::request::ServiceRequest;
+mod balance;
+mod breaker;
+mod call_outcome;
 
-pub use crate::{box_error::BoxError, retry::RetryStop};
+mod retry;
+
+pub(crate) use self::call_outcome::OUTCOMES;
+pub use self::{
+    balance::{AttemptError, NoInstanceReason, NoInstances},
+    breaker::CircuitOpen,
+    call_outcome::CallOutcome,
+    retry::{RetriesExhausted, RetryStop},
+};
+pub use crate::box_error::BoxError;
 
 /// The result of every SDK call.
 pub type ServiceResult<T> = Result<T, ServiceError>;
@@ -30,13 +41,22 @@ pub struct Endpoint(EndpointOf);
 enum EndpointOf {
     #[default]
     Unknown,
-    Request(ServiceRequest),
+    Shared(Arc<dyn EndpointSource>),
     Named(Method, Arc<str>),
 }
 
+/// What an HTTP call's [`Endpoint`] reads its method and name from: the request's shared
+/// parts (`request` implements it), so an error holds them without copying and this
+/// module needs nothing from the pipeline above it.
+pub(crate) trait EndpointSource: Send + Sync {
+    fn method(&self) -> &Method;
+    fn name(&self) -> &str;
+}
+
 impl Endpoint {
-    pub(crate) fn of(request: &ServiceRequest) -> Self {
-        Endpoint(EndpointOf::Request(request.clone()))
+    /// The endpoint `source` names, shared.
+    pub(crate) fn shared(source: Arc<dyn EndpointSource>) -> Self {
+        Endpoint(EndpointOf::Shared(source))
     }
 
     /// An endpoint that is not an HTTP request: a verb and a name, e.g. a message pattern
@@ -56,7 +76,7 @@ impl Endpoint {
     pub fn method(&self) -> Option<&Method> {
         match &self.0 {
             EndpointOf::Unknown => None,
-            EndpointOf::Request(request) => Some(request.method()),
+            EndpointOf::Shared(source) => Some(source.method()),
             EndpointOf::Named(verb, _) => Some(verb),
         }
     }
@@ -66,7 +86,7 @@ impl Endpoint {
     pub fn name(&self) -> &str {
         match &self.0 {
             EndpointOf::Unknown => "",
-            EndpointOf::Request(request) => request.endpoint(),
+            EndpointOf::Shared(source) => source.name(),
             EndpointOf::Named(_, name) => name,
         }
     }
@@ -259,7 +279,7 @@ pub enum ServiceError {
         /// Where.
         context: Box<ErrorContext>,
         /// Why.
-        reason: crate::balance::NoInstanceReason,
+        reason: NoInstanceReason,
     },
     /// The request was refused before anything was sent: a bad path, header or body.
     #[error("invalid request to {service}: {reason}")]

@@ -1,3 +1,6 @@
+//! The balancer's errors: no instance to send to (and why), and one attempt's failure
+//! with the instance it went to.
+
 use std::{fmt, sync::Arc};
 
 use crate::box_error::BoxError;

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::config::de;
+use super::de;
 
 /// Settings of one breaker. Defaults: open after 5 failures, stay open 60 s, one probe at a
 /// time while half-open, close after 2 successes, no failure-rate window.
@@ -61,7 +61,7 @@ pub struct FailureRate {
 
 impl BreakerConfig {
     /// Checks the settings (see [`Check`](crate::config)).
-    pub(crate) fn check(&self) -> crate::config::Check {
+    pub(crate) fn check(&self) -> super::Check {
         if self.failure_threshold == 0 {
             return Err(("failure_threshold", "must be at least 1".into()));
         }
