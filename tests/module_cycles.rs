@@ -81,7 +81,8 @@ fn the_checker_finds_a_cycle_it_is_shown() {
 
     // The crate root as a node: a module using an item `lib.rs` defines, while `lib.rs`'s
     // own code calls into that module, is a loop; a name `lib.rs` re-exports leads to the
-    // module it comes from; a `pub use` alone is no edge.
+    // module it comes from; a `pub use` alone is no edge, and neither is a unit test's
+    // (`k`'s tests call `f`, which names `K`).
     let _ = fs::remove_dir_all(&dir);
     fs::create_dir_all(&dir).expect("temp dir");
     let files = [
@@ -90,10 +91,13 @@ fn the_checker_finds_a_cycle_it_is_shown() {
             "mod f; mod g; mod h; mod k;\npub use self::{h::H, k::K};\n\
              pub struct Root;\nfn start() { f::run() }",
         ),
-        ("f.rs", "use crate::Root;\npub(crate) fn run() {}"),
+        ("f.rs", "use crate::{Root, K};\npub(crate) fn run() {}"),
         ("g.rs", "use crate::H;\npub struct G;"),
         ("h.rs", "use crate::g::G;\npub struct H;"),
-        ("k.rs", "use crate::Root;\npub struct K;"),
+        (
+            "k.rs",
+            "pub struct K;\n#[cfg(test)]\nmod tests {\n    use crate::f::run;\n}",
+        ),
     ];
     for (name, text) in files {
         fs::write(dir.join(name), text).expect("write");
@@ -122,6 +126,7 @@ fn module_graph(src: &Path) -> Graph {
     for file in rust_files(src) {
         let rel = file.strip_prefix(src).expect("under src");
         let code = strip_comments_and_strings(&fs::read_to_string(&file).expect("read"));
+        let code = strip_test_modules(&code);
         let (module, referenced) = if rel == Path::new("lib.rs") {
             ("lib".to_owned(), root_references(&code, &names))
         } else {
@@ -540,6 +545,44 @@ fn strip_comments_and_strings(text: &str) -> String {
         }
         i += 1;
     }
+    out
+}
+
+/// The code without its `#[cfg(test)] mod … { … }` blocks: a module's unit tests may use
+/// anything above it (a consistency test reads every layer), and are no part of the
+/// library's structure.
+fn strip_test_modules(code: &str) -> String {
+    let mut out = String::with_capacity(code.len());
+    let mut rest = code;
+    while let Some(at) = rest.find("#[cfg(test)]") {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + "#[cfg(test)]".len()..];
+        let body = after.trim_start();
+        let is_mod = body.starts_with("mod ") || body.starts_with("pub(crate) mod ");
+        let open = body.find(['{', ';']);
+        match (is_mod, open) {
+            (true, Some(open)) if body.as_bytes()[open] == b'{' => {
+                let mut depth = 0usize;
+                let mut end = body.len();
+                for (i, c) in body.char_indices().skip(open) {
+                    match c {
+                        '{' => depth += 1,
+                        '}' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                end = i + 1;
+                                break;
+                            }
+                        }
+                        _ => {}
+                    }
+                }
+                rest = &body[end..];
+            }
+            _ => rest = after,
+        }
+    }
+    out.push_str(rest);
     out
 }
 

@@ -105,7 +105,7 @@ pub mod health;
 pub mod hedge;
 mod hooks;
 mod instances;
-mod outcome;
+pub mod outcome;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::private::*;

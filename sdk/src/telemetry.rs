@@ -28,11 +28,9 @@ use std::{sync::OnceLock, time::Duration};
 use http::{Method, StatusCode};
 use metrics::{Counter, Histogram, Label};
 
-pub use crate::error::CallOutcome;
+pub use crate::outcome::CallOutcome;
 use crate::{
-    endpoint_map::EndpointMap,
-    error::{RetryStop, OUTCOMES},
-    response::CacheStatus,
+    endpoint_map::EndpointMap, error::RetryStop, outcome::OUTCOMES, response::CacheStatus,
 };
 
 /// Metric names.

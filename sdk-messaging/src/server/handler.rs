@@ -79,7 +79,7 @@ pub(crate) fn failure_status(handled: &Handled) -> StatusCode {
         Handled::Undecodable(_) => StatusCode::BAD_REQUEST,
         Handled::Failed(e) => e
             .status_code()
-            .filter(|s| s.is_client_error() || s.is_server_error())
+            .filter(|s| sdk::outcome::StatusClass::of(*s) != sdk::outcome::StatusClass::Success)
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
     }
 }

@@ -60,6 +60,7 @@ use crate::{
     box_error::BoxError,
     discovery::{Instance, InstanceSet},
     health::HealthState,
+    outcome::StatusClass,
     request::ServiceRequest,
     response::ServiceResponse,
     timeout,
@@ -536,10 +537,10 @@ fn observe(
     let config = &shared.config;
     let (failed, penalized) = match outcome {
         Ok(response) => {
-            let status = response.status();
+            let class = StatusClass::of(response.status());
             (
-                status.is_server_error(),
-                crate::outcome::answer_failed(status),
+                class.fault().counts_against_service(),
+                class.failed_to_serve(),
             )
         }
         Err(e) => match crate::outcome::ErrorClass::of(e.as_ref()) {

@@ -40,7 +40,7 @@ pub use self::{key::CacheKey, layer::CacheLayer};
 pub use crate::settings::CacheConfig;
 use crate::{
     box_error::BoxError,
-    deadline::DeadlineExceeded,
+    error::DeadlineExceeded,
     outcome::ErrorClass,
     request::{CacheMode, ServiceRequest},
     response::{CacheStatus, ServiceResponse},

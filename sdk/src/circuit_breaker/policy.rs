@@ -1,6 +1,10 @@
 //! What counts as a failure for the breaker.
 
-use crate::{box_error::BoxError, outcome::ErrorClass, response::ServiceResponse};
+use crate::{
+    box_error::BoxError,
+    outcome::{ErrorClass, StatusClass},
+    response::ServiceResponse,
+};
 
 /// Decides whether a call's outcome counts against the breaker.
 ///
@@ -37,7 +41,9 @@ pub struct ServerFailures;
 impl FailureClassifier for ServerFailures {
     fn is_failure(&self, outcome: &Result<ServiceResponse, BoxError>) -> bool {
         match outcome {
-            Ok(response) => response.status().is_server_error(),
+            Ok(response) => StatusClass::of(response.status())
+                .fault()
+                .counts_against_service(),
             Err(err) => ErrorClass::of(err.as_ref()).is_service_failure(),
         }
     }

@@ -5,10 +5,9 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::{
-    deadline::DeadlineExceeded,
     error::{
-        AttemptError, BoxError, CircuitOpen, ErrorContext, NoInstanceReason, NoInstances,
-        RetriesExhausted, RetryStop, ServiceError, TimeoutKind,
+        AttemptError, BoxError, CircuitOpen, DeadlineExceeded, ErrorContext, NoInstanceReason,
+        NoInstances, RetriesExhausted, RetryStop, ServiceError, TimeoutKind,
     },
     error_chain,
     middleware::MiddlewareError,

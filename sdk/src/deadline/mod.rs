@@ -16,7 +16,6 @@
 //! call's own, and every attempt tells the next hop the time it has left
 //! ([`DEADLINE_HEADER`]).
 
-mod error;
 mod header;
 mod inherit;
 
@@ -30,10 +29,10 @@ use tokio::time::Instant;
 use tower::{Layer, Service};
 
 pub use self::{
-    error::DeadlineExceeded,
     header::{remaining, DEADLINE_HEADER, GRPC_TIMEOUT},
     inherit::{current, InheritDeadline, InheritDeadlineLayer, InheritFuture, RequestDeadline},
 };
+pub use crate::error::DeadlineExceeded;
 use crate::{box_error::BoxError, clock::instant_after, request::ServiceRequest};
 pub(crate) use header::stamp as stamp_header;
 

@@ -13,15 +13,14 @@ use http::{HeaderMap, Method, StatusCode};
 
 mod balance;
 mod breaker;
-mod call_outcome;
+mod deadline;
 
 mod retry;
 
-pub(crate) use self::call_outcome::OUTCOMES;
 pub use self::{
     balance::{AttemptError, NoInstanceReason, NoInstances},
     breaker::CircuitOpen,
-    call_outcome::CallOutcome,
+    deadline::DeadlineExceeded,
     retry::{RetriesExhausted, RetryStop},
 };
 pub use crate::box_error::BoxError;
@@ -345,32 +344,6 @@ impl ServiceError {
     /// Whether the call was refused by an open circuit breaker.
     pub fn is_circuit_open(&self) -> bool {
         matches!(self.last_attempt(), ServiceError::CircuitOpen { .. })
-    }
-
-    /// Whether trying the same call again *later* could succeed (a message redelivered, a
-    /// job run again): timeouts, transport failures, an open breaker, no instance,
-    /// 408/429/5xx. Client mistakes (4xx, decode, invalid request, body too large, a broken
-    /// request body) are not, and neither is an instance's certificate refused: it will
-    /// be refused again until someone changes it.
-    ///
-    /// The pipeline's own retries ask a different question, "may another attempt *now*
-    /// fare differently", where an open breaker or no instance says no: they are decided
-    /// inside the pipeline, once, before this error is made.
-    pub fn is_retryable(&self) -> bool {
-        match self.last_attempt() {
-            ServiceError::Transport { source, .. } => {
-                !crate::error_chain::is_certificate_failure(source.as_ref())
-            }
-            ServiceError::Timeout { .. }
-            | ServiceError::CircuitOpen { .. }
-            | ServiceError::NoHealthyInstance { .. } => true,
-            ServiceError::Status { status, .. } => {
-                status.is_server_error()
-                    || *status == StatusCode::TOO_MANY_REQUESTS
-                    || *status == StatusCode::REQUEST_TIMEOUT
-            }
-            _ => false,
-        }
     }
 
     /// The context (service, endpoint, instance, attempts) of this error, when it has one.

@@ -46,6 +46,7 @@ use tokio::time::Instant;
 use tower::{retry::budget::Budget as _, Layer, Service, ServiceExt as _};
 
 use self::latency::Latencies;
+use crate::outcome::StatusClass;
 pub use crate::settings::{HedgeAfter, HedgeConfig};
 use crate::{
     box_error::BoxError, endpoint_map::EndpointMap, request::ServiceRequest,
@@ -218,7 +219,7 @@ struct Pass<S> {
 /// A good answer ends the pass; anything else waits for the attempts still running.
 fn is_good(result: &Result<ServiceResponse, BoxError>) -> bool {
     match result {
-        Ok(response) => !crate::outcome::answer_failed(response.status()),
+        Ok(response) => !StatusClass::of(response.status()).failed_to_serve(),
         Err(_) => false,
     }
 }

@@ -5,7 +5,10 @@ use std::time::{Duration, SystemTime};
 use http::{header::RETRY_AFTER, HeaderMap, StatusCode};
 
 use crate::{
-    box_error::BoxError, outcome::ErrorClass, request::ServiceRequest, response::ServiceResponse,
+    box_error::BoxError,
+    outcome::{ErrorClass, StatusClass},
+    request::ServiceRequest,
+    response::ServiceResponse,
 };
 
 /// The verdict on one attempt.
@@ -32,7 +35,7 @@ pub(crate) fn classify(
         Ok(response) => {
             let status = response.status();
             let after = retry_after(response.headers());
-            let retryable = if status == StatusCode::TOO_MANY_REQUESTS {
+            let retryable = if StatusClass::of(status) == StatusClass::TooManyRequests {
                 after.is_some()
             } else {
                 retry_statuses.contains(&status)
@@ -45,7 +48,7 @@ pub(crate) fn classify(
         }
         Err(err) => {
             let class = ErrorClass::of(err.as_ref());
-            if !class.may_retry_now() || request.options().idempotent == Some(false) {
+            if !class.retry().now() || request.options().idempotent == Some(false) {
                 return Verdict::Done;
             }
             // A connection never made sent nothing: safe to retry whatever the method.

@@ -5,6 +5,7 @@ use std::time::Duration;
 use http::{HeaderName, StatusCode};
 
 use super::de;
+use crate::outcome::StatusClass;
 
 /// Cache settings of one service.
 ///
@@ -128,8 +129,6 @@ setters!(CacheConfig {
 });
 
 /// Whether an error answer with `status` may be cached: a 4xx that says "no", not "later".
-pub(crate) fn is_cacheable_error(status: StatusCode) -> bool {
-    status.is_client_error()
-        && status != StatusCode::REQUEST_TIMEOUT
-        && status != StatusCode::TOO_MANY_REQUESTS
+fn is_cacheable_error(status: StatusCode) -> bool {
+    StatusClass::of(status) == StatusClass::Refused
 }

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use crate::error::{CallOutcome, ServiceError};
+use crate::{error::ServiceError, outcome::CallOutcome};
 
 /// Which failures a fallback takes over. Combine with [`or`](Self::or).
 ///

@@ -5,6 +5,7 @@ use std::{sync::Arc, time::Duration};
 use http::StatusCode;
 
 use super::de;
+use crate::outcome::StatusClass;
 use sdk_registry::backoff::{Backoff, ExponentialBackoff, Jitter};
 
 /// Retry settings of one service.
@@ -37,11 +38,7 @@ impl Default for RetryConfig {
             max_attempts: 3,
             backoff: Arc::new(ExponentialBackoff::default()),
             retry_non_idempotent: false,
-            retry_statuses: vec![
-                StatusCode::BAD_GATEWAY,
-                StatusCode::SERVICE_UNAVAILABLE,
-                StatusCode::GATEWAY_TIMEOUT,
-            ],
+            retry_statuses: StatusClass::RETRY_NOW.to_vec(),
             max_retry_after: Duration::from_secs(30),
             budget: BudgetConfig::default(),
         }

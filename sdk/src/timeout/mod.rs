@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 pub use self::error::AttemptTimeout;
-use crate::deadline::DeadlineExceeded;
+use crate::error::DeadlineExceeded;
 
 /// Which limit bounds an attempt.
 #[derive(Clone, Copy, Debug)]

@@ -3,7 +3,8 @@
 
 use http::StatusCode;
 
-use super::ServiceError;
+use super::{Fault, StatusClass};
+use crate::error::ServiceError;
 
 /// How a call ended, as metrics and the `on_call` hook name it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,12 +66,10 @@ impl CallOutcome {
 
     /// The outcome of an answer with `status`.
     pub fn of_status(status: StatusCode) -> Self {
-        if status.is_server_error() {
-            CallOutcome::ServerError
-        } else if status.is_client_error() {
-            CallOutcome::ClientError
-        } else {
-            CallOutcome::Success
+        match StatusClass::of(status).fault() {
+            Fault::None => CallOutcome::Success,
+            Fault::Caller => CallOutcome::ClientError,
+            _ => CallOutcome::ServerError,
         }
     }
 

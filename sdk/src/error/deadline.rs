@@ -1,3 +1,5 @@
+//! The error a call whose deadline passed fails with.
+
 use std::{fmt, time::Duration};
 
 /// The call's deadline passed before it finished (retries included).
