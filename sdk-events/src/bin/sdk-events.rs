@@ -12,10 +12,8 @@ use sdk_events::{
     server::{router, Bus, BusConfig},
     store::Store,
 };
-use sdk_registry::{
-    server::{metrics_recorder, serve, shutdown_signal, Limits},
-    AddressPolicy,
-};
+use sdk_registry::AddressPolicy;
+use sdk_server::{metrics_recorder, serve, shutdown_signal, Limits};
 
 /// The event bus server.
 #[derive(Debug, Parser)]

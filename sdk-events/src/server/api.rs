@@ -10,10 +10,8 @@ use axum::{
     routing::{get, post},
     Json, Router,
 };
-use sdk_registry::{
-    server::{json_errors, ApiError},
-    sync::UnpoisonedRw as _,
-};
+use sdk_registry::sync::UnpoisonedRw as _;
+use sdk_server::{json_errors, ApiError};
 use serde_json::{json, Value};
 use tower_http::timeout::RequestBodyTimeoutLayer;
 

@@ -5,7 +5,8 @@ use std::{collections::HashMap, sync::RwLock};
 
 use axum::http::{header, HeaderMap, StatusCode};
 use ring::rand::SecureRandom as _;
-use sdk_registry::{server::ApiError, sync::UnpoisonedRw as _};
+use sdk_registry::sync::UnpoisonedRw as _;
+use sdk_server::ApiError;
 use subtle::ConstantTimeEq as _;
 
 use super::Bus;

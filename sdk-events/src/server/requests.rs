@@ -1,7 +1,7 @@
 //! The API's request bodies and query strings, and the checks on their values.
 
 use axum::http::StatusCode;
-use sdk_registry::server::ApiError;
+use sdk_server::ApiError;
 use serde::Deserialize;
 use serde_json::Value;
 

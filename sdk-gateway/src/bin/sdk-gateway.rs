@@ -7,7 +7,7 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Parser;
 use sdk_gateway::{Gateway, GatewayConfig};
-use sdk_registry::server::{metrics_recorder, serve, shutdown_signal, tls, Limits};
+use sdk_server::{metrics_recorder, serve, shutdown_signal, tls, Limits};
 
 /// The API gateway.
 #[derive(Debug, Parser)]

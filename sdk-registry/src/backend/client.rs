@@ -120,7 +120,7 @@ pub(crate) fn base_url(field: &'static str, url: &str) -> Result<String, Registr
     let base = url.trim_end_matches('/');
     let invalid = |reason: String| RegistryError::Invalid { field, reason };
     let shown = crate::redact_url(base);
-    if crate::redact::has_userinfo(base) {
+    if sdk_base::has_userinfo(base) {
         // Refused rather than silently dropped: the credentials would never be sent, and
         // every message that showed the URL would carry them.
         return Err(invalid(format!(

@@ -26,17 +26,11 @@ mod api;
 mod dashboard;
 mod events;
 mod health;
-mod process;
-mod serve;
 mod store;
-pub mod tls;
 mod writer;
 
-pub use self::{
-    health::HealthChecks,
-    process::{metrics_recorder, shutdown_signal},
-    serve::{serve, Limits},
-};
+pub use self::health::HealthChecks;
+pub use sdk_server::{metrics_recorder, serve, shutdown_signal, tls, Limits};
 
 use std::{io, path::PathBuf, sync::Arc, time::Duration};
 

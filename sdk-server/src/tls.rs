@@ -1,5 +1,5 @@
-//! HTTPS for the registry server: the rustls settings from PEM files, so the bearer token
-//! and the registrations never cross the network in clear. [`serve`](super::serve) runs
+//! HTTPS for every server: the rustls settings from PEM files, so tokens
+//! and the registrations never cross the network in clear. [`serve`](crate::serve) runs
 //! the connections.
 
 use std::{io, path::Path, sync::Arc};

@@ -5,8 +5,8 @@
 //!   descriptors are never exhausted and `/health` and heartbeats keep being answered once
 //!   the header timeout has cleared the idle ones;
 //! - a request's headers must arrive within `header_read_timeout` (hyper's own timer), and
-//!   its body within [`ServerConfig::body_timeout`](super::ServerConfig::body_timeout)
-//!   (a router layer);
+//!   its body within the server's body timeout (a router layer, e.g. tower-http's
+//!   `RequestBodyTimeoutLayer`);
 //! - a connection that moves no byte either way for `idle_timeout` is closed: a client
 //!   trickling nothing, or one that stopped reading its answer or its event stream (a
 //!   watcher that fell behind: it reconnects and gets the current set);

@@ -9,7 +9,7 @@ use std::time::Duration;
 ///
 /// ```
 /// use std::time::Duration;
-/// use sdk_registry::backoff::Backoff;
+/// use sdk_base::backoff::Backoff;
 ///
 /// /// The same pause every time.
 /// #[derive(Debug)]
@@ -75,7 +75,7 @@ impl ExponentialBackoff {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use sdk_registry::backoff::{ExponentialBackoff, Jitter};
+    /// use sdk_base::backoff::{ExponentialBackoff, Jitter};
     ///
     /// let backoff = ExponentialBackoff::new(Duration::from_millis(50), Duration::from_secs(2))
     ///     .multiplier(3.0)
@@ -169,7 +169,7 @@ impl ExponentialBackoff {
 ///
 /// ```
 /// use std::time::Duration;
-/// use sdk_registry::backoff::{Backoff, ScheduledBackoff};
+/// use sdk_base::backoff::{Backoff, ScheduledBackoff};
 ///
 /// let schedule = ScheduledBackoff::new(vec![Duration::from_secs(5), Duration::from_secs(300)])
 ///     .spread(0.2);

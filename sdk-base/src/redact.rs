@@ -7,7 +7,7 @@ use std::borrow::Cow;
 /// a password is shown as is), for logs, errors and `Debug` output.
 ///
 /// ```
-/// use sdk_registry::redact_url;
+/// use sdk_base::redact_url;
 ///
 /// assert_eq!(redact_url("https://shop:hunter2@etcd:2379"), "https://shop:xxxxx@etcd:2379");
 /// assert_eq!(redact_url("http://10.0.0.7:8500/v1"), "http://10.0.0.7:8500/v1");
@@ -33,7 +33,7 @@ pub fn redact_url(url: &str) -> Cow<'_, str> {
 }
 
 /// Whether `url` carries a `user@` or `user:password@` part.
-pub(crate) fn has_userinfo(url: &str) -> bool {
+pub fn has_userinfo(url: &str) -> bool {
     let start = url.find("://").map_or(0, |i| i + 3);
     let end = url[start..]
         .find(['/', '?', '#'])

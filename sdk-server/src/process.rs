@@ -27,7 +27,7 @@ pub fn metrics_recorder(
 ) -> Result<metrics_exporter_prometheus::PrometheusHandle, metrics_exporter_prometheus::BuildError>
 {
     let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .set_buckets(crate::LATENCY_BUCKETS)?
+        .set_buckets(sdk_base::LATENCY_BUCKETS)?
         .install_recorder()?;
     let upkeep = handle.clone();
     tokio::spawn(async move {

@@ -11,7 +11,7 @@ use std::error::Error as StdError;
 ///
 /// ```
 /// let inner = std::io::Error::new(std::io::ErrorKind::Other, "the real reason");
-/// let texts: Vec<String> = sdk_registry::causes(&inner).map(|e| e.to_string()).collect();
+/// let texts: Vec<String> = sdk_base::causes(&inner).map(|e| e.to_string()).collect();
 /// assert_eq!(texts, ["the real reason", "the real reason"]);
 /// ```
 pub fn causes<'a>(

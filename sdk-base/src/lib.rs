@@ -1,0 +1,25 @@
+//! The base every crate of the platform stands on, and nothing else: the one backoff
+//! schedule ([`backoff`], full jitter), error cause chains ([`causes()`], [`describe`]),
+//! URL redaction ([`redact_url`]), locks that survive a poisoning panic ([`sync`]) and the
+//! latency buckets every Prometheus histogram uses ([`LATENCY_BUCKETS`]).
+//!
+//! It does no I/O and depends on `fastrand` and `serde` only, so the SDK, the registry, the
+//! servers and the brokers' transports can all use it without linking one another.
+
+pub mod backoff;
+pub mod causes;
+mod redact;
+#[doc(hidden)]
+pub mod sync;
+
+pub use self::{
+    causes::{causes, describe},
+    redact::{has_userinfo, redact_url},
+};
+
+/// Latency histogram buckets in seconds (1 ms to 30 s), for the SDK's and the servers'
+/// Prometheus exposition: explicit buckets, so histograms aggregate across instances
+/// (summaries do not).
+pub const LATENCY_BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];

@@ -1,0 +1,19 @@
+//! What every server binary of the platform needs, and only that: [`serve`] (the accept
+//! loop for HTTP and HTTPS with a connection limit, header, idle and handshake timeouts, and
+//! a graceful shutdown), its [`Limits`], [`tls::load`] (rustls settings from PEM files),
+//! [`ApiError`] and [`json_errors`] (every error answer JSON), [`shutdown_signal`] and
+//! [`metrics_recorder`] (the one Prometheus install, with the platform's latency buckets).
+//!
+//! The registry server, the event bus and the gateway run on it; none of them links what
+//! another's storage needs (the gateway links no SQLite).
+
+mod api_error;
+mod process;
+mod serve;
+pub mod tls;
+
+pub use self::{
+    api_error::{json_errors, ApiError},
+    process::{metrics_recorder, shutdown_signal},
+    serve::{serve, Limits},
+};
