@@ -613,3 +613,62 @@ async fn the_readmes_curl_lines_work_as_written() {
     .await
     .expect("the curl lines");
 }
+
+/// The bus serves HTTPS with `--tls-cert` and `--tls-key` (the flags every server binary
+/// takes from `sdk_server::ServeArgs`): a client trusting the certificate is answered, plain
+/// HTTP to the port is not, and a key file that is missing stops the binary, naming it.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_bus_serves_https() {
+    use sdk::registry::rustls;
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+    let dir = std::env::temp_dir().join(format!("sdk-events-tls-{}", fastrand::u64(..)));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, certified.cert.pem()).expect("write the certificate");
+    std::fs::write(&key, certified.signing_key.serialize_pem()).expect("write the key");
+    let (cert_arg, key_arg) = (cert.display().to_string(), key.display().to_string());
+    let database = support::sqlite();
+    let bus = Bus::start(&database, &["--tls-cert", &cert_arg, "--tls-key", &key_arg]).await;
+    let port = bus.addr().rsplit(':').next().expect("port").to_owned();
+
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(certified.cert.der().clone())
+        .expect("trust the test certificate");
+    let tls = rustls::ClientConfig::builder_with_provider(
+        rustls::crypto::ring::default_provider().into(),
+    )
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let sdk = sdk::ServiceSdk::builder()
+        .tls_config(tls)
+        .build()
+        .expect("an SDK");
+    let client = sdk
+        .client_for_url(&format!("https://localhost:{port}"))
+        .expect("a URL");
+    let health: Value = client.get("/health").send().await.expect("over https");
+    assert_eq!(health["status"], "ok", "{health}");
+
+    let plain = reqwest::get(format!("http://{}/health", bus.addr())).await;
+    assert!(
+        plain.map_or(true, |r| !r.status().is_success()),
+        "plain HTTP to the HTTPS port gets no answer"
+    );
+
+    let missing = dir.join("missing-key.pem");
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_sdk-events"))
+        .args(["--listen", "127.0.0.1:0", "--database", &database.url])
+        .args(["--token", ADMIN, "--tls-cert", &cert_arg, "--tls-key"])
+        .arg(&missing)
+        .output()
+        .await
+        .expect("run the binary");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("missing-key.pem"), "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -17,3 +17,8 @@ pub use self::{
     process::{metrics_recorder, shutdown_signal},
     serve::{serve, Limits},
 };
+
+#[cfg(feature = "clap")]
+mod args;
+#[cfg(feature = "clap")]
+pub use self::args::ServeArgs;

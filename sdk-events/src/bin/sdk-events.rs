@@ -13,7 +13,7 @@ use sdk_events::{
     store::Store,
 };
 use sdk_registry::AddressPolicy;
-use sdk_server::{metrics_recorder, serve, shutdown_signal, Limits};
+use sdk_server::{metrics_recorder, serve, shutdown_signal, ServeArgs};
 
 /// The event bus server.
 #[derive(Debug, Parser)]
@@ -88,21 +88,9 @@ struct Args {
     /// Largest request body in bytes (1 KiB to 64 MiB).
     #[arg(long, default_value_t = 1_048_576, value_parser = clap::value_parser!(u64).range(1024..=67_108_864))]
     max_body: u64,
-    /// Connections served at once; more are closed on arrival (1 to 1000000).
-    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    max_connections: u64,
-    /// Seconds a client has to send a request's headers (1 to 300).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
-    header_timeout_secs: u64,
-    /// Seconds a client has to send a request's body (1 to 300).
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=300))]
-    body_timeout_secs: u64,
-    /// Seconds a connection may move no byte before it is closed (1 to 3600).
-    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u64).range(1..=3_600))]
-    idle_timeout_secs: u64,
-    /// Seconds requests and deliveries in flight get to finish after SIGTERM (0 to 300).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=300))]
-    shutdown_grace_secs: u64,
+    /// How it serves (deliveries in flight get the shutdown grace too).
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 fn schedule(text: &str) -> Result<ScheduledBackoff, String> {
@@ -123,9 +111,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    // Certificate problems are reported before anything is opened.
+    let tls = args.serve.tls()?;
     let clock = Clock::new();
     let store = Store::open(&args.database).await?;
-    let grace = Duration::from_secs(args.shutdown_grace_secs);
+    let grace = args.serve.shutdown_grace();
     let handlers = match args.allow_private_handlers {
         true => AddressPolicy::any(),
         false => (args.allow_handler_network.iter())
@@ -159,7 +149,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         admin_token: args.token.clone(),
         open_writes: args.allow_open_writes,
         max_body: usize::try_from(args.max_body).unwrap_or(1 << 20),
-        body_timeout: Duration::from_secs(args.body_timeout_secs),
+        body_timeout: args.serve.body_timeout(),
         metrics: Some(metrics_recorder()?),
         handlers,
     };
@@ -169,12 +159,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         clock,
         dispatcher.as_ref().map(Dispatcher::waker),
     )?;
-    let limits = Limits {
-        max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
-        header_read_timeout: Duration::from_secs(args.header_timeout_secs),
-        idle_timeout: Duration::from_secs(args.idle_timeout_secs),
-        shutdown_grace: grace,
-    };
+    let limits = args.serve.limits();
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     // Tests and scripts read the bound address (the port may be 0) from this line.
     println!("listening on {}", listener.local_addr()?);
@@ -189,7 +174,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         shutdown_signal().await;
         let _ = stop.send(true);
     };
-    serve(listener, router(bus), None, limits, shutdown).await?;
+    serve(listener, router(bus), tls, limits, shutdown).await?;
     if let Some(dispatching) = dispatching {
         let _ = dispatching.await;
     }

@@ -6,9 +6,9 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 use clap::Parser;
 use rustls::pki_types::{pem::PemObject, CertificateDer};
 use sdk_registry::server::{
-    metrics_recorder, router, serve, shutdown_signal, tls, HealthChecks, Limits, Registry,
-    ServerConfig,
+    metrics_recorder, router, serve, shutdown_signal, HealthChecks, Registry, ServerConfig,
 };
+use sdk_server::ServeArgs;
 
 /// The service registry server.
 #[derive(Debug, Parser)]
@@ -57,28 +57,9 @@ struct Args {
     /// PEM file of extra CA certificates trusted when probing `https` instances.
     #[arg(long)]
     probe_ca: Option<PathBuf>,
-    /// Connections served at once; more are closed on arrival (1 to 1000000).
-    #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
-    max_connections: u64,
-    /// Seconds a client has to send a request's headers, or finish a TLS handshake (1 to 300).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
-    header_timeout_secs: u64,
-    /// Seconds a client has to send a request's body (1 to 300).
-    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=300))]
-    body_timeout_secs: u64,
-    /// Seconds a connection may move no byte before it is closed (61 to 3600: above the
-    /// longest long poll).
-    #[arg(long, default_value_t = 90, value_parser = clap::value_parser!(u64).range(61..=3_600))]
-    idle_timeout_secs: u64,
-    /// Seconds requests in flight get to finish after SIGTERM (0 to 300).
-    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=300))]
-    shutdown_grace_secs: u64,
-    /// Serve HTTPS with this PEM certificate chain (needs --tls-key).
-    #[arg(long, requires = "tls_key")]
-    tls_cert: Option<PathBuf>,
-    /// The PEM private key of --tls-cert.
-    #[arg(long, requires = "tls_cert")]
-    tls_key: Option<PathBuf>,
+    /// How it serves (the idle timeout must be above 60 s, the longest long poll).
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 #[tokio::main]
@@ -88,21 +69,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .with_writer(std::io::stderr)
         .init();
     let args = Args::parse();
+    if let Err(e) = args.serve.require_idle_above(60) {
+        e.exit();
+    }
     let config = ServerConfig {
         ttl: Duration::from_secs(args.ttl_secs),
         data: args.data.clone(),
         token: args.token.clone(),
         open_writes: args.allow_open_writes,
         protect_reads: args.protect_reads,
-        body_timeout: Duration::from_secs(args.body_timeout_secs),
+        body_timeout: args.serve.body_timeout(),
         metrics: Some(metrics_recorder()?),
         ..ServerConfig::default()
     };
     // Certificate problems are reported before anything listens.
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(tls::load(cert, key)?),
-        _ => None,
-    };
+    let tls = args.serve.tls()?;
     let probe_tls = probe_tls(args.probe_ca.as_deref())?;
     let registry = Registry::open(config).await?;
     let evictor = registry.spawn_evictor(Duration::from_millis(250));
@@ -115,12 +96,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
         probe_tls,
     );
-    let limits = Limits {
-        max_connections: usize::try_from(args.max_connections).unwrap_or(usize::MAX),
-        header_read_timeout: Duration::from_secs(args.header_timeout_secs),
-        idle_timeout: Duration::from_secs(args.idle_timeout_secs),
-        shutdown_grace: Duration::from_secs(args.shutdown_grace_secs),
-    };
+    let limits = args.serve.limits();
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     // Tests and scripts read the bound address (the port may be 0) from this line.
     println!("listening on {}", listener.local_addr()?);
