@@ -162,6 +162,60 @@ impl ExponentialBackoff {
     }
 }
 
+/// One reconnect loop's state: its failures in a row and the wait before its next try, on
+/// the [`reconnect`](ExponentialBackoff::reconnect) schedule (100 ms doubling to 5 s, full
+/// jitter). Every loop that follows a broker, a registry or a stream waits through this one
+/// type, so none waits a fixed time and comes back in step with its peers.
+///
+/// ```
+/// use std::time::Duration;
+/// use sdk_base::backoff::Reconnect;
+///
+/// let mut reconnect = Reconnect::new();
+/// assert!(reconnect.failed() <= Duration::from_millis(100));
+/// assert!(reconnect.failed() <= Duration::from_millis(200));
+/// assert_eq!(reconnect.failures(), 2);
+/// reconnect.succeeded();
+/// assert_eq!(reconnect.failures(), 0);
+/// ```
+#[derive(Debug, Clone)]
+pub struct Reconnect {
+    backoff: ExponentialBackoff,
+    failures: u32,
+}
+
+impl Default for Reconnect {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Reconnect {
+    /// A loop that has not failed yet.
+    pub fn new() -> Self {
+        Reconnect {
+            backoff: ExponentialBackoff::reconnect(),
+            failures: 0,
+        }
+    }
+
+    /// Records a failure and says how long to wait before trying again.
+    pub fn failed(&mut self) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        self.backoff.delay(self.failures)
+    }
+
+    /// Records a success: the next failure waits the shortest time again.
+    pub fn succeeded(&mut self) {
+        self.failures = 0;
+    }
+
+    /// The failures in a row so far (0 after a success).
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+}
+
 /// A fixed list of delays, each spread by `±spread` (a fraction), the last one repeated:
 /// webhook retries on the schedule users of Svix and Stripe know (5 s, 5 min, 30 min, 2 h,
 /// 5 h, 10 h, 10 h). How many retries there are is the caller's decision

@@ -47,6 +47,7 @@ use async_nats::{
 use futures_util::{stream, StreamExt};
 use http::{HeaderMap, HeaderName, HeaderValue};
 use sdk::{retry::Backoff as _, retry::ExponentialBackoff, BoxError};
+use sdk_base::backoff::Reconnect;
 use tokio::sync::mpsc;
 
 use crate::{
@@ -368,15 +369,14 @@ async fn pull(
     subject: String,
     sender: mpsc::Sender<Delivery>,
 ) {
-    let backoff = ExponentialBackoff::reconnect();
-    let mut failures = 0u32;
+    let mut reconnect = Reconnect::new();
     loop {
         match consumer.messages().await {
             Ok(mut messages) => {
                 while let Some(next) = messages.next().await {
                     match next {
                         Ok(message) => {
-                            failures = 0;
+                            reconnect.succeeded();
                             let Some(delivery) = broker.event_delivery(message) else {
                                 continue;
                             };
@@ -396,8 +396,8 @@ async fn pull(
         if sender.is_closed() {
             return;
         }
-        failures = failures.saturating_add(1);
-        tokio::time::sleep(backoff.delay(failures)).await;
+        let wait = reconnect.failed();
+        tokio::time::sleep(wait).await;
         // The consumer (or its stream) may be gone, after a JetStream reset: create it again.
         broker.0.streams_ready.store(false, Ordering::Release);
         if broker.ensure_streams().await.is_ok() {

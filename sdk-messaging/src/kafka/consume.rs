@@ -15,6 +15,7 @@ use rdkafka::{
 };
 use sdk::registry::sync::Unpoisoned as _;
 use sdk::BoxError;
+use sdk_base::backoff::Reconnect;
 use tokio::sync::mpsc;
 
 use super::{
@@ -124,16 +125,20 @@ struct Source {
 impl Source {
     /// Takes records until the server stops (the receiver is gone).
     async fn pump(self, sender: mpsc::Sender<Delivery>) {
+        let mut reconnect = Reconnect::new();
         loop {
             let record = tokio::select! {
                 () = sender.closed() => return,
                 record = self.consumer.recv() => record.map(|m| m.detach()),
             };
             let record = match record {
-                Ok(record) => record,
+                Ok(record) => {
+                    reconnect.succeeded();
+                    record
+                }
                 Err(e) => {
                     tracing::debug!(error = %e, "kafka consumer");
-                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    tokio::time::sleep(reconnect.failed()).await;
                     continue;
                 }
             };

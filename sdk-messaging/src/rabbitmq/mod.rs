@@ -56,6 +56,7 @@ use lapin::{
     ExchangeKind,
 };
 use sdk::{retry::Backoff as _, retry::ExponentialBackoff, BoxError};
+use sdk_base::backoff::Reconnect;
 
 use self::{convert::properties, rpc::Rpc, settle::RabbitSettle};
 use crate::{
@@ -233,17 +234,16 @@ async fn supervise(inner: Weak<Inner>) {
 /// Opens a new connection (after the reconnect backoff, until one opens), makes it the
 /// current one, moves the consumers to it, and closes the old one.
 async fn replace(inner: &Inner) {
-    let backoff = ExponentialBackoff::reconnect();
-    let mut failures = 0u32;
+    let mut reconnect = Reconnect::new();
     let link = loop {
         match open(&inner.url, &inner.settings).await {
             Ok(link) => break link,
             Err((what, e)) => {
-                failures = failures.saturating_add(1);
-                if failures == 1 {
+                let wait = reconnect.failed();
+                if reconnect.failures() == 1 {
                     tracing::warn!(error = %e, "{what} RabbitMQ");
                 }
-                tokio::time::sleep(backoff.delay(failures)).await;
+                tokio::time::sleep(wait).await;
             }
         }
     };

@@ -12,6 +12,7 @@ use lapin::{
     Channel, Connection,
 };
 use sdk::{registry::sync::Unpoisoned as _, BoxError};
+use sdk_base::backoff::Reconnect;
 use tokio::sync::oneshot;
 
 use super::{
@@ -50,9 +51,11 @@ impl Rpc {
         let replies = waiting.clone();
         let recovering = channel.clone();
         tokio::spawn(async move {
+            let mut reconnect = Reconnect::new();
             while let Some(next) = consumer.next().await {
                 match next {
                     Ok(delivery) => {
+                        reconnect.succeeded();
                         let Some(id) = delivery.properties.correlation_id().as_ref() else {
                             continue;
                         };
@@ -68,7 +71,7 @@ impl Rpc {
                     }
                     Err(error) => {
                         if recovering.wait_for_recovery(error).await.is_err() {
-                            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                            tokio::time::sleep(reconnect.failed()).await;
                         }
                     }
                 }

@@ -13,7 +13,8 @@ use redis::{
     streams::{StreamClaimReply, StreamId, StreamPendingCountReply, StreamReadReply},
     Value,
 };
-use sdk::{retry::Backoff as _, retry::ExponentialBackoff, BoxError};
+use sdk::BoxError;
+use sdk_base::backoff::Reconnect;
 use tokio::sync::mpsc;
 
 use super::{failed, frame, routes::Keys, settle::RedisSettle, RedisBroker, BLOCK};
@@ -157,10 +158,9 @@ impl Consumer {
     }
 
     async fn run(mut self, sender: mpsc::Sender<Delivery>) {
-        let backoff = ExponentialBackoff::reconnect();
         let claim_every = (self.broker.shared.settings.ack_wait / 2).min(Duration::from_secs(5));
         let mut last_claim = Instant::now();
-        let mut failures = 0u32;
+        let mut reconnect = Reconnect::new();
         let mut bound = true;
         loop {
             if !bound {
@@ -181,7 +181,7 @@ impl Consumer {
             };
             match read {
                 Ok(entries) => {
-                    failures = 0;
+                    reconnect.succeeded();
                     for (entry, earlier) in entries {
                         let Some(delivery) = self.delivery(entry, earlier).await else {
                             continue;
@@ -201,8 +201,7 @@ impl Consumer {
                 }
                 Err(None) => {}
             }
-            failures = failures.saturating_add(1);
-            tokio::time::sleep(backoff.delay(failures)).await;
+            tokio::time::sleep(reconnect.failed()).await;
         }
     }
 

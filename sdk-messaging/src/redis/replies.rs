@@ -11,7 +11,7 @@ use std::{
 };
 
 use redis::aio::ConnectionManager;
-use sdk::{retry::Backoff as _, retry::ExponentialBackoff};
+use sdk_base::backoff::Reconnect;
 use tokio::sync::oneshot;
 
 use super::frame;
@@ -92,8 +92,7 @@ impl Replies {
 
 /// Pops replies from the connection's list until the connection is dropped.
 pub(super) async fn listen(replies: Weak<Replies>, key: String, mut connection: ConnectionManager) {
-    let backoff = ExponentialBackoff::reconnect();
-    let mut failures = 0u32;
+    let mut reconnect = Reconnect::new();
     while replies.strong_count() > 0 {
         let popped: redis::RedisResult<Option<(String, Vec<u8>)>> = redis::cmd("BLPOP")
             .arg(&key)
@@ -102,7 +101,7 @@ pub(super) async fn listen(replies: Weak<Replies>, key: String, mut connection: 
             .await;
         match popped {
             Ok(Some((_, value))) => {
-                failures = 0;
+                reconnect.succeeded();
                 let Some(replies) = replies.upgrade() else {
                     return;
                 };
@@ -123,13 +122,13 @@ pub(super) async fn listen(replies: Weak<Replies>, key: String, mut connection: 
                     }
                 }
             }
-            Ok(None) => failures = 0,
+            Ok(None) => reconnect.succeeded(),
             Err(e) => {
-                failures = failures.saturating_add(1);
+                let wait = reconnect.failed();
                 tracing::debug!(error = %e, "redis replies");
                 // Capped below the backoff's longest step: a reply waits for this loop, so
                 // it looks again soon once Redis is back (the manager backs off itself).
-                tokio::time::sleep(backoff.delay(failures).min(Duration::from_secs(2))).await;
+                tokio::time::sleep(wait.min(Duration::from_secs(2))).await;
             }
         }
     }

@@ -10,10 +10,7 @@ use super::{
     client::{self, default_tls, http_client, HttpClient},
     name_segment, BoxFuture, RegistryBackend, Snapshot, WatchProblems,
 };
-use crate::{
-    backoff::{Backoff as _, ExponentialBackoff},
-    HealthStatus, InstanceRecord, RegistryError, ServiceInstance,
-};
+use crate::{backoff::Reconnect, HealthStatus, InstanceRecord, RegistryError, ServiceInstance};
 
 /// A client of the `sdk-registry` server, as a backend.
 ///
@@ -146,8 +143,7 @@ impl HttpBackend {
 
     async fn follow(self, service: String, changes: watch::Sender<Snapshot>) {
         let mut version = 0;
-        let backoff = ExponentialBackoff::reconnect();
-        let mut failures = 0u32;
+        let mut reconnect = Reconnect::new();
         loop {
             let path = format!("/v1/services/{service}/watch?after={version}&wait=30");
             let poll = async {
@@ -164,10 +160,10 @@ impl HttpBackend {
             };
             match answer {
                 Ok(answer) => {
-                    if failures > 0 {
+                    if reconnect.failures() > 0 {
                         tracing::info!(%service, registry = %self.base, "following the registry again");
                         self.problems.set(&service, None);
-                        failures = 0;
+                        reconnect.succeeded();
                     }
                     version = answer.version;
                     changes.send_replace(Arc::new(
@@ -175,13 +171,13 @@ impl HttpBackend {
                     ));
                 }
                 Err(e) => {
-                    if failures == 0 {
+                    if reconnect.failures() == 0 {
                         tracing::warn!(%service, error = %e, "lost the registry; keeping the last known instances");
                     }
                     self.problems.set(&service, Some(e));
-                    failures = failures.saturating_add(1);
+                    let wait = reconnect.failed();
                     tokio::select! {
-                        () = tokio::time::sleep(backoff.delay(failures)) => {}
+                        () = tokio::time::sleep(wait) => {}
                         () = changes.closed() => break,
                     }
                 }

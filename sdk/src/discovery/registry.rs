@@ -8,10 +8,7 @@ use std::{
     },
 };
 
-use sdk_registry::{
-    backoff::{Backoff as _, ExponentialBackoff},
-    HealthStatus, RegistryBackend, RegistryError, Snapshot,
-};
+use sdk_registry::{backoff::Reconnect, HealthStatus, RegistryBackend, RegistryError, Snapshot};
 use tokio::sync::watch;
 
 use super::{Discovery, Instance, InstanceSet};
@@ -161,15 +158,14 @@ async fn follow(
 ) {
     // Each instance's last seen health (`true`: may take traffic), to report flips.
     let mut last_health: HashMap<String, bool> = HashMap::new();
-    let backoff = ExponentialBackoff::reconnect();
-    let mut failures = 0u32;
+    let mut reconnect = Reconnect::new();
     loop {
         if target.pinned.load(Ordering::Acquire) {
             return;
         }
         match backend.watch(&service).await {
             Ok(mut changes) => loop {
-                failures = 0;
+                reconnect.succeeded();
                 *target.status.problem.locked() = None;
                 let snapshot = changes.borrow_and_update().clone();
                 if target.pinned.load(Ordering::Acquire) {
@@ -187,7 +183,7 @@ async fn follow(
                 }
             },
             Err(e) => {
-                if failures == 0 {
+                if reconnect.failures() == 0 {
                     tracing::warn!(%service, error = %e, "registry unavailable; keeping the last known instances");
                 }
                 *target.status.problem.locked() = Some(e);
@@ -196,9 +192,9 @@ async fn follow(
             }
         }
         // Jittered, so the followers of a registry that restarts do not return in lockstep.
-        failures = failures.saturating_add(1);
+        let wait = reconnect.failed();
         tokio::select! {
-            _ = tokio::time::sleep(backoff.delay(failures)) => {}
+            _ = tokio::time::sleep(wait) => {}
             _ = shutdown.changed() => return,
         }
     }

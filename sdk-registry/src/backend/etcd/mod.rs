@@ -14,10 +14,7 @@ use self::gateway::{encode, prefix_end, Gateway, GatewayError, KeyValue, WatchMe
 use super::{
     client::default_tls, name_segment, unix_ms, BoxFuture, RegistryBackend, Snapshot, WatchProblems,
 };
-use crate::{
-    backoff::{Backoff as _, ExponentialBackoff},
-    HealthStatus, InstanceRecord, RegistryError, ServiceInstance,
-};
+use crate::{backoff::Reconnect, HealthStatus, InstanceRecord, RegistryError, ServiceInstance};
 
 /// How many times a health update is retried when another writer got in between.
 const CAS_ATTEMPTS: usize = 8;
@@ -174,8 +171,7 @@ impl EtcdBackend {
         mut synced: Option<(Records, i64)>,
         changes: watch::Sender<Snapshot>,
     ) {
-        let backoff = ExponentialBackoff::reconnect();
-        let mut failures = 0u32;
+        let mut reconnect = Reconnect::new();
         loop {
             if let Some((records, revision)) = &mut synced {
                 let started = tokio::time::Instant::now();
@@ -185,15 +181,15 @@ impl EtcdBackend {
                 }
                 // A stream that lived a while was a success: start the backoff over.
                 if started.elapsed() > Duration::from_secs(10) {
-                    failures = 0;
+                    reconnect.succeeded();
                 }
             }
             // The stream broke (etcd restarted, the history was compacted) or etcd was not
             // reachable: read the whole set again once it answers, then watch from there,
             // after a jittered pause so a fleet of followers does not return in lockstep.
-            failures = failures.saturating_add(1);
+            let wait = reconnect.failed();
             tokio::select! {
-                () = tokio::time::sleep(backoff.delay(failures)) => {}
+                () = tokio::time::sleep(wait) => {}
                 () = changes.closed() => return,
             }
             synced = match self.list(&service).await {
@@ -202,7 +198,7 @@ impl EtcdBackend {
                     Some(synced)
                 }
                 Err(e) => {
-                    if failures == 1 {
+                    if reconnect.failures() == 1 {
                         tracing::warn!(%service, error = %e, "lost etcd; keeping the last known instances");
                     }
                     self.problems.set(&service, Some(e));
