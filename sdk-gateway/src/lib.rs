@@ -56,20 +56,10 @@ mod routes;
 pub mod template;
 mod ws;
 
-/// Logs to stderr at `info` and above, as the binary does: events only. The SDK's per-call
-/// spans (which an OpenTelemetry layer turns into traces) are not recorded by a plain log,
-/// so they are turned off here rather than built and dropped on every request.
+/// Logs to stderr as the binary does: events only, filtered by `RUST_LOG` (`info` when
+/// unset); the one set-up every server binary uses ([`sdk_server::init_logging`]).
 pub fn init_logging() {
-    use tracing_subscriber::{
-        filter::filter_fn, layer::SubscriberExt as _, util::SubscriberInitExt as _, Layer as _,
-    };
-    let log = tracing_subscriber::fmt::layer()
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .with_filter(filter_fn(|meta| {
-            meta.is_event() && *meta.level() <= tracing::Level::INFO
-        }));
-    let _ = tracing_subscriber::registry().with(log).try_init();
+    sdk_server::init_logging();
 }
 
 pub use crate::{

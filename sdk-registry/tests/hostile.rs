@@ -8,7 +8,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use support::{data_file, run_binary, start_binary, start_server, Server};
+use support::{data_file, run_binary, start_binary, start_binary_logging, start_server, Server};
 use tokio::{
     io::{AsyncReadExt, AsyncWriteExt},
     net::TcpStream,
@@ -299,4 +299,35 @@ async fn every_error_answer_is_json() {
         !server.logged().contains("s3cret"),
         "no credential in the log"
     );
+}
+
+/// The server binaries log through one set-up that reads `RUST_LOG`: with `warn`, a refused
+/// write (401, logged at `warn`) is logged and a request for no endpoint (404, logged at
+/// `info`) is not; with `info` both are.
+#[tokio::test(flavor = "multi_thread")]
+async fn rust_log_sets_what_is_logged() {
+    let args = ["--listen", "127.0.0.1:0", "--token", "s3cret"];
+    for (level, info_logged) in [("warn", false), ("info", true)] {
+        let server = start_binary_logging(&args, None, level).await;
+        let http = reqwest::Client::new();
+        let missing = http.get(format!("{}/v1/no-such-endpoint", server.url));
+        assert_eq!(missing.send().await.expect("answered").status(), 404);
+        let write = http.post(format!("{}/v1/instances", server.url)).body("{}");
+        assert_eq!(write.send().await.expect("answered").status(), 401);
+        // The 401 comes after the 404: once it is in the log, so would the 404 be.
+        let seen = support::until(Duration::from_secs(5), || {
+            server.logged().contains("status=401")
+        })
+        .await;
+        let logged = server.logged();
+        assert!(
+            seen,
+            "RUST_LOG={level}: the refused write is logged:\n{logged}"
+        );
+        assert_eq!(
+            logged.contains("status=404"),
+            info_logged,
+            "RUST_LOG={level}:\n{logged}"
+        );
+    }
 }

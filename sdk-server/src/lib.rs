@@ -2,7 +2,8 @@
 //! loop for HTTP and HTTPS with a connection limit, header, idle and handshake timeouts, and
 //! a graceful shutdown), its [`Limits`], [`tls::load`] (rustls settings from PEM files),
 //! [`ApiError`] and [`json_errors`] (every error answer JSON), [`shutdown_signal`] and
-//! [`metrics_recorder`] (the one Prometheus install, with the platform's latency buckets).
+//! [`metrics_recorder`] (the one Prometheus install, with the platform's latency buckets),
+//! [`init_logging`] (events to stderr, filtered by `RUST_LOG`).
 //!
 //! The registry server, the event bus and the gateway run on it; none of them links what
 //! another's storage needs (the gateway links no SQLite).
@@ -22,3 +23,6 @@ pub use self::{
 mod args;
 #[cfg(feature = "clap")]
 pub use self::args::ServeArgs;
+
+mod log;
+pub use self::log::init_logging;

@@ -106,10 +106,7 @@ fn schedule(text: &str) -> Result<ScheduledBackoff, String> {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .init();
+    sdk_server::init_logging();
     let args = Args::parse();
     // Certificate problems are reported before anything is opened.
     let tls = args.serve.tls()?;

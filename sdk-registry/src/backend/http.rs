@@ -18,7 +18,7 @@ use crate::{backoff::Reconnect, HealthStatus, InstanceRecord, RegistryError, Ser
 /// is unreachable or refuses the token, the channel keeps the last snapshot, the failure is
 /// logged (once, and again when it clears) and reported by
 /// [`watch_problem`](RegistryBackend::watch_problem), and the poll is tried again after a
-/// jittered backoff ([`ExponentialBackoff::reconnect`]).
+/// jittered backoff ([`Reconnect`]).
 #[derive(Clone)]
 pub struct HttpBackend {
     base: String,

@@ -64,10 +64,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .init();
+    sdk_server::init_logging();
     let args = Args::parse();
     if let Err(e) = args.serve.require_idle_above(60) {
         e.exit();

@@ -15,7 +15,8 @@ pub(crate) mod tls;
 #[cfg(feature = "server")]
 #[allow(unused_imports)] // each test file uses some of them
 pub(crate) use server::{
-    assert_json_errors, data_file, run_binary, start_binary, start_server, Server, TOKEN,
+    assert_json_errors, data_file, run_binary, start_binary, start_binary_logging, start_server,
+    Server, TOKEN,
 };
 
 /// A loopback service answering its name (as a JSON string) on `/`; returns its port.

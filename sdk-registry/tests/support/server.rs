@@ -67,6 +67,11 @@ pub(crate) async fn start_server(
 /// Starts the binary with exactly `args` (and `--data data`), and waits for its
 /// `listening on` line.
 pub(crate) async fn start_binary(args: &[&str], data: Option<&Path>) -> Server {
+    start_binary_logging(args, data, "info").await
+}
+
+/// [`start_binary`] with `RUST_LOG` set to `log`.
+pub(crate) async fn start_binary_logging(args: &[&str], data: Option<&Path>, log: &str) -> Server {
     let mut command = Command::new(env!("CARGO_BIN_EXE_sdk-registry"));
     command.args(args);
     if let Some(data) = data {
@@ -74,7 +79,7 @@ pub(crate) async fn start_binary(args: &[&str], data: Option<&Path>) -> Server {
     }
     let mut child = command
         .env_remove("SDK_REGISTRY_TOKEN")
-        .env("RUST_LOG", "info")
+        .env("RUST_LOG", log)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true)
