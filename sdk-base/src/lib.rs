@@ -1,5 +1,5 @@
 //! The base every crate of the platform stands on, and nothing else: the one backoff
-//! schedule ([`backoff`], full jitter), error cause chains ([`causes()`], [`describe`]),
+//! schedule ([`backoff`], full jitter), Unix time ([`clock`]), error cause chains ([`causes()`], [`describe`]),
 //! URL redaction ([`redact_url`]), locks that survive a poisoning panic ([`sync`]) and the
 //! latency buckets every Prometheus histogram uses ([`LATENCY_BUCKETS`]).
 //!
@@ -8,6 +8,7 @@
 
 pub mod backoff;
 pub mod causes;
+pub mod clock;
 mod redact;
 #[doc(hidden)]
 pub mod sync;

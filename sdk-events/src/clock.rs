@@ -40,10 +40,7 @@ impl Clock {
 
 /// `time` in milliseconds since the Unix epoch (0 before it, saturating far after).
 pub fn to_ms(time: SystemTime) -> i64 {
-    let since = time
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default();
-    i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
+    i64::try_from(sdk_base::clock::unix_ms(time)).unwrap_or(i64::MAX)
 }
 
 /// Milliseconds since the Unix epoch as a time.

@@ -336,10 +336,7 @@ impl Dispatcher {
             Err(e) => return Attempt::Unusable(e.to_string()),
         };
         let now = self.clock.now();
-        let timestamp = now
-            .duration_since(std::time::SystemTime::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
+        let timestamp = sdk_base::clock::unix_secs(now);
         let mut secrets = Vec::with_capacity(2);
         match Secret::parse(&delivery.secret) {
             Ok(secret) => secrets.push(secret),

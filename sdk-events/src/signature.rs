@@ -168,10 +168,7 @@ pub fn verify(
         .parse()
         .map_err(|_| SignatureError::MissingHeader(WEBHOOK_TIMESTAMP))?;
     let signatures = text(WEBHOOK_SIGNATURE)?;
-    let now_secs = now
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_secs();
+    let now_secs = sdk_base::clock::unix_secs(now);
     if now_secs.abs_diff(timestamp) > tolerance.as_secs() {
         return Err(SignatureError::Stale);
     }

@@ -142,9 +142,7 @@ impl moka::Expiry<Box<str>, Claims> for UntilExpiry {
 }
 
 fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    sdk_base::clock::now_unix_secs()
 }
 
 impl Verifier {

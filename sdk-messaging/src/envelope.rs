@@ -87,10 +87,7 @@ const CLOCK_SLACK_MS: u64 = 1000;
 
 /// Unix time in milliseconds.
 pub(crate) fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
+    sdk_base::clock::now_unix_ms()
 }
 
 impl Envelope {

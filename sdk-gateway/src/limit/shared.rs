@@ -164,9 +164,7 @@ impl Inner {
     /// Logs that limits are counted locally, at most once a minute.
     fn warn(&self, why: &str) {
         metrics::counter!(crate::metrics::names::LIMIT_FALLBACKS).increment(1);
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
+        let now = sdk_base::clock::now_unix_secs();
         let last = self.last_warning.load(Ordering::Relaxed);
         if now >= last + 60
             && self

@@ -12,13 +12,7 @@ mod http;
 mod memory;
 
 use crate::sync::Unpoisoned as _;
-use std::{
-    fmt,
-    future::Future,
-    pin::Pin,
-    sync::Arc,
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::{fmt, future::Future, pin::Pin, sync::Arc};
 
 use tokio::sync::watch;
 
@@ -119,9 +113,7 @@ impl WatchProblems {
 
 /// Now, as Unix milliseconds (for `last_heartbeat_ms`).
 pub(crate) fn unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
+    sdk_base::clock::now_unix_ms()
 }
 
 /// `value` if it is a valid service or instance name ([`validate_name`]), so it is safe as a
