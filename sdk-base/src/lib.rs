@@ -9,6 +9,8 @@
 pub mod backoff;
 pub mod causes;
 pub mod clock;
+#[cfg(feature = "prometheus")]
+pub mod prometheus;
 mod redact;
 #[doc(hidden)]
 pub mod sync;

@@ -1,8 +1,6 @@
 //! What a server binary does around its router: stop on a signal, and keep a Prometheus
 //! recorder for `GET /metrics`. The registry's and the event bus's binaries share these.
 
-use std::time::Duration;
-
 /// Ctrl-C or SIGTERM: stop accepting, finish the requests in flight, exit.
 pub async fn shutdown_signal() {
     let terminate = async {
@@ -22,20 +20,10 @@ pub async fn shutdown_signal() {
 }
 
 /// The process's Prometheus recorder, rendered on `GET /metrics`: histograms with explicit
-/// buckets (1 ms to 30 s), drained every 5 s.
+/// buckets (1 ms to 30 s), drained every 5 s ([`sdk_base::prometheus::install`], the one
+/// install the SDK's `telemetry::Prometheus` uses too).
 pub fn metrics_recorder(
 ) -> Result<metrics_exporter_prometheus::PrometheusHandle, metrics_exporter_prometheus::BuildError>
 {
-    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
-        .set_buckets(sdk_base::LATENCY_BUCKETS)?
-        .install_recorder()?;
-    let upkeep = handle.clone();
-    tokio::spawn(async move {
-        let mut every = tokio::time::interval(Duration::from_secs(5));
-        loop {
-            every.tick().await;
-            upkeep.run_upkeep();
-        }
-    });
-    Ok(handle)
+    sdk_base::prometheus::install()
 }

@@ -272,19 +272,7 @@ impl Prometheus {
     /// Installs the recorder as the process's global one (once per process), and, inside a
     /// Tokio runtime, a task that drains histogram buffers every 5 s.
     pub fn install() -> Result<Self, metrics_exporter_prometheus::BuildError> {
-        let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
-            .set_buckets(Self::BUCKETS)?
-            .install_recorder()?;
-        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
-            let upkeep = handle.clone();
-            runtime.spawn(async move {
-                let mut every = tokio::time::interval(Duration::from_secs(5));
-                loop {
-                    every.tick().await;
-                    upkeep.run_upkeep();
-                }
-            });
-        }
+        let handle = sdk_base::prometheus::install()?;
         Ok(Prometheus { handle })
     }
 
