@@ -1,5 +1,6 @@
 //! The base every crate of the platform stands on, and nothing else: the one backoff
-//! schedule ([`backoff`], full jitter), Unix time ([`clock`]), error cause chains ([`causes()`], [`describe`]),
+//! schedule ([`backoff`], full jitter), Unix time ([`clock`]), durations and sizes as people write them ([`units`]: `"250ms"`,
+//! `"64KiB"`), error cause chains ([`causes()`], [`describe`]),
 //! URL redaction ([`redact_url`]), locks that survive a poisoning panic ([`sync`]) and the
 //! latency buckets every Prometheus histogram uses ([`LATENCY_BUCKETS`]).
 //!
@@ -14,6 +15,7 @@ pub mod prometheus;
 mod redact;
 #[doc(hidden)]
 pub mod sync;
+pub mod units;
 
 pub use self::{
     causes::{causes, describe},

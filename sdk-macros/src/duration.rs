@@ -7,7 +7,7 @@ use syn::LitStr;
 /// Parses a duration literal, or explains how to write one.
 pub(crate) fn parse(lit: &LitStr) -> syn::Result<Duration> {
     let text = lit.value();
-    match humantime::parse_duration(text.trim()) {
+    match sdk_base::units::parse_duration(&text) {
         Ok(d) if !d.is_zero() => Ok(d),
         Ok(_) => Err(syn::Error::new_spanned(
             lit,

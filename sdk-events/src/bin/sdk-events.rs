@@ -96,7 +96,7 @@ struct Args {
 fn schedule(text: &str) -> Result<ScheduledBackoff, String> {
     let steps = text
         .split(',')
-        .map(|step| humantime::parse_duration(step.trim()).map_err(|e| format!("`{step}`: {e}")))
+        .map(sdk_base::units::parse_duration)
         .collect::<Result<Vec<_>, _>>()?;
     if steps.is_empty() || steps.len() > 50 {
         return Err("give 1 to 50 delays".into());

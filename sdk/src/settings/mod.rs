@@ -14,7 +14,7 @@ mod hedge;
 mod policy;
 mod retry;
 mod retry_override;
-pub mod units;
+pub use sdk_base::units;
 
 use std::time::Duration;
 
