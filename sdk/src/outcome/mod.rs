@@ -309,7 +309,6 @@ mod tests {
     fn every_reader_of_a_status_reads_its_class() {
         use crate::{
             circuit_breaker::{FailureClassifier as _, ServerFailures},
-            error::ServiceError,
             response::ServiceResponse,
             settings::{CacheConfig, RetryConfig},
         };
@@ -348,23 +347,7 @@ mod tests {
             };
             assert_eq!(outcome, expected, "metrics, {status}");
             if class != StatusClass::Success {
-                let error = ServiceError::Status {
-                    context: Box::default(),
-                    status,
-                    headers: Box::default(),
-                    body: Default::default(),
-                };
-                assert_eq!(
-                    error.retry(),
-                    class.retry(),
-                    "ServiceError::retry, {status}"
-                );
-                assert_eq!(error.is_retryable(), class.retry().later(), "{status}");
-                assert_eq!(
-                    error.fault(),
-                    class.fault(),
-                    "ServiceError::fault, {status}"
-                );
+                service_error_agrees(status, class);
             }
         }
         // The named answers of a few that matter.
@@ -391,6 +374,27 @@ mod tests {
         );
         assert!(of(429).failed_to_serve() && of(500).failed_to_serve());
         assert!(!of(404).failed_to_serve() && !of(200).failed_to_serve());
+    }
+
+    /// A status error's `retry`, `is_retryable` and `fault` give its class's answers.
+    fn service_error_agrees(status: http::StatusCode, class: StatusClass) {
+        let error = crate::error::ServiceError::Status {
+            context: Box::default(),
+            status,
+            headers: Box::default(),
+            body: Default::default(),
+        };
+        assert_eq!(
+            error.retry(),
+            class.retry(),
+            "ServiceError::retry, {status}"
+        );
+        assert_eq!(error.is_retryable(), class.retry().later(), "{status}");
+        assert_eq!(
+            error.fault(),
+            class.fault(),
+            "ServiceError::fault, {status}"
+        );
     }
 
     /// An error's two answers: whose fault, and whether to retry now, later or never.
