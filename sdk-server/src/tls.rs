@@ -34,3 +34,33 @@ pub fn load(cert: &Path, key: &Path) -> io::Result<Arc<rustls::ServerConfig>> {
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A missing or empty file is an error that names it, for every binary that serves TLS.
+    #[test]
+    fn a_file_that_is_missing_or_empty_is_named() {
+        let dir = std::env::temp_dir().join(format!("sdk-server-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let certified =
+            rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("certificate");
+        let (cert, key, empty) = (
+            dir.join("cert.pem"),
+            dir.join("key.pem"),
+            dir.join("empty.pem"),
+        );
+        std::fs::write(&cert, certified.cert.pem()).expect("write");
+        std::fs::write(&key, certified.signing_key.serialize_pem()).expect("write");
+        std::fs::write(&empty, "").expect("write");
+        let error = |cert: &Path, key: &Path| load(cert, key).expect_err("refused").to_string();
+
+        assert!(load(&cert, &key).is_ok(), "a certificate and its key load");
+        let missing = dir.join("missing-key.pem");
+        assert!(error(&cert, &missing).contains("missing-key.pem"));
+        assert!(error(&empty, &key).contains("empty.pem: no certificate"));
+        assert!(error(&cert, &empty).contains("empty.pem"));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

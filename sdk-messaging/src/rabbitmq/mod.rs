@@ -55,7 +55,7 @@ use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, Consumer,
     ExchangeKind,
 };
-use sdk::{retry::Backoff as _, retry::ExponentialBackoff, BoxError};
+use sdk::{retry::ExponentialBackoff, BoxError};
 use sdk_base::backoff::Reconnect;
 
 use self::{convert::properties, rpc::Rpc, settle::RabbitSettle};
@@ -496,21 +496,25 @@ impl RabbitBroker {
     /// next one, after the reconnect backoff.
     fn deliveries(&self, subscription: Subscription, first: Subscribed) -> Deliveries {
         let generation = self.inner.generation.subscribe();
-        let state = (self.clone(), subscription, Some(first), 0u32, generation);
+        let state = (
+            self.clone(),
+            subscription,
+            Some(first),
+            Reconnect::new(),
+            generation,
+        );
         let stream = futures_util::stream::unfold(
             state,
-            |(broker, subscription, mut current, mut failures, mut generation)| async move {
-                let backoff = ExponentialBackoff::reconnect();
+            |(broker, subscription, mut current, mut reconnect, mut generation)| async move {
                 loop {
                     let Some((consumer, channel, queue)) = current.as_mut() else {
                         match broker.subscribe_once(&subscription).await {
                             Ok(subscribed) => {
-                                failures = 0;
+                                reconnect.succeeded();
                                 current = Some(subscribed);
                             }
                             Err(_) => {
-                                failures = failures.saturating_add(1);
-                                tokio::time::sleep(backoff.delay(failures)).await;
+                                tokio::time::sleep(reconnect.failed()).await;
                             }
                         }
                         continue;
@@ -528,7 +532,7 @@ impl RabbitBroker {
                             if let Some(next) = RabbitSettle::delivery(delivery, queue) {
                                 return Some((
                                     next,
-                                    (broker, subscription, current, failures, generation),
+                                    (broker, subscription, current, reconnect, generation),
                                 ));
                             }
                         }

@@ -112,9 +112,7 @@ impl StatusClass {
         match status {
             S::REQUEST_TIMEOUT => StatusClass::RequestTimeout,
             S::TOO_MANY_REQUESTS => StatusClass::TooManyRequests,
-            S::BAD_GATEWAY | S::SERVICE_UNAVAILABLE | S::GATEWAY_TIMEOUT => {
-                StatusClass::Unavailable
-            }
+            s if Self::RETRY_NOW.contains(&s) => StatusClass::Unavailable,
             s if s.is_server_error() => StatusClass::ServerError,
             s if s.is_client_error() => StatusClass::Refused,
             _ => StatusClass::Success,
@@ -151,8 +149,8 @@ impl StatusClass {
         self.fault() == Fault::Service || self == StatusClass::TooManyRequests
     }
 
-    /// The statuses the retry policy retries at once by default: those whose class says
-    /// [`Retry::Now`].
+    /// 502, 503 and 504: the [`Unavailable`](Self::Unavailable) statuses, the only ones
+    /// whose class says [`Retry::Now`], and so the retry policy's default statuses.
     pub const RETRY_NOW: [http::StatusCode; 3] = [
         http::StatusCode::BAD_GATEWAY,
         http::StatusCode::SERVICE_UNAVAILABLE,
