@@ -23,6 +23,10 @@ pub use self::{
 mod args;
 #[cfg(feature = "clap")]
 pub use self::args::ServeArgs;
+#[cfg(feature = "clap")]
+mod config_file;
+#[cfg(feature = "clap")]
+pub use self::config_file::{parse_args, try_parse_args};
 
 mod log;
 pub use self::log::init_logging;

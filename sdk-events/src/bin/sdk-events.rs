@@ -1,10 +1,10 @@
 //! The event bus server: `sdk-events --listen 127.0.0.1:8600 --database sqlite:events.db`
 //! with the admin token in `SDK_EVENTS_TOKEN` (`--database postgres://...` to share one
-//! database between several processes).
+//! database between several processes), or `sdk-events --config platform.toml` with the
+//! flags in `[server.events]`.
 
 use std::{net::SocketAddr, time::Duration};
 
-use clap::Parser;
 use sdk::retry::ScheduledBackoff;
 use sdk_events::{
     clock::Clock,
@@ -16,7 +16,7 @@ use sdk_registry::AddressPolicy;
 use sdk_server::{metrics_recorder, serve, shutdown_signal, ServeArgs};
 
 /// The event bus server.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(
     name = "sdk-events",
     version,
@@ -28,6 +28,11 @@ admin token (--token or SDK_EVENTS_TOKEN) unless --allow-open-writes is given; e
 with the token it got when it was created."
 )]
 struct Args {
+    /// The platform's TOML file: its `[server.events]` table sets any flag below by name
+    /// (`database = "postgres://..."`); a flag given here, or its environment variable,
+    /// overrides it.
+    #[arg(long, env = "SDK_EVENTS_CONFIG")]
+    config: Option<std::path::PathBuf>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8600")]
     listen: SocketAddr,
@@ -107,7 +112,7 @@ fn schedule(text: &str) -> Result<ScheduledBackoff, String> {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     sdk_server::init_logging();
-    let args = Args::parse();
+    let args: Args = sdk_server::parse_args("events");
     // Certificate problems are reported before anything is opened.
     let tls = args.serve.tls()?;
     let clock = Clock::new();

@@ -5,19 +5,20 @@
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use clap::Parser;
 use sdk_gateway::{Gateway, GatewayConfig};
 use sdk_server::{metrics_recorder, serve, shutdown_signal, ServeArgs};
 
 /// The API gateway.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(
     name = "sdk-gateway",
     version,
     about = "The sdk-gateway: routes requests to services found through the registry, with JWT, rate limits, WebSockets and streamed bodies."
 )]
 struct Args {
-    /// The TOML file: routes, gateway settings, and the SDK's settings.
+    /// The TOML file: routes, gateway settings, and the SDK's settings; its
+    /// `[server.gateway]` table sets any other flag by name (`listen = "0.0.0.0:8080"`), a
+    /// flag given here overriding it.
     #[arg(long, env = "SDK_GATEWAY_CONFIG")]
     config: PathBuf,
     /// Address to listen on.
@@ -30,7 +31,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     sdk_gateway::init_logging();
-    let args = Args::parse();
+    let args: Args = sdk_server::parse_args("gateway");
     let config = sdk::SdkConfig::from_file(&args.config)?;
     let gateway_config = GatewayConfig::from_sdk_config(&config)?;
     let metrics = metrics_recorder()?;

@@ -1,9 +1,9 @@
 //! The registry server: `sdk-registry --listen 127.0.0.1:8500 --data registry.db` with the
-//! token in `SDK_REGISTRY_TOKEN` (`--tls-cert cert.pem --tls-key key.pem` for HTTPS).
+//! token in `SDK_REGISTRY_TOKEN` (`--tls-cert cert.pem --tls-key key.pem` for HTTPS), or
+//! `sdk-registry --config platform.toml` with the flags in `[server.registry]`.
 
 use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
-use clap::Parser;
 use rustls::pki_types::{pem::PemObject, CertificateDer};
 use sdk_registry::server::{
     metrics_recorder, router, serve, shutdown_signal, HealthChecks, Registry, ServerConfig,
@@ -11,7 +11,7 @@ use sdk_registry::server::{
 use sdk_server::ServeArgs;
 
 /// The service registry server.
-#[derive(Debug, Parser)]
+#[derive(Debug, clap::Parser)]
 #[command(
     name = "sdk-registry",
     version,
@@ -22,6 +22,10 @@ Every acknowledged write is in the SQLite file given by --data before it is answ
 bearer token (--token or SDK_REGISTRY_TOKEN) unless --allow-open-writes is given. GET / lists the API."
 )]
 struct Args {
+    /// The platform's TOML file: its `[server.registry]` table sets any flag below by name
+    /// (`ttl_secs = 30`); a flag given here, or its environment variable, overrides it.
+    #[arg(long, env = "SDK_REGISTRY_CONFIG")]
+    config: Option<PathBuf>,
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8500")]
     listen: SocketAddr,
@@ -65,7 +69,7 @@ struct Args {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     sdk_server::init_logging();
-    let args = Args::parse();
+    let args: Args = sdk_server::parse_args("registry");
     if let Err(e) = args.serve.require_idle_above(60) {
         e.exit();
     }

@@ -185,9 +185,10 @@ fn merge(base: &mut toml::Table, over: toml::Table, case_insensitive: bool) {
 }
 
 /// The sections other crates of the product read from the same file
-/// ([`SdkConfig::extension`](super::SdkConfig::extension)): the messaging connections, and
-/// the gateway's routes and settings.
-const EXTENSIONS: [&str; 3] = ["messaging", "routes", "gateway"];
+/// ([`SdkConfig::extension`](super::SdkConfig::extension)): the messaging connections, the
+/// gateway's routes and settings, and the server binaries' flags (`[server.registry]`,
+/// `[server.events]`, `[server.gateway]`, read by `sdk_server::parse_args`).
+const EXTENSIONS: [&str; 4] = ["messaging", "routes", "gateway", "server"];
 
 fn build(value: toml::Value) -> Result<SdkConfig, ConfigError> {
     let mut root = table(Some(value), "")?;
@@ -352,7 +353,7 @@ fn reference_settings(
     if let Some(key) = root.keys().next() {
         return Err(ConfigError::invalid(
             key.as_str(),
-            "unknown section; expected `sdk`, `defaults`, `services`, `messaging`, `routes` or `gateway`",
+            "unknown section; expected `sdk`, `defaults`, `services`, `messaging`, `routes`, `gateway` or `server`",
         ));
     }
     Ok(())

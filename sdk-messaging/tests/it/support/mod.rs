@@ -1,0 +1,128 @@
+//! Helpers for the messaging tests: the machine's brokers, unique names per test, and
+//! brokers of the tests' own (started as processes on free loopback ports).
+#![allow(dead_code, unreachable_pub, missing_docs)]
+
+pub use sdk_test_support::poll;
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, OnceLock},
+    time::Duration,
+};
+
+use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
+
+pub mod durability;
+pub mod suite;
+
+/// A name no other test (or earlier run) uses: `prefix` plus the process id and a counter.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    format!(
+        "{prefix}{}x{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Whether something accepts connections at `addr`.
+pub async fn reachable(addr: &str) -> bool {
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr)).await,
+        Ok(Ok(_))
+    )
+}
+
+/// A test's hold on a broker the machine shares (all tests run in one process): many
+/// tests use it at once, but a test that restarts it holds it alone ([`broker_alone`]), so
+/// no other test sees the restart. Dropped when the test ends.
+#[derive(Debug)]
+pub struct Broker {
+    _shared: OwnedRwLockReadGuard<()>,
+}
+
+/// A test's sole hold on a broker the machine shares, for restarting it.
+#[derive(Debug)]
+pub struct BrokerAlone {
+    _alone: OwnedRwLockWriteGuard<()>,
+}
+
+/// The lock of the broker at `addr`.
+fn hold(addr: &str) -> Arc<RwLock<()>> {
+    static HOLDS: OnceLock<Mutex<HashMap<String, Arc<RwLock<()>>>>> = OnceLock::new();
+    let mut holds = HOLDS.get_or_init(Mutex::default).lock().expect("holds");
+    holds.entry(addr.to_owned()).or_default().clone()
+}
+
+/// The broker at `addr` (`name` for messages), held shared for as long as the answer is
+/// kept, or `None` after saying why the test is skipped; with `CI` set a missing broker
+/// fails the test.
+pub async fn broker_at(name: &str, addr: &str) -> Option<Broker> {
+    let shared = hold(addr).read_owned().await;
+    reachable_or_skip(name, addr).await?;
+    Some(Broker { _shared: shared })
+}
+
+/// [`broker_at`] for a test that restarts the broker: it waits until no other test holds
+/// it, and holds it alone for as long as the answer is kept.
+pub async fn broker_alone(name: &str, addr: &str) -> Option<BrokerAlone> {
+    let alone = hold(addr).write_owned().await;
+    reachable_or_skip(name, addr).await?;
+    Some(BrokerAlone { _alone: alone })
+}
+
+async fn reachable_or_skip(name: &str, addr: &str) -> Option<()> {
+    if reachable(addr).await {
+        return Some(());
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI is set, but {name} is not reachable at {addr}"
+    );
+    eprintln!("skipping: {name} is not reachable at {addr}");
+    None
+}
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Starts `command` (a broker of the test's own, quiet, killed when dropped) and waits up
+/// to 5 s for it to listen on `port`.
+pub async fn spawn_listening(
+    command: &mut tokio::process::Command,
+    port: u16,
+) -> tokio::process::Child {
+    let what = format!("{:?}", command.as_std().get_program());
+    // Its output goes to `broker.log` in its working directory when it has one of the
+    // test's own (printed when the test fails), and nowhere otherwise.
+    let log = command.as_std().get_current_dir().and_then(|dir| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("broker.log"))
+            .ok()
+    });
+    let (stdout, stderr) = match log.and_then(|f| Some((f.try_clone().ok()?, f))) {
+        Some((out, err)) => (out.into(), err.into()),
+        None => (std::process::Stdio::null(), std::process::Stdio::null()),
+    };
+    let child = command
+        .stdout(stdout)
+        .stderr(stderr)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("start {what}: {e}"));
+    for _ in 0..100 {
+        if reachable(&format!("127.0.0.1:{port}")).await {
+            return child;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what} did not start on {port}");
+}
