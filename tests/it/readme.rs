@@ -98,3 +98,15 @@ fn the_getting_started_project_builds_and_runs_as_written() {
     assert!(status.success(), "the README's program failed: {out}");
     assert_eq!(out, "Hello, Ada!\nHello, Grace!\n");
 }
+
+/// The README's `[server.*]` block is part of the platform's one file: the SDK reads a file
+/// holding it (the binaries' own tests start them from it).
+#[test]
+fn the_server_flags_block_is_part_of_the_sdks_file() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let block = block_after(&readme, "All three also read their flags");
+    assert!(block.contains("[server.registry]"), "{block}");
+    let file = format!("[services.users]\ninstances = [\"http://127.0.0.1:1\"]\n\n{block}");
+    sdk::SdkConfig::from_toml_str(&file).expect("the SDK takes the servers' tables");
+}

@@ -375,6 +375,29 @@ async fn the_config_file_sets_flags_and_a_flag_overrides_them() {
     assert_eq!(status(&server, Some("from-flag")).await, 200);
     drop(server);
 
+    // The README's example file, as written: the registry takes its table (the address and
+    // the data file overridden here by flags).
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+        .expect("README.md");
+    let at = readme
+        .find("\n[server.registry] ")
+        .expect("the README's example file");
+    let example = &readme[at..at + readme[at..].find("```").expect("its end")];
+    std::fs::write(&file, example).expect("write the file");
+    let data = data_file("readme-config");
+    let flags = [
+        "--config",
+        config,
+        "--listen",
+        "127.0.0.1:0",
+        "--token",
+        "s3cret",
+    ];
+    let server = start_binary(&flags, Some(&data)).await;
+    let health = http.get(format!("{}/health", server.url)).send().await;
+    assert_eq!(health.expect("answered").status(), 200);
+    drop(server);
+
     std::fs::write(&file, "[server.registry]\nttl = 30\n").expect("write the file");
     let (status, stderr) = run_binary(&["--config", config], &[]).await;
     assert_eq!(status.code(), Some(2), "{stderr}");
