@@ -9,7 +9,7 @@
 
 use std::{
     io::Write,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, PoisonError},
     time::Duration,
 };
 
@@ -160,12 +160,16 @@ pub(crate) async fn run(out: &mut dyn Write) -> Result<EventsReport, Error> {
     let counted = Arc::new(Mutex::new(Vec::new()));
     let sink = welcomed.clone();
     let email = receiver(&email_secret, move |event: VerifiedEvent<UserCreated>| {
-        sdk::registry::sync::Unpoisoned::locked(&*sink).push(event.payload.email);
+        sink.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(event.payload.email);
     })
     .await?;
     let sink = counted.clone();
     let analytics = receiver(&analytics_secret, move |event: VerifiedEvent<Value>| {
-        sdk::registry::sync::Unpoisoned::locked(&*sink).push(event.action);
+        sink.lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(event.action);
     })
     .await?;
     for (application, name, action, handler) in [

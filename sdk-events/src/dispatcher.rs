@@ -108,6 +108,13 @@ pub enum Attempt {
 
 /// Judges an attempt: the delivery's next state, given the attempts made before this one.
 ///
+/// The one home of the webhook contract (Standard Webhooks, as Svix keeps it), which is not
+/// the SDK's call class ([`sdk::outcome::StatusClass`]) on purpose: only a 2xx delivers (a
+/// redirect does not), 410 unsubscribes, and every other answer, a 4xx included, is retried
+/// on the schedule, since a receiver's refusal is often a deploy that is fixed later. Whose
+/// fault an attempt is, for the handler's circuit breaker, is the SDK's class: the calls go
+/// through the SDK's pipeline.
+///
 /// ```
 /// use std::time::Duration;
 /// use sdk_events::dispatcher::{decide, Attempt, DispatcherConfig};

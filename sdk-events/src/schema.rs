@@ -8,7 +8,7 @@ use std::{
     sync::{Arc, RwLock},
 };
 
-use sdk_registry::sync::UnpoisonedRw as _;
+use sdk_base::sync::UnpoisonedRw as _;
 use serde_json::Value;
 
 /// A compiled schema.

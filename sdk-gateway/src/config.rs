@@ -181,7 +181,7 @@ impl std::fmt::Debug for JwtConfig {
             )
             .field(
                 "jwks_url",
-                &self.jwks_url.as_deref().map(sdk_registry::redact_url),
+                &self.jwks_url.as_deref().map(sdk_base::redact_url),
             )
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
@@ -243,7 +243,7 @@ impl std::fmt::Debug for SharedLimitConfig {
         f.debug_struct("SharedLimitConfig")
             .field(
                 "redis_url",
-                &self.redis_url.as_deref().map(sdk_registry::redact_url),
+                &self.redis_url.as_deref().map(sdk_base::redact_url),
             )
             .field("key_prefix", &self.key_prefix)
             .field("timeout", &self.timeout)

@@ -96,64 +96,10 @@ impl Interface {
 impl Method {
     fn from_syn(f: &TraitItemFn, base_path: &str, cx: &Ctxt) -> Option<Method> {
         let sig = &f.sig;
-        if sig.asyncness.is_none() {
-            cx.error(
-                sig.fn_token,
-                "service methods must be `async fn`: write `async fn` here",
-            );
-        }
-        if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
-            cx.error(
-                &sig.generics,
-                "service methods cannot be generic; use concrete argument and return types",
-            );
-        }
-        if let Some(body) = &f.default {
-            cx.error(
-                body,
-                "service methods have no body: the generated client implements them",
-            );
-        }
-        match sig.inputs.first() {
-            Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none() => {}
-            Some(other) => cx.error(other, "service methods take `&self` first"),
-            None => cx.error(sig, "service methods take `&self` first"),
-        }
+        check_signature(f, cx);
         let output = service_result_type(&sig.output, cx);
-
-        let mut call = None;
-        let (mut retry, mut breaker, mut cached, mut timeout, mut idempotent) =
-            (None, None, None, None, None);
-        let (mut fallback, mut hedge) = (None, None);
-        let mut docs = Vec::new();
-        for a in &f.attrs {
-            if a.path().is_ident("doc") {
-                docs.push(a.clone());
-            } else if a.path().is_ident("service_call") {
-                match attr::service_call(a) {
-                    Ok(c) => call = Some(c),
-                    Err(e) => cx.syn(e),
-                }
-            } else if a.path().is_ident("retry") {
-                retry = Some(attr::retry(a, cx));
-            } else if a.path().is_ident("circuit_breaker") {
-                breaker = Some(attr::circuit_breaker(a, cx));
-            } else if a.path().is_ident("cached") {
-                cached = Some(attr::cached(a, cx));
-            } else if a.path().is_ident("timeout") {
-                match attr::timeout(a) {
-                    Ok(d) => timeout = Some(d),
-                    Err(e) => cx.syn(e),
-                }
-            } else if a.path().is_ident("idempotent") {
-                idempotent = Some(a.clone());
-            } else if a.path().is_ident("fallback") {
-                fallback = attr::fallback(a, cx);
-            } else if a.path().is_ident("hedge") {
-                hedge = Some(attr::hedge(a, cx));
-            }
-        }
-        let Some(call) = call else {
+        let attrs = MethodAttrs::collect(&f.attrs, cx);
+        let Some(call) = attrs.call else {
             cx.error(sig, "every method needs #[service_call(METHOD, \"/path\")]");
             return None;
         };
@@ -169,89 +115,178 @@ impl Method {
                 Piece::Text(_) => None,
             })
             .collect();
-
-        let mut params = Vec::new();
-        for input in sig.inputs.iter().skip(1) {
-            let FnArg::Typed(typed) = input else { continue };
-            let Pat::Ident(pat) = &*typed.pat else {
-                cx.error(&typed.pat, "use a plain name for each argument");
-                continue;
-            };
-            let ident = pat.ident.clone();
-            let mut kind = None;
-            let mut kind_attr = None;
-            for a in &typed.attrs {
-                let parsed = if a.path().is_ident("query") {
-                    attr::query_name(a).map(|name| {
-                        Some(ParamKind::Query(
-                            name.map_or_else(|| ident.to_string(), |n| n.value()),
-                        ))
-                    })
-                } else if a.path().is_ident("body") {
-                    Ok(Some(ParamKind::Body))
-                } else if a.path().is_ident("header") {
-                    attr::header_name(a).map(|name| Some(ParamKind::Header(name.value())))
-                } else if a.path().is_ident("idempotency_key") {
-                    Ok(Some(ParamKind::IdempotencyKey))
-                } else {
-                    Ok(None)
-                };
-                match parsed {
-                    Ok(Some(k)) if kind.is_some() => {
-                        let _ = k;
-                        cx.error(a, "an argument can have only one of #[query], #[body], #[header], #[idempotency_key]");
-                    }
-                    Ok(Some(k)) => {
-                        kind = Some(k);
-                        kind_attr = Some(a.clone());
-                    }
-                    Ok(None) => {}
-                    Err(e) => cx.syn(e),
-                }
-            }
-            let in_path = path_params.contains(&ident.to_string().as_str());
-            let kind = match (kind, in_path) {
-                (Some(_), true) => {
-                    cx.error(
-                        kind_attr
-                            .as_ref()
-                            .map_or(&ident as &dyn quote::ToTokens, |a| {
-                                a as &dyn quote::ToTokens
-                            }),
-                        format!(
-                            "`{ident}` is a path parameter (`<{ident}>`); remove this attribute"
-                        ),
-                    );
-                    ParamKind::Path
-                }
-                (Some(k), false) => k,
-                (None, true) => ParamKind::Path,
-                (None, false) => ParamKind::Unmarked,
-            };
-            params.push(Param {
-                ident,
-                ty: (*typed.ty).clone(),
-                kind,
-                attr: kind_attr,
-            });
-        }
+        let params = (sig.inputs.iter().skip(1))
+            .filter_map(|input| Param::from_input(input, &path_params, cx))
+            .collect();
         Some(Method {
             item: f.clone(),
-            docs,
+            docs: attrs.docs,
             http: call.method,
             path: full_path,
             template,
             params,
             output: output.unwrap_or_else(|| syn::parse_quote!(())),
-            retry,
-            breaker,
-            cached,
-            timeout,
-            idempotent,
-            fallback,
-            hedge,
+            retry: attrs.retry,
+            breaker: attrs.breaker,
+            cached: attrs.cached,
+            timeout: attrs.timeout,
+            idempotent: attrs.idempotent,
+            fallback: attrs.fallback,
+            hedge: attrs.hedge,
         })
     }
+}
+
+/// What a service method's signature must be: `async fn`, not generic, no body, `&self`
+/// first. Each mistake is reported at its span.
+fn check_signature(f: &TraitItemFn, cx: &Ctxt) {
+    let sig = &f.sig;
+    if sig.asyncness.is_none() {
+        cx.error(
+            sig.fn_token,
+            "service methods must be `async fn`: write `async fn` here",
+        );
+    }
+    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+        cx.error(
+            &sig.generics,
+            "service methods cannot be generic; use concrete argument and return types",
+        );
+    }
+    if let Some(body) = &f.default {
+        cx.error(
+            body,
+            "service methods have no body: the generated client implements them",
+        );
+    }
+    match sig.inputs.first() {
+        Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none() => {}
+        Some(other) => cx.error(other, "service methods take `&self` first"),
+        None => cx.error(sig, "service methods take `&self` first"),
+    }
+}
+
+/// A method's attributes, each parsed by its own reader in `attr`.
+#[derive(Default)]
+struct MethodAttrs {
+    call: Option<attr::ServiceCall>,
+    docs: Vec<Attribute>,
+    retry: Option<Retry>,
+    breaker: Option<Breaker>,
+    cached: Option<Cached>,
+    timeout: Option<Duration>,
+    idempotent: Option<Attribute>,
+    fallback: Option<Fallback>,
+    hedge: Option<attr::Hedge>,
+}
+
+impl MethodAttrs {
+    fn collect(attrs: &[Attribute], cx: &Ctxt) -> MethodAttrs {
+        let mut found = MethodAttrs::default();
+        for a in attrs {
+            let Some(name) = a.path().get_ident().map(ToString::to_string) else {
+                continue;
+            };
+            match name.as_str() {
+                "doc" => found.docs.push(a.clone()),
+                "service_call" => match attr::service_call(a) {
+                    Ok(c) => found.call = Some(c),
+                    Err(e) => cx.syn(e),
+                },
+                "retry" => found.retry = Some(attr::retry(a, cx)),
+                "circuit_breaker" => found.breaker = Some(attr::circuit_breaker(a, cx)),
+                "cached" => found.cached = Some(attr::cached(a, cx)),
+                "timeout" => match attr::timeout(a) {
+                    Ok(d) => found.timeout = Some(d),
+                    Err(e) => cx.syn(e),
+                },
+                "idempotent" => found.idempotent = Some(a.clone()),
+                "fallback" => found.fallback = attr::fallback(a, cx),
+                "hedge" => found.hedge = Some(attr::hedge(a, cx)),
+                _ => {}
+            }
+        }
+        found
+    }
+}
+
+impl Param {
+    /// One argument after `&self`: its name, type and where it goes (the path when the
+    /// template names it, else what its attribute says).
+    fn from_input(input: &FnArg, path_params: &[&str], cx: &Ctxt) -> Option<Param> {
+        let FnArg::Typed(typed) = input else {
+            return None;
+        };
+        let Pat::Ident(pat) = &*typed.pat else {
+            cx.error(&typed.pat, "use a plain name for each argument");
+            return None;
+        };
+        let ident = pat.ident.clone();
+        let (kind, kind_attr) = marked_kind(&typed.attrs, &ident, cx);
+        let in_path = path_params.contains(&ident.to_string().as_str());
+        let kind = match (kind, in_path) {
+            (Some(_), true) => {
+                cx.error(
+                    kind_attr
+                        .as_ref()
+                        .map_or(&ident as &dyn quote::ToTokens, |a| {
+                            a as &dyn quote::ToTokens
+                        }),
+                    format!("`{ident}` is a path parameter (`<{ident}>`); remove this attribute"),
+                );
+                ParamKind::Path
+            }
+            (Some(k), false) => k,
+            (None, true) => ParamKind::Path,
+            (None, false) => ParamKind::Unmarked,
+        };
+        Some(Param {
+            ident,
+            ty: (*typed.ty).clone(),
+            kind,
+            attr: kind_attr,
+        })
+    }
+}
+
+/// The kind an argument's attribute gives it (`#[query]`, `#[body]`, `#[header]`,
+/// `#[idempotency_key]`) and that attribute; a second one is an error.
+fn marked_kind(
+    attrs: &[Attribute],
+    ident: &Ident,
+    cx: &Ctxt,
+) -> (Option<ParamKind>, Option<Attribute>) {
+    let (mut kind, mut kind_attr) = (None, None);
+    for a in attrs {
+        let parsed = if a.path().is_ident("query") {
+            attr::query_name(a).map(|name| {
+                Some(ParamKind::Query(
+                    name.map_or_else(|| ident.to_string(), |n| n.value()),
+                ))
+            })
+        } else if a.path().is_ident("body") {
+            Ok(Some(ParamKind::Body))
+        } else if a.path().is_ident("header") {
+            attr::header_name(a).map(|name| Some(ParamKind::Header(name.value())))
+        } else if a.path().is_ident("idempotency_key") {
+            Ok(Some(ParamKind::IdempotencyKey))
+        } else {
+            Ok(None)
+        };
+        match parsed {
+            Ok(Some(_)) if kind.is_some() => cx.error(
+                a,
+                "an argument can have only one of #[query], #[body], #[header], #[idempotency_key]",
+            ),
+            Ok(Some(k)) => {
+                kind = Some(k);
+                kind_attr = Some(a.clone());
+            }
+            Ok(None) => {}
+            Err(e) => cx.syn(e),
+        }
+    }
+    (kind, kind_attr)
 }
 
 /// `T` from `ServiceResult<T>` (also `sdk::ServiceResult<T>`).

@@ -193,56 +193,8 @@ fn method_impl(method: &Method, private: &TokenStream) -> TokenStream {
     let http = &method.http;
     let endpoint = &method.path;
 
-    let mut path_code = Vec::new();
-    let mut capacity = 0;
-    for piece in &method.template {
-        match piece {
-            Piece::Text(text) => {
-                capacity += text.len();
-                path_code.push(quote!(__path.push_str(#text);));
-            }
-            Piece::Param(name) => {
-                capacity += 16;
-                let arg = format_ident!("{}", name);
-                let label = name.to_string();
-                path_code.push(quote! {
-                    if let ::core::result::Result::Err(e) = #private::push_segment(&mut __path, #label, &#arg) {
-                        __error.get_or_insert(e);
-                    }
-                });
-            }
-        }
-    }
-    for param in &method.params {
-        if let ParamKind::Query(name) = &param.kind {
-            let arg = &param.ident;
-            let push = quote! {
-                if let ::core::result::Result::Err(e) = #private::push_query(&mut __path, #name, __value) {
-                    __error.get_or_insert(e);
-                }
-            };
-            path_code.push(match outer_type(&param.ty) {
-                Some("Option") => {
-                    quote!(if let ::core::option::Option::Some(__value) = &#arg { #push })
-                }
-                Some("Vec") => quote!(for __value in &#arg { #push }),
-                _ => quote!({ let __value = &#arg; #push }),
-            });
-        }
-    }
-
-    let mut request_code = Vec::new();
-    for param in &method.params {
-        let arg = &param.ident;
-        match &param.kind {
-            ParamKind::Header(name) => request_code.push(header(name, quote!(&#arg), private)),
-            ParamKind::IdempotencyKey => {
-                request_code.push(header("idempotency-key", quote!(&#arg), private))
-            }
-            ParamKind::Body => request_code.push(quote!(__request = __request.json(&#arg);)),
-            _ => {}
-        }
-    }
+    let (path_code, capacity) = path_code(method, private);
+    let request_code = request_code(method, private);
     let policies = policies(method, private);
     let send = send(method, private);
     quote! {
@@ -269,6 +221,66 @@ fn method_impl(method: &Method, private: &TokenStream) -> TokenStream {
             }
         }
     }
+}
+
+/// The statements that build the path (its template's text and segments, then the query
+/// arguments), and the capacity to reserve for it.
+fn path_code(method: &Method, private: &TokenStream) -> (Vec<TokenStream>, usize) {
+    let mut code = Vec::new();
+    let mut capacity = 0;
+    for piece in &method.template {
+        match piece {
+            Piece::Text(text) => {
+                capacity += text.len();
+                code.push(quote!(__path.push_str(#text);));
+            }
+            Piece::Param(name) => {
+                capacity += 16;
+                let arg = format_ident!("{}", name);
+                let label = name.to_string();
+                code.push(quote! {
+                    if let ::core::result::Result::Err(e) = #private::push_segment(&mut __path, #label, &#arg) {
+                        __error.get_or_insert(e);
+                    }
+                });
+            }
+        }
+    }
+    for param in &method.params {
+        if let ParamKind::Query(name) = &param.kind {
+            let arg = &param.ident;
+            let push = quote! {
+                if let ::core::result::Result::Err(e) = #private::push_query(&mut __path, #name, __value) {
+                    __error.get_or_insert(e);
+                }
+            };
+            code.push(match outer_type(&param.ty) {
+                Some("Option") => {
+                    quote!(if let ::core::option::Option::Some(__value) = &#arg { #push })
+                }
+                Some("Vec") => quote!(for __value in &#arg { #push }),
+                _ => quote!({ let __value = &#arg; #push }),
+            });
+        }
+    }
+    (code, capacity)
+}
+
+/// The statements that put the header, idempotency-key and body arguments on the request.
+fn request_code(method: &Method, private: &TokenStream) -> Vec<TokenStream> {
+    let mut code = Vec::new();
+    for param in &method.params {
+        let arg = &param.ident;
+        match &param.kind {
+            ParamKind::Header(name) => code.push(header(name, quote!(&#arg), private)),
+            ParamKind::IdempotencyKey => {
+                code.push(header("idempotency-key", quote!(&#arg), private))
+            }
+            ParamKind::Body => code.push(quote!(__request = __request.json(&#arg);)),
+            _ => {}
+        }
+    }
+    code
 }
 
 fn header(name: &str, value: TokenStream, private: &TokenStream) -> TokenStream {
@@ -306,70 +318,83 @@ fn policies(method: &Method, private: &TokenStream) -> TokenStream {
         });
     }
     if let Some(hedge) = &method.hedge {
-        let after = match (hedge.percentile, hedge.delay) {
-            (Some(p), _) => {
-                let p = Literal::f64_suffixed(p);
-                quote!(#private::HedgeAfter::Percentile(#p))
-            }
-            (None, delay) => {
-                let n = nanos(delay.unwrap_or_default());
-                quote!(#private::HedgeAfter::Fixed(::core::time::Duration::from_nanos(#n)))
-            }
-        };
-        let (max, min_samples) = (hedge.max, hedge.min_samples);
-        code.push(quote! {
-            const __HEDGE: #private::HedgeConfig = #private::HedgeConfig::DEFAULT
-                .after(#after)
-                .max(#max)
-                .min_samples(#min_samples);
-            __request = __request.hedge(&__HEDGE);
-        });
+        code.push(hedge_policy(hedge, private));
     }
     if let Some(breaker) = &method.breaker {
-        let mut fields = Vec::new();
-        if let Some(n) = breaker.failure_threshold {
-            fields.push(quote!(.failure_threshold(#n)));
-        }
-        if let Some(n) = breaker.success_threshold {
-            fields.push(quote!(.success_threshold(#n)));
-        }
-        if let Some(d) = breaker.recovery_timeout {
-            let n = nanos(d);
-            fields.push(quote!(.open_duration(::core::time::Duration::from_nanos(#n))));
-        }
-        code.push(quote! {
-            const __BREAKER: #private::BreakerConfig = #private::BreakerConfig::DEFAULT #(#fields)*;
-            __request = __request.circuit_breaker(&__BREAKER);
-        });
+        code.push(breaker_policy(breaker, private));
     }
     if let Some(cached) = &method.cached {
-        let ttl = nanos(cached.ttl);
-        let vary = &cached.vary_on;
-        code.push(quote! {
-            __request = __request
-                .cache_ttl(::core::time::Duration::from_nanos(#ttl))
-                .vary_on({
-                    const __VARY: &[&str] = &[#(#vary),*];
-                    __VARY
-                });
-        });
-        if let Some(key) = &cached.key {
-            let args = method.params.iter().map(|p| &p.ident);
-            code.push(quote_spanned! {key.span()=>
-                __request = __request.cache_key(#key(#(&#args),*));
-            });
-        }
-        if let Some(ttl) = cached.cache_on_error {
-            let n = nanos(ttl);
-            code.push(quote! {
-                __request = __request.cache_on_error(::core::time::Duration::from_nanos(#n));
-            });
-        }
+        code.extend(cache_policy(method, cached));
     }
     if method.idempotent.is_some() {
         code.push(quote!(__request = __request.idempotent(true);));
     }
     quote!(#(#code)*)
+}
+
+fn hedge_policy(hedge: &crate::attr::Hedge, private: &TokenStream) -> TokenStream {
+    let after = match (hedge.percentile, hedge.delay) {
+        (Some(p), _) => {
+            let p = Literal::f64_suffixed(p);
+            quote!(#private::HedgeAfter::Percentile(#p))
+        }
+        (None, delay) => {
+            let n = nanos(delay.unwrap_or_default());
+            quote!(#private::HedgeAfter::Fixed(::core::time::Duration::from_nanos(#n)))
+        }
+    };
+    let (max, min_samples) = (hedge.max, hedge.min_samples);
+    quote! {
+        const __HEDGE: #private::HedgeConfig = #private::HedgeConfig::DEFAULT
+            .after(#after)
+            .max(#max)
+            .min_samples(#min_samples);
+        __request = __request.hedge(&__HEDGE);
+    }
+}
+
+fn breaker_policy(breaker: &crate::attr::Breaker, private: &TokenStream) -> TokenStream {
+    let mut fields = Vec::new();
+    if let Some(n) = breaker.failure_threshold {
+        fields.push(quote!(.failure_threshold(#n)));
+    }
+    if let Some(n) = breaker.success_threshold {
+        fields.push(quote!(.success_threshold(#n)));
+    }
+    if let Some(d) = breaker.recovery_timeout {
+        let n = nanos(d);
+        fields.push(quote!(.open_duration(::core::time::Duration::from_nanos(#n))));
+    }
+    quote! {
+        const __BREAKER: #private::BreakerConfig = #private::BreakerConfig::DEFAULT #(#fields)*;
+        __request = __request.circuit_breaker(&__BREAKER);
+    }
+}
+
+fn cache_policy(method: &Method, cached: &crate::attr::Cached) -> Vec<TokenStream> {
+    let ttl = nanos(cached.ttl);
+    let vary = &cached.vary_on;
+    let mut code = vec![quote! {
+        __request = __request
+            .cache_ttl(::core::time::Duration::from_nanos(#ttl))
+            .vary_on({
+                const __VARY: &[&str] = &[#(#vary),*];
+                __VARY
+            });
+    }];
+    if let Some(key) = &cached.key {
+        let args = method.params.iter().map(|p| &p.ident);
+        code.push(quote_spanned! {key.span()=>
+            __request = __request.cache_key(#key(#(&#args),*));
+        });
+    }
+    if let Some(ttl) = cached.cache_on_error {
+        let n = nanos(ttl);
+        code.push(quote! {
+            __request = __request.cache_on_error(::core::time::Duration::from_nanos(#n));
+        });
+    }
+    code
 }
 
 /// Sends the request; with `#[fallback]`, a failure the fallback takes over goes to it, with

@@ -23,6 +23,13 @@ fn check_method(method: &Method, cx: &Ctxt) {
         );
     }
 
+    check_path_params(method, cx);
+    let keys = check_arguments(method, &http, cx);
+    check_policies(method, &http, keys, cx);
+}
+
+/// Each `<param>` of the path appears once and has an argument.
+fn check_path_params(method: &Method, cx: &Ctxt) {
     let mut seen = Vec::new();
     for piece in &method.template {
         let Piece::Param(name) = piece else { continue };
@@ -40,7 +47,11 @@ fn check_method(method: &Method, cx: &Ctxt) {
             );
         }
     }
+}
 
+/// Every argument has a place, one body at most (none on GET or HEAD), one idempotency key
+/// at most; how many idempotency keys there are.
+fn check_arguments(method: &Method, http: &str, cx: &Ctxt) -> usize {
     let mut body = None;
     let mut keys = 0;
     for param in &method.params {
@@ -71,8 +82,12 @@ fn check_method(method: &Method, cx: &Ctxt) {
             _ => {}
         }
     }
+    keys
+}
 
-    let idempotent_by_method = matches!(http.as_str(), "GET" | "HEAD" | "PUT" | "DELETE");
+/// Retries and hedges only where repeating is safe; caching only on GET.
+fn check_policies(method: &Method, http: &str, keys: usize, cx: &Ctxt) {
+    let idempotent_by_method = matches!(http, "GET" | "HEAD" | "PUT" | "DELETE");
     if let Some(retry) = &method.retry {
         if !idempotent_by_method && method.idempotent.is_none() && keys == 0 {
             cx.error(

@@ -165,7 +165,7 @@ impl fmt::Debug for MessagingConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MessagingConfig")
             .field("transport", &self.transport)
-            .field("url", &sdk::registry::redact_url(&self.url))
+            .field("url", &sdk_base::redact_url(&self.url))
             .field("timeout", &self.timeout)
             .field("retry", &self.retry)
             .field("circuit_breaker", &self.circuit_breaker)
@@ -445,7 +445,7 @@ impl KafkaSettings {
                 .ok_or_else(|| {
                     MessagingError::Config(format!(
                         "a Kafka url starts with kafka:// (got {})",
-                        sdk::registry::redact_url(url)
+                        sdk_base::redact_url(url)
                     ))
                 })?
                 .trim_end_matches('/')
@@ -472,7 +472,7 @@ impl fmt::Debug for KafkaSettings {
         f.debug_struct("KafkaSettings")
             .field(
                 "brokers",
-                &self.brokers.as_deref().map(sdk::registry::redact_url),
+                &self.brokers.as_deref().map(sdk_base::redact_url),
             )
             .field("group_id", &self.group_id)
             .field("client_id", &self.client_id)

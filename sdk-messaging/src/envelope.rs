@@ -83,9 +83,11 @@ pub struct Envelope {
 }
 
 /// Slack for clocks that differ a little, before a request is taken to be past its deadline.
+#[cfg_attr(not(any(feature = "redis", feature = "kafka")), allow(dead_code))] // used by those transports
 const CLOCK_SLACK_MS: u64 = 1000;
 
 /// Unix time in milliseconds.
+#[cfg_attr(not(any(feature = "redis", feature = "kafka")), allow(dead_code))] // used by those transports
 pub(crate) fn now_ms() -> u64 {
     sdk_base::clock::now_unix_ms()
 }
@@ -96,6 +98,7 @@ impl Envelope {
     /// to the time its caller said it would wait ([`sdk::deadline::DEADLINE_HEADER`]), so
     /// the handler gets what is really left; `false` when nothing is (a consumer that got
     /// to it this late answers nobody).
+    #[cfg_attr(not(any(feature = "redis", feature = "kafka")), allow(dead_code))] // used by those transports
     pub(crate) fn charge_wait(&mut self, stored_ms: u64) -> bool {
         let Some(left) = sdk::deadline::remaining(&self.headers) else {
             return true;
@@ -184,6 +187,7 @@ fn header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> &'a str {
 }
 
 /// A fresh random id (128 bits, 32 hex digits): message and correlation ids.
+#[cfg_attr(not(any(feature = "redis", feature = "kafka")), allow(dead_code))] // used by those transports
 pub(crate) fn new_id() -> String {
     new_id_bytes().iter().map(|&b| char::from(b)).collect()
 }

@@ -123,6 +123,14 @@ impl Messaging {
         name: &str,
         config: &MessagingConfig,
     ) -> Result<Messaging, MessagingError> {
+        // Read by every transport built in; with none, each kind is `NotBuiltIn`.
+        #[cfg(not(any(
+            feature = "nats",
+            feature = "rabbitmq",
+            feature = "redis",
+            feature = "kafka"
+        )))]
+        let _ = name;
         match config.transport {
             #[cfg(feature = "nats")]
             TransportKind::Nats => {

@@ -95,11 +95,7 @@ impl NatsBroker {
             });
         let client = options.connect(url).await.map_err(|e| {
             MessagingError::Broker(
-                format!(
-                    "could not connect to {}: {e}",
-                    sdk::registry::redact_url(url)
-                )
-                .into(),
+                format!("could not connect to {}: {e}", sdk_base::redact_url(url)).into(),
             )
         })?;
         Ok(Self::from_client(client, settings))

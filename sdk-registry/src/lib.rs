@@ -11,8 +11,6 @@ mod model;
 pub mod server;
 mod streak;
 
-#[doc(hidden)]
-pub use sdk_base::sync;
 pub use sdk_base::{backoff, LATENCY_BUCKETS};
 
 /// The TLS library of [`HttpBackend::with_tls`] and [`EtcdBackend::with_tls`].

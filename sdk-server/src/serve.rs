@@ -79,17 +79,7 @@ pub async fn serve(
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read_timeout);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .keep_alive_interval(Some(Duration::from_secs(30)))
-        .max_concurrent_streams(256);
-    let builder = Arc::new(builder);
+    let builder = Arc::new(connection_builder(&limits));
     let mut refused_logged = Instant::now() - Duration::from_secs(60);
     tokio::pin!(shutdown);
     loop {
@@ -114,7 +104,11 @@ pub async fn serve(
             continue;
         };
         let _ = tcp.set_nodelay(true);
-        let io = IdleTimeout::new(tcp, limits.idle_timeout);
+        let connection = Connection {
+            io: IdleTimeout::new(tcp, limits.idle_timeout),
+            peer,
+            handshake_timeout: limits.header_read_timeout,
+        };
         let (acceptor, router, watcher, builder) = (
             acceptor.clone(),
             router.clone(),
@@ -123,42 +117,7 @@ pub async fn serve(
         );
         tokio::spawn(async move {
             let _slot = slot;
-            let service = TowerToHyperService::new(router.map_request(
-                move |mut request: http::Request<hyper::body::Incoming>| {
-                    request
-                        .extensions_mut()
-                        .insert(axum::extract::ConnectInfo(peer));
-                    request
-                },
-            ));
-            let result = match acceptor {
-                None => {
-                    let connection =
-                        builder.serve_connection_with_upgrades(TokioIo::new(io), service);
-                    watcher.watch(connection.into_owned()).await
-                }
-                Some(acceptor) => {
-                    let handshake =
-                        tokio::time::timeout(limits.header_read_timeout, acceptor.accept(io));
-                    let tls = match handshake.await {
-                        Ok(Ok(tls)) => tls,
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
-                            return;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "TLS handshake timed out");
-                            return;
-                        }
-                    };
-                    let connection =
-                        builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
-                    watcher.watch(connection.into_owned()).await
-                }
-            };
-            if let Err(e) = result {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
-            }
+            connection.serve(acceptor, router, watcher, &builder).await;
         });
     }
     drop(listener);
@@ -169,6 +128,78 @@ pub async fn serve(
         tracing::warn!("requests still in flight after the shutdown grace period; closing them");
     }
     Ok(())
+}
+
+/// HTTP/1.1 with the header timeout, and HTTP/2 with keep-alive pings and a stream limit.
+fn connection_builder(limits: &Limits) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read_timeout);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(30)))
+        .max_concurrent_streams(256);
+    builder
+}
+
+/// One accepted connection.
+struct Connection {
+    io: IdleTimeout<tokio::net::TcpStream>,
+    peer: std::net::SocketAddr,
+    /// How long a TLS handshake may take.
+    handshake_timeout: Duration,
+}
+
+impl Connection {
+    /// Serves it (after the TLS handshake, when there is an acceptor) until it closes or
+    /// the shutdown closes it; the peer's address goes into each request's extensions.
+    async fn serve(
+        self,
+        acceptor: Option<tokio_rustls::TlsAcceptor>,
+        router: Router,
+        watcher: hyper_util::server::graceful::Watcher,
+        builder: &auto::Builder<TokioExecutor>,
+    ) {
+        let peer = self.peer;
+        let service = TowerToHyperService::new(router.map_request(
+            move |mut request: http::Request<hyper::body::Incoming>| {
+                request
+                    .extensions_mut()
+                    .insert(axum::extract::ConnectInfo(peer));
+                request
+            },
+        ));
+        let result = match acceptor {
+            None => {
+                let connection =
+                    builder.serve_connection_with_upgrades(TokioIo::new(self.io), service);
+                watcher.watch(connection.into_owned()).await
+            }
+            Some(acceptor) => {
+                let handshake =
+                    tokio::time::timeout(self.handshake_timeout, acceptor.accept(self.io));
+                let tls = match handshake.await {
+                    Ok(Ok(tls)) => tls,
+                    Ok(Err(e)) => {
+                        tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::debug!(%peer, "TLS handshake timed out");
+                        return;
+                    }
+                };
+                let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
+                watcher.watch(connection.into_owned()).await
+            }
+        };
+        if let Err(e) = result {
+            tracing::debug!(%peer, error = %e, "connection ended with an error");
+        }
+    }
 }
 
 /// A stream that fails with `TimedOut` once no byte has moved either way for `idle`

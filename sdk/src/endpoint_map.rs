@@ -7,7 +7,7 @@
 //! entry. Why not `moka` or `dashmap`: the read path here is one atomic load and one hash
 //! of a short key, with no eviction, which is all a per-endpoint table needs.
 
-use sdk_registry::sync::Unpoisoned as _;
+use sdk_base::sync::Unpoisoned as _;
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex},

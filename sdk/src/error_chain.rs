@@ -1,5 +1,5 @@
 //! Walking an error's `source()` chain, the way `reqwest::Error::is_timeout` does, with
-//! [`sdk_registry::causes`] (which steps into `io::Error`s).
+//! [`sdk_base::causes`] (which steps into `io::Error`s).
 
 use std::error::Error as StdError;
 
@@ -8,7 +8,7 @@ use std::error::Error as StdError;
 pub(crate) fn iter<'a>(
     err: &'a (dyn StdError + 'static),
 ) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
-    sdk_registry::causes(err)
+    sdk_base::causes(err)
 }
 
 /// The first error of type `T` in `err`'s source chain (including `err` itself).

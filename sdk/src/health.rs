@@ -7,8 +7,8 @@
 //! to the transport, not through the pipeline: a health probe must not be cached, retried or
 //! refused by a breaker.
 
-use sdk_registry::sync::Unpoisoned as _;
-use sdk_registry::sync::UnpoisonedRw as _;
+use sdk_base::sync::Unpoisoned as _;
+use sdk_base::sync::UnpoisonedRw as _;
 use std::{
     collections::HashMap,
     fmt,

@@ -163,12 +163,12 @@ pub(crate) struct Trail(std::sync::Mutex<Vec<Arc<str>>>);
 
 impl Trail {
     pub(crate) fn tried(&self) -> Vec<Arc<str>> {
-        use sdk_registry::sync::Unpoisoned as _;
+        use sdk_base::sync::Unpoisoned as _;
         self.0.locked().clone()
     }
 
     pub(crate) fn push(&self, instance: Arc<str>) {
-        use sdk_registry::sync::Unpoisoned as _;
+        use sdk_base::sync::Unpoisoned as _;
         self.0.locked().push(instance);
     }
 }

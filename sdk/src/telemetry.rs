@@ -267,7 +267,7 @@ pub struct Prometheus {
 #[cfg(feature = "prometheus")]
 impl Prometheus {
     /// Histogram buckets, in seconds: 1 ms to 30 s (the registry server uses the same).
-    pub const BUCKETS: &'static [f64] = sdk_registry::LATENCY_BUCKETS;
+    pub const BUCKETS: &'static [f64] = sdk_base::LATENCY_BUCKETS;
 
     /// Installs the recorder as the process's global one (once per process), and, inside a
     /// Tokio runtime, a task that drains histogram buffers every 5 s.

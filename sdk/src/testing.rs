@@ -27,7 +27,7 @@ use std::{
 
 use bytes::Bytes;
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
-use sdk_registry::sync::Unpoisoned as _;
+use sdk_base::sync::Unpoisoned as _;
 use tower::Service;
 
 use crate::{

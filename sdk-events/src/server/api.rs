@@ -10,7 +10,7 @@ use axum::{
     routing::{get, post},
     Json, Router,
 };
-use sdk_registry::sync::UnpoisonedRw as _;
+use sdk_base::sync::UnpoisonedRw as _;
 use sdk_server::{json_errors, ApiError};
 use serde_json::{json, Value};
 use tower_http::timeout::RequestBodyTimeoutLayer;

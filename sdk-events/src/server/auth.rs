@@ -5,7 +5,7 @@ use std::{collections::HashMap, sync::RwLock};
 
 use axum::http::{header, HeaderMap, StatusCode};
 use ring::rand::SecureRandom as _;
-use sdk_registry::sync::UnpoisonedRw as _;
+use sdk_base::sync::UnpoisonedRw as _;
 use sdk_server::ApiError;
 use subtle::ConstantTimeEq as _;
 

@@ -145,7 +145,7 @@ impl Store {
         } else {
             return Err(StoreError::Config(format!(
                 "`{}` is neither sqlite:<path> nor postgres://...",
-                sdk_registry::redact_url(url)
+                sdk_base::redact_url(url)
             )));
         };
         let mut url = url.to_owned();

@@ -50,14 +50,11 @@ pub(super) fn spawn(pool: AnyPool, backend: Backend) -> mpsc::Sender<Job> {
 }
 
 async fn run(pool: AnyPool, backend: Backend, mut jobs: mpsc::Receiver<Job>) {
-    while let Some(first) = jobs.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match jobs.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
-            }
-        }
+    let mut waiting = Vec::with_capacity(MAX_BATCH);
+    // Waits for one write, then takes whatever else is waiting (tokio's `recv_many`, as the
+    // registry's writer does).
+    while jobs.recv_many(&mut waiting, MAX_BATCH).await > 0 {
+        let mut batch = std::mem::take(&mut waiting);
         match commit(&pool, backend, &batch).await {
             Ok(outcomes) => {
                 for (job, outcome) in batch.into_iter().zip(outcomes) {

@@ -79,7 +79,7 @@ impl SharedLimits {
         let client = redis::Client::open(url.as_str()).map_err(|e| {
             format!(
                 "gateway.rate_limit.redis_url ({}): {e}",
-                sdk_registry::redact_url(url)
+                sdk_base::redact_url(url)
             )
         })?;
         let limits = SharedLimits {

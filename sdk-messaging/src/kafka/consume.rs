@@ -13,9 +13,9 @@ use rdkafka::{
     message::OwnedMessage,
     Message as _,
 };
-use sdk::registry::sync::Unpoisoned as _;
 use sdk::BoxError;
 use sdk_base::backoff::Reconnect;
+use sdk_base::sync::Unpoisoned as _;
 use tokio::sync::mpsc;
 
 use super::{
@@ -53,23 +53,7 @@ pub(super) async fn subscribe(
             settings.topic_prefix, subscription.group, subscription.pattern
         )
     });
-    let session = settings.session_timeout.as_millis().max(1000);
-    let consumer: StreamConsumer = super::client_config(settings, &broker.0.brokers)
-        .set("group.id", &group)
-        .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", "200")
-        // Offsets are stored only once settled (see `Progress`).
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", session.to_string())
-        .set("heartbeat.interval.ms", (session / 5).max(200).to_string())
-        .set("topic.metadata.refresh.interval.ms", "1000")
-        .set("fetch.wait.max.ms", "10")
-        .create()
-        .map_err(|e| broken(format!("consumer {group}: {e}")))?;
-    consumer
-        .subscribe(&[topics.as_str()])
-        .map_err(|e| broken(format!("subscribing to {topics}: {e}")))?;
+    let consumer = consumer(&broker, &group, &topics)?;
     let (sender, receiver) = mpsc::channel(subscription.prefetch.max(1));
     if kind == Kind::Request {
         // Said before `start` returns, so a `send` right after finds this server; then
@@ -109,6 +93,29 @@ pub(super) async fn subscribe(
         receiver,
         |mut receiver| async move { receiver.recv().await.map(|delivery| (delivery, receiver)) },
     )))
+}
+
+/// A consumer of `topics` (a name, or a `^` regex) in `group`, storing offsets only once
+/// settled (see `Progress`).
+fn consumer(broker: &KafkaBroker, group: &str, topics: &str) -> Result<StreamConsumer, BoxError> {
+    let settings = &broker.0.settings;
+    let session = settings.session_timeout.as_millis().max(1000);
+    let consumer: StreamConsumer = super::client_config(settings, &broker.0.brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "200")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("session.timeout.ms", session.to_string())
+        .set("heartbeat.interval.ms", (session / 5).max(200).to_string())
+        .set("topic.metadata.refresh.interval.ms", "1000")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .map_err(|e| broken(format!("consumer {group}: {e}")))?;
+    consumer
+        .subscribe(&[topics])
+        .map_err(|e| broken(format!("subscribing to {topics}: {e}")))?;
+    Ok(consumer)
 }
 
 /// One consumer and what its deliveries share.

@@ -53,8 +53,8 @@ use rdkafka::{
     types::RDKafkaErrorCode,
     ClientConfig, Message as _, Offset, TopicPartitionList,
 };
-use sdk::registry::sync::Unpoisoned as _;
 use sdk::BoxError;
+use sdk_base::sync::Unpoisoned as _;
 use tokio::sync::oneshot;
 
 use crate::{
@@ -183,7 +183,7 @@ impl KafkaBroker {
             Ok(Err(e)) => Err(MessagingError::Broker(
                 format!(
                     "could not connect to {}: {e}",
-                    sdk::registry::redact_url(&self.0.brokers)
+                    sdk_base::redact_url(&self.0.brokers)
                 )
                 .into(),
             )),
@@ -306,13 +306,13 @@ pub(crate) fn client_config(settings: &KafkaSettings, brokers: &str) -> ClientCo
 }
 
 fn config_error(brokers: &str, e: rdkafka::error::KafkaError) -> MessagingError {
-    MessagingError::Broker(format!("kafka at {}: {e}", sdk::registry::redact_url(brokers)).into())
+    MessagingError::Broker(format!("kafka at {}: {e}", sdk_base::redact_url(brokers)).into())
 }
 
 impl fmt::Debug for KafkaBroker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KafkaBroker")
-            .field("brokers", &sdk::registry::redact_url(&self.0.brokers))
+            .field("brokers", &sdk_base::redact_url(&self.0.brokers))
             .field("reply_topic", &self.0.reply_topic)
             .field("settings", &self.0.settings)
             .finish()

@@ -23,8 +23,8 @@ use rdkafka::{
     message::{Headers as _, OwnedHeaders},
     Message as _, Offset, TopicPartitionList,
 };
-use sdk::registry::sync::Unpoisoned as _;
 use sdk::BoxError;
+use sdk_base::sync::Unpoisoned as _;
 use tokio::sync::mpsc;
 
 use super::{header, KafkaBroker, Shared};

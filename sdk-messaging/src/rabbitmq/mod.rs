@@ -106,7 +106,7 @@ impl RabbitBroker {
         settings: RabbitSettings,
     ) -> Result<RabbitBroker, MessagingError> {
         let link = open(url, &settings).await.map_err(|(what, e)| {
-            MessagingError::Broker(format!("{what} {}: {e}", sdk::registry::redact_url(url)).into())
+            MessagingError::Broker(format!("{what} {}: {e}", sdk_base::redact_url(url)).into())
         })?;
         let inner = Arc::new(Inner {
             url: url.to_owned(),
@@ -348,7 +348,7 @@ impl RabbitBroker {
 impl fmt::Debug for RabbitBroker {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RabbitBroker")
-            .field("url", &sdk::registry::redact_url(&self.inner.url))
+            .field("url", &sdk_base::redact_url(&self.inner.url))
             .field("connected", &self.is_connected())
             .field("settings", &self.inner.settings)
             .finish()

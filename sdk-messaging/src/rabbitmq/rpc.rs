@@ -11,8 +11,9 @@ use lapin::{
     types::FieldTable,
     Channel, Connection,
 };
-use sdk::{registry::sync::Unpoisoned as _, BoxError};
+use sdk::BoxError;
 use sdk_base::backoff::Reconnect;
+use sdk_base::sync::Unpoisoned as _;
 use tokio::sync::oneshot;
 
 use super::{

@@ -107,7 +107,7 @@ impl RedisBroker {
         url: &str,
         settings: RedisSettings,
     ) -> Result<RedisBroker, MessagingError> {
-        let shown_url = sdk::registry::redact_url(url).into_owned();
+        let shown_url = sdk_base::redact_url(url).into_owned();
         let client = redis::Client::open(url).map_err(|e| {
             MessagingError::Config(format!("{shown_url} is not a Redis URL: {}", e.category()))
         })?;

@@ -11,8 +11,8 @@
 //! Why not `tokio_util::time::DelayQueue`: it wants one owner polling it, and a deadline per
 //! heartbeat; the lazy re-queue above needs neither.
 
-use crate::sync::Unpoisoned as _;
-use crate::sync::UnpoisonedRw as _;
+use sdk_base::sync::Unpoisoned as _;
+use sdk_base::sync::UnpoisonedRw as _;
 use std::{
     cmp::Reverse,
     collections::{BTreeMap, BinaryHeap, HashMap},

@@ -11,7 +11,7 @@ mod etcd;
 mod http;
 mod memory;
 
-use crate::sync::Unpoisoned as _;
+use sdk_base::sync::Unpoisoned as _;
 use std::{fmt, future::Future, pin::Pin, sync::Arc};
 
 use tokio::sync::watch;

@@ -1,7 +1,7 @@
 //! The REST API: routes, handlers, authentication, and the one place that makes every error
 //! answer JSON (and logs it).
 
-use crate::sync::Unpoisoned as _;
+use sdk_base::sync::Unpoisoned as _;
 use std::{sync::Arc, time::Duration};
 
 use axum::{

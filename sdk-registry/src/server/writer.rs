@@ -195,11 +195,34 @@ type Pending = HashMap<(String, String), Option<(ServiceInstance, HealthStatus)>
 
 /// Checks each op against memory and the ops before it in the batch.
 fn plan(backend: &InMemoryBackend, ops: impl Iterator<Item = (Op, Reply)>) -> Vec<Planned> {
-    let mut pending = Pending::new();
-    // The instances an earlier op of this batch writes.
-    let mut written = std::collections::HashSet::new();
-    let current = |pending: &mut Pending, service: &str, id: &str| {
-        pending
+    let mut batch = Batch {
+        backend,
+        pending: Pending::new(),
+        written: std::collections::HashSet::new(),
+    };
+    ops.map(|(op, reply)| {
+        let outcome = batch.check(&op);
+        if let Ok(effect) = &outcome {
+            batch.record(effect);
+        }
+        Planned { op, outcome, reply }
+    })
+    .collect()
+}
+
+/// A batch being planned: memory, and what its earlier ops leave.
+struct Batch<'a> {
+    backend: &'a InMemoryBackend,
+    pending: Pending,
+    /// The instances an earlier op of this batch writes.
+    written: std::collections::HashSet<(String, String)>,
+}
+
+impl Batch<'_> {
+    /// The state of `service/id` after the earlier ops (memory's when none touched it).
+    fn current(&mut self, service: &str, id: &str) -> Option<(ServiceInstance, HealthStatus)> {
+        let backend = self.backend;
+        self.pending
             .entry((service.to_owned(), id.to_owned()))
             .or_insert_with(|| {
                 backend
@@ -207,89 +230,76 @@ fn plan(backend: &InMemoryBackend, ops: impl Iterator<Item = (Op, Reply)>) -> Ve
                     .map(|r| (r.instance.clone(), r.health))
             })
             .clone()
-    };
-    let mut planned = Vec::new();
-    for (op, reply) in ops {
-        let outcome = match &op {
+    }
+
+    /// What `op` writes and the health it leaves, or why it is refused.
+    fn check(&mut self, op: &Op) -> Result<Effect, RegistryError> {
+        let effect = |changes, health| Ok(Effect { changes, health });
+        match op {
             Op::Register(instance) => {
-                let health = match current(&mut pending, &instance.service, &instance.id) {
-                    Some((known, health)) if known == *instance => health,
+                let current = self.current(&instance.service, &instance.id);
+                let health = match &current {
+                    Some((known, health)) if known == instance => *health,
                     _ => HealthStatus::Unknown,
                 };
-                let unchanged = current(&mut pending, &instance.service, &instance.id)
-                    == Some((instance.clone(), health));
-                let changes = if unchanged {
-                    Vec::new() // a refresh: already saved as it is
-                } else {
-                    vec![Change::Put(instance.clone(), health)]
-                };
-                Ok(Effect { changes, health })
+                if current == Some((instance.clone(), health)) {
+                    return effect(Vec::new(), health); // a refresh: already saved as it is
+                }
+                effect(vec![Change::Put(instance.clone(), health)], health)
             }
-            Op::Deregister { service, id } => match current(&mut pending, service, id) {
-                Some(_) => Ok(Effect {
-                    changes: vec![Change::Delete {
+            Op::Deregister { service, id } => match self.current(service, id) {
+                Some(_) => {
+                    let delete = Change::Delete {
                         service: service.clone(),
                         id: id.clone(),
-                    }],
-                    health: HealthStatus::Unknown,
-                }),
+                    };
+                    effect(vec![delete], HealthStatus::Unknown)
+                }
                 None => Err(unknown(service, id)),
             },
             Op::SetHealth {
                 service,
                 id,
                 health,
-            } => match current(&mut pending, service, id) {
-                Some((_, known)) if known == *health => Ok(Effect {
-                    changes: Vec::new(),
-                    health: *health,
-                }),
-                Some((instance, _)) => Ok(Effect {
-                    changes: vec![Change::Put(instance, *health)],
-                    health: *health,
-                }),
+            } => match self.current(service, id) {
+                Some((_, known)) if known == *health => effect(Vec::new(), *health),
+                Some((instance, _)) => effect(vec![Change::Put(instance, *health)], *health),
                 None => Err(unknown(service, id)),
             },
-            Op::Checkpoint => Ok(Effect {
-                changes: Vec::new(),
-                health: HealthStatus::Unknown,
-            }),
-            Op::Evict(expired) => Ok(Effect {
-                changes: expired
+            Op::Checkpoint => effect(Vec::new(), HealthStatus::Unknown),
+            Op::Evict(expired) => {
+                let changes = expired
                     .iter()
                     // Still there and still past its deadline: an instance registered again
                     // since it was found expired (in this batch or before) stays.
                     .filter(|(service, id)| {
                         let key = (service.clone(), id.clone());
-                        !written.contains(&key) && backend.is_expired(service, id)
+                        !self.written.contains(&key) && self.backend.is_expired(service, id)
                     })
                     .map(|(service, id)| Change::Delete {
                         service: service.clone(),
                         id: id.clone(),
                     })
-                    .collect(),
-                health: HealthStatus::Unknown,
-            }),
-        };
-        if let Ok(effect) = &outcome {
-            for change in &effect.changes {
-                written.insert(match change {
-                    Change::Put(instance, _) => (instance.service.clone(), instance.id.clone()),
-                    Change::Delete { service, id } => (service.clone(), id.clone()),
-                });
-                let (key, state) = match change {
-                    Change::Put(instance, health) => (
-                        (instance.service.clone(), instance.id.clone()),
-                        Some((instance.clone(), *health)),
-                    ),
-                    Change::Delete { service, id } => ((service.clone(), id.clone()), None),
-                };
-                pending.insert(key, state);
+                    .collect();
+                effect(changes, HealthStatus::Unknown)
             }
         }
-        planned.push(Planned { op, outcome, reply });
     }
-    planned
+
+    /// What the ops after this one see.
+    fn record(&mut self, effect: &Effect) {
+        for change in &effect.changes {
+            let (key, state) = match change {
+                Change::Put(instance, health) => (
+                    (instance.service.clone(), instance.id.clone()),
+                    Some((instance.clone(), *health)),
+                ),
+                Change::Delete { service, id } => ((service.clone(), id.clone()), None),
+            };
+            self.written.insert(key.clone());
+            self.pending.insert(key, state);
+        }
+    }
 }
 
 /// Applies a saved op to memory (which publishes it to watchers).

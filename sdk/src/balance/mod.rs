@@ -39,7 +39,7 @@
 mod future;
 mod stats;
 
-use sdk_registry::sync::Unpoisoned as _;
+use sdk_base::sync::Unpoisoned as _;
 use std::{
     collections::HashMap,
     sync::{

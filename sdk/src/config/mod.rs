@@ -109,7 +109,7 @@ impl std::fmt::Debug for EtcdConfig {
         let endpoints: Vec<_> = self
             .endpoints
             .iter()
-            .map(|e| sdk_registry::redact_url(e))
+            .map(|e| sdk_base::redact_url(e))
             .collect();
         f.debug_struct("EtcdConfig")
             .field("endpoints", &endpoints)
@@ -164,7 +164,7 @@ impl std::fmt::Debug for SdkConfig {
             .field("error_body_limit", &self.error_body_limit)
             .field(
                 "registry_url",
-                &self.registry_url.as_deref().map(sdk_registry::redact_url),
+                &self.registry_url.as_deref().map(sdk_base::redact_url),
             )
             .field(
                 "registry_token",

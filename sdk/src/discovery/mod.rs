@@ -9,7 +9,7 @@
 
 mod registry;
 
-use sdk_registry::sync::UnpoisonedRw as _;
+use sdk_base::sync::UnpoisonedRw as _;
 use std::{
     collections::HashMap,
     fmt,

@@ -1,4 +1,4 @@
-use sdk_registry::sync::Unpoisoned as _;
+use sdk_base::sync::Unpoisoned as _;
 use std::{
     collections::{HashMap, HashSet},
     fmt,
@@ -8,7 +8,8 @@ use std::{
     },
 };
 
-use sdk_registry::{backoff::Reconnect, HealthStatus, RegistryBackend, RegistryError, Snapshot};
+use sdk_base::backoff::Reconnect;
+use sdk_registry::{HealthStatus, RegistryBackend, RegistryError, Snapshot};
 use tokio::sync::watch;
 
 use super::{Discovery, Instance, InstanceSet};

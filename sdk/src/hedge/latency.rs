@@ -7,7 +7,7 @@
 //! what is needed here without a dependency, and the percentile a call reads is cached, so
 //! a call pays one atomic load, not a scan.
 
-use sdk_registry::sync::Unpoisoned as _;
+use sdk_base::sync::Unpoisoned as _;
 use std::{
     sync::{
         atomic::{AtomicU64, Ordering},

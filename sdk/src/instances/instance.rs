@@ -37,7 +37,7 @@ impl Instance {
     pub fn parse(url: &str) -> Result<Self, InstanceParseError> {
         let fail = |reason| InstanceParseError {
             // Shown in errors and logs: never with a password.
-            url: sdk_registry::redact_url(url).into_owned(),
+            url: sdk_base::redact_url(url).into_owned(),
             reason,
         };
         let uri: Uri = url.trim().parse().map_err(|_| fail("not a URL"))?;

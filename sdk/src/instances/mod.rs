@@ -6,7 +6,7 @@
 mod instance;
 mod version;
 
-use sdk_registry::sync::Unpoisoned as _;
+use sdk_base::sync::Unpoisoned as _;
 use std::{
     fmt,
     sync::{

@@ -1,4 +1,4 @@
 //! How long to wait before a retry: the registry crate's one backoff schedule, shared with
 //! the registry followers' reconnect loops.
 
-pub use sdk_registry::backoff::{Backoff, ExponentialBackoff, Jitter, ScheduledBackoff};
+pub use sdk_base::backoff::{Backoff, ExponentialBackoff, Jitter, ScheduledBackoff};

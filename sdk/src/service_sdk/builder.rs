@@ -291,6 +291,69 @@ impl ServiceSdkBuilder {
         Ok(HttpStack::Hyper(transport))
     }
 
+    /// The transport, wrapped in the layers when there are any. Without layers the
+    /// transport is called directly, its body read in its own future; with them, they wrap
+    /// it with bodies still streaming.
+    fn http_stack(&self) -> Result<HttpStack, ConfigError> {
+        let http = self.base_transport()?;
+        let layers = self.all_layers();
+        if layers.is_empty() {
+            return Ok(http);
+        }
+        let mut stack = http.into_stack();
+        for layer in layers.iter().rev() {
+            stack = layer(stack);
+        }
+        Ok(HttpStack::Layered(stack))
+    }
+
+    /// The instances the configuration lists, by service.
+    fn static_discovery(&self) -> Result<Arc<StaticDiscovery>, ConfigError> {
+        let discovery = Arc::new(StaticDiscovery::new());
+        for (name, service) in &self.config.services {
+            let instances = service
+                .instances
+                .iter()
+                .map(|url| Instance::parse(url))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| {
+                    ConfigError::invalid(format!("services.{name}.instances"), e.to_string())
+                })?;
+            if !instances.is_empty() {
+                discovery.register(name, instances);
+            }
+        }
+        Ok(discovery)
+    }
+
+    /// The registry the configuration names (`registry_url` or `etcd_endpoints`, reached
+    /// with the same TLS settings as the services), if any.
+    fn configured_registry(&self) -> Result<Option<Arc<dyn RegistryBackend>>, ConfigError> {
+        match (&self.config.registry_url, &self.config.etcd) {
+            (Some(_), Some(_)) => Err(ConfigError::invalid(
+                "sdk.etcd_endpoints",
+                "set either registry_url or etcd_endpoints, not both",
+            )),
+            (Some(url), None) => {
+                let token = self.config.registry_token.clone();
+                let backend = match &self.tls {
+                    Some(tls) => sdk_registry::HttpBackend::with_tls(url, token, tls.clone()),
+                    None => sdk_registry::HttpBackend::new(url, token),
+                };
+                let backend =
+                    backend.map_err(|e| ConfigError::invalid("sdk.registry_url", e.to_string()))?;
+                Ok(Some(Arc::new(backend)))
+            }
+            (None, Some(etcd)) => {
+                let backend = etcd
+                    .backend_with_tls(self.tls.clone())
+                    .map_err(|e| ConfigError::invalid("sdk.etcd_endpoints", e.to_string()))?;
+                Ok(Some(Arc::new(backend)))
+            }
+            (None, None) => Ok(None),
+        }
+    }
+
     /// Validates the configuration and builds the SDK.
     pub fn build(self) -> Result<ServiceSdk, ConfigError> {
         self.config.validate()?;
@@ -303,57 +366,12 @@ impl ServiceSdkBuilder {
                 ),
             ));
         }
-        let mut http = self.base_transport()?;
-        let layers = self.all_layers();
-        if !layers.is_empty() {
-            // Without layers the transport is called directly, its body read in its own
-            // future; with them, they wrap it with bodies still streaming.
-            let mut stack = http.into_stack();
-            for layer in layers.iter().rev() {
-                stack = layer(stack);
-            }
-            http = HttpStack::Layered(stack);
-        }
-        let static_discovery = Arc::new(StaticDiscovery::new());
-        for (name, service) in &self.config.services {
-            let instances = service
-                .instances
-                .iter()
-                .map(|url| Instance::parse(url))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| {
-                    ConfigError::invalid(format!("services.{name}.instances"), e.to_string())
-                })?;
-            if !instances.is_empty() {
-                static_discovery.register(name, instances);
-            }
-        }
+        let http = self.http_stack()?;
+        let static_discovery = self.static_discovery()?;
         let mut background = Vec::new();
-        let configured = match (&self.config.registry_url, &self.config.etcd) {
-            (Some(_), Some(_)) => {
-                return Err(ConfigError::invalid(
-                    "sdk.etcd_endpoints",
-                    "set either registry_url or etcd_endpoints, not both",
-                ))
-            }
-            // The registry is reached with the same TLS settings as the services.
-            (Some(url), None) => {
-                let token = self.config.registry_token.clone();
-                let backend = match &self.tls {
-                    Some(tls) => sdk_registry::HttpBackend::with_tls(url, token, tls.clone()),
-                    None => sdk_registry::HttpBackend::new(url, token),
-                };
-                Some(Arc::new(
-                    backend.map_err(|e| ConfigError::invalid("sdk.registry_url", e.to_string()))?,
-                ) as Arc<dyn RegistryBackend>)
-            }
-            (None, Some(etcd)) => Some(Arc::new(
-                etcd.backend_with_tls(self.tls.clone())
-                    .map_err(|e| ConfigError::invalid("sdk.etcd_endpoints", e.to_string()))?,
-            ) as Arc<dyn RegistryBackend>),
-            (None, None) => None,
-        };
-        let registry: Arc<dyn RegistryBackend> = match self.registry.or(configured) {
+        // Checked even when a registry is given in code: a configuration naming two is wrong.
+        let configured = self.configured_registry()?;
+        let registry: Arc<dyn RegistryBackend> = match self.registry.clone().or(configured) {
             Some(registry) => registry,
             None => {
                 let embedded = InMemoryBackend::new();

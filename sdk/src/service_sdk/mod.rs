@@ -4,7 +4,7 @@
 mod builder;
 mod registration;
 
-use sdk_registry::sync::UnpoisonedRw as _;
+use sdk_base::sync::UnpoisonedRw as _;
 use std::{
     collections::HashMap,
     fmt,
@@ -139,7 +139,7 @@ impl ServiceSdk {
     /// ```
     pub fn client_for_url(&self, url: &str) -> Result<ServiceClient, InstanceParseError> {
         let fail = |reason| InstanceParseError {
-            url: sdk_registry::redact_url(url).into_owned(),
+            url: sdk_base::redact_url(url).into_owned(),
             reason,
         };
         let uri: http::Uri = url.trim().parse().map_err(|_| fail("not a URL"))?;

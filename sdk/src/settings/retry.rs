@@ -6,7 +6,7 @@ use http::StatusCode;
 
 use super::de;
 use crate::outcome::StatusClass;
-use sdk_registry::backoff::{Backoff, ExponentialBackoff, Jitter};
+use sdk_base::backoff::{Backoff, ExponentialBackoff, Jitter};
 
 /// Retry settings of one service.
 ///

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use sdk_registry::backoff::{ExponentialBackoff, Jitter};
+use sdk_base::backoff::{ExponentialBackoff, Jitter};
 
 /// Retry settings for one method, overriding the service's.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -66,7 +66,7 @@ impl std::error::Error for BodyTooLarge {}
 #[non_exhaustive]
 pub enum RequestBodyError {
     /// The caller's body failed or was cut off.
-    #[error("the request body broke off on the caller's side: {}", sdk_registry::describe(.0.as_ref()))]
+    #[error("the request body broke off on the caller's side: {}", sdk_base::describe(.0.as_ref()))]
     Broke(#[source] crate::BoxError),
     /// The caller sent no body bytes for too long.
     #[error("the request body stalled on the caller's side")]
@@ -132,7 +132,7 @@ impl fmt::Display for TransportError {
         }
         // hyper-util's errors keep the interesting part (refused, reset, the certificate
         // problem) in their causes.
-        f.write_str(&sdk_registry::describe(self.source.as_ref()))
+        f.write_str(&sdk_base::describe(self.source.as_ref()))
     }
 }
 

@@ -6,7 +6,7 @@
 //! client the registry already uses speaks (over rustls for `https://` endpoints). Keys and values travel base64-encoded and
 //! 64-bit numbers as strings; the types below do that translation.
 
-use crate::sync::Unpoisoned as _;
+use sdk_base::sync::Unpoisoned as _;
 use std::{
     fmt,
     sync::{
