@@ -1,6 +1,9 @@
 //! The REST API: routes, handlers, authentication, and the one place that makes every error
 //! answer JSON (and logs it).
 
+mod instances;
+mod services;
+
 use sdk_base::sync::Unpoisoned as _;
 use std::{sync::Arc, time::Duration};
 
@@ -44,22 +47,22 @@ pub fn router(registry: Arc<Registry>) -> Router {
         .route("/dashboard.css", get(super::dashboard::style))
         .route("/health", get(health))
         .route("/metrics", get(metrics_text))
-        .route("/v1/instances", post(register))
-        .route("/v1/services", get(services))
-        .route("/v1/services/{service}/instances", get(instances))
+        .route("/v1/instances", post(instances::register))
+        .route("/v1/services", get(services::services))
+        .route("/v1/services/{service}/instances", get(services::instances))
         .route(
             "/v1/services/{service}/instances/{id}",
-            axum::routing::delete(deregister),
+            axum::routing::delete(instances::deregister),
         )
         .route(
             "/v1/services/{service}/instances/{id}/heartbeat",
-            put(heartbeat),
+            put(instances::heartbeat),
         )
         .route(
             "/v1/services/{service}/instances/{id}/health",
-            put(set_health),
+            put(instances::set_health),
         )
-        .route("/v1/services/{service}/watch", get(watch))
+        .route("/v1/services/{service}/watch", get(services::watch))
         .route("/v1/services/{service}/events", get(events::events))
         .route("/v1/events", get(events::all_events))
         .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such endpoint".into()) })
@@ -303,135 +306,4 @@ async fn health(State(registry): State<Arc<Registry>>) -> Json<serde_json::Value
         false => ("ok", "ok"),
     };
     Json(serde_json::json!({ "status": status, "writes": writes, "storage": storage }))
-}
-
-async fn register(
-    State(registry): State<Arc<Registry>>,
-    body: Result<Json<ServiceInstance>, JsonRejection>,
-) -> Result<impl IntoResponse, ApiError> {
-    let Json(instance) = body?;
-    instance.validate()?;
-    registry
-        .writer
-        .write(Op::Register(instance.clone()))
-        .await?;
-    Ok((StatusCode::CREATED, Json(instance)))
-}
-
-async fn deregister(
-    State(registry): State<Arc<Registry>>,
-    InstancePath(service, id): InstancePath,
-) -> Result<StatusCode, ApiError> {
-    registry
-        .writer
-        .write(Op::Deregister { service, id })
-        .await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn heartbeat(
-    State(registry): State<Arc<Registry>>,
-    InstancePath(service, id): InstancePath,
-) -> Result<StatusCode, ApiError> {
-    registry.backend.heartbeat(&service, &id).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HealthBody {
-    health: HealthStatus,
-}
-
-async fn set_health(
-    State(registry): State<Arc<Registry>>,
-    InstancePath(service, id): InstancePath,
-    body: Result<Json<HealthBody>, JsonRejection>,
-) -> Result<StatusCode, ApiError> {
-    let Json(HealthBody { health }) = body?;
-    let op = Op::SetHealth {
-        service,
-        id,
-        health,
-    };
-    registry.writer.write(op).await?;
-    Ok(StatusCode::NO_CONTENT)
-}
-
-async fn services(State(registry): State<Arc<Registry>>) -> Result<Json<Vec<String>>, ApiError> {
-    Ok(Json(registry.backend.services().await?))
-}
-
-async fn instances(
-    State(registry): State<Arc<Registry>>,
-    ServicePath(service): ServicePath,
-) -> Result<Json<Vec<InstanceRecord>>, ApiError> {
-    Ok(Json(registry.backend.instances(&service).await?))
-}
-
-#[derive(Deserialize)]
-struct WatchQuery {
-    #[serde(default)]
-    after: u64,
-    #[serde(default = "default_wait")]
-    wait: u64,
-}
-
-fn default_wait() -> u64 {
-    30
-}
-
-/// The long poll: answers at once if the service changed after `after` (or `after` is from
-/// another epoch: the registry restarted, so the follower takes the whole set), otherwise
-/// when it next changes, or after `wait` seconds. Only this service's changes wake it.
-/// Counts a long poll in `sdk_registry_watchers` while it waits (however it ends: answered,
-/// timed out, or its client gone).
-struct Waiting;
-
-impl Waiting {
-    fn start() -> Waiting {
-        metrics::gauge!("sdk_registry_watchers").increment(1.0);
-        Waiting
-    }
-}
-
-impl Drop for Waiting {
-    fn drop(&mut self) {
-        metrics::gauge!("sdk_registry_watchers").decrement(1.0);
-    }
-}
-
-async fn watch(
-    State(registry): State<Arc<Registry>>,
-    ServicePath(service): ServicePath,
-    query: Result<Query<WatchQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Response, ApiError> {
-    let Query(query) = query.map_err(|e| ApiError(StatusCode::BAD_REQUEST, e.body_text()))?;
-    let mut changes = registry.backend.watch(&service).await?;
-    let mut closing = registry.closing.subscribe();
-    changes.borrow_and_update();
-    let (version, _) = registry.backend.encoded(&service);
-    let same_epoch = Registry::epoch_of(query.after) == registry.epoch;
-    if same_epoch && version <= query.after && !*closing.borrow_and_update() {
-        let wait = Duration::from_secs(query.wait).min(MAX_WAIT);
-        let _waiting = Waiting::start();
-        tokio::select! {
-            _ = tokio::time::timeout(wait, changes.changed()) => {}
-            _ = closing.changed() => {}
-        }
-    }
-    let (version, instances) = registry.backend.encoded(&service);
-    // `{"version":N,"instances":[...]}` around the shared JSON, which is not copied per
-    // watcher into a new document.
-    let head = Bytes::from(format!("{{\"version\":{version},\"instances\":"));
-    let parts = [head, instances, Bytes::from_static(b"}")];
-    let body = Body::from_stream(futures_util::stream::iter(
-        parts.into_iter().map(Ok::<_, std::convert::Infallible>),
-    ));
-    let mut response = body.into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    Ok(response)
 }
