@@ -160,33 +160,13 @@ fn print_dashboard(out: &mut dyn Write, dashboard: &Dashboard) -> std::io::Resul
     writeln!(out, "   answered in {:?}", dashboard.elapsed)
 }
 
-/// Runs the demo, printing to `out`.
-pub(crate) async fn run(options: Options, out: &mut dyn Write) -> Result<Report, Error> {
-    let mut report = Report::default();
-    let counters = Arc::new(Counters::default());
-    let registry = services::start_registry().await?;
-    writeln!(out, "registry server on {}", registry.url)?;
-    let mut fleet: Vec<ServiceProcess> = vec![
-        services::user_service("users-1", &registry, counters.clone()).await?,
-        services::user_service("users-2", &registry, counters.clone()).await?,
-        services::order_service("orders-1", &registry, counters.clone()).await?,
-        services::payment_service("payments-1", &registry, counters.clone()).await?,
-    ];
-    for service in &fleet {
-        writeln!(out, "{:<16} on {} (registered)", service.name, service.url)?;
-    }
-
-    // The gateway discovers everything through the registry; reads need no token.
-    let sdk = ServiceSdk::builder()
-        .registry(HttpBackend::new(&registry.url, None)?)
-        .build()?;
-    let gateway = Gateway {
-        users: UsersClient::new(&sdk),
-        orders: OrdersClient::new(&sdk),
-        payments: PaymentsClient::new(&sdk),
-        sdk,
-    };
-
+/// Step 1: three lookups of one user; the cache answers all but the first.
+async fn cached_lookups(
+    gateway: &Gateway,
+    counters: &Counters,
+    out: &mut dyn Write,
+    report: &mut Report,
+) -> Result<(), Error> {
     writeln!(out, "\n1. A cached user lookup")?;
     let before = counters.user_lookups.load(Ordering::SeqCst);
     for _ in 0..3 {
@@ -205,7 +185,16 @@ pub(crate) async fn run(options: Options, out: &mut dyn Write) -> Result<Report,
         "   user-service saw {} request(s) for three lookups",
         report.user_requests_for_three_lookups
     )?;
+    Ok(())
+}
 
+/// Step 2: an order refused while its service warms up (a POST, not retried), then placed.
+async fn place_order(
+    gateway: &Gateway,
+    counters: &Counters,
+    out: &mut dyn Write,
+    report: &mut Report,
+) -> Result<Order, Error> {
     writeln!(out, "\n2. Placing an order (a POST: never retried)")?;
     let new_order = NewOrder {
         user_id: 7,
@@ -243,7 +232,16 @@ pub(crate) async fn run(options: Options, out: &mut dyn Write) -> Result<Report,
         order.lines.len(),
         order.total_cents
     )?;
+    Ok(order)
+}
 
+/// Step 3: paying for `order`.
+async fn pay(
+    gateway: &Gateway,
+    order: &Order,
+    out: &mut dyn Write,
+    report: &mut Report,
+) -> Result<(), Error> {
     writeln!(out, "\n3. Paying (behind a circuit breaker)")?;
     let payment = gateway
         .payments
@@ -259,7 +257,11 @@ pub(crate) async fn run(options: Options, out: &mut dyn Write) -> Result<Report,
     )?;
     report.order = Some(order.clone());
     report.payment = Some(payment);
+    Ok(())
+}
 
+/// Step 4: the dashboard's three calls at once, and five lookups with `batch_call`.
+async fn fan_out(gateway: &Gateway, out: &mut dyn Write, report: &mut Report) -> Result<(), Error> {
     writeln!(out, "\n4. The dashboard: three calls fanned out with Batch")?;
     let dashboard = gateway.dashboard(7).await;
     print_dashboard(out, &dashboard)?;
@@ -278,7 +280,78 @@ pub(crate) async fn run(options: Options, out: &mut dyn Write) -> Result<Report,
         report.top_customers,
         top.len()
     )?;
+    Ok(())
+}
 
+/// Five charges after payment-service died: failures until the breaker opens, then refused
+/// at once.
+async fn charge_a_dead_service(
+    gateway: &Gateway,
+    order: &Order,
+    out: &mut dyn Write,
+    report: &mut Report,
+) -> Result<(), Error> {
+    for attempt in 1..=5 {
+        let started = Instant::now();
+        let outcome = gateway
+            .payments
+            .charge(NewPayment {
+                order_id: order.id,
+                amount_cents: order.total_cents,
+            })
+            .await;
+        let (kind, text) = match outcome {
+            Ok(p) => (
+                ChargeOutcome::Charged,
+                format!("charged (payment {})", p.id),
+            ),
+            Err(e @ ServiceError::CircuitOpen { .. }) => (
+                ChargeOutcome::RefusedByBreaker,
+                format!("refused at once, nothing sent: {e}"),
+            ),
+            Err(e) => (ChargeOutcome::Failed, e.to_string()),
+        };
+        writeln!(out, "   charge {attempt}: {text} ({:?})", started.elapsed())?;
+        report.charges_after_kill.push(kind);
+    }
+    writeln!(
+        out,
+        "   (a connection refused means the POST never reached the service, so it may be retried;\n    the third failure in a row opened the breaker, which now answers for the dead service)"
+    )?;
+    Ok(())
+}
+
+/// Runs the demo, printing to `out`.
+pub(crate) async fn run(options: Options, out: &mut dyn Write) -> Result<Report, Error> {
+    let mut report = Report::default();
+    let counters = Arc::new(Counters::default());
+    let registry = services::start_registry().await?;
+    writeln!(out, "registry server on {}", registry.url)?;
+    let mut fleet: Vec<ServiceProcess> = vec![
+        services::user_service("users-1", &registry, counters.clone()).await?,
+        services::user_service("users-2", &registry, counters.clone()).await?,
+        services::order_service("orders-1", &registry, counters.clone()).await?,
+        services::payment_service("payments-1", &registry, counters.clone()).await?,
+    ];
+    for service in &fleet {
+        writeln!(out, "{:<16} on {} (registered)", service.name, service.url)?;
+    }
+
+    // The gateway discovers everything through the registry; reads need no token.
+    let sdk = ServiceSdk::builder()
+        .registry(HttpBackend::new(&registry.url, None)?)
+        .build()?;
+    let gateway = Gateway {
+        users: UsersClient::new(&sdk),
+        orders: OrdersClient::new(&sdk),
+        payments: PaymentsClient::new(&sdk),
+        sdk,
+    };
+
+    cached_lookups(&gateway, &counters, out, &mut report).await?;
+    let order = place_order(&gateway, &counters, out, &mut report).await?;
+    pay(&gateway, &order, out, &mut report).await?;
+    fan_out(&gateway, out, &mut report).await?;
     let mut step = 5;
     if options.stall_payment {
         writeln!(
@@ -294,38 +367,15 @@ pub(crate) async fn run(options: Options, out: &mut dyn Write) -> Result<Report,
     }
     if options.kill_payment {
         writeln!(out, "\n{step}. payment-service dies")?;
-        step += 1;
         if let Some(payments) = fleet.iter_mut().find(|s| s.name == "payment-service") {
             payments.kill();
         }
-        for attempt in 1..=5 {
-            let started = Instant::now();
-            let outcome = gateway
-                .payments
-                .charge(NewPayment {
-                    order_id: order.id,
-                    amount_cents: order.total_cents,
-                })
-                .await;
-            let (kind, text) = match outcome {
-                Ok(p) => (
-                    ChargeOutcome::Charged,
-                    format!("charged (payment {})", p.id),
-                ),
-                Err(e @ ServiceError::CircuitOpen { .. }) => (
-                    ChargeOutcome::RefusedByBreaker,
-                    format!("refused at once, nothing sent: {e}"),
-                ),
-                Err(e) => (ChargeOutcome::Failed, e.to_string()),
-            };
-            writeln!(out, "   charge {attempt}: {text} ({:?})", started.elapsed())?;
-            report.charges_after_kill.push(kind);
-        }
+        charge_a_dead_service(&gateway, &order, out, &mut report).await?;
         writeln!(
             out,
-            "   (a connection refused means the POST never reached the service, so it may be retried;\n    the third failure in a row opened the breaker, which now answers for the dead service)"
+            "\n{}. The dashboard, with payment-service down",
+            step + 1
         )?;
-        writeln!(out, "\n{step}. The dashboard, with payment-service down")?;
         let dashboard = gateway.dashboard(7).await;
         print_dashboard(out, &dashboard)?;
         report.dashboard_after_kill = Some(dashboard);
