@@ -128,17 +128,23 @@ where
     Ok(format!("{}/webhooks", serve(app).await?))
 }
 
-/// Runs the events part, printing to `out`.
-pub(crate) async fn run(out: &mut dyn Write) -> Result<EventsReport, Error> {
-    let dir = std::env::temp_dir().join(format!("shop-events-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    let bus = start_bus(&dir).await?;
-    writeln!(out, "   event bus on {bus} (SQLite in {})", dir.display())?;
-    let http = reqwest::Client::new();
-    let (users_token, _) = application(&http, &bus, "user-service").await?;
-    let (orders_token, _) = application(&http, &bus, "order-service").await?;
-    let (_, email_secret) = application(&http, &bus, "email-service").await?;
-    let (_, analytics_secret) = application(&http, &bus, "analytics-service").await?;
+/// What a receiver got, as it got it.
+type Received = Arc<Mutex<Vec<String>>>;
+
+/// The applications' tokens and the receivers' secrets.
+struct Tokens {
+    users: String,
+    orders: String,
+    email_secret: String,
+    analytics_secret: String,
+}
+
+/// Creates the four applications and the two actions with their schemas.
+async fn set_up(http: &reqwest::Client, bus: &str) -> Result<Tokens, Error> {
+    let (users_token, _) = application(http, bus, "user-service").await?;
+    let (orders_token, _) = application(http, bus, "order-service").await?;
+    let (_, email_secret) = application(http, bus, "email-service").await?;
+    let (_, analytics_secret) = application(http, bus, "analytics-service").await?;
     let user_schema = json!({"type": "object", "required": ["user_id", "email", "name"],
         "properties": {"user_id": {"type": "string"}, "email": {"type": "string", "format": "email"},
                        "name": {"type": "string"}, "plan": {"type": "string", "enum": ["free", "premium"]}}});
@@ -149,24 +155,39 @@ pub(crate) async fn run(out: &mut dyn Write) -> Result<EventsReport, Error> {
         ("order.placed", "order-service", order_schema),
     ] {
         admin(
-            &http,
+            http,
             format!("{bus}/v1/actions"),
             json!({"action": action, "application": owner, "schemata": schema}),
         )
         .await?;
     }
+    Ok(Tokens {
+        users: users_token,
+        orders: orders_token,
+        email_secret,
+        analytics_secret,
+    })
+}
+
+/// Starts the email and analytics receivers and subscribes them: what each received.
+async fn subscribe(
+    http: &reqwest::Client,
+    bus: &str,
+    tokens: &Tokens,
+) -> Result<(Received, Received), Error> {
+    let (email_secret, analytics_secret) = (&tokens.email_secret, &tokens.analytics_secret);
 
     let welcomed = Arc::new(Mutex::new(Vec::new()));
     let counted = Arc::new(Mutex::new(Vec::new()));
     let sink = welcomed.clone();
-    let email = receiver(&email_secret, move |event: VerifiedEvent<UserCreated>| {
+    let email = receiver(email_secret, move |event: VerifiedEvent<UserCreated>| {
         sink.lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(event.payload.email);
     })
     .await?;
     let sink = counted.clone();
-    let analytics = receiver(&analytics_secret, move |event: VerifiedEvent<Value>| {
+    let analytics = receiver(analytics_secret, move |event: VerifiedEvent<Value>| {
         sink.lock()
             .unwrap_or_else(PoisonError::into_inner)
             .push(event.action);
@@ -187,13 +208,17 @@ pub(crate) async fn run(out: &mut dyn Write) -> Result<EventsReport, Error> {
             &analytics,
         ),
     ] {
-        admin(&http, format!("{bus}/v1/subscriptions"),
+        admin(http, format!("{bus}/v1/subscriptions"),
             json!({"application": application, "subscription": name, "action": action, "handler": handler})).await?;
     }
+    Ok((welcomed, counted))
+}
 
+/// Publishes a user and an order, and a user the schema refuses: the refusal's status.
+async fn publish(bus: &str, tokens: &Tokens, out: &mut dyn Write) -> Result<Option<u16>, Error> {
     let sdk = ServiceSdk::builder().build()?;
-    let users = EventBus::at(&sdk, &bus, &users_token)?;
-    let orders = EventBus::at(&sdk, &bus, &orders_token)?;
+    let users = EventBus::at(&sdk, bus, &tokens.users)?;
+    let orders = EventBus::at(&sdk, bus, &tokens.orders)?;
     let ann = UserCreated {
         user_id: "u7".into(),
         email: "ann@example.com".into(),
@@ -239,6 +264,19 @@ pub(crate) async fn run(out: &mut dyn Write) -> Result<EventsReport, Error> {
             refused_status
         )?;
     }
+    Ok(refused_status)
+}
+
+/// Runs the events part, printing to `out`.
+pub(crate) async fn run(out: &mut dyn Write) -> Result<EventsReport, Error> {
+    let dir = std::env::temp_dir().join(format!("shop-events-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let bus = start_bus(&dir).await?;
+    writeln!(out, "   event bus on {bus} (SQLite in {})", dir.display())?;
+    let http = reqwest::Client::new();
+    let tokens = set_up(&http, &bus).await?;
+    let (welcomed, counted) = subscribe(&http, &bus, &tokens).await?;
+    let refused_status = publish(&bus, &tokens, out).await?;
     for _ in 0..200 {
         let (mailed, seen) = (
             welcomed.lock().map(|w| w.len()),
