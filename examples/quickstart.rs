@@ -149,31 +149,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let stock = shop.inventory().await?;
     println!("   shop.inventory() failed twice with 503, was retried with backoff, and answered {stock}\n");
 
-    println!("3. A circuit opening, then recovering");
-    demo.payments_down.store(true, Ordering::SeqCst);
-    for _ in 0..3 {
-        let outcome = shop.payments_status().await;
-        println!("   payments answered: {}", describe(outcome.err()));
-    }
-    if let Some(breaker) = payments_breaker(&shop) {
-        println!(
-            "   breaker for {} is now {:?} after {} failures in a row",
-            breaker.endpoint, breaker.state, breaker.consecutive_failures
-        );
-    }
-    let started = Instant::now();
-    let refused = shop.payments_status().await.err();
-    println!(
-        "   the next call was refused in {:?} without touching the network: {}",
-        started.elapsed(),
-        describe(refused)
-    );
-    demo.payments_down.store(false, Ordering::SeqCst);
-    println!("   payments is fixed; waiting 1 s for the breaker to let a probe through...");
-    tokio::time::sleep(Duration::from_millis(1100)).await;
-    shop.payments_status().await?;
-    let state = payments_breaker(&shop).map_or(CircuitState::Closed, |b| b.state);
-    println!("   the probe succeeded; breaker is {state:?}\n");
+    circuit_opening_and_recovering(&shop, &demo).await?;
 
     println!("4. A fallback");
     let estimate = shop.shipping(42).await?;
@@ -201,6 +177,40 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         println!("   {line}");
     }
     println!("\nDone. See README.md for the attribute reference, ad-hoc calls, batch calls, middleware and configuration.");
+    Ok(())
+}
+
+/// Step 3: payments fails until its breaker opens; the next call is refused at once; once
+/// payments is fixed, a probe closes the breaker.
+async fn circuit_opening_and_recovering(
+    shop: &ShopClient,
+    demo: &Demo,
+) -> Result<(), Box<dyn std::error::Error>> {
+    println!("3. A circuit opening, then recovering");
+    demo.payments_down.store(true, Ordering::SeqCst);
+    for _ in 0..3 {
+        let outcome = shop.payments_status().await;
+        println!("   payments answered: {}", describe(outcome.err()));
+    }
+    if let Some(breaker) = payments_breaker(shop) {
+        println!(
+            "   breaker for {} is now {:?} after {} failures in a row",
+            breaker.endpoint, breaker.state, breaker.consecutive_failures
+        );
+    }
+    let started = Instant::now();
+    let refused = shop.payments_status().await.err();
+    println!(
+        "   the next call was refused in {:?} without touching the network: {}",
+        started.elapsed(),
+        describe(refused)
+    );
+    demo.payments_down.store(false, Ordering::SeqCst);
+    println!("   payments is fixed; waiting 1 s for the breaker to let a probe through...");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    shop.payments_status().await?;
+    let state = payments_breaker(shop).map_or(CircuitState::Closed, |b| b.state);
+    println!("   the probe succeeded; breaker is {state:?}\n");
     Ok(())
 }
 

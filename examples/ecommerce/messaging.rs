@@ -77,17 +77,11 @@ fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_owned())
 }
 
-/// Runs the messaging part, printing to `out`.
-pub(crate) async fn run(out: &mut dyn Write) -> Result<MessagingReport, Error> {
-    let nats_url = env_or("NATS_URL", "nats://127.0.0.1:4222");
-    let nats = Messaging::connect(
-        "shop",
-        &MessagingConfig::new(TransportKind::Nats, &nats_url).timeout(Duration::from_secs(5)),
-    )
-    .await?;
-    let report = Arc::new(Mutex::new(MessagingReport::default()));
-
-    // user-service answers validations; inventory and notification handle placed orders.
+/// user-service answers validations; inventory and notification handle placed orders.
+async fn start_servers(
+    nats: &Messaging,
+    report: &Arc<Mutex<MessagingReport>>,
+) -> Result<[sdk_messaging::RunningServer; 3], Error> {
     let users = nats
         .server("user-service")
         .message_pattern(
@@ -130,9 +124,15 @@ pub(crate) async fn run(out: &mut dyn Write) -> Result<MessagingReport, Error> {
         )
         .start()
         .await?;
+    Ok([users, inventory, notification])
+}
 
-    // order-service: validate, then tell everyone.
-    let shop = ShopMessagesClient::new(&nats);
+/// order-service validates two users: one it may serve, and one the service refuses.
+async fn validate_users(
+    shop: &ShopMessagesClient,
+    report: &Arc<Mutex<MessagingReport>>,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
     for user_id in [7u64, 0] {
         match shop.validate_user(UserCheck { user_id }).await {
             Ok(answer) => {
@@ -155,6 +155,22 @@ pub(crate) async fn run(out: &mut dyn Write) -> Result<MessagingReport, Error> {
             }
         }
     }
+    Ok(())
+}
+
+/// Runs the messaging part, printing to `out`.
+pub(crate) async fn run(out: &mut dyn Write) -> Result<MessagingReport, Error> {
+    let nats_url = env_or("NATS_URL", "nats://127.0.0.1:4222");
+    let nats = Messaging::connect(
+        "shop",
+        &MessagingConfig::new(TransportKind::Nats, &nats_url).timeout(Duration::from_secs(5)),
+    )
+    .await?;
+    let report = Arc::new(Mutex::new(MessagingReport::default()));
+
+    let servers = start_servers(&nats, &report).await?;
+    let shop = ShopMessagesClient::new(&nats);
+    validate_users(&shop, &report, out).await?;
     shop.order_placed(OrderPlaced {
         order_id: 1001,
         user_id: 7,
@@ -180,7 +196,7 @@ pub(crate) async fn run(out: &mut dyn Write) -> Result<MessagingReport, Error> {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    for server in [users, inventory, notification] {
+    for server in servers {
         server.shutdown().await;
     }
     let report = std::mem::take(&mut *report.lock().map_err(|_| "report lock")?);

@@ -22,6 +22,7 @@ const CRATES: &[&str] = &[
     "sdk-messaging",
     "sdk-events",
     "sdk-gateway",
+    "sdk-test-support",
 ];
 
 /// From module to module, with one file that makes the edge.
