@@ -2,7 +2,8 @@
 //! schedule ([`backoff`], full jitter), Unix time ([`clock`]), durations and sizes as people write them ([`units`]: `"250ms"`,
 //! `"64KiB"`), error cause chains ([`causes()`], [`describe`]),
 //! URL redaction ([`redact_url`]), locks that survive a poisoning panic ([`sync`]) and the
-//! latency buckets every Prometheus histogram uses ([`LATENCY_BUCKETS`]).
+//! latency buckets every Prometheus histogram uses ([`LATENCY_BUCKETS`]), and the one rule
+//! for an answer that settles a delivery ([`accepted`]).
 //!
 //! It does no I/O and depends on `fastrand` and `serde` only, so the SDK, the registry, the
 //! servers and the brokers' transports can all use it without linking one another.
@@ -21,6 +22,22 @@ pub use self::{
     causes::{causes, describe},
     redact::{has_userinfo, redact_url},
 };
+
+/// Whether an answer confirms that its receiver took what was sent: a 2xx. The one rule for
+/// every answer that settles a delivery rather than serves a call: an active health probe
+/// (the SDK's and the registry server's), a webhook delivery (the event bus), a message
+/// bridged to HTTP (a service queue). A redirect is not taken: nobody follows it. (A call's
+/// answer is judged by the SDK's class, `sdk::outcome::StatusClass`, which also says whose
+/// fault a failure is.)
+///
+/// ```
+/// assert!(sdk_base::accepted(204));
+/// assert!(!sdk_base::accepted(301));
+/// assert!(!sdk_base::accepted(503));
+/// ```
+pub fn accepted(status: u16) -> bool {
+    (200..300).contains(&status)
+}
 
 /// Latency histogram buckets in seconds (1 ms to 30 s), for the SDK's and the servers'
 /// Prometheus exposition: explicit buckets, so histograms aggregate across instances

@@ -109,8 +109,8 @@ pub enum Attempt {
 /// Judges an attempt: the delivery's next state, given the attempts made before this one.
 ///
 /// The one home of the webhook contract (Standard Webhooks, as Svix keeps it), which is not
-/// the SDK's call class ([`sdk::outcome::StatusClass`]) on purpose: only a 2xx delivers (a
-/// redirect does not), 410 unsubscribes, and every other answer, a 4xx included, is retried
+/// the SDK's call class ([`sdk::outcome::StatusClass`]) on purpose: only an answer
+/// [`sdk_base::accepted`] takes delivers (a 2xx; a redirect does not), 410 unsubscribes, and every other answer, a 4xx included, is retried
 /// on the schedule, since a receiver's refusal is often a deploy that is fixed later. Whose
 /// fault an attempt is, for the handler's circuit breaker, is the SDK's class: the calls go
 /// through the SDK's pipeline.
@@ -134,7 +134,7 @@ pub fn decide(
     config: &DispatcherConfig,
 ) -> Settlement {
     let (status, retry_after, error) = match attempt {
-        Attempt::Answered { status, .. } if (200..300).contains(status) => {
+        Attempt::Answered { status, .. } if sdk_base::accepted(*status) => {
             return Settlement::Delivered { status: *status }
         }
         Attempt::Answered { status: 410, .. } => return Settlement::Gone,
@@ -404,6 +404,25 @@ mod tests {
         DispatcherConfig {
             schedule: ScheduledBackoff::new(vec![Duration::from_secs(5), Duration::from_secs(300)]),
             ..DispatcherConfig::default()
+        }
+    }
+
+    /// Every status, judged by the one delivery rule (`sdk_base::accepted`): delivered when
+    /// it holds, unsubscribed on 410, retried on the schedule otherwise (a 3xx and a 4xx too).
+    #[test]
+    fn a_delivery_is_settled_by_the_one_rule() {
+        for status in 100..600 {
+            let answered = Attempt::Answered {
+                status,
+                retry_after: None,
+            };
+            let settled = decide(&answered, 0, 0, &config());
+            match settled {
+                Settlement::Delivered { .. } => assert!(sdk_base::accepted(status), "{status}"),
+                Settlement::Gone => assert_eq!(status, 410),
+                Settlement::Retry { .. } => assert!(!sdk_base::accepted(status), "{status}"),
+                Settlement::Dead { .. } => panic!("{status} gave up at the first attempt"),
+            }
         }
     }
 

@@ -62,7 +62,9 @@ pub(crate) async fn handle(
     let response = match forward(&gateway, &matched, peer, request).await {
         Ok(response) => response,
         Err(e) => {
-            if e.status().is_server_error() {
+            // Logged when the service failed (the class says whose fault it was); a
+            // refused request is the caller's, and only counted.
+            if sdk::outcome::StatusClass::of(e.status()).fault() == sdk::outcome::Fault::Service {
                 tracing::warn!(route = %route.config.name, status = %e.status(), error = %e, "request failed");
             }
             e.into_response()

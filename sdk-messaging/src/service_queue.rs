@@ -113,7 +113,7 @@ impl HttpBridge {
             request = request.header("idempotency-key", context.message_id.as_str());
         }
         request.response().await.and_then(|response| {
-            if response.status().is_success() {
+            if sdk_base::accepted(response.status().as_u16()) {
                 Ok(())
             } else {
                 Err(crate::handler_error(

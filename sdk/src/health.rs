@@ -170,7 +170,7 @@ impl HealthState {
         let outcomes = futures_util::future::join_all(probes).await;
         let mut report = Vec::with_capacity(outcomes.len());
         for (instance, (_, outcome)) in snapshot.iter().zip(outcomes) {
-            let passed = matches!(outcome, Ok(status) if (200..300).contains(&status));
+            let passed = matches!(outcome, Ok(status) if sdk_base::accepted(status));
             let healthy = self.apply(instance.url(), passed);
             report.push(InstanceHealth {
                 instance: instance.url().to_owned(),

@@ -136,7 +136,7 @@ async fn probe(client: &HttpClient, url: &str, timeout: Duration) -> bool {
         Err(_) => return false,
     };
     match tokio::time::timeout(timeout, client.request(request)).await {
-        Ok(Ok(response)) => response.status().is_success(),
+        Ok(Ok(response)) => sdk_base::accepted(response.status().as_u16()),
         Ok(Err(e)) => {
             tracing::debug!(%url, error = %crate::describe(&e), "health probe failed");
             false
