@@ -171,12 +171,18 @@ pub(super) fn start_reader(broker: &KafkaBroker) {
 }
 
 async fn read(shared: Weak<Shared>, consumer: StreamConsumer) {
+    // The consumer repeats its error while the brokers are gone (it reconnects by itself):
+    // read again after the one backoff, growing while it lasts.
+    let mut reconnect = sdk_base::backoff::Reconnect::new();
     loop {
         let record = match tokio::time::timeout(Duration::from_secs(1), consumer.recv()).await {
-            Ok(Ok(record)) => record,
+            Ok(Ok(record)) => {
+                reconnect.succeeded();
+                record
+            }
             Ok(Err(e)) => {
                 tracing::debug!(error = %e, "kafka presence reader");
-                tokio::time::sleep(Duration::from_millis(250)).await;
+                tokio::time::sleep(reconnect.failed()).await;
                 continue;
             }
             Err(_) => {
