@@ -5,12 +5,16 @@
 //! latency buckets every Prometheus histogram uses ([`LATENCY_BUCKETS`]), and the one rule
 //! for an answer that settles a delivery ([`accepted`]).
 //!
-//! It does no I/O and depends on `fastrand` and `serde` only, so the SDK, the registry, the
-//! servers and the brokers' transports can all use it without linking one another.
+//! Without features it does no I/O and depends on `fastrand`, `humantime` and `serde` only,
+//! so the SDK, the registry, the servers and the brokers' transports can all use it without
+//! linking one another. Feature `https` adds the one HTTPS connector ([`https`]: hyper-util
+//! and rustls, with the address policy), feature `prometheus` the one Prometheus install.
 
 pub mod backoff;
 pub mod causes;
 pub mod clock;
+#[cfg(feature = "https")]
+pub mod https;
 #[cfg(feature = "prometheus")]
 pub mod prometheus;
 mod redact;

@@ -221,7 +221,7 @@ impl Dispatcher {
     /// A dispatcher over `store`, calling handlers through `sdk`. A dispatcher for tenants'
     /// handlers should get an SDK whose transport refuses internal addresses
     /// ([`TransportConfig::addresses`](sdk::transport::TransportConfig::addresses) with
-    /// [`AddressPolicy::public_only`](sdk_registry::AddressPolicy::public_only)), as the
+    /// [`AddressPolicy::public_only`](sdk_base::https::AddressPolicy::public_only)), as the
     /// `sdk-events` binary builds it: the address is then judged after DNS, where the API's
     /// check at subscription time cannot see.
     pub fn new(store: Store, sdk: ServiceSdk, config: DispatcherConfig, clock: Clock) -> Self {

@@ -6,13 +6,13 @@
 use std::{net::SocketAddr, time::Duration};
 
 use sdk::retry::ScheduledBackoff;
+use sdk_base::https::AddressPolicy;
 use sdk_events::{
     clock::Clock,
     dispatcher::{Dispatcher, DispatcherConfig},
     server::{router, Bus, BusConfig},
     store::Store,
 };
-use sdk_registry::AddressPolicy;
 use sdk_server::{metrics_recorder, serve, shutdown_signal, ServeArgs};
 
 /// The event bus server.

@@ -51,7 +51,7 @@ pub struct BusConfig {
     /// SDK should connect under the same policy
     /// ([`TransportConfig::addresses`](sdk::transport::TransportConfig::addresses)), which
     /// judges names again after DNS.
-    pub handlers: sdk_registry::AddressPolicy,
+    pub handlers: sdk_base::https::AddressPolicy,
 }
 
 impl Default for BusConfig {
@@ -62,7 +62,7 @@ impl Default for BusConfig {
             max_body: 1024 * 1024,
             body_timeout: Duration::from_secs(30),
             metrics: None,
-            handlers: sdk_registry::AddressPolicy::public_only(),
+            handlers: sdk_base::https::AddressPolicy::public_only(),
         }
     }
 }

@@ -142,7 +142,7 @@ pub(super) fn url(field: &str, value: &str) -> Result<(), ApiError> {
 pub(super) fn handler_address(
     field: &str,
     value: &str,
-    policy: &sdk_registry::AddressPolicy,
+    policy: &sdk_base::https::AddressPolicy,
 ) -> Result<(), ApiError> {
     let uri: http::Uri = value
         .parse()

@@ -5,7 +5,6 @@
 //! The trait is object-safe (boxed futures), so the SDK can hold whichever backend its
 //! configuration names.
 
-mod address;
 pub(crate) mod client;
 mod etcd;
 mod http;
@@ -16,13 +15,12 @@ use std::{fmt, future::Future, pin::Pin, sync::Arc};
 
 use tokio::sync::watch;
 
-pub use self::{
-    address::{AddressPolicy, AddressRefused, Connector},
-    client::{default_tls_config, https_connector, tls_config_trusting, ConnectSettings},
-    etcd::EtcdBackend,
-    http::HttpBackend,
-    memory::InMemoryBackend,
+pub use sdk_base::https::{
+    default_tls_config, https_connector, tls_config_trusting, AddressPolicy, AddressRefused,
+    ConnectSettings, Connector,
 };
+
+pub use self::{etcd::EtcdBackend, http::HttpBackend, memory::InMemoryBackend};
 use crate::{validate_name, HealthStatus, InstanceRecord, RegistryError, ServiceInstance};
 
 /// A boxed, `Send` future (the trait is used as `dyn RegistryBackend`).

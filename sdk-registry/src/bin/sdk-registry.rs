@@ -126,5 +126,5 @@ fn probe_tls(
             roots.push(cert.map_err(|e| invalid(&e))?);
         }
     }
-    Ok(sdk_registry::tls_config_trusting(roots)?)
+    Ok(sdk_base::https::tls_config_trusting(roots)?)
 }

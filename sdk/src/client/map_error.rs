@@ -73,7 +73,7 @@ pub(crate) fn from_pipeline(err: BoxError, mut context: ErrorContext) -> Service
         },
         // Refused by the operator's policy before anything was sent: nothing to retry.
         ErrorClass::AddressRefused => ServiceError::InvalidRequest {
-            reason: error_chain::find::<sdk_registry::AddressRefused>(err.as_ref())
+            reason: error_chain::find::<sdk_base::https::AddressRefused>(err.as_ref())
                 .map_or_else(|| "the address was refused".to_owned(), ToString::to_string),
             service: context.service,
         },

@@ -202,7 +202,7 @@ impl ErrorClass {
                 return ErrorClass::CircuitOpen;
             } else if e.is::<NoInstances>() {
                 return ErrorClass::NoInstance;
-            } else if e.is::<sdk_registry::AddressRefused>() {
+            } else if e.is::<sdk_base::https::AddressRefused>() {
                 return ErrorClass::AddressRefused;
             } else if e.is::<BodyTooLarge>() {
                 return ErrorClass::BodyTooLarge;

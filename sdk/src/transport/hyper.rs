@@ -38,10 +38,10 @@ pub struct TransportConfig {
     pub user_agent: HeaderValue,
     /// Which addresses may be connected to (default `None`: every address). A server that
     /// calls URLs its tenants give it (webhooks) sets
-    /// [`AddressPolicy::public_only`](sdk_registry::AddressPolicy::public_only): loopback,
+    /// [`AddressPolicy::public_only`](sdk_base::https::AddressPolicy::public_only): loopback,
     /// private and link-local addresses are then refused after DNS, before any byte is
     /// sent, and the call fails as an invalid request.
-    pub addresses: Option<Arc<sdk_registry::AddressPolicy>>,
+    pub addresses: Option<Arc<sdk_base::https::AddressPolicy>>,
 }
 
 /// The default `User-Agent`: `sdk/<version>`.
@@ -77,7 +77,7 @@ impl TransportConfig {
     /// Which addresses may be connected to (default: every address). See
     /// [`addresses`](Self::addresses).
     #[must_use]
-    pub fn addresses(mut self, policy: sdk_registry::AddressPolicy) -> Self {
+    pub fn addresses(mut self, policy: sdk_base::https::AddressPolicy) -> Self {
         self.addresses = Some(Arc::new(policy));
         self
     }
@@ -107,7 +107,7 @@ pub struct HyperTransport {
 
 #[derive(Debug)]
 struct Inner {
-    client: Client<HttpsConnector<sdk_registry::Connector>, Body>,
+    client: Client<HttpsConnector<sdk_base::https::Connector>, Body>,
     max_response_bytes: usize,
     user_agent: HeaderValue,
 }
@@ -133,15 +133,18 @@ impl HyperTransport {
     /// (webpki-roots), so it behaves the same in a distroless container as on a laptop.
     /// Use [`with_tls`](Self::with_tls) for private roots or client certificates.
     pub fn new(config: &TransportConfig) -> Result<Self, rustls::Error> {
-        Ok(Self::with_tls(config, sdk_registry::default_tls_config()?))
+        Ok(Self::with_tls(
+            config,
+            sdk_base::https::default_tls_config()?,
+        ))
     }
 
     /// A transport using the given rustls configuration for HTTPS (custom roots, client
     /// certificates).
     pub fn with_tls(config: &TransportConfig, tls: rustls::ClientConfig) -> Self {
-        let connector = sdk_registry::https_connector(
+        let connector = sdk_base::https::https_connector(
             tls,
-            sdk_registry::ConnectSettings {
+            sdk_base::https::ConnectSettings {
                 connect_timeout: config.connect_timeout,
                 keepalive: None,
                 http2_only: config.http2_prior_knowledge,

@@ -37,7 +37,7 @@ type BoxFuture<T> = Pin<Box<dyn Future<Output = Result<T, BoxError>> + Send>>;
 /// Which addresses connections may go to.
 ///
 /// ```
-/// use sdk_registry::AddressPolicy;
+/// use sdk_base::https::AddressPolicy;
 ///
 /// let policy = AddressPolicy::public_only();
 /// assert!(policy.allows("93.184.215.14".parse().expect("an address")));
