@@ -3,12 +3,15 @@
 //! a graceful shutdown), its [`Limits`], [`tls::load`] (rustls settings from PEM files),
 //! [`ApiError`] and [`json_errors`] (every error answer JSON), [`shutdown_signal`] and
 //! [`metrics_recorder`] (the one Prometheus install, with the platform's latency buckets),
-//! [`init_logging`] (events to stderr, filtered by `RUST_LOG`).
+//! [`init_logging`] (events to stderr, filtered by `RUST_LOG`), `parse_args` (a binary's
+//! flags, from `--config` too; feature `clap`) and [`group_commit`] (the one writer that
+//! group-commits a durable store's writes).
 //!
 //! The registry server, the event bus and the gateway run on it; none of them links what
 //! another's storage needs (the gateway links no SQLite).
 
 mod api_error;
+pub mod group_commit;
 mod process;
 mod serve;
 pub mod tls;

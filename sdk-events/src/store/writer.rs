@@ -13,8 +13,9 @@
 //!   (`events::publish_postgres`), and a claim runs in a transaction of its own, at once
 //!   ([`run_alone`]).
 //!
-//! Why by hand: sqlx has no group commit, and a pool of connections does not give one on
-//! SQLite (a single writer at a time, each commit synced on its own).
+//! The queue and how a batch is taken are the servers' one group-committing writer
+//! (`sdk_server::group_commit`, which the registry's writer runs on too); what a batch does
+//! is this module's.
 
 use sqlx::AnyPool;
 use tokio::sync::{mpsc, oneshot};
@@ -42,20 +43,26 @@ enum Outcome {
     Claimed(Vec<Claimed>),
 }
 
-/// Starts the writer; it stops when every sender is gone.
+/// Starts the writer (the servers' one group-committing writer, `sdk_server::group_commit`);
+/// it stops when every sender is gone.
 pub(super) fn spawn(pool: AnyPool, backend: Backend) -> mpsc::Sender<Job> {
-    let (sender, receiver) = mpsc::channel(4 * MAX_BATCH);
-    tokio::spawn(run(pool, backend, receiver));
-    sender
+    sdk_server::group_commit::spawn(Writer { pool, backend }, MAX_BATCH)
 }
 
-async fn run(pool: AnyPool, backend: Backend, mut jobs: mpsc::Receiver<Job>) {
-    let mut waiting = Vec::with_capacity(MAX_BATCH);
-    // Waits for one write, then takes whatever else is waiting (tokio's `recv_many`, as the
-    // registry's writer does).
-    while jobs.recv_many(&mut waiting, MAX_BATCH).await > 0 {
-        let mut batch = std::mem::take(&mut waiting);
-        match commit(&pool, backend, &batch).await {
+/// What the writer writes to.
+struct Writer {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl sdk_server::group_commit::Commit for Writer {
+    type Job = Job;
+
+    /// The batch in one transaction; should it fail, each write in one of its own, so one
+    /// bad write never fails the others.
+    async fn commit(&mut self, mut batch: Vec<Job>) {
+        let (pool, backend) = (&self.pool, self.backend);
+        match commit(pool, backend, &batch).await {
             Ok(outcomes) => {
                 for (job, outcome) in batch.into_iter().zip(outcomes) {
                     answer(job, Ok(outcome));
@@ -69,7 +76,7 @@ async fn run(pool: AnyPool, backend: Backend, mut jobs: mpsc::Receiver<Job>) {
             Err(e) => {
                 tracing::debug!(error = %e, writes = batch.len(), "batch failed; writing one by one");
                 for job in batch {
-                    let alone = commit(&pool, backend, std::slice::from_ref(&job)).await;
+                    let alone = commit(pool, backend, std::slice::from_ref(&job)).await;
                     let outcome = alone.map_err(StoreError::from).and_then(|mut outcomes| {
                         outcomes
                             .pop()

@@ -99,9 +99,14 @@ impl Writer {
         store: Option<Store>,
         storage: Arc<Storage>,
     ) -> Writer {
-        let (queue, requests) = mpsc::channel(MAX_BATCH * 4);
-        tokio::spawn(run(backend, store, storage, requests));
-        Writer { queue }
+        let saver = Saver {
+            backend,
+            store,
+            storage,
+        };
+        Writer {
+            queue: sdk_server::group_commit::spawn(saver, MAX_BATCH),
+        }
     }
 
     /// Makes `op` and returns once it is saved and visible (or refused, or failed).
@@ -115,22 +120,33 @@ impl Writer {
     }
 }
 
-async fn run(
+/// What the writer commits to: memory, the data file (when there is one), and whether the
+/// disk takes writes.
+struct Saver {
     backend: InMemoryBackend,
-    mut store: Option<Store>,
+    store: Option<Store>,
     storage: Arc<Storage>,
-    mut requests: mpsc::Receiver<(Op, Reply)>,
-) {
-    let mut batch = Vec::new();
-    while requests.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let planned = plan(&backend, batch.drain(..));
+}
+
+impl sdk_server::group_commit::Commit for Saver {
+    type Job = (Op, Reply);
+
+    /// Plans the batch against memory, saves what it changes in one transaction, and only
+    /// then applies it in memory and answers each op.
+    async fn commit(&mut self, batch: Vec<(Op, Reply)>) {
+        let Saver {
+            backend,
+            store,
+            storage,
+        } = self;
+        let planned = plan(backend, batch.into_iter());
         let changes: Vec<Change> = planned
             .iter()
             .filter_map(|p| p.outcome.as_ref().ok())
             .flat_map(|p| p.changes.iter().cloned())
             .collect();
         let started = std::time::Instant::now();
-        let saved = match &mut store {
+        let saved = match store.as_mut() {
             Some(store) => store.commit(&changes).await.map_err(Arc::new),
             None => Ok(()),
         };
@@ -150,7 +166,7 @@ async fn run(
             }
             Ok(()) => {}
         }
-        if let Some(store) = &mut store {
+        if let Some(store) = store.as_mut() {
             if planned.iter().any(|p| matches!(p.op, Op::Checkpoint)) {
                 store.checkpoint().await;
             }
@@ -168,7 +184,7 @@ async fn run(
                 (Err(refused), _) => Err(WriteError::Refused(refused)),
                 (Ok(_), Err(e)) => Err(WriteError::Save(e.clone())),
                 (Ok(effect), Ok(())) => {
-                    apply(&backend, op, effect);
+                    apply(backend, op, effect);
                     Ok(())
                 }
             };
