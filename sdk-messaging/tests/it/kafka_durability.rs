@@ -89,20 +89,7 @@ fn config(url: &str, id: &str) -> MessagingConfig {
 #[tokio::test]
 #[ignore = "run by zero_loss_through_a_broker_restart_and_a_killed_consumer as a child process"]
 async fn consumer_process() {
-    let Some((spec, out)) = durability::child_spec() else {
-        return;
-    };
-    let (url, id) = spec.split_once(' ').expect("url and id");
-    let messaging = Messaging::connect("events", &config(url, id))
-        .await
-        .expect("connect");
-    durability::consume_forever(
-        messaging,
-        "fulfilment",
-        &format!("o{id}.order.placed"),
-        &out,
-    )
-    .await;
+    durability::consume_as_child(config).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

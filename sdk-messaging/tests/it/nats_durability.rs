@@ -72,20 +72,9 @@ fn settings(id: &str) -> NatsSettings {
 #[tokio::test]
 #[ignore = "run by zero_loss_through_a_broker_restart_and_a_killed_consumer as a child process"]
 async fn consumer_process() {
-    let Some((spec, out)) = durability::child_spec() else {
-        return;
-    };
-    let (url, id) = spec.split_once(' ').expect("url and id");
-    let config = MessagingConfig::new(TransportKind::Nats, url).nats(settings(id));
-    let messaging = Messaging::connect("events", &config)
-        .await
-        .expect("connect");
-    durability::consume_forever(
-        messaging,
-        "fulfilment",
-        &format!("o{id}.order.placed"),
-        &out,
-    )
+    durability::consume_as_child(|url, id| {
+        MessagingConfig::new(TransportKind::Nats, url).nats(settings(id))
+    })
     .await;
 }
 

@@ -45,19 +45,9 @@ impl Drop for Restore {
 #[tokio::test]
 #[ignore = "run by zero_loss_through_a_broker_restart_and_a_killed_consumer as a child process"]
 async fn consumer_process() {
-    let Some((id, out)) = durability::child_spec() else {
-        return;
-    };
-    let config = MessagingConfig::new(TransportKind::RabbitMq, AMQP).rabbitmq(settings());
-    let messaging = Messaging::connect("events", &config)
-        .await
-        .expect("connect");
-    durability::consume_forever(
-        messaging,
-        &format!("fulfilment{id}"),
-        &format!("o{id}.order.placed"),
-        &out,
-    )
+    durability::consume_as_child(|url, _| {
+        MessagingConfig::new(TransportKind::RabbitMq, url).rabbitmq(settings())
+    })
     .await;
 }
 
@@ -104,7 +94,7 @@ async fn zero_loss_through_a_broker_restart_and_a_killed_consumer() {
         &pattern,
         &durability::Consumer {
             module: module_path!(),
-            spec: &id,
+            spec: &format!("{AMQP} {id}"),
         },
         &out,
         EVENTS,

@@ -32,6 +32,21 @@ pub fn child_spec() -> Option<(String, PathBuf)> {
     Some((spec.to_owned(), PathBuf::from(file)))
 }
 
+/// Every transport's `consumer_process`: when this process is the child (see
+/// [`child_spec`]: `<url> <id>` and the output file), connects with `config(url, id)` and
+/// handles `o<id>.order.placed` for group `fulfilment<id>` until killed; otherwise returns.
+pub async fn consume_as_child(config: impl FnOnce(&str, &str) -> sdk_messaging::MessagingConfig) {
+    let Some((spec, out)) = child_spec() else {
+        return;
+    };
+    let (url, id) = spec.split_once(' ').expect("url and id");
+    let messaging = Messaging::connect("events", &config(url, id))
+        .await
+        .expect("connect");
+    let (group, pattern) = (format!("fulfilment{id}"), format!("o{id}.order.placed"));
+    consume_forever(messaging, &group, &pattern, &out).await;
+}
+
 /// The consuming process's body: handles `pattern` for `group`, writing each event's `n`
 /// to `out` before the handler returns (so before the ack), until killed.
 pub async fn consume_forever(messaging: Messaging, group: &str, pattern: &str, out: &Path) {
