@@ -158,6 +158,17 @@ pub(crate) const QUICK: &[&str] = &[
     "1500",
 ];
 
+/// The binary, logging at `info`, with none of the environment variables it reads.
+fn bus_command() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sdk-events"));
+    command
+        .env_remove("SDK_EVENTS_TOKEN")
+        .env_remove("SDK_EVENTS_DATABASE")
+        .env_remove("SDK_EVENTS_CONFIG")
+        .env("RUST_LOG", "info");
+    command
+}
+
 impl Bus {
     /// Starts the binary on `database` with the admin token, `QUICK` and `extra`.
     pub(crate) async fn start(database: &Database, extra: &[&str]) -> Bus {
@@ -178,7 +189,7 @@ impl Bus {
     }
 
     async fn start_with_policy(database: &Database, listen: &str, extra: &[&str]) -> Bus {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_sdk-events"));
+        let mut command = bus_command();
         command
             .args([
                 "--listen",
@@ -194,30 +205,20 @@ impl Bus {
                     .filter(|pair| !extra.contains(&pair[0]))
                     .flatten(),
             )
-            .args(extra)
-            .env_remove("SDK_EVENTS_TOKEN")
-            .env_remove("SDK_EVENTS_DATABASE")
-            .env("RUST_LOG", "info");
-        let running = Running::start(command, "the bus", Duration::from_secs(20)).await;
-        Bus {
-            api: Api {
-                url: format!("http://{}", running.addr),
-            },
-            running,
-        }
+            .args(extra);
+        Bus::spawn(command).await
     }
 
     /// Starts the binary with only `--config file` and `extra`: every other setting from
     /// the file's `[server.events]`.
     pub(crate) async fn start_with_config(file: &std::path::Path, extra: &[&str]) -> Bus {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_sdk-events"));
-        command
-            .arg("--config")
-            .arg(file)
-            .args(extra)
-            .env_remove("SDK_EVENTS_TOKEN")
-            .env_remove("SDK_EVENTS_DATABASE")
-            .env("RUST_LOG", "info");
+        let mut command = bus_command();
+        command.arg("--config").arg(file).args(extra);
+        Bus::spawn(command).await
+    }
+
+    /// Starts `command` and waits for it to listen.
+    async fn spawn(command: Command) -> Bus {
         let running = Running::start(command, "the bus", Duration::from_secs(20)).await;
         Bus {
             api: Api {

@@ -40,16 +40,8 @@ impl Gateway {
     /// Starts the binary with `config` and extra arguments.
     pub async fn start_with(config: &str, extra: &[&str]) -> Gateway {
         let dir = TempDir::new("gateway");
-        let file = dir.join("gateway.toml");
-        std::fs::write(&file, config).expect("write the config");
-        let mut command = Command::new(env!("CARGO_BIN_EXE_sdk-gateway"));
-        command
-            .arg("--config")
-            .arg(&file)
-            .args(["--listen", "127.0.0.1:0"])
-            .args(extra)
-            .env_remove("SDK_GATEWAY_CONFIG")
-            .env("RUST_LOG", "info");
+        let mut command = gateway_command(&dir, config);
+        command.args(extra).env("RUST_LOG", "info");
         let running = Running::start(command, "the gateway", Duration::from_secs(20)).await;
         Gateway {
             url: format!("http://{}", running.addr),
@@ -82,7 +74,12 @@ impl Gateway {
 /// Runs the binary with `config` until it exits (within 20 s): status and stderr.
 pub async fn run_gateway(config: &str) -> (std::process::ExitStatus, String) {
     let dir = TempDir::new("gateway-fails");
-    let file = dir.path.join("gateway.toml");
+    run_to_exit(gateway_command(&dir, config), Duration::from_secs(20)).await
+}
+
+/// The binary with `config` written to `dir` as its file, on a free loopback port.
+fn gateway_command(dir: &TempDir, config: &str) -> Command {
+    let file = dir.join("gateway.toml");
     std::fs::write(&file, config).expect("write the config");
     let mut command = Command::new(env!("CARGO_BIN_EXE_sdk-gateway"));
     command
@@ -90,7 +87,7 @@ pub async fn run_gateway(config: &str) -> (std::process::ExitStatus, String) {
         .arg(&file)
         .args(["--listen", "127.0.0.1:0"])
         .env_remove("SDK_GATEWAY_CONFIG");
-    run_to_exit(command, Duration::from_secs(20)).await
+    command
 }
 
 /// The registry server, in the test's runtime, writes open.
