@@ -55,12 +55,15 @@ where
     T: Into<OsString> + Clone,
 {
     let mut argv: Vec<OsString> = argv.into_iter().map(Into::into).collect();
-    let mut command = A::command().args_override_self(true);
+    let mut command = A::command();
     if let Some(path) = config_path(&command, &argv) {
         let from_file = file_flags(&command, binary, &path)
             .map_err(|message| command.error(ErrorKind::InvalidValue, message))?;
         let at = argv.len().min(1);
         argv.splice(at..at, from_file);
+        // The file's flags come first, so one given again on the command line wins. Without
+        // a file a flag given twice stays an error, as clap makes it.
+        command = command.args_override_self(true);
     }
     let matches = command.try_get_matches_from_mut(argv)?;
     A::from_arg_matches(&matches).map_err(|error| error.format(&mut command))
@@ -229,6 +232,10 @@ mod tests {
         assert_eq!(args.ttl_secs, 5, "the command line wins");
         let args = parse(&["--ttl-secs", "5"]).expect("valid");
         assert_eq!(args.serve.idle_timeout_secs, 120, "no file, the defaults");
+        assert!(
+            parse(&["--ttl-secs", "5", "--ttl-secs", "6"]).is_err(),
+            "without a file, a flag given twice is refused as before"
+        );
     }
 
     #[test]
