@@ -23,7 +23,10 @@ use axum::{
     Json,
 };
 use http::{header, HeaderValue, StatusCode};
-use sdk::ServiceError;
+use sdk::{
+    outcome::{Fault, StatusClass},
+    ServiceError,
+};
 
 use crate::auth::AuthError;
 
@@ -32,6 +35,9 @@ use crate::auth::AuthError;
 #[error("{message}")]
 pub struct GatewayError {
     status: StatusCode,
+    /// Whose failure it is: the class of the call's error when the service was called
+    /// ([`ServiceError::fault`]), else the class of the gateway's own status.
+    fault: Fault,
     message: String,
     retry_after: Option<Duration>,
     allow: Option<HeaderValue>,
@@ -43,6 +49,7 @@ impl GatewayError {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
         GatewayError {
             status,
+            fault: StatusClass::of(status).fault(),
             message: message.into(),
             retry_after: None,
             allow: None,
@@ -89,6 +96,14 @@ impl GatewayError {
     pub fn status(&self) -> StatusCode {
         self.status
     }
+
+    /// Whose failure this is. For a call to the service, the class of the call's error
+    /// says, never the status the gateway answers with: a circuit breaker that is open
+    /// and a service with no instance are answered with 503, but they are nobody's
+    /// failure (nothing was sent).
+    pub fn fault(&self) -> Fault {
+        self.fault
+    }
 }
 
 impl From<AuthError> for GatewayError {
@@ -105,6 +120,14 @@ impl From<&ServiceError> for GatewayError {
     /// The answer for a call that got no answer from the service. The message names the
     /// service and what went wrong, never an instance's address or a header.
     fn from(e: &ServiceError) -> Self {
+        let mut answer = Self::answer_for(e);
+        answer.fault = e.fault();
+        answer
+    }
+}
+
+impl GatewayError {
+    fn answer_for(e: &ServiceError) -> Self {
         let service = e.context().map_or("the service", |c| &*c.service);
         let last = e.last_attempt();
         let (status, what) = match last {
@@ -167,5 +190,35 @@ impl IntoResponse for GatewayError {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The gateway's answer keeps the class of the call's error: an open breaker and a
+    /// service with no instance are answered 503 yet are nobody's failure, a broken
+    /// connection is the network's, and the gateway's own refusals are the caller's.
+    #[test]
+    fn the_answer_keeps_whose_fault_the_call_said() {
+        let open = ServiceError::CircuitOpen {
+            context: Box::default(),
+            retry_after: Duration::from_secs(1),
+        };
+        let answer = GatewayError::from(&open);
+        assert_eq!(answer.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(answer.fault(), Fault::None);
+        let broken = ServiceError::Transport {
+            context: Box::default(),
+            connect: true,
+            source: "refused".into(),
+        };
+        let answer = GatewayError::from(&broken);
+        assert_eq!(answer.status(), StatusCode::BAD_GATEWAY);
+        assert_eq!(answer.fault(), Fault::Network);
+        assert_eq!(GatewayError::no_route().fault(), Fault::Caller);
+        let limited = GatewayError::rate_limited(Duration::from_secs(1));
+        assert_eq!(limited.fault(), Fault::Caller);
     }
 }

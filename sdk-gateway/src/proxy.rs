@@ -64,7 +64,7 @@ pub(crate) async fn handle(
         Err(e) => {
             // Logged when the service failed (the class says whose fault it was); a
             // refused request is the caller's, and only counted.
-            if sdk::outcome::StatusClass::of(e.status()).fault() == sdk::outcome::Fault::Service {
+            if e.fault().counts_against_service() {
                 tracing::warn!(route = %route.config.name, status = %e.status(), error = %e, "request failed");
             }
             e.into_response()

@@ -92,6 +92,7 @@ pub mod batch;
 mod box_error;
 pub mod cache;
 pub mod circuit_breaker;
+mod class;
 mod client;
 mod clock;
 pub mod config;

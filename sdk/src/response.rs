@@ -6,7 +6,7 @@ use bytes::Bytes;
 use http::{HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
 
-use crate::{error::RetryStop, redact::RedactedHeaders};
+use crate::{class::StatusClass, error::RetryStop, redact::RedactedHeaders};
 
 /// Where a response came from.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -26,6 +26,8 @@ pub enum CacheStatus {
 #[derive(Clone)]
 pub struct ServiceResponse {
     status: StatusCode,
+    /// The status's class, found once when the answer arrives and read by every layer.
+    class: StatusClass,
     headers: Arc<HeaderMap>,
     body: Bytes,
     pub(crate) attempts: u32,
@@ -40,6 +42,7 @@ impl ServiceResponse {
     pub fn new(status: StatusCode, headers: HeaderMap, body: Bytes) -> Self {
         ServiceResponse {
             status,
+            class: StatusClass::of(status),
             headers: Arc::new(headers),
             body,
             attempts: 1,
@@ -52,6 +55,13 @@ impl ServiceResponse {
     /// The status code.
     pub fn status(&self) -> StatusCode {
         self.status
+    }
+
+    /// The status's class ([`outcome`](crate::outcome)): whose fault it is if it failed, and
+    /// whether to ask again now, later or never. Found once, when the answer arrived; every
+    /// layer (retry, breaker, balancer, hedge, cache, metrics) reads this one.
+    pub fn class(&self) -> StatusClass {
+        self.class
     }
 
     /// The response headers.

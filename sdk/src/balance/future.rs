@@ -16,6 +16,7 @@ use tokio::time::{Instant, Timeout};
 use super::{AttemptError, InFlight};
 use crate::{
     box_error::BoxError,
+    outcome::ErrorClass,
     response::ServiceResponse,
     timeout::Bound,
     transport::{Exchange, HttpResponse, RequestBodyError},
@@ -118,23 +119,26 @@ where
             AttemptProj::Unbounded { future } => ready!(future.poll(cx)),
         };
         let url = this.url.take().unwrap_or_else(|| Arc::from(""));
-        if let Some(in_flight) = this.tracker.take() {
-            in_flight.finish(&url, &outcome);
-        }
-        Poll::Ready(match outcome {
+        // The attempt's one classification: the response or the error carries it on.
+        let outcome = match outcome {
             Ok(response) => {
                 let (parts, body) = response.into_parts();
                 if !this.span.is_disabled() {
                     this.span.record("status", parts.status.as_u16());
                 }
                 let mut response = ServiceResponse::new(parts.status, parts.headers, body);
-                response.instance = Some(url);
+                response.instance = Some(url.clone());
                 Ok(response)
             }
             Err(source) => {
                 tracing::debug!(error = %source, "attempt failed");
-                Err(AttemptError::new(url, source).into())
+                let class = ErrorClass::of(source.as_ref());
+                Err(AttemptError::new(url.clone(), source, class))
             }
-        })
+        };
+        if let Some(in_flight) = this.tracker.take() {
+            in_flight.finish(&url, &outcome);
+        }
+        Poll::Ready(outcome.map_err(Into::into))
     }
 }

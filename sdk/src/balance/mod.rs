@@ -60,7 +60,6 @@ use crate::{
     box_error::BoxError,
     discovery::{Instance, InstanceSet},
     health::HealthState,
-    outcome::StatusClass,
     request::ServiceRequest,
     response::ServiceResponse,
     timeout,
@@ -419,7 +418,7 @@ struct InFlight {
 
 impl InFlight {
     /// Feeds the attempt's outcome to the instance's estimates.
-    fn finish(mut self, url: &str, outcome: &Result<HttpResponse, BoxError>) {
+    fn finish(mut self, url: &str, outcome: &Result<ServiceResponse, AttemptError>) {
         self.done = true;
         observe(
             &self.shared,
@@ -531,19 +530,19 @@ fn observe(
     shared: &Shared,
     stats: &InstanceStats,
     url: &str,
-    outcome: &Result<HttpResponse, BoxError>,
+    outcome: &Result<ServiceResponse, AttemptError>,
     elapsed: Duration,
 ) {
     let config = &shared.config;
     let (failed, penalized) = match outcome {
         Ok(response) => {
-            let class = StatusClass::of(response.status());
+            let class = response.class();
             (
                 class.fault().counts_against_service(),
                 class.failed_to_serve(),
             )
         }
-        Err(e) => match crate::outcome::ErrorClass::of(e.as_ref()) {
+        Err(e) => match e.class() {
             // The caller's own side failed: nothing was learned of the instance.
             class if class.is_callers_own() => return,
             class => (class.is_service_failure(), class.is_service_failure()),

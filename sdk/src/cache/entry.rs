@@ -3,7 +3,6 @@ use std::{sync::Arc, time::Duration};
 use tokio::time::Instant;
 
 use crate::clock::instant_after;
-use crate::outcome::StatusClass;
 
 use super::CacheKey;
 use crate::{
@@ -73,9 +72,7 @@ impl Entry {
             }
             outcome => {
                 let failed = match &outcome {
-                    Ok(response) => StatusClass::of(response.status())
-                        .fault()
-                        .counts_against_service(),
+                    Ok(response) => response.class().fault().counts_against_service(),
                     Err(_) => true,
                 };
                 if let Some(previous) = previous.filter(|p| failed && p.is_usable_stale(now)) {

@@ -1,10 +1,6 @@
 //! What counts as a failure for the breaker.
 
-use crate::{
-    box_error::BoxError,
-    outcome::{ErrorClass, StatusClass},
-    response::ServiceResponse,
-};
+use crate::{box_error::BoxError, outcome::ErrorClass, response::ServiceResponse};
 
 /// Decides whether a call's outcome counts against the breaker.
 ///
@@ -41,9 +37,7 @@ pub struct ServerFailures;
 impl FailureClassifier for ServerFailures {
     fn is_failure(&self, outcome: &Result<ServiceResponse, BoxError>) -> bool {
         match outcome {
-            Ok(response) => StatusClass::of(response.status())
-                .fault()
-                .counts_against_service(),
+            Ok(response) => response.class().fault().counts_against_service(),
             Err(err) => ErrorClass::of(err.as_ref()).is_service_failure(),
         }
     }

@@ -3,7 +3,7 @@
 
 use std::{fmt, sync::Arc};
 
-use crate::box_error::BoxError;
+use crate::{box_error::BoxError, class::ErrorClass};
 
 /// The service has no instance to send to, and why.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -104,11 +104,24 @@ impl std::error::Error for NoInstances {}
 pub struct AttemptError {
     instance: Arc<str>,
     source: BoxError,
+    class: ErrorClass,
 }
 
 impl AttemptError {
-    pub(crate) fn new(instance: Arc<str>, source: BoxError) -> Self {
-        AttemptError { instance, source }
+    /// The attempt at `instance` failed with `source`, whose class was found once, where the
+    /// attempt ended.
+    pub(crate) fn new(instance: Arc<str>, source: BoxError, class: ErrorClass) -> Self {
+        AttemptError {
+            instance,
+            source,
+            class,
+        }
+    }
+
+    /// The class of the attempt's error, carried with it so that no layer reads its cause
+    /// chain again.
+    pub(crate) fn class(&self) -> ErrorClass {
+        self.class
     }
 
     /// The attempt's error.

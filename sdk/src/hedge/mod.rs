@@ -46,7 +46,6 @@ use tokio::time::Instant;
 use tower::{retry::budget::Budget as _, Layer, Service, ServiceExt as _};
 
 use self::latency::Latencies;
-use crate::outcome::StatusClass;
 pub use crate::settings::{HedgeAfter, HedgeConfig};
 use crate::{
     box_error::BoxError, endpoint_map::EndpointMap, request::ServiceRequest,
@@ -219,7 +218,7 @@ struct Pass<S> {
 /// A good answer ends the pass; anything else waits for the attempts still running.
 fn is_good(result: &Result<ServiceResponse, BoxError>) -> bool {
     match result {
-        Ok(response) => !StatusClass::of(response.status()).failed_to_serve(),
+        Ok(response) => !response.class().failed_to_serve(),
         Err(_) => false,
     }
 }

@@ -35,7 +35,7 @@ pub(crate) fn classify(
         Ok(response) => {
             let status = response.status();
             let after = retry_after(response.headers());
-            let retryable = if StatusClass::of(status) == StatusClass::TooManyRequests {
+            let retryable = if response.class() == StatusClass::TooManyRequests {
                 after.is_some()
             } else {
                 retry_statuses.contains(&status)
