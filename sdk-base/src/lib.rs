@@ -8,11 +8,15 @@
 //! Without features it does no I/O and depends on `fastrand`, `humantime` and `serde` only,
 //! so the SDK, the registry, the servers and the brokers' transports can all use it without
 //! linking one another. Feature `https` adds the one HTTPS connector ([`https`]: hyper-util
-//! and rustls, with the address policy), feature `prometheus` the one Prometheus install.
+//! and rustls, with the address policy), feature `health` the one active health checker
+//! ([`health`]: schedule, thresholds, streaks), feature `prometheus` the one Prometheus
+//! install.
 
 pub mod backoff;
 pub mod causes;
 pub mod clock;
+#[cfg(feature = "health")]
+pub mod health;
 #[cfg(feature = "https")]
 pub mod https;
 #[cfg(feature = "prometheus")]

@@ -9,14 +9,13 @@ mod error;
 mod model;
 #[cfg(feature = "server")]
 pub mod server;
-mod streak;
 
 pub use sdk_base::{backoff, LATENCY_BUCKETS};
 
 /// The TLS library of [`HttpBackend::with_tls`] and [`EtcdBackend::with_tls`].
 pub use rustls;
 
-pub use sdk_base::{causes, describe, redact_url};
+pub use sdk_base::{causes, describe, health::HealthStreak, redact_url};
 
 pub use self::{
     backend::{
@@ -26,5 +25,4 @@ pub use self::{
     },
     error::RegistryError,
     model::{validate_name, Address, HealthStatus, InstanceRecord, Scheme, ServiceInstance},
-    streak::HealthStreak,
 };

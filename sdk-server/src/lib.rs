@@ -4,8 +4,9 @@
 //! [`ApiError`] and [`json_errors`] (every error answer JSON), [`shutdown_signal`] and
 //! [`metrics_recorder`] (the one Prometheus install, with the platform's latency buckets),
 //! [`init_logging`] (events to stderr, filtered by `RUST_LOG`), `parse_args` (a binary's
-//! flags, from `--config` too; feature `clap`) and [`group_commit`] (the one writer that
-//! group-commits a durable store's writes).
+//! flags, from `--config` too; feature `clap`), [`group_commit`] (the one writer that
+//! group-commits a durable store's writes) and [`sqlite`] (the pragmas every durable SQLite
+//! store opens with).
 //!
 //! The registry server, the event bus and the gateway run on it; none of them links what
 //! another's storage needs (the gateway links no SQLite).
@@ -14,6 +15,7 @@ mod api_error;
 pub mod group_commit;
 mod process;
 mod serve;
+pub mod sqlite;
 pub mod tls;
 
 pub use self::{

@@ -7,11 +7,13 @@
 //! to the transport, not through the pipeline: a health probe must not be cached, retried or
 //! refused by a breaker.
 
+use sdk_base::health::{probe, Checker, Finished, Probe};
 use sdk_base::sync::Unpoisoned as _;
 use sdk_base::sync::UnpoisonedRw as _;
 use std::{
-    collections::HashMap,
+    collections::HashSet,
     fmt,
+    future::Future,
     sync::{Arc, Mutex, RwLock},
 };
 
@@ -99,19 +101,19 @@ impl fmt::Debug for HealthHooks {
     }
 }
 
-#[derive(Clone, Copy, Debug, Default)]
-struct Streak {
-    unhealthy: bool,
-    /// The probes' run (the registry's rule, shared with its server's probes).
-    run: sdk_registry::HealthStreak,
-}
-
 /// What the checks of one service know; the balancer reads [`is_unhealthy`](Self::is_unhealthy).
+///
+/// The probing, the schedule and the streaks are the one checker's
+/// ([`sdk_base::health::Checker`], shared with the registry server); this adds what a
+/// verdict does on the client: an instance in or out of rotation, and the hooks told.
 pub struct HealthState {
     service: String,
     config: HealthCheckConfig,
+    checker: Checker<String>,
+    /// The instances out of rotation, for the balancer's lock-free reads.
     unhealthy: ArcSwap<Vec<Arc<str>>>,
-    streaks: Mutex<HashMap<String, Streak>>,
+    /// The same, as the flips see it: written only under this lock.
+    flips: Mutex<HashSet<String>>,
     hooks: HealthHooks,
 }
 
@@ -128,9 +130,10 @@ impl HealthState {
     pub(crate) fn new(service: &str, config: HealthCheckConfig, hooks: HealthHooks) -> Self {
         HealthState {
             service: service.to_owned(),
+            checker: Checker::new(config.checks()),
             config,
             unhealthy: ArcSwap::default(),
-            streaks: Mutex::new(HashMap::new()),
+            flips: Mutex::new(HashSet::new()),
             hooks,
         }
     }
@@ -141,7 +144,8 @@ impl HealthState {
         !unhealthy.is_empty() && unhealthy.iter().any(|u| &**u == instance)
     }
 
-    /// Probes every instance once, applies the thresholds, and reports each instance.
+    /// Probes every instance once, now, applies the thresholds (in the same streaks as the
+    /// background checks), and reports each instance.
     pub(crate) async fn check(
         &self,
         http: &HttpStack,
@@ -149,82 +153,79 @@ impl HealthState {
     ) -> Vec<InstanceHealth> {
         let snapshot = instances.current();
         self.forget_gone(&snapshot);
-        let probes = snapshot.iter().map(|instance| {
-            let http = http.clone();
-            let url = format!("{}{}", instance.url(), self.config.path);
-            let timeout = self.config.timeout;
-            async move {
-                let request = http::Request::get(&url).body(Bytes::new());
-                let outcome = match request {
-                    Ok(request) => match tokio::time::timeout(timeout, http.oneshot(request)).await
-                    {
-                        Ok(Ok(response)) => Ok(response.status().as_u16()),
-                        Ok(Err(e)) => Err(e.to_string()),
-                        Err(_) => Err(format!("no answer within {timeout:?}")),
-                    },
-                    Err(e) => Err(e.to_string()),
-                };
-                (url, outcome)
-            }
-        });
+        let probes = snapshot
+            .iter()
+            .map(|instance| self.probe(http.clone(), instance.url()));
         let outcomes = futures_util::future::join_all(probes).await;
         let mut report = Vec::with_capacity(outcomes.len());
-        for (instance, (_, outcome)) in snapshot.iter().zip(outcomes) {
-            let passed = matches!(outcome, Ok(status) if sdk_base::accepted(status));
-            let healthy = self.apply(instance.url(), passed);
+        for (instance, probe) in snapshot.iter().zip(outcomes) {
+            let url = instance.url();
+            let verdict = self.checker.record(url.to_owned(), url, probe.passed());
+            let healthy = self.apply(url, verdict);
             report.push(InstanceHealth {
-                instance: instance.url().to_owned(),
+                instance: url.to_owned(),
                 healthy,
-                status: outcome.as_ref().ok().copied(),
-                error: outcome.err(),
+                status: probe.status,
+                error: probe.error,
             });
         }
         report
     }
 
-    /// Drops the streaks of instances no longer in the set, so they never outgrow it.
+    /// One probe of `instance`'s health path, through the transport (not the pipeline).
+    fn probe(&self, http: HttpStack, instance: &str) -> impl Future<Output = Probe> + Send {
+        let url = format!("{instance}{}", self.config.path);
+        probe(self.config.timeout, async move {
+            let request = http::Request::get(&url)
+                .body(Bytes::new())
+                .map_err(|e| e.to_string())?;
+            match http.oneshot(request).await {
+                Ok(response) => Ok(response.status().as_u16()),
+                Err(e) => Err(e.to_string()),
+            }
+        })
+    }
+
+    /// Forgets the instances no longer in the set (their streaks, and whether they were
+    /// out of rotation), so neither outgrows it.
     fn forget_gone(&self, current: &[crate::instances::Instance]) {
-        let mut streaks = self.streaks.locked();
-        let before = streaks.len();
-        let live: std::collections::HashSet<&str> = current.iter().map(|i| i.url()).collect();
-        streaks.retain(|url, _| live.contains(url.as_str()));
-        if streaks.len() != before {
-            self.publish_unhealthy(&streaks);
+        let live: HashSet<&str> = current.iter().map(|i| i.url()).collect();
+        self.checker.retain(|url| live.contains(url.as_str()));
+        let mut flips = self.flips.locked();
+        let before = flips.len();
+        flips.retain(|url| live.contains(url.as_str()));
+        if flips.len() != before {
+            self.publish(&flips);
         }
     }
 
-    /// Publishes the instances out of rotation, for the balancer's lock-free reads.
-    fn publish_unhealthy(&self, streaks: &HashMap<String, Streak>) {
-        let unhealthy: Vec<Arc<str>> = streaks
+    fn publish(&self, unhealthy: &HashSet<String>) {
+        let unhealthy = unhealthy
             .iter()
-            .filter(|(_, s)| s.unhealthy)
-            .map(|(url, _)| Arc::from(url.as_str()))
+            .map(|url| Arc::from(url.as_str()))
             .collect();
         self.unhealthy.store(Arc::new(unhealthy));
     }
 
-    /// Applies one probe result; returns whether the instance is now in rotation.
-    fn apply(&self, instance: &str, passed: bool) -> bool {
-        let change = {
-            let mut streaks = self.streaks.locked();
-            let streak = streaks.entry(instance.to_owned()).or_default();
-            let verdict = streak.run.record(
-                passed,
-                self.config.healthy_threshold,
-                self.config.unhealthy_threshold,
-            );
-            // The thresholds call for the health it does not have.
-            let flip = verdict.is_some_and(|healthy| healthy == streak.unhealthy);
-            if flip {
-                streak.unhealthy = !streak.unhealthy;
+    /// Applies a verdict of the checker; returns whether the instance is now in rotation.
+    fn apply(&self, instance: &str, verdict: Option<bool>) -> bool {
+        let (flipped, healthy) = {
+            let mut flips = self.flips.locked();
+            let healthy = !flips.contains(instance);
+            match verdict {
+                Some(false) if healthy => {
+                    flips.insert(instance.to_owned());
+                    self.publish(&flips);
+                    (true, false)
+                }
+                Some(true) if !healthy => {
+                    flips.remove(instance);
+                    self.publish(&flips);
+                    (true, true)
+                }
+                _ => (false, healthy),
             }
-            let healthy = !streak.unhealthy;
-            if flip {
-                self.publish_unhealthy(&streaks);
-            }
-            (flip, healthy)
         };
-        let (flipped, healthy) = change;
         if flipped {
             self.hooks.fire(&HealthChange {
                 service: self.service.clone(),
@@ -236,7 +237,8 @@ impl HealthState {
         healthy
     }
 
-    /// Probes every `interval` until the returned task is aborted.
+    /// Probes each instance every `interval`, on its own schedule, until the returned task
+    /// is aborted (when the client is dropped).
     pub(crate) fn spawn(
         self: &Arc<Self>,
         http: HttpStack,
@@ -246,16 +248,20 @@ impl HealthState {
             return None;
         }
         let runtime = tokio::runtime::Handle::try_current().ok()?;
-        let state = Arc::downgrade(self);
-        let interval = self.config.interval;
+        let state = self.clone();
         Some(runtime.spawn(async move {
-            let mut ticks = tokio::time::interval(interval);
-            loop {
-                ticks.tick().await;
-                // Stop when the client is gone.
-                let Some(state) = state.upgrade() else { return };
-                state.check(&http, &instances).await;
-            }
+            let targets = || {
+                let snapshot = instances.current();
+                state.forget_gone(&snapshot);
+                let urls = snapshot.iter().map(|i| i.url().to_owned());
+                urls.map(|url| (url.clone(), url)).collect()
+            };
+            let probe_one = |url: String| state.probe(http.clone(), &url);
+            let finished = |done: Finished<String>| {
+                state.apply(&done.key, done.verdict);
+                std::future::ready(())
+            };
+            state.checker.run(targets, probe_one, finished).await;
         }))
     }
 }
@@ -291,7 +297,7 @@ mod tests {
             let report = state.check(&http, &set).await;
             assert!(report.iter().all(|r| !r.healthy));
         }
-        let streaks = state.streaks.lock().map_or(0, |s| s.len());
+        let streaks = state.checker.len();
         assert!(streaks <= 2, "streaks of {streaks} instances kept");
         assert!(state.unhealthy.load().len() <= 2);
     }

@@ -163,14 +163,7 @@ impl Store {
             .after_connect(move |connection, _| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {
-                        // WAL with a synced commit: durable, readers never block the writer.
-                        // SQLite's own checkpoints stay on: run by the writer after a commit
-                        // while nothing else writes, they keep the log at about 4 MB. (Run
-                        // from another connection, they race the next commits, the log is
-                        // never wholly copied back, and it grows without end.)
-                        connection
-                            .execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON")
-                            .await?;
+                        connection.execute(sdk_server::sqlite::DURABLE).await?;
                     }
                     Ok(())
                 })

@@ -47,16 +47,16 @@ struct Args {
     #[arg(long)]
     protect_reads: bool,
     /// Milliseconds between health probes of one instance (10 to 3600000).
-    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
+    #[arg(long, default_value_t = millis(HealthChecks::DEFAULT.interval), value_parser = clap::value_parser!(u64).range(10..=3_600_000))]
     health_interval_ms: u64,
     /// Milliseconds allowed for one health probe (1 to 600000).
-    #[arg(long, default_value_t = 5_000, value_parser = clap::value_parser!(u64).range(1..=600_000))]
+    #[arg(long, default_value_t = millis(HealthChecks::DEFAULT.timeout), value_parser = clap::value_parser!(u64).range(1..=600_000))]
     health_timeout_ms: u64,
     /// Failed probes in a row that mark an instance unhealthy (1 to 100).
-    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    #[arg(long, default_value_t = HealthChecks::DEFAULT.unhealthy_threshold, value_parser = clap::value_parser!(u32).range(1..=100))]
     unhealthy_threshold: u32,
     /// Passing probes in a row that mark it healthy again (1 to 100).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
+    #[arg(long, default_value_t = HealthChecks::DEFAULT.healthy_threshold, value_parser = clap::value_parser!(u32).range(1..=100))]
     healthy_threshold: u32,
     /// PEM file of extra CA certificates trusted when probing `https` instances.
     #[arg(long)]
@@ -64,6 +64,11 @@ struct Args {
     /// How it serves (the idle timeout must be above 60 s, the longest long poll).
     #[command(flatten)]
     serve: ServeArgs,
+}
+
+/// A default duration as the flags give it, in milliseconds.
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[tokio::main]

@@ -1,4 +1,5 @@
-//! Durable state: SQLite (through sqlx) in WAL mode with `synchronous=FULL`, kept as a log
+//! Durable state: SQLite (through sqlx), opened as every durable store opens
+//! ([`sdk_server::sqlite`]: WAL, `synchronous=FULL`), kept as a log
 //! of changes. Every change is a row appended at the end of the table (a removal is a row
 //! without an instance), so a commit touches the same few pages whatever the registry's
 //! size; a table keyed by instance would scatter a batch's rows over as many pages as it
@@ -22,10 +23,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use sqlx::{
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous},
-    Connection as _, Row as _, SqliteConnection,
-};
+use sqlx::{sqlite::SqliteConnectOptions, Connection as _, Row as _, SqliteConnection};
 
 use crate::{HealthStatus, ServiceInstance};
 
@@ -238,12 +236,12 @@ fn health_name(health: HealthStatus) -> &'static str {
 async fn connect(path: &Path) -> io::Result<SqliteConnection> {
     let options = SqliteConnectOptions::new()
         .filename(path)
-        .create_if_missing(true)
-        .journal_mode(SqliteJournalMode::Wal)
-        // FULL: a commit returns after the WAL is synced, so an acknowledged write survives
-        // a power cut, not only a crash.
-        .synchronous(SqliteSynchronous::Full);
+        .create_if_missing(true);
     let mut connection = SqliteConnection::connect_with(&options)
+        .await
+        .map_err(|e| io_error(path, &e))?;
+    sqlx::raw_sql(sdk_server::sqlite::DURABLE)
+        .execute(&mut connection)
         .await
         .map_err(|e| io_error(path, &e))?;
     sqlx::raw_sql(SCHEMA)

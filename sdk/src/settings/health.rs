@@ -2,10 +2,19 @@
 
 use std::time::Duration;
 
+use sdk_base::health::HealthChecks;
+
+/// The client side's default interval: see [`HealthCheckConfig`].
+const CLIENT_INTERVAL: Duration = Duration::from_secs(30);
+
 use super::de;
 
 /// Health-check settings of one service. Off by default; when on: every 30 s, 5 s timeout,
-/// 3 failures to mark an instance unhealthy, 1 success to mark it healthy again.
+/// 3 failures to mark an instance unhealthy, 1 success to mark it healthy again. The
+/// timeout and thresholds are the one checker's defaults
+/// ([`sdk_base::health::HealthChecks`], the registry server's too); the interval is three
+/// times longer, because every client probes every instance: a hundred clients at 30 s
+/// cost an instance more probes than the registry's one checker at 10 s.
 ///
 /// In a config file: `[services.NAME.health_check]` (or `[defaults.health_check]`).
 #[derive(Clone, Debug, PartialEq, serde::Deserialize)]
@@ -17,7 +26,7 @@ pub struct HealthCheckConfig {
     pub enabled: bool,
     /// The path probed on each instance; any 2xx answer passes.
     pub path: String,
-    /// Time between rounds of probes.
+    /// Time between two probes of one instance.
     #[serde(deserialize_with = "de::duration")]
     pub interval: Duration,
     /// Time allowed for one probe.
@@ -33,13 +42,14 @@ pub struct HealthCheckConfig {
 
 impl Default for HealthCheckConfig {
     fn default() -> Self {
+        let checks = HealthChecks::default();
         HealthCheckConfig {
             enabled: false,
             path: "/health".into(),
-            interval: Duration::from_secs(30),
-            timeout: Duration::from_secs(5),
-            unhealthy_threshold: 3,
-            healthy_threshold: 1,
+            interval: CLIENT_INTERVAL,
+            timeout: checks.timeout,
+            unhealthy_threshold: checks.unhealthy_threshold,
+            healthy_threshold: checks.healthy_threshold,
         }
     }
 }
@@ -47,7 +57,7 @@ impl Default for HealthCheckConfig {
 setters!(HealthCheckConfig {
     /// Probe the instances in the background (default false).
     enabled: bool,
-    /// Time between rounds of probes (default 30 s).
+    /// Time between two probes of one instance (default 30 s).
     interval: Duration,
     /// Time allowed for one probe (default 5 s).
     timeout: Duration,
@@ -61,6 +71,16 @@ impl HealthCheckConfig {
     /// The defaults (off).
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// The schedule and thresholds, as the one checker takes them.
+    pub(crate) fn checks(&self) -> HealthChecks {
+        HealthChecks {
+            interval: self.interval,
+            timeout: self.timeout,
+            unhealthy_threshold: self.unhealthy_threshold,
+            healthy_threshold: self.healthy_threshold,
+        }
     }
 
     /// Background checks on, probing `path` (any 2xx passes).
