@@ -435,6 +435,63 @@ fn bench_token() -> String {
     )
 }
 
+/// The overhead table's rows, each path against the direct call, and each proxy's CPU per
+/// request (µs).
+fn overhead_table(targets: &[Target]) -> (Vec<String>, Vec<Option<f64>>) {
+    let direct_one = (
+        percentile(&targets[0].one, 0.5),
+        percentile(&targets[0].one, 0.99),
+    );
+    let direct_many = (
+        percentile(&targets[0].many, 0.5),
+        percentile(&targets[0].many, 0.99),
+    );
+    let mut table = vec![
+        "| path | 1 caller p50 | p99 | added p50 | added p99 | 64 callers: req/s | p50 | p99 | added p50 | added p99 | proxy CPU per request |".to_owned(),
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |".to_owned(),
+    ];
+    let mut cost = Vec::new();
+    for t in targets {
+        let (p50, p99) = (percentile(&t.one, 0.5), percentile(&t.one, 0.99));
+        let (m50, m99) = (percentile(&t.many, 0.5), percentile(&t.many, 0.99));
+        let rate = t.completed as f64 / t.elapsed.as_secs_f64();
+        let per_request = (t.completed > 0).then(|| t.cpu.as_secs_f64() * 1e6 / t.completed as f64);
+        cost.push(per_request);
+        let added = |a: Duration, b: Duration| us(a.saturating_sub(b));
+        table.push(format!(
+            "| {} | {} | {} | {} | {} | {rate:.0} | {} | {} | {} | {} | {} |",
+            t.name,
+            us(p50),
+            us(p99),
+            added(p50, direct_one.0),
+            added(p99, direct_one.1),
+            us(m50),
+            us(m99),
+            added(m50, direct_many.0),
+            added(m99, direct_many.1),
+            per_request
+                .filter(|_| t.pid.is_some())
+                .map_or("–".to_owned(), |c| format!("{c:.1} µs")),
+        ));
+        eprintln!("{}", table[table.len() - 1]);
+    }
+    (table, cost)
+}
+
+/// The instructions per request of the bare proxy and the gateway, as the report says it.
+async fn instructions_line(upstream: SocketAddr) -> String {
+    eprintln!("instructions (callgrind)...");
+    let bare_ir = instructions_per_request("bare", upstream, "/users/42").await;
+    let gateway_ir = instructions_per_request("gateway", upstream, "/api/users/42").await;
+    match (bare_ir, gateway_ir) {
+        (Some(bare), Some(gateway)) => format!(
+            "Instructions per request (`valgrind --tool=callgrind` on the proxy process, 2,000 requests one at a time after 500 unmeasured): bare proxy {bare:.0}, gateway {gateway:.0}: **{:.2}x**.",
+            gateway / bare
+        ),
+        _ => "Instructions per request: valgrind is not installed, not measured.".to_owned(),
+    }
+}
+
 async fn run() {
     let upstream = upstream().await;
     let (bare, bare_addr) = spawn_proxy("bare", upstream).await;
@@ -480,59 +537,14 @@ async fn run() {
         t.one.sort();
         t.many.sort();
     }
-    let direct_one = (
-        percentile(&targets[0].one, 0.5),
-        percentile(&targets[0].one, 0.99),
-    );
-    let direct_many = (
-        percentile(&targets[0].many, 0.5),
-        percentile(&targets[0].many, 0.99),
-    );
-    let mut table = vec![
-        "| path | 1 caller p50 | p99 | added p50 | added p99 | 64 callers: req/s | p50 | p99 | added p50 | added p99 | proxy CPU per request |".to_owned(),
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |".to_owned(),
-    ];
-    let mut cost = Vec::new();
-    for t in &targets {
-        let (p50, p99) = (percentile(&t.one, 0.5), percentile(&t.one, 0.99));
-        let (m50, m99) = (percentile(&t.many, 0.5), percentile(&t.many, 0.99));
-        let rate = t.completed as f64 / t.elapsed.as_secs_f64();
-        let per_request = (t.completed > 0).then(|| t.cpu.as_secs_f64() * 1e6 / t.completed as f64);
-        cost.push(per_request);
-        let added = |a: Duration, b: Duration| us(a.saturating_sub(b));
-        table.push(format!(
-            "| {} | {} | {} | {} | {} | {rate:.0} | {} | {} | {} | {} | {} |",
-            t.name,
-            us(p50),
-            us(p99),
-            added(p50, direct_one.0),
-            added(p99, direct_one.1),
-            us(m50),
-            us(m99),
-            added(m50, direct_many.0),
-            added(m99, direct_many.1),
-            per_request
-                .filter(|_| t.pid.is_some())
-                .map_or("–".to_owned(), |c| format!("{c:.1} µs")),
-        ));
-        eprintln!("{}", table[table.len() - 1]);
-    }
+    let (table, cost) = overhead_table(&targets);
     let ratio = match (cost[1], cost[2]) {
         (Some(bare), Some(gateway)) => format!("{:.2}x", gateway / bare),
         _ => "–".into(),
     };
     let throughput_ratio = (targets[2].completed as f64 / targets[2].elapsed.as_secs_f64())
         / (targets[1].completed as f64 / targets[1].elapsed.as_secs_f64());
-    eprintln!("instructions (callgrind)...");
-    let bare_ir = instructions_per_request("bare", upstream, "/users/42").await;
-    let gateway_ir = instructions_per_request("gateway", upstream, "/api/users/42").await;
-    let instructions = match (bare_ir, gateway_ir) {
-        (Some(bare), Some(gateway)) => format!(
-            "Instructions per request (`valgrind --tool=callgrind` on the proxy process, 2,000 requests one at a time after 500 unmeasured): bare proxy {bare:.0}, gateway {gateway:.0}: **{:.2}x**.",
-            gateway / bare
-        ),
-        _ => "Instructions per request: valgrind is not installed, not measured.".to_owned(),
-    };
+    let instructions = instructions_line(upstream).await;
     eprintln!("{instructions}");
     eprintln!("JWT...");
     let jwt = jwt_rows().await;

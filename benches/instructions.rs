@@ -49,26 +49,7 @@ fn main() {
         }
         // `msg-cpu TRANSPORT OP N PID`: N operations 64 at once; prints the wall time and
         // the CPU time of this process and of process PID (the broker) per operation.
-        [m, transport, which, n, pid] if m == "msg-cpu" => {
-            let n: usize = n.parse().expect("N is a number");
-            let rt = two_workers();
-            rt.block_on(async {
-                let ops = messaging::ops(transport).await.expect("the broker is here");
-                let op = ops.get(which).expect("an operation").clone();
-                messaging::throughput(&op, 2_000).await;
-                let (me, broker) = (cpu("self"), cpu(pid));
-                let started = std::time::Instant::now();
-                let rate = messaging::throughput(&op, n).await;
-                let wall = started.elapsed().as_secs_f64() * 1e6 / n as f64;
-                let per = |a: f64, b: f64| (b - a) * 1e6 / n as f64;
-                println!(
-                    "{transport} {which}: {rate:.0}/s, {wall:.1} µs wall, CPU per op: here {:.1} µs, broker {:.1} µs",
-                    per(me, cpu("self")),
-                    per(broker, cpu(pid))
-                );
-                drop(ops);
-            });
-        }
+        [m, transport, which, n, pid] if m == "msg-cpu" => msg_cpu(transport, which, n, pid),
         // `msg TRANSPORT OP N`: N messaging operations (OP: sdk-send, raw-send, sdk-emit,
         // raw-emit), the handler of a send in this process too: a round trip's cost on
         // both ends.
@@ -85,51 +66,70 @@ fn main() {
                 drop(ops);
             });
         }
-        [mode, n, url] => {
-            let n: usize = n.parse().expect("N is a number");
-            let prometheus = (mode == "sdk-typed-metrics")
-                .then(|| sdk::telemetry::Prometheus::install().expect("recorder"));
-            let mode = if prometheus.is_some() {
-                "sdk-typed"
-            } else {
-                mode.as_str()
-            };
-            rt.block_on(async {
-                let clients = Clients::new(url).await;
-                for round in [200, n] {
-                    for _ in 0..round {
-                        match mode {
-                            "hyper" => drop(std::hint::black_box(clients.hyper_call().await)),
-                            "reqwest" => drop(std::hint::black_box(clients.reqwest_call().await)),
-                            "sdk" => drop(std::hint::black_box(clients.sdk_call().await)),
-                            "sdk-typed" => drop(std::hint::black_box(clients.typed_call().await)),
-                            "sdk-cached" => {
-                                drop(std::hint::black_box(clients.sdk_cached_call().await))
-                            }
-                            "sdk-typed-cached" => {
-                                drop(std::hint::black_box(clients.typed_cached_call().await))
-                            }
-                            "sdk-open" => drop(std::hint::black_box(clients.sdk_open_call().await)),
-                            "middleware" => {
-                                drop(std::hint::black_box(clients.middleware_call().await))
-                            }
-                            "feign" => drop(std::hint::black_box(clients.feign_call().await)),
-                            "sdk-discovered" => {
-                                drop(std::hint::black_box(clients.sdk_discovered_call().await))
-                            }
-                            "sdk-versioned" => {
-                                drop(std::hint::black_box(clients.sdk_versioned_call().await))
-                            }
-                            other => panic!("unknown mode {other}"),
-                        }
-                    }
-                }
-            });
-        }
+        [mode, n, url] => rt.block_on(client_calls(mode, n, url)),
         // `cargo bench` runs every bench target; with no arguments there is nothing to do.
         _ => eprintln!(
             "usage: instructions serve | instructions MODE N URL (see benches/callgrind.sh)"
         ),
+    }
+}
+
+/// `msg-cpu TRANSPORT OP N PID`: N operations 64 at once; prints the wall time and the CPU
+/// time of this process and of process PID (the broker) per operation.
+fn msg_cpu(transport: &str, which: &str, n: &str, pid: &str) {
+    let n: usize = n.parse().expect("N is a number");
+    let rt = two_workers();
+    rt.block_on(async {
+            let ops = messaging::ops(transport).await.expect("the broker is here");
+            let op = ops.get(which).expect("an operation").clone();
+            messaging::throughput(&op, 2_000).await;
+            let (me, broker) = (cpu("self"), cpu(pid));
+            let started = std::time::Instant::now();
+            let rate = messaging::throughput(&op, n).await;
+            let wall = started.elapsed().as_secs_f64() * 1e6 / n as f64;
+            let per = |a: f64, b: f64| (b - a) * 1e6 / n as f64;
+            println!(
+                "{transport} {which}: {rate:.0}/s, {wall:.1} µs wall, CPU per op: here {:.1} µs, broker {:.1} µs",
+                per(me, cpu("self")),
+                per(broker, cpu(pid))
+            );
+            drop(ops);
+        });
+}
+
+/// `MODE N URL`: 200 calls, then N more, of one client mode.
+async fn client_calls(mode: &str, n: &str, url: &str) {
+    let n: usize = n.parse().expect("N is a number");
+    let prometheus = (mode == "sdk-typed-metrics")
+        .then(|| sdk::telemetry::Prometheus::install().expect("recorder"));
+    let mode = if prometheus.is_some() {
+        "sdk-typed"
+    } else {
+        mode
+    };
+    let clients = Clients::new(url).await;
+    for round in [200, n] {
+        for _ in 0..round {
+            one_call(&clients, mode).await;
+        }
+    }
+}
+
+/// One call of `mode`'s client, its answer kept from the optimizer.
+async fn one_call(clients: &Clients, mode: &str) {
+    match mode {
+        "hyper" => drop(std::hint::black_box(clients.hyper_call().await)),
+        "reqwest" => drop(std::hint::black_box(clients.reqwest_call().await)),
+        "sdk" => drop(std::hint::black_box(clients.sdk_call().await)),
+        "sdk-typed" => drop(std::hint::black_box(clients.typed_call().await)),
+        "sdk-cached" => drop(std::hint::black_box(clients.sdk_cached_call().await)),
+        "sdk-typed-cached" => drop(std::hint::black_box(clients.typed_cached_call().await)),
+        "sdk-open" => drop(std::hint::black_box(clients.sdk_open_call().await)),
+        "middleware" => drop(std::hint::black_box(clients.middleware_call().await)),
+        "feign" => drop(std::hint::black_box(clients.feign_call().await)),
+        "sdk-discovered" => drop(std::hint::black_box(clients.sdk_discovered_call().await)),
+        "sdk-versioned" => drop(std::hint::black_box(clients.sdk_versioned_call().await)),
+        other => panic!("unknown mode {other}"),
     }
 }
 

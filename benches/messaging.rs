@@ -176,23 +176,8 @@ fn nats_alike_headers() -> async_nats::HeaderMap {
     headers
 }
 
-async fn nats() -> Option<Ops> {
-    if !reachable("127.0.0.1:4222").await {
-        return None;
-    }
-    let id = id();
-    let settings = NatsSettings::new().streams(
-        &format!("BENCH_{id}"),
-        &format!("bev{id}"),
-        &format!("BENCH_DEAD_{id}"),
-        &format!("bdead{id}"),
-    );
-    let config = MessagingConfig::new(TransportKind::Nats, "nats://127.0.0.1:4222").nats(settings);
-    let messaging = Messaging::connect("bench", &config).await.expect("nats");
-    let ns = format!("b{id}");
-    let (sdk_send, sdk_emit, server) = sdk_ops(&messaging, &ns).await;
-
-    let raw = async_nats::connect("127.0.0.1:4222").await.expect("nats");
+/// The raw request, and the same carrying what the SDK's does, to a raw responder.
+async fn nats_raw_sends(raw: &async_nats::Client, id: &str) -> (Op, Op) {
     let mut responder = raw
         .queue_subscribe(format!("raw{id}.echo"), "raw".into())
         .await
@@ -219,6 +204,22 @@ async fn nats() -> Option<Ops> {
                 .expect("raw request");
         }
     });
+    let (client, subject) = (raw.clone(), format!("raw{id}.echo"));
+    let raw_send = op(move || {
+        let (client, subject) = (client.clone(), subject.clone());
+        async move {
+            client
+                .request(subject, raw_payload().into())
+                .await
+                .expect("raw request");
+        }
+    });
+    (raw_send, raw_send_alike)
+}
+
+/// The raw JetStream publish, and the same carrying what the SDK's does; the cleanup
+/// deletes the streams of the run.
+async fn nats_raw_emits(raw: &async_nats::Client, id: String) -> (Op, Op, Cleanup) {
     let jetstream = async_nats::jetstream::new(raw.clone());
     let stream = format!("BENCHRAW_{id}");
     jetstream
@@ -230,16 +231,6 @@ async fn nats() -> Option<Ops> {
         })
         .await
         .expect("stream");
-    let (client, subject) = (raw.clone(), format!("raw{id}.echo"));
-    let raw_send = op(move || {
-        let (client, subject) = (client.clone(), subject.clone());
-        async move {
-            client
-                .request(subject, raw_payload().into())
-                .await
-                .expect("raw request");
-        }
-    });
     let (js, subject) = (jetstream.clone(), format!("rawev{id}.placed"));
     let raw_emit = op(move || {
         let (js, subject) = (js.clone(), subject.clone());
@@ -276,6 +267,28 @@ async fn nats() -> Option<Ops> {
             }
         })
     })));
+    (raw_emit, raw_emit_alike, cleanup)
+}
+
+async fn nats() -> Option<Ops> {
+    if !reachable("127.0.0.1:4222").await {
+        return None;
+    }
+    let id = id();
+    let settings = NatsSettings::new().streams(
+        &format!("BENCH_{id}"),
+        &format!("bev{id}"),
+        &format!("BENCH_DEAD_{id}"),
+        &format!("bdead{id}"),
+    );
+    let config = MessagingConfig::new(TransportKind::Nats, "nats://127.0.0.1:4222").nats(settings);
+    let messaging = Messaging::connect("bench", &config).await.expect("nats");
+    let ns = format!("b{id}");
+    let (sdk_send, sdk_emit, server) = sdk_ops(&messaging, &ns).await;
+
+    let raw = async_nats::connect("127.0.0.1:4222").await.expect("nats");
+    let (raw_send, raw_send_alike) = nats_raw_sends(&raw, &id).await;
+    let (raw_emit, raw_emit_alike, cleanup) = nats_raw_emits(&raw, id).await;
     Some(Ops {
         transport: "NATS",
         sdk_send,
@@ -314,20 +327,42 @@ async fn rabbitmq() -> Option<Ops> {
         args.insert("x-expires".into(), AMQPValue::LongInt(60_000));
         args
     };
-    // The responder: a queue of its own, answering to each request's reply-to.
-    let serving = connection.create_channel().await.expect("channel");
     let queue = format!("bench.raw.{id}");
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..QueueDeclareOptions::default()
-    };
+    rabbitmq_responder(&connection, &queue, expires.clone()).await;
+    let raw_send = rabbitmq_raw_send(&connection, queue).await;
+    let raw_emit = rabbitmq_raw_emit(&connection, &id, expires).await;
+    let raw_emit_alike = rabbitmq_alike(&connection, &id).await;
+    Some(Ops {
+        transport: "RabbitMQ",
+        sdk_send,
+        raw_send,
+        sdk_emit,
+        raw_emit,
+        raw_emit_alike: Some(raw_emit_alike),
+        raw_send_alike: None,
+        _keep: vec![Box::new(messaging), Box::new(server), Box::new(connection)],
+    })
+}
+
+/// A durable queue's declaration.
+const DURABLE: QueueDeclareOptions = QueueDeclareOptions {
+    passive: false,
+    durable: true,
+    exclusive: false,
+    auto_delete: false,
+    nowait: false,
+};
+
+/// The raw responder: a queue of its own, answering to each request's reply-to.
+async fn rabbitmq_responder(connection: &lapin::Connection, queue: &str, expires: FieldTable) {
+    let serving = connection.create_channel().await.expect("channel");
     serving
-        .queue_declare(queue.as_str().into(), durable, expires.clone())
+        .queue_declare(queue.into(), DURABLE, expires)
         .await
         .expect("queue");
     let mut requests = serving
         .basic_consume(
-            queue.as_str().into(),
+            queue.into(),
             "raw".into(),
             BasicConsumeOptions::default(),
             FieldTable::default(),
@@ -354,7 +389,10 @@ async fn rabbitmq() -> Option<Ops> {
             let _ = delivery.ack(BasicAckOptions::default()).await;
         }
     });
-    // The caller: direct reply-to on one channel, replies matched by correlation id.
+}
+
+/// The raw caller: direct reply-to on one channel, replies matched by correlation id.
+async fn rabbitmq_raw_send(connection: &lapin::Connection, queue: String) -> Op {
     let calling = connection.create_channel().await.expect("channel");
     let mut replies = calling
         .basic_consume(
@@ -382,7 +420,7 @@ async fn rabbitmq() -> Option<Ops> {
             }
         }
     });
-    let raw_send = op(move || {
+    op(move || {
         let (channel, waiters, queue) = (calling.clone(), waiters.clone(), queue.clone());
         async move {
             let id = format!("{:x}", fastrand::u128(..));
@@ -403,8 +441,11 @@ async fn rabbitmq() -> Option<Ops> {
                 .expect("publish");
             receiver.await.expect("reply");
         }
-    });
-    // Confirmed persistent publishes to a durable queue nobody consumes while measured.
+    })
+}
+
+/// Confirmed persistent publishes to a durable queue nobody consumes while measured.
+async fn rabbitmq_raw_emit(connection: &lapin::Connection, id: &str, expires: FieldTable) -> Op {
     let publishing = connection.create_channel().await.expect("channel");
     publishing
         .confirm_select(ConfirmSelectOptions::default())
@@ -412,10 +453,10 @@ async fn rabbitmq() -> Option<Ops> {
         .expect("confirms");
     let events = format!("bench.rawev.{id}");
     publishing
-        .queue_declare(events.as_str().into(), durable, expires)
+        .queue_declare(events.as_str().into(), DURABLE, expires)
         .await
         .expect("queue");
-    let raw_emit = op(move || {
+    op(move || {
         let (channel, events) = (publishing.clone(), events.clone());
         async move {
             channel
@@ -431,17 +472,6 @@ async fn rabbitmq() -> Option<Ops> {
                 .await
                 .expect("confirm");
         }
-    });
-    let raw_emit_alike = rabbitmq_alike(&connection, &id).await;
-    Some(Ops {
-        transport: "RabbitMQ",
-        sdk_send,
-        raw_send,
-        sdk_emit,
-        raw_emit,
-        raw_emit_alike: Some(raw_emit_alike),
-        raw_send_alike: None,
-        _keep: vec![Box::new(messaging), Box::new(server), Box::new(connection)],
     })
 }
 
@@ -524,43 +554,19 @@ async fn rabbitmq_alike(connection: &lapin::Connection, id: &str) -> Op {
     })
 }
 
-async fn redis() -> Option<Ops> {
-    if !reachable("127.0.0.1:6379").await {
-        return None;
-    }
-    let id = id();
-    let prefix = format!("sdkbench{id}");
-    let config = MessagingConfig::new(TransportKind::Redis, "redis://127.0.0.1:6379")
-        .redis(RedisSettings::new().prefix(&prefix));
-    let messaging = Messaging::connect("bench", &config).await.expect("redis");
-    let ns = format!("b{id}");
-    let (sdk_send, sdk_emit, server) = sdk_ops(&messaging, &ns).await;
-
-    let client = redis::Client::open("redis://127.0.0.1:6379").expect("url");
-    let requests = format!("{prefix}:raw:requests");
-    let mut setup = client
-        .get_multiplexed_async_connection()
-        .await
-        .expect("redis");
-    let _: redis::RedisResult<()> = redis::cmd("XGROUP")
-        .arg("CREATE")
-        .arg(&requests)
-        .arg("raw")
-        .arg("0")
-        .arg("MKSTREAM")
-        .query_async(&mut setup)
-        .await;
-    // The responder: a consumer group on the request stream, replies pushed to each
-    // request's list.
-    // Blocking reads and pops wait longer than the default response timeout (500 ms).
-    let blocking =
-        redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
+/// The raw responder: a consumer group on the request stream, replies pushed to each
+/// request's list.
+async fn redis_responder(
+    client: &redis::Client,
+    blocking: &redis::AsyncConnectionConfig,
+    setup: &redis::aio::MultiplexedConnection,
+    requests: &str,
+) {
     let mut reading = client
-        .get_multiplexed_async_connection_with_config(&blocking)
+        .get_multiplexed_async_connection_with_config(blocking)
         .await
         .expect("redis");
-    let mut replying = setup.clone();
-    let stream = requests.clone();
+    let (mut replying, stream) = (setup.clone(), requests.to_owned());
     tokio::spawn(async move {
         loop {
             let read: redis::RedisResult<Option<redis::streams::StreamReadReply>> =
@@ -598,20 +604,30 @@ async fn redis() -> Option<Ops> {
             }
         }
     });
-    // Callers: each takes a connection of its own (a blocking pop holds it) and its list.
+}
+
+/// The raw caller: each takes a connection of its own (a blocking pop holds it) and its
+/// list, adds the request to the stream and pops the reply.
+async fn redis_raw_send(
+    client: &redis::Client,
+    blocking: &redis::AsyncConnectionConfig,
+    setup: &redis::aio::MultiplexedConnection,
+    requests: &str,
+    prefix: &str,
+) -> Op {
     let mut pool = Vec::new();
     for n in 0..64 {
         pool.push((
             client
-                .get_multiplexed_async_connection_with_config(&blocking)
+                .get_multiplexed_async_connection_with_config(blocking)
                 .await
                 .expect("redis"),
             format!("{prefix}:raw:reply:{n}"),
         ));
     }
     let pool = Arc::new(Mutex::new(pool));
-    let commands = setup.clone();
-    let raw_send = op(move || {
+    let (commands, requests) = (setup.clone(), requests.to_owned());
+    op(move || {
         let (pool, mut commands, requests) = (pool.clone(), commands.clone(), requests.clone());
         async move {
             let (mut connection, reply) = pool.lock().expect("lock").pop().expect("a connection");
@@ -626,7 +642,40 @@ async fn redis() -> Option<Ops> {
             let _: Option<(String, Vec<u8>)> = connection.blpop(&reply, 5.0).await.expect("reply");
             pool.lock().expect("lock").push((connection, reply));
         }
-    });
+    })
+}
+
+async fn redis() -> Option<Ops> {
+    if !reachable("127.0.0.1:6379").await {
+        return None;
+    }
+    let id = id();
+    let prefix = format!("sdkbench{id}");
+    let config = MessagingConfig::new(TransportKind::Redis, "redis://127.0.0.1:6379")
+        .redis(RedisSettings::new().prefix(&prefix));
+    let messaging = Messaging::connect("bench", &config).await.expect("redis");
+    let ns = format!("b{id}");
+    let (sdk_send, sdk_emit, server) = sdk_ops(&messaging, &ns).await;
+
+    let client = redis::Client::open("redis://127.0.0.1:6379").expect("url");
+    let requests = format!("{prefix}:raw:requests");
+    let mut setup = client
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis");
+    let _: redis::RedisResult<()> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&requests)
+        .arg("raw")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut setup)
+        .await;
+    // Blocking reads and pops wait longer than the default response timeout (500 ms).
+    let blocking =
+        redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
+    redis_responder(&client, &blocking, &setup, &requests).await;
+    let raw_send = redis_raw_send(&client, &blocking, &setup, &requests, &prefix).await;
     let events = format!("{prefix}:raw:events");
     let raw_emit = op(move || {
         let (mut commands, events) = (setup.clone(), events.clone());

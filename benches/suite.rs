@@ -423,6 +423,15 @@ fn messaging_report(
             s99.as_secs_f64() / a99.as_secs_f64(),
         );
     }
+    messaging_emits_report(w, rows, instr);
+}
+
+/// The messaging section's `emit` throughput and instruction counts.
+fn messaging_emits_report(
+    w: &mut String,
+    rows: &[messaging::Row],
+    instr: Option<&BTreeMap<String, u64>>,
+) {
     let _ = writeln!(
         w,
         "\n| transport | SDK emits/s | raw confirmed publishes/s | ratio | raw publish alike | ratio |"
@@ -497,6 +506,334 @@ fn machine() -> String {
     format!("{cores} cores; commit {commit}; client, server and load generator on one machine")
 }
 
+/// Retry amplification: upstream requests per call under a total outage.
+struct Amplification {
+    calls: u64,
+    naive: f64,
+    sdk_budget: f64,
+    sdk_default: f64,
+}
+
+async fn measure_amplification(quick: bool) -> Amplification {
+    let (outage_url, hits) = outage_server().await;
+    let calls = if quick { 500 } else { 2_000 };
+    let mut sdk_rates = Vec::new();
+    for breaker in [true, false] {
+        let client = outage_sdk(&outage_url, breaker).get_client("outage");
+        let rate = amplification(&hits, calls, move |i| {
+            let client = client.clone();
+            async move {
+                let _ = client
+                    .get(&format!("/users/{i}"))
+                    .endpoint("/users/{id}")
+                    .send::<User>()
+                    .await;
+            }
+        })
+        .await;
+        sdk_rates.push(rate);
+    }
+    let naive = {
+        let policy = reqwest_retry::policies::ExponentialBackoff::builder()
+            .retry_bounds(Duration::from_millis(1), Duration::from_millis(5))
+            .build_with_max_retries(2);
+        reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+            .with(reqwest_retry::RetryTransientMiddleware::new_with_policy(
+                policy,
+            ))
+            .build()
+    };
+    let naive = amplification(&hits, calls, move |i| {
+        let (client, base) = (naive.clone(), outage_url.clone());
+        async move {
+            let _ = client.get(format!("{base}/users/{i}")).send().await;
+        }
+    })
+    .await;
+    Amplification {
+        calls,
+        naive,
+        sdk_default: sdk_rates[0],
+        sdk_budget: sdk_rates[1],
+    }
+}
+
+/// Fan-out of 1,000 calls: `batch_call` against `join_all` over raw reqwest.
+struct Fanout {
+    batch_times: Vec<Duration>,
+    join_times: Vec<Duration>,
+    batch_failures: usize,
+    join_failures: usize,
+}
+
+async fn measure_fanout(url: &str, quick: bool) -> Fanout {
+    let sdk = ServiceSdk::builder()
+        .service("users", ServiceConfig::new().instance(url))
+        .build()
+        .expect("valid");
+    let users = sdk.get_client("users");
+    let reqwest_client = reqwest::Client::new();
+    let mut fanout = Fanout {
+        batch_times: Vec::new(),
+        join_times: Vec::new(),
+        batch_failures: 0,
+        join_failures: 0,
+    };
+    for _ in 0..if quick { 3 } else { 7 } {
+        let started = Instant::now();
+        let results = sdk
+            .batch_call((0..1000u64).map(|i| {
+                let users = users.clone();
+                (format!("user-{i}"), async move {
+                    users.get(&format!("/users/{i}")).send::<User>().await
+                })
+            }))
+            .await;
+        fanout.batch_times.push(started.elapsed());
+        fanout.batch_failures += results.failed().count();
+
+        let started = Instant::now();
+        let results = futures_util::future::join_all((0..1000u64).map(|i| {
+            let (client, url) = (reqwest_client.clone(), url.to_owned());
+            async move {
+                client
+                    .get(format!("{url}/users/{i}"))
+                    .send()
+                    .await?
+                    .json::<User>()
+                    .await
+            }
+        }))
+        .await;
+        fanout.join_times.push(started.elapsed());
+        fanout.join_failures += results.iter().filter(|r| r.is_err()).count();
+    }
+    fanout.batch_times.sort_unstable();
+    fanout.join_times.sort_unstable();
+    fanout
+}
+
+/// Everything the report shows.
+struct Measured {
+    one: Vec<Vec<Duration>>,
+    many: Vec<(f64, Vec<Duration>)>,
+    /// Cache hit (ad hoc, generated) and open-breaker rejection, per call.
+    no_network: [Duration; 3],
+    /// p50 and p99 with round robin, then with p2c.
+    tail: [(Duration, Duration); 2],
+    amplification: Amplification,
+    fanout: Fanout,
+    messaging: Vec<messaging::Row>,
+    instr: Option<BTreeMap<String, u64>>,
+    messaging_instr: Option<BTreeMap<String, u64>>,
+}
+
+async fn measure(url: &str, settings: &Settings, quick: bool) -> Measured {
+    let clients = Arc::new(Clients::new(url).await);
+    let expected = clients.hyper_call().await;
+    for (which, name) in CLIENTS.iter().enumerate() {
+        assert_eq!(call(&clients, which).await, expected, "{name}");
+    }
+    eprintln!("one caller...");
+    let one = one_caller(&clients, settings.samples).await;
+    eprintln!("64 callers...");
+    let many = many_callers(&clients, settings).await;
+    eprintln!("no network...");
+    let no_network = [
+        per_call(200, 100, || clients.sdk_cached_call()).await,
+        per_call(200, 100, || clients.typed_cached_call()).await,
+        per_call(200, 100, || clients.sdk_open_call()).await,
+    ];
+    eprintln!("one slow instance of four...");
+    let urls = start_instances(&[0, 0, 0, 50]);
+    let tail = [
+        slow_instance_p99(&urls, Strategy::RoundRobin).await,
+        slow_instance_p99(&urls, Strategy::PowerOfTwoChoices).await,
+    ];
+    eprintln!("retry amplification...");
+    let amplification = measure_amplification(quick).await;
+    eprintln!("batch of 1,000...");
+    let fanout = measure_fanout(url, quick).await;
+    let messaging = messaging::run(quick).await;
+    eprintln!("callgrind (when valgrind is installed)...");
+    let mut modes: Vec<&str> = MODES.to_vec();
+    modes.extend(["sdk-cached", "sdk-typed-cached", "sdk-open"]);
+    let n = if quick { 500 } else { 2_000 };
+    let instr = tokio::task::spawn_blocking(move || instructions(&modes, n))
+        .await
+        .expect("callgrind");
+    let transports: Vec<&'static str> = messaging.iter().map(|r| r.transport).collect();
+    let n = if quick { 200 } else { 500 };
+    let messaging_instr =
+        tokio::task::spawn_blocking(move || messaging_instructions(&transports, n))
+            .await
+            .expect("callgrind");
+    Measured {
+        one,
+        many,
+        no_network,
+        tail,
+        amplification,
+        fanout,
+        messaging,
+        instr,
+        messaging_instr,
+    }
+}
+
+/// The call-overhead section: each client at one and 64 callers, and its instructions.
+fn overhead_report(w: &mut String, m: &Measured, settings: &Settings) {
+    let _ = writeln!(
+        w,
+        "## Call overhead: a typed GET of a small JSON object over loopback\n"
+    );
+    let _ = writeln!(
+        w,
+        "One caller: {} calls per client, interleaved call by call in rotating order. 64 callers: {} round(s) of {:?} per client, rotating. Throughput ratios are against raw reqwest; instructions against bare hyper-util.\n",
+        settings.samples, settings.rounds, settings.round
+    );
+    let _ = writeln!(
+        w,
+        "| client | 1 caller p50 | 1 caller p99 | 64 callers: calls/s | vs reqwest | 64 callers p50 | 64 callers p99 | instructions/call | vs hyper-util |"
+    );
+    let _ = writeln!(
+        w,
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"
+    );
+    let reqwest_tp = m.many[1].0;
+    let hyper_instr = m.instr.as_ref().and_then(|i| i.get("hyper").copied());
+    for (i, name) in CLIENTS.iter().enumerate() {
+        let (tp, lat) = (&m.many[i].0, &m.many[i].1);
+        let instructions = m.instr.as_ref().and_then(|n| n.get(MODES[i]).copied());
+        let _ = writeln!(
+            w,
+            "| {name} | {:.1} µs | {:.1} µs | {:.0} | {:.2}x | {:.0} µs | {:.0} µs | {} | {} |",
+            us(percentile(&m.one[i], 0.5)),
+            us(percentile(&m.one[i], 0.99)),
+            tp,
+            tp / reqwest_tp,
+            us(percentile(lat, 0.5)),
+            us(percentile(lat, 0.99)),
+            instructions.map_or("n/a".into(), |n| n.to_string()),
+            match (instructions, hyper_instr) {
+                (Some(n), Some(h)) if h > 0 => format!("{:.2}x", n as f64 / h as f64),
+                _ => "n/a".into(),
+            },
+        );
+    }
+    let _ = writeln!(w, "\n![latency CDF, one caller](latency-cdf.svg)\n");
+}
+
+/// The sections on calls without the network, and the tail with one slow instance.
+fn no_network_report(w: &mut String, m: &Measured) {
+    let _ = writeln!(w, "## Without the network\n");
+    let _ = writeln!(w, "Medians over 200 samples of 100 calls; the baseline is the same call over the network (bare hyper-util, one caller p50).\n");
+    let _ = writeln!(
+        w,
+        "| call | per call | vs a network call | instructions/call |"
+    );
+    let _ = writeln!(w, "| --- | ---: | ---: | ---: |");
+    let network = percentile(&m.one[0], 0.5);
+    let names = [
+        ("cache hit, ad hoc (lookup + decode)", "sdk-cached"),
+        ("cache hit, generated client", "sdk-typed-cached"),
+        ("open-breaker rejection", "sdk-open"),
+    ];
+    for ((name, mode), t) in names.into_iter().zip(m.no_network) {
+        let _ = writeln!(
+            w,
+            "| {name} | {} ns | {:.3}x | {} |",
+            t.as_nanos(),
+            t.as_secs_f64() / network.as_secs_f64(),
+            m.instr
+                .as_ref()
+                .and_then(|i| i.get(mode).copied())
+                .map_or("n/a".into(), |n| n.to_string()),
+        );
+    }
+    let [(rr_p50, rr_p99), (p2c_p50, p2c_p99)] = m.tail;
+    let _ = writeln!(w, "\n## Tail latency: four instances, one 50 ms slower\n");
+    let _ = writeln!(w, "16 callers, 250 calls each, no retries.\n");
+    let _ = writeln!(w, "| balancer | p50 | p99 | p99 vs round robin |");
+    let _ = writeln!(w, "| --- | ---: | ---: | ---: |");
+    let _ = writeln!(
+        w,
+        "| round robin | {:.2} ms | {:.2} ms | 1x |",
+        rr_p50.as_secs_f64() * 1e3,
+        rr_p99.as_secs_f64() * 1e3
+    );
+    let _ = writeln!(
+        w,
+        "| power of two choices, peak-EWMA (default) | {:.2} ms | {:.2} ms | {:.3}x |",
+        p2c_p50.as_secs_f64() * 1e3,
+        p2c_p99.as_secs_f64() * 1e3,
+        p2c_p99.as_secs_f64() / rr_p99.as_secs_f64()
+    );
+}
+
+/// The retry-amplification and fan-out sections.
+fn failure_report(w: &mut String, a: &Amplification, f: &Fanout) {
+    let _ = writeln!(w, "\n## Retry amplification under a total outage\n");
+    let _ = writeln!(w, "Every answer is 503. {} calls from 16 callers, each allowed 3 attempts (the SDK calls name their endpoint, `/users/{{id}}`, as generated clients do); upstream requests per call.\n", a.calls);
+    let _ = writeln!(w, "| client | requests per call |");
+    let _ = writeln!(w, "| --- | ---: |");
+    let _ = writeln!(
+        w,
+        "| naive retries (reqwest-retry, 2 retries) | {:.2} |",
+        a.naive
+    );
+    let _ = writeln!(
+        w,
+        "| SDK, retry budget only (breaker off) | {:.2} |",
+        a.sdk_budget
+    );
+    let _ = writeln!(
+        w,
+        "| SDK defaults (budget and breaker) | {:.2} |",
+        a.sdk_default
+    );
+    let _ = writeln!(w, "\n## Fan-out: 1,000 calls\n");
+    let _ = writeln!(
+        w,
+        "Medians of {} runs against the same server.\n",
+        f.batch_times.len()
+    );
+    let _ = writeln!(w, "| fan-out | wall time | failed calls (all runs) |");
+    let _ = writeln!(w, "| --- | ---: | ---: |");
+    let _ = writeln!(
+        w,
+        "| `futures::join_all` over raw reqwest (1,000 at once) | {:.1} ms | {} |",
+        percentile(&f.join_times, 0.5).as_secs_f64() * 1e3,
+        f.join_failures
+    );
+    let _ = writeln!(
+        w,
+        "| `sdk.batch_call` (64 at once, result per call) | {:.1} ms | {} |",
+        percentile(&f.batch_times, 0.5).as_secs_f64() * 1e3,
+        f.batch_failures
+    );
+}
+
+/// The whole report, from what was measured.
+fn report(m: &Measured, settings: &Settings) -> String {
+    let mut md = String::new();
+    let w = &mut md;
+    let _ = writeln!(w, "# Benchmarks\n");
+    let _ = writeln!(
+        w,
+        "Written by `cargo bench -p sdk-benches --bench suite` ({}). Every figure is measured against its baseline in the same run; ratios are the figures to compare across machines, and instruction counts (callgrind) are the ones that hold still on a noisy machine.\n",
+        machine()
+    );
+    overhead_report(w, m, settings);
+    no_network_report(w, m);
+    failure_report(w, &m.amplification, &m.fanout);
+    messaging_report(w, &m.messaging, m.messaging_instr.as_ref());
+    if m.instr.is_none() {
+        let _ = writeln!(w, "\nInstruction counts: n/a (valgrind is not installed).");
+    }
+    md
+}
+
 fn main() {
     let quick = std::env::var_os("BENCH_QUICK").is_some();
     let settings = Settings {
@@ -511,228 +848,18 @@ fn main() {
         .enable_all()
         .build()
         .expect("client runtime");
-    let mut md = String::new();
-    rt.block_on(async {
-        let clients = Arc::new(Clients::new(&url).await);
-        let expected = clients.hyper_call().await;
-        for (which, name) in CLIENTS.iter().enumerate() {
-            assert_eq!(call(&clients, which).await, expected, "{name}");
-        }
-
-        eprintln!("one caller...");
-        let one = one_caller(&clients, settings.samples).await;
-        eprintln!("64 callers...");
-        let many = many_callers(&clients, &settings).await;
-        eprintln!("no network...");
-        let cached = per_call(200, 100, || clients.sdk_cached_call()).await;
-        let typed_cached = per_call(200, 100, || clients.typed_cached_call()).await;
-        let open = per_call(200, 100, || clients.sdk_open_call()).await;
-
-        eprintln!("one slow instance of four...");
-        let urls = start_instances(&[0, 0, 0, 50]);
-        let (rr_p50, rr_p99) = slow_instance_p99(&urls, Strategy::RoundRobin).await;
-        let (p2c_p50, p2c_p99) = slow_instance_p99(&urls, Strategy::PowerOfTwoChoices).await;
-
-        eprintln!("retry amplification...");
-        let (outage_url, hits) = outage_server().await;
-        let outage_calls = if quick { 500 } else { 2_000 };
-        let mut sdk_rates = Vec::new();
-        for breaker in [true, false] {
-            let client = outage_sdk(&outage_url, breaker).get_client("outage");
-            let rate = amplification(&hits, outage_calls, move |i| {
-                let client = client.clone();
-                async move {
-                    let _ = client
-                        .get(&format!("/users/{i}"))
-                        .endpoint("/users/{id}")
-                        .send::<User>()
-                        .await;
-                }
-            })
-            .await;
-            sdk_rates.push(rate);
-        }
-        let (sdk_default, sdk_budget) = (sdk_rates[0], sdk_rates[1]);
-        let naive = {
-            let policy = reqwest_retry::policies::ExponentialBackoff::builder()
-                .retry_bounds(Duration::from_millis(1), Duration::from_millis(5))
-                .build_with_max_retries(2);
-            reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-                .with(reqwest_retry::RetryTransientMiddleware::new_with_policy(policy))
-                .build()
-        };
-        let outage_base = outage_url.clone();
-        let naive_rate = amplification(&hits, outage_calls, move |i| {
-            let (client, base) = (naive.clone(), outage_base.clone());
-            async move {
-                let _ = client.get(format!("{base}/users/{i}")).send().await;
-            }
-        })
-        .await;
-
-        eprintln!("batch of 1,000...");
-        let sdk = ServiceSdk::builder()
-            .service("users", ServiceConfig::new().instance(&url))
-            .build()
-            .expect("valid");
-        let users = sdk.get_client("users");
-        let reqwest_client = reqwest::Client::new();
-        let (mut batch_times, mut join_times) = (Vec::new(), Vec::new());
-        let mut batch_failures = 0;
-        let mut join_failures = 0;
-        for _ in 0..if quick { 3 } else { 7 } {
-            let started = Instant::now();
-            let results = sdk
-                .batch_call((0..1000u64).map(|i| {
-                    let users = users.clone();
-                    (format!("user-{i}"), async move {
-                        users.get(&format!("/users/{i}")).send::<User>().await
-                    })
-                }))
-                .await;
-            batch_times.push(started.elapsed());
-            batch_failures += results.failed().count();
-
-            let started = Instant::now();
-            let results = futures_util::future::join_all((0..1000u64).map(|i| {
-                let (client, url) = (reqwest_client.clone(), url.clone());
-                async move {
-                    client
-                        .get(format!("{url}/users/{i}"))
-                        .send()
-                        .await?
-                        .json::<User>()
-                        .await
-                }
-            }))
-            .await;
-            join_times.push(started.elapsed());
-            join_failures += results.iter().filter(|r| r.is_err()).count();
-        }
-        batch_times.sort_unstable();
-        join_times.sort_unstable();
-
-        let messaging_rows = messaging::run(quick).await;
-
-        eprintln!("callgrind (when valgrind is installed)...");
-        let mut modes: Vec<&str> = MODES.to_vec();
-        modes.extend(["sdk-cached", "sdk-typed-cached", "sdk-open"]);
-        let instr = tokio::task::spawn_blocking(move || instructions(&modes, if quick { 500 } else { 2_000 }))
-            .await
-            .expect("callgrind");
-        let transports: Vec<&'static str> = messaging_rows.iter().map(|r| r.transport).collect();
-        let messaging_instr = tokio::task::spawn_blocking(move || messaging_instructions(&transports, if quick { 200 } else { 500 }))
-            .await
-            .expect("callgrind");
-
-        // The report.
-        let w = &mut md;
-        let _ = writeln!(w, "# Benchmarks\n");
-        let _ = writeln!(
-            w,
-            "Written by `cargo bench -p sdk-benches --bench suite` ({}). Every figure is measured against its baseline in the same run; ratios are the figures to compare across machines, and instruction counts (callgrind) are the ones that hold still on a noisy machine.\n",
-            machine()
-        );
-        let _ = writeln!(w, "## Call overhead: a typed GET of a small JSON object over loopback\n");
-        let _ = writeln!(
-            w,
-            "One caller: {} calls per client, interleaved call by call in rotating order. 64 callers: {} round(s) of {:?} per client, rotating. Throughput ratios are against raw reqwest; instructions against bare hyper-util.\n",
-            settings.samples, settings.rounds, settings.round
-        );
-        let _ = writeln!(
-            w,
-            "| client | 1 caller p50 | 1 caller p99 | 64 callers: calls/s | vs reqwest | 64 callers p50 | 64 callers p99 | instructions/call | vs hyper-util |"
-        );
-        let _ = writeln!(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-        let reqwest_tp = many[1].0;
-        let hyper_instr = instr.as_ref().and_then(|m| m.get("hyper").copied());
-        for (i, name) in CLIENTS.iter().enumerate() {
-            let (tp, lat) = (&many[i].0, &many[i].1);
-            let instructions = instr.as_ref().and_then(|m| m.get(MODES[i]).copied());
-            let _ = writeln!(
-                w,
-                "| {name} | {:.1} µs | {:.1} µs | {:.0} | {:.2}x | {:.0} µs | {:.0} µs | {} | {} |",
-                us(percentile(&one[i], 0.5)),
-                us(percentile(&one[i], 0.99)),
-                tp,
-                tp / reqwest_tp,
-                us(percentile(lat, 0.5)),
-                us(percentile(lat, 0.99)),
-                instructions.map_or("n/a".into(), |n| n.to_string()),
-                match (instructions, hyper_instr) {
-                    (Some(n), Some(h)) if h > 0 => format!("{:.2}x", n as f64 / h as f64),
-                    _ => "n/a".into(),
-                },
-            );
-        }
-        let _ = writeln!(w, "\n![latency CDF, one caller](latency-cdf.svg)\n");
-        let _ = writeln!(w, "## Without the network\n");
-        let _ = writeln!(w, "Medians over 200 samples of 100 calls; the baseline is the same call over the network (bare hyper-util, one caller p50).\n");
-        let _ = writeln!(w, "| call | per call | vs a network call | instructions/call |");
-        let _ = writeln!(w, "| --- | ---: | ---: | ---: |");
-        let network = percentile(&one[0], 0.5);
-        for (name, t, mode) in [
-            ("cache hit, ad hoc (lookup + decode)", cached, "sdk-cached"),
-            ("cache hit, generated client", typed_cached, "sdk-typed-cached"),
-            ("open-breaker rejection", open, "sdk-open"),
-        ] {
-            let _ = writeln!(
-                w,
-                "| {name} | {} ns | {:.3}x | {} |",
-                t.as_nanos(),
-                t.as_secs_f64() / network.as_secs_f64(),
-                instr
-                    .as_ref()
-                    .and_then(|m| m.get(mode).copied())
-                    .map_or("n/a".into(), |n| n.to_string()),
-            );
-        }
-        let _ = writeln!(w, "\n## Tail latency: four instances, one 50 ms slower\n");
-        let _ = writeln!(w, "16 callers, 250 calls each, no retries.\n");
-        let _ = writeln!(w, "| balancer | p50 | p99 | p99 vs round robin |");
-        let _ = writeln!(w, "| --- | ---: | ---: | ---: |");
-        let _ = writeln!(w, "| round robin | {:.2} ms | {:.2} ms | 1x |", rr_p50.as_secs_f64() * 1e3, rr_p99.as_secs_f64() * 1e3);
-        let _ = writeln!(
-            w,
-            "| power of two choices, peak-EWMA (default) | {:.2} ms | {:.2} ms | {:.3}x |",
-            p2c_p50.as_secs_f64() * 1e3,
-            p2c_p99.as_secs_f64() * 1e3,
-            p2c_p99.as_secs_f64() / rr_p99.as_secs_f64()
-        );
-        let _ = writeln!(w, "\n## Retry amplification under a total outage\n");
-        let _ = writeln!(w, "Every answer is 503. {outage_calls} calls from 16 callers, each allowed 3 attempts (the SDK calls name their endpoint, `/users/{{id}}`, as generated clients do); upstream requests per call.\n");
-        let _ = writeln!(w, "| client | requests per call |");
-        let _ = writeln!(w, "| --- | ---: |");
-        let _ = writeln!(w, "| naive retries (reqwest-retry, 2 retries) | {naive_rate:.2} |");
-        let _ = writeln!(w, "| SDK, retry budget only (breaker off) | {sdk_budget:.2} |");
-        let _ = writeln!(w, "| SDK defaults (budget and breaker) | {sdk_default:.2} |");
-        let _ = writeln!(w, "\n## Fan-out: 1,000 calls\n");
-        let _ = writeln!(w, "Medians of {} runs against the same server.\n", batch_times.len());
-        let _ = writeln!(w, "| fan-out | wall time | failed calls (all runs) |");
-        let _ = writeln!(w, "| --- | ---: | ---: |");
-        let _ = writeln!(
-            w,
-            "| `futures::join_all` over raw reqwest (1,000 at once) | {:.1} ms | {join_failures} |",
-            percentile(&join_times, 0.5).as_secs_f64() * 1e3
-        );
-        let _ = writeln!(
-            w,
-            "| `sdk.batch_call` (64 at once, result per call) | {:.1} ms | {batch_failures} |",
-            percentile(&batch_times, 0.5).as_secs_f64() * 1e3
-        );
-        messaging_report(w, &messaging_rows, messaging_instr.as_ref());
-        if instr.is_none() {
-            let _ = writeln!(w, "\nInstruction counts: n/a (valgrind is not installed).");
-        }
-
-        let series: Vec<(&str, &[Duration])> =
-            CLIENTS.iter().zip(&one).map(|(n, s)| (*n, s.as_slice())).collect();
-        let docs = docs_dir();
-        let _ = std::fs::create_dir_all(&docs);
-        if let Err(e) = plot_cdf(&docs.join("latency-cdf.svg"), &series) {
-            eprintln!("could not draw the plot: {e}");
-        }
-    });
+    let measured = rt.block_on(measure(&url, &settings, quick));
+    let md = report(&measured, &settings);
+    let series: Vec<(&str, &[Duration])> = CLIENTS
+        .iter()
+        .zip(&measured.one)
+        .map(|(n, s)| (*n, s.as_slice()))
+        .collect();
+    let docs = docs_dir();
+    let _ = std::fs::create_dir_all(&docs);
+    if let Err(e) = plot_cdf(&docs.join("latency-cdf.svg"), &series) {
+        eprintln!("could not draw the plot: {e}");
+    }
     let path = docs_dir().join("benchmarks.md");
     // The event bus's section comes from its own bench: kept as it was.
     let old = std::fs::read_to_string(&path).unwrap_or_default();
