@@ -213,3 +213,36 @@ impl ErrorClass {
         matches!(self, ErrorClass::Middleware | ErrorClass::Caller)
     }
 }
+
+/// The one replaceable classification: turns an answer into its class, once per attempt,
+/// where the attempt ends. Every reader then follows the class it gave: the circuit
+/// breaker's default rule, the balancer's failure streak and latency penalty, the hedge,
+/// the cache's stale-if-error, the metrics' outcome and the error's
+/// [`fault`](crate::ServiceError::fault) and [`retry`](crate::ServiceError::retry). (The
+/// retry policy's status list is a policy of its own: it names the statuses it retries.)
+///
+/// The default is [`StatusClass::of`]. Set one with
+/// [`ServiceSdkBuilder::classify`](crate::ServiceSdkBuilder::classify), for a fleet whose
+/// services speak differently: here a router that answers 404 while an instance deploys.
+///
+/// ```
+/// use sdk::outcome::{Classify, StatusClass};
+///
+/// #[derive(Debug)]
+/// struct DeployingIs404;
+///
+/// impl Classify for DeployingIs404 {
+///     fn classify(&self, status: http::StatusCode, headers: &http::HeaderMap) -> StatusClass {
+///         match status {
+///             http::StatusCode::NOT_FOUND if headers.contains_key("x-deploying") => {
+///                 StatusClass::Unavailable
+///             }
+///             status => StatusClass::of(status),
+///         }
+///     }
+/// }
+/// ```
+pub trait Classify: std::fmt::Debug + Send + Sync + 'static {
+    /// The class of an answer with `status` and `headers`.
+    fn classify(&self, status: http::StatusCode, headers: &http::HeaderMap) -> StatusClass;
+}

@@ -10,6 +10,7 @@ mod balance;
 mod batch;
 mod cache;
 mod circuit_breaker;
+mod classify;
 mod config;
 mod discovery;
 mod ecommerce;

@@ -16,7 +16,7 @@ use tokio::time::{Instant, Timeout};
 use super::{AttemptError, InFlight};
 use crate::{
     box_error::BoxError,
-    outcome::ErrorClass,
+    outcome::{Classify, ErrorClass},
     response::ServiceResponse,
     timeout::Bound,
     transport::{Exchange, HttpResponse, RequestBodyError},
@@ -30,6 +30,8 @@ pin_project! {
         url: Option<Arc<str>>,
         // The balancer's view of the instance while the attempt runs (more than one instance).
         tracker: Option<InFlight>,
+        // A replaced classification of the answer, when one is set.
+        classify: Option<Arc<dyn Classify>>,
         span: tracing::Span,
     }
 }
@@ -60,6 +62,7 @@ impl<F: Future> ResponseFuture<F> {
             attempt: Attempt::Refused { error: Some(error) },
             url: None,
             tracker: None,
+            classify: None,
             span: tracing::Span::none(),
         }
     }
@@ -70,6 +73,7 @@ impl<F: Future> ResponseFuture<F> {
         exchange: Option<Arc<Exchange>>,
         url: Arc<str>,
         tracker: Option<InFlight>,
+        classify: Option<Arc<dyn Classify>>,
         span: tracing::Span,
     ) -> Self {
         let attempt = match bound {
@@ -84,6 +88,7 @@ impl<F: Future> ResponseFuture<F> {
             attempt,
             url: Some(url),
             tracker,
+            classify,
             span,
         }
     }
@@ -127,6 +132,9 @@ where
                     this.span.record("status", parts.status.as_u16());
                 }
                 let mut response = ServiceResponse::new(parts.status, parts.headers, body);
+                if let Some(classify) = this.classify.as_deref() {
+                    response.reclassify(classify);
+                }
                 response.instance = Some(url.clone());
                 Ok(response)
             }

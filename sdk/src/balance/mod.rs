@@ -60,6 +60,7 @@ use crate::{
     box_error::BoxError,
     discovery::{Instance, InstanceSet},
     health::HealthState,
+    outcome::Classify,
     request::ServiceRequest,
     response::ServiceResponse,
     timeout,
@@ -80,6 +81,7 @@ pub struct BalanceLayer {
     config: LoadBalancerConfig,
     health: Option<Arc<HealthState>>,
     versions: Option<VersionSelector>,
+    classify: Option<Arc<dyn Classify>>,
 }
 
 impl BalanceLayer {
@@ -98,7 +100,16 @@ impl BalanceLayer {
             config,
             health: None,
             versions: None,
+            classify: None,
         }
+    }
+
+    /// Classifies each attempt's answer with `classify` instead of [`StatusClass::of`]
+    /// (see [`Classify`]).
+    #[must_use]
+    pub fn with_classify(mut self, classify: Option<Arc<dyn Classify>>) -> Self {
+        self.classify = classify;
+        self
     }
 
     /// Sends calls only to instances of these versions (a call's own selector wins); see
@@ -131,6 +142,7 @@ impl<S> Layer<S> for BalanceLayer {
                 config: self.config,
                 health: self.health.clone(),
                 versions: self.versions.clone(),
+                classify: self.classify.clone(),
                 stats: ArcSwap::default(),
                 insert: Mutex::new(()),
                 epoch: Instant::now(),
@@ -189,6 +201,7 @@ struct Shared {
     config: LoadBalancerConfig,
     health: Option<Arc<HealthState>>,
     versions: Option<VersionSelector>,
+    classify: Option<Arc<dyn Classify>>,
     stats: ArcSwap<StatsMap>,
     insert: Mutex<()>,
     epoch: Instant,
@@ -521,7 +534,8 @@ where
             }
         });
         let exchange = bound.and_then(|_| request.exchange());
-        ResponseFuture::started(future, bound, exchange, url, tracker, span)
+        let classify = self.shared.classify.clone();
+        ResponseFuture::started(future, bound, exchange, url, tracker, classify, span)
     }
 }
 

@@ -147,6 +147,7 @@ pub(crate) fn from_status(
 ) -> ServiceError {
     context.instance = response.instance.clone();
     context.attempts = response.attempts;
+    context.class = Some(response.class());
     let mut headers = response.headers().clone();
     mark_sensitive(&mut headers, sensitive);
     let status = response.status();

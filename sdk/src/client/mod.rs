@@ -251,7 +251,7 @@ impl ServiceClient {
         }
         let (outcome, status, attempts, cache, retry_stop) = match result {
             Ok(response) => (
-                CallOutcome::of_status(response.status()),
+                CallOutcome::of_class(response.class()),
                 Some(response.status()),
                 // A cache hit sent nothing (the stored answer keeps its own count).
                 match response.cache_status() {
@@ -312,6 +312,7 @@ impl ServiceClient {
             endpoint: Endpoint::of(request),
             instance: None,
             attempts: 0,
+            class: None,
         }
     }
 

@@ -24,6 +24,7 @@ pub use self::{
     retry::{RetriesExhausted, RetryStop},
 };
 pub use crate::box_error::BoxError;
+use crate::class::StatusClass;
 
 /// The result of every SDK call.
 pub type ServiceResult<T> = Result<T, ServiceError>;
@@ -141,6 +142,10 @@ pub struct ErrorContext {
     pub instance: Option<Arc<str>>,
     /// How many attempts were made (0 when the call never reached the network).
     pub attempts: u32,
+    /// For an answer's error ([`ServiceError::Status`]), the class the answer was given
+    /// where the attempt ended ([`Classify`](crate::outcome::Classify)); when `None`, the
+    /// status's own ([`StatusClass::of`]).
+    pub class: Option<StatusClass>,
 }
 
 impl fmt::Display for ErrorContext {

@@ -64,9 +64,15 @@ impl CallOutcome {
         }
     }
 
-    /// The outcome of an answer with `status`.
+    /// The outcome of an answer with `status`, by the status's own class.
     pub fn of_status(status: StatusCode) -> Self {
-        match StatusClass::of(status).fault() {
+        Self::of_class(StatusClass::of(status))
+    }
+
+    /// The outcome of an answer of `class` (the class it was given where its attempt
+    /// ended, [`ServiceResponse::class`](crate::ServiceResponse::class)).
+    pub fn of_class(class: StatusClass) -> Self {
+        match class.fault() {
             Fault::None => CallOutcome::Success,
             Fault::Caller => CallOutcome::ClientError,
             _ => CallOutcome::ServerError,
@@ -77,7 +83,9 @@ impl CallOutcome {
     pub fn of_error(error: &ServiceError) -> Self {
         match error {
             ServiceError::RetriesExhausted { last, .. } => Self::of_error(last),
-            ServiceError::Status { status, .. } => Self::of_status(*status),
+            ServiceError::Status {
+                status, context, ..
+            } => Self::of_class(context.class.unwrap_or_else(|| StatusClass::of(*status))),
             ServiceError::Timeout { .. } => CallOutcome::Timeout,
             ServiceError::CircuitOpen { .. } => CallOutcome::CircuitOpen,
             ServiceError::Transport { connect: true, .. } => CallOutcome::Connect,

@@ -27,7 +27,7 @@ use std::error::Error as StdError;
 
 pub use self::call_outcome::CallOutcome;
 pub(crate) use self::call_outcome::OUTCOMES;
-pub use crate::class::{ErrorClass, Fault, Retry, StatusClass};
+pub use crate::class::{Classify, ErrorClass, Fault, Retry, StatusClass};
 use crate::{
     error::{AttemptError, CircuitOpen, DeadlineExceeded, NoInstances},
     error_chain,

@@ -49,7 +49,9 @@ impl ServiceError {
     /// The last attempt's class.
     fn class(&self) -> Classified {
         match self.last_attempt() {
-            ServiceError::Status { status, .. } => Classified::Answer(StatusClass::of(*status)),
+            ServiceError::Status {
+                status, context, ..
+            } => Classified::Answer(context.class.unwrap_or_else(|| StatusClass::of(*status))),
             ServiceError::Transport {
                 source, connect, ..
             } => Classified::Error(

@@ -18,6 +18,7 @@ use crate::{
     health::{HealthChange, HealthHook, HealthHooks},
     hooks::Hooks,
     middleware::{from_fn, HttpStack, LayerFn, MiddlewareError, Next, Stack},
+    outcome::Classify,
     transport::{
         Body, HttpRequest, HttpResponse, HyperTransport, StreamRequest, StreamResponse,
         TransportConfig,
@@ -36,6 +37,7 @@ pub struct ServiceSdkBuilder {
     heartbeat_interval: Duration,
     health_hooks: Vec<HealthHook>,
     classifier: Arc<dyn FailureClassifier>,
+    classify: Option<Arc<dyn Classify>>,
     tls: Option<rustls::ClientConfig>,
     custom_transport: Option<tower::util::BoxCloneSyncService<HttpRequest, HttpResponse, BoxError>>,
     #[cfg(feature = "reqwest")]
@@ -65,6 +67,7 @@ impl ServiceSdkBuilder {
             heartbeat_interval: Duration::from_secs(30),
             health_hooks: Vec::new(),
             classifier: Arc::new(ServerFailures),
+            classify: None,
             tls: None,
             custom_transport: None,
             #[cfg(feature = "reqwest")]
@@ -177,7 +180,16 @@ impl ServiceSdkBuilder {
         self
     }
 
-    /// Decides what counts as a failure for the circuit breakers (default: [`ServerFailures`]).
+    /// Classifies every service's answers with `classify` instead of
+    /// [`StatusClass::of`](crate::outcome::StatusClass::of): the one classification every
+    /// layer reads (see [`Classify`]).
+    pub fn classify(mut self, classify: impl Classify) -> Self {
+        self.classify = Some(Arc::new(classify));
+        self
+    }
+
+    /// Decides what counts as a failure for the circuit breakers (default: [`ServerFailures`],
+    /// which reads the answer's class).
     pub fn failure_classifier(mut self, classifier: impl FailureClassifier) -> Self {
         self.classifier = Arc::new(classifier);
         self
@@ -398,6 +410,7 @@ impl ServiceSdkBuilder {
                 http,
                 hooks: Arc::new(self.hooks),
                 classifier: self.classifier,
+                classify: self.classify,
                 clients: RwLock::new(HashMap::new()),
             }),
         })

@@ -33,6 +33,7 @@ use crate::{
     health::{HealthChange, HealthHooks, HealthState, InstanceHealth},
     hooks::Hooks,
     middleware::HttpStack,
+    outcome::Classify,
 };
 
 /// The SDK: build it once, share it (it is cheap to clone), and get clients from it.
@@ -67,6 +68,7 @@ struct SdkInner {
     http: HttpStack,
     hooks: Arc<Hooks>,
     classifier: Arc<dyn FailureClassifier>,
+    classify: Option<Arc<dyn Classify>>,
     clients: RwLock<HashMap<String, ServiceClient>>,
 }
 
@@ -354,6 +356,7 @@ impl ServiceSdk {
         )
         .with_health(health.clone())
         .with_versions(config.version.clone())
+        .with_classify(self.inner.classify.clone())
         .layer(self.inner.http.clone());
         let picker = balanced.picker();
         // Hedges draw from the retry budget: one budget caps both.
