@@ -44,25 +44,43 @@ async fn the_dashboard_shows_the_registry_live_in_a_browser() {
     )
     .await;
     let http = reqwest::Client::new();
+    seed(&server, &http).await;
+    let keep_alive = keep_alive(&server, &http);
+    let Some(mut page) = Browser::open(&format!("{}/", server.url)).await else {
+        return;
+    };
+    shows_services_and_instances(&mut page).await;
+    shows_data_as_text(&server, &http, &mut page).await;
+    follows_registrations_live(&server, &http, &mut page).await;
+    lays_out_for_wide_and_narrow_screens(&mut page).await;
+    screenshot(&mut page).await;
+    keep_alive.abort();
+}
+
+/// Two services, three instances, one of them marked unhealthy.
+async fn seed(server: &Server, http: &reqwest::Client) {
     let mut users = instance("user-service", "users-7f3a", 8081);
     users["version"] = json!("2.4.1");
     users["metadata"] = json!({ "zone": "eu-west-1a", "pool": "blue" });
-    register(&server, &http, users).await;
+    register(server, http, users).await;
     let mut second = instance("user-service", "users-91bc", 8082);
     second["version"] = json!("2.4.1");
     second["metadata"] = json!({ "zone": "eu-west-1b" });
-    register(&server, &http, second).await;
+    register(server, http, second).await;
     let mut orders = instance("order-service", "orders-1", 9090);
     orders["version"] = json!("1.9.0");
-    register(&server, &http, orders).await;
+    register(server, http, orders).await;
     assert_eq!(
         server
-            .mark(&http, "user-service", "users-91bc", "unhealthy")
+            .mark(http, "user-service", "users-91bc", "unhealthy")
             .await,
         204
     );
-    // Keep these alive (heartbeats); a later one will not be.
-    let keep_alive = {
+}
+
+/// Heartbeats for the instances that stay alive (a later one will not be).
+fn keep_alive(server: &Server, http: &reqwest::Client) -> tokio::task::JoinHandle<()> {
+    {
         let (url, http) = (server.url.clone(), http.clone());
         tokio::spawn(async move {
             loop {
@@ -84,11 +102,11 @@ async fn the_dashboard_shows_the_registry_live_in_a_browser() {
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
         })
-    };
+    }
+}
 
-    let Some(mut page) = Browser::open(&format!("{}/", server.url)).await else {
-        return;
-    };
+/// Every service and instance, with its health, version, address and metadata.
+async fn shows_services_and_instances(page: &mut Browser) {
     let limit = Duration::from_secs(10);
     page.wait_for(
         "document.querySelectorAll('section.service').length === 2",
@@ -121,10 +139,14 @@ async fn the_dashboard_shows_the_registry_live_in_a_browser() {
     for shown in ["http://10.0.4.17:8081", "2.4.1", "zone=eu-west-1a", "s ago"] {
         assert!(row.contains(shown), "{shown:?} missing from {row:?}");
     }
-    // Registry data is shown as text, never run as markup.
+}
+
+/// Registry data is shown as text, never run as markup.
+async fn shows_data_as_text(server: &Server, http: &reqwest::Client, page: &mut Browser) {
+    let limit = Duration::from_secs(10);
     let mut markup = instance("probe", "probe-1", 1);
     markup["metadata"] = json!({ "<b>tag</b>": "<img src=x onerror=alert(1)>" });
-    register(&server, &http, markup).await;
+    register(server, http, markup).await;
     page.wait_for(
         "document.querySelector('section[data-service=\"probe\"]') !== null",
         limit,
@@ -139,14 +161,19 @@ async fn the_dashboard_shows_the_registry_live_in_a_browser() {
         .eval("document.querySelector('section[data-service=\"probe\"] .tag').textContent")
         .await;
     assert_eq!(tag, json!("<b>tag</b>=<img src=x onerror=alert(1)>"));
-    assert_eq!(server.remove(&http, "probe", "probe-1").await, 204);
+    assert_eq!(server.remove(http, "probe", "probe-1").await, 204);
+}
 
+/// Registrations appear without a reload, and an instance that stops heartbeating is
+/// marked stale.
+async fn follows_registrations_live(server: &Server, http: &reqwest::Client, page: &mut Browser) {
+    let limit = Duration::from_secs(10);
     // Registrations appear without a reload: a marker set now survives them.
     page.eval("window.__sameDocument = 'yes'").await;
-    register(&server, &http, instance("order-service", "orders-2", 9091)).await;
+    register(server, http, instance("order-service", "orders-2", 9091)).await;
     let mut payments = instance("payment-service", "payments-1", 7000);
     payments["metadata"] = json!({ "pci": "true" });
-    register(&server, &http, payments).await;
+    register(server, http, payments).await;
     page.wait_for(
         "document.querySelector('section[data-service=\"payment-service\"]') !== null \
          && document.querySelector('section[data-service=\"order-service\"]').dataset.count === '2' \
@@ -157,12 +184,7 @@ async fn the_dashboard_shows_the_registry_live_in_a_browser() {
     assert_eq!(page.eval("window.__sameDocument").await, json!("yes"));
 
     // An instance that stops heartbeating is marked stale, the others are not.
-    register(
-        &server,
-        &http,
-        instance("user-service", "users-silent", 8083),
-    )
-    .await;
+    register(server, http, instance("user-service", "users-silent", 8083)).await;
     page.wait_for(
         "document.querySelector('tr[data-id=\"users-silent\"]')?.dataset.stale === 'true'",
         limit,
@@ -173,6 +195,10 @@ async fn the_dashboard_shows_the_registry_live_in_a_browser() {
             .await,
         json!("false")
     );
+}
+
+/// The status line, no inline code, cards apart, and a narrow screen's sideways scroll.
+async fn lays_out_for_wide_and_narrow_screens(page: &mut Browser) {
     let status = page
         .eval("document.getElementById('status').textContent")
         .await;
@@ -221,7 +247,10 @@ async fn the_dashboard_shows_the_registry_live_in_a_browser() {
     );
     page.call("Emulation.clearDeviceMetricsOverride", json!({}))
         .await;
+}
 
+/// The screenshot: `target/dashboard.png`, and the README's picture when asked.
+async fn screenshot(page: &mut Browser) {
     let png = page.screenshot().await;
     assert!(png.starts_with(b"\x89PNG"), "a PNG screenshot");
     let target = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/dashboard.png");
@@ -231,7 +260,6 @@ async fn the_dashboard_shows_the_registry_live_in_a_browser() {
         let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/dashboard.png");
         std::fs::write(docs, &png).expect("write docs/dashboard.png");
     }
-    keep_alive.abort();
 }
 
 /// The page runs only its own files: no `unsafe-inline` for scripts or styles.
