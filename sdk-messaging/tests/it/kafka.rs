@@ -107,103 +107,34 @@ suite::transport_suite!(test: tokio::test(flavor = "multi_thread", worker_thread
 /// flight: every request is answered, none lost to a partition moving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_reply_is_lost_while_instances_join_and_leave() {
-    const REQUESTS: u64 = 400;
     let Some(setup) = setup(Duration::from_secs(20)).await else {
         return;
     };
     let pattern = format!("{}.echo", setup.ns);
     let handled = Arc::new(AtomicUsize::new(0));
-    // Each instance: its connection, its server, and how many requests it handled.
-    let instance = || {
-        let config = setup.config.clone();
-        let (pattern, group) = (pattern.clone(), setup.group.clone());
-        let (handled, mine) = (handled.clone(), Arc::new(AtomicUsize::new(0)));
-        async move {
-            let messaging = Messaging::connect("server", &config)
-                .await
-                .expect("connect");
-            let counted = mine.clone();
-            let server = messaging
-                .server(&group)
-                .message_pattern(&pattern, move |n: u64, _: MessageContext| {
-                    handled.fetch_add(1, Ordering::SeqCst);
-                    counted.fetch_add(1, Ordering::SeqCst);
-                    async move {
-                        tokio::time::sleep(Duration::from_millis(5)).await;
-                        Ok::<_, sdk::ServiceError>(n * 2)
-                    }
-                })
-                .start()
-                .await
-                .expect("started");
-            (messaging, server, mine)
-        }
-    };
+    let instance = || start_instance(&setup.config, &pattern, &setup.group, &handled);
     let mut servers = vec![instance().await];
-
     // Three client instances, 400 requests each over 16 s, at most 8 at a time; `answers`
-    // counts the replies
-    // and `in_flight` the requests sent and not yet answered.
+    // counts the replies and `in_flight` the requests sent and not yet answered.
     let (answers, in_flight) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
     let mut clients = Vec::new();
     for c in 0..3u64 {
         let messaging = Messaging::connect("client", &setup.config)
             .await
             .expect("connect");
-        let pattern = pattern.clone();
-        let (answers, in_flight) = (answers.clone(), in_flight.clone());
-        clients.push(tokio::spawn(async move {
-            let client = messaging.client();
-            // Paced, one every 40 ms, so requests keep coming while instances join and
-            // leave (a join takes seconds; unpaced, every request is answered before).
-            let start = tokio::time::Instant::now();
-            let results: Vec<Result<u64, sdk::ServiceError>> =
-                futures_util::StreamExt::collect(futures_util::StreamExt::buffer_unordered(
-                    futures_util::stream::iter((0..REQUESTS).map(|i| {
-                        let (client, pattern) = (client.clone(), pattern.clone());
-                        let (answers, in_flight) = (answers.clone(), in_flight.clone());
-                        async move {
-                            let n = c * 1000 + i;
-                            tokio::time::sleep_until(start + Duration::from_millis(40 * i)).await;
-                            in_flight.fetch_add(1, Ordering::SeqCst);
-                            let result = client.send::<_, u64>(&pattern, &n).await;
-                            in_flight.fetch_sub(1, Ordering::SeqCst);
-                            answers.fetch_add(1, Ordering::SeqCst);
-                            result.map(|r| {
-                                assert_eq!(r, n * 2, "the reply to this request");
-                                n
-                            })
-                        }
-                    })),
-                    8,
-                ))
-                .await;
-            results
-        }));
+        let counters = (answers.clone(), in_flight.clone());
+        clients.push(spawn_client(messaging, c, pattern.clone(), counters));
     }
     // Meanwhile, at milestones of the 1,200 replies: two more instances join, then the first
     // and the second leave, each with requests in flight and after it handled some (each
     // stops in the background, so the next milestone is not passed while it drains).
-    let reached = |n: usize| {
-        let answers = answers.clone();
-        async move {
-            let limit = tokio::time::Instant::now() + Duration::from_secs(60);
-            while answers.load(Ordering::SeqCst) < n {
-                assert!(
-                    tokio::time::Instant::now() < limit,
-                    "{n} replies within 60 s"
-                );
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
-    };
-    reached(100).await;
+    reached(&answers, 100).await;
     servers.push(instance().await);
-    reached(250).await;
+    reached(&answers, 250).await;
     servers.push(instance().await);
     let mut stopping = Vec::new();
     for milestone in [450, 700] {
-        reached(milestone).await;
+        reached(&answers, milestone).await;
         let (_, leaving, handled_there) = servers.remove(0);
         assert!(
             handled_there.load(Ordering::SeqCst) > 0,
@@ -220,7 +151,6 @@ async fn no_reply_is_lost_while_instances_join_and_leave() {
     for stopped in stopping {
         stopped.await.expect("stopped");
     }
-
     let mut answered = HashSet::new();
     let mut lost = Vec::new();
     for client in clients {
@@ -247,6 +177,81 @@ async fn no_reply_is_lost_while_instances_join_and_leave() {
     );
     for (_, server, _) in servers {
         server.shutdown().await;
+    }
+}
+
+/// Requests each client sends in the join-and-leave test.
+const REQUESTS: u64 = 400;
+
+/// One server instance of the echo service: its connection, its server, and how many
+/// requests it handled (also counted in `handled`, for all of them).
+async fn start_instance(
+    config: &MessagingConfig,
+    pattern: &str,
+    group: &str,
+    handled: &Arc<AtomicUsize>,
+) -> (Messaging, sdk_messaging::RunningServer, Arc<AtomicUsize>) {
+    let (handled, mine) = (handled.clone(), Arc::new(AtomicUsize::new(0)));
+    let messaging = Messaging::connect("server", config).await.expect("connect");
+    let counted = mine.clone();
+    let server = messaging
+        .server(group)
+        .message_pattern(pattern, move |n: u64, _: MessageContext| {
+            handled.fetch_add(1, Ordering::SeqCst);
+            counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                Ok::<_, sdk::ServiceError>(n * 2)
+            }
+        })
+        .start()
+        .await
+        .expect("started");
+    (messaging, server, mine)
+}
+
+/// Client `c`: [`REQUESTS`] requests, paced one every 40 ms so requests keep coming while
+/// instances join and leave (a join takes seconds; unpaced, every request is answered
+/// before), at most 8 at a time, counted in `(answers, in_flight)`.
+fn spawn_client(
+    messaging: Messaging,
+    c: u64,
+    pattern: String,
+    (answers, in_flight): (Arc<AtomicUsize>, Arc<AtomicUsize>),
+) -> tokio::task::JoinHandle<Vec<Result<u64, sdk::ServiceError>>> {
+    tokio::spawn(async move {
+        let client = messaging.client();
+        let start = tokio::time::Instant::now();
+        let requests = futures_util::stream::iter((0..REQUESTS).map(|i| {
+            let (client, pattern) = (client.clone(), pattern.clone());
+            let (answers, in_flight) = (answers.clone(), in_flight.clone());
+            async move {
+                let n = c * 1000 + i;
+                tokio::time::sleep_until(start + Duration::from_millis(40 * i)).await;
+                in_flight.fetch_add(1, Ordering::SeqCst);
+                let result = client.send::<_, u64>(&pattern, &n).await;
+                in_flight.fetch_sub(1, Ordering::SeqCst);
+                answers.fetch_add(1, Ordering::SeqCst);
+                result.map(|r| {
+                    assert_eq!(r, n * 2, "the reply to this request");
+                    n
+                })
+            }
+        }));
+        let results = futures_util::StreamExt::buffer_unordered(requests, 8);
+        futures_util::StreamExt::collect(results).await
+    })
+}
+
+/// Waits until `answers` reaches `n` (60 s at most).
+async fn reached(answers: &AtomicUsize, n: usize) {
+    let limit = tokio::time::Instant::now() + Duration::from_secs(60);
+    while answers.load(Ordering::SeqCst) < n {
+        assert!(
+            tokio::time::Instant::now() < limit,
+            "{n} replies within 60 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
 
