@@ -162,24 +162,23 @@ async fn routes_rewrite_and_forward_the_right_headers() {
     assert_eq!(seen["headers"]["x-request-id"], "client-chosen-1");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn refusals_are_json_with_the_right_status() {
-    let (registry, _upstreams, gateway) = setup(&hs256_only()).await;
-    let http = reqwest::Client::new();
-    let url = |path: &str| format!("{}{path}", gateway.url);
-    let valid = tokens::hs256(&tokens::claims(
-        "u",
-        json!({ "scope": "orders:read orders:write" }),
-    ));
+/// Requests the gateway refuses, each with its status and a word its error must say: no
+/// token, a malformed, forged, expired or not-yet-valid one, a missing scope, a method the
+/// route does not take, no route, an unknown service.
+fn refusal_cases(
+    http: &reqwest::Client,
+    base: &str,
+    valid: &str,
+) -> Vec<(reqwest::RequestBuilder, u16, &'static str)> {
+    let url = |path: &str| format!("{base}{path}");
     let reader = tokens::hs256(&tokens::claims("u", json!({ "scope": "orders:read" })));
     let expired = tokens::hs256(&tokens::claims("u", json!({ "exp": tokens::now() - 120 })));
-    let in_leeway = tokens::hs256(&tokens::claims("u", json!({ "exp": tokens::now() - 5 })));
     let not_yet = tokens::hs256(&tokens::claims("u", json!({ "nbf": tokens::now() + 300 })));
     let forged = tokens::hs256_with(
         b"another-secret-that-is-also-32-bytes-long",
         &tokens::claims("u", json!({})),
     );
-    let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
+    vec![
         (
             http.get(url("/api/users/1")),
             401,
@@ -213,30 +212,48 @@ async fn refusals_are_json_with_the_right_status() {
             "orders:write",
         ),
         (
-            http.put(url("/api/users/1")).bearer_auth(&valid),
+            http.put(url("/api/users/1")).bearer_auth(valid),
             405,
             "method",
         ),
         (http.get(url("/nowhere")), 404, "no route"),
         (http.get(url("/ws/no-such-service")), 503, "unknown service"),
-    ];
-    for (request, expected, says) in cases {
-        let answer = request.send().await.expect("reachable");
-        let www = answer.headers().get("www-authenticate").cloned();
-        let allow = answer.headers().get("allow").cloned();
-        let (status, body) = json_of(answer).await;
-        assert_eq!(status, expected, "{body}");
-        let error = body["error"].as_str().expect("a JSON error");
-        assert!(
-            error.to_lowercase().contains(says),
-            "{error:?} should mention {says:?}"
-        );
-        if status == 401 {
-            assert_eq!(www.expect("WWW-Authenticate"), "Bearer");
-        }
-        if status == 405 {
-            assert_eq!(allow.expect("Allow"), "GET, DELETE");
-        }
+    ]
+}
+
+/// Sends `request` and checks the JSON error: `expected`, saying `says`, with
+/// `WWW-Authenticate` on a 401 and `Allow` on a 405.
+async fn assert_refused(request: reqwest::RequestBuilder, expected: u16, says: &str) {
+    let answer = request.send().await.expect("reachable");
+    let www = answer.headers().get("www-authenticate").cloned();
+    let allow = answer.headers().get("allow").cloned();
+    let (status, body) = json_of(answer).await;
+    assert_eq!(status, expected, "{body}");
+    let error = body["error"].as_str().expect("a JSON error");
+    assert!(
+        error.to_lowercase().contains(says),
+        "{error:?} should mention {says:?}"
+    );
+    if status == 401 {
+        assert_eq!(www.expect("WWW-Authenticate"), "Bearer");
+    }
+    if status == 405 {
+        assert_eq!(allow.expect("Allow"), "GET, DELETE");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_are_json_with_the_right_status() {
+    let (registry, _upstreams, gateway) = setup(&hs256_only()).await;
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{}{path}", gateway.url);
+    let valid = tokens::hs256(&tokens::claims(
+        "u",
+        json!({ "scope": "orders:read orders:write" }),
+    ));
+    let in_leeway = tokens::hs256(&tokens::claims("u", json!({ "exp": tokens::now() - 5 })));
+    for (request, expected, says) in refusal_cases(&http, &gateway.url, &valid) {
+        assert_refused(request, expected, says).await;
     }
     // A dot segment (client libraries remove them, so sent raw): never forwarded.
     let auth = format!("Bearer {valid}");
