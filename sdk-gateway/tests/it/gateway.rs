@@ -443,6 +443,82 @@ fn b64(bytes: &[u8]) -> String {
     out
 }
 
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Text and binary frames come back as sent; a ping gets the service's one pong.
+async fn frames_and_pings_cross(socket: &mut Socket) {
+    socket
+        .send(tungstenite::Message::text("hello"))
+        .await
+        .expect("send");
+    assert_eq!(next(socket).await, tungstenite::Message::text("hello"));
+    socket
+        .send(tungstenite::Message::binary(vec![1u8, 2, 3]))
+        .await
+        .expect("send");
+    assert_eq!(
+        next(socket).await,
+        tungstenite::Message::binary(vec![1u8, 2, 3])
+    );
+    socket
+        .send(tungstenite::Message::Ping(bytes::Bytes::from_static(
+            b"are you there",
+        )))
+        .await
+        .expect("ping");
+    assert_eq!(
+        next(socket).await,
+        tungstenite::Message::Pong(bytes::Bytes::from_static(b"are you there"))
+    );
+    // The service's one pong, not a second one from the gateway.
+    socket
+        .send(tungstenite::Message::text("after the ping"))
+        .await
+        .expect("send");
+    assert_eq!(
+        next(socket).await,
+        tungstenite::Message::text("after the ping")
+    );
+}
+
+/// The client's close code comes back; the service's close code reaches the client.
+async fn close_codes_cross(mut socket: Socket, gateway: &str) {
+    // The client closes with its own code: the same code comes back.
+    socket
+        .send(tungstenite::Message::Close(Some(
+            tungstenite::protocol::CloseFrame {
+                code: CloseCode::Library(4000),
+                reason: "done".into(),
+            },
+        )))
+        .await
+        .expect("close");
+    match next(&mut socket).await {
+        tungstenite::Message::Close(Some(frame)) => {
+            assert_eq!(frame.code, CloseCode::Library(4000))
+        }
+        other => panic!("expected a close, got {other:?}"),
+    }
+    // The service closes: its code reaches the client.
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://{gateway}/ws/chat"))
+        .await
+        .expect("upgraded");
+    socket
+        .send(tungstenite::Message::text("close-me"))
+        .await
+        .expect("send");
+    match next(&mut socket).await {
+        tungstenite::Message::Close(Some(frame)) => {
+            assert_eq!(
+                (frame.code, frame.reason.as_str()),
+                (CloseCode::Library(4001), "asked")
+            )
+        }
+        other => panic!("expected the service's close, got {other:?}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn websocket_frames_close_codes_and_pings_cross_the_gateway() {
     let (registry, _upstreams, gateway) = setup(&hs256_only()).await;
@@ -463,72 +539,8 @@ async fn websocket_frames_close_codes_and_pings_cross_the_gateway() {
         "echo.v2",
         "the service's choice"
     );
-    socket
-        .send(tungstenite::Message::text("hello"))
-        .await
-        .expect("send");
-    assert_eq!(next(&mut socket).await, tungstenite::Message::text("hello"));
-    socket
-        .send(tungstenite::Message::binary(vec![1u8, 2, 3]))
-        .await
-        .expect("send");
-    assert_eq!(
-        next(&mut socket).await,
-        tungstenite::Message::binary(vec![1u8, 2, 3])
-    );
-    socket
-        .send(tungstenite::Message::Ping(bytes::Bytes::from_static(
-            b"are you there",
-        )))
-        .await
-        .expect("ping");
-    assert_eq!(
-        next(&mut socket).await,
-        tungstenite::Message::Pong(bytes::Bytes::from_static(b"are you there"))
-    );
-    // The service's one pong, not a second one from the gateway.
-    socket
-        .send(tungstenite::Message::text("after the ping"))
-        .await
-        .expect("send");
-    assert_eq!(
-        next(&mut socket).await,
-        tungstenite::Message::text("after the ping")
-    );
-    // The client closes with its own code: the same code comes back.
-    socket
-        .send(tungstenite::Message::Close(Some(
-            tungstenite::protocol::CloseFrame {
-                code: CloseCode::Library(4000),
-                reason: "done".into(),
-            },
-        )))
-        .await
-        .expect("close");
-    match next(&mut socket).await {
-        tungstenite::Message::Close(Some(frame)) => {
-            assert_eq!(frame.code, CloseCode::Library(4000))
-        }
-        other => panic!("expected a close, got {other:?}"),
-    }
-    // The service closes: its code reaches the client.
-    let (mut socket, _) =
-        tokio_tungstenite::connect_async(format!("ws://{}/ws/chat", gateway.addr()))
-            .await
-            .expect("upgraded");
-    socket
-        .send(tungstenite::Message::text("close-me"))
-        .await
-        .expect("send");
-    match next(&mut socket).await {
-        tungstenite::Message::Close(Some(frame)) => {
-            assert_eq!(
-                (frame.code, frame.reason.as_str()),
-                (CloseCode::Library(4001), "asked")
-            )
-        }
-        other => panic!("expected the service's close, got {other:?}"),
-    }
+    frames_and_pings_cross(&mut socket).await;
+    close_codes_cross(socket, gateway.addr()).await;
     // Not an upgrade on a WebSocket route, and a service that is not there: HTTP answers.
     let answer = reqwest::get(format!("{}/ws/chat", gateway.url))
         .await
