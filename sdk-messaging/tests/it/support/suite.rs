@@ -115,10 +115,8 @@ pub async fn sends_carry_headers_and_correlation_ids(messaging: &Messaging, ns: 
     server.shutdown().await;
 }
 
-/// No responder, a slow one, a refusing one, a failing one: each a typed error, within the
-/// deadline (`messaging`'s deadline must be 4 s).
-pub async fn failures_are_typed_and_bounded(messaging: &Messaging, ns: &str, group: &str) {
-    let client = messaging.client();
+/// No responder: the broker says so at once, well before the 4 s deadline.
+async fn no_responder_is_said_at_once(client: &sdk_messaging::MessageClient, ns: &str) {
     let started = Instant::now();
     let err = client
         .send::<_, User>(
@@ -143,13 +141,19 @@ pub async fn failures_are_typed_and_bounded(messaging: &Messaging, ns: &str, gro
         "the broker said so at once, not at the deadline: {:?}",
         started.elapsed()
     );
+}
 
-    let calls = Arc::new(AtomicUsize::new(0));
-    let (slow, failing) = (calls.clone(), calls.clone());
-    // The slow handler answers only once the test lets it, long after the deadline.
-    let release = Arc::new(tokio::sync::Semaphore::new(0));
-    let held = release.clone();
-    let server = messaging
+/// A server with a slow handler (held by `release`), a refusing one, a failing one (both
+/// counted in `calls`) and a typed one.
+async fn failing_server(
+    messaging: &Messaging,
+    ns: &str,
+    group: &str,
+    calls: &Arc<AtomicUsize>,
+    release: &Arc<tokio::sync::Semaphore>,
+) -> sdk_messaging::RunningServer {
+    let (slow, failing, held) = (calls.clone(), calls.clone(), release.clone());
+    messaging
         .server(group)
         .message_pattern(&format!("{ns}.slow"), move |_: serde_json::Value, _| {
             slow.fetch_add(1, Ordering::SeqCst);
@@ -174,8 +178,18 @@ pub async fn failures_are_typed_and_bounded(messaging: &Messaging, ns: &str, gro
         })
         .start()
         .await
-        .expect("started");
+        .expect("started")
+}
 
+/// No responder, a slow one, a refusing one, a failing one: each a typed error, within the
+/// deadline (`messaging`'s deadline must be 4 s).
+pub async fn failures_are_typed_and_bounded(messaging: &Messaging, ns: &str, group: &str) {
+    let client = messaging.client();
+    no_responder_is_said_at_once(&client, ns).await;
+    let calls = Arc::new(AtomicUsize::new(0));
+    // The slow handler answers only once the test lets it, long after the deadline.
+    let release = Arc::new(tokio::sync::Semaphore::new(0));
+    let server = failing_server(messaging, ns, group, &calls, &release).await;
     let started = Instant::now();
     let err = client
         .send::<_, ()>(&format!("{ns}.slow"), &serde_json::json!({}))
@@ -271,32 +285,45 @@ pub async fn events_reach_the_most_specific_handler(messaging: &Messaging, ns: &
     server.shutdown().await;
 }
 
-/// A failing event comes back until it succeeds; an undecodable one and a refused one go
-/// to the dead letters with the reason, and the consumer goes on. `dead` reads them.
-pub async fn failed_events_come_back_and_bad_ones_die<F, Fut>(
-    messaging: &Messaging,
-    ns: &str,
-    group: &str,
-    dead: F,
-) where
+/// The dead letters `dead` reads, polled every 100 ms until there are `n` (at most `tries`
+/// times).
+async fn dead_letters<F, Fut>(dead: &F, n: usize, tries: usize) -> Vec<DeadLetter>
+where
     F: Fn() -> Fut,
     Fut: Future<Output = Vec<DeadLetter>>,
 {
+    let mut letters = Vec::new();
+    for _ in 0..tries {
+        letters.extend(dead().await);
+        if letters.len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    letters
+}
+
+/// A server whose `flaky` handler fails its first two attempts (each counted in
+/// `attempts`), whose `placed` handler records the order, and whose `refused` one refuses.
+async fn retrying_server(
+    messaging: &Messaging,
+    ns: &str,
+    group: &str,
+    attempts: &Arc<Mutex<Vec<u32>>>,
+    handled: &Arc<Mutex<Vec<u64>>>,
+) -> sdk_messaging::RunningServer {
     #[derive(Deserialize)]
     struct Placed {
         order: u64,
     }
-    let attempts: Arc<Mutex<Vec<u32>>> = Arc::default();
-    let sink = attempts.clone();
-    let handled: Arc<Mutex<Vec<u64>>> = Arc::default();
-    let done = handled.clone();
+    let (sink, done) = (attempts.clone(), handled.clone());
     let options = ServerOptions::new()
         .backoff(sdk::retry::ExponentialBackoff::new(
             Duration::from_millis(20),
             Duration::from_millis(50),
         ))
         .max_attempts(3);
-    let server = messaging
+    messaging
         .server(group)
         .options(options)
         .event_pattern(
@@ -324,7 +351,23 @@ pub async fn failed_events_come_back_and_bad_ones_die<F, Fut>(
         })
         .start()
         .await
-        .expect("started");
+        .expect("started")
+}
+
+/// A failing event comes back until it succeeds; an undecodable one and a refused one go
+/// to the dead letters with the reason, and the consumer goes on. `dead` reads them.
+pub async fn failed_events_come_back_and_bad_ones_die<F, Fut>(
+    messaging: &Messaging,
+    ns: &str,
+    group: &str,
+    dead: F,
+) where
+    F: Fn() -> Fut,
+    Fut: Future<Output = Vec<DeadLetter>>,
+{
+    let attempts: Arc<Mutex<Vec<u32>>> = Arc::default();
+    let handled: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let server = retrying_server(messaging, ns, group, &attempts, &handled).await;
     let client = messaging.client();
     for (rest, payload) in [
         ("flaky", serde_json::json!({})),
@@ -359,14 +402,7 @@ pub async fn failed_events_come_back_and_bad_ones_die<F, Fut>(
         "the consumer went on past the bad one"
     );
 
-    let mut letters = Vec::new();
-    for _ in 0..50 {
-        letters.extend(dead().await);
-        if letters.len() >= 2 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let mut letters = dead_letters(&dead, 2, 50).await;
     letters.sort();
     assert_eq!(letters.len(), 2, "{letters:?}");
     let (pattern, reason, payload) = &letters[0];
@@ -467,14 +503,7 @@ pub async fn panicking_handlers_are_failed_attempts<F, Fut>(
         "answered at once, not at the deadline"
     );
 
-    let mut letters = Vec::new();
-    for _ in 0..100 {
-        letters.extend(dead().await);
-        if !letters.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let letters = dead_letters(&dead, 1, 100).await;
     assert_eq!(letters.len(), 1, "{letters:?}");
     assert_eq!(letters[0].0, format!("{ns}.always"));
     assert!(
