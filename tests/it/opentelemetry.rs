@@ -18,17 +18,8 @@ fn attribute(span: &SpanData, key: &str) -> Option<String> {
         .map(|kv| kv.value.as_str().into_owned())
 }
 
-#[tokio::test]
-async fn a_call_is_a_client_span_of_the_callers_trace() {
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
-    let subscriber = tracing_subscriber::registry()
-        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
-    let _guard = tracing::subscriber::set_default(subscriber);
-
-    let server = Scripted::start(Reply::json(serde_json::json!({ "id": 1 }))).await;
+/// A call retried once inside a `checkout` span, then a failing call of another service.
+async fn make_calls(server: &Scripted) {
     server.then(Reply::status(503));
     let sdk = ServiceSdk::builder()
         .service(
@@ -61,23 +52,10 @@ async fn a_call_is_a_client_span_of_the_callers_trace() {
         .expect("valid");
     server.set_fallback(Reply::status(500));
     let _ = failing.get_client("pay").get("/charge").send::<()>().await;
-    provider.force_flush().expect("flushed");
+}
 
-    let spans = exporter.get_finished_spans().expect("spans");
-    let checkout = spans
-        .iter()
-        .find(|s| s.name == "checkout")
-        .expect("caller span");
-    let call = spans
-        .iter()
-        .find(|s| s.name == "GET /users/{id}")
-        .expect("the call's span, named method and template");
-    assert_eq!(call.span_kind, SpanKind::Client);
-    assert_eq!(call.parent_span_id, checkout.span_context.span_id());
-    assert_eq!(
-        call.span_context.trace_id(),
-        checkout.span_context.trace_id()
-    );
+/// The call span's attributes, by OpenTelemetry's HTTP client conventions.
+fn assert_attributes(call: &SpanData) {
     assert_eq!(
         attribute(call, "http.request.method").as_deref(),
         Some("GET")
@@ -96,6 +74,38 @@ async fn a_call_is_a_client_span_of_the_callers_trace() {
         Some("1")
     );
     assert_eq!(attribute(call, "outcome").as_deref(), Some("success"));
+}
+
+#[tokio::test]
+async fn a_call_is_a_client_span_of_the_callers_trace() {
+    let exporter = InMemorySpanExporter::default();
+    let provider = SdkTracerProvider::builder()
+        .with_simple_exporter(exporter.clone())
+        .build();
+    let subscriber = tracing_subscriber::registry()
+        .with(tracing_opentelemetry::layer().with_tracer(provider.tracer("test")));
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let server = Scripted::start(Reply::json(serde_json::json!({ "id": 1 }))).await;
+    make_calls(&server).await;
+    provider.force_flush().expect("flushed");
+
+    let spans = exporter.get_finished_spans().expect("spans");
+    let checkout = spans
+        .iter()
+        .find(|s| s.name == "checkout")
+        .expect("caller span");
+    let call = spans
+        .iter()
+        .find(|s| s.name == "GET /users/{id}")
+        .expect("the call's span, named method and template");
+    assert_eq!(call.span_kind, SpanKind::Client);
+    assert_eq!(call.parent_span_id, checkout.span_context.span_id());
+    assert_eq!(
+        call.span_context.trace_id(),
+        checkout.span_context.trace_id()
+    );
+    assert_attributes(call);
 
     // Both attempts carried the caller's trace id, with the call span as their parent.
     let trace_id = format!("{:032x}", checkout.span_context.trace_id());

@@ -183,16 +183,9 @@ fn kind(err: &ServiceError) -> String {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fifty_thousand_calls_through_faults_and_a_restart() {
-    let fds_before = open_fds();
-    let tasks_before = alive_tasks();
-
-    // Servers start off the test's runtime threads (their runtimes block_on to bind).
-    let mut servers =
-        tokio::task::spawn_blocking(|| (0..4).map(|id| Server::start(id, 0)).collect::<Vec<_>>())
-            .await
-            .expect("servers");
+/// Six attempts within 10 s, a budget that covers the fifth of attempts failing by
+/// design, a breaker that opens on a majority of failures only, quick readmission.
+fn soak_config(ports: &[u16]) -> ServiceConfig {
     let mut config = ServiceConfig::new()
         .timeout(Duration::from_secs(10))
         .attempt_timeout(ATTEMPT_TIMEOUT)
@@ -214,17 +207,21 @@ async fn fifty_thousand_calls_through_faults_and_a_restart() {
                 .failure_rate(FailureRate::new(0.6).window(200).min_calls(100)),
         )
         .load_balancer(LoadBalancerConfig::new().ejection_duration(Duration::from_millis(500)));
-    for server in &servers {
-        config = config.instance(format!("http://127.0.0.1:{}", server.port));
+    for port in ports {
+        config = config.instance(format!("http://127.0.0.1:{port}"));
     }
-    let sdk = ServiceSdk::builder()
-        .service("soak", config)
-        .build()
-        .expect("valid");
-    let client = sdk.get_client("soak");
+    config
+}
 
-    let next = Arc::new(AtomicU64::new(0));
-    let callers: Vec<_> = (0..CALLERS)
+type Tally = (u64, BTreeMap<String, u64>);
+
+/// [`CALLERS`] callers taking calls from `next` until [`CALLS`] are taken, each counting
+/// its successes and its errors by kind.
+fn spawn_callers(
+    client: &sdk::ServiceClient,
+    next: &Arc<AtomicU64>,
+) -> Vec<tokio::task::JoinHandle<Tally>> {
+    (0..CALLERS)
         .map(|_| {
             let (client, next) = (client.clone(), next.clone());
             tokio::spawn(async move {
@@ -239,8 +236,28 @@ async fn fifty_thousand_calls_through_faults_and_a_restart() {
                 (ok, errors)
             })
         })
-        .collect();
+        .collect()
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_thousand_calls_through_faults_and_a_restart() {
+    let fds_before = open_fds();
+    let tasks_before = alive_tasks();
+
+    // Servers start off the test's runtime threads (their runtimes block_on to bind).
+    let mut servers =
+        tokio::task::spawn_blocking(|| (0..4).map(|id| Server::start(id, 0)).collect::<Vec<_>>())
+            .await
+            .expect("servers");
+    let ports: Vec<u16> = servers.iter().map(|s| s.port).collect();
+    let sdk = ServiceSdk::builder()
+        .service("soak", soak_config(&ports))
+        .build()
+        .expect("valid");
+    let client = sdk.get_client("soak");
+
+    let next = Arc::new(AtomicU64::new(0));
+    let callers = spawn_callers(&client, &next);
     // Kill instance 3 at 40 % of the calls and bring it back, on the same port, at 60 %.
     let port = servers[3].port;
     while next.load(Ordering::Relaxed) < CALLS * 2 / 5 {
