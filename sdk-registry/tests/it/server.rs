@@ -51,59 +51,12 @@ async fn ids(http: &reqwest::Client, server: &Server) -> Vec<String> {
     ids
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn register_list_heartbeat_and_refuse_bad_input() {
-    let server = start(&data_file("api"), 90).await;
-    let http = reqwest::Client::new();
-    let health = get_json(&http, format!("{}/health", server.url)).await;
-    assert_eq!(health["status"], "ok");
-    // `GET /` says what the server is and lists its API.
-    let index = get_json(&http, format!("{}/", server.url)).await;
-    assert_eq!(index["name"], "sdk-registry");
-    assert_eq!(index["writes"], "token");
-    let paths: Vec<&str> = index["endpoints"]
-        .as_array()
-        .expect("endpoints")
-        .iter()
-        .filter_map(|e| e["path"].as_str())
-        .collect();
-    assert!(paths.contains(&"/v1/instances"), "{paths:?}");
-
-    let anonymous = http
-        .post(format!("{}/v1/instances", server.url))
-        .json(&instance("a", 8081))
-        .send()
-        .await
-        .expect("up");
-    assert_eq!(anonymous.status(), 401);
-    let wrong = http
-        .post(format!("{}/v1/instances", server.url))
-        .bearer_auth("guess")
-        .json(&instance("a", 8081))
-        .send()
-        .await
-        .expect("up");
-    assert_eq!(wrong.status(), 401);
-    let message: Value = wrong.json().await.expect("json");
-    assert!(message["error"]
-        .as_str()
-        .expect("message")
-        .contains("token"));
-
-    assert_eq!(
-        register(&http, &server, &instance("a", 8081))
-            .await
-            .status(),
-        201
-    );
-    assert_eq!(ids(&http, &server).await, ["a"]);
-    let services = get_json(&http, format!("{}/v1/services", server.url)).await;
-    assert_eq!(services, json!(["orders"]));
-
-    assert_eq!(heartbeat(&http, &server, "a").await, 204);
-
-    let url = &server.url;
-    let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
+/// Requests that are refused, each with its status and a word its error says.
+fn bad_input(
+    http: &reqwest::Client,
+    url: &str,
+) -> Vec<(reqwest::RequestBuilder, u16, &'static str)> {
+    vec![
         (
             http.post(format!("{url}/v1/instances"))
                 .body("{not json")
@@ -148,7 +101,65 @@ async fn register_list_heartbeat_and_refuse_bad_input() {
             404,
             "nobody",
         ),
-    ];
+    ]
+}
+
+/// A write without the token, or with a wrong one: 401, saying so.
+async fn writes_need_the_token(http: &reqwest::Client, url: &str) {
+    let anonymous = http
+        .post(format!("{url}/v1/instances"))
+        .json(&instance("a", 8081))
+        .send()
+        .await
+        .expect("up");
+    assert_eq!(anonymous.status(), 401);
+    let wrong = http
+        .post(format!("{url}/v1/instances"))
+        .bearer_auth("guess")
+        .json(&instance("a", 8081))
+        .send()
+        .await
+        .expect("up");
+    assert_eq!(wrong.status(), 401);
+    let message: Value = wrong.json().await.expect("json");
+    assert!(message["error"]
+        .as_str()
+        .expect("message")
+        .contains("token"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn register_list_heartbeat_and_refuse_bad_input() {
+    let server = start(&data_file("api"), 90).await;
+    let http = reqwest::Client::new();
+    let health = get_json(&http, format!("{}/health", server.url)).await;
+    assert_eq!(health["status"], "ok");
+    // `GET /` says what the server is and lists its API.
+    let index = get_json(&http, format!("{}/", server.url)).await;
+    assert_eq!(index["name"], "sdk-registry");
+    assert_eq!(index["writes"], "token");
+    let paths: Vec<&str> = index["endpoints"]
+        .as_array()
+        .expect("endpoints")
+        .iter()
+        .filter_map(|e| e["path"].as_str())
+        .collect();
+    assert!(paths.contains(&"/v1/instances"), "{paths:?}");
+
+    writes_need_the_token(&http, &server.url).await;
+    assert_eq!(
+        register(&http, &server, &instance("a", 8081))
+            .await
+            .status(),
+        201
+    );
+    assert_eq!(ids(&http, &server).await, ["a"]);
+    let services = get_json(&http, format!("{}/v1/services", server.url)).await;
+    assert_eq!(services, json!(["orders"]));
+
+    assert_eq!(heartbeat(&http, &server, "a").await, 204);
+
+    let cases = bad_input(&http, &server.url);
     support::assert_json_errors(cases).await;
     assert_eq!(
         ids(&http, &server).await,
