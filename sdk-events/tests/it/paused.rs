@@ -133,36 +133,7 @@ async fn follow_the_schedule(db: &Database) {
         next_attempt_exactly_when_due(&receiver, n, chosen, &config).await;
     }
 
-    // Dead, listed, re-driven: the next attempt (answered 204) delivers.
-    let dead = api
-        .admin_get("/v1/deliveries?status=dead&subscription=welcome")
-        .await;
-    let seq = dead["deliveries"][0]["seq"]
-        .as_i64()
-        .expect("a dead delivery");
-    api.admin_post(&format!("/v1/deliveries/{seq}/redrive"), json!({}), 200)
-        .await;
-    // The handler's breaker, opened by the failures, is waited out (without spending
-    // attempts); then the delivery is made.
-    let mut waited = Duration::ZERO;
-    loop {
-        let rows = store
-            .deliveries(Some(DeliveryStatus::Delivered), Some("welcome"), 0, 10)
-            .await
-            .expect("list deliveries");
-        if let Some(row) = rows.first() {
-            assert_eq!(row.attempts, 1, "{}: {row:?}", db.name);
-            break;
-        }
-        assert!(
-            waited < Duration::from_secs(120),
-            "{}: not re-driven",
-            db.name
-        );
-        tokio::time::advance(Duration::from_secs(1)).await;
-        waited += Duration::from_secs(1);
-        real_pause(std::time::Duration::from_millis(20)).await;
-    }
+    redrive_delivers(&api, &store, &db.name).await;
     let ids: Vec<_> = receiver
         .seen()
         .iter()
@@ -177,6 +148,34 @@ async fn follow_the_schedule(db: &Database) {
     let _ = stop.send(());
     dispatching.await.expect("the dispatcher stops");
     server.abort();
+}
+
+/// Dead, listed, re-driven: the next attempt (answered 204) delivers, once the handler's
+/// breaker, opened by the failures, is waited out (without spending attempts).
+async fn redrive_delivers(api: &Api, store: &Store, db: &str) {
+    let dead = api
+        .admin_get("/v1/deliveries?status=dead&subscription=welcome")
+        .await;
+    let seq = dead["deliveries"][0]["seq"]
+        .as_i64()
+        .expect("a dead delivery");
+    api.admin_post(&format!("/v1/deliveries/{seq}/redrive"), json!({}), 200)
+        .await;
+    let mut waited = Duration::ZERO;
+    loop {
+        let rows = store
+            .deliveries(Some(DeliveryStatus::Delivered), Some("welcome"), 0, 10)
+            .await
+            .expect("list deliveries");
+        if let Some(row) = rows.first() {
+            assert_eq!(row.attempts, 1, "{db}: {row:?}");
+            break;
+        }
+        assert!(waited < Duration::from_secs(120), "{db}: not re-driven");
+        tokio::time::advance(Duration::from_secs(1)).await;
+        waited += Duration::from_secs(1);
+        real_pause(std::time::Duration::from_millis(20)).await;
+    }
 }
 
 /// Moves the clock to just before the attempt after `n` is due (nothing may arrive), then
