@@ -13,6 +13,7 @@ use sdk::{
     balance::{LoadBalancerConfig, Strategy},
     cache::CacheConfig,
     circuit_breaker::{BreakerConfig, CircuitState},
+    hedge::{HedgeAfter, HedgeConfig},
     outcome::{Classify, Fault, Retry, StatusClass},
     telemetry::CallOutcome,
     CacheStatus, ServiceConfig, ServiceSdk,
@@ -140,6 +141,42 @@ async fn the_cache_reads_the_class() {
                     .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR)
             });
             assert_eq!(answer, http::StatusCode::NOT_FOUND);
+        }
+    }
+}
+
+/// The hedge waits for a better answer than "deploying": a call whose first attempt is slow
+/// is hedged to the instance answering 404 at once; without the classification that 404 is
+/// the answer, with it the slow instance's 200 is.
+#[tokio::test(start_paused = true)]
+async fn the_hedge_reads_the_class() {
+    for classify in [false, true] {
+        let slow =
+            Scripted::start(Reply::json(serde_json::json!({})).delay(Duration::from_millis(300)))
+                .await;
+        let deploying = Scripted::start(self::deploying()).await;
+        let config = once()
+            .instance(&slow.url)
+            .instance(&deploying.url)
+            .circuit_breaker(crate::support::lenient_breaker())
+            .load_balancer(LoadBalancerConfig::new().strategy(Strategy::RoundRobin))
+            .hedge(HedgeConfig::new().after(HedgeAfter::Fixed(Duration::from_millis(50))));
+        let client = sdk(config, classify, &Arc::default()).get_client("svc");
+        let mut served = 0;
+        for _ in 0..4 {
+            if client
+                .get("/items")
+                .send::<serde_json::Value>()
+                .await
+                .is_ok()
+            {
+                served += 1;
+            }
+        }
+        if classify {
+            assert!(served >= 1, "the slow 200 won over the 404 at least once");
+        } else {
+            assert_eq!(served, 0, "the hedged 404 is taken as the answer");
         }
     }
 }
