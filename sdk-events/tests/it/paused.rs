@@ -133,7 +133,7 @@ async fn follow_the_schedule(db: &Database) {
         next_attempt_exactly_when_due(&receiver, n, chosen, &config).await;
     }
 
-    redrive_delivers(&api, &store, &db.name).await;
+    redrive_delivers(&api, &store, db.name).await;
     let ids: Vec<_> = receiver
         .seen()
         .iter()

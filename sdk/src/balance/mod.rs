@@ -104,7 +104,7 @@ impl BalanceLayer {
         }
     }
 
-    /// Classifies each attempt's answer with `classify` instead of [`StatusClass::of`]
+    /// Classifies each attempt's answer with `classify` instead of [`StatusClass::of`](crate::outcome::StatusClass::of)
     /// (see [`Classify`]).
     #[must_use]
     pub fn with_classify(mut self, classify: Option<Arc<dyn Classify>>) -> Self {
