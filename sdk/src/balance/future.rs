@@ -135,18 +135,27 @@ where
                 if let Some(classify) = this.classify.as_deref() {
                     response.reclassify(classify);
                 }
-                response.instance = Some(url.clone());
                 Ok(response)
             }
             Err(source) => {
                 tracing::debug!(error = %source, "attempt failed");
                 let class = ErrorClass::of(source.as_ref());
-                Err(AttemptError::new(url.clone(), source, class))
+                Err((source, class))
             }
         };
         if let Some(in_flight) = this.tracker.take() {
-            in_flight.finish(&url, &outcome);
+            let class = match &outcome {
+                Ok(response) => Ok(response.class()),
+                Err((_, class)) => Err(*class),
+            };
+            in_flight.finish(&url, class);
         }
-        Poll::Ready(outcome.map_err(Into::into))
+        Poll::Ready(match outcome {
+            Ok(mut response) => {
+                response.instance = Some(url);
+                Ok(response)
+            }
+            Err((source, class)) => Err(AttemptError::new(url, source, class).into()),
+        })
     }
 }

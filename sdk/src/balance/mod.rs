@@ -60,7 +60,7 @@ use crate::{
     box_error::BoxError,
     discovery::{Instance, InstanceSet},
     health::HealthState,
-    outcome::Classify,
+    outcome::{Classify, ErrorClass, StatusClass},
     request::ServiceRequest,
     response::ServiceResponse,
     timeout,
@@ -431,7 +431,7 @@ struct InFlight {
 
 impl InFlight {
     /// Feeds the attempt's outcome to the instance's estimates.
-    fn finish(mut self, url: &str, outcome: &Result<ServiceResponse, AttemptError>) {
+    fn finish(mut self, url: &str, outcome: Result<StatusClass, ErrorClass>) {
         self.done = true;
         observe(
             &self.shared,
@@ -544,19 +544,16 @@ fn observe(
     shared: &Shared,
     stats: &InstanceStats,
     url: &str,
-    outcome: &Result<ServiceResponse, AttemptError>,
+    outcome: Result<StatusClass, ErrorClass>,
     elapsed: Duration,
 ) {
     let config = &shared.config;
     let (failed, penalized) = match outcome {
-        Ok(response) => {
-            let class = response.class();
-            (
-                class.fault().counts_against_service(),
-                class.failed_to_serve(),
-            )
-        }
-        Err(e) => match e.class() {
+        Ok(class) => (
+            class.fault().counts_against_service(),
+            class.failed_to_serve(),
+        ),
+        Err(class) => match class {
             // The caller's own side failed: nothing was learned of the instance.
             class if class.is_callers_own() => return,
             class => (class.is_service_failure(), class.is_service_failure()),
