@@ -488,12 +488,8 @@ async fn rabbitmq_alike(connection: &lapin::Connection, id: &str) -> Op {
     let mut arguments = FieldTable::default();
     arguments.insert("x-expires".into(), AMQPValue::LongInt(60_000));
     arguments.insert("x-max-priority".into(), AMQPValue::ShortShortUInt(10));
-    let durable = QueueDeclareOptions {
-        durable: true,
-        ..QueueDeclareOptions::default()
-    };
     channel
-        .queue_declare(queue.as_str().into(), durable, arguments)
+        .queue_declare(queue.as_str().into(), DURABLE, arguments)
         .await
         .expect("queue");
     let options = ExchangeDeclareOptions {

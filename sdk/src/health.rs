@@ -191,9 +191,18 @@ impl HealthState {
     fn forget_gone(&self, current: &[crate::instances::Instance]) {
         let live: HashSet<&str> = current.iter().map(|i| i.url()).collect();
         self.checker.retain(|url| live.contains(url.as_str()));
+        self.forget_flips(current);
+    }
+
+    /// Forgets whether instances no longer in the set were out of rotation. (The scheduled
+    /// checks call only this: the checker forgets their streaks itself.)
+    fn forget_flips(&self, current: &[crate::instances::Instance]) {
         let mut flips = self.flips.locked();
+        if flips.is_empty() {
+            return;
+        }
         let before = flips.len();
-        flips.retain(|url| live.contains(url.as_str()));
+        flips.retain(|url| current.iter().any(|i| i.url() == url));
         if flips.len() != before {
             self.publish(&flips);
         }
@@ -252,7 +261,7 @@ impl HealthState {
         Some(runtime.spawn(async move {
             let targets = || {
                 let snapshot = instances.current();
-                state.forget_gone(&snapshot);
+                state.forget_flips(&snapshot);
                 let urls = snapshot.iter().map(|i| i.url().to_owned());
                 urls.map(|url| (url.clone(), url)).collect()
             };
