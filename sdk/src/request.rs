@@ -176,6 +176,9 @@ impl Trail {
 struct RequestParts {
     method: Method,
     path_and_query: Box<str>,
+    // Where the path ends in `path_and_query` (at its `?`, or its length): found once, as
+    // the path is read several times per call (endpoint keys, spans, metrics).
+    path_end: usize,
     endpoint: Option<Cow<'static, str>>,
     headers: HeaderMap,
     body: Bytes,
@@ -187,8 +190,9 @@ struct RequestParts {
 
 impl RequestParts {
     fn path(&self) -> &str {
-        let pq = &*self.path_and_query;
-        pq.split_once('?').map_or(pq, |(path, _)| path)
+        self.path_and_query
+            .get(..self.path_end)
+            .unwrap_or(&self.path_and_query)
     }
 
     fn endpoint(&self) -> &str {
@@ -264,6 +268,7 @@ impl ServiceRequest {
         ServiceRequest {
             parts: Arc::new(RequestParts {
                 method,
+                path_end: path_and_query.find('?').unwrap_or(path_and_query.len()),
                 path_and_query,
                 endpoint,
                 headers,

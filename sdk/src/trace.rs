@@ -15,8 +15,26 @@ use http::{HeaderMap, HeaderName, HeaderValue};
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// Sets `traceparent` on `headers` for one outgoing attempt of the call `trace_id`.
+/// `span`, or no span at all when no subscriber wants it.
+///
+/// A span no subscriber took still carries its metadata when tracing's `log` feature is on
+/// (another crate in the build may turn it on, sqlx does), and then every enter and exit of
+/// it asks the `log` crate whether it should print. The SDK enters its spans on every poll
+/// of a call and of an attempt; a span that no one records should cost nothing there.
+pub(crate) fn live(span: tracing::Span) -> tracing::Span {
+    if span.is_disabled() {
+        tracing::Span::none()
+    } else {
+        span
+    }
+}
+
 pub(crate) fn propagate(headers: &mut HeaderMap, trace_id: u128) {
-    let value = match headers.get(&TRACEPARENT).and_then(|v| parse(v.as_bytes())) {
+    let given = match headers.is_empty() {
+        true => None,
+        false => headers.get(&TRACEPARENT).and_then(|v| parse(v.as_bytes())),
+    };
+    let value = match given {
         Some((trace_id, flags)) => format(trace_id, fastrand::u64(1..), flags),
         None => match current_span_context() {
             Some((trace_id, span_id, flags)) => format(trace_id, span_id, flags),

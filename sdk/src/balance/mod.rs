@@ -500,7 +500,7 @@ where
                 return ResponseFuture::refused(why.into());
             }
         };
-        let span = tracing::debug_span!(
+        let span = crate::trace::live(tracing::debug_span!(
             "attempt",
             service = %self.shared.service,
             method = %request.method(),
@@ -508,7 +508,7 @@ where
             instance = %url,
             attempt = request.attempt(),
             status = tracing::field::Empty,
-        );
+        ));
         let bound =
             timeout::attempt_bound(self.shared.attempt_timeout, request.deadline_and_limit());
         let mut http_request = http_request;

@@ -21,7 +21,7 @@ mod request_builder;
 use std::{fmt, sync::Arc};
 
 use http::{HeaderMap, Method};
-use tower::ServiceExt;
+use tower::Service as _;
 use tracing::Instrument;
 
 pub use self::request_builder::RequestBuilder;
@@ -176,7 +176,7 @@ impl ServiceClient {
         // A client span with OpenTelemetry's HTTP semantic-convention fields (the
         // `tracing-opentelemetry` layer turns `otel.*` into the span's name, kind and
         // status). No subscriber: a disabled span, and no field is evaluated.
-        let span = tracing::info_span!(
+        let span = crate::trace::live(tracing::info_span!(
             "call",
             otel.name = %format_args!("{} {}", request.method(), request.endpoint()),
             otel.kind = "client",
@@ -189,7 +189,7 @@ impl ServiceClient {
             http.request.resend_count = tracing::field::Empty,
             error.type = tracing::field::Empty,
             outcome = tracing::field::Empty,
-        );
+        ));
         // One clock read for both the call's deadline (stamped here, so the deadline layer
         // reads no clock of its own) and its latency.
         let started = tokio::time::Instant::now();
@@ -206,13 +206,11 @@ impl ServiceClient {
                 .filled_within(FIRST_FILL_WAIT.min(limit))
                 .await;
         }
-        let result = self
-            .inner
-            .pipeline
-            .clone()
-            .oneshot(owned)
-            .instrument(span.clone())
-            .await;
+        let mut pipeline = self.inner.pipeline.clone();
+        let result = match std::future::poll_fn(|cx| pipeline.poll_ready(cx)).await {
+            Ok(()) => pipeline.call(owned).instrument(span.clone()).await,
+            Err(err) => Err(err),
+        };
         let result = match result {
             Ok(response) if success_only && !response.status().is_success() => {
                 Err(span.in_scope(|| self.status_error(response, request)))

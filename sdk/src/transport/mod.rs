@@ -80,28 +80,6 @@ impl RequestBodyError {
     }
 }
 
-/// True if the answer declares (`Content-Length`) a body over `limit`, so it can be refused
-/// before a byte of it is read. An answer to HEAD, and a 1xx, 204 or 304, has no body
-/// whatever its `Content-Length` says (RFC 9110, 6.4.1): the length there describes the
-/// resource, not this message.
-pub(crate) fn declares_too_large(
-    head: bool,
-    status: http::StatusCode,
-    headers: &http::HeaderMap,
-    limit: usize,
-) -> bool {
-    let bodiless = head
-        || status.is_informational()
-        || status == http::StatusCode::NO_CONTENT
-        || status == http::StatusCode::NOT_MODIFIED;
-    !bodiless
-        && headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .is_some_and(|len| len > limit as u64)
-}
-
 /// A transport-level failure and whether it happened while connecting (nothing was sent,
 /// so even a non-idempotent request may be retried).
 #[derive(Debug)]

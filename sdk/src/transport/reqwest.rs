@@ -2,7 +2,7 @@ use std::task::{Context, Poll};
 
 use tower::Service;
 
-use super::{declares_too_large, BodyTooLarge, HttpRequest, HttpResponse, TransportError};
+use super::{BodyTooLarge, HttpRequest, HttpResponse, TransportError};
 use crate::box_error::BoxError;
 
 /// A transport over a user-supplied `reqwest::Client` (feature `reqwest`), for custom TLS
@@ -69,4 +69,26 @@ impl Service<HttpRequest> for ReqwestTransport {
                 .map_err(|e| TransportError::new(false, e).into())
         })
     }
+}
+
+/// True if the answer declares (`Content-Length`) a body over `limit`, so it can be refused
+/// before a byte of it is read. An answer to HEAD, and a 1xx, 204 or 304, has no body
+/// whatever its `Content-Length` says (RFC 9110, 6.4.1): the length there describes the
+/// resource, not this message.
+fn declares_too_large(
+    head: bool,
+    status: http::StatusCode,
+    headers: &http::HeaderMap,
+    limit: usize,
+) -> bool {
+    let bodiless = head
+        || status.is_informational()
+        || status == http::StatusCode::NO_CONTENT
+        || status == http::StatusCode::NOT_MODIFIED;
+    !bodiless
+        && headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|len| len > limit as u64)
 }
