@@ -500,15 +500,18 @@ where
                 return ResponseFuture::refused(why.into());
             }
         };
-        let span = crate::trace::live(tracing::debug_span!(
-            "attempt",
-            service = %self.shared.service,
-            method = %request.method(),
-            endpoint = request.endpoint(),
-            instance = %url,
-            attempt = request.attempt(),
-            status = tracing::field::Empty,
-        ));
+        let span = match crate::trace::wanted(tracing::Level::DEBUG) {
+            false => tracing::Span::none(),
+            true => crate::trace::live(tracing::debug_span!(
+                "attempt",
+                service = %self.shared.service,
+                method = %request.method(),
+                endpoint = request.endpoint(),
+                instance = %url,
+                attempt = request.attempt(),
+                status = tracing::field::Empty,
+            )),
+        };
         let bound =
             timeout::attempt_bound(self.shared.attempt_timeout, request.deadline_and_limit());
         let mut http_request = http_request;

@@ -176,20 +176,23 @@ impl ServiceClient {
         // A client span with OpenTelemetry's HTTP semantic-convention fields (the
         // `tracing-opentelemetry` layer turns `otel.*` into the span's name, kind and
         // status). No subscriber: a disabled span, and no field is evaluated.
-        let span = crate::trace::live(tracing::info_span!(
-            "call",
-            otel.name = %format_args!("{} {}", request.method(), request.endpoint()),
-            otel.kind = "client",
-            otel.status_code = tracing::field::Empty,
-            service = %self.inner.name,
-            http.request.method = %request.method(),
-            server.address = %self.inner.name,
-            url.template = request.endpoint(),
-            http.response.status_code = tracing::field::Empty,
-            http.request.resend_count = tracing::field::Empty,
-            error.type = tracing::field::Empty,
-            outcome = tracing::field::Empty,
-        ));
+        let span = match crate::trace::wanted(tracing::Level::INFO) {
+            false => tracing::Span::none(),
+            true => crate::trace::live(tracing::info_span!(
+                "call",
+                otel.name = %format_args!("{} {}", request.method(), request.endpoint()),
+                otel.kind = "client",
+                otel.status_code = tracing::field::Empty,
+                service = %self.inner.name,
+                http.request.method = %request.method(),
+                server.address = %self.inner.name,
+                url.template = request.endpoint(),
+                http.response.status_code = tracing::field::Empty,
+                http.request.resend_count = tracing::field::Empty,
+                error.type = tracing::field::Empty,
+                outcome = tracing::field::Empty,
+            )),
+        };
         // One clock read for both the call's deadline (stamped here, so the deadline layer
         // reads no clock of its own) and its latency.
         let started = tokio::time::Instant::now();

@@ -130,7 +130,10 @@ impl Inner {
             // hyper-util would write the same `Host` with `format!` (~850 instructions a
             // request); the URI's authority already holds the text.
             if let Some(host) = host_header(request.uri()) {
-                request.headers_mut().entry(http::header::HOST).or_insert(host);
+                request
+                    .headers_mut()
+                    .entry(http::header::HOST)
+                    .or_insert(host);
             }
         }
         Ok(self.client.request(request))
@@ -275,9 +278,18 @@ mod tests {
             let uri: http::Uri = uri.parse().expect("a URI");
             host_header(&uri).map(|v| v.to_str().expect("ascii").to_owned())
         };
-        assert_eq!(host("http://127.0.0.1:8080/x").as_deref(), Some("127.0.0.1:8080"));
-        assert_eq!(host("http://example.com:80/").as_deref(), Some("example.com"));
-        assert_eq!(host("http://example.com/a?b").as_deref(), Some("example.com"));
+        assert_eq!(
+            host("http://127.0.0.1:8080/x").as_deref(),
+            Some("127.0.0.1:8080")
+        );
+        assert_eq!(
+            host("http://example.com:80/").as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(
+            host("http://example.com/a?b").as_deref(),
+            Some("example.com")
+        );
         assert_eq!(host("http://user:pw@h:81/").as_deref(), Some("h:81"));
         assert_eq!(host("http://[::1]:8080/").as_deref(), Some("[::1]:8080"));
         assert_eq!(host("http://[::1]:80/").as_deref(), Some("[::1]"));
