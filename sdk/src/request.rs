@@ -285,15 +285,22 @@ impl ServiceRequest {
     }
 
     /// The HTTP request of one attempt at `instance`: the URI joined from the instance's
-    /// pre-parsed base, the headers with this attempt's `traceparent`.
+    /// pre-parsed base, the headers with this attempt's `traceparent`, and the instance's
+    /// `Host` (made once per instance) when `host_header` and the call set none.
     pub(crate) fn to_http(
         &self,
         instance: &crate::instances::Instance,
+        host_header: bool,
     ) -> Result<crate::transport::HttpRequest, crate::BoxError> {
         let mut http_request = http::Request::new(self.body().clone());
         *http_request.method_mut() = self.method().clone();
         *http_request.uri_mut() = instance.uri(self.path_and_query())?;
         let mut headers = self.headers().clone();
+        if let Some(host) = instance.host_header().filter(|_| host_header) {
+            headers
+                .entry(http::header::HOST)
+                .or_insert_with(|| host.clone());
+        }
         crate::trace::propagate(&mut headers, self.trace_id());
         *http_request.headers_mut() = headers;
         if let Some(exchange) = &self.parts.exchange {

@@ -82,6 +82,7 @@ pub struct BalanceLayer {
     health: Option<Arc<HealthState>>,
     versions: Option<VersionSelector>,
     classify: Option<Arc<dyn Classify>>,
+    host_header: bool,
 }
 
 impl BalanceLayer {
@@ -101,7 +102,18 @@ impl BalanceLayer {
             health: None,
             versions: None,
             classify: None,
+            host_header: true,
         }
+    }
+
+    /// Whether each attempt to a plain `http://` instance carries its `Host` header, made
+    /// once per instance (on by default). HTTP/1.1 needs one, and the transport would
+    /// otherwise format it per request; turn it off when plain HTTP goes out as HTTP/2
+    /// (prior knowledge), whose `:authority` carries the host instead.
+    #[must_use]
+    pub fn with_host_header(mut self, on: bool) -> Self {
+        self.host_header = on;
+        self
     }
 
     /// Classifies each attempt's answer with `classify` instead of [`StatusClass::of`](crate::outcome::StatusClass::of)
@@ -143,6 +155,7 @@ impl<S> Layer<S> for BalanceLayer {
                 health: self.health.clone(),
                 versions: self.versions.clone(),
                 classify: self.classify.clone(),
+                host_header: self.host_header,
                 stats: ArcSwap::default(),
                 insert: Mutex::new(()),
                 epoch: Instant::now(),
@@ -202,6 +215,7 @@ struct Shared {
     health: Option<Arc<HealthState>>,
     versions: Option<VersionSelector>,
     classify: Option<Arc<dyn Classify>>,
+    host_header: bool,
     stats: ArcSwap<StatsMap>,
     insert: Mutex<()>,
     epoch: Instant,
@@ -489,7 +503,7 @@ where
             Ok::<_, Option<NoInstanceReason>>((
                 instance.url_arc().clone(),
                 stats,
-                request.to_http(instance),
+                request.to_http(instance, shared.host_header),
             ))
         });
         let (url, stats, http_request) = match chosen {

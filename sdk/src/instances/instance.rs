@@ -1,6 +1,9 @@
 use std::{fmt, sync::Arc};
 
-use http::uri::{Authority, PathAndQuery, Scheme, Uri};
+use http::{
+    uri::{Authority, PathAndQuery, Scheme, Uri},
+    HeaderValue,
+};
 
 /// One reachable instance of a service: a base URL parsed once, so building each request's
 /// URI is joining pre-parsed parts.
@@ -11,6 +14,9 @@ pub struct Instance {
     authority: Authority,
     base_path: Arc<str>,
     version: Option<Arc<super::InstanceVersion>>,
+    // The `Host` header of a plain-HTTP attempt, made once (`None` for https, whose
+    // transport may speak HTTP/2 and then writes `:authority` itself).
+    host: Option<HeaderValue>,
 }
 
 /// Why an instance URL was refused.
@@ -59,12 +65,16 @@ impl Instance {
             return Err(fail("a base URL cannot have a query"));
         }
         let base_path = uri.path().trim_end_matches('/');
+        let host = (scheme == Scheme::HTTP)
+            .then(|| host_header(&authority))
+            .flatten();
         Ok(Instance {
             url: format!("{scheme}://{authority}{base_path}").into(),
             scheme,
             authority,
             base_path: base_path.into(),
             version: None,
+            host,
         })
     }
 
@@ -98,6 +108,11 @@ impl Instance {
         &self.url
     }
 
+    /// The `Host` header of a plain-HTTP attempt at this instance (none for https).
+    pub(crate) fn host_header(&self) -> Option<&HeaderValue> {
+        self.host.as_ref()
+    }
+
     /// The URI of `path_and_query` (already checked by `check_path`) on this instance.
     pub(crate) fn uri(&self, path_and_query: &str) -> Result<Uri, http::Error> {
         let mut parts = http::uri::Parts::default();
@@ -113,6 +128,16 @@ impl Instance {
         });
         Ok(Uri::from_parts(parts)?)
     }
+}
+
+/// The `Host` header for `authority` over plain HTTP/1.1, as hyper-util would write it: the
+/// host, with the port unless it is 80.
+fn host_header(authority: &Authority) -> Option<HeaderValue> {
+    let text = match authority.port_u16() {
+        Some(80) => authority.host(),
+        _ => authority.as_str(),
+    };
+    HeaderValue::from_str(text).ok()
 }
 
 impl fmt::Debug for Instance {
@@ -132,3 +157,30 @@ impl PartialEq for Instance {
 }
 
 impl Eq for Instance {}
+
+#[cfg(test)]
+mod tests {
+    use super::Instance;
+
+    #[test]
+    fn the_host_header_is_hyper_utils() {
+        let host = |url: &str| {
+            let instance = Instance::parse(url).expect("an instance");
+            instance
+                .host_header()
+                .map(|v| v.to_str().expect("ascii").to_owned())
+        };
+        assert_eq!(
+            host("http://127.0.0.1:8080/x").as_deref(),
+            Some("127.0.0.1:8080")
+        );
+        assert_eq!(
+            host("http://example.com:80/").as_deref(),
+            Some("example.com")
+        );
+        assert_eq!(host("http://example.com").as_deref(), Some("example.com"));
+        assert_eq!(host("http://[::1]:8080/").as_deref(), Some("[::1]:8080"));
+        assert_eq!(host("http://[::1]:80/").as_deref(), Some("[::1]"));
+        assert_eq!(host("https://example.com:8443/"), None);
+    }
+}

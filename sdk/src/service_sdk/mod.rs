@@ -357,6 +357,7 @@ impl ServiceSdk {
         .with_health(health.clone())
         .with_versions(config.version.clone())
         .with_classify(self.inner.classify.clone())
+        .with_host_header(!self.inner.config.transport.http2_prior_knowledge)
         .layer(self.inner.http.clone());
         let picker = balanced.picker();
         // Hedges draw from the retry budget: one budget caps both.

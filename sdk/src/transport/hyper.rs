@@ -110,8 +110,6 @@ struct Inner {
     client: Client<HttpsConnector<sdk_base::https::Connector>, Body>,
     max_response_bytes: usize,
     user_agent: HeaderValue,
-    // Plain `http://` goes over HTTP/1.1 unless HTTP/2 was asked for with prior knowledge.
-    http1_plain: bool,
 }
 
 impl Inner {
@@ -125,16 +123,6 @@ impl Inner {
             request.headers_mut().entry(http::header::USER_AGENT)
         {
             entry.insert(self.user_agent.clone());
-        }
-        if self.http1_plain && request.uri().scheme() == Some(&http::uri::Scheme::HTTP) {
-            // hyper-util would write the same `Host` with `format!` (~850 instructions a
-            // request); the URI's authority already holds the text.
-            if let Some(host) = host_header(request.uri()) {
-                request
-                    .headers_mut()
-                    .entry(http::header::HOST)
-                    .or_insert(host);
-            }
         }
         Ok(self.client.request(request))
     }
@@ -176,7 +164,6 @@ impl HyperTransport {
                 client,
                 max_response_bytes: config.max_response_bytes,
                 user_agent: config.user_agent.clone(),
-                http1_plain: !config.http2_prior_knowledge,
             }),
         }
     }
@@ -253,46 +240,6 @@ impl Service<StreamRequest> for HyperStreaming {
 }
 
 /// hyper's body as a [`Body`], a failure while reading it a [`TransportError`].
-/// The `Host` header of an HTTP/1.1 request to `uri`, as hyper-util writes it: the host,
-/// with the port unless it is 80 (the plain scheme's default); never the user info.
-fn host_header(uri: &http::Uri) -> Option<HeaderValue> {
-    let authority = uri.authority()?;
-    let text = match authority.port_u16() {
-        Some(80) => authority.host(),
-        _ => authority.as_str().rsplit('@').next()?,
-    };
-    HeaderValue::from_str(text).ok()
-}
-
 fn streamed(body: hyper::body::Incoming) -> Body {
     Body::new(body.map_err(|e| TransportError::new(false, e)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::host_header;
-
-    #[test]
-    fn the_host_header_is_hyper_utils() {
-        let host = |uri: &str| {
-            let uri: http::Uri = uri.parse().expect("a URI");
-            host_header(&uri).map(|v| v.to_str().expect("ascii").to_owned())
-        };
-        assert_eq!(
-            host("http://127.0.0.1:8080/x").as_deref(),
-            Some("127.0.0.1:8080")
-        );
-        assert_eq!(
-            host("http://example.com:80/").as_deref(),
-            Some("example.com")
-        );
-        assert_eq!(
-            host("http://example.com/a?b").as_deref(),
-            Some("example.com")
-        );
-        assert_eq!(host("http://user:pw@h:81/").as_deref(), Some("h:81"));
-        assert_eq!(host("http://[::1]:8080/").as_deref(), Some("[::1]:8080"));
-        assert_eq!(host("http://[::1]:80/").as_deref(), Some("[::1]"));
-        assert_eq!(host("/relative"), None);
-    }
 }
