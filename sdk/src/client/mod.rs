@@ -211,7 +211,12 @@ impl ServiceClient {
         }
         let mut pipeline = self.inner.pipeline.clone();
         let result = match std::future::poll_fn(|cx| pipeline.poll_ready(cx)).await {
-            Ok(()) => pipeline.call(owned).instrument(span.clone()).await,
+            Ok(()) => {
+                // The first attempt starts inside `call` (its `traceparent` names the
+                // current span as parent): inside the call's span, as its polls are.
+                let future = span.in_scope(|| pipeline.call(owned));
+                future.instrument(span.clone()).await
+            }
             Err(err) => Err(err),
         };
         let result = match result {
