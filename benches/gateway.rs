@@ -604,7 +604,8 @@ A small JSON GET: directly to the service, through a minimal hand-written hyper 
 (HS256 token verified, a per-client rate limit taken, a claim forwarded, the route matched and rewritten, `x-forwarded-*` and a request id added, metrics recorded, the call through the SDK's pipeline), \
 and through Debian's nginx (one worker, keep-alive to the service). Each proxy runs pinned to the second core (`taskset -c 1`; the two Rust proxies on a one-thread runtime), the callers and the service on the first. \
 One caller: {ONE_CALLER} requests per path, interleaved one by one; 64 callers: {ROUNDS} rounds of 1 s per path, rotating. \
-\"Added\" is over the direct call; proxy CPU per request is the proxy process's user + system time over the 64-caller rounds divided by the requests it forwarded.\n\n{}\n\n\
+\"Added\" is over the direct call; proxy CPU per request is the proxy process's user + system time over the 64-caller rounds divided by the requests it forwarded. \
+The callers and the service share one core, so the direct row's requests/s is the most any path can show here: compare the proxies by their CPU per request.\n\n{}\n\n\
 The gateway's CPU per request against the bare proxy's: **{ratio}** (target: at most 1.3x); its throughput at 64 callers: {throughput_ratio:.2}x the bare proxy's (target: at least 0.8x).{against_nginx}\n\n{instructions}\n\n\
 Verifying a token (`Verifier::verify`: header, key lookup, signature, `exp`/`nbf`; 5,000 in a loop), and finding one verified before:\n\n{}\n",
         report::commit(),

@@ -13,6 +13,7 @@ pub const OWN_SECTIONS: &[&str] = &[
     "## Event bus: runs compared",
     "## Gateway",
     "## Gateway: where a request's instructions go",
+    "## SDK hot path: instructions and allocations per call",
     "## Hedged requests",
 ];
 
