@@ -296,12 +296,13 @@ impl ServiceRequest {
         *http_request.method_mut() = self.method().clone();
         *http_request.uri_mut() = instance.uri(self.path_and_query())?;
         let mut headers = self.headers().clone();
+        // First, while the map may still be empty (no lookup for a caller's own).
+        crate::trace::propagate(&mut headers, self.trace_id());
         if let Some(host) = instance.host_header().filter(|_| host_header) {
             headers
                 .entry(http::header::HOST)
                 .or_insert_with(|| host.clone());
         }
-        crate::trace::propagate(&mut headers, self.trace_id());
         *http_request.headers_mut() = headers;
         if let Some(exchange) = &self.parts.exchange {
             http_request.extensions_mut().insert(exchange.clone());
