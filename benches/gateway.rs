@@ -195,16 +195,7 @@ fn pin_self() {
 /// A proxy in a process of its own, on one core: (child, address).
 async fn spawn_proxy(kind: &str, upstream: SocketAddr) -> (tokio::process::Child, SocketAddr) {
     let this = std::env::current_exe().expect("this binary");
-    let launcher = launcher();
-    let mut command = match launcher.split_first() {
-        Some((program, args)) => {
-            let mut command = tokio::process::Command::new(program);
-            command.args(args).arg(this);
-            command
-        }
-        None => tokio::process::Command::new(this),
-    };
-    let mut child = command
+    let mut child = nginx::launched(&launcher(), this)
         .args(["serve", kind, &upstream.to_string()])
         .stdout(Stdio::piped())
         .kill_on_drop(true)

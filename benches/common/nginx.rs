@@ -24,6 +24,19 @@ impl Drop for Nginx {
     }
 }
 
+/// A command running `program` under `launcher` (e.g. `taskset -c 1`), or directly when
+/// the launcher is empty.
+pub fn launched(launcher: &[&str], program: impl AsRef<std::ffi::OsStr>) -> Command {
+    match launcher.split_first() {
+        Some((first, rest)) => {
+            let mut command = Command::new(first);
+            command.args(rest).arg(program);
+            command
+        }
+        None => Command::new(program),
+    }
+}
+
 /// Starts nginx proxying every path to `upstream` with up to 64 idle upstream connections,
 /// its process started by `launcher` (e.g. `taskset -c 1`) when given; `None` (the reason
 /// printed) when nginx is not installed or does not start.
@@ -51,16 +64,7 @@ pub async fn start(upstream: SocketAddr, launcher: &[&str]) -> Option<Nginx> {
     );
     let file = dir.join("nginx.conf");
     std::fs::write(&file, config).ok()?;
-    let (program, args) = match launcher.split_first() {
-        Some((program, args)) => (*program, args.to_vec()),
-        None => (BINARY, vec![]),
-    };
-    let mut command = Command::new(program);
-    command.args(args);
-    if !launcher.is_empty() {
-        command.arg(BINARY);
-    }
-    let child = command
+    let child = launched(launcher, BINARY)
         .arg("-p")
         .arg(&dir)
         .arg("-c")

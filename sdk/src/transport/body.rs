@@ -16,7 +16,7 @@ use bytes::{Buf, Bytes};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Limited};
 
-use super::{BodyTooLarge, HttpResponse, TransportError};
+use super::{declares_too_large, BodyTooLarge, HttpResponse, TransportError};
 use crate::box_error::BoxError;
 
 /// A response body at the middleware seam: streamed from the connection, or already whole
@@ -136,10 +136,7 @@ where
     B::Error: Into<BoxError>,
 {
     let (parts, body) = response.into_parts();
-    // The body's own size hint says what its `Content-Length` declared (hyper's body knows
-    // it, already zero for HEAD, 1xx, 204 and 304), without parsing the header again; a
-    // body with no hint is held to the limit as it is read.
-    if !head && body.size_hint().lower() > limit as u64 {
+    if declares_too_large(head, Some(body.size_hint().lower()), limit) {
         return Err(BodyTooLarge { limit }.into());
     }
     let body = match Limited::new(body, limit).collect().await {

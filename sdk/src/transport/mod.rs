@@ -80,6 +80,15 @@ impl RequestBodyError {
     }
 }
 
+/// True if an answer's body declares a length over `limit`, so it is refused before a byte
+/// of it is read. `declared` is the body's own size hint, which hyper takes from
+/// `Content-Length` (and is zero for an answer to HEAD and for 1xx, 204 and 304, whose
+/// `Content-Length` describes the resource, not the message: RFC 9110, 6.4.1); a body with
+/// no declared length is held to the limit as it is read.
+pub(crate) fn declares_too_large(head: bool, declared: Option<u64>, limit: usize) -> bool {
+    !head && declared.is_some_and(|len| len > limit as u64)
+}
+
 /// A transport-level failure and whether it happened while connecting (nothing was sent,
 /// so even a non-idempotent request may be retried).
 #[derive(Debug)]

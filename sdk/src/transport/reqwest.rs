@@ -2,7 +2,7 @@ use std::task::{Context, Poll};
 
 use tower::Service;
 
-use super::{BodyTooLarge, HttpRequest, HttpResponse, TransportError};
+use super::{declares_too_large, BodyTooLarge, HttpRequest, HttpResponse, TransportError};
 use crate::box_error::BoxError;
 
 /// A transport over a user-supplied `reqwest::Client` (feature `reqwest`), for custom TLS
@@ -46,7 +46,7 @@ impl Service<HttpRequest> for ReqwestTransport {
                 .execute(request)
                 .await
                 .map_err(|e| TransportError::new(e.is_connect(), e))?;
-            if declares_too_large(head, response.status(), response.headers(), limit) {
+            if declares_too_large(head, response.content_length(), limit) {
                 return Err(BodyTooLarge { limit }.into());
             }
             let mut builder = http::Response::builder().status(response.status());
@@ -69,26 +69,4 @@ impl Service<HttpRequest> for ReqwestTransport {
                 .map_err(|e| TransportError::new(false, e).into())
         })
     }
-}
-
-/// True if the answer declares (`Content-Length`) a body over `limit`, so it can be refused
-/// before a byte of it is read. An answer to HEAD, and a 1xx, 204 or 304, has no body
-/// whatever its `Content-Length` says (RFC 9110, 6.4.1): the length there describes the
-/// resource, not this message.
-fn declares_too_large(
-    head: bool,
-    status: http::StatusCode,
-    headers: &http::HeaderMap,
-    limit: usize,
-) -> bool {
-    let bodiless = head
-        || status.is_informational()
-        || status == http::StatusCode::NO_CONTENT
-        || status == http::StatusCode::NOT_MODIFIED;
-    !bodiless
-        && headers
-            .get(http::header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .is_some_and(|len| len > limit as u64)
 }
