@@ -95,12 +95,22 @@ fn parse(value: &[u8]) -> Option<(u128, u8)> {
 /// Writes `bytes` into `out` as lowercase hex (two digits a byte), by hand: on every call,
 /// where a `format!` would cost several times as much.
 fn hex(out: &mut [u8], bytes: &[u8]) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     for (pair, byte) in out.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = HEX[usize::from(byte >> 4)];
-        pair[1] = HEX[usize::from(byte & 0xf)];
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(*byte)]);
     }
 }
+
+/// Each byte's two hex digits: one lookup a byte instead of two.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut pairs = [[0u8; 2]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        pairs[byte] = [HEX[byte >> 4], HEX[byte & 0xf]];
+        byte += 1;
+    }
+    pairs
+};
 
 /// A 128-bit id as 32 lowercase hex digits, as W3C trace ids are written (and the SDK's
 /// message ids).

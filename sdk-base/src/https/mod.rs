@@ -6,9 +6,14 @@
 
 mod address;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
 
-use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder, MaybeHttpsStream};
+use tower_service::Service;
 
 pub use self::address::{AddressPolicy, AddressRefused, Connector};
 
@@ -62,10 +67,11 @@ pub struct ConnectSettings {
 
 /// The one way this workspace opens connections: TCP without Nagle's delay, a connect
 /// timeout, optional keepalive, and rustls for `https://` (plain `http://` too).
-pub fn https_connector(
-    tls: rustls::ClientConfig,
-    settings: ConnectSettings,
-) -> HttpsConnector<Connector> {
+pub fn https_connector(tls: rustls::ClientConfig, settings: ConnectSettings) -> SharedConnector {
+    SharedConnector(Arc::new(connector(tls, settings)))
+}
+
+fn connector(tls: rustls::ClientConfig, settings: ConnectSettings) -> HttpsConnector<Connector> {
     let mut connector = Connector::new(settings.addresses);
     let http = connector.http_mut();
     http.enforce_http(false);
@@ -83,5 +89,27 @@ pub fn https_connector(
         (true, _) => builder.enable_http2().wrap_connector(connector),
         (false, true) => builder.enable_all_versions().wrap_connector(connector),
         (false, false) => builder.enable_http1().wrap_connector(connector),
+    }
+}
+
+/// The connector behind one `Arc`. hyper-util's client clones its connector for every
+/// request, in case the request needs a new connection; rustls's connector over ours is four
+/// reference counts to take and give back each time, this one is one. The connector itself
+/// is cloned only when a connection is opened.
+#[derive(Clone, Debug)]
+pub struct SharedConnector(Arc<HttpsConnector<Connector>>);
+
+impl Service<http::Uri> for SharedConnector {
+    type Response = MaybeHttpsStream<<Connector as Service<http::Uri>>::Response>;
+    type Error = <HttpsConnector<Connector> as Service<http::Uri>>::Error;
+    type Future = <HttpsConnector<Connector> as Service<http::Uri>>::Future;
+
+    // Always ready: so is every layer below (rustls's, ours, hyper-util's `HttpConnector`).
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        HttpsConnector::clone(&self.0).call(uri)
     }
 }

@@ -6,14 +6,14 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Uri;
 use http_body_util::Full;
-use hyper_rustls::HttpsConnector;
 use hyper_util::{client::legacy::Client, rt::TokioExecutor};
+use sdk_base::https::SharedConnector;
 
 use crate::RegistryError;
-use sdk_base::https::{default_tls_config, https_connector, ConnectSettings, Connector};
+use sdk_base::https::{default_tls_config, https_connector, ConnectSettings};
 
 /// A pooled HTTP/1.1 client for `http://` and `https://` URLs.
-pub(crate) type HttpClient = Client<HttpsConnector<Connector>, Full<Bytes>>;
+pub(crate) type HttpClient = Client<SharedConnector, Full<Bytes>>;
 
 /// [`default_tls_config`] as a registry result.
 pub(crate) fn default_tls() -> Result<rustls::ClientConfig, RegistryError> {

@@ -526,10 +526,13 @@ where
                 status = tracing::field::Empty,
             )),
         };
-        let bound =
-            timeout::attempt_bound(self.shared.attempt_timeout, request.deadline_and_limit());
-        let mut http_request = http_request;
         let now = Instant::now();
+        let bound = timeout::attempt_bound(
+            now,
+            self.shared.attempt_timeout,
+            request.deadline_and_limit(),
+        );
+        let mut http_request = http_request;
         if let Some((at, _)) = bound {
             // The next hop learns how long this attempt will be waited for.
             crate::deadline::stamp_header(

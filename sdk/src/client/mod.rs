@@ -215,7 +215,11 @@ impl ServiceClient {
                 // The first attempt starts inside `call` (its `traceparent` names the
                 // current span as parent): inside the call's span, as its polls are.
                 let future = span.in_scope(|| pipeline.call(owned));
-                future.instrument(span.clone()).await
+                match span.is_none() {
+                    // No span to enter on each poll: the future alone.
+                    true => future.await,
+                    false => future.instrument(span.clone()).await,
+                }
             }
             Err(err) => Err(err),
         };

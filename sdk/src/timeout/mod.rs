@@ -31,17 +31,13 @@ impl Bound {
     }
 }
 
-/// When the attempt starting now must end, and why; `None` when nothing bounds it.
+/// When the attempt starting `now` must end, and why; `None` when nothing bounds it.
 pub(crate) fn attempt_bound(
+    now: Instant,
     attempt_timeout: Option<Duration>,
     deadline: Option<(Instant, Duration)>,
 ) -> Option<(Instant, Bound)> {
-    let attempt = attempt_timeout.map(|t| {
-        (
-            crate::clock::instant_after(Instant::now(), t),
-            Bound::Attempt(t),
-        )
-    });
+    let attempt = attempt_timeout.map(|t| (crate::clock::instant_after(now, t), Bound::Attempt(t)));
     let call = deadline.map(|(at, limit)| (at, Bound::Deadline(limit)));
     match (attempt, call) {
         (Some(a), Some(c)) => Some(if a.0 < c.0 { a } else { c }),

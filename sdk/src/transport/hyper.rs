@@ -6,11 +6,11 @@ use std::{
 
 use http::HeaderValue;
 use http_body_util::BodyExt;
-use hyper_rustls::HttpsConnector;
 use hyper_util::{
     client::legacy::{Client, ResponseFuture},
     rt::{TokioExecutor, TokioTimer},
 };
+use sdk_base::https::SharedConnector;
 use tower::Service;
 
 use super::{
@@ -107,7 +107,7 @@ pub struct HyperTransport {
 
 #[derive(Debug)]
 struct Inner {
-    client: Client<HttpsConnector<sdk_base::https::Connector>, Body>,
+    client: Client<SharedConnector, Body>,
     max_response_bytes: usize,
     user_agent: HeaderValue,
 }
