@@ -165,7 +165,7 @@ async fn serve_gateway(upstream: SocketAddr) {
     };
     sdk_registry::server::serve(
         listener,
-        gateway.router(),
+        gateway.service(),
         None,
         limits,
         std::future::pending(),

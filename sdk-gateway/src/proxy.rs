@@ -27,12 +27,17 @@ use crate::{
     routes::{Matched, Route},
 };
 
-/// The handler of every request that is not for the gateway itself.
+/// The handler of every request that is not for the gateway itself (the router's fallback).
 pub(crate) async fn handle(
     State(gateway): State<Gateway>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
+    answer(&gateway, peer, request).await
+}
+
+/// The answer to a request for a route (404 when none matches), from client `peer`.
+pub(crate) async fn answer(gateway: &Gateway, peer: SocketAddr, request: Request) -> Response {
     let started = Instant::now();
     let shared = gateway.shared();
     if request
@@ -59,7 +64,7 @@ pub(crate) async fn handle(
         Err(e) => return e.into_response(),
     };
     let route = matched.route;
-    let response = match forward(&gateway, &matched, peer, request).await {
+    let response = match forward(gateway, &matched, peer, request).await {
         Ok(response) => response,
         Err(e) => {
             // Logged when the service failed (the class says whose fault it was); a

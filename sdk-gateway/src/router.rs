@@ -1,33 +1,124 @@
 //! The gateway's router: its own pages (`/`, `/health`, `/metrics`) and every configured
 //! route through [`proxy`](crate::proxy).
 
+use std::{
+    convert::Infallible,
+    net::SocketAddr,
+    task::{Context, Poll},
+};
+
 use axum::{
-    extract::State,
+    extract::{ConnectInfo, State},
     http::{header, HeaderMap, StatusCode},
     response::{Html, IntoResponse, Response},
     routing::get,
     Json, Router,
 };
-
-use sdk::circuit_breaker::CircuitState;
+use sdk::{
+    circuit_breaker::CircuitState,
+    deadline::{InheritDeadline, InheritDeadlineLayer, InheritFuture},
+};
+use tower::{Layer as _, Service};
 
 use crate::{error::GatewayError, gateway::Gateway};
+
+/// The gateway's own pages: what it is, its health, its metrics. Every other path is a
+/// route's.
+const PAGES: [&str; 3] = ["/", "/health", "/metrics"];
 
 impl Gateway {
     /// The router: `/` (what the gateway is, and a link to the registry dashboard),
     /// `/health`, `/metrics`, and every configured route. Serve it with the peer's address
     /// (`into_make_service_with_connect_info::<SocketAddr>()`, or `sdk_registry`'s `serve`,
-    /// which adds it).
+    /// which adds it). To embed the gateway in an axum app; [`service`](Self::service)
+    /// answers the same, at less cost per request.
     pub fn router(&self) -> Router {
+        let [index_page, health_page, metrics_page] = PAGES;
         Router::new()
-            .route("/", get(index))
-            .route("/health", get(health))
-            .route("/metrics", get(metrics_text))
+            .route(index_page, get(index))
+            .route(health_page, get(health))
+            .route(metrics_page, get(metrics_text))
             .fallback(crate::proxy::handle)
             // A client's `x-request-deadline` (or `grpc-timeout`) shortens a route's
             // timeout, never lengthens it, and travels on to the service.
-            .layer(sdk::deadline::InheritDeadlineLayer::new())
+            .layer(InheritDeadlineLayer::new())
             .with_state(self.clone())
+    }
+
+    /// The gateway as one service, what the `sdk-gateway` binary serves (with
+    /// `sdk_registry::server::serve`, which puts the peer's address in each request): its
+    /// own pages through [`router`](Self::router), and every other request straight to the
+    /// proxy, which matches its routes itself. axum's routing would find no route there,
+    /// then match its fallback, insert its parameters and clone its boxed handler: ~4,000
+    /// instructions a request for nothing.
+    pub fn service(&self) -> GatewayService {
+        GatewayService {
+            pages: self.router(),
+            proxy: InheritDeadlineLayer::new().layer(Proxy(self.clone())),
+        }
+    }
+}
+
+/// [`Gateway::service`].
+#[derive(Clone, Debug)]
+pub struct GatewayService {
+    pages: Router,
+    proxy: InheritDeadline<Proxy>,
+}
+
+type Answer = InheritFuture<Response, Infallible>;
+
+impl<B> Service<http::Request<B>> for GatewayService
+where
+    B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Answer;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        // Both are always ready (a router, and a proxy with nothing to wait for).
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Answer {
+        match PAGES.contains(&request.uri().path()) {
+            true => Box::pin(self.pages.call(request)),
+            false => self.proxy.call(request.map(axum::body::Body::new)),
+        }
+    }
+}
+
+/// The proxy as a service: every request for a route, from the peer the server put in its
+/// extensions.
+#[derive(Clone, Debug)]
+struct Proxy(Gateway);
+
+impl Service<http::Request<axum::body::Body>> for Proxy {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Answer;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<axum::body::Body>) -> Answer {
+        let gateway = self.0.clone();
+        Box::pin(async move {
+            let peer = request.extensions().get::<ConnectInfo<SocketAddr>>();
+            Ok(match peer.map(|peer| peer.0) {
+                Some(peer) => crate::proxy::answer(&gateway, peer, request).await,
+                // Served by something that does not say who the client is: as axum's
+                // `ConnectInfo` extractor answers then.
+                None => GatewayError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "the server did not give the client's address (serve with connect info)",
+                )
+                .into_response(),
+            })
+        })
     }
 }
 

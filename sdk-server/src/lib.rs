@@ -21,7 +21,7 @@ pub mod tls;
 pub use self::{
     api_error::{json_errors, ApiError},
     process::{metrics_recorder, shutdown_signal},
-    serve::{serve, Limits},
+    serve::{serve, App, Limits},
 };
 
 #[cfg(feature = "clap")]

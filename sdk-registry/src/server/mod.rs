@@ -30,7 +30,7 @@ mod store;
 mod writer;
 
 pub use self::health::HealthChecks;
-pub use sdk_server::{metrics_recorder, serve, shutdown_signal, tls, Limits};
+pub use sdk_server::{metrics_recorder, serve, shutdown_signal, tls, App, Limits};
 
 use std::{io, path::PathBuf, sync::Arc, time::Duration};
 
