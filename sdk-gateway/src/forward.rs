@@ -101,7 +101,9 @@ pub fn to_upstream(
     } else {
         Vec::new()
     };
-    let mut out = HeaderMap::with_capacity(incoming.len() + 4);
+    // Room for the four set here and the four the SDK sets on each attempt (`traceparent`,
+    // `host`, `x-request-deadline`, `user-agent`): a full map grows, rehashing every header.
+    let mut out = HeaderMap::with_capacity(incoming.len() + 8);
     let (mut host, mut forwarded_for, mut request_id) = (None, Vec::new(), None);
     let trusted = origin.via_trusted_proxy;
     let mut current: Option<HeaderName> = None;

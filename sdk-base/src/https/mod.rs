@@ -15,7 +15,7 @@ use std::{
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder, MaybeHttpsStream};
 use tower_service::Service;
 
-pub use self::address::{AddressPolicy, AddressRefused, Connector};
+pub use self::address::{AddressPolicy, AddressRefused, Connection, Connector};
 
 /// The default client TLS: rustls with the ring provider, trusting the Mozilla roots
 /// (webpki-roots), so it behaves the same in a distroless container as on a laptop. The
@@ -100,7 +100,7 @@ fn connector(tls: rustls::ClientConfig, settings: ConnectSettings) -> HttpsConne
 pub struct SharedConnector(Arc<HttpsConnector<Connector>>);
 
 impl Service<http::Uri> for SharedConnector {
-    type Response = MaybeHttpsStream<<Connector as Service<http::Uri>>::Response>;
+    type Response = MaybeHttpsStream<Connection>;
     type Error = <HttpsConnector<Connector> as Service<http::Uri>>::Error;
     type Future = <HttpsConnector<Connector> as Service<http::Uri>>::Future;
 
