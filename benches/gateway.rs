@@ -165,7 +165,7 @@ async fn serve_gateway(upstream: SocketAddr) {
     };
     sdk_registry::server::serve(
         listener,
-        gateway.service(),
+        gateway.app(),
         None,
         limits,
         std::future::pending(),

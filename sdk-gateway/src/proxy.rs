@@ -64,7 +64,7 @@ pub(crate) async fn answer(gateway: &Gateway, peer: SocketAddr, request: Request
         Err(e) => return e.into_response(),
     };
     let route = matched.route;
-    let response = match forward(gateway, &matched, peer, request).await {
+    let response = match forward(gateway, matched, peer, request).await {
         Ok(response) => response,
         Err(e) => {
             // Logged when the service failed (the class says whose fault it was); a
@@ -81,7 +81,7 @@ pub(crate) async fn answer(gateway: &Gateway, peer: SocketAddr, request: Request
 
 async fn forward(
     gateway: &Gateway,
-    matched: &Matched<'_>,
+    matched: Matched<'_>,
     peer: SocketAddr,
     request: Request,
 ) -> Result<Response, GatewayError> {
@@ -102,7 +102,7 @@ async fn forward(
             .await
             .map_err(GatewayError::rate_limited)?;
     }
-    let client = shared.routes.client(matched, &shared.sdk).await?;
+    let client = shared.routes.client(&matched, &shared.sdk).await?;
     let upgrade = match route.config.websocket {
         true => Some(crate::ws::take_upgrade(&mut parts)?),
         false => None,
@@ -121,7 +121,7 @@ async fn forward(
         crate::ws::handshake_headers(&mut headers);
     }
     let mut call = client
-        .request(parts.method, &matched.path)
+        .request(parts.method, matched.path)
         .headers(headers)
         .endpoint(route.config.path.clone());
     if let Some(timeout) = route.config.timeout {

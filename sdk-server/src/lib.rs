@@ -21,7 +21,7 @@ pub mod tls;
 pub use self::{
     api_error::{json_errors, ApiError},
     process::{metrics_recorder, shutdown_signal},
-    serve::{serve, App, Limits},
+    serve::{serve, App, Limits, WithPeer},
 };
 
 #[cfg(feature = "clap")]

@@ -22,13 +22,14 @@
 use std::{
     future::Future,
     io,
+    net::SocketAddr,
     pin::Pin,
     sync::Arc,
     task::{Context, Poll},
     time::Duration,
 };
 
-use axum::response::Response;
+use axum::{response::Response, Router};
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
@@ -41,7 +42,6 @@ use tokio::{
     sync::Semaphore,
     time::{Instant, Sleep},
 };
-use tower::ServiceExt as _;
 
 /// Connection limits and timeouts of the server.
 #[derive(Clone, Copy, Debug)]
@@ -68,29 +68,57 @@ impl Default for Limits {
     }
 }
 
-/// What [`serve`] serves: an axum `Router`, or any service answering like one.
-pub trait App:
-    tower::Service<
-        http::Request<Incoming>,
-        Response = Response,
-        Error = std::convert::Infallible,
-        Future: Send + 'static,
-    > + Clone
-    + Send
-    + 'static
-{
-}
-
-impl<S> App for S where
-    S: tower::Service<
+/// What [`serve`] serves: an axum `Router` (each request carries its peer's address, as
+/// axum's `ConnectInfo<SocketAddr>`), or an app that makes a service for each connection
+/// from its peer's address (it then needs no extension in each request).
+pub trait App: Clone + Send + 'static {
+    /// The service of one connection.
+    type Service: tower::Service<
             http::Request<Incoming>,
             Response = Response,
             Error = std::convert::Infallible,
             Future: Send + 'static,
         > + Clone
         + Send
-        + 'static
-{
+        + 'static;
+
+    /// The service for a connection from `peer`.
+    fn for_peer(&self, peer: SocketAddr) -> Self::Service;
+}
+
+impl App for Router {
+    type Service = WithPeer;
+
+    fn for_peer(&self, peer: SocketAddr) -> WithPeer {
+        WithPeer {
+            router: self.clone(),
+            peer,
+        }
+    }
+}
+
+/// A router whose requests carry their peer's address (axum's `ConnectInfo`).
+#[derive(Clone, Debug)]
+pub struct WithPeer {
+    router: Router,
+    peer: SocketAddr,
+}
+
+impl tower::Service<http::Request<Incoming>> for WithPeer {
+    type Response = Response;
+    type Error = std::convert::Infallible;
+    type Future = <Router as tower::Service<http::Request<Incoming>>>::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        tower::Service::<http::Request<Incoming>>::poll_ready(&mut self.router, cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<Incoming>) -> Self::Future {
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(self.peer));
+        self.router.call(request)
+    }
 }
 
 /// Serves `router` (an axum `Router`, or any [`App`]) on `listener` (over TLS when `tls` is
@@ -191,14 +219,7 @@ impl Connection {
         builder: &auto::Builder<TokioExecutor>,
     ) {
         let peer = self.peer;
-        let service = TowerToHyperService::new(router.map_request(
-            move |mut request: http::Request<Incoming>| {
-                request
-                    .extensions_mut()
-                    .insert(axum::extract::ConnectInfo(peer));
-                request
-            },
-        ));
+        let service = TowerToHyperService::new(router.for_peer(peer));
         let result = match acceptor {
             None => {
                 let connection =

@@ -175,7 +175,9 @@ impl Trail {
 
 struct RequestParts {
     method: Method,
-    path_and_query: Box<str>,
+    // A `String` as built (a generated client reserves room for its parameters): shrinking
+    // it into a `Box<str>` would reallocate it on every call.
+    path_and_query: String,
     // Where the path ends in `path_and_query` (at its `?`, or its length): found once, as
     // the path is read several times per call (endpoint keys, spans, metrics).
     path_end: usize,
@@ -259,7 +261,7 @@ impl ServiceRequest {
     /// Builds a request whose path has already passed `check_path`.
     pub(crate) fn new_checked(
         method: Method,
-        path_and_query: Box<str>,
+        path_and_query: String,
         endpoint: Option<Cow<'static, str>>,
         headers: HeaderMap,
         body: Bytes,

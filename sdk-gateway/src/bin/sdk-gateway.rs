@@ -49,6 +49,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     // Tests and scripts read the bound address (the port may be 0) from this line.
     println!("listening on {}", listener.local_addr()?);
-    serve(listener, gateway.service(), tls, limits, shutdown_signal()).await?;
+    serve(listener, gateway.app(), tls, limits, shutdown_signal()).await?;
     Ok(())
 }

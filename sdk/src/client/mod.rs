@@ -90,9 +90,10 @@ impl ServiceClient {
         &self.inner.name
     }
 
-    /// A request with any method; `path` is relative to the instance (`/orders/1?x=y`).
-    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        RequestBuilder::new(self.clone(), method, path)
+    /// A request with any method; `path` is relative to the instance (`/orders/1?x=y`). A
+    /// `String` is taken as it is, without a copy.
+    pub fn request(&self, method: Method, path: impl Into<String>) -> RequestBuilder {
+        RequestBuilder::with_path(self.clone(), method, path.into())
     }
 
     /// A GET request.

@@ -33,10 +33,6 @@ pub struct RequestBuilder {
 }
 
 impl RequestBuilder {
-    pub(super) fn new(client: ServiceClient, method: Method, path: &str) -> Self {
-        Self::with_path(client, method, path.to_owned())
-    }
-
     /// A builder taking ownership of an already built path (generated clients: no copy).
     pub(crate) fn with_path(client: ServiceClient, method: Method, path: String) -> Self {
         let error = check_path(&path).err().map(|e| e.to_string());
@@ -352,14 +348,7 @@ impl RequestBuilder {
             return Err(err);
         }
         mark_sensitive(&mut headers, &client.inner().sensitive_headers);
-        let request = ServiceRequest::new_checked(
-            method,
-            path.into_boxed_str(),
-            endpoint,
-            headers,
-            body,
-            options,
-        );
+        let request = ServiceRequest::new_checked(method, path, endpoint, headers, body, options);
         Ok((client, request))
     }
 
