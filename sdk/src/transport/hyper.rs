@@ -187,8 +187,8 @@ impl HyperTransport {
 impl Service<HttpRequest> for HyperTransport {
     type Response = HttpResponse;
     type Error = BoxError;
-    // One boxed future per attempt: reading the body is an async loop, and naming that
-    // state machine by hand would buy ~100 instructions out of ~35,000.
+    // One boxed future per attempt. Named by hand and held inline instead, it made every
+    // future above it larger to move: +291 instructions per call (callgrind, 2026-12-07).
     type Future = crate::box_error::BoxFuture<HttpResponse>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
