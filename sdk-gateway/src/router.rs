@@ -48,9 +48,10 @@ impl Gateway {
     /// The gateway as the `sdk-gateway` binary serves it (with `sdk_registry::server::serve`):
     /// its own pages through [`router`](Self::router), and every other request straight to
     /// the proxy, which matches its routes itself and is made for each connection with its
-    /// client's address. Through the router instead, axum would find no route, match its
-    /// fallback, insert its parameters and the address into each request and clone its boxed
-    /// handler: ~4,400 instructions and four allocations a request for nothing.
+    /// client's address. Through the router instead, axum finds no route, matches its
+    /// fallback, inserts its parameters and the address into each request and clones its
+    /// boxed handler, all for nothing (docs/benchmarks.md, "Gateway: where a request's
+    /// instructions go").
     pub fn app(&self) -> GatewayApp {
         GatewayApp {
             gateway: self.clone(),
