@@ -12,6 +12,9 @@
 //!   core (`taskset -c 1`) while the callers and the service share the first; its CPU time
 //!   (user + system, from `/proc`) over the 64-caller rounds divided by the requests it
 //!   forwarded.
+//! - **Instructions and allocations per request**: the bare proxy's and the gateway's
+//!   process under `valgrind --tool=callgrind`, 2,000 requests one at a time; allocations are
+//!   the calls to `malloc` and `calloc` it counted.
 //! - **JWT**: `Verifier::verify` of an HS256, an RS256 and an ES256 token, in a loop, checked
 //!   each time and remembered.
 //!
@@ -209,7 +212,11 @@ async fn spawn_proxy(kind: &str, upstream: SocketAddr) -> (tokio::process::Child
 /// Instructions per request of the proxy `kind` under `valgrind --tool=callgrind`: 500
 /// requests to warm it, the counters zeroed, 2,000 requests, the counters dumped. `None`
 /// without valgrind.
-async fn instructions_per_request(kind: &str, upstream: SocketAddr, path: &str) -> Option<f64> {
+async fn instructions_per_request(
+    kind: &str,
+    upstream: SocketAddr,
+    path: &str,
+) -> Option<(f64, f64)> {
     const N: u64 = 2_000;
     let out = std::env::temp_dir().join(format!(
         "sdk-gateway-bench-{kind}-{}.cg",
@@ -265,7 +272,42 @@ async fn instructions_per_request(kind: &str, upstream: SocketAddr, path: &str) 
         .trim()
         .parse()
         .ok()?;
-    Some(total / N as f64)
+    Some((total / N as f64, allocations(&dump) as f64 / N as f64))
+}
+
+/// The calls to `malloc` and `calloc` a callgrind dump records: the allocations of the run
+/// it covers (every Rust allocation reaches one of them through the system allocator;
+/// reallocations are not counted, as the `instructions` bench's counting allocator does not
+/// count them). Function names are compressed: `cfn=(id) name` the first time, `cfn=(id)`
+/// after, and a `calls=COUNT ...` line follows the function called.
+fn allocations(dump: &str) -> u64 {
+    let mut names = std::collections::HashMap::new();
+    let (mut counting, mut total) = (false, 0);
+    for line in dump.lines() {
+        let (called, named) = match (line.strip_prefix("cfn=("), line.strip_prefix("fn=(")) {
+            (Some(rest), _) => (true, rest),
+            (None, Some(rest)) => (false, rest),
+            (None, None) => {
+                if let (true, Some(calls)) = (counting, line.strip_prefix("calls=")) {
+                    let count = calls.split_whitespace().next().and_then(|c| c.parse().ok());
+                    total += count.unwrap_or(0u64);
+                    counting = false;
+                }
+                continue;
+            }
+        };
+        let Some((id, name)) = named.split_once(')') else {
+            continue;
+        };
+        let name = name.trim();
+        if !name.is_empty() {
+            names.insert(id, name);
+        }
+        if called {
+            counting = matches!(names.get(id), Some(&"malloc" | &"calloc"));
+        }
+    }
+    total
 }
 
 /// CPU time (user + system) the process `pid` has used.
@@ -508,8 +550,8 @@ async fn instructions_line(upstream: SocketAddr) -> String {
     let bare_ir = instructions_per_request("bare", upstream, "/users/42").await;
     let gateway_ir = instructions_per_request("gateway", upstream, "/api/users/42").await;
     match (bare_ir, gateway_ir) {
-        (Some(bare), Some(gateway)) => format!(
-            "Instructions per request (`valgrind --tool=callgrind` on the proxy process, 2,000 requests one at a time after 500 unmeasured): bare proxy {bare:.0}, gateway {gateway:.0}: **{:.2}x**.",
+        (Some((bare, bare_allocs)), Some((gateway, gateway_allocs))) => format!(
+            "Instructions per request (`valgrind --tool=callgrind` on the proxy process, 2,000 requests one at a time after 500 unmeasured): bare proxy {bare:.0}, gateway {gateway:.0}: **{:.2}x**. Allocations per request (the calls to `malloc` and `calloc` callgrind counted in the same runs): bare proxy {bare_allocs:.1}, gateway {gateway_allocs:.1}.",
             gateway / bare
         ),
         _ => "Instructions per request: valgrind is not installed, not measured.".to_owned(),
