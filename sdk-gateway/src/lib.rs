@@ -66,5 +66,5 @@ pub use crate::{
     config::{GatewayConfig, GatewayConfigError, RouteConfig},
     error::GatewayError,
     gateway::Gateway,
-    router::{GatewayApp, GatewayService},
+    router::{GatewayApp, GatewayFuture, GatewayService},
 };

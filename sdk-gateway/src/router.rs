@@ -3,6 +3,7 @@
 
 use std::{
     convert::Infallible,
+    future::Future,
     net::SocketAddr,
     task::{Context, Poll},
 };
@@ -89,7 +90,36 @@ pub struct GatewayService {
     proxy: InheritDeadline<Proxy>,
 }
 
-type Answer = InheritFuture<Response, Infallible>;
+/// The proxy's answer to one request (boxed once: its handler is an `async fn`).
+type Answer = std::pin::Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+/// Response future of [`GatewayService`]: a page's answer, or a route's under the caller's
+/// deadline.
+pub struct GatewayFuture(Kind);
+
+enum Kind {
+    // The router's future, boxed: pages are rare.
+    Page(Answer),
+    Route(InheritFuture<Answer, Response, Infallible>),
+}
+
+impl std::fmt::Debug for GatewayFuture {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayFuture").finish_non_exhaustive()
+    }
+}
+
+impl Future for GatewayFuture {
+    type Output = Result<Response, Infallible>;
+
+    // Both kinds are `Unpin` (a box, and a future over a box), so no projection is needed.
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.get_mut().0 {
+            Kind::Page(future) => future.as_mut().poll(cx),
+            Kind::Route(future) => std::pin::Pin::new(future).poll(cx),
+        }
+    }
+}
 
 impl<B> Service<http::Request<B>> for GatewayService
 where
@@ -98,18 +128,18 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Answer;
+    type Future = GatewayFuture;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
         // Both are always ready (a router, and a proxy with nothing to wait for).
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Answer {
-        match PAGES.contains(&request.uri().path()) {
-            true => Box::pin(self.pages.call(request)),
-            false => self.proxy.call(request.map(axum::body::Body::new)),
-        }
+    fn call(&mut self, request: http::Request<B>) -> GatewayFuture {
+        GatewayFuture(match PAGES.contains(&request.uri().path()) {
+            true => Kind::Page(Box::pin(self.pages.call(request))),
+            false => Kind::Route(self.proxy.call(request.map(axum::body::Body::new))),
+        })
     }
 }
 

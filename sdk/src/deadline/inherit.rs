@@ -158,8 +158,46 @@ fn expired<B: From<&'static str>>() -> Response<B> {
     response
 }
 
-/// Response future of [`InheritDeadline`].
-pub type InheritFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
+pin_project_lite::pin_project! {
+    /// Response future of [`InheritDeadline`]: the handler's own future when the request
+    /// carries no deadline (nothing to add: no allocation), else the handler bounded by it.
+    pub struct InheritFuture<F, T, E> {
+        #[pin]
+        kind: Kind<F, T, E>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = KindProj]
+    enum Kind<F, T, E> {
+        Direct { #[pin] future: F },
+        Bounded { future: Pin<Box<dyn Future<Output = Result<T, E>> + Send>> },
+    }
+}
+
+impl<F, T, E> InheritFuture<F, T, E> {
+    fn bounded(future: impl Future<Output = Result<T, E>> + Send + 'static) -> Self {
+        InheritFuture {
+            kind: Kind::Bounded {
+                future: Box::pin(future),
+            },
+        }
+    }
+}
+
+impl<F, T, E> Future for InheritFuture<F, T, E>
+where
+    F: Future<Output = Result<T, E>>,
+{
+    type Output = Result<T, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<T, E>> {
+        match self.project().kind.project() {
+            KindProj::Direct { future } => future.poll(cx),
+            KindProj::Bounded { future } => future.as_mut().poll(cx),
+        }
+    }
+}
 
 impl<S, B, ResBody> Service<Request<B>> for InheritDeadline<S>
 where
@@ -170,7 +208,7 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = InheritFuture<Response<ResBody>, S::Error>;
+    type Future = InheritFuture<S::Future, Response<ResBody>, S::Error>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
@@ -179,16 +217,19 @@ where
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let left = super::remaining(request.headers()).or(self.default);
         let Some(left) = left else {
-            return Box::pin(self.inner.call(request));
+            let future = self.inner.call(request);
+            return InheritFuture {
+                kind: Kind::Direct { future },
+            };
         };
         if left.is_zero() {
             tracing::debug!("a request arrived with no time left; answered 504");
-            return Box::pin(std::future::ready(Ok(expired())));
+            return InheritFuture::bounded(std::future::ready(Ok(expired())));
         }
         let deadline = RequestDeadline(instant_after(Instant::now(), left));
         request.extensions_mut().insert(deadline);
         let handled = deadline.scope(self.inner.call(request));
-        Box::pin(async move {
+        InheritFuture::bounded(async move {
             match tokio::time::timeout_at(deadline.0, handled).await {
                 Ok(answer) => answer,
                 Err(_) => {
