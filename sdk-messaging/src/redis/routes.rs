@@ -1,11 +1,12 @@
 //! Where a message goes: the bindings servers register (`<prefix>:bindings`, a hash from
 //! each handler's stream to its pattern), matched here with the same [`Pattern`] rules every
-//! transport uses, and appended by a script that first checks the bindings' version token.
+//! transport uses, and appended checking the bindings' version token.
 //!
 //! Redis cannot route by wildcard itself, and reading the bindings on every message would
-//! double its round trips; so a connection caches them, and the script refuses (`-1`) when
-//! the token it was read with is no longer current (a handler bound since, or Redis came
-//! back empty). The caller then reads them again. A token rather than a counter, because a
+//! double its round trips; so a connection caches them, and checks the token it read them
+//! with against the current one: a request's script refuses (`-1`) when it is no longer
+//! current (a handler bound since, or Redis came back empty), an event's pipeline reads it
+//! after its appends. The caller then reads them again. A token rather than a counter, because a
 //! wiped Redis would count from zero again and could meet an old cached number.
 
 use std::collections::HashMap;
@@ -18,12 +19,15 @@ use crate::Pattern;
 #[derive(Clone, Debug)]
 pub(super) struct Keys {
     prefix: String,
+    /// Read by every message sent, so made once.
+    version: String,
 }
 
 impl Keys {
     pub(super) fn new(prefix: &str) -> Keys {
         Keys {
             prefix: prefix.to_owned(),
+            version: format!("{prefix}:bindings:version"),
         }
     }
 
@@ -33,8 +37,8 @@ impl Keys {
     }
 
     /// The bindings' version token.
-    pub(super) fn version(&self) -> String {
-        format!("{}:bindings:version", self.prefix)
+    pub(super) fn version(&self) -> &str {
+        &self.version
     }
 
     /// The stream of one group's handler of events for `pattern`.
@@ -118,18 +122,6 @@ fn matching<'a>(bindings: &'a [(Pattern, String)], subject: &Pattern) -> Vec<&'a
         .filter(|(pattern, _)| pattern.matches(subject.as_str()))
         .map(|(_, stream)| stream.as_str())
         .collect()
-}
-
-/// Appends an event to each stream given, if the bindings' version is still the one given.
-/// KEYS[1] the version; ARGV: version, frame, streams... Returns how many, or -1 if stale.
-pub(super) fn append_event() -> Script {
-    Script::new(
-        r"
-        if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return -1 end
-        for i = 3, #ARGV do redis.call('XADD', ARGV[i], '*', 'm', ARGV[2]) end
-        return #ARGV - 2
-        ",
-    )
 }
 
 /// Appends a request to the first stream given that has a live consumer (a member of its

@@ -165,3 +165,49 @@ async fn poison_is_dead_lettered_and_the_next_event_handled() {
     .await;
     setup.cleanup().await;
 }
+
+/// An event's appends read the bindings' version after them: a group bound after the
+/// connection cached its routes still gets the next event, and a group that already had it
+/// does not get it twice.
+#[tokio::test]
+async fn a_group_bound_since_the_routes_were_read_gets_the_next_event_once() {
+    let Some(setup) = setup(Duration::from_secs(5)).await else {
+        return;
+    };
+    let pattern = format!("{}.order.placed", setup.ns);
+    // Bound, then stopped: what is appended stays in the stream, to be counted.
+    let bind = |messaging: Messaging, group: String| {
+        let pattern = pattern.clone();
+        async move {
+            messaging
+                .server(&group)
+                .event_pattern(&pattern, |_: serde_json::Value, _| async { Ok(()) })
+                .start()
+                .await
+                .expect("started")
+                .shutdown()
+                .await;
+        }
+    };
+    let (first, second) = (format!("{}a", setup.group), format!("{}b", setup.group));
+    bind(setup.messaging.clone(), first.clone()).await;
+    let client = setup.messaging.client();
+    let event = serde_json::json!({ "n": 1 });
+    client.emit(&pattern, &event).await.expect("stored");
+    // Bound by another connection: this one's cached routes do not know it.
+    let other = Messaging::connect(
+        "events",
+        &MessagingConfig::new(TransportKind::Redis, format!("redis://{REDIS}"))
+            .redis(RedisSettings::new().prefix(&setup.prefix)),
+    )
+    .await
+    .expect("connect");
+    bind(other, second.clone()).await;
+    client.emit(&pattern, &event).await.expect("stored");
+    let mut redis = connection().await;
+    let stream = |group: &str| format!("{}:ev:{group}:{pattern}", setup.prefix);
+    let first_len: usize = redis.xlen(stream(&first)).await.expect("xlen");
+    let second_len: usize = redis.xlen(stream(&second)).await.expect("xlen");
+    assert_eq!((first_len, second_len), (2, 1));
+    setup.cleanup().await;
+}
