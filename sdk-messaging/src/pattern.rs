@@ -72,7 +72,8 @@ impl Pattern {
             return Err(error(pattern, "it must be 1 to 255 bytes"));
         }
         let (mut count, mut wildcard, mut after_hash) = (0, false, false);
-        for token in pattern.split('.') {
+        // Bytes, not `str::split`: its searcher cost more than the check itself.
+        for token in pattern.as_bytes().split(|&b| b == b'.') {
             count += 1;
             if count > MAX_TOKENS {
                 return Err(error(pattern, "it has more than 16 tokens"));
@@ -81,9 +82,9 @@ impl Pattern {
                 return Err(error(pattern, "`#` may only be the last token"));
             }
             match token {
-                "*" => wildcard = true,
-                "#" => (wildcard, after_hash) = (true, true),
-                "" => {
+                b"*" => wildcard = true,
+                b"#" => (wildcard, after_hash) = (true, true),
+                b"" => {
                     return Err(error(
                         pattern,
                         "it has an empty token (`..`, or a `.` at an end)",
@@ -93,8 +94,8 @@ impl Pattern {
                     return Err(error(pattern, "a token is longer than 128 bytes"))
                 }
                 t if !t
-                    .bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
+                    .iter()
+                    .all(|&b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
                 {
                     return Err(error(
                         pattern,
