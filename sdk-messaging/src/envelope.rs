@@ -46,6 +46,34 @@ pub mod headers {
     pub const DEAD_REASON: &str = "sdk-dead-reason";
     /// The pattern a dead-lettered message was sent to.
     pub const DEAD_PATTERN: &str = "sdk-dead-pattern";
+
+    /// The header name `name` read from a broker: one of the names every message carries
+    /// without parsing or allocating (a parsed name that is not one of HTTP's standard
+    /// headers is a copy of its bytes), any other parsed; `None` if it is not a valid one.
+    #[cfg_attr(
+        not(any(
+            feature = "nats",
+            feature = "rabbitmq",
+            feature = "redis",
+            feature = "kafka"
+        )),
+        allow(dead_code)
+    )] // read by the transports
+    pub(crate) fn name(name: &[u8]) -> Option<HeaderName> {
+        /// The names a message or reply carries most, as they are written on the wire.
+        const KNOWN: [HeaderName; 6] = [
+            MESSAGE_ID_NAME,
+            sdk::trace::TRACEPARENT,
+            sdk::deadline::DEADLINE_HEADER,
+            STATUS_NAME,
+            CORRELATION_ID_NAME,
+            URGENCY_NAME,
+        ];
+        match KNOWN.iter().find(|known| known.as_str().as_bytes() == name) {
+            Some(known) => Some(known.clone()),
+            None => HeaderName::from_bytes(name).ok(),
+        }
+    }
 }
 
 /// Whether a message asks for a reply.
@@ -205,6 +233,26 @@ fn new_id_bytes() -> [u8; 32] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_read_from_a_broker_are_the_known_ones_or_parsed() {
+        for known in [
+            "sdk-message-id",
+            "traceparent",
+            "x-request-deadline",
+            "sdk-status",
+        ] {
+            assert_eq!(
+                headers::name(known.as_bytes()).map(|n| n.as_str().to_owned()),
+                Some(known.to_owned())
+            );
+        }
+        assert_eq!(
+            headers::name(b"X-Tenant"),
+            Some(HeaderName::from_static("x-tenant"))
+        );
+        assert_eq!(headers::name(b"bad name"), None);
+    }
 
     fn envelope(pairs: &[(&'static str, &'static str)]) -> Envelope {
         let mut headers = HeaderMap::new();

@@ -45,7 +45,7 @@ use async_nats::{
     HeaderMap as NatsHeaders, RequestErrorKind,
 };
 use futures_util::{stream, StreamExt};
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderValue};
 use sdk::{retry::Backoff as _, retry::ExponentialBackoff, BoxError};
 use sdk_base::backoff::Reconnect;
 use tokio::sync::mpsc;
@@ -583,6 +583,15 @@ const NATS_TRACEPARENT: async_nats::HeaderName = async_nats::HeaderName::from_st
 const NATS_SDK_MESSAGE_ID: async_nats::HeaderName =
     async_nats::HeaderName::from_static(headers::MESSAGE_ID);
 
+/// The other names a message or reply carries most, as NATS header names made once (a
+/// name parsed per message is a `String` of its own).
+const NATS_KNOWN: [async_nats::HeaderName; 4] = [
+    async_nats::HeaderName::from_static("x-request-deadline"),
+    async_nats::HeaderName::from_static(headers::STATUS),
+    async_nats::HeaderName::from_static(headers::CORRELATION_ID),
+    async_nats::HeaderName::from_static(headers::URGENCY),
+];
+
 /// A message's headers for NATS. With `dedup`, the SDK's message id goes as `Nats-Msg-Id`,
 /// the id JetStream drops a republished duplicate by, so one header serves both
 /// (`from_nats` maps it back).
@@ -599,6 +608,11 @@ fn to_nats(headers: &HeaderMap, dedup: bool) -> NatsHeaders {
             nats.insert(name, value);
         } else if *name == sdk::trace::TRACEPARENT {
             nats.insert(NATS_TRACEPARENT, value);
+        } else if let Some(known) = NATS_KNOWN
+            .iter()
+            .find(|k| AsRef::<str>::as_ref(*k) == name.as_str())
+        {
+            nats.append(known.clone(), value);
         } else {
             nats.append(name.as_str(), value);
         }
@@ -611,7 +625,7 @@ fn from_nats(nats: &NatsHeaders) -> HeaderMap {
     for (name, values) in nats.iter() {
         let name = if *name == async_nats::header::NATS_MESSAGE_ID {
             headers::MESSAGE_ID_NAME
-        } else if let Ok(name) = HeaderName::from_bytes(AsRef::<str>::as_ref(name).as_bytes()) {
+        } else if let Some(name) = headers::name(AsRef::<str>::as_ref(name).as_bytes()) {
             name
         } else {
             continue;

@@ -43,7 +43,7 @@ use std::{
     time::Duration,
 };
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderValue};
 use rdkafka::{
     admin::{AdminClient, AdminOptions, NewTopic, TopicReplication},
     client::DefaultClientContext,
@@ -494,7 +494,8 @@ pub(crate) fn to_kafka(headers: &HeaderMap) -> OwnedHeaders {
 pub(crate) fn from_kafka(kafka: &impl rdkafka::message::Headers) -> HeaderMap {
     let mut headers = HeaderMap::new();
     for h in kafka.iter() {
-        let (Ok(name), Some(value)) = (HeaderName::from_bytes(h.key.as_bytes()), h.value) else {
+        let (Some(name), Some(value)) = (crate::envelope::headers::name(h.key.as_bytes()), h.value)
+        else {
             continue;
         };
         if let Ok(value) = HeaderValue::from_bytes(value) {

@@ -99,7 +99,7 @@ pub(super) fn from_table(table: Option<&FieldTable>) -> HeaderMap {
         return headers;
     };
     for (name, value) in table {
-        let Ok(name) = HeaderName::from_bytes(name.as_str().as_bytes()) else {
+        let Some(name) = headers::name(name.as_str().as_bytes()) else {
             continue;
         };
         let text = match value {

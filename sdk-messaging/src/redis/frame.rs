@@ -3,7 +3,7 @@
 //! field and nothing is lost to a field-name clash.
 
 use bytes::Bytes;
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::{HeaderMap, HeaderValue};
 
 /// `headers` and `payload` as one value: a 4-byte big-endian length, the headers' JSON,
 /// the payload.
@@ -82,8 +82,8 @@ pub(super) fn decode(frame: &[u8]) -> Option<(HeaderMap, Bytes)> {
     let pairs: Vec<(String, String)> = serde_json::from_slice(frame.get(4..end)?).ok()?;
     let mut headers = HeaderMap::with_capacity(pairs.len());
     for (name, value) in pairs {
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
+        if let (Some(name), Ok(value)) = (
+            crate::envelope::headers::name(name.as_bytes()),
             HeaderValue::from_str(&value),
         ) {
             headers.append(name, value);
