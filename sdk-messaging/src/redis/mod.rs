@@ -13,7 +13,8 @@
 //!   (`XADD` to each, then the bindings' version), and returns once Redis has it. An event
 //!   no group is bound for is refused with `NoHealthyInstance { reason: NoResponder }`
 //!   rather than dropped. A pipeline cut short is retried whole; the streams that had the
-//!   event get it twice, and their consumers drop the second by its id.
+//!   event get it twice, and their consumers drop the second by its id. (`XADD NOMKSTREAM`
+//!   needs Redis 6.2 or later.)
 //! - **`send`** appends the request to the most specific matching request stream that has a
 //!   live consumer (each consumer is a member of the sorted set `<stream>:alive`, its time
 //!   on Redis's clock refreshed every 2 s; it leaves the set when its server stops, and
