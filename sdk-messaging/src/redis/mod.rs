@@ -77,6 +77,9 @@ const MAX_REQUESTS: usize = 10_000;
 const BLOCK: Duration = Duration::from_secs(1);
 /// How often the connection is checked.
 const PING_EVERY: Duration = Duration::from_millis(500);
+/// How many times a message is routed (the cached bindings, then each time they were found
+/// stale, read again) before it fails: requests and events alike.
+const ROUTE_TRIES: usize = 4;
 
 /// A Redis connection as a [`Broker`]. Cheap to clone.
 #[derive(Clone)]
@@ -186,7 +189,7 @@ impl RedisBroker {
         let shared = &self.shared;
         let mut routes = shared.routes.load_full();
         let mut fresh = false;
-        for _ in 0..4 {
+        for _ in 0..ROUTE_TRIES {
             let streams = routes.requests(&message.pattern);
             if !streams.is_empty() {
                 let mut invocation = shared.append_request.key(shared.keys.version());
@@ -210,9 +213,7 @@ impl RedisBroker {
             routes = self.reload().await?;
             fresh = true;
         }
-        Err(broken(
-            "the bindings kept changing while a message was routed",
-        ))
+        Err(bindings_kept_changing())
     }
 
     /// Appends an event's `frame` to every stream bound for it; how many (`Ok(0)`: none is).
@@ -231,7 +232,7 @@ impl RedisBroker {
         let mut routes = shared.routes.load_full();
         let mut appended: Vec<String> = Vec::new();
         let mut fresh = false;
-        for _ in 0..4 {
+        for _ in 0..ROUTE_TRIES {
             let mut streams = routes.events(&message.pattern);
             streams.retain(|stream| !appended.iter().any(|done| done == stream));
             if streams.is_empty() {
@@ -271,9 +272,7 @@ impl RedisBroker {
             routes = self.reload().await?;
             fresh = true;
         }
-        Err(broken(
-            "the bindings kept changing while a message was routed",
-        ))
+        Err(bindings_kept_changing())
     }
 
     fn failed(&self, error: RedisError) -> BoxError {
@@ -282,6 +281,11 @@ impl RedisBroker {
         }
         failed(error)
     }
+}
+
+/// The error for a message whose routes were stale [`ROUTE_TRIES`] times in a row.
+fn bindings_kept_changing() -> BoxError {
+    broken("the bindings kept changing while a message was routed")
 }
 
 /// A broker error for a Redis one: nothing was sent if the connection was refused.
