@@ -547,14 +547,17 @@ mod tests {
     fn a_token_in_a_taken_slot_replaces_the_one_there_and_debug_shows_no_token() {
         let remembered = Remembered::new(Duration::from_secs(30));
         let far = unix_now() + 3600;
-        // Tokens until two share a slot (at most VERIFIED_TOKENS + 1 of them).
-        let first = "first-token".to_owned();
-        remembered.insert(&first, claims_until(far));
-        let (_, slot) = remembered.slot(&first);
-        let other = (0..=VERIFIED_TOKENS)
-            .map(|i| format!("other-{i}"))
-            .find(|t| std::ptr::eq(remembered.slot(t).1, slot))
+        // Tokens until two share a slot: among VERIFIED_TOKENS + 1 of them, two must (any
+        // two, not one given token's: that one's slot may stay free of all the others).
+        let mut seen = std::collections::HashMap::new();
+        let (first, other) = (0..=VERIFIED_TOKENS)
+            .map(|i| format!("token-{i}"))
+            .find_map(|t| {
+                let slot = std::ptr::from_ref(remembered.slot(&t).1) as usize;
+                seen.insert(slot, t.clone()).map(|before| (before, t))
+            })
             .expect("two tokens share a slot");
+        remembered.insert(&first, claims_until(far));
         assert!(remembered.get(&other).is_none(), "not the other's claims");
         remembered.insert(&other, claims_until(far));
         assert!(remembered.get(&other).is_some());
