@@ -238,10 +238,18 @@ fn path_code(method: &Method, private: &TokenStream) -> (Vec<TokenStream>, usize
                 capacity += 16;
                 let arg = format_ident!("{}", name);
                 let label = name.to_string();
-                code.push(quote! {
-                    if let ::core::result::Result::Err(e) = #private::push_segment(&mut __path, #label, &#arg) {
-                        __error.get_or_insert(e);
-                    }
+                let integer = method
+                    .params
+                    .iter()
+                    .any(|p| p.ident == arg && is_primitive_integer(&p.ty));
+                code.push(match integer {
+                    // Digits need no encoding and no check: written without the formatter.
+                    true => quote!(#private::push_digits(&mut __path, #arg);),
+                    false => quote! {
+                        if let ::core::result::Result::Err(e) = #private::push_segment(&mut __path, #label, &#arg) {
+                            __error.get_or_insert(e);
+                        }
+                    },
                 });
             }
         }
@@ -433,6 +441,21 @@ fn send(method: &Method, private: &TokenStream) -> TokenStream {
 }
 
 /// `Option` or `Vec` when the type is written as one (aliases are not seen through).
+/// Whether `ty` is spelled as a primitive integer (`u64`, `i32`, ...): its path segment is
+/// then written as digits. An alias of one takes the `Display` path, as any other type.
+fn is_primitive_integer(ty: &Type) -> bool {
+    const INTEGERS: [&str; 12] = [
+        "u8", "u16", "u32", "u64", "u128", "usize", "i8", "i16", "i32", "i64", "i128", "isize",
+    ];
+    match ty {
+        Type::Path(path) if path.qself.is_none() => path
+            .path
+            .get_ident()
+            .is_some_and(|ident| INTEGERS.iter().any(|name| ident == name)),
+        _ => false,
+    }
+}
+
 fn outer_type(ty: &Type) -> Option<&'static str> {
     let Type::Path(path) = ty else { return None };
     let last = path.path.segments.last()?;

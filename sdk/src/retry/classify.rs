@@ -33,17 +33,23 @@ pub(crate) fn classify(
     let idempotent = retry_non_idempotent || request.is_idempotent();
     match outcome {
         Ok(response) => {
+            // `Retry-After` is read only for an answer that may be retried (a header lookup
+            // is most of this function's cost on the success path every call takes).
             let status = response.status();
-            let after = retry_after(response.headers());
-            let retryable = if response.class() == StatusClass::TooManyRequests {
-                after.is_some()
-            } else {
-                retry_statuses.contains(&status)
-            };
-            if retryable && idempotent {
-                Verdict::Retry { after }
-            } else {
-                Verdict::Done
+            if !idempotent {
+                return Verdict::Done;
+            }
+            if response.class() == StatusClass::TooManyRequests {
+                return match retry_after(response.headers()) {
+                    Some(after) => Verdict::Retry { after: Some(after) },
+                    None => Verdict::Done,
+                };
+            }
+            match retry_statuses.contains(&status) {
+                true => Verdict::Retry {
+                    after: retry_after(response.headers()),
+                },
+                false => Verdict::Done,
             }
         }
         Err(err) => {
