@@ -440,7 +440,6 @@ fn send(method: &Method, private: &TokenStream) -> TokenStream {
     }
 }
 
-/// `Option` or `Vec` when the type is written as one (aliases are not seen through).
 /// Whether `ty` is spelled as a primitive integer (`u64`, `i32`, ...): its path segment is
 /// then written as digits. An alias of one takes the `Display` path, as any other type.
 fn is_primitive_integer(ty: &Type) -> bool {
@@ -456,6 +455,7 @@ fn is_primitive_integer(ty: &Type) -> bool {
     }
 }
 
+/// `Option` or `Vec` when the type is written as one (aliases are not seen through).
 fn outer_type(ty: &Type) -> Option<&'static str> {
     let Type::Path(path) = ty else { return None };
     let last = path.path.segments.last()?;
