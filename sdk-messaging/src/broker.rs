@@ -15,7 +15,7 @@ use std::{
     fmt,
     future::Future,
     pin::Pin,
-    sync::Arc,
+    sync::{Arc, LazyLock},
     task::{Context, Poll},
     time::Duration,
 };
@@ -155,40 +155,44 @@ const EMIT: &str = "EMIT";
 const QUEUE: &str = "QUEUE";
 
 /// A method named `name`, a valid token, so this cannot fail; GET would be a mistake
-/// nobody could see.
+/// nobody could see. Made once: a clone of a short extension method is a copy.
 fn method(name: &str, otherwise: Method) -> Method {
     Method::from_bytes(name.as_bytes()).unwrap_or(otherwise)
 }
 
 pub(crate) fn send_method() -> Method {
-    method(SEND, Method::POST)
+    static SEND_METHOD: LazyLock<Method> = LazyLock::new(|| method(SEND, Method::POST));
+    SEND_METHOD.clone()
 }
 
 pub(crate) fn emit_method() -> Method {
-    method(EMIT, Method::PUT)
+    static EMIT_METHOD: LazyLock<Method> = LazyLock::new(|| method(EMIT, Method::PUT));
+    EMIT_METHOD.clone()
 }
 
 pub(crate) fn queue_method() -> Method {
     method(QUEUE, Method::PUT)
 }
 
-/// Takes out what the HTTP client's side of the pipeline put in and says nothing to a
-/// message's handler: `Host` (always there: the pipeline's stand-in instance is an HTTP
-/// URL), `User-Agent` and `Accept-Encoding` when a caller set them, and for an event the
-/// deadline (an event is handled whenever a consumer gets to it, not while its publisher
-/// waits). One pass looks for the rare ones before a removal each (~200 instructions a
-/// removal, present or not).
+/// Takes out what the HTTP client's side of the pipeline may have put in and says nothing
+/// to a message's handler: `Host` (the SDK writes none for a whole-body transport such as
+/// this one, but a middleware layer's stack may), `User-Agent` and `Accept-Encoding` when a
+/// caller set them, and for an event the deadline (an event is handled whenever a consumer
+/// gets to it, not while its publisher waits). One pass looks for them before a removal
+/// each (~200 instructions a removal, present or not); the usual message has none but the
+/// deadline.
 fn strip_http_headers(headers: &mut http::HeaderMap, event: bool) {
     use http::header::{ACCEPT_ENCODING, HOST, USER_AGENT};
-    headers.remove(HOST);
-    let rare = |name: &http::HeaderName| {
-        name == USER_AGENT
+    let http_only = |name: &http::HeaderName| {
+        name == HOST
+            || name == USER_AGENT
             || name == ACCEPT_ENCODING
             || (event && name == sdk::deadline::DEADLINE_HEADER)
     };
-    if !headers.keys().any(rare) {
+    if !headers.keys().any(http_only) {
         return;
     }
+    headers.remove(HOST);
     headers.remove(USER_AGENT);
     headers.remove(ACCEPT_ENCODING);
     if event {
@@ -308,8 +312,11 @@ mod tests {
         let mut event = headers(&all);
         strip_http_headers(&mut event, true);
         assert_eq!(names(&event), ["traceparent", "x-tenant"]);
-        let mut usual = headers(&["host", "x-request-deadline", "traceparent"]);
+        let mut usual = headers(&["x-request-deadline", "traceparent"]);
         strip_http_headers(&mut usual, true);
         assert_eq!(names(&usual), ["traceparent"]);
+        let mut host_only = headers(&["host", "traceparent"]);
+        strip_http_headers(&mut host_only, false);
+        assert_eq!(names(&host_only), ["traceparent"]);
     }
 }

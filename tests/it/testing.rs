@@ -155,6 +155,26 @@ async fn fakes_return_the_errors_real_calls_return() {
     );
 }
 
+/// A transport answering with whole bodies gets no `Host` header from the SDK (reqwest
+/// writes its own; a broker has no use for one): the SDK makes one per instance only for
+/// hyper-util's HTTP/1.1 client, which would otherwise format one per request. The trace
+/// context still goes out.
+#[tokio::test]
+async fn a_custom_transport_gets_no_host_header() {
+    let transport = ScriptedTransport::new().fallback(Reply::status(200));
+    let sdk = ServiceSdk::builder()
+        .transport(transport.clone())
+        .service("svc", ServiceConfig::new().instance("http://svc.test"))
+        .build()
+        .expect("valid");
+    let answer = sdk.get_client("svc").get("/x").response().await;
+    assert_eq!(answer.expect("answered").status(), 200);
+    let seen = transport.requests();
+    assert_eq!(seen.len(), 1);
+    assert_eq!(seen[0].headers.get(http::header::HOST), None);
+    assert!(seen[0].headers.contains_key("traceparent"));
+}
+
 #[tokio::test]
 async fn a_custom_transports_answers_are_held_to_the_body_limit() {
     let transport = ScriptedTransport::new().fallback(Reply::status(200).body("x".repeat(100)));

@@ -109,7 +109,9 @@ impl BalanceLayer {
     /// Whether each attempt to a plain `http://` instance carries its `Host` header, made
     /// once per instance (on by default). HTTP/1.1 needs one, and the transport would
     /// otherwise format it per request; turn it off when plain HTTP goes out as HTTP/2
-    /// (prior knowledge), whose `:authority` carries the host instead.
+    /// (prior knowledge), whose `:authority` carries the host instead. A `ServiceSdk` turns
+    /// it off too for a transport answering with whole bodies (reqwest sets its own; a
+    /// custom transport, such as a broker, has no use for one).
     #[must_use]
     pub fn with_host_header(mut self, on: bool) -> Self {
         self.host_header = on;

@@ -159,26 +159,51 @@ where
 
     fn call(&mut self, request: ServiceRequest) -> Self::Future {
         use futures_util::TryFutureExt;
+        let into: fn(S::Error) -> BoxError = Into::into;
         let Some(ttl) = self.cache.ttl_for(&request) else {
-            let into: fn(S::Error) -> BoxError = Into::into;
             return futures_util::future::Either::Left(self.inner.call(request).map_err(into));
         };
         let inner = self.inner.clone();
-        let cache = self.cache.clone();
-        futures_util::future::Either::Right(Box::pin(lookup(cache, inner, request, ttl)))
+        let fetch = move |request| inner.oneshot(request).map_err(into);
+        let lookup = lookup(self.cache.clone(), fetch, request, ttl);
+        futures_util::future::Either::Right(Box::pin(lookup))
     }
 }
 
-async fn lookup<S>(
+impl ResponseCache {
+    /// Serves `request` from the cache when it is cacheable ([`CacheConfig`], the request's
+    /// own options), filling it with `fetch`; otherwise sends it straight to `fetch`, with
+    /// no lookup and nothing boxed. The one place the cache decides, for the client's
+    /// pipeline and the [`Cache`] layer alike.
+    pub(crate) fn through<F, Fut>(
+        &self,
+        request: ServiceRequest,
+        fetch: F,
+    ) -> futures_util::future::Either<Fut, BoxFuture>
+    where
+        F: FnOnce(ServiceRequest) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<ServiceResponse, BoxError>> + Send + 'static,
+    {
+        match self.ttl_for(&request) {
+            None => futures_util::future::Either::Left(fetch(request)),
+            // Boxed: the lookup's future (moka's) is large, and only cached calls need it.
+            Some(ttl) => {
+                let lookup = lookup(self.clone(), fetch, request, ttl);
+                futures_util::future::Either::Right(Box::pin(lookup))
+            }
+        }
+    }
+}
+
+async fn lookup<F, Fut>(
     cache: ResponseCache,
-    inner: S,
+    fetch: F,
     request: ServiceRequest,
     ttl: Ttl,
 ) -> Result<ServiceResponse, BoxError>
 where
-    S: Service<ServiceRequest, Response = ServiceResponse> + Send + 'static,
-    S::Error: Into<BoxError>,
-    S::Future: Send + 'static,
+    F: FnOnce(ServiceRequest) -> Fut,
+    Fut: std::future::Future<Output = Result<ServiceResponse, BoxError>>,
 {
     let config = &cache.shared.config;
     let key = CacheKey::for_request(&request, &config.vary_headers);
@@ -191,7 +216,7 @@ where
     };
     let deadline = request.deadline_and_limit();
     if request.options().cache_mode == CacheMode::Refresh {
-        let outcome = inner.oneshot(request).await.map_err(Into::into);
+        let outcome = fetch(request).await;
         let entry = Entry::from_outcome(outcome, &policy, None);
         if entry.is_fresh(Instant::now()) {
             cache.shared.store.insert(key, entry.clone()).await;
@@ -204,8 +229,8 @@ where
         other => other,
     };
     let bounded = deadline.is_some();
-    let fetch = async move {
-        let outcome = inner.oneshot(request).await.map_err(Into::into);
+    let fetched = async move {
+        let outcome = fetch(request).await;
         if let Err(e) = &outcome {
             if bounded && ErrorClass::of(e.as_ref()) == ErrorClass::Deadline {
                 // The filling caller ran out of its own time: that says nothing of the
@@ -220,7 +245,7 @@ where
         .shared
         .store
         .entry(key)
-        .or_insert_with_if(fetch, |entry| !entry.is_fresh(Instant::now()));
+        .or_insert_with_if(fetched, |entry| !entry.is_fresh(Instant::now()));
     // A caller that joined another's fill waits no longer than its own deadline; if it was
     // the one filling, a waiter with time left takes the fill over (moka runs the next
     // waiter's initializer when one is dropped).

@@ -1,7 +1,7 @@
 //! The overall deadline of a call, across every retry.
 //!
-//! This layer fixes the deadline when the call starts and stamps it on the request; it needs
-//! no timer of its own, because the deadline is enforced where time is actually spent:
+//! The client fixes the deadline when the call starts and stamps it on the request
+//! ([`DeadlineLayer`] does the same in a stack of one's own); it needs no timer of its own, because the deadline is enforced where time is actually spent:
 //!
 //! - each attempt is bounded by the earlier of its attempt timeout and the call's deadline
 //!   (one timer per attempt, in [`balance`](crate::balance)), failing with
@@ -55,7 +55,7 @@ impl<S> Layer<S> for DeadlineLayer {
     fn layer(&self, inner: S) -> Deadline<S> {
         Deadline {
             inner,
-            default: self.default,
+            layer: *self,
         }
     }
 }
@@ -64,10 +64,10 @@ impl<S> Layer<S> for DeadlineLayer {
 #[derive(Clone, Copy, Debug)]
 pub struct Deadline<S> {
     inner: S,
-    default: Duration,
+    layer: DeadlineLayer,
 }
 
-impl<S> Deadline<S> {
+impl DeadlineLayer {
     /// The call's timeout: its own, or the default.
     pub(crate) fn limit(&self, request: &ServiceRequest) -> Duration {
         request.options().timeout.unwrap_or(self.default)
@@ -107,7 +107,7 @@ where
     fn call(&mut self, mut request: ServiceRequest) -> Self::Future {
         // A deadline already set (the client's wait for a first lookup) stands.
         if request.deadline().is_none() {
-            self.stamp(&mut request, Instant::now());
+            self.layer.stamp(&mut request, Instant::now());
         }
         let into: fn(S::Error) -> BoxError = Into::into;
         self.inner.call(request).map_err(into)

@@ -1,7 +1,8 @@
 //! Retries with exponential backoff, full jitter, `Retry-After` and a retry budget.
 //!
-//! This is `tower::retry::Retry` with [`RetryPolicy`]: tower drives the loop; the policy
-//! decides. After each attempt it:
+//! [`RetryPolicy`] decides; the client's call drives the loop as tower's `Retry` would (and
+//! [`RetryLayer`] is tower's `Retry` with this policy, for stacks of one's own). After each
+//! attempt the policy:
 //!
 //! 1. classifies the outcome: connect errors are always retried (nothing was sent); timeouts,
 //!    other transport errors and 502/503/504 only for idempotent requests (GET, HEAD, PUT,
@@ -24,6 +25,7 @@ mod budget;
 mod classify;
 mod policy;
 
+pub(crate) use self::policy::retried;
 pub use crate::{
     error::{RetriesExhausted, RetryStop},
     settings::{BudgetConfig, RetryConfig, RetryOverride},

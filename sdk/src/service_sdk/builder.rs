@@ -306,17 +306,16 @@ impl ServiceSdkBuilder {
     /// The transport, wrapped in the layers when there are any. Without layers the
     /// transport is called directly, its body read in its own future; with them, they wrap
     /// it with bodies still streaming.
-    fn http_stack(&self) -> Result<HttpStack, ConfigError> {
-        let http = self.base_transport()?;
+    fn http_stack(&self, http: HttpStack) -> HttpStack {
         let layers = self.all_layers();
         if layers.is_empty() {
-            return Ok(http);
+            return http;
         }
         let mut stack = http.into_stack();
         for layer in layers.iter().rev() {
             stack = layer(stack);
         }
-        Ok(HttpStack::Layered(stack))
+        HttpStack::Layered(stack)
     }
 
     /// The instances the configuration lists, by service.
@@ -378,7 +377,13 @@ impl ServiceSdkBuilder {
                 ),
             ));
         }
-        let http = self.http_stack()?;
+        let base = self.base_transport()?;
+        // Only hyper-util's HTTP/1.1 client needs the SDK's `Host` (made once per instance;
+        // it would format one per request): reqwest writes its own, a custom transport (a
+        // broker) has no use for one, and HTTP/2 carries the host as `:authority`.
+        let host_header =
+            matches!(base, HttpStack::Hyper(_)) && !self.config.transport.http2_prior_knowledge;
+        let http = self.http_stack(base);
         let static_discovery = self.static_discovery()?;
         let mut background = Vec::new();
         // Checked even when a registry is given in code: a configuration naming two is wrong.
@@ -408,6 +413,7 @@ impl ServiceSdkBuilder {
                 background,
                 health_hooks,
                 http,
+                host_header,
                 hooks: Arc::new(self.hooks),
                 classifier: self.classifier,
                 classify: self.classify,

@@ -22,9 +22,9 @@ pub use self::{builder::ServiceSdkBuilder, registration::Registration};
 use crate::{
     balance::BalanceLayer,
     batch::Batch,
-    cache::{CacheLayer, ResponseCache},
+    cache::ResponseCache,
     circuit_breaker::{CircuitBreakerLayer, EndpointBreakers, FailureClassifier},
-    client::{ClientInner, ServiceClient},
+    client::{ClientInner, Pipeline, ServiceClient},
     config::{ConfigError, SdkConfig},
     deadline::DeadlineLayer,
     discovery::{
@@ -66,6 +66,8 @@ struct SdkInner {
     background: Vec<tokio::task::JoinHandle<()>>,
     health_hooks: HealthHooks,
     http: HttpStack,
+    /// Whether attempts carry the instance's `Host`, made once (see `BalanceLayer::with_host_header`).
+    host_header: bool,
     hooks: Arc<Hooks>,
     classifier: Arc<dyn FailureClassifier>,
     classify: Option<Arc<dyn Classify>>,
@@ -357,7 +359,7 @@ impl ServiceSdk {
         .with_health(health.clone())
         .with_versions(config.version.clone())
         .with_classify(self.inner.classify.clone())
-        .with_host_header(!self.inner.config.transport.http2_prior_knowledge)
+        .with_host_header(self.inner.host_header)
         .layer(self.inner.http.clone());
         let picker = balanced.picker();
         // Hedges draw from the retry budget: one budget caps both.
@@ -368,15 +370,19 @@ impl ServiceSdk {
             retry.budget(),
             self.inner.config.metrics,
         );
-        // The pipeline, outermost first, in the order the README gives. The deadline sits
-        // outside the cache, so a call waiting on another's cache fill is bounded by its own.
-        let pipeline = tower::ServiceBuilder::new()
-            .layer(DeadlineLayer::new(config.timeout))
-            .layer(CacheLayer::new(cache.clone()))
-            .layer(tower::retry::RetryLayer::new(retry))
+        // The pipeline, outermost first, in the order the README gives: the deadline, the
+        // cache, the retry loop, then each attempt's stages. The deadline is stamped before
+        // the cache, so a call waiting on another's cache fill is bounded by its own.
+        let attempts = tower::ServiceBuilder::new()
             .layer(hedge)
             .layer(CircuitBreakerLayer::new(breakers.clone()))
             .service(balanced);
+        let pipeline = Pipeline {
+            deadline: DeadlineLayer::new(config.timeout),
+            cache: cache.clone(),
+            retry,
+            attempts,
+        };
         let sensitive_headers: Arc<[http::HeaderName]> =
             self.inner.config.sensitive_headers.clone().into();
         let mut default_headers: HeaderMap = config.headers.iter().cloned().collect();
