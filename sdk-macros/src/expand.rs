@@ -214,9 +214,9 @@ fn method_impl(method: &Method, private: &TokenStream) -> TokenStream {
                 if let ::core::option::Option::Some(e) = __error {
                     #private::fail(&mut __request, e);
                 }
-                __request = __request.cache_mode(self.cache_mode);
+                #private::set_cache_mode(&mut __request, self.cache_mode);
                 #policies
-                __request = self.extras.apply(__request);
+                self.extras.apply(&mut __request);
                 #send
             }
         }

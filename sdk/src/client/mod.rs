@@ -69,16 +69,26 @@ impl Pipeline {
         self.deadline.stamp(request, started);
     }
 
-    /// Sends a stamped request: from the cache when it is cacheable, else (and to fill it)
-    /// through the retry loop over the attempts' stages.
+    /// Sends a stamped request, for a call that started at `started`: from the cache when
+    /// it is cacheable, else (and to fill it) through the retry loop over the attempts'
+    /// stages.
     pub(crate) fn call(
         &self,
         request: ServiceRequest,
+        started: tokio::time::Instant,
     ) -> impl std::future::Future<Output = Result<ServiceResponse, crate::BoxError>> + Send + 'static
     {
-        let (retry, attempts) = (self.retry.clone(), self.attempts.clone());
-        let fetch = move |request| crate::retry::retried(retry, attempts, request);
-        self.cache.through(request, fetch)
+        use futures_util::future::Either;
+        let retry = self.retry.clone();
+        if self.attempts.hedges(&request) {
+            let attempts = self.attempts.clone();
+            let fetch = move |request| crate::retry::retried(retry, attempts, request, started);
+            return Either::Left(self.cache.through(request, fetch));
+        }
+        // Not hedged: straight to the breaker, no hedging stage to pass through.
+        let attempts = self.attempts.inner().clone();
+        let fetch = move |request| crate::retry::retried(retry, attempts, request, started);
+        Either::Right(self.cache.through(request, fetch))
     }
 }
 
@@ -231,8 +241,8 @@ impl ServiceClient {
                 outcome = tracing::field::Empty,
             )),
         };
-        // One clock read for both the call's deadline (stamped here, so the deadline layer
-        // reads no clock of its own) and its latency.
+        // One clock read for the call's deadline, its deposit in the retry budget and its
+        // latency.
         let started = tokio::time::Instant::now();
         let mut owned = request.clone();
         if request.deadline().is_none() {
@@ -249,7 +259,7 @@ impl ServiceClient {
         }
         // The first attempt starts on the future's first poll, inside the call's span (its
         // `traceparent` names that span as parent).
-        let future = self.inner.pipeline.call(owned);
+        let future = self.inner.pipeline.call(owned, started);
         let result = match span.is_none() {
             // No span to enter on each poll: the future alone.
             true => future.await,

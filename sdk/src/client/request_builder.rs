@@ -54,6 +54,17 @@ impl RequestBuilder {
         }
     }
 
+    /// The call's options, changed in place (generated code's steps, through `__private`:
+    /// a by-value builder method moves the ~400-byte builder in and out).
+    pub(crate) fn options_mut(&mut self) -> &mut CallOptions {
+        &mut self.options
+    }
+
+    /// The headers, changed in place (see [`options_mut`](Self::options_mut)).
+    pub(crate) fn headers_mut(&mut self) -> &mut HeaderMap {
+        &mut self.headers
+    }
+
     pub(crate) fn fail(&mut self, reason: String) {
         if self.error.is_none() {
             self.error = Some(reason);

@@ -154,6 +154,30 @@ where
     }
 }
 
+impl<S> Hedge<S> {
+    /// How `request` is hedged, or `None` when it is not: the call's own setting or the
+    /// service's, for an idempotent call that does not stream (its body can be sent once).
+    fn config_for(&self, request: &ServiceRequest) -> Option<HedgeConfig> {
+        let config = match request.options().hedge.as_deref() {
+            Some(config) => Some(*config),
+            None => self.shared.config,
+        };
+        config.filter(|_| request.is_idempotent() && !request.is_streamed())
+    }
+
+    /// Whether `request` is hedged. The same for each of a call's attempts, so the client
+    /// asks once per call and sends one that is not straight to the stages under this
+    /// one: a stage that is off is not in the way.
+    pub(crate) fn hedges(&self, request: &ServiceRequest) -> bool {
+        self.config_for(request).is_some()
+    }
+
+    /// The stages under this one.
+    pub(crate) fn inner(&self) -> &S {
+        &self.inner
+    }
+}
+
 impl<S> Service<ServiceRequest> for Hedge<S>
 where
     S: Service<ServiceRequest, Response = ServiceResponse, Error = BoxError>
@@ -171,12 +195,7 @@ where
     }
 
     fn call(&mut self, mut request: ServiceRequest) -> Self::Future {
-        let config = match request.options().hedge.as_deref() {
-            Some(config) => Some(*config),
-            None => self.shared.config,
-        };
-        let Some(config) = config.filter(|_| request.is_idempotent() && !request.is_streamed())
-        else {
+        let Some(config) = self.config_for(&request) else {
             return HedgeFuture::direct(self.inner.call(request));
         };
         let latencies = self.shared.latencies.get_or_insert_with(

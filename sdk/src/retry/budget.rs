@@ -65,8 +65,20 @@ impl RetryBudget {
     }
 
     fn generation(&self) -> u64 {
-        let elapsed = crate::clock::nanos_since(self.epoch);
+        self.generation_at(Instant::now())
+    }
+
+    fn generation_at(&self, now: Instant) -> u64 {
+        let elapsed = crate::clock::nanos(now.saturating_duration_since(self.epoch));
         elapsed / self.slot_nanos + SLOTS
+    }
+
+    /// Deposits for a call that started at `now` (the client's own reading of the clock,
+    /// so a call reads it once for its deadline, its latency and its deposit).
+    pub(crate) fn deposit_at(&self, now: Instant) {
+        if self.deposit_amount != 0 {
+            self.add(self.generation_at(now), self.deposit_amount);
+        }
     }
 
     fn add(&self, generation: u64, amount: i32) {
@@ -110,9 +122,7 @@ impl RetryBudget {
 
 impl Budget for RetryBudget {
     fn deposit(&self) {
-        if self.deposit_amount != 0 {
-            self.add(self.generation(), self.deposit_amount);
-        }
+        self.deposit_at(Instant::now());
     }
 
     fn withdraw(&self) -> bool {

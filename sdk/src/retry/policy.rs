@@ -171,16 +171,21 @@ impl tower::retry::Policy<ServiceRequest, ServiceResponse, BoxError> for RetryPo
 /// judging each outcome. Written here because as a layer it cloned the policy and every
 /// stage under it on each call and wrapped their future in its own (~500 instructions a
 /// call, issue 33); the decisions stay the policy's.
+///
+/// The call deposits in the retry budget as it starts: at `started`, the call's own
+/// reading of the clock (`clone_request` reads it again for tower's loop).
 pub(crate) async fn retried<S>(
     mut policy: RetryPolicy,
     mut service: S,
     request: ServiceRequest,
+    started: Instant,
 ) -> Result<ServiceResponse, BoxError>
 where
     S: tower::Service<ServiceRequest, Response = ServiceResponse, Error = BoxError>,
 {
     use tower::retry::Policy as _;
-    let mut kept = policy.clone_request(&request);
+    policy.shared.budget.deposit_at(started);
+    let mut kept = Some(request.clone());
     let mut next = request;
     loop {
         std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
