@@ -48,8 +48,9 @@ pub(crate) type Attempts = crate::hedge::Hedge<CircuitBreakerService<Balance<Htt
 /// cache, the retry loop) are steps of one future rather than tower layers (which the crate
 /// still offers, for stacks of one's own): as layers each wrapped the future under it in its
 /// own and cloned the stages under it on every call, which nothing here needs since nothing
-/// composes them differently (issue 33: ~700 instructions a call). The decisions stay in
-/// one place each: [`DeadlineLayer::stamp`], [`ResponseCache::through`], [`RetryPolicy`].
+/// composes them differently (issue 33: 246 instructions a call, measured with callgrind).
+/// The decisions stay in one place each: [`DeadlineLayer::stamp`], [`ResponseCache::through`],
+/// [`RetryPolicy`].
 #[derive(Clone)]
 pub(crate) struct Pipeline {
     pub(crate) deadline: DeadlineLayer,

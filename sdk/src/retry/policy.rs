@@ -169,8 +169,9 @@ impl tower::retry::Policy<ServiceRequest, ServiceResponse, BoxError> for RetryPo
 /// for stacks of one's own) runs the same policy the same way: `poll_ready` before each
 /// attempt, the request kept (`clone_request`) while another attempt may follow, `retry`
 /// judging each outcome. Written here because as a layer it cloned the policy and every
-/// stage under it on each call and wrapped their future in its own (~500 instructions a
-/// call, issue 33); the decisions stay the policy's.
+/// stage under it on each call and wrapped their future in its own (with the deadline's
+/// and the cache's wrappers, 246 instructions a call, issue 33); the decisions stay the
+/// policy's.
 ///
 /// The call deposits in the retry budget as it starts: at `started`, the call's own
 /// reading of the clock (`clone_request` reads it again for tower's loop).
