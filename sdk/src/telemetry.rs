@@ -20,8 +20,8 @@
 //! `RequestBuilder::endpoint`, never a literal path with ids in it, and the number of
 //! endpoints per service is bounded (1,024), so series cannot grow without end.
 //!
-//! With the `prometheus` feature, [`Prometheus`] installs a recorder with explicit
-//! histogram buckets and renders the text exposition on a route you mount.
+//! With the `prometheus` feature, `Prometheus` (in this module) installs a recorder with
+//! explicit histogram buckets and renders the text exposition on a route you mount.
 
 use std::{sync::OnceLock, time::Duration};
 
