@@ -1,7 +1,8 @@
 //! The overall deadline of a call, across every retry.
 //!
 //! The client fixes the deadline when the call starts and stamps it on the request
-//! ([`DeadlineLayer`] does the same in a stack of one's own); it needs no timer of its own, because the deadline is enforced where time is actually spent:
+//! ([`DeadlineLayer`] does the same in a stack of one's own); it needs no timer of its own,
+//! because the deadline is enforced where time is actually spent:
 //!
 //! - each attempt is bounded by the earlier of its attempt timeout and the call's deadline
 //!   (one timer per attempt, in [`balance`](crate::balance)), failing with

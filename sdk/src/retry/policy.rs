@@ -167,8 +167,8 @@ impl tower::retry::Policy<ServiceRequest, ServiceResponse, BoxError> for RetryPo
 /// Sends `request` through `service`, then again as `policy` decides: the client's retry
 /// loop, one step of its call's future. tower's `Retry` (the [`RetryLayer`](super::RetryLayer)
 /// for stacks of one's own) runs the same policy the same way: `poll_ready` before each
-/// attempt, the request kept (`clone_request`) while another attempt may follow, `retry`
-/// judging each outcome. Written here because as a layer it cloned the policy and every
+/// attempt, a copy of the request kept while another attempt may follow, `retry` judging
+/// each outcome. Written here because as a layer it cloned the policy and every
 /// stage under it on each call and wrapped their future in its own (with the deadline's
 /// and the cache's wrappers, 246 instructions a call, issue 33); the decisions stay the
 /// policy's.
@@ -186,20 +186,18 @@ where
 {
     use tower::retry::Policy as _;
     policy.shared.budget.deposit_at(started);
-    let mut kept = Some(request.clone());
+    // The kept request is the one `retry` moves on (attempt number, instance to avoid);
+    // each attempt after the first is sent as a copy of it.
+    let mut kept = request.clone();
     let mut next = request;
     loop {
         std::future::poll_fn(|cx| service.poll_ready(cx)).await?;
         let mut result = service.call(next).await;
-        let Some(mut request) = kept.take() else {
-            return result;
-        };
-        let Some(wait) = policy.retry(&mut request, &mut result) else {
+        let Some(wait) = policy.retry(&mut kept, &mut result) else {
             return result;
         };
         drop(result);
         wait.await;
-        kept = policy.clone_request(&request);
-        next = request;
+        next = kept.clone();
     }
 }
