@@ -72,9 +72,13 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// The headers for the service, made in one pass over the client's: hop-by-hop ones,
-/// `host` and `dropped` left behind, the `x-forwarded-*` set extended when the peer is a
-/// trusted proxy and replaced otherwise, and the request id set. Returns them and the id.
+/// The headers for the service, made from the client's in place: hop-by-hop ones, `host`
+/// and `dropped` left behind, the `x-forwarded-*` set extended when the peer is a trusted
+/// proxy and replaced otherwise, and the request id set. Returns them and the id.
+///
+/// In place, because the client's map is hyper's, made with room to spare (hyper reuses the
+/// connection's last answer's): a new map cost two allocations and a hash of every header
+/// again, and a request rarely carries anything to remove.
 ///
 /// ```
 /// use sdk_gateway::{clients::TrustedProxies, forward};
@@ -91,44 +95,28 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// assert!(headers.get("te").is_none() && headers.get("host").is_none());
 /// ```
 pub fn to_upstream(
-    incoming: HeaderMap,
+    mut headers: HeaderMap,
     origin: &Origin,
     scheme: &'static str,
     dropped: &[HeaderName],
 ) -> (HeaderMap, HeaderValue) {
-    let named = if incoming.contains_key(header::CONNECTION) {
-        connection_named(&incoming)
-    } else {
-        Vec::new()
-    };
-    // Room for the four set here and the four the SDK sets on each attempt (`traceparent`,
-    // `host`, `x-request-deadline`, `user-agent`): a full map grows, rehashing every header.
-    let mut out = HeaderMap::with_capacity(incoming.len() + 8);
-    let (mut host, mut forwarded_for, mut request_id) = (None, Vec::new(), None);
-    let trusted = origin.via_trusted_proxy;
-    let mut current: Option<HeaderName> = None;
-    for (name, value) in incoming {
-        if let Some(name) = name {
-            current = Some(name);
-        }
-        let Some(name) = &current else { continue };
-        if is_hop_by_hop(name) || dropped.contains(name) || named.contains(name) {
-            continue;
-        }
-        if name == header::HOST {
-            host = Some(value);
-        } else if name == X_FORWARDED_FOR {
-            forwarded_for.push(value);
-        } else if name == X_REQUEST_ID {
-            request_id.get_or_insert(value);
-        } else if trusted || (name != X_FORWARDED_PROTO && name != X_FORWARDED_HOST) {
-            out.append(name.clone(), value);
+    // One look over the names (comparisons, no hashing); removals only for what is there.
+    if headers
+        .keys()
+        .any(|name| is_hop_by_hop(name) || dropped.contains(name))
+    {
+        let named = connection_named(&headers);
+        for name in named.iter().chain(HOP_BY_HOP.iter()).chain(dropped) {
+            headers.remove(name);
         }
     }
+    let host = headers.remove(header::HOST);
+    let trusted = origin.via_trusted_proxy;
     let peer = ip_value(origin.peer.ip());
-    let forwarded = match (trusted, forwarded_for.is_empty()) {
-        (true, false) => {
-            let mut joined = forwarded_for
+    let forwarded = match trusted && headers.contains_key(X_FORWARDED_FOR) {
+        true => {
+            let mut joined = headers
+                .get_all(X_FORWARDED_FOR)
                 .iter()
                 .map(HeaderValue::as_bytes)
                 .collect::<Vec<_>>()
@@ -137,18 +125,34 @@ pub fn to_upstream(
             joined.extend_from_slice(peer.as_bytes());
             HeaderValue::from_bytes(&joined).unwrap_or(peer)
         }
-        _ => peer,
+        false => peer,
     };
-    out.insert(X_FORWARDED_FOR, forwarded);
-    if !out.contains_key(&X_FORWARDED_PROTO) {
-        out.insert(X_FORWARDED_PROTO, HeaderValue::from_static(scheme));
+    let id = headers
+        .remove(X_REQUEST_ID)
+        .filter(is_sane_id)
+        .unwrap_or_else(new_request_id);
+    // Room for the four set here and the four the SDK sets on each attempt (`traceparent`,
+    // `host`, `x-request-deadline`, `user-agent`): a full map grows, rehashing every header.
+    headers.reserve(8);
+    headers.insert(X_FORWARDED_FOR, forwarded);
+    let proto = HeaderValue::from_static(scheme);
+    match trusted {
+        true => {
+            headers.entry(X_FORWARDED_PROTO).or_insert(proto);
+            if let Some(host) = host {
+                headers.entry(X_FORWARDED_HOST).or_insert(host);
+            }
+        }
+        false => {
+            headers.insert(X_FORWARDED_PROTO, proto);
+            match host {
+                Some(host) => headers.insert(X_FORWARDED_HOST, host),
+                None => headers.remove(X_FORWARDED_HOST),
+            };
+        }
     }
-    if let (false, Some(host)) = (out.contains_key(&X_FORWARDED_HOST), host) {
-        out.insert(X_FORWARDED_HOST, host);
-    }
-    let id = request_id.filter(is_sane_id).unwrap_or_else(new_request_id);
-    out.insert(X_REQUEST_ID, id.clone());
-    (out, id)
+    headers.insert(X_REQUEST_ID, id.clone());
+    (headers, id)
 }
 
 /// A client's request id is kept when it is 1 to 128 visible ASCII characters.
@@ -159,8 +163,15 @@ fn is_sane_id(id: &HeaderValue) -> bool {
 
 /// 32 random hex digits.
 fn new_request_id() -> HeaderValue {
-    let id = sdk::trace::hex_id(fastrand::u128(1..));
-    HeaderValue::from_bytes(&id).unwrap_or_else(|_| HeaderValue::from_static("0"))
+    shared_value(sdk::trace::hex_id(fastrand::u128(1..)), 32)
+}
+
+/// The first `len` bytes of `text` as a header value whose clones share it. A value made by
+/// copying bytes is a plain vector: its first clone (the SDK copies a request's headers
+/// for each attempt) allocates again to share it.
+fn shared_value<const N: usize>(text: [u8; N], len: usize) -> HeaderValue {
+    let bytes = bytes::Bytes::from_owner(text).slice(..len.min(N));
+    HeaderValue::from_maybe_shared(bytes).unwrap_or(HeaderValue::from_static("unknown"))
 }
 
 /// An address as a header value (IPv4 written by hand: this runs on every request).
@@ -187,5 +198,5 @@ fn ip_value(ip: std::net::IpAddr) -> HeaderValue {
             len += 1;
         }
     }
-    HeaderValue::from_bytes(&text[..len]).unwrap_or(HeaderValue::from_static("unknown"))
+    shared_value(text, len)
 }

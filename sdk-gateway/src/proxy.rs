@@ -11,11 +11,11 @@
 use std::net::SocketAddr;
 
 use axum::{
-    body::Body,
-    extract::{ConnectInfo, Request, State},
-    response::{IntoResponse, Response},
+    extract::{ConnectInfo, State},
+    response::IntoResponse,
 };
 use http::{HeaderMap, StatusCode};
+use sdk::transport::Body;
 use tokio::time::Instant;
 
 use crate::{
@@ -27,13 +27,25 @@ use crate::{
     routes::{Matched, Route},
 };
 
+/// A request as the proxy takes it, and its answer: both bodies are the SDK's, which the
+/// call streams as they are (an empty one is not boxed; a streamed one is boxed once).
+pub(crate) type Request = http::Request<Body>;
+pub(crate) type Response = http::Response<Body>;
+
 /// The handler of every request that is not for the gateway itself (the router's fallback).
 pub(crate) async fn handle(
     State(gateway): State<Gateway>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    request: Request,
-) -> Response {
-    answer(&gateway, peer, request).await
+    request: axum::extract::Request,
+) -> axum::response::Response {
+    answer(&gateway, peer, request.map(Body::new))
+        .await
+        .map(axum::body::Body::new)
+}
+
+/// An answer made by axum (an error's JSON, a page), as the proxy answers.
+pub(crate) fn from_axum(response: axum::response::Response) -> Response {
+    response.map(Body::new)
 }
 
 /// The answer to a request for a route (404 when none matches), from client `peer`.
@@ -48,20 +60,21 @@ pub(crate) async fn answer(gateway: &Gateway, peer: SocketAddr, request: Request
         .is_some()
     {
         // RFC 9112, 3.2: a request with more than one Host is answered 400.
-        return GatewayError::new(StatusCode::BAD_REQUEST, "more than one Host header")
-            .into_response();
+        return from_axum(
+            GatewayError::new(StatusCode::BAD_REQUEST, "more than one Host header").into_response(),
+        );
     }
     let matched = match shared.routes.find(request.uri()) {
         Ok(Some(matched)) => matched,
         Ok(None) => {
-            let response = GatewayError::no_route().into_response();
+            let response = from_axum(GatewayError::no_route().into_response());
             shared
                 .routes
                 .unmatched
                 .answered(response.status(), started.elapsed());
             return response;
         }
-        Err(e) => return e.into_response(),
+        Err(e) => return from_axum(e.into_response()),
     };
     let route = matched.route;
     let response = match forward(gateway, matched, peer, request).await {
@@ -72,7 +85,7 @@ pub(crate) async fn answer(gateway: &Gateway, peer: SocketAddr, request: Request
             if e.fault().counts_against_service() {
                 tracing::warn!(route = %route.config.name, status = %e.status(), error = %e, "request failed");
             }
-            e.into_response()
+            from_axum(e.into_response())
         }
     };
     route.metrics.answered(response.status(), started.elapsed());
@@ -143,7 +156,7 @@ async fn forward(
     let mut headers = answer.head.into_headers();
     forward::strip_hop_by_hop(&mut headers);
     headers.insert(forward::X_REQUEST_ID, request_id);
-    let mut response = Response::new(Body::new(answer.body));
+    let mut response = Response::new(answer.body);
     *response.status_mut() = status;
     *response.headers_mut() = headers;
     Ok(response)
@@ -176,11 +189,11 @@ async fn authorize(
 /// failure ([`RequestBodyError::Stalled`](sdk::transport::RequestBodyError)), as it reads
 /// a body that breaks off. An empty body is left as it is, so a bodiless call can still be
 /// retried.
-fn client_body(body: Body, timeout: std::time::Duration) -> sdk::transport::Body {
+fn client_body(body: Body, timeout: std::time::Duration) -> Body {
     use axum::body::HttpBody as _;
     use http_body_util::BodyExt as _;
     if body.is_end_stream() {
-        return sdk::transport::Body::new(body);
+        return body;
     }
     let body = tower_http::timeout::TimeoutBody::new(timeout, body).map_err(|e| {
         if e.is::<tower_http::timeout::TimeoutError>() {
@@ -189,5 +202,5 @@ fn client_body(body: Body, timeout: std::time::Duration) -> sdk::transport::Body
             e
         }
     });
-    sdk::transport::Body::new(body)
+    Body::new(body)
 }

@@ -69,6 +69,7 @@ pub struct GatewayApp {
 }
 
 impl sdk_server::App for GatewayApp {
+    type Body = sdk::transport::Body;
     type Service = GatewayService;
 
     fn for_peer(&self, peer: SocketAddr) -> GatewayService {
@@ -91,7 +92,8 @@ pub struct GatewayService {
 }
 
 /// The proxy's answer to one request (boxed once: its handler is an `async fn`).
-type Answer = std::pin::Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+type Answer =
+    std::pin::Pin<Box<dyn Future<Output = Result<crate::proxy::Response, Infallible>> + Send>>;
 
 /// Response future of [`GatewayService`]: a page's answer, or a route's under the caller's
 /// deadline.
@@ -100,7 +102,7 @@ pub struct GatewayFuture(Kind);
 enum Kind {
     // The router's future, boxed: pages are rare.
     Page(Answer),
-    Route(InheritFuture<Answer, Response, Infallible>),
+    Route(InheritFuture<Answer, crate::proxy::Response, Infallible>),
 }
 
 impl std::fmt::Debug for GatewayFuture {
@@ -110,7 +112,7 @@ impl std::fmt::Debug for GatewayFuture {
 }
 
 impl Future for GatewayFuture {
-    type Output = Result<Response, Infallible>;
+    type Output = Result<crate::proxy::Response, Infallible>;
 
     // Both kinds are `Unpin` (a box, and a future over a box), so no projection is needed.
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -126,7 +128,7 @@ where
     B: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError>,
 {
-    type Response = Response;
+    type Response = crate::proxy::Response;
     type Error = Infallible;
     type Future = GatewayFuture;
 
@@ -137,8 +139,16 @@ where
 
     fn call(&mut self, request: http::Request<B>) -> GatewayFuture {
         GatewayFuture(match PAGES.contains(&request.uri().path()) {
-            true => Kind::Page(Box::pin(self.pages.call(request))),
-            false => Kind::Route(self.proxy.call(request.map(axum::body::Body::new))),
+            true => {
+                let page = self.pages.call(request);
+                Kind::Page(Box::pin(async move {
+                    match page.await {
+                        Ok(response) => Ok(crate::proxy::from_axum(response)),
+                        Err(never) => match never {},
+                    }
+                }))
+            }
+            false => Kind::Route(self.proxy.call(request.map(sdk::transport::Body::new))),
         })
     }
 }
@@ -150,8 +160,8 @@ struct Proxy {
     peer: SocketAddr,
 }
 
-impl Service<http::Request<axum::body::Body>> for Proxy {
-    type Response = Response;
+impl Service<crate::proxy::Request> for Proxy {
+    type Response = crate::proxy::Response;
     type Error = Infallible;
     type Future = Answer;
 
@@ -159,7 +169,7 @@ impl Service<http::Request<axum::body::Body>> for Proxy {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: http::Request<axum::body::Body>) -> Answer {
+    fn call(&mut self, request: crate::proxy::Request) -> Answer {
         let (gateway, peer) = (self.gateway.clone(), self.peer);
         Box::pin(async move { Ok(crate::proxy::answer(&gateway, peer, request).await) })
     }

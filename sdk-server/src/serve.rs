@@ -72,10 +72,16 @@ impl Default for Limits {
 /// axum's `ConnectInfo<SocketAddr>`), or an app that makes a service for each connection
 /// from its peer's address (it then needs no extension in each request).
 pub trait App: Clone + Send + 'static {
+    /// The body of its answers (axum's `Body` for a `Router`; an app that streams another
+    /// body answers with it as it is, not boxed again).
+    type Body: axum::body::HttpBody<Data = axum::body::Bytes, Error: Into<axum::BoxError>>
+        + Send
+        + 'static;
+
     /// The service of one connection.
     type Service: tower::Service<
             http::Request<Incoming>,
-            Response = Response,
+            Response = http::Response<Self::Body>,
             Error = std::convert::Infallible,
             Future: Send + 'static,
         > + Clone
@@ -87,6 +93,7 @@ pub trait App: Clone + Send + 'static {
 }
 
 impl App for Router {
+    type Body = axum::body::Body;
     type Service = WithPeer;
 
     fn for_peer(&self, peer: SocketAddr) -> WithPeer {

@@ -14,7 +14,7 @@ use std::{
 
 use bytes::{Buf, Bytes};
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Limited};
+use http_body_util::{BodyExt, Limited};
 
 use super::{declares_too_large, BodyTooLarge, HttpResponse, TransportError};
 use crate::box_error::BoxError;
@@ -25,10 +25,11 @@ use crate::box_error::BoxError;
 pub struct Body(Kind);
 
 // As small as hyper's own `Full<Bytes>` (the request moves through hyper's dispatch by
-// value several times): the stream is boxed once more, and an empty `Full` is the end.
+// value several times), and an empty `Full` is the end. A stream is boxed once, with its
+// adapters (`UnsyncBoxBody` boxed again would be a second allocation per body).
 enum Kind {
     Full(Bytes),
-    Stream(Box<UnsyncBoxBody<Bytes, BoxError>>),
+    Stream(Pin<Box<dyn HttpBody<Data = Bytes, Error = BoxError> + Send>>),
 }
 
 impl Body {
@@ -37,7 +38,8 @@ impl Body {
         Body(Kind::Full(bytes.into()))
     }
 
-    /// Wraps any body whose chunks are `Buf`s (a `Body` is taken as it is, not boxed again).
+    /// Wraps any body whose chunks are `Buf`s (a `Body` is taken as it is, not boxed again;
+    /// a body already at its end is the empty body, not boxed at all).
     pub fn new<B>(body: B) -> Self
     where
         B: HttpBody + Send + 'static,
@@ -48,14 +50,52 @@ impl Body {
         if let Some(same) = (&mut slot as &mut dyn std::any::Any).downcast_mut::<Option<Body>>() {
             return same.take().unwrap_or_default();
         }
-        let Some(body) = slot else {
+        let Some(body) = slot.filter(|body| !body.is_end_stream()) else {
             return Body::default();
         };
-        Body(Kind::Stream(Box::new(
-            body.map_frame(|frame| frame.map_data(|mut data| data.copy_to_bytes(data.remaining())))
-                .map_err(Into::into)
-                .boxed_unsync(),
-        )))
+        Body(Kind::Stream(Box::pin(InBytes { inner: body })))
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Any body as one of `Bytes` chunks and boxed errors, with its size hint kept (so an
+    /// answer of known length is sent with a `Content-Length`, not chunked). One adapter where
+    /// http-body-util's `map_frame` and `map_err` would be two, and `map_frame` forgets the
+    /// size (it cannot know what the mapping does to it; this one keeps every byte).
+    struct InBytes<B> {
+        #[pin]
+        inner: B,
+    }
+}
+
+impl<B> HttpBody for InBytes<B>
+where
+    B: HttpBody,
+    B::Data: Buf,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        match std::task::ready!(self.project().inner.poll_frame(cx)) {
+            Some(Ok(frame)) => Poll::Ready(Some(Ok(
+                frame.map_data(|mut data| data.copy_to_bytes(data.remaining()))
+            ))),
+            Some(Err(e)) => Poll::Ready(Some(Err(e.into()))),
+            None => Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
 
@@ -66,6 +106,13 @@ impl Body {
             Kind::Full(bytes) => Ok(bytes),
             Kind::Stream(body) => Ok(body.collect().await?.to_bytes()),
         }
+    }
+}
+
+/// A whole body of static text (what `InheritDeadline` answers a request past its deadline).
+impl From<&'static str> for Body {
+    fn from(text: &'static str) -> Self {
+        Body::full(Bytes::from_static(text.as_bytes()))
     }
 }
 
@@ -95,7 +142,7 @@ impl HttpBody for Body {
         match &mut self.get_mut().0 {
             Kind::Full(bytes) if bytes.is_empty() => Poll::Ready(None),
             Kind::Full(bytes) => Poll::Ready(Some(Ok(Frame::data(std::mem::take(bytes))))),
-            Kind::Stream(body) => Pin::new(body.as_mut()).poll_frame(cx),
+            Kind::Stream(body) => body.as_mut().poll_frame(cx),
         }
     }
 
@@ -169,5 +216,15 @@ mod tests {
         let streamed = Body::new(http_body_util::Full::new(Bytes::from_static(b"abc")));
         assert_eq!(streamed.into_bytes().await.expect("streamed"), "abc");
         assert!(Body::default().is_end_stream());
+    }
+
+    #[tokio::test]
+    async fn a_wrapped_body_keeps_its_length_and_an_ended_one_is_not_boxed() {
+        // A known length lets a server answer with `Content-Length` instead of chunks.
+        let streamed = Body::new(http_body_util::Full::new(Bytes::from_static(b"abcd")));
+        assert!(matches!(streamed.0, Kind::Stream(_)));
+        assert_eq!(streamed.size_hint().exact(), Some(4));
+        let ended = Body::new(http_body_util::Empty::<Bytes>::new());
+        assert!(matches!(ended.0, Kind::Full(_)) && ended.is_end_stream());
     }
 }

@@ -35,7 +35,8 @@ pub(crate) struct Exchange {
     empty: bool,
     /// Whether the request body is waiting for the caller's next bytes (its source said
     /// "pending" when last asked): an attempt that times out then was the caller's to lose.
-    waiting_on_caller: Arc<AtomicBool>,
+    /// None for an empty body, which never waits.
+    waiting_on_caller: Option<Arc<AtomicBool>>,
     response: Mutex<Option<Body>>,
     upgrade: Mutex<Option<hyper::upgrade::OnUpgrade>>,
 }
@@ -50,13 +51,18 @@ impl Exchange {
     /// An exchange sending `body`.
     pub(crate) fn new(body: Body) -> Arc<Self> {
         let empty = body.is_end_stream();
-        let waiting_on_caller = Arc::new(AtomicBool::new(false));
-        let body = match empty {
-            true => body,
-            false => Body::new(CallerBody {
-                inner: body,
-                waiting: waiting_on_caller.clone(),
-            }),
+        // Only a body that can wait on its caller needs the flag (one allocation less for
+        // every bodiless call).
+        let (body, waiting_on_caller) = match empty {
+            true => (body, None),
+            false => {
+                let waiting = Arc::new(AtomicBool::new(false));
+                let body = Body::new(CallerBody {
+                    inner: body,
+                    waiting: waiting.clone(),
+                });
+                (body, Some(waiting))
+            }
         };
         Arc::new(Exchange {
             request: Mutex::new(Some(body)),
@@ -69,7 +75,9 @@ impl Exchange {
 
     /// Whether the request body is waiting for the caller's next bytes.
     pub(crate) fn waiting_on_caller(&self) -> bool {
-        self.waiting_on_caller.load(Ordering::Relaxed)
+        self.waiting_on_caller
+            .as_ref()
+            .is_some_and(|waiting| waiting.load(Ordering::Relaxed))
     }
 
     /// Whether the request body is empty (so the call may be sent again).
