@@ -200,3 +200,80 @@ fn ip_value(ip: std::net::IpAddr) -> HeaderValue {
     }
     shared_value(text, len)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clients::TrustedProxies;
+
+    fn incoming(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(*name, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    fn forwarded(trusted: bool, pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let headers = incoming(pairs);
+        let nets = match trusted {
+            true => vec!["10.0.0.0/8".parse().expect("a net")],
+            false => Vec::new(),
+        };
+        let peer = "10.1.2.3:5000".parse().expect("an address");
+        let origin = TrustedProxies::new(nets).origin(peer, &headers);
+        let dropped = [HeaderName::from_static("x-user-id")];
+        to_upstream(headers, &origin, "https", &dropped).0
+    }
+
+    #[test]
+    fn a_trusted_proxys_forwarding_is_extended_and_kept() {
+        let headers = forwarded(
+            true,
+            &[
+                ("host", "inner.example"),
+                ("x-forwarded-for", "203.0.113.9"),
+                ("x-forwarded-for", "198.51.100.7"),
+                ("x-forwarded-proto", "http"),
+                ("x-forwarded-host", "api.example"),
+            ],
+        );
+        let all = |name| headers.get_all(name).iter().collect::<Vec<_>>();
+        assert_eq!(
+            all("x-forwarded-for"),
+            ["203.0.113.9, 198.51.100.7, 10.1.2.3"]
+        );
+        assert_eq!(all("x-forwarded-proto"), ["http"]);
+        assert_eq!(all("x-forwarded-host"), ["api.example"]);
+    }
+
+    #[test]
+    fn an_untrusted_clients_forwarding_is_replaced_or_dropped() {
+        let headers = forwarded(
+            false,
+            &[
+                ("x-forwarded-for", "203.0.113.9"),
+                ("x-forwarded-proto", "http"),
+                ("x-forwarded-host", "forged.example"),
+                ("x-user-id", "someone-else"),
+                ("connection", "keep-alive, x-hop"),
+                ("x-hop", "1"),
+                ("te", "trailers"),
+                ("x-request-id", "bad id with spaces"),
+                ("accept", "application/json"),
+            ],
+        );
+        assert_eq!(headers["x-forwarded-for"], "10.1.2.3");
+        assert_eq!(headers["x-forwarded-proto"], "https");
+        // No `Host` to forward: the client's own claim is not kept either.
+        assert!(headers.get("x-forwarded-host").is_none());
+        for gone in ["x-user-id", "connection", "x-hop", "te", "host"] {
+            assert!(headers.get(gone).is_none(), "{gone}");
+        }
+        let id = &headers["x-request-id"];
+        assert!(id.len() == 32 && id.as_bytes().iter().all(u8::is_ascii_hexdigit));
+        assert_eq!(headers["accept"], "application/json");
+        // A copy (one per attempt) shares the values made here.
+        assert_eq!(headers.clone()["x-request-id"], id);
+    }
+}
