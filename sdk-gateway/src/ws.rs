@@ -63,7 +63,7 @@ pub(crate) fn switch(
     upstream: OnUpgrade,
     service_headers: HeaderMap,
     metrics: &RouteMetrics,
-) -> crate::proxy::Response {
+) -> http::Response<sdk::transport::Body> {
     let open = metrics.websocket_opened();
     tokio::spawn(async move {
         let _open = open;
@@ -79,7 +79,7 @@ pub(crate) fn switch(
             tracing::debug!(error = %e, "a WebSocket connection ended with an error");
         }
     });
-    let mut response = crate::proxy::Response::new(sdk::transport::Body::default());
+    let mut response = http::Response::new(sdk::transport::Body::default());
     *response.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
     *response.headers_mut() = service_headers;
     handshake_headers(response.headers_mut());
