@@ -12,6 +12,7 @@
 //! another's storage needs (the gateway links no SQLite).
 
 mod api_error;
+mod drain;
 pub mod group_commit;
 mod process;
 mod serve;

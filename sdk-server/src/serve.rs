@@ -33,7 +33,7 @@ use axum::{response::Response, Router};
 use hyper::body::Incoming;
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto, graceful::GracefulShutdown},
+    server::conn::auto,
     service::TowerToHyperService,
 };
 use tokio::{
@@ -139,7 +139,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> io::Result<()> {
     let acceptor = tls.map(tokio_rustls::TlsAcceptor::from);
-    let graceful = GracefulShutdown::new();
+    let graceful = crate::drain::Drain::default();
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let builder = Arc::new(connection_builder(&limits));
     let mut refused_logged = Instant::now() - Duration::from_secs(60);
@@ -171,15 +171,15 @@ pub async fn serve(
             peer,
             handshake_timeout: limits.header_read_timeout,
         };
-        let (acceptor, router, watcher, builder) = (
+        let (acceptor, router, drain, builder) = (
             acceptor.clone(),
             router.clone(),
-            graceful.watcher(),
+            graceful.clone(),
             builder.clone(),
         );
         tokio::spawn(async move {
             let _slot = slot;
-            connection.serve(acceptor, router, watcher, &builder).await;
+            connection.serve(acceptor, router, &drain, &builder).await;
         });
     }
     drop(listener);
@@ -222,7 +222,7 @@ impl Connection {
         self,
         acceptor: Option<tokio_rustls::TlsAcceptor>,
         router: impl App,
-        watcher: hyper_util::server::graceful::Watcher,
+        drain: &crate::drain::Drain,
         builder: &auto::Builder<TokioExecutor>,
     ) {
         let peer = self.peer;
@@ -231,7 +231,7 @@ impl Connection {
             None => {
                 let connection =
                     builder.serve_connection_with_upgrades(TokioIo::new(self.io), service);
-                watcher.watch(connection.into_owned()).await
+                drain.watch(connection.into_owned()).await
             }
             Some(acceptor) => {
                 let handshake =
@@ -248,7 +248,7 @@ impl Connection {
                     }
                 };
                 let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
-                watcher.watch(connection.into_owned()).await
+                drain.watch(connection.into_owned()).await
             }
         };
         if let Err(e) = result {
