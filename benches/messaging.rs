@@ -673,6 +673,7 @@ async fn redis() -> Option<Ops> {
     redis_responder(&client, &blocking, &setup, &requests).await;
     let raw_send = redis_raw_send(&client, &blocking, &setup, &requests, &prefix).await;
     let events = format!("{prefix}:raw:events");
+    let raw_emit_alike = redis_raw_emit_alike(setup.clone(), &prefix).await;
     let raw_emit = op(move || {
         let (mut commands, events) = (setup.clone(), events.clone());
         async move {
@@ -699,9 +700,57 @@ async fn redis() -> Option<Ops> {
         raw_send,
         sdk_emit,
         raw_emit,
-        raw_emit_alike: None,
+        raw_emit_alike: Some(raw_emit_alike),
         raw_send_alike: None,
         _keep: vec![Box::new(messaging), Box::new(server), Box::new(cleanup)],
+    })
+}
+
+/// The raw `XADD` carrying what the SDK's does and routed as the SDK routes it: the message
+/// id and the `traceparent` as fields of the entry (a stream entry has no headers), and, in
+/// the same pipeline, the read of the bindings' version that tells a publisher its cached
+/// routes still hold (Redis cannot route by pattern itself; see `sdk-messaging`'s
+/// `redis/routes.rs`).
+async fn redis_raw_emit_alike(setup: redis::aio::MultiplexedConnection, prefix: &str) -> Op {
+    let (events, version) = (
+        format!("{prefix}:raw:alike"),
+        format!("{prefix}:raw:version"),
+    );
+    let mut commands = setup.clone();
+    let _: redis::RedisResult<()> = commands.set(&version, "1").await;
+    // NOMKSTREAM, as the SDK appends only to a bound group's stream: make it first.
+    let _: redis::RedisResult<()> = redis::cmd("XGROUP")
+        .arg("CREATE")
+        .arg(&events)
+        .arg("bound")
+        .arg("0")
+        .arg("MKSTREAM")
+        .query_async(&mut commands)
+        .await;
+    op(move || {
+        let (mut commands, events, version) = (setup.clone(), events.clone(), version.clone());
+        async move {
+            let id = format!("{:032x}", fastrand::u128(..));
+            let (added, current): (Option<String>, Option<String>) = redis::pipe()
+                .cmd("XADD")
+                .arg(&events)
+                .arg("NOMKSTREAM")
+                .arg("*")
+                .arg("m")
+                .arg(raw_payload())
+                .arg(sdk_messaging::headers::MESSAGE_ID)
+                .arg(id)
+                .arg("traceparent")
+                .arg(TRACEPARENT)
+                .get(&version)
+                .query_async(&mut commands)
+                .await
+                .expect("xadd");
+            assert!(
+                added.is_some() && current.is_some(),
+                "appended, routes current"
+            );
+        }
     })
 }
 

@@ -195,12 +195,14 @@ fn messaging_instructions(transports: &[&str], n: usize) -> Option<BTreeMap<Stri
     let mut runs = Vec::new();
     for name in transports {
         let transport = name.to_lowercase();
-        // What a transport has a raw publish alike the SDK's for (see `messaging.rs`).
-        let alike = (transport != "redis").then_some("raw-emit-alike");
-        for op in ["sdk-send", "raw-send", "sdk-emit", "raw-emit"]
-            .into_iter()
-            .chain(alike)
-        {
+        // Every transport has a raw publish alike the SDK's (see `messaging.rs`).
+        for op in [
+            "sdk-send",
+            "raw-send",
+            "sdk-emit",
+            "raw-emit",
+            "raw-emit-alike",
+        ] {
             runs.push((
                 format!("{name} {op}"),
                 vec!["msg".into(), transport.clone(), op.into()],
@@ -389,7 +391,7 @@ fn messaging_report(
         );
         return;
     }
-    let _ = writeln!(w, "A 128-byte JSON payload. `send` round trip: one caller (interleaved call by call with the raw client), and 64 callers at once; the raw client is async-nats `request`, lapin over direct reply-to, and redis with a stream, a consumer group and a reply list. `emit`: 64 at once, each awaiting the broker's confirmation (JetStream ack, publisher confirm, `XADD`), against the raw client's confirmed publish. \"Raw publish alike\" is the raw client publishing what the SDK's carries and routed as the SDK routes it (NATS: a message id and a `traceparent` header; RabbitMQ: those, a topic exchange, a queue with `x-max-priority`, `mandatory`): the broker's price of those features, paid with or without the SDK.\n");
+    let _ = writeln!(w, "A 128-byte JSON payload. `send` round trip: one caller (interleaved call by call with the raw client), and 64 callers at once; the raw client is async-nats `request`, lapin over direct reply-to, and redis with a stream, a consumer group and a reply list. `emit`: 64 at once, each awaiting the broker's confirmation (JetStream ack, publisher confirm, `XADD`), against the raw client's confirmed publish. \"Raw publish alike\" is the raw client publishing what the SDK's carries and routed as the SDK routes it (NATS: a message id and a `traceparent` header; RabbitMQ: those, a topic exchange, a queue with `x-max-priority`, `mandatory`; Redis: those as fields of the entry, appended to a bound group's stream with `NOMKSTREAM`, with the read of the bindings' version that keeps a publisher's routes current in the same pipeline): the broker's price of those features, paid with or without the SDK.\n");
     let _ = writeln!(
         w,
         "| transport | send | SDK p50 | raw p50 | p50 ratio | SDK p99 | raw p99 | p99 ratio |"
