@@ -21,7 +21,7 @@ use std::{
 use tokio::sync::Notify;
 
 /// The connections of one server, and whether it is shutting down.
-#[derive(Clone, Debug, Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Drain {
     shared: Arc<Shared>,
 }
@@ -68,19 +68,14 @@ where
 }
 
 impl Drain {
-    /// Watches `connection`: it is counted from now (before it is first polled), until it
-    /// ends.
-    pub(crate) fn watch<C: GracefulConnection>(&self, connection: C) -> Watched<C> {
+    /// Counts a connection from now (as it is accepted, before its TLS handshake) until
+    /// the ticket, or the connection it watches, is dropped.
+    pub(crate) fn ticket(&self) -> Ticket {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         self.shared.connections().insert(id, None);
-        Watched {
-            connection,
-            guard: Guard {
-                shared: self.shared.clone(),
-                id,
-            },
-            waker: None,
-            asked: false,
+        Ticket {
+            shared: self.shared.clone(),
+            id,
         }
     }
 
@@ -107,13 +102,26 @@ impl Drain {
     }
 }
 
-/// Takes a connection off the server's list when it ends (or its task is dropped).
-struct Guard {
+/// A connection on the server's list: taken off when it ends (or its task is dropped).
+#[derive(Debug)]
+pub(crate) struct Ticket {
     shared: Arc<Shared>,
     id: u64,
 }
 
-impl Drop for Guard {
+impl Ticket {
+    /// Serves `connection` until it ends, asking it to finish when the server shuts down.
+    pub(crate) fn watch<C: GracefulConnection>(self, connection: C) -> Watched<C> {
+        Watched {
+            connection,
+            ticket: self,
+            waker: None,
+            asked: false,
+        }
+    }
+}
+
+impl Drop for Ticket {
     fn drop(&mut self) {
         let mut connections = self.shared.connections();
         connections.remove(&self.id);
@@ -128,7 +136,7 @@ pin_project_lite::pin_project! {
     pub(crate) struct Watched<C> {
         #[pin]
         connection: C,
-        guard: Guard,
+        ticket: Ticket,
         // The waker last handed to the server's list.
         waker: Option<Waker>,
         // Whether the connection has been asked to finish.
@@ -146,12 +154,12 @@ impl<C: GracefulConnection> Future for Watched<C> {
             // read wakes the waker handed over here.
             if !this.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
                 let waker = cx.waker().clone();
-                if let Some(slot) = this.guard.shared.connections().get_mut(&this.guard.id) {
+                if let Some(slot) = this.ticket.shared.connections().get_mut(&this.ticket.id) {
                     *slot = Some(waker.clone());
                 }
                 *this.waker = Some(waker);
             }
-            if this.guard.shared.closing.load(Ordering::Acquire) {
+            if this.ticket.shared.closing.load(Ordering::Acquire) {
                 *this.asked = true;
                 this.connection.as_mut().graceful_shutdown();
             }

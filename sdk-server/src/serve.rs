@@ -171,15 +171,15 @@ pub async fn serve(
             peer,
             handshake_timeout: limits.header_read_timeout,
         };
-        let (acceptor, router, drain, builder) = (
+        let (acceptor, router, ticket, builder) = (
             acceptor.clone(),
             router.clone(),
-            graceful.clone(),
+            graceful.ticket(),
             builder.clone(),
         );
         tokio::spawn(async move {
             let _slot = slot;
-            connection.serve(acceptor, router, &drain, &builder).await;
+            connection.serve(acceptor, router, ticket, &builder).await;
         });
     }
     drop(listener);
@@ -222,7 +222,7 @@ impl Connection {
         self,
         acceptor: Option<tokio_rustls::TlsAcceptor>,
         router: impl App,
-        drain: &crate::drain::Drain,
+        ticket: crate::drain::Ticket,
         builder: &auto::Builder<TokioExecutor>,
     ) {
         let peer = self.peer;
@@ -231,7 +231,7 @@ impl Connection {
             None => {
                 let connection =
                     builder.serve_connection_with_upgrades(TokioIo::new(self.io), service);
-                drain.watch(connection.into_owned()).await
+                ticket.watch(connection.into_owned()).await
             }
             Some(acceptor) => {
                 let handshake =
@@ -248,7 +248,7 @@ impl Connection {
                     }
                 };
                 let connection = builder.serve_connection_with_upgrades(TokioIo::new(tls), service);
-                drain.watch(connection.into_owned()).await
+                ticket.watch(connection.into_owned()).await
             }
         };
         if let Err(e) = result {
