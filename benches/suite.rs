@@ -456,7 +456,7 @@ fn messaging_emits_report(
             sdk / raw
         );
     }
-    let _ = writeln!(w, "\nInstructions per operation under callgrind ((I(2N) - I(N)) / N, N = 500, one process holding the caller and, for `send`, the handler: a round trip's cost on both ends; the broker's own work is not counted). \"Raw alike\" is the raw publish carrying what the SDK's carries, as above (Redis has none: its SDK emit routes by the bindings, which a raw `XADD` does not).\n");
+    let _ = writeln!(w, "\nInstructions per operation under callgrind ((I(2N) - I(N)) / N, N = 500, one process holding the caller and, for `send`, the handler: a round trip's cost on both ends; the broker's own work is not counted). \"Raw alike\" is the raw publish carrying what the SDK's carries and routed as it is routed, as above.\n");
     let _ = writeln!(
         w,
         "| transport | send: SDK | send: raw | ratio | emit: SDK | emit: raw | ratio | emit: raw alike | ratio |"
