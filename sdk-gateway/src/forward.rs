@@ -131,9 +131,9 @@ pub fn to_upstream(
         .remove(X_REQUEST_ID)
         .filter(is_sane_id)
         .unwrap_or_else(new_request_id);
-    // Room for the four set here and the four the SDK sets on each attempt (`traceparent`,
-    // `host`, `x-request-deadline`, `user-agent`): a full map grows, rehashing every header.
-    headers.reserve(8);
+    // Room for the four set here: a full map grows, rehashing every header. (The SDK adds
+    // its own to each attempt's copy of the map, which keeps no spare room of this one's.)
+    headers.reserve(4);
     headers.insert(X_FORWARDED_FOR, forwarded);
     let proto = HeaderValue::from_static(scheme);
     match trusted {

@@ -114,9 +114,14 @@ struct Inner {
 
 impl Inner {
     /// Sends `request`, with the default `User-Agent` unless it has one, and the streamed
-    /// body in place of its own when it is part of a streamed call.
-    fn send(&self, mut request: StreamRequest) -> Result<ResponseFuture, BodyAlreadySent> {
-        if let Some(exchange) = Exchange::of(&request) {
+    /// body in place of its own when it is part of a streamed call (`exchange`, which the
+    /// caller has already taken from the request).
+    fn send(
+        &self,
+        mut request: StreamRequest,
+        exchange: Option<&Exchange>,
+    ) -> Result<ResponseFuture, BodyAlreadySent> {
+        if let Some(exchange) = exchange {
             *request.body_mut() = exchange.take_request()?;
         }
         if let http::header::Entry::Vacant(entry) =
@@ -198,7 +203,9 @@ impl Service<HttpRequest> for HyperTransport {
     fn call(&mut self, request: HttpRequest) -> Self::Future {
         let head = request.method() == http::Method::HEAD;
         let exchange = Exchange::of(&request);
-        let response = self.inner.send(request.map(Body::full));
+        let response = self
+            .inner
+            .send(request.map(Body::full), exchange.as_deref());
         let limit = self.inner.max_response_bytes;
         Box::pin(async move {
             let response = response?
@@ -229,7 +236,8 @@ impl Service<StreamRequest> for HyperStreaming {
     }
 
     fn call(&mut self, request: StreamRequest) -> Self::Future {
-        let response = self.inner.send(request);
+        let exchange = Exchange::of(&request);
+        let response = self.inner.send(request, exchange.as_deref());
         Box::pin(async move {
             let response = response?
                 .await
