@@ -41,7 +41,9 @@ pub(crate) struct Row {
     /// the broker charges for the features the SDK gives, without the SDK.
     pub(crate) emits_alike: Option<f64>,
     /// One caller's raw round trips carrying the SDK's request headers (message id,
-    /// `traceparent`, deadline), interleaved with the others (NATS).
+    /// `traceparent`, deadline) and routed as the SDK's are (RabbitMQ: a topic exchange,
+    /// `mandatory` with the confirm awaited, the deadline as the TTL; Redis: the same check
+    /// of routes and live consumers, by script), interleaved with the others.
     pub(crate) one_alike: Option<Vec<Duration>>,
 }
 
@@ -329,6 +331,7 @@ async fn rabbitmq() -> Option<Ops> {
     };
     let queue = format!("bench.raw.{id}");
     rabbitmq_responder(&connection, &queue, expires.clone()).await;
+    let raw_send_alike = rabbitmq_raw_send_alike(&connection, &queue, &id).await;
     let raw_send = rabbitmq_raw_send(&connection, queue).await;
     let raw_emit = rabbitmq_raw_emit(&connection, &id, expires).await;
     let raw_emit_alike = rabbitmq_alike(&connection, &id).await;
@@ -339,7 +342,7 @@ async fn rabbitmq() -> Option<Ops> {
         sdk_emit,
         raw_emit,
         raw_emit_alike: Some(raw_emit_alike),
-        raw_send_alike: None,
+        raw_send_alike: Some(raw_send_alike),
         _keep: vec![Box::new(messaging), Box::new(server), Box::new(connection)],
     })
 }
@@ -391,9 +394,19 @@ async fn rabbitmq_responder(connection: &lapin::Connection, queue: &str, expires
     });
 }
 
-/// The raw caller: direct reply-to on one channel, replies matched by correlation id.
-async fn rabbitmq_raw_send(connection: &lapin::Connection, queue: String) -> Op {
+/// A channel consuming RabbitMQ's direct reply-to, its replies handed to their waiters by
+/// correlation id; with publisher confirms when `confirms`.
+async fn rabbitmq_reply_channel(
+    connection: &lapin::Connection,
+    confirms: bool,
+) -> (lapin::Channel, Waiters) {
     let calling = connection.create_channel().await.expect("channel");
+    if confirms {
+        calling
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .expect("confirms");
+    }
     let mut replies = calling
         .basic_consume(
             "amq.rabbitmq.reply-to".into(),
@@ -420,6 +433,12 @@ async fn rabbitmq_raw_send(connection: &lapin::Connection, queue: String) -> Op 
             }
         }
     });
+    (calling, waiters)
+}
+
+/// The raw caller: direct reply-to on one channel, replies matched by correlation id.
+async fn rabbitmq_raw_send(connection: &lapin::Connection, queue: String) -> Op {
+    let (calling, waiters) = rabbitmq_reply_channel(connection, false).await;
     op(move || {
         let (channel, waiters, queue) = (calling.clone(), waiters.clone(), queue.clone());
         async move {
@@ -442,6 +461,96 @@ async fn rabbitmq_raw_send(connection: &lapin::Connection, queue: String) -> Op 
             receiver.await.expect("reply");
         }
     })
+}
+
+/// The raw request carrying and routed like the SDK's: through a topic exchange bound to
+/// the raw responder's queue, `mandatory` on a channel with publisher confirms (the confirm
+/// awaited, as it tells a request nobody is bound for), a priority, the caller's deadline as
+/// the message's TTL and as a header, a message id, a `traceparent`, the correlation id as a
+/// header; then the reply over direct reply-to.
+async fn rabbitmq_raw_send_alike(connection: &lapin::Connection, queue: &str, id: &str) -> Op {
+    let (calling, waiters) = rabbitmq_reply_channel(connection, true).await;
+    let key = format!("rawalike{id}.echo");
+    rabbitmq_alike_exchange(&calling).await;
+    calling
+        .queue_bind(
+            queue.into(),
+            ALIKE_EXCHANGE.into(),
+            key.as_str().into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("bind");
+    op(move || {
+        let (channel, waiters, key) = (calling.clone(), waiters.clone(), key.clone());
+        async move {
+            let (id, correlation) = (
+                format!("{:032x}", fastrand::u128(..)),
+                format!("{:032x}", fastrand::u128(..)),
+            );
+            let (sender, receiver) = oneshot::channel();
+            waiters
+                .lock()
+                .expect("lock")
+                .insert(correlation.clone(), sender);
+            let mut headers = FieldTable::default();
+            for (name, value) in [
+                ("traceparent", TRACEPARENT),
+                (sdk::deadline::DEADLINE_HEADER.as_str(), "10000"),
+                (sdk_messaging::headers::CORRELATION_ID, id.as_str()),
+            ] {
+                headers.insert(
+                    name.into(),
+                    AMQPValue::LongString(value.as_bytes().to_vec().into()),
+                );
+            }
+            let properties = BasicProperties::default()
+                .with_content_type("application/json".into())
+                .with_priority(5)
+                .with_headers(headers)
+                .with_message_id(id.as_str().into())
+                .with_expiration("10000".into())
+                .with_reply_to("amq.rabbitmq.reply-to".into())
+                .with_correlation_id(correlation.as_str().into());
+            let mandatory = BasicPublishOptions {
+                mandatory: true,
+                ..BasicPublishOptions::default()
+            };
+            channel
+                .basic_publish(
+                    ALIKE_EXCHANGE.into(),
+                    key.as_str().into(),
+                    mandatory,
+                    &raw_payload(),
+                    properties,
+                )
+                .await
+                .expect("publish")
+                .await
+                .expect("confirm");
+            receiver.await.expect("reply");
+        }
+    })
+}
+
+/// The topic exchange the raw operations alike the SDK's publish to.
+const ALIKE_EXCHANGE: &str = "sdk-bench.raw-alike";
+
+async fn rabbitmq_alike_exchange(channel: &lapin::Channel) {
+    let options = ExchangeDeclareOptions {
+        durable: true,
+        ..ExchangeDeclareOptions::default()
+    };
+    channel
+        .exchange_declare(
+            ALIKE_EXCHANGE.into(),
+            ExchangeKind::Topic,
+            options,
+            FieldTable::default(),
+        )
+        .await
+        .expect("exchange");
 }
 
 /// Confirmed persistent publishes to a durable queue nobody consumes while measured.
@@ -484,7 +593,7 @@ async fn rabbitmq_alike(connection: &lapin::Connection, id: &str) -> Op {
         .confirm_select(ConfirmSelectOptions::default())
         .await
         .expect("confirms");
-    let (exchange, queue) = ("sdk-bench.raw-alike", format!("bench.rawalike.{id}"));
+    let (exchange, queue) = (ALIKE_EXCHANGE, format!("bench.rawalike.{id}"));
     let mut arguments = FieldTable::default();
     arguments.insert("x-expires".into(), AMQPValue::LongInt(60_000));
     arguments.insert("x-max-priority".into(), AMQPValue::ShortShortUInt(10));
@@ -492,19 +601,7 @@ async fn rabbitmq_alike(connection: &lapin::Connection, id: &str) -> Op {
         .queue_declare(queue.as_str().into(), DURABLE, arguments)
         .await
         .expect("queue");
-    let options = ExchangeDeclareOptions {
-        durable: true,
-        ..ExchangeDeclareOptions::default()
-    };
-    channel
-        .exchange_declare(
-            exchange.into(),
-            ExchangeKind::Topic,
-            options,
-            FieldTable::default(),
-        )
-        .await
-        .expect("exchange");
+    rabbitmq_alike_exchange(&channel).await;
     let key = format!("rawalike{id}.placed");
     channel
         .queue_bind(
@@ -603,14 +700,15 @@ async fn redis_responder(
 }
 
 /// The raw caller: each takes a connection of its own (a blocking pop holds it) and its
-/// list, adds the request to the stream and pops the reply.
-async fn redis_raw_send(
+/// list, adds the request to the stream and pops the reply; and the same carrying and routed
+/// like the SDK's request (see [`REDIS_SEND_ALIKE`]).
+async fn redis_raw_sends(
     client: &redis::Client,
     blocking: &redis::AsyncConnectionConfig,
     setup: &redis::aio::MultiplexedConnection,
     requests: &str,
     prefix: &str,
-) -> Op {
+) -> (Op, Op) {
     let mut pool = Vec::new();
     for n in 0..64 {
         pool.push((
@@ -621,20 +719,83 @@ async fn redis_raw_send(
             format!("{prefix}:raw:reply:{n}"),
         ));
     }
-    let pool = Arc::new(Mutex::new(pool));
-    let (commands, requests) = (setup.clone(), requests.to_owned());
-    op(move || {
-        let (pool, mut commands, requests) = (pool.clone(), commands.clone(), requests.clone());
+    let pool: ReplyPool = Arc::new(Mutex::new(pool));
+    let (commands, stream, each) = (setup.clone(), requests.to_owned(), pool.clone());
+    let raw = op(move || {
+        let (pool, mut commands, stream) = (each.clone(), commands.clone(), stream.clone());
         async move {
             let (mut connection, reply) = pool.lock().expect("lock").pop().expect("a connection");
             let _: String = commands
                 .xadd(
-                    &requests,
+                    &stream,
                     "*",
                     &[("m", raw_payload()), ("r", reply.clone().into_bytes())],
                 )
                 .await
                 .expect("xadd");
+            let _: Option<(String, Vec<u8>)> = connection.blpop(&reply, 5.0).await.expect("reply");
+            pool.lock().expect("lock").push((connection, reply));
+        }
+    });
+    let alike = redis_raw_send_alike(setup, pool, requests, prefix).await;
+    (raw, alike)
+}
+
+/// Connections for blocking pops, each with its reply list.
+type ReplyPool = Arc<Mutex<Vec<(redis::aio::MultiplexedConnection, String)>>>;
+
+/// What the raw request alike the SDK's runs in Redis: the SDK's routing check (the
+/// bindings' version still the caller's, a live consumer on the stream, on Redis's clock)
+/// and the append, capped, with the message id, `traceparent` and deadline as fields (a
+/// stream entry has no headers). KEYS: version, stream, its live consumers; ARGV: version,
+/// payload, reply list, message id, traceparent, deadline.
+const REDIS_SEND_ALIKE: &str = r"
+    if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then return -1 end
+    local t = redis.call('TIME')
+    local now = t[1] * 1000 + math.floor(t[2] / 1000)
+    if redis.call('ZCOUNT', KEYS[3], now, '+inf') == 0 then return 0 end
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', 10000, '*', 'm', ARGV[2], 'r', ARGV[3],
+      'sdk-message-id', ARGV[4], 'traceparent', ARGV[5], 'x-request-deadline', ARGV[6])
+    return 1
+";
+
+/// The raw request carrying and routed like the SDK's ([`REDIS_SEND_ALIKE`] by `EVALSHA`),
+/// then its reply popped, as [`redis_raw_sends`]'s raw caller does.
+async fn redis_raw_send_alike(
+    setup: &redis::aio::MultiplexedConnection,
+    pool: ReplyPool,
+    requests: &str,
+    prefix: &str,
+) -> Op {
+    let (version, alive) = (
+        format!("{prefix}:raw:send-version"),
+        format!("{requests}:alive"),
+    );
+    let mut commands = setup.clone();
+    let _: redis::RedisResult<()> = commands.set(&version, "1").await;
+    let _: redis::RedisResult<()> = commands.zadd(&alive, "raw", f64::MAX).await;
+    let script = Arc::new(redis::Script::new(REDIS_SEND_ALIKE));
+    let stream = requests.to_owned();
+    op(move || {
+        let (pool, mut commands, script) = (pool.clone(), commands.clone(), script.clone());
+        let (stream, version, alive) = (stream.clone(), version.clone(), alive.clone());
+        async move {
+            let (mut connection, reply) = pool.lock().expect("lock").pop().expect("a connection");
+            let id = format!("{:032x}", fastrand::u128(..));
+            let appended: i64 = script
+                .key(&version)
+                .key(&stream)
+                .key(&alive)
+                .arg("1")
+                .arg(raw_payload())
+                .arg(&reply)
+                .arg(id)
+                .arg(TRACEPARENT)
+                .arg("10000")
+                .invoke_async(&mut commands)
+                .await
+                .expect("evalsha");
+            assert_eq!(appended, 1, "routes current, a live consumer");
             let _: Option<(String, Vec<u8>)> = connection.blpop(&reply, 5.0).await.expect("reply");
             pool.lock().expect("lock").push((connection, reply));
         }
@@ -671,7 +832,8 @@ async fn redis() -> Option<Ops> {
     let blocking =
         redis::AsyncConnectionConfig::new().set_response_timeout(Some(Duration::from_secs(10)));
     redis_responder(&client, &blocking, &setup, &requests).await;
-    let raw_send = redis_raw_send(&client, &blocking, &setup, &requests, &prefix).await;
+    let (raw_send, raw_send_alike) =
+        redis_raw_sends(&client, &blocking, &setup, &requests, &prefix).await;
     let events = format!("{prefix}:raw:events");
     let raw_emit_alike = redis_raw_emit_alike(setup.clone(), &prefix).await;
     let raw_emit = op(move || {
@@ -701,7 +863,7 @@ async fn redis() -> Option<Ops> {
         sdk_emit,
         raw_emit,
         raw_emit_alike: Some(raw_emit_alike),
-        raw_send_alike: None,
+        raw_send_alike: Some(raw_send_alike),
         _keep: vec![Box::new(messaging), Box::new(server), Box::new(cleanup)],
     })
 }
