@@ -131,6 +131,7 @@ impl MessageClient {
             .urgency(urgency)
             .into_request(queue_method())?
             .idempotent(true)
+            .hide_deadline()
             .send::<()>()
             .await
     }
@@ -229,6 +230,7 @@ impl MessageBuilder {
     pub async fn emit(self) -> ServiceResult<()> {
         self.into_request(emit_method())?
             .idempotent(true)
+            .hide_deadline()
             .send::<()>()
             .await
     }

@@ -66,6 +66,10 @@ pub struct CallOptions {
     /// Hedge this call (when idempotent) instead of following the service's `hedge`
     /// setting. Generated clients set it from `#[hedge(...)]`.
     pub hedge: Option<Policy<HedgeConfig>>,
+    /// Keep this call's deadline from the next hop: no `x-request-deadline` header. For a
+    /// message its receiver handles whenever it gets to it (an event), not while this
+    /// caller waits; the call itself still ends at its deadline.
+    pub hide_deadline: bool,
 }
 
 /// Request header names that are part of one call's cache key: a static list (what

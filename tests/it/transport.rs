@@ -89,6 +89,46 @@ async fn reqwest_transport_carries_the_same_pipeline() {
     );
 }
 
+/// A call tells the service the time it has left, unless it hides its deadline (what an
+/// event or a queued message does: its receiver handles it whenever it gets to it).
+#[tokio::test]
+async fn a_hidden_deadline_is_not_sent_but_still_ends_the_call() {
+    let server = Scripted::start(Reply::json(serde_json::json!({}))).await;
+    let sdk = ServiceSdk::builder()
+        .service("svc", ServiceConfig::new().instance(&server.url))
+        .build()
+        .expect("valid");
+    let client = sdk.get_client("svc");
+    let call = |hidden: bool| {
+        let request = client.get("/x").timeout(std::time::Duration::from_secs(5));
+        if hidden {
+            request.hide_deadline()
+        } else {
+            request
+        }
+    };
+    call(false).send::<serde_json::Value>().await.expect("told");
+    call(true)
+        .send::<serde_json::Value>()
+        .await
+        .expect("hidden");
+    let seen = server.seen();
+    let told = seen[0].headers.get("x-request-deadline").expect("sent");
+    let left: u64 = told.to_str().expect("text").parse().expect("ms");
+    assert!(left > 0 && left <= 5_000, "{left} ms");
+    assert!(!seen[1].headers.contains_key("x-request-deadline"));
+
+    server.then(Reply::json(serde_json::json!({})).delay(std::time::Duration::from_secs(5)));
+    let err = client
+        .get("/slow")
+        .timeout(std::time::Duration::from_millis(200))
+        .hide_deadline()
+        .send::<serde_json::Value>()
+        .await
+        .expect_err("the call still ends at its deadline");
+    assert!(err.is_timeout(), "{err:?}");
+}
+
 #[tokio::test]
 async fn reqwest_transport_enforces_the_body_limit() {
     let server = Scripted::start(Reply::status(200).body("z".repeat(5000))).await;

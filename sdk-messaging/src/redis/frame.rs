@@ -6,27 +6,37 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue};
 
 /// `headers` and `payload` as one value: a 4-byte big-endian length, the headers' JSON,
-/// the payload.
+/// the payload. Each of `set` (name, value) is written after the headers, in place of a
+/// header of that name: what a transport adds to a message (its pattern, the request a reply
+/// is for) without inserting it into the map, an allocation and a hashing each. A value in
+/// `set` must be one a header can carry (visible ASCII, spaces, tabs), or it is dropped when
+/// the frame is read.
 ///
 /// The JSON is written here rather than by serde_json: a header's name is a token and its
 /// value (when `to_str` accepts it) visible ASCII or a tab, so only `"`, `\\` and the tab
 /// need escaping, and writing straight into the frame saves the pairs' list, a second
 /// buffer and serde_json's per-byte escaping (~3,000 instructions of every message sent).
-pub(super) fn encode(headers: &HeaderMap, payload: &[u8]) -> Vec<u8> {
+pub(super) fn encode(headers: &HeaderMap, set: &[(&str, &str)], payload: &[u8]) -> Vec<u8> {
     let head: usize = headers
         .iter()
         .map(|(name, value)| name.as_str().len() + value.len() + 8)
+        .chain(set.iter().map(|(name, value)| name.len() + value.len() + 8))
         .sum();
     let mut frame = Vec::with_capacity(4 + 2 + head + payload.len());
     frame.extend_from_slice(&[0; 4]);
     frame.push(b'[');
-    for (name, value) in headers {
-        let Ok(value) = value.to_str() else { continue };
+    let replaced = |name: &str| set.iter().any(|(set, _)| *set == name);
+    let pairs = headers
+        .iter()
+        .filter(|(name, _)| set.is_empty() || !replaced(name.as_str()))
+        .filter_map(|(name, value)| Some((name.as_str(), value.to_str().ok()?)))
+        .chain(set.iter().copied());
+    for (name, value) in pairs {
         if frame.len() > 5 {
             frame.push(b',');
         }
         frame.push(b'[');
-        push_json_string(&mut frame, name.as_str());
+        push_json_string(&mut frame, name);
         frame.push(b',');
         push_json_string(&mut frame, value);
         frame.push(b']');
@@ -103,15 +113,37 @@ mod tests {
         headers.append("x-tag", HeaderValue::from_static("a"));
         headers.append("x-tag", HeaderValue::from_static("b"));
         headers.append("x-quoted", HeaderValue::from_static("say \"hi\"\\\tthere"));
-        let frame = encode(&headers, b"{\"n\":1}");
+        let frame = encode(&headers, &[], b"{\"n\":1}");
         let (back, payload) = decode(&frame).expect("a frame");
         assert_eq!(back, headers);
         assert_eq!(&payload[..], b"{\"n\":1}");
-        let (back, payload) = decode(&encode(&HeaderMap::new(), b"x")).expect("no headers");
+        let (back, payload) = decode(&encode(&HeaderMap::new(), &[], b"x")).expect("no headers");
         assert!(back.is_empty());
         assert_eq!(&payload[..], b"x");
         assert!(decode(b"").is_none());
         assert!(decode(&[0, 0, 0, 9, b'[']).is_none());
         assert!(decode(&[0, 0, 0, 2, b'{', b'}']).is_none());
+    }
+
+    /// What a transport sets is written as a header, in place of one of the same name.
+    #[test]
+    fn set_pairs_are_headers_in_place_of_their_namesakes() {
+        let mut headers = HeaderMap::new();
+        headers.insert("sdk-pattern", HeaderValue::from_static("forged.pattern"));
+        headers.insert("x-kept", HeaderValue::from_static("yes"));
+        let frame = encode(&headers, &[("sdk-pattern", "order.placed")], b"p");
+        let (back, _) = decode(&frame).expect("a frame");
+        assert_eq!(back.get_all("sdk-pattern").iter().count(), 1);
+        assert_eq!(back["sdk-pattern"], "order.placed");
+        assert_eq!(back["x-kept"], "yes");
+        // The frame a message without the forged header had when the pattern was inserted.
+        let mut inserted = HeaderMap::new();
+        inserted.insert("x-kept", HeaderValue::from_static("yes"));
+        inserted.insert("sdk-pattern", HeaderValue::from_static("order.placed"));
+        assert_eq!(
+            frame,
+            encode(&inserted, &[], b"p"),
+            "the same bytes as inserted"
+        );
     }
 }

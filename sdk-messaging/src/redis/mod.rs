@@ -54,7 +54,6 @@ use std::{
 };
 
 use arc_swap::ArcSwap;
-use http::{HeaderName, HeaderValue};
 use redis::{
     aio::{ConnectionManager, ConnectionManagerConfig},
     RedisError, Script,
@@ -346,20 +345,23 @@ impl fmt::Debug for RedisBroker {
 }
 
 /// The message's own id (drawn if the sender set none) and its pattern, as headers.
-fn prepare(message: &mut Envelope) -> String {
-    let mut id = message.id().to_owned();
-    if id.is_empty() {
-        id = new_id();
-        if let Ok(value) = HeaderValue::from_str(&id) {
-            message.headers.insert(headers::MESSAGE_ID_NAME, value);
-        }
-    }
-    if let Ok(value) = HeaderValue::from_str(message.pattern.as_str()) {
+/// Gives a message without an id (one the SDK's client did not build) a new one.
+fn ensure_id(message: &mut Envelope) {
+    if message.id().is_empty() {
         message
             .headers
-            .insert(HeaderName::from_static(headers::PATTERN), value);
+            .insert(headers::MESSAGE_ID_NAME, crate::envelope::new_id_value());
     }
-    id
+}
+
+/// A message as the value a stream entry carries, with its pattern as a header (a stream is
+/// read for every pattern its binding's wildcard matches).
+fn entry_frame(message: &Envelope) -> Vec<u8> {
+    frame::encode(
+        &message.headers,
+        &[(headers::PATTERN, message.pattern.as_str())],
+        &message.payload,
+    )
 }
 
 impl Broker for RedisBroker {
@@ -371,9 +373,9 @@ impl Broker for RedisBroker {
         let this = self.clone();
         Box::pin(async move {
             this.check_connected()?;
-            let id = prepare(&mut message);
-            let waiting = this.shared.replies.wait(&id);
-            let frame = frame::encode(&message.headers, &message.payload);
+            ensure_id(&mut message);
+            let waiting = this.shared.replies.wait(message.id());
+            let frame = entry_frame(&message);
             if this.append_request(&message, &frame).await? == 0 {
                 return Err(no_responder());
             }
@@ -389,8 +391,8 @@ impl Broker for RedisBroker {
         let this = self.clone();
         Box::pin(async move {
             this.check_connected()?;
-            prepare(&mut message);
-            let frame = frame::encode(&message.headers, &message.payload);
+            ensure_id(&mut message);
+            let frame = entry_frame(&message);
             match this.append_event(&message, &frame).await? {
                 0 => Err(no_responder()),
                 _ => Ok(()),

@@ -83,7 +83,7 @@ impl RedisSettle {
         for (name, value) in set {
             headers.insert(HeaderName::from_static(name), printable(value));
         }
-        Some(frame::encode(&headers, &message.payload))
+        Some(frame::encode(&headers, &[], &message.payload))
     }
 }
 
@@ -136,14 +136,23 @@ impl Settle for RedisSettle {
             let id = self
                 .message
                 .as_ref()
-                .map(|(message, _)| message.id().to_owned())
-                .unwrap_or_default();
-            let mut headers = reply.headers;
-            headers.insert(HeaderName::from_static(REPLY_FOR), printable(&id));
+                .map_or("", |(message, _)| message.id());
+            // The SDK's ids are hex; anything else a header can carry goes as it is.
+            let shown;
+            let id = if id.bytes().all(|b| b == b' ' || b.is_ascii_graphic()) {
+                id
+            } else {
+                shown = printable(id);
+                shown.to_str().unwrap_or("?")
+            };
             let mut pipe = redis::pipe();
             pipe.cmd("LPUSH")
                 .arg(&reply_to)
-                .arg(frame::encode(&headers, &reply.payload))
+                .arg(frame::encode(
+                    &reply.headers,
+                    &[(REPLY_FOR, id)],
+                    &reply.payload,
+                ))
                 .ignore()
                 .cmd("PEXPIRE")
                 .arg(&reply_to)

@@ -535,7 +535,7 @@ where
             request.deadline_and_limit(),
         );
         let mut http_request = http_request;
-        if let Some((at, _)) = bound {
+        if let Some((at, _)) = bound.filter(|_| !request.options().hide_deadline) {
             // The next hop learns how long this attempt will be waited for.
             crate::deadline::stamp_header(
                 http_request.headers_mut(),

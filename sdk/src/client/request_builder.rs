@@ -155,6 +155,13 @@ impl RequestBuilder {
         self
     }
 
+    /// Keeps this call's deadline from the service: no `x-request-deadline` header (see
+    /// [`CallOptions::hide_deadline`](crate::CallOptions::hide_deadline)).
+    pub fn hide_deadline(mut self) -> Self {
+        self.options.hide_deadline = true;
+        self
+    }
+
     /// Skips the cache lookup, calls the service, and stores the fresh answer.
     pub fn force_refresh(mut self) -> Self {
         self.options.cache_mode = CacheMode::Refresh;
