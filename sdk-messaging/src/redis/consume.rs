@@ -211,7 +211,8 @@ impl Consumer {
         count: usize,
     ) -> Result<Vec<(StreamId, u32)>, Option<redis::RedisError>> {
         let consumer = &self.broker.shared.consumer;
-        let reply: Option<StreamReadReply> = redis::cmd("XREADGROUP")
+        let sizes = self.group.len() + consumer.len() + self.stream.len() + 64;
+        let reply: Option<StreamReadReply> = super::command("XREADGROUP", 10, sizes)
             .arg("GROUP")
             .arg(&self.group)
             .arg(consumer)
@@ -289,9 +290,9 @@ impl Consumer {
 
     /// The delivery of `entry`, delivered `earlier` times before; `None` (and settled) for
     /// one nobody can use: not the SDK's, or a request whose caller stopped waiting.
-    async fn delivery(&self, entry: StreamId, earlier: u32) -> Option<Delivery> {
-        let decoded = match entry.map.get("m") {
-            Some(Value::BulkString(bytes)) => frame::decode(bytes),
+    async fn delivery(&self, mut entry: StreamId, earlier: u32) -> Option<Delivery> {
+        let decoded = match entry.map.remove("m") {
+            Some(Value::BulkString(bytes)) => frame::decode(bytes.into()),
             _ => None,
         };
         let reply_to = match entry.map.get("r") {

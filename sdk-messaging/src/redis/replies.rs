@@ -68,8 +68,8 @@ impl Replies {
         }
     }
 
-    fn deliver(&self, value: &[u8]) {
-        let Some((headers, payload)) = frame::decode(value) else {
+    fn deliver(&self, value: Vec<u8>) {
+        let Some((headers, payload)) = frame::decode(value.into()) else {
             return;
         };
         let Some(id) = headers.get(REPLY_FOR).and_then(|v| v.to_str().ok()) else {
@@ -94,29 +94,31 @@ impl Replies {
 pub(super) async fn listen(replies: Weak<Replies>, key: String, mut connection: ConnectionManager) {
     let mut reconnect = Reconnect::new();
     while replies.strong_count() > 0 {
-        let popped: redis::RedisResult<Option<(String, Vec<u8>)>> = redis::cmd("BLPOP")
-            .arg(&key)
-            .arg(POP_WAIT_SECONDS)
-            .query_async(&mut connection)
-            .await;
+        let popped: redis::RedisResult<Option<(String, Vec<u8>)>> =
+            super::command("BLPOP", 2, key.len() + 8)
+                .arg(&key)
+                .arg(POP_WAIT_SECONDS)
+                .query_async(&mut connection)
+                .await;
         match popped {
             Ok(Some((_, value))) => {
                 reconnect.succeeded();
                 let Some(replies) = replies.upgrade() else {
                     return;
                 };
-                replies.deliver(&value);
+                replies.deliver(value);
                 // Under load many replies wait: take them a batch per round trip rather
                 // than one per blocking pop.
                 loop {
-                    let batch: redis::RedisResult<Option<Vec<Vec<u8>>>> = redis::cmd("LPOP")
-                        .arg(&key)
-                        .arg(DRAIN_BATCH)
-                        .query_async(&mut connection)
-                        .await;
+                    let batch: redis::RedisResult<Option<Vec<Vec<u8>>>> =
+                        super::command("LPOP", 2, key.len() + 8)
+                            .arg(&key)
+                            .arg(DRAIN_BATCH)
+                            .query_async(&mut connection)
+                            .await;
                     match batch {
                         Ok(Some(values)) if !values.is_empty() => {
-                            values.iter().for_each(|value| replies.deliver(value));
+                            values.into_iter().for_each(|value| replies.deliver(value));
                         }
                         _ => break,
                     }

@@ -56,20 +56,20 @@ impl RedisSettle {
 
     /// Acks the entry alone.
     pub(super) async fn ack_entry(&self) -> Result<(), BoxError> {
-        self.finish(redis::pipe()).await
+        self.finish(Pipeline::with_capacity(2)).await
     }
 
     /// Runs `pipe` and the ack in one transaction.
     async fn finish(&self, mut pipe: Pipeline) -> Result<(), BoxError> {
+        let (stream, id) = (self.stream.len(), self.id.len());
+        let mut ack = super::command("XACK", 3, stream + self.group.len() + id);
+        ack.arg(&self.stream).arg(&self.group).arg(&self.id);
+        let mut delete = super::command("XDEL", 2, stream + id);
+        delete.arg(&self.stream).arg(&self.id);
         pipe.atomic()
-            .cmd("XACK")
-            .arg(&self.stream)
-            .arg(&self.group)
-            .arg(&self.id)
+            .add_command(ack)
             .ignore()
-            .cmd("XDEL")
-            .arg(&self.stream)
-            .arg(&self.id)
+            .add_command(delete)
             .ignore();
         pipe.query_async::<()>(&mut self.broker.shared.commands.clone())
             .await
@@ -145,19 +145,13 @@ impl Settle for RedisSettle {
                 shown = printable(id);
                 shown.to_str().unwrap_or("?")
             };
-            let mut pipe = redis::pipe();
-            pipe.cmd("LPUSH")
-                .arg(&reply_to)
-                .arg(frame::encode(
-                    &reply.headers,
-                    &[(REPLY_FOR, id)],
-                    &reply.payload,
-                ))
-                .ignore()
-                .cmd("PEXPIRE")
-                .arg(&reply_to)
-                .arg(REPLY_LIST_MS)
-                .ignore();
+            let frame = frame::encode(&reply.headers, &[(REPLY_FOR, id)], &reply.payload);
+            let mut push = super::command("LPUSH", 2, reply_to.len() + frame.len());
+            push.arg(&reply_to).arg(frame);
+            let mut expire = super::command("PEXPIRE", 2, reply_to.len() + 20);
+            expire.arg(&reply_to).arg(REPLY_LIST_MS);
+            let mut pipe = Pipeline::with_capacity(4);
+            pipe.add_command(push).ignore().add_command(expire).ignore();
             self.finish(pipe).await
         })
     }
