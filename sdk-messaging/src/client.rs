@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use futures_util::future::Either;
 use http::{HeaderName, HeaderValue};
 use sdk::{fallback::FallbackOn, ServiceClient, ServiceError, ServiceResult};
 use serde::{de::DeserializeOwned, Serialize};
@@ -200,13 +201,19 @@ impl MessageBuilder {
 
     /// Sends the message as a request and decodes the reply; a reply with a failure status
     /// is [`ServiceError::Status`] (4xx: the handler refused it; 5xx: it failed).
-    pub async fn send<Resp: DeserializeOwned>(self) -> ServiceResult<Resp> {
+    pub fn send<Resp: DeserializeOwned>(
+        self,
+    ) -> impl std::future::Future<Output = ServiceResult<Resp>> + Send + 'static {
         let idempotent = self.idempotent;
-        let mut request = self.into_request(send_method())?;
+        // Built before the future, which holds the call's alone (see `emit`).
+        let mut request = match self.into_request(send_method()) {
+            Ok(request) => request,
+            Err(e) => return Either::Left(async move { Err(e) }),
+        };
         if let Some(idempotent) = idempotent {
             request = request.idempotent(idempotent);
         }
-        request.send().await
+        Either::Right(request.send())
     }
 
     /// Like [`send`](Self::send), answering with `fallback` instead when the call fails
@@ -227,12 +234,14 @@ impl MessageBuilder {
 
     /// Publishes the message as an event; returns once the broker has stored it. Retried
     /// with the same message id when that is not certain.
-    pub async fn emit(self) -> ServiceResult<()> {
-        self.into_request(emit_method())?
-            .idempotent(true)
-            .hide_deadline()
-            .send::<()>()
-            .await
+    pub fn emit(self) -> impl std::future::Future<Output = ServiceResult<()>> + Send + 'static {
+        // Built before the future, which then holds the call's future alone: as an `async
+        // fn` it also kept this builder and the request's (624 bytes), copied at every
+        // move (issue 33).
+        match self.into_request(emit_method()) {
+            Ok(request) => Either::Right(request.idempotent(true).hide_deadline().send::<()>()),
+            Err(e) => Either::Left(async move { Err(e) }),
+        }
     }
 
     pub(crate) fn into_request(self, method: http::Method) -> ServiceResult<sdk::RequestBuilder> {

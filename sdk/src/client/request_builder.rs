@@ -1,6 +1,7 @@
 use std::{borrow::Cow, fmt, time::Duration};
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use http::{header::CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue, Method};
 use serde::{de::DeserializeOwned, Serialize};
 
@@ -371,32 +372,48 @@ impl RequestBuilder {
     }
 
     /// Sends the request; any status the service answered is returned as a response.
-    pub async fn response(self) -> ServiceResult<ServiceResponse> {
-        let (client, request) = self.build()?;
-        client.call(request).await
+    pub fn response(
+        self,
+    ) -> impl std::future::Future<Output = ServiceResult<ServiceResponse>> + Send + 'static {
+        // See `send`: the future holds what the call needs, not the builder.
+        let (client, request) = match self.build() {
+            Ok(built) => built,
+            Err(e) => return Either::Left(async move { Err(e) }),
+        };
+        Either::Right(async move { client.call(request).await })
     }
 
     /// Sends the request and decodes a 2xx JSON answer into `T` (an empty body decodes into
     /// `()`); a non-2xx answer is [`ServiceError::Status`] with its code and body.
-    pub async fn send<T: DeserializeOwned>(self) -> ServiceResult<T> {
-        let (client, request) = self.build()?;
-        let response = client.call_ref(&request, true).await?;
-        let bytes = response.bytes();
-        let decoded = if bytes.is_empty() {
-            serde_json::from_slice(b"null")
-        } else {
-            serde_json::from_slice(bytes)
+    pub fn send<T: DeserializeOwned>(
+        self,
+    ) -> impl std::future::Future<Output = ServiceResult<T>> + Send + 'static {
+        // Built before the future, which then holds the client and request alone: an
+        // `async fn` kept the whole builder (392 bytes) beside the call's future, copied
+        // with it at every move (issue 33).
+        let (client, request) = match self.build() {
+            Ok(built) => built,
+            Err(e) => return Either::Left(async move { Err(e) }),
         };
-        decoded.map_err(|source| {
-            let mut context = client.context(&request);
-            context.instance = response.instance.clone();
-            context.attempts = response.attempts;
-            let err = ServiceError::Decode {
-                context: Box::new(context),
-                source,
+        Either::Right(async move {
+            let response = client.call_ref(&request, true).await?;
+            let bytes = response.bytes();
+            let decoded = if bytes.is_empty() {
+                serde_json::from_slice(b"null")
+            } else {
+                serde_json::from_slice(bytes)
             };
-            client.report(&err);
-            err
+            decoded.map_err(|source| {
+                let mut context = client.context(&request);
+                context.instance = response.instance.clone();
+                context.attempts = response.attempts;
+                let err = ServiceError::Decode {
+                    context: Box::new(context),
+                    source,
+                };
+                client.report(&err);
+                err
+            })
         })
     }
 }
