@@ -19,7 +19,9 @@
 //!   each time and remembered.
 //!
 //! `cargo bench -p sdk-benches --bench gateway` writes the "Gateway" section of
-//! docs/benchmarks.md.
+//! docs/benchmarks.md; `cargo bench -p sdk-benches --bench gateway -- floor` prints the
+//! gateway's instructions per request with its optional stages turned off one by one
+//! (token, rate limit, metrics, retries, breaker), against the bare proxy's.
 
 use std::{
     convert::Infallible,
@@ -126,31 +128,46 @@ async fn serve_bare(upstream: SocketAddr) {
     }
 }
 
-fn gateway_config(upstream: SocketAddr) -> String {
-    format!(
-        r#"
-[services.users]
-instances = ["http://{upstream}"]
-
-[routes.users]
-path = "/api/users/{{id}}"
-service = "users"
-rewrite = "/users/{{id}}"
-protected = true
-rate_limit = {{ per_second = 1000000, burst = 1000000 }}
-
-[gateway.jwt]
-hs256_secret = "{SECRET}"
-forward_claims = {{ sub = "x-user-id" }}
-"#
-    )
+/// The bench's gateway configuration, with the optional stages named in `off` (a comma list
+/// of `auth`, `limit`, `metrics`, `retry`, `breaker`; empty for none) turned off.
+fn gateway_config(upstream: SocketAddr, off: &str) -> String {
+    let off = |stage: &str| off.split(',').any(|s| s.trim() == stage);
+    let mut config = format!(
+        "[sdk]\nmetrics = {}\n\n[services.users]\ninstances = [\"http://{upstream}\"]\n",
+        !off("metrics")
+    );
+    if off("retry") {
+        config.push_str("[services.users.retry]\nmax_attempts = 1\n");
+    }
+    if off("breaker") {
+        config.push_str("[services.users.circuit_breaker]\nenabled = false\n");
+    }
+    config.push_str(
+        "\n[routes.users]\npath = \"/api/users/{id}\"\nservice = \"users\"\nrewrite = \"/users/{id}\"\n",
+    );
+    if !off("auth") {
+        config.push_str("protected = true\n");
+    }
+    if !off("limit") {
+        config.push_str("rate_limit = { per_second = 1000000, burst = 1000000 }\n");
+    }
+    if !off("auth") {
+        config.push_str(&format!(
+            "\n[gateway.jwt]\nhs256_secret = \"{SECRET}\"\nforward_claims = {{ sub = \"x-user-id\" }}\n"
+        ));
+    }
+    config
 }
+
+/// The variable that turns a served gateway's optional stages off (see [`gateway_config`]).
+const OFF_VAR: &str = "GATEWAY_BENCH_OFF";
 
 /// The gateway as the binary runs it: its logging, a Prometheus recorder, the registry
 /// server's `serve`.
 async fn serve_gateway(upstream: SocketAddr) {
     sdk_gateway::init_logging();
-    let config = sdk::SdkConfig::from_toml_str(&gateway_config(upstream)).expect("config");
+    let off = std::env::var(OFF_VAR).unwrap_or_default();
+    let config = sdk::SdkConfig::from_toml_str(&gateway_config(upstream, &off)).expect("config");
     let gateway_config =
         sdk_gateway::GatewayConfig::from_sdk_config(&config).expect("gateway config");
     let metrics = sdk_registry::server::metrics_recorder().expect("recorder");
@@ -216,6 +233,7 @@ async fn instructions_per_request(
     kind: &str,
     upstream: SocketAddr,
     path: &str,
+    off: &str,
 ) -> Option<(f64, f64)> {
     const N: u64 = 2_000;
     let out = std::env::temp_dir().join(format!(
@@ -229,6 +247,7 @@ async fn instructions_per_request(
         ])
         .arg(std::env::current_exe().ok()?)
         .args(["serve", kind, &upstream.to_string()])
+        .env(OFF_VAR, off)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .kill_on_drop(true)
@@ -547,8 +566,8 @@ fn overhead_table(targets: &[Target]) -> (Vec<String>, Vec<Option<f64>>) {
 /// The instructions per request of the bare proxy and the gateway, as the report says it.
 async fn instructions_line(upstream: SocketAddr) -> String {
     eprintln!("instructions (callgrind)...");
-    let bare_ir = instructions_per_request("bare", upstream, "/users/42").await;
-    let gateway_ir = instructions_per_request("gateway", upstream, "/api/users/42").await;
+    let bare_ir = instructions_per_request("bare", upstream, "/users/42", "").await;
+    let gateway_ir = instructions_per_request("gateway", upstream, "/api/users/42", "").await;
     match (bare_ir, gateway_ir) {
         (Some((bare, bare_allocs)), Some((gateway, gateway_allocs))) => format!(
             "Instructions per request (`valgrind --tool=callgrind` on the proxy process, 2,000 requests one at a time after 500 unmeasured): bare proxy {bare:.0}, gateway {gateway:.0}: **{:.2}x**. Allocations per request (the calls to `malloc` and `calloc` callgrind counted in the same runs): bare proxy {bare_allocs:.1}, gateway {gateway_allocs:.1}.",
@@ -655,6 +674,38 @@ Verifying a token (`Verifier::verify`: header, key lookup, signature, `exp`/`nbf
     drop((bare, gateway, nginx));
 }
 
+/// `floor`: the gateway's instructions per request with its optional stages turned off one
+/// after another, against the bare proxy's in the same run: what forwarding through the
+/// SDK's pipeline costs whatever is configured (issue 33). Prints a Markdown table.
+async fn floor() {
+    let upstream = upstream().await;
+    let Some((bare, _)) = instructions_per_request("bare", upstream, "/users/42", "").await else {
+        println!("valgrind is not here");
+        return;
+    };
+    println!("bare proxy: {bare:.0} instructions per request\n");
+    println!(
+        "| turned off | instructions per request | vs the bare proxy |\n| --- | ---: | ---: |"
+    );
+    for off in [
+        "",
+        "auth",
+        "auth,limit",
+        "auth,limit,metrics",
+        "auth,limit,metrics,retry",
+        "auth,limit,metrics,retry,breaker",
+    ] {
+        let Some((gateway, _)) =
+            instructions_per_request("gateway", upstream, "/api/users/42", off).await
+        else {
+            println!("| {off} | failed | |");
+            continue;
+        };
+        let shown = if off.is_empty() { "nothing" } else { off };
+        println!("| {shown} | {gateway:.0} | {:.2}x |", gateway / bare);
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let mut builder = tokio::runtime::Builder::new_multi_thread();
@@ -699,6 +750,10 @@ fn main() {
                 get(&client, &url, &token).await;
             }
         });
+        return;
+    }
+    if args.get(1).map(String::as_str) == Some("floor") {
+        runtime.block_on(floor());
         return;
     }
     if args.iter().any(|a| a == "--list") {
