@@ -237,7 +237,8 @@ impl MessageBuilder {
     pub fn emit(self) -> impl std::future::Future<Output = ServiceResult<()>> + Send + 'static {
         // Built before the future, which then holds the call's future alone: as an `async
         // fn` it also kept this builder and the request's (624 bytes), copied at every
-        // move (issue 33).
+        // move (issue 33). An event carries no deadline; the broker transport decides it
+        // (`strip_http_headers`), and `hide_deadline` spares writing what it takes out.
         match self.into_request(emit_method()) {
             Ok(request) => Either::Right(request.idempotent(true).hide_deadline().send::<()>()),
             Err(e) => Either::Left(async move { Err(e) }),
