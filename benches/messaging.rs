@@ -494,44 +494,56 @@ async fn rabbitmq_raw_send_alike(connection: &lapin::Connection, queue: &str, id
                 .lock()
                 .expect("lock")
                 .insert(correlation.clone(), sender);
-            let mut headers = FieldTable::default();
-            for (name, value) in [
-                ("traceparent", TRACEPARENT),
-                (sdk::deadline::DEADLINE_HEADER.as_str(), "10000"),
-                (sdk_messaging::headers::CORRELATION_ID, id.as_str()),
-            ] {
-                headers.insert(
-                    name.into(),
-                    AMQPValue::LongString(value.as_bytes().to_vec().into()),
-                );
-            }
             let properties = BasicProperties::default()
                 .with_content_type("application/json".into())
                 .with_priority(5)
-                .with_headers(headers)
                 .with_message_id(id.as_str().into())
                 .with_expiration("10000".into())
                 .with_reply_to("amq.rabbitmq.reply-to".into())
                 .with_correlation_id(correlation.as_str().into());
-            let mandatory = BasicPublishOptions {
-                mandatory: true,
-                ..BasicPublishOptions::default()
-            };
-            channel
-                .basic_publish(
-                    ALIKE_EXCHANGE.into(),
-                    key.as_str().into(),
-                    mandatory,
-                    &raw_payload(),
-                    properties,
-                )
-                .await
-                .expect("publish")
-                .await
-                .expect("confirm");
+            let deadline = sdk::deadline::DEADLINE_HEADER;
+            let headers = [
+                ("traceparent", TRACEPARENT),
+                (deadline.as_str(), "10000"),
+                (sdk_messaging::headers::CORRELATION_ID, id.as_str()),
+            ];
+            publish_alike(&channel, &key, &headers, properties).await;
             receiver.await.expect("reply");
         }
     })
+}
+
+/// A `mandatory` publish of the payload through [`ALIKE_EXCHANGE`], `headers` in its table,
+/// the publisher confirm awaited: what the raw operations alike the SDK's share.
+async fn publish_alike(
+    channel: &lapin::Channel,
+    key: &str,
+    headers: &[(&str, &str)],
+    properties: BasicProperties,
+) {
+    let mut table = FieldTable::default();
+    for (name, value) in headers {
+        table.insert(
+            (*name).into(),
+            AMQPValue::LongString(value.as_bytes().to_vec().into()),
+        );
+    }
+    let mandatory = BasicPublishOptions {
+        mandatory: true,
+        ..BasicPublishOptions::default()
+    };
+    channel
+        .basic_publish(
+            ALIKE_EXCHANGE.into(),
+            key.into(),
+            mandatory,
+            &raw_payload(),
+            properties.with_headers(table),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("confirm");
 }
 
 /// The topic exchange the raw operations alike the SDK's publish to.
@@ -593,7 +605,7 @@ async fn rabbitmq_alike(connection: &lapin::Connection, id: &str) -> Op {
         .confirm_select(ConfirmSelectOptions::default())
         .await
         .expect("confirms");
-    let (exchange, queue) = (ALIKE_EXCHANGE, format!("bench.rawalike.{id}"));
+    let queue = format!("bench.rawalike.{id}");
     let mut arguments = FieldTable::default();
     arguments.insert("x-expires".into(), AMQPValue::LongInt(60_000));
     arguments.insert("x-max-priority".into(), AMQPValue::ShortShortUInt(10));
@@ -606,7 +618,7 @@ async fn rabbitmq_alike(connection: &lapin::Connection, id: &str) -> Op {
     channel
         .queue_bind(
             queue.as_str().into(),
-            exchange.into(),
+            ALIKE_EXCHANGE.into(),
             key.as_str().into(),
             QueueBindOptions::default(),
             FieldTable::default(),
@@ -617,32 +629,11 @@ async fn rabbitmq_alike(connection: &lapin::Connection, id: &str) -> Op {
         let (channel, key) = (channel.clone(), key.clone());
         async move {
             let id = format!("{:032x}", fastrand::u128(..));
-            let mut headers = FieldTable::default();
-            headers.insert(
-                "traceparent".into(),
-                AMQPValue::LongString(TRACEPARENT.as_bytes().to_vec().into()),
-            );
             let properties = BasicProperties::default()
                 .with_delivery_mode(2)
                 .with_priority(5)
-                .with_message_id(id.as_str().into())
-                .with_headers(headers);
-            let mandatory = BasicPublishOptions {
-                mandatory: true,
-                ..BasicPublishOptions::default()
-            };
-            channel
-                .basic_publish(
-                    exchange.into(),
-                    key.as_str().into(),
-                    mandatory,
-                    &raw_payload(),
-                    properties,
-                )
-                .await
-                .expect("publish")
-                .await
-                .expect("confirm");
+                .with_message_id(id.as_str().into());
+            publish_alike(&channel, &key, &[("traceparent", TRACEPARENT)], properties).await;
         }
     })
 }
