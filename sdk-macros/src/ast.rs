@@ -160,7 +160,7 @@ fn check_signature(f: &TraitItemFn, cx: &Ctxt) {
         );
     }
     match sig.inputs.first() {
-        Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none() => {}
+        Some(FnArg::Receiver(r)) if matches!(r.kind, syn::ReceiverKind::Reference(_, _, None)) => {}
         Some(other) => cx.error(other, "service methods take `&self` first"),
         None => cx.error(sig, "service methods take `&self` first"),
     }

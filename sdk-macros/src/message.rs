@@ -96,7 +96,7 @@ fn method(f: &TraitItemFn, cx: &Ctxt) -> Option<Method> {
         cx.error(&sig.generics, "message methods cannot be generic");
     }
     match sig.inputs.first() {
-        Some(FnArg::Receiver(r)) if r.reference.is_some() && r.mutability.is_none() => {}
+        Some(FnArg::Receiver(r)) if matches!(r.kind, syn::ReceiverKind::Reference(_, _, None)) => {}
         _ => cx.error(sig, "message methods take `&self` first"),
     }
     let mut found = None;
