@@ -176,7 +176,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     {
         println!("   {line}");
     }
-    println!("\nDone. See README.md for the attribute reference, ad-hoc calls, batch calls, middleware and configuration.");
+    println!("\nDone. See docs/guide/ for the attribute reference, ad-hoc calls, batch calls, middleware and configuration.");
     Ok(())
 }
 

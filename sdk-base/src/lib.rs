@@ -1,3 +1,7 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # The crate
+//!
 //! The base every crate of the platform stands on, and nothing else: the one backoff
 //! schedule ([`backoff`], full jitter), Unix time ([`clock`]), durations and sizes as people write them ([`units`]: `"250ms"`,
 //! `"64KiB"`), error cause chains ([`causes()`], [`describe`]),

@@ -1,3 +1,7 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # The crate
+//!
 //! The event bus (`sdk-events`): applications publish domain events (`user.created`,
 //! `order.placed`) whose payloads are checked against their action's JSON Schema; other
 //! applications subscribe webhook handlers, which receive each event signed per the

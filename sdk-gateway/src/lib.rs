@@ -1,3 +1,7 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # The crate
+//!
 //! An API gateway on the SDK: each route's service is found through the SDK's discovery
 //! (configured instances, the embedded registry, the `sdk-registry` server or etcd) and
 //! called through its pipeline (balancing, breaker, deadline, retries for idempotent

@@ -1,3 +1,7 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # The crate
+//!
 //! Typed clients from an annotated trait, for the `sdk` crate (which re-exports these macros;
 //! see its documentation for examples).
 //!

@@ -1,3 +1,7 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # The crate
+//!
 //! Messaging for the service SDK: `send` (request/reply) and `emit` (events) over a broker,
 //! and handlers by pattern, with the guarantees of the SDK's HTTP calls.
 //!

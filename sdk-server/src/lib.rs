@@ -1,3 +1,7 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # The crate
+//!
 //! What every server binary of the platform needs, and only that: [`serve`] (the accept
 //! loop for HTTP and HTTPS with a connection limit, header, idle and handshake timeouts, and
 //! a graceful shutdown), its [`Limits`], [`tls::load`] (rustls settings from PEM files),

@@ -1,4 +1,5 @@
-//! The README's `curl` lines, run as written against the real servers, so they stay true:
+//! The documentation's `curl` lines (the README and the guide under `docs/guide/`), run as
+//! written against the real servers, so they stay true:
 //! each crate's tests take the lines of their section, put their servers' addresses and
 //! tokens in, run them with the real `curl` through `sh`, and check the status each line's
 //! comment promises (a 2xx where it promises none). Shared by the registry's, the event
@@ -15,15 +16,32 @@ pub struct Curl {
     pub expect: Option<u16>,
 }
 
-/// The `curl` commands of the first `sh` block after the line `heading` in the README.
+/// The workspace's documentation as one text: the README, then every chapter of the guide
+/// (`docs/guide/*.md`) in name order. Tests that run what the documentation shows (its
+/// `curl` lines, its example files) find it here, wherever it moves.
+pub fn docs() -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut text = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let mut chapters: Vec<_> = std::fs::read_dir(root.join("docs/guide"))
+        .expect("docs/guide")
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|e| e == "md"))
+        .collect();
+    chapters.sort();
+    for chapter in chapters {
+        text.push('\n');
+        text.push_str(&std::fs::read_to_string(&chapter).expect("a chapter of the guide"));
+    }
+    text
+}
+
+/// The `curl` commands of the first `sh` block after the line `heading` in the README or
+/// the guide ([`docs`]).
 pub fn curls(heading: &str) -> Vec<Curl> {
-    let readme = Path::new(env!("CARGO_MANIFEST_DIR")).join("../README.md");
-    let readme = std::fs::read_to_string(&readme)
-        .or_else(|_| std::fs::read_to_string("README.md"))
-        .expect("README.md");
+    let readme = docs();
     let at = readme
         .find(&format!("\n{heading}\n"))
-        .unwrap_or_else(|| panic!("README has no line {heading:?}"));
+        .unwrap_or_else(|| panic!("the documentation has no line {heading:?}"));
     let rest = &readme[at..];
     let start = rest
         .find("\n```sh\n")

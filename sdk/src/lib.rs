@@ -1,3 +1,7 @@
+#![doc = include_str!("../README.md")]
+//!
+//! # The crate
+//!
 //! Typed, resilient clients for calling other services.
 //!
 //! Every call, ad-hoc or generated, goes through one pipeline of tower layers, outermost
@@ -127,9 +131,10 @@ pub use bytes;
 pub use http;
 /// The registry's data model and backends (the `sdk-registry` crate).
 pub use sdk_registry as registry;
+#[cfg(feature = "etcd")]
+pub use sdk_registry::EtcdBackend;
 pub use sdk_registry::{
-    EtcdBackend, HttpBackend, InMemoryBackend, InstanceRecord, RegistryBackend, RegistryError,
-    ServiceInstance,
+    HttpBackend, InMemoryBackend, InstanceRecord, RegistryBackend, RegistryError, ServiceInstance,
 };
 mod service_sdk;
 mod settings;
@@ -251,11 +256,33 @@ pub use crate::{
     settings::Policy,
 };
 
-/// The README's Rust examples, compiled (and run, unless marked `no_run`) as doctests so
-/// they stay true.
+/// The README's and the guide's Rust examples (`docs/guide/`), compiled (and run, unless
+/// marked `no_run`) as doctests so they stay true.
 #[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-pub struct ReadmeDoctests;
+mod docs {
+    macro_rules! chapters {
+        ($($name:ident = $file:literal),* $(,)?) => {$(
+            #[doc = include_str!(concat!("../../", $file))]
+            pub struct $name;
+        )*};
+    }
+    chapters! {
+        Readme = "README.md",
+        ExamplesAndTests = "docs/guide/examples-and-tests.md",
+        Architecture = "docs/guide/architecture.md",
+        TypedClients = "docs/guide/typed-clients.md",
+        Calls = "docs/guide/calls.md",
+        Discovery = "docs/guide/discovery.md",
+        Dashboard = "docs/guide/dashboard.md",
+        Messaging = "docs/guide/messaging.md",
+        Events = "docs/guide/events.md",
+        Gateway = "docs/guide/gateway.md",
+        FailureBehaviour = "docs/guide/failure-behaviour.md",
+        Migrating = "docs/guide/migrating.md",
+        Configuration = "docs/guide/configuration.md",
+        Performance = "docs/guide/performance.md",
+    }
+}
 
 /// The names most programs need.
 pub mod prelude {

@@ -99,14 +99,50 @@ fn the_getting_started_project_builds_and_runs_as_written() {
     assert_eq!(out, "Hello, Ada!\nHello, Grace!\n");
 }
 
-/// The README's `[server.*]` block is part of the platform's one file: the SDK reads a file
+/// The guide's `[server.*]` block is part of the platform's one file: the SDK reads a file
 /// holding it (the binaries' own tests start them from it).
 #[test]
 fn the_server_flags_block_is_part_of_the_sdks_file() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let readme = sdk_test_support::readme_curl::docs();
     let block = block_after(&readme, "All three also read their flags");
     assert!(block.contains("[server.registry]"), "{block}");
     let file = format!("[services.users]\ninstances = [\"http://127.0.0.1:1\"]\n\n{block}");
     sdk::SdkConfig::from_toml_str(&file).expect("the SDK takes the servers' tables");
+}
+
+/// Every chapter of the guide is compiled as the `sdk` crate's doctests (its Rust examples
+/// stay true), and the guide's index and the README link every chapter.
+#[test]
+fn every_chapter_of_the_guide_is_doctested_and_linked() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lib = std::fs::read_to_string(root.join("sdk/src/lib.rs")).expect("sdk/src/lib.rs");
+    let index = std::fs::read_to_string(root.join("docs/guide/README.md")).expect("the index");
+    let readme = std::fs::read_to_string(root.join("README.md")).expect("README.md");
+    let mut chapters = 0;
+    for entry in std::fs::read_dir(root.join("docs/guide")).expect("docs/guide") {
+        let name = entry.expect("an entry").file_name();
+        let name = name.to_string_lossy();
+        if !name.ends_with(".md") || name == "README.md" {
+            continue;
+        }
+        chapters += 1;
+        assert!(
+            lib.contains(&format!("\"docs/guide/{name}\"")),
+            "docs/guide/{name} is not among sdk's doctests (sdk/src/lib.rs, mod docs)"
+        );
+        assert!(
+            index.contains(&format!("]({name})")),
+            "the guide's index has no link to {name}"
+        );
+        assert!(
+            readme.contains(&format!("](docs/guide/{name}")),
+            "the README has no link to {name}"
+        );
+    }
+    assert!(chapters >= 10, "{chapters} chapters");
+    assert!(
+        readme.lines().count() <= 250,
+        "the README is {} lines: what is not needed in the first five minutes goes in the guide",
+        readme.lines().count()
+    );
 }

@@ -591,7 +591,7 @@ async fn the_readmes_curl_lines_work_as_written() {
     let bus = Bus::start(&db, &[]).await;
     let addr = bus.addr().to_owned();
     tokio::task::spawn_blocking(move || {
-        let curls = readme_curl::curls("### The API, with curl");
+        let curls = readme_curl::curls("## The API, with curl");
         let admin = format!("Authorization: Bearer {ADMIN}");
         let env = [("ADMIN", admin.as_str())];
         let (status, created) =

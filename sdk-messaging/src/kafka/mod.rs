@@ -27,7 +27,7 @@
 //!   in a group; one whose partition moves mid-flight is handled again by the new owner
 //!   and answered twice, and the second answer is ignored. A request whose caller's
 //!   deadline passed before a server got to it is answered 504 without being handled.
-//!   The reply topic is not deleted when the connection closes (see the README).
+//!   The reply topic is not deleted when the connection closes (see docs/guide/messaging.md).
 
 mod consume;
 mod presence;

@@ -6,6 +6,7 @@
 //! configuration names.
 
 pub(crate) mod client;
+#[cfg(feature = "etcd")]
 mod etcd;
 mod http;
 mod memory;
@@ -20,7 +21,13 @@ pub use sdk_base::https::{
     ConnectSettings, Connector,
 };
 
-pub use self::{etcd::EtcdBackend, http::HttpBackend, memory::InMemoryBackend};
+#[cfg(feature = "etcd")]
+pub use self::etcd::EtcdBackend;
+pub use self::{http::HttpBackend, memory::InMemoryBackend};
+
+/// Where an etcd backend keeps its keys unless told otherwise (`EtcdBackend::DEFAULT_PREFIX`,
+/// with feature `etcd`).
+pub const DEFAULT_ETCD_PREFIX: &str = "/sdk-registry/services/";
 use crate::{validate_name, HealthStatus, InstanceRecord, RegistryError, ServiceInstance};
 
 /// A boxed, `Send` future (the trait is used as `dyn RegistryBackend`).

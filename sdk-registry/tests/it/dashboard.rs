@@ -366,13 +366,10 @@ async fn the_readmes_curl_lines_work_as_written() {
             ("127.0.0.1:8500", addr.as_str()),
             ("localhost:8500", addr.as_str()),
         ];
-        let index = readme_curl::run_all(
-            &readme_curl::curls("### The registry server"),
-            &replace,
-            &[],
-        );
+        let index =
+            readme_curl::run_all(&readme_curl::curls("## The registry server"), &replace, &[]);
         assert!(index[0].contains("\"endpoints\""), "{index:?}");
-        let live = readme_curl::run_all(&readme_curl::curls("## Dashboard"), &replace, &[]);
+        let live = readme_curl::run_all(&readme_curl::curls("# Dashboard"), &replace, &[]);
         assert!(
             live[1].contains("users-1"),
             "the stream shows the registration: {live:?}"

@@ -375,13 +375,12 @@ async fn the_config_file_sets_flags_and_a_flag_overrides_them() {
     assert_eq!(status(&server, Some("from-flag")).await, 200);
     drop(server);
 
-    // The README's example file, as written: the registry takes its table (the address and
+    // The guide's example file, as written: the registry takes its table (the address and
     // the data file overridden here by flags).
-    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
-        .expect("README.md");
+    let readme = sdk_test_support::readme_curl::docs();
     let at = readme
         .find("\n[server.registry] ")
-        .expect("the README's example file");
+        .expect("the guide's example file");
     let example = &readme[at..at + readme[at..].find("```").expect("its end")];
     std::fs::write(&file, example).expect("write the file");
     let data = data_file("readme-config");

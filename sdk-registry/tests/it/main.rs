@@ -4,6 +4,7 @@ mod support;
 
 mod dashboard;
 mod durability;
+#[cfg(feature = "etcd")]
 mod etcd;
 mod hostile;
 mod registry_soak;

@@ -454,8 +454,7 @@ fn apply_sdk(config: &mut SdkConfig, sdk: SdkSection) -> Result<(), ConfigError>
     }
     etcd.user = sdk.etcd_user.filter(|u| !u.is_empty());
     etcd.password = sdk.etcd_password;
-    etcd.backend()
-        .map_err(|e| ConfigError::invalid("sdk.etcd_endpoints", e.to_string()))?;
+    etcd.registry(None)?;
     config.etcd = Some(etcd);
     Ok(())
 }
@@ -584,6 +583,17 @@ mod tests {
         assert!(e.contains("sdk.registry_url"), "{e}");
     }
 
+    /// Without the `etcd` feature a file naming an etcd cluster is refused, saying how to
+    /// get etcd, instead of running on the embedded registry.
+    #[cfg(not(feature = "etcd"))]
+    #[test]
+    fn etcd_settings_need_the_feature() {
+        let error = parse_str("[sdk]\netcd_endpoints = [\"http://127.0.0.1:2379\"]")
+            .expect_err("no etcd in this build");
+        assert!(error.to_string().contains("`etcd` feature"), "{error}");
+    }
+
+    #[cfg(feature = "etcd")]
     #[test]
     fn etcd_settings() {
         let config = parse_str(

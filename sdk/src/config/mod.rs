@@ -122,11 +122,34 @@ impl std::fmt::Debug for EtcdConfig {
 }
 
 impl EtcdConfig {
+    /// The registry these settings describe, for discovery: the one place that turns
+    /// `etcd_endpoints` into a backend, or says the program was built without etcd.
+    pub(crate) fn registry(
+        &self,
+        tls: Option<rustls::ClientConfig>,
+    ) -> Result<std::sync::Arc<dyn sdk_registry::RegistryBackend>, ConfigError> {
+        #[cfg(feature = "etcd")]
+        {
+            let backend = self
+                .backend_with_tls(tls)
+                .map_err(|e| ConfigError::invalid("sdk.etcd_endpoints", e.to_string()))?;
+            Ok(std::sync::Arc::new(backend))
+        }
+        #[cfg(not(feature = "etcd"))]
+        {
+            let _ = tls;
+            Err(ConfigError::invalid(
+                "sdk.etcd_endpoints",
+                "this program was built without etcd: turn on the `etcd` feature of the `sdk` crate",
+            ))
+        }
+    }
+
     /// The cluster at `endpoints`, with the default prefix and TTL and no authentication.
     pub fn new(endpoints: Vec<String>) -> Self {
         EtcdConfig {
             endpoints,
-            prefix: sdk_registry::EtcdBackend::DEFAULT_PREFIX.to_owned(),
+            prefix: sdk_registry::DEFAULT_ETCD_PREFIX.to_owned(),
             lease_ttl: Duration::from_secs(90),
             user: None,
             password: None,
@@ -134,11 +157,13 @@ impl EtcdConfig {
     }
 
     /// The backend these settings describe (HTTPS trusting the Mozilla roots).
+    #[cfg(feature = "etcd")]
     pub fn backend(&self) -> Result<sdk_registry::EtcdBackend, sdk_registry::RegistryError> {
         self.backend_with_tls(None)
     }
 
     /// The backend these settings describe, with `tls` for `https://` endpoints if given.
+    #[cfg(feature = "etcd")]
     pub fn backend_with_tls(
         &self,
         tls: Option<rustls::ClientConfig>,

@@ -355,12 +355,7 @@ impl ServiceSdkBuilder {
                     backend.map_err(|e| ConfigError::invalid("sdk.registry_url", e.to_string()))?;
                 Ok(Some(Arc::new(backend)))
             }
-            (None, Some(etcd)) => {
-                let backend = etcd
-                    .backend_with_tls(self.tls.clone())
-                    .map_err(|e| ConfigError::invalid("sdk.etcd_endpoints", e.to_string()))?;
-                Ok(Some(Arc::new(backend)))
-            }
+            (None, Some(etcd)) => etcd.registry(self.tls.clone()).map(Some),
             (None, None) => Ok(None),
         }
     }

@@ -67,7 +67,7 @@ impl fmt::Debug for EtcdBackend {
 
 impl EtcdBackend {
     /// The default key prefix.
-    pub const DEFAULT_PREFIX: &'static str = "/sdk-registry/services/";
+    pub const DEFAULT_PREFIX: &'static str = super::DEFAULT_ETCD_PREFIX;
 
     /// A backend on the etcd cluster at `endpoints` (each `http://host:port`, or
     /// `https://host:port` trusting the Mozilla roots; when one cannot be reached the next is
