@@ -434,6 +434,7 @@ async fn verify_cost(verifier: &sdk_gateway::auth::Verifier, token: &str) -> f64
 
 async fn jwt_rows() -> Vec<String> {
     use jsonwebtoken::{Algorithm, EncodingKey, Header};
+    sdk_gateway::install_jwt_crypto();
     let rsa = EncodingKey::from_rsa_pem(include_bytes!("../sdk-gateway/tests/keys/rsa-a.pem"))
         .expect("rsa");
     let ec =

@@ -210,6 +210,7 @@ fn unix_now() -> u64 {
 impl Verifier {
     /// A verifier for `config`; JWKS documents are fetched through `sdk`.
     pub fn new(config: &JwtConfig, sdk: &sdk::ServiceSdk) -> Result<Self, String> {
+        crate::install_jwt_crypto();
         let hs256 = match &config.hs256_secret {
             Some(secret) => Some(
                 DecodingKey::from_secret(secret.as_bytes())
@@ -573,6 +574,7 @@ mod tests {
 
     /// A document with an RSA key `a`, an EC key `e`, and symmetric keys `s` and unnamed.
     fn key_set() -> KeySet {
+        crate::install_jwt_crypto();
         let rsa =
             EncodingKey::from_rsa_pem(include_bytes!("../tests/keys/rsa-a.pem")).expect("RSA key");
         let ec =

@@ -52,6 +52,7 @@ pub mod config;
 pub mod error;
 pub mod forward;
 mod gateway;
+mod jwt_crypto;
 pub mod limit;
 pub mod metrics;
 mod proxy;
@@ -66,6 +67,7 @@ pub fn init_logging() {
     sdk_server::init_logging();
 }
 
+pub use crate::jwt_crypto::install_jwt_crypto;
 pub use crate::{
     config::{GatewayConfig, GatewayConfigError, RouteConfig},
     error::GatewayError,

@@ -42,6 +42,7 @@ pub fn claims(sub: &str, extra: Value) -> Value {
 
 /// An HS256 token signed with `secret`.
 pub fn hs256_with(secret: &[u8], claims: &Value) -> String {
+    sdk_gateway::install_jwt_crypto();
     let key = EncodingKey::from_secret(secret).expect("a secret");
     jsonwebtoken::encode(&Header::new(Algorithm::HS256), claims, &key).expect("sign")
 }
@@ -52,10 +53,12 @@ pub fn hs256(claims: &Value) -> String {
 }
 
 fn rsa_key(pem: &[u8]) -> EncodingKey {
+    sdk_gateway::install_jwt_crypto();
     EncodingKey::from_rsa_pem(pem).expect("an RSA key")
 }
 
 fn ec_key(pem: &[u8]) -> EncodingKey {
+    sdk_gateway::install_jwt_crypto();
     EncodingKey::from_ec_pem(pem).expect("an EC key")
 }
 
@@ -75,6 +78,7 @@ pub fn es256(pem: &[u8], kid: &str, claims: &Value) -> String {
 
 /// The public JWK of a private key, named `kid`.
 pub fn jwk(pem: &[u8], alg: Algorithm, kid: &str) -> Value {
+    sdk_gateway::install_jwt_crypto();
     let key = match alg {
         Algorithm::ES256 => ec_key(pem),
         _ => rsa_key(pem),
