@@ -119,11 +119,7 @@ async fn payment_service_hangs() {
 async fn messages_over_nats_and_rabbitmq() {
     for addr in ["127.0.0.1:4222", "127.0.0.1:5672"] {
         if tokio::net::TcpStream::connect(addr).await.is_err() {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI is set, but nothing listens on {addr}"
-            );
-            eprintln!("skipping: nothing listens on {addr}");
+            sdk_test_support::skip(format_args!("nothing listens on {addr}"));
             return;
         }
     }

@@ -244,11 +244,7 @@ async fn a_consumer_dead_letters_a_certificate_failure_at_its_first_delivery() {
         .await
         .is_err()
     {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set, but NATS is not at 127.0.0.1:4222"
-        );
-        eprintln!("skipping: NATS is not at 127.0.0.1:4222");
+        sdk_test_support::skip("NATS is not at 127.0.0.1:4222");
         return;
     }
     let (port, _cert) =

@@ -249,11 +249,9 @@ async fn replay_resends_in_order_with_the_original_ids() {
 /// `scripts/test`), each with each of `secrets`: how many verified, per secret.
 fn python_verifies(deliveries: &[support::Seen], secrets: &[&str]) -> Option<Vec<usize>> {
     let Some(path) = std::env::var_os("SDK_TEST_PYTHONPATH") else {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set and SDK_TEST_PYTHONPATH (the standardwebhooks package) is not: run scripts/test"
+        sdk_test_support::skip(
+            "the independent verifier: SDK_TEST_PYTHONPATH is not set (scripts/test sets it)",
         );
-        eprintln!("skipping the independent verifier: SDK_TEST_PYTHONPATH is not set (scripts/test sets it)");
         return None;
     };
     let cases: Vec<_> = deliveries

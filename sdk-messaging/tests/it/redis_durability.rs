@@ -76,11 +76,7 @@ fn have_redis_server() -> bool {
         .status()
         .is_ok_and(|s| s.success());
     if !found {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set, but redis-server is not installed"
-        );
-        eprintln!("skipping: redis-server is not installed");
+        sdk_test_support::skip("redis-server is not installed");
     }
     found
 }

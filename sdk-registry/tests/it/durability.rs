@@ -41,8 +41,7 @@ impl Tmpfs {
             return Some(Tmpfs { dir });
         }
         let reason = "mounting a tmpfs needs root (CI runs as root)";
-        assert!(std::env::var_os("CI").is_none(), "CI is set, but {reason}");
-        eprintln!("skipping the disk-fault test: {reason}");
+        sdk_test_support::skip(format_args!("the disk-fault test: {reason}"));
         None
     }
 

@@ -84,11 +84,9 @@ pub(crate) fn postgres() -> Option<Database> {
                 Ok(out) => String::from_utf8_lossy(&out.stderr).into_owned(),
                 Err(e) => e.to_string(),
             };
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI is set and PostgreSQL at {server} is unusable: {why}"
-            );
-            eprintln!("skipping the PostgreSQL half: {server} is unusable: {why}");
+            sdk_test_support::skip(format_args!(
+                "the PostgreSQL half: {server} is unusable: {why}"
+            ));
             None
         }
     }

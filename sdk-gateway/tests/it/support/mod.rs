@@ -133,22 +133,7 @@ impl Registry {
     }
 }
 
-/// Whether something accepts connections at `addr`; with `CI` set, a missing server fails
-/// the test, elsewhere it is skipped with the reason printed.
-pub async fn required(name: &str, addr: &str) -> bool {
-    let up = matches!(
-        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr)).await,
-        Ok(Ok(_))
-    );
-    if !up {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set, but {name} is not reachable at {addr}"
-        );
-        eprintln!("skipping: {name} is not reachable at {addr}");
-    }
-    up
-}
+pub use sdk_test_support::required;
 
 /// The peak resident memory of process `pid` in KiB (`VmHWM`).
 pub fn peak_rss_kib(pid: u32) -> u64 {

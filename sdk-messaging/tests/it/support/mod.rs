@@ -26,13 +26,7 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
-/// Whether something accepts connections at `addr`.
-pub async fn reachable(addr: &str) -> bool {
-    matches!(
-        tokio::time::timeout(Duration::from_secs(2), tokio::net::TcpStream::connect(addr)).await,
-        Ok(Ok(_))
-    )
-}
+pub use sdk_test_support::reachable;
 
 /// A test's hold on a broker the machine shares (all tests run in one process): many
 /// tests use it at once, but a test that restarts it holds it alone ([`broker_alone`]), so
@@ -73,15 +67,7 @@ pub async fn broker_alone(name: &str, addr: &str) -> Option<BrokerAlone> {
 }
 
 async fn reachable_or_skip(name: &str, addr: &str) -> Option<()> {
-    if reachable(addr).await {
-        return Some(());
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI is set, but {name} is not reachable at {addr}"
-    );
-    eprintln!("skipping: {name} is not reachable at {addr}");
-    None
+    sdk_test_support::required(name, addr).await.then_some(())
 }
 
 /// A free loopback port.

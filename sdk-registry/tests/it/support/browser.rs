@@ -38,11 +38,7 @@ impl Browser {
     /// installed; with `CI` set, a missing Chromium fails the test.
     pub(crate) async fn open(url: &str) -> Option<Browser> {
         let Some(binary) = chromium() else {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "CI is set, but Chromium is not installed (scripts/test installs Debian's chromium)"
-            );
-            eprintln!("skipping: Chromium is not installed (apt-get install chromium)");
+            sdk_test_support::skip("Chromium is not installed (apt-get install chromium)");
             return None;
         };
         let profile = std::env::temp_dir().join(format!(
