@@ -1,7 +1,7 @@
 //! What every crate's integration tests share, in one place: the binary spawner
 //! ([`Running`]), the one scripted upstream ([`Scripted`]), bounded polls, temp dirs, TLS
 //! for tests, the Prometheus text parser, the documentation's `curl` lines, and the one rule
-//! for a test whose server is missing ([`skip`]). Dev-only: no
+//! for a test whose server is missing ([`skip()`]). Dev-only: no
 //! library crate depends on it but through `[dev-dependencies]`.
 //!
 //! The helpers panic on what a test cannot go on without (a port that does not bind, a
