@@ -8,6 +8,7 @@
 //! binary that does not start): a panic is a test's failure, with the reason in its message.
 #![allow(clippy::unwrap_used, clippy::missing_panics_doc)]
 
+pub mod broker;
 pub mod poll;
 pub mod process;
 pub mod prometheus;

@@ -117,9 +117,13 @@ async fn payment_service_hangs() {
 /// they are not there; with `CI` set, a failure).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_over_nats_and_rabbitmq() {
-    for addr in ["127.0.0.1:4222", "127.0.0.1:5672"] {
-        if tokio::net::TcpStream::connect(addr).await.is_err() {
-            sdk_test_support::skip(format_args!("nothing listens on {addr}"));
+    // Held beside the messaging tests, which restart RabbitMQ holding it alone.
+    let _brokers = (
+        sdk_test_support::broker::shared("127.0.0.1:4222").await,
+        sdk_test_support::broker::shared("127.0.0.1:5672").await,
+    );
+    for (name, addr) in [("NATS", "127.0.0.1:4222"), ("RabbitMQ", "127.0.0.1:5672")] {
+        if !sdk_test_support::required(name, addr).await {
             return;
         }
     }

@@ -4,13 +4,7 @@
 
 pub use sdk_test_support::poll;
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex, OnceLock},
-    time::Duration,
-};
-
-use tokio::sync::{OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
+use std::time::Duration;
 
 pub mod durability;
 pub mod suite;
@@ -28,42 +22,29 @@ pub fn unique(prefix: &str) -> String {
 
 pub use sdk_test_support::reachable;
 
-/// A test's hold on a broker the machine shares (all tests run in one process): many
-/// tests use it at once, but a test that restarts it holds it alone ([`broker_alone`]), so
-/// no other test sees the restart. Dropped when the test ends.
-#[derive(Debug)]
-pub struct Broker {
-    _shared: OwnedRwLockReadGuard<()>,
-}
+/// A test's hold on a broker the machine shares: many tests use it at once, but a test that
+/// restarts it holds it alone ([`broker_alone`]), so no other test, in this binary or
+/// another, sees the restart (`sdk_test_support::broker`). Dropped when the test ends.
+pub type Broker = sdk_test_support::broker::Hold;
 
 /// A test's sole hold on a broker the machine shares, for restarting it.
-#[derive(Debug)]
-pub struct BrokerAlone {
-    _alone: OwnedRwLockWriteGuard<()>,
-}
-
-/// The lock of the broker at `addr`.
-fn hold(addr: &str) -> Arc<RwLock<()>> {
-    static HOLDS: OnceLock<Mutex<HashMap<String, Arc<RwLock<()>>>>> = OnceLock::new();
-    let mut holds = HOLDS.get_or_init(Mutex::default).lock().expect("holds");
-    holds.entry(addr.to_owned()).or_default().clone()
-}
+pub type BrokerAlone = sdk_test_support::broker::Hold;
 
 /// The broker at `addr` (`name` for messages), held shared for as long as the answer is
 /// kept, or `None` after saying why the test is skipped; with `CI` set a missing broker
 /// fails the test.
 pub async fn broker_at(name: &str, addr: &str) -> Option<Broker> {
-    let shared = hold(addr).read_owned().await;
+    let shared = sdk_test_support::broker::shared(addr).await;
     reachable_or_skip(name, addr).await?;
-    Some(Broker { _shared: shared })
+    Some(shared)
 }
 
 /// [`broker_at`] for a test that restarts the broker: it waits until no other test holds
 /// it, and holds it alone for as long as the answer is kept.
 pub async fn broker_alone(name: &str, addr: &str) -> Option<BrokerAlone> {
-    let alone = hold(addr).write_owned().await;
+    let alone = sdk_test_support::broker::alone(addr).await;
     reachable_or_skip(name, addr).await?;
-    Some(BrokerAlone { _alone: alone })
+    Some(alone)
 }
 
 async fn reachable_or_skip(name: &str, addr: &str) -> Option<()> {
