@@ -11,7 +11,10 @@ pub fn skip(reason: impl Display) {
         std::env::var_os("CI").is_none(),
         "CI is set, but the test cannot run: {reason}"
     );
-    eprintln!("skipping: {reason}");
+    // Written to stderr itself, not through `eprintln!`, which the test harness captures
+    // and shows only for a failing test: a skip is news when the test passes.
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "skipping: {reason}");
 }
 
 /// Whether something accepts TCP connections at `addr` within two seconds.

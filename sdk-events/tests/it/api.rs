@@ -583,7 +583,7 @@ async fn wait_dead(bus: &Bus, subscription: &str) -> Value {
     panic!("no dead delivery for {subscription}");
 }
 
-/// The README's curl lines for the event bus, run as written (with this bus's address, its
+/// The documentation's curl lines for the event bus, run as written (with this bus's address, its
 /// admin token, and the publishing token the first line answers with).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readmes_curl_lines_work_as_written() {

@@ -704,8 +704,8 @@ async fn bad_configurations_are_refused_with_the_key() {
     }
 }
 
-/// The README's curl lines for the gateway, run as written against the binary with the
-/// README's routes (and tokens for `$TOKEN` and `$READER`).
+/// The documentation's curl lines for the gateway, run as written against the binary with the
+/// guide's routes (and tokens for `$TOKEN` and `$READER`).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readmes_curl_lines_work_as_written() {
     let (_registry, _upstreams, gateway) = setup(&hs256_only()).await;

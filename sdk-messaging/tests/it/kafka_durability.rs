@@ -122,7 +122,7 @@ async fn zero_loss_through_a_broker_restart_and_a_killed_consumer() {
     // The killed consumer's replacement starts once its session ran out, and a consumer
     // that makes no progress for 60 s is replaced: tansu 0.6's group coordinator can leave a
     // group with no partition assigned, or its members unable to stay in it, after a broker
-    // restart or a member's death (see the README's "The tests' broker"). Replacements are
+    // restart or a member's death (see the guide's "The tests' broker", docs/guide/messaging.md). Replacements are
     // counted and printed; what is asserted is that nothing acknowledged is lost.
     let after = durability::Replace {
         killed_after: STALE,

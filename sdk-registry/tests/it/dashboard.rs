@@ -355,7 +355,7 @@ async fn programs_still_get_json_at_the_root() {
     assert_eq!(feed.headers()["content-type"], "text/event-stream");
 }
 
-/// The README's curl lines for the registry server and its dashboard, run as written
+/// The documentation's curl lines for the registry server and its dashboard, run as written
 /// against the binary (writes open, as the dashboard's lines start it).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_readmes_curl_lines_work_as_written() {
