@@ -3,6 +3,7 @@
 //! ```toml
 //! [messaging.events]
 //! transport = "nats"                                   # nats, rabbitmq, redis or kafka
+//! wire = "sdk"                                         # sdk; nestjs (redis, nats); ascender (redis)
 //! url = "${NATS_URL:nats://127.0.0.1:4222}"            # credentials in it are never printed
 //! timeout = "10s"                                      # deadline of a send or emit, retries included
 //!
@@ -33,7 +34,7 @@ use std::{fmt, time::Duration};
 
 use sdk::{circuit_breaker::BreakerConfig, config::de, retry::RetryConfig};
 
-use crate::MessagingError;
+use crate::{wire::Wire, MessagingError};
 
 /// Which broker a connection talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
@@ -61,6 +62,10 @@ pub enum TransportKind {
 pub struct MessagingConfig {
     /// The broker.
     pub transport: TransportKind,
+    /// The wire format (default this SDK's own): `nestjs` or `ascender` to talk with
+    /// services written with those frameworks (see [`Wire`]).
+    #[serde(default)]
+    pub wire: Wire,
     /// Where it is (`nats://host:4222`); may hold credentials, which are never printed.
     pub url: String,
     /// The deadline of one `send` or `emit`, retries included (default 10 s).
@@ -100,6 +105,7 @@ impl MessagingConfig {
     pub fn new(transport: TransportKind, url: impl Into<String>) -> Self {
         MessagingConfig {
             transport,
+            wire: Wire::Sdk,
             url: url.into(),
             timeout: default_timeout(),
             retry: RetryConfig::default(),
@@ -109,6 +115,13 @@ impl MessagingConfig {
             redis: RedisSettings::default(),
             kafka: KafkaSettings::default(),
         }
+    }
+
+    /// Sets the wire format (default this SDK's own).
+    #[must_use]
+    pub fn wire(mut self, wire: Wire) -> Self {
+        self.wire = wire;
+        self
     }
 
     /// Sets the deadline of one `send` or `emit` (default 10 s).
@@ -165,6 +178,7 @@ impl fmt::Debug for MessagingConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MessagingConfig")
             .field("transport", &self.transport)
+            .field("wire", &self.wire)
             .field("url", &sdk_base::redact_url(&self.url))
             .field("timeout", &self.timeout)
             .field("retry", &self.retry)

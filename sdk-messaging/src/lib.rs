@@ -77,6 +77,7 @@ mod server;
 pub mod service_queue;
 pub mod telemetry;
 mod urgency;
+pub mod wire;
 
 use std::{collections::BTreeMap, fmt, path::Path, sync::Arc};
 
@@ -103,6 +104,7 @@ pub use self::{
     server::{MessageServer, RunningServer, ServerOptions},
     service_queue::ServiceMessage,
     urgency::{Urgency, UrgencyError},
+    wire::Wire,
 };
 
 /// One messaging connection: its [`client`](Self::client), [`server`](Self::server)s and
@@ -135,6 +137,9 @@ impl Messaging {
             feature = "kafka"
         )))]
         let _ = name;
+        if config.wire != Wire::Sdk {
+            return Self::connect_foreign(name, config).await;
+        }
         match config.transport {
             #[cfg(feature = "nats")]
             TransportKind::Nats => {
@@ -165,6 +170,46 @@ impl Messaging {
             }
             #[cfg(not(feature = "kafka"))]
             TransportKind::Kafka => Err(MessagingError::NotBuiltIn("kafka")),
+        }
+    }
+
+    /// A connection speaking a foreign wire format (`config.wire`): NestJS on Redis and
+    /// NATS, Ascender on Redis.
+    async fn connect_foreign(
+        name: &str,
+        config: &MessagingConfig,
+    ) -> Result<Messaging, MessagingError> {
+        match (config.wire, config.transport) {
+            #[cfg(feature = "redis")]
+            (Wire::NestJs, TransportKind::Redis) => {
+                let codec = std::sync::Arc::new(wire::nestjs::NestJs);
+                let broker = wire::redis_pubsub::PubSubBroker::connect(&config.url, codec).await?;
+                Self::with_broker(name, broker, config)
+            }
+            #[cfg(feature = "redis")]
+            (Wire::Ascender, TransportKind::Redis) => {
+                let codec = std::sync::Arc::new(wire::ascender::Ascender);
+                let broker = wire::redis_pubsub::PubSubBroker::connect(&config.url, codec).await?;
+                Self::with_broker(name, broker, config)
+            }
+            #[cfg(feature = "nats")]
+            (Wire::NestJs, TransportKind::Nats) => {
+                let broker = wire::nest_nats::NestNatsBroker::connect(&config.url).await?;
+                Self::with_broker(name, broker, config)
+            }
+            #[cfg(not(feature = "redis"))]
+            (Wire::NestJs | Wire::Ascender, TransportKind::Redis) => {
+                Err(MessagingError::NotBuiltIn("redis"))
+            }
+            #[cfg(not(feature = "nats"))]
+            (Wire::NestJs, TransportKind::Nats) => Err(MessagingError::NotBuiltIn("nats")),
+            (wire, transport) => {
+                let _ = name;
+                Err(MessagingError::Config(format!(
+                    "the {} wire format is not spoken over {transport:?} (NestJS: redis, nats; Ascender: redis)",
+                    wire.as_str()
+                )))
+            }
         }
     }
 

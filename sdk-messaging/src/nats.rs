@@ -83,22 +83,7 @@ struct Shared {
 impl NatsBroker {
     /// Connects to `url` (`nats://host:4222`, credentials allowed and never printed).
     pub async fn connect(url: &str, settings: NatsSettings) -> Result<NatsBroker, MessagingError> {
-        let backoff = ExponentialBackoff::reconnect();
-        let options = async_nats::ConnectOptions::new()
-            .name("sdk-messaging")
-            .connection_timeout(Duration::from_secs(5))
-            .reconnect_delay_callback(move |attempts| {
-                backoff.delay(u32::try_from(attempts).unwrap_or(u32::MAX))
-            })
-            .event_callback(|event| async move {
-                tracing::info!(%event, "nats connection");
-            });
-        let client = options.connect(url).await.map_err(|e| {
-            MessagingError::Broker(
-                format!("could not connect to {}: {e}", sdk_base::redact_url(url)).into(),
-            )
-        })?;
-        Ok(Self::from_client(client, settings))
+        Ok(Self::from_client(connect_client(url).await?, settings))
     }
 
     /// A broker over a connected async-nats client.
@@ -576,6 +561,27 @@ impl Settle for EventSettle {
     }
 }
 
+/// An async-nats client connected to `url`, restoring lost connections with the SDK's
+/// reconnect backoff (every NATS wire connects this way).
+pub(crate) async fn connect_client(url: &str) -> Result<async_nats::Client, MessagingError> {
+    let backoff = ExponentialBackoff::reconnect();
+    let options = async_nats::ConnectOptions::new()
+        .name("sdk-messaging")
+        .connection_timeout(Duration::from_secs(5))
+        .reconnect_delay_callback(move |attempts| {
+            backoff.delay(u32::try_from(attempts).unwrap_or(u32::MAX))
+        })
+        .event_callback(|event| async move {
+            tracing::info!(%event, "nats connection");
+        });
+    let client = options.connect(url).await.map_err(|e| {
+        MessagingError::Broker(
+            format!("could not connect to {}: {e}", sdk_base::redact_url(url)).into(),
+        )
+    })?;
+    Ok(client)
+}
+
 /// `traceparent` as a NATS header name (no parsing per message).
 const NATS_TRACEPARENT: async_nats::HeaderName = async_nats::HeaderName::from_static("traceparent");
 
@@ -595,7 +601,7 @@ const NATS_KNOWN: [async_nats::HeaderName; 4] = [
 /// A message's headers for NATS. With `dedup`, the SDK's message id goes as `Nats-Msg-Id`,
 /// the id JetStream drops a republished duplicate by, so one header serves both
 /// (`from_nats` maps it back).
-fn to_nats(headers: &HeaderMap, dedup: bool) -> NatsHeaders {
+pub(crate) fn to_nats(headers: &HeaderMap, dedup: bool) -> NatsHeaders {
     let mut nats = NatsHeaders::new();
     for (name, value) in headers {
         let Ok(value) = value.to_str() else { continue };
@@ -620,7 +626,7 @@ fn to_nats(headers: &HeaderMap, dedup: bool) -> NatsHeaders {
     nats
 }
 
-fn from_nats(nats: &NatsHeaders) -> HeaderMap {
+pub(crate) fn from_nats(nats: &NatsHeaders) -> HeaderMap {
     let mut headers = HeaderMap::new();
     for (name, values) in nats.iter() {
         let name = if *name == async_nats::header::NATS_MESSAGE_ID {

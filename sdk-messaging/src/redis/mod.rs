@@ -305,7 +305,7 @@ fn failed(error: RedisError) -> BoxError {
     }
 }
 
-async fn manager(
+pub(crate) async fn manager(
     client: &redis::Client,
     response_timeout: Duration,
 ) -> Result<ConnectionManager, RedisError> {

@@ -6,6 +6,7 @@ mod kafka;
 mod kafka_durability;
 mod nats;
 mod nats_durability;
+mod nestjs;
 mod rabbitmq;
 mod rabbitmq_durability;
 mod redis;
