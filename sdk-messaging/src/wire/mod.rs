@@ -22,7 +22,7 @@
 //! (a restart forgets it); one given up on is logged, as these formats keep no dead
 //! letters.
 //!
-//! Each format's codec is here ([`nestjs`], [`ascender`]); the brokers are in
+//! Each format's codec is here (`nestjs`, `ascender`); the brokers are in
 //! `redis_pubsub` (Redis pub/sub, for any codec) and `nest_nats`.
 
 // The codecs serve the Redis and NATS brokers; with one of them left out, part of a codec

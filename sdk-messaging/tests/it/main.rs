@@ -2,11 +2,11 @@
 
 mod support;
 
+mod interop;
 mod kafka;
 mod kafka_durability;
 mod nats;
 mod nats_durability;
-mod nestjs;
 mod rabbitmq;
 mod rabbitmq_durability;
 mod redis;

@@ -1,0 +1,283 @@
+//! Wire compatibility, against the real frameworks: a NestJS microservice (the real
+//! `@nestjs/microservices`, `tests/interop/nestjs/app.mjs`) on the machine's Redis and
+//! NATS, and an Ascender Framework one (the real `ascender-framework`,
+//! `tests/interop/ascender/app.py`) on Redis, each with a Rust service, calling each other:
+//! request and event, answer and failure, both ways. `scripts/test` installs them into
+//! `target/interop/` (from npm and PyPI) and names them by `SDK_TEST_NESTJS` and
+//! `SDK_TEST_ASCENDER`.
+#![cfg(all(feature = "redis", feature = "nats"))]
+
+use std::{path::PathBuf, process::Stdio, time::Duration};
+
+use http::StatusCode;
+use sdk::ServiceError;
+use sdk_messaging::{handler_error, Messaging, MessagingConfig, TransportKind, Wire};
+use serde_json::{json, Value};
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+    sync::mpsc,
+};
+
+use crate::support;
+
+/// The NestJS peer's source.
+const NESTJS_APP: &str = include_str!("../interop/nestjs/app.mjs");
+
+/// Where scripts/test installed a peer (`variable` names it; `marker` is a path in it that
+/// shows the install is whole), or `None` after saying why the test is skipped.
+fn installed(what: &str, variable: &str, marker: &str) -> Option<PathBuf> {
+    let Some(dir) = std::env::var_os(variable).map(PathBuf::from) else {
+        sdk_test_support::skip(format_args!(
+            "{what} interop: {variable} is not set (scripts/test installs {what} and sets it)"
+        ));
+        return None;
+    };
+    if !dir.join(marker).exists() {
+        sdk_test_support::skip(format_args!(
+            "{what} interop: no {marker} under {}",
+            dir.display()
+        ));
+        return None;
+    }
+    Some(dir)
+}
+
+/// Starts a peer (`command`) and waits until it says it listens (`ready` on its output).
+async fn start_peer(command: &mut Command) -> Child {
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the peer runs");
+    let stdout = child.stdout.take().expect("piped");
+    let mut lines = BufReader::new(stdout).lines();
+    let ready = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.trim() == "ready" {
+                return true;
+            }
+        }
+        false
+    })
+    .await;
+    assert_eq!(ready, Ok(true), "the peer did not start");
+    // Whatever it prints later is drained, so it never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    child
+}
+
+/// The NestJS peer on `transport` at `url`, handling `<prefix>.nest.*`.
+async fn nestjs_peer(transport: TransportKind, url: &str, prefix: &str) -> Option<Child> {
+    let dir = installed(
+        "NestJS",
+        "SDK_TEST_NESTJS",
+        "node_modules/@nestjs/microservices",
+    )?;
+    // Written next to its `node_modules`: ES modules resolve packages from where the
+    // importing file is.
+    let app = dir.join("app.mjs");
+    std::fs::write(&app, NESTJS_APP).expect("write the NestJS app");
+    let transport = if transport == TransportKind::Redis {
+        "redis"
+    } else {
+        "nats"
+    };
+    Some(
+        start_peer(
+            Command::new("node")
+                .arg(&app)
+                .args([transport, url, prefix]),
+        )
+        .await,
+    )
+}
+
+/// The Ascender peer on the Redis at `url`, handling `<prefix>.asc.*`.
+async fn ascender_peer(url: &str, prefix: &str) -> Option<Child> {
+    let dir = installed(
+        "Ascender",
+        "SDK_TEST_ASCENDER",
+        "ascender/common/microservices",
+    )?;
+    let app = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/ascender/app.py");
+    Some(
+        start_peer(
+            Command::new("python3")
+                .arg(app)
+                .args([url, prefix])
+                .env("PYTHONPATH", &dir)
+                .current_dir(std::env::temp_dir()),
+        )
+        .await,
+    )
+}
+
+/// The Rust side: `<prefix>.rust.double` answers twice its number, `<prefix>.rust.refuse`
+/// refuses with a 409; the events `<prefix>.rust.seen` and `<prefix>.rust.result` are
+/// passed to the test.
+async fn rust_side(
+    messaging: &Messaging,
+    prefix: &str,
+) -> (
+    sdk_messaging::RunningServer,
+    mpsc::UnboundedReceiver<(&'static str, Value)>,
+) {
+    let (events, received) = mpsc::unbounded_channel();
+    let seen = events.clone();
+    let server = messaging
+        .server("rust-side")
+        .message_pattern(&format!("{prefix}.rust.double"), |x: i64, _| async move {
+            Ok(x * 2)
+        })
+        .message_pattern(&format!("{prefix}.rust.refuse"), |_: Value, _| async {
+            Err::<Value, _>(handler_error(StatusCode::CONFLICT, "no more seats"))
+        })
+        .event_pattern(&format!("{prefix}.rust.seen"), move |event: Value, _| {
+            let _ = seen.send(("seen", event));
+            async { Ok(()) }
+        })
+        .event_pattern(&format!("{prefix}.rust.result"), move |event: Value, _| {
+            let _ = events.send(("result", event));
+            async { Ok(()) }
+        })
+        .start()
+        .await
+        .expect("the Rust side starts");
+    (server, received)
+}
+
+async fn next(
+    received: &mut mpsc::UnboundedReceiver<(&'static str, Value)>,
+) -> (&'static str, Value) {
+    tokio::time::timeout(Duration::from_secs(20), received.recv())
+        .await
+        .expect("the NestJS peer answers within 20 s")
+        .expect("the Rust side runs")
+}
+
+/// Which peer a test runs against.
+#[derive(Clone, Copy)]
+enum Peer {
+    NestJs,
+    Ascender,
+}
+
+/// Every exchange both ways with `peer` on one transport.
+async fn both_ways(peer: Peer, transport: TransportKind, name: &str, addr: &str, url: &str) {
+    let Some(_broker) = support::broker_at(name, addr).await else {
+        return;
+    };
+    let prefix = support::unique("interop");
+    let (wire, theirs) = match peer {
+        Peer::NestJs => (Wire::NestJs, format!("{prefix}.nest")),
+        Peer::Ascender => (Wire::Ascender, format!("{prefix}.asc")),
+    };
+    let config = MessagingConfig::new(transport, url)
+        .wire(wire)
+        .timeout(Duration::from_secs(15));
+    let messaging = Messaging::connect("interop", &config)
+        .await
+        .expect("connect");
+    let (server, mut received) = rust_side(&messaging, &prefix).await;
+    let peer = match peer {
+        Peer::NestJs => nestjs_peer(transport, url, &prefix).await,
+        Peer::Ascender => ascender_peer(url, &prefix).await,
+    };
+    let Some(_peer) = peer else { return };
+    let client = messaging.client();
+
+    // Rust -> them: a request and its answer.
+    let sum: i64 = client
+        .send(&format!("{theirs}.sum"), &[1, 2, 3])
+        .await
+        .expect("they answer");
+    assert_eq!(sum, 6);
+
+    // Rust -> them: a request they refuse, as a typed error with its status and body.
+    let refused = client
+        .send::<_, Value>(&format!("{theirs}.reserve"), &json!({"name": "seat 1"}))
+        .await
+        .expect_err("they refuse");
+    assert_eq!(
+        refused.status_code(),
+        Some(StatusCode::CONFLICT),
+        "{refused}"
+    );
+    let body: Value = serde_json::from_slice(refused.body().expect("a body")).expect("JSON");
+    let message = match wire {
+        Wire::Ascender => &body["error"],
+        _ => &body["message"],
+    };
+    assert_eq!(message, "seat 1 is taken", "{body}");
+
+    // Rust -> them: an event (they emit it back to show it arrived).
+    client
+        .emit(&format!("{theirs}.noted"), &json!({"n": 7}))
+        .await
+        .expect("emitted");
+    assert_eq!(next(&mut received).await, ("seen", json!({"n": 7})));
+
+    // Them -> Rust: a request, answered.
+    client
+        .emit(&format!("{theirs}.start"), &json!({"x": 21}))
+        .await
+        .expect("emitted");
+    assert_eq!(
+        next(&mut received).await,
+        ("result", json!({"doubled": 42}))
+    );
+
+    // Them -> Rust: a request the Rust handler refuses; they get its status.
+    client
+        .emit(&format!("{theirs}.start-refused"), &json!({}))
+        .await
+        .expect("emitted");
+    let (_, result) = next(&mut received).await;
+    let (status, message) = match wire {
+        Wire::Ascender => (&result["error"]["code"], &result["error"]["error"]),
+        _ => (&result["error"]["statusCode"], &result["error"]["message"]),
+    };
+    assert_eq!(status, 409, "{result}");
+    assert!(
+        message
+            .as_str()
+            .is_some_and(|m| m.contains("no more seats")),
+        "{result}"
+    );
+
+    // Nothing listens: the call fails at once instead of waiting out its deadline.
+    let started = std::time::Instant::now();
+    let nobody = client
+        .send::<_, Value>(&format!("{theirs}.nobody"), &json!({}))
+        .await
+        .expect_err("nobody answers");
+    assert!(
+        matches!(nobody, ServiceError::NoHealthyInstance { .. }),
+        "{nobody:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+    server.shutdown().await;
+}
+
+const REDIS: (&str, &str, &str) = ("Redis", "127.0.0.1:6379", "redis://127.0.0.1:6379");
+const NATS: (&str, &str, &str) = ("NATS", "127.0.0.1:4222", "nats://127.0.0.1:4222");
+
+#[tokio::test]
+async fn a_nestjs_service_and_a_rust_one_call_each_other_over_redis() {
+    let (name, addr, url) = REDIS;
+    both_ways(Peer::NestJs, TransportKind::Redis, name, addr, url).await;
+}
+
+#[tokio::test]
+async fn a_nestjs_service_and_a_rust_one_call_each_other_over_nats() {
+    let (name, addr, url) = NATS;
+    both_ways(Peer::NestJs, TransportKind::Nats, name, addr, url).await;
+}
+
+#[tokio::test]
+async fn an_ascender_service_and_a_rust_one_call_each_other_over_redis() {
+    let (name, addr, url) = REDIS;
+    both_ways(Peer::Ascender, TransportKind::Redis, name, addr, url).await;
+}
