@@ -34,7 +34,7 @@ use std::{fmt, time::Duration};
 
 use sdk::{circuit_breaker::BreakerConfig, config::de, retry::RetryConfig};
 
-use crate::{wire::Wire, MessagingError};
+use crate::MessagingError;
 
 /// Which broker a connection talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
@@ -53,6 +53,33 @@ pub enum TransportKind {
     /// Kafka: a topic per pattern, consumer groups, a reply topic per connection (feature
     /// `kafka`).
     Kafka,
+}
+
+/// Which wire format a connection speaks (see the `wire` module).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Wire {
+    /// This SDK's own (durable events, groups, every header): the default.
+    #[default]
+    Sdk,
+    /// NestJS microservices' (`@nestjs/microservices`): `{pattern, data, id}` requests and
+    /// `{err, response, isDisposed, id}` replies, on Redis and NATS.
+    #[serde(rename = "nestjs")]
+    NestJs,
+    /// The Ascender Framework's (`ascender-framework`): `{correlationId, payload}` on Redis.
+    Ascender,
+}
+
+impl Wire {
+    /// `sdk`, `nestjs` or `ascender`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Wire::Sdk => "sdk",
+            Wire::NestJs => "nestjs",
+            Wire::Ascender => "ascender",
+        }
+    }
 }
 
 /// One messaging connection's settings.

@@ -41,34 +41,8 @@ use std::borrow::Cow;
 use bytes::Bytes;
 use http::StatusCode;
 
+pub use crate::config::Wire;
 use crate::Reply;
-
-/// Which wire format a connection speaks.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum Wire {
-    /// This SDK's own (durable events, groups, every header): the default.
-    #[default]
-    Sdk,
-    /// NestJS microservices' (`@nestjs/microservices`): `{pattern, data, id}` requests and
-    /// `{err, response, isDisposed, id}` replies, on Redis and NATS.
-    #[serde(rename = "nestjs")]
-    NestJs,
-    /// The Ascender Framework's (`ascender-framework`): `{correlationId, payload}` on Redis.
-    Ascender,
-}
-
-impl Wire {
-    /// `sdk`, `nestjs` or `ascender`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Wire::Sdk => "sdk",
-            Wire::NestJs => "nestjs",
-            Wire::Ascender => "ascender",
-        }
-    }
-}
 
 /// One message read from a foreign wire.
 #[derive(Debug, PartialEq)]

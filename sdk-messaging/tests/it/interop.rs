@@ -281,3 +281,52 @@ async fn an_ascender_service_and_a_rust_one_call_each_other_over_redis() {
     let (name, addr, url) = REDIS;
     both_ways(Peer::Ascender, TransportKind::Redis, name, addr, url).await;
 }
+
+/// A foreign wire's subscriptions come back by themselves after Redis restarts (Redis
+/// forgets every subscription): a Rust handler reached over NestJS's format answers again
+/// once a `redis-server` of the test's own, killed with `kill -9`, is back.
+#[tokio::test]
+async fn a_foreign_wire_subscribes_again_after_redis_restarts() {
+    use crate::redis_durability::{have_redis_server, RedisProcess};
+    if !have_redis_server() {
+        return;
+    }
+    let port = support::free_port();
+    let redis = RedisProcess::start(port, None).await;
+    let url = format!("redis://127.0.0.1:{port}");
+    let config = MessagingConfig::new(TransportKind::Redis, &url)
+        .wire(Wire::NestJs)
+        .timeout(Duration::from_secs(5));
+    let messaging = Messaging::connect("restart", &config)
+        .await
+        .expect("connect");
+    let server = messaging
+        .server("doubler")
+        .message_pattern("math.double", |x: i64, _| async move { Ok(x * 2) })
+        .start()
+        .await
+        .expect("the server starts");
+    let client = messaging.client();
+    let doubled = |x: i64| {
+        let client = client.clone();
+        async move { client.send::<_, i64>("math.double", &x).await.ok() }
+    };
+    let within = Duration::from_secs(15);
+    assert_eq!(support::poll(within, || doubled(2)).await, Some(4));
+
+    redis.kill().await;
+    let down = client
+        .message("math.double", &3)
+        .timeout(Duration::from_millis(500))
+        .send::<i64>()
+        .await;
+    assert!(down.is_err(), "no answer while Redis is down: {down:?}");
+    let redis = RedisProcess::start(port, None).await;
+    assert_eq!(
+        support::poll(within, || doubled(3)).await,
+        Some(6),
+        "answered again after the restart"
+    );
+    server.shutdown().await;
+    redis.kill().await;
+}

@@ -27,12 +27,12 @@ use tokio::process::{Child, Command};
 const EVENTS: usize = 10_000;
 
 /// A `redis-server` of the test's own on `port`, keeping its data in `dir` (or nothing).
-struct RedisProcess {
+pub(crate) struct RedisProcess {
     child: Child,
 }
 
 impl RedisProcess {
-    async fn start(port: u16, dir: Option<&Path>) -> RedisProcess {
+    pub(crate) async fn start(port: u16, dir: Option<&Path>) -> RedisProcess {
         let mut command = Command::new(redis_server());
         command.args([
             "--port",
@@ -54,7 +54,7 @@ impl RedisProcess {
     }
 
     /// Kills it with `kill -9` and waits for it to be gone.
-    async fn kill(mut self) {
+    pub(crate) async fn kill(mut self) {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
     }
@@ -69,7 +69,7 @@ fn redis_server() -> PathBuf {
 }
 
 /// Whether the test can run: CI must have `redis-server`; elsewhere it may be missing.
-fn have_redis_server() -> bool {
+pub(crate) fn have_redis_server() -> bool {
     let found = std::process::Command::new(redis_server())
         .arg("--version")
         .stdout(Stdio::null())
