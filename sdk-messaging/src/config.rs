@@ -3,7 +3,7 @@
 //! ```toml
 //! [messaging.events]
 //! transport = "nats"                                   # nats, rabbitmq, redis or kafka
-//! wire = "sdk"                                         # sdk; nestjs (redis, nats); ascender (redis)
+//! wire = "sdk"                                         # sdk; nestjs (redis, nats, rabbitmq); ascender (redis)
 //! url = "${NATS_URL:nats://127.0.0.1:4222}"            # credentials in it are never printed
 //! timeout = "10s"                                      # deadline of a send or emit, retries included
 //!
@@ -21,6 +21,9 @@
 //! [messaging.events.redis]                             # Redis only; the defaults
 //! prefix = "sdk"                                       # every key starts `sdk:`
 //! ack_wait = "30s"                                     # a consumer's unsettled entries are claimed after this
+//!
+//! [messaging.events.nestjs]                            # wire = "nestjs" on RabbitMQ only
+//! queue = ""                                           # the NestJS service's queue send/emit go to
 //!
 //! [messaging.events.nats]                              # NATS only; these are the defaults
 //! stream = "SDK_EVENTS"                                # JetStream stream of emitted events...
@@ -64,7 +67,7 @@ pub enum Wire {
     #[default]
     Sdk,
     /// NestJS microservices' (`@nestjs/microservices`): `{pattern, data, id}` requests and
-    /// `{err, response, isDisposed, id}` replies, on Redis and NATS.
+    /// `{err, response, isDisposed, id}` replies, on Redis, NATS and RabbitMQ.
     #[serde(rename = "nestjs")]
     NestJs,
     /// The Ascender Framework's (`ascender-framework`): `{correlationId, payload}` on Redis.
@@ -117,6 +120,9 @@ pub struct MessagingConfig {
     /// Kafka settings.
     #[serde(default)]
     pub kafka: KafkaSettings,
+    /// NestJS wire settings (`wire = "nestjs"`).
+    #[serde(default)]
+    pub nestjs: NestJsSettings,
 }
 
 fn default_timeout() -> Duration {
@@ -141,6 +147,7 @@ impl MessagingConfig {
             rabbitmq: RabbitSettings::default(),
             redis: RedisSettings::default(),
             kafka: KafkaSettings::default(),
+            nestjs: NestJsSettings::default(),
         }
     }
 
@@ -193,6 +200,13 @@ impl MessagingConfig {
         self
     }
 
+    /// Sets the NestJS wire's settings.
+    #[must_use]
+    pub fn nestjs(mut self, nestjs: NestJsSettings) -> Self {
+        self.nestjs = nestjs;
+        self
+    }
+
     /// Sets the Redis settings.
     #[must_use]
     pub fn redis(mut self, redis: RedisSettings) -> Self {
@@ -214,6 +228,7 @@ impl fmt::Debug for MessagingConfig {
             .field("rabbitmq", &self.rabbitmq)
             .field("redis", &self.redis)
             .field("kafka", &self.kafka)
+            .field("nestjs", &self.nestjs)
             .finish()
     }
 }
@@ -342,6 +357,31 @@ impl RabbitSettings {
     #[must_use]
     pub fn queue_expires(mut self, after: Duration) -> Self {
         self.queue_expires = Some(after);
+        self
+    }
+}
+
+/// The NestJS wire's settings (`[messaging.NAME.nestjs]`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct NestJsSettings {
+    /// On RabbitMQ: the queue `send` and `emit` go to, the one the NestJS service consumes
+    /// (its `options.queue`). A connection calls one NestJS service, as a NestJS
+    /// `ClientProxy` does; a server consumes the queue named after its group.
+    pub queue: String,
+}
+
+impl NestJsSettings {
+    /// The defaults (no queue).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The queue `send` and `emit` go to on RabbitMQ.
+    #[must_use]
+    pub fn queue(mut self, queue: &str) -> Self {
+        self.queue = queue.into();
         self
     }
 }

@@ -95,7 +95,8 @@ pub use self::{
     broker::{Broker, BrokerService, Subscription},
     client::{MessageBuilder, MessageClient},
     config::{
-        KafkaSettings, MessagingConfig, NatsSettings, RabbitSettings, RedisSettings, TransportKind,
+        KafkaSettings, MessagingConfig, NatsSettings, NestJsSettings, RabbitSettings,
+        RedisSettings, TransportKind,
     },
     context::MessageContext,
     envelope::{headers, Envelope, Kind, Reply},
@@ -192,6 +193,18 @@ impl Messaging {
                 let broker = wire::redis_pubsub::PubSubBroker::connect(&config.url, codec).await?;
                 Self::with_broker(name, broker, config)
             }
+            #[cfg(feature = "rabbitmq")]
+            (Wire::NestJs, TransportKind::RabbitMq) => {
+                let broker = wire::nest_rabbit::NestRabbitBroker::connect(
+                    &config.url,
+                    config.rabbitmq.clone(),
+                    config.nestjs.queue.clone(),
+                )
+                .await?;
+                Self::with_broker(name, broker, config)
+            }
+            #[cfg(not(feature = "rabbitmq"))]
+            (Wire::NestJs, TransportKind::RabbitMq) => Err(MessagingError::NotBuiltIn("rabbitmq")),
             #[cfg(feature = "nats")]
             (Wire::NestJs, TransportKind::Nats) => {
                 let broker = wire::nest_nats::NestNatsBroker::connect(&config.url).await?;
@@ -206,7 +219,7 @@ impl Messaging {
             (wire, transport) => {
                 let _ = name;
                 Err(MessagingError::Config(format!(
-                    "the {} wire format is not spoken over {transport:?} (NestJS: redis, nats; Ascender: redis)",
+                    "the {} wire format is not spoken over {transport:?} (NestJS: redis, nats, rabbitmq; Ascender: redis)",
                     wire.as_str()
                 )))
             }

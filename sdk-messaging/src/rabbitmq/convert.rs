@@ -21,7 +21,7 @@ const PERSISTENT: u8 = 2;
 /// caller's own): a table costs the broker on every message, about a fifth of a
 /// persistent publish's time on RabbitMQ 3.12 (docs/benchmarks.md). An event or a queued
 /// message is persistent, a request expires with its caller's deadline.
-pub(super) fn properties(message: &Envelope, kind: Kind) -> BasicProperties {
+pub(crate) fn properties(message: &Envelope, kind: Kind) -> BasicProperties {
     let mut table = FieldTable::default();
     for (name, value) in &message.headers {
         let as_property = *name == headers::MESSAGE_ID_NAME
@@ -93,7 +93,7 @@ pub(super) fn to_table(headers: &HeaderMap) -> FieldTable {
     table
 }
 
-pub(super) fn from_table(table: Option<&FieldTable>) -> HeaderMap {
+pub(crate) fn from_table(table: Option<&FieldTable>) -> HeaderMap {
     let mut headers = HeaderMap::new();
     let Some(table) = table else {
         return headers;

@@ -34,7 +34,7 @@
 //!   connected, which the pipeline retries within the deadline; a publish whose confirmation
 //!   was lost with the connection gives up after 5 s and is sent again (with its id).
 
-mod convert;
+pub(crate) mod convert;
 mod rpc;
 mod settle;
 
@@ -413,6 +413,49 @@ impl Broker for RabbitBroker {
     }
 }
 
+/// What other wires take from this transport: its supervised connection (the NestJS wire
+/// publishes to a service's queue and consumes its own on it).
+impl RabbitBroker {
+    /// Publishes `payload` to the queue `queue` (the default exchange) with a confirmation;
+    /// a queue that does not exist makes it `NoResponder`.
+    pub(crate) async fn publish_to_queue(
+        &self,
+        queue: &str,
+        payload: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), BoxError> {
+        let link = self.check_connected()?;
+        Self::confirmed(&link.publisher, "", queue, payload, properties).await
+    }
+
+    /// Sends `payload` to the queue `queue` with RabbitMQ's direct reply-to and waits for
+    /// the reply.
+    pub(crate) async fn call_queue(
+        &self,
+        queue: &str,
+        payload: &[u8],
+        properties: BasicProperties,
+    ) -> Result<Reply, BoxError> {
+        let link = self.check_connected()?;
+        link.rpc.call_to("", queue, payload, properties).await
+    }
+
+    /// A channel on the current connection, and what changes when the connection is
+    /// replaced (then a consumer on the channel subscribes again on a new one).
+    pub(crate) async fn channel(
+        &self,
+    ) -> Result<(Channel, tokio::sync::watch::Receiver<u64>), BoxError> {
+        let generation = self.inner.generation.subscribe();
+        let link = self.check_connected()?;
+        let channel = link
+            .connection
+            .create_channel()
+            .await
+            .map_err(|e| not_connected(format!("channel: {e}")))?;
+        Ok((channel, generation))
+    }
+}
+
 /// A subscription on one connection: its consumer, channel and queue.
 type Subscribed = (Consumer, Channel, Arc<settle::Queue>);
 
@@ -420,12 +463,7 @@ impl RabbitBroker {
     /// Declares a subscription's queues on the current connection and starts consuming.
     async fn subscribe_once(&self, subscription: &Subscription) -> Result<Subscribed, BoxError> {
         let settings = &self.inner.settings;
-        let link = self.check_connected()?;
-        let channel = link
-            .connection
-            .create_channel()
-            .await
-            .map_err(|e| not_connected(format!("channel: {e}")))?;
+        let (channel, _) = self.channel().await?;
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await

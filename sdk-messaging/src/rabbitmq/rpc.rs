@@ -84,6 +84,24 @@ impl Rpc {
     /// Publishes `message` to `exchange` and waits for its reply (the caller's deadline
     /// drops this future, and the waiting entry with it).
     pub(super) async fn call(&self, exchange: &str, message: Envelope) -> Result<Reply, BoxError> {
+        let properties = properties(&message, Kind::Request);
+        self.call_to(
+            exchange,
+            message.pattern.as_str(),
+            &message.payload,
+            properties,
+        )
+        .await
+    }
+
+    /// Publishes `payload` to `exchange` with `key` and waits for its reply.
+    pub(super) async fn call_to(
+        &self,
+        exchange: &str,
+        key: &str,
+        payload: &[u8],
+        properties: lapin::BasicProperties,
+    ) -> Result<Reply, BoxError> {
         let id = crate::envelope::new_id();
         let (sender, receiver) = oneshot::channel();
         self.waiting.locked().insert(id.clone(), sender);
@@ -91,17 +109,10 @@ impl Rpc {
             waiting: &self.waiting,
             id: &id,
         };
-        let properties = properties(&message, Kind::Request)
+        let properties = properties
             .with_reply_to(REPLY_TO.into())
             .with_correlation_id(id.as_str().into());
-        RabbitBroker::confirmed(
-            &self.channel,
-            exchange,
-            message.pattern.as_str(),
-            &message.payload,
-            properties,
-        )
-        .await?;
+        RabbitBroker::confirmed(&self.channel, exchange, key, payload, properties).await?;
         receiver
             .await
             .map_err(|_| broken("the reply channel closed before the reply came"))

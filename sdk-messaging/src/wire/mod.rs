@@ -9,12 +9,12 @@
 //! panics, their retries and dead-letter decisions. What a foreign format cannot carry is
 //! lost at its boundary, as the guide's chapter on messaging lists:
 //!
-//! | | NestJS on Redis | NestJS on NATS | Ascender on Redis |
-//! | --- | --- | --- | --- |
-//! | requests | pub/sub on the pattern, replies on `<pattern>.reply` | core request/reply, a queue group per service | pub/sub on the pattern, replies on `_rpc:response` (errors on the pattern) |
-//! | events | pub/sub: at most once, only to who listens now | core publish: at most once | pub/sub: at most once |
-//! | groups | none: every instance gets every message | NATS queue groups | none |
-//! | headers (trace, deadline, id) | lost | kept (NATS headers) | lost |
+//! | | NestJS on Redis | NestJS on NATS | NestJS on RabbitMQ | Ascender on Redis |
+//! | --- | --- | --- | --- | --- |
+//! | requests | pub/sub on the pattern, replies on `<pattern>.reply` | core request/reply, a queue group per service | to the service's queue, direct reply-to | pub/sub on the pattern, replies on `_rpc:response` (errors on the pattern) |
+//! | events | pub/sub: at most once, only to who listens now | core publish: at most once | to the queue, acknowledged on delivery | pub/sub: at most once |
+//! | groups | none: every instance gets every message | NATS queue groups | one queue per service | none |
+//! | headers (trace, deadline, id) | lost | kept (NATS headers) | kept (AMQP headers) | lost |
 //!
 //! Where nothing listens, a request or event fails at once with `NoResponder` (Redis counts
 //! the subscribers of a `PUBLISH`, NATS answers "no responders") instead of being dropped
@@ -23,15 +23,20 @@
 //! letters.
 //!
 //! Each format's codec is here (`nestjs`, `ascender`); the brokers are in
-//! `redis_pubsub` (Redis pub/sub, for any codec) and `nest_nats`.
+//! `redis_pubsub` (Redis pub/sub, for any codec), `nest_nats` and `nest_rabbit`.
 
 // The codecs serve the Redis and NATS brokers; with one of them left out, part of a codec
 // is unread (the full build, which clippy checks, reads all of it).
-#![cfg_attr(not(all(feature = "redis", feature = "nats")), allow(dead_code))]
+#![cfg_attr(
+    not(all(feature = "redis", feature = "nats", feature = "rabbitmq")),
+    allow(dead_code)
+)]
 
 pub(crate) mod ascender;
 #[cfg(feature = "nats")]
 pub(crate) mod nest_nats;
+#[cfg(feature = "rabbitmq")]
+pub(crate) mod nest_rabbit;
 pub(crate) mod nestjs;
 #[cfg(feature = "redis")]
 pub(crate) mod redis_pubsub;
@@ -94,7 +99,7 @@ pub(crate) trait Codec: Send + Sync + 'static {
 }
 
 /// A message as read from a foreign wire, before it is decoded for a handler.
-#[cfg(any(feature = "redis", feature = "nats"))]
+#[cfg(any(feature = "redis", feature = "nats", feature = "rabbitmq"))]
 pub(crate) struct Raw {
     /// The channel (subject) it came on: its concrete pattern.
     pub channel: String,
@@ -106,7 +111,7 @@ pub(crate) struct Raw {
     pub attempt: u32,
 }
 
-#[cfg(any(feature = "redis", feature = "nats"))]
+#[cfg(any(feature = "redis", feature = "nats", feature = "rabbitmq"))]
 impl Raw {
     /// A message as it arrived (its first delivery).
     pub(crate) fn new(
@@ -129,7 +134,7 @@ impl Raw {
 /// request has an id, an event none), not a message at all (a reply sharing the channel),
 /// or does not decode (logged). A request is settled by `answer(id, raw)`; an event by
 /// [`EventSettle`], which delivers a failed one again through `again`.
-#[cfg(any(feature = "redis", feature = "nats"))]
+#[cfg(any(feature = "redis", feature = "nats", feature = "rabbitmq"))]
 pub(crate) fn delivery(
     codec: &dyn Codec,
     kind: crate::Kind,
@@ -180,13 +185,13 @@ pub(crate) fn delivery(
 /// forgot it once it was handed over, so a failed one is delivered again from here, after
 /// the backoff's delay, in this process (a restart loses it), and one given up on is
 /// dropped (the server logged it with its reason).
-#[cfg(any(feature = "redis", feature = "nats"))]
+#[cfg(any(feature = "redis", feature = "nats", feature = "rabbitmq"))]
 pub(crate) struct EventSettle {
     again: tokio::sync::mpsc::Sender<Raw>,
     raw: Raw,
 }
 
-#[cfg(any(feature = "redis", feature = "nats"))]
+#[cfg(any(feature = "redis", feature = "nats", feature = "rabbitmq"))]
 impl EventSettle {
     fn again_after(
         self,
@@ -205,7 +210,7 @@ impl EventSettle {
     }
 }
 
-#[cfg(any(feature = "redis", feature = "nats"))]
+#[cfg(any(feature = "redis", feature = "nats", feature = "rabbitmq"))]
 impl crate::broker::Settle for EventSettle {
     fn reply(
         self: Box<Self>,
@@ -244,7 +249,7 @@ impl crate::broker::Settle for EventSettle {
 }
 
 /// A request read from a wire whose only settlement is its answer.
-#[cfg(any(feature = "redis", feature = "nats"))]
+#[cfg(any(feature = "redis", feature = "nats", feature = "rabbitmq"))]
 pub(crate) trait Answer: Send + Sync + 'static {
     /// Sends `reply` to the request's caller.
     fn answer(self: Box<Self>, reply: Reply)
@@ -253,10 +258,10 @@ pub(crate) trait Answer: Send + Sync + 'static {
 
 /// Settles a request with its [`Answer`]; the rest is nothing, as the wire keeps nothing
 /// (a request is answered or its caller's deadline passes).
-#[cfg(any(feature = "redis", feature = "nats"))]
+#[cfg(any(feature = "redis", feature = "nats", feature = "rabbitmq"))]
 pub(crate) struct RequestSettle<A>(pub Box<A>);
 
-#[cfg(any(feature = "redis", feature = "nats"))]
+#[cfg(any(feature = "redis", feature = "nats", feature = "rabbitmq"))]
 impl<A: Answer> crate::broker::Settle for RequestSettle<A> {
     fn reply(self: Box<Self>, reply: Reply) -> crate::broker::BoxFuture<Result<(), sdk::BoxError>> {
         self.0.answer(reply)

@@ -20,7 +20,7 @@ use futures_util::{stream, StreamExt};
 use sdk::BoxError;
 use tokio::sync::mpsc;
 
-use super::{nestjs::NestJs, Answer, Codec, Raw, ReplyBody, RequestSettle};
+use super::{nestjs::NestJs, Answer, Codec, Raw, RequestSettle};
 use crate::{
     broker::{broken, no_responder, not_connected, BoxFuture, Deliveries},
     envelope::new_id,
@@ -74,16 +74,7 @@ impl NestNatsBroker {
             Err(e) if e.kind() == RequestErrorKind::NoResponders => return Err(no_responder()),
             Err(e) => return Err(broken(e)),
         };
-        match self.codec.reply_packet(&answer.payload).map(|p| p.body) {
-            Some(ReplyBody::Answer { reply, .. }) => Ok(reply),
-            Some(ReplyBody::Done | ReplyBody::KeepWaiting) => Ok(Reply::new(
-                http::StatusCode::OK,
-                Bytes::from_static(b"null"),
-            )),
-            None => Err(broken(format!(
-                "the answer to a request on {pattern} is not a NestJS packet"
-            ))),
-        }
+        super::nestjs::answer(&answer.payload, pattern)
     }
 }
 

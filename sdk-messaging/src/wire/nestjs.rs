@@ -99,24 +99,67 @@ impl Codec for NestJs {
             Value::String(id) => id,
             other => other.to_string(),
         };
-        let last = packet.get("isDisposed").and_then(Value::as_bool) == Some(true);
-        let body = match (packet.remove("err"), packet.remove("response")) {
-            (Some(err), _) if !err.is_null() => ReplyBody::Answer {
-                reply: Reply::new(
-                    error_status(&err, &["statusCode", "status"]),
-                    Bytes::from(err.to_string()),
-                ),
-                last: true,
-            },
-            (_, Some(response)) => ReplyBody::Answer {
-                reply: Reply::new(StatusCode::OK, Bytes::from(response.to_string())),
-                last,
-            },
-            _ if last => ReplyBody::Done,
-            _ => return None,
-        };
+        let body = body_of(packet)?;
         Some(ReplyPacket { id, body })
     }
+}
+
+/// What a reply packet says, its id aside: on RabbitMQ and NATS the broker ties a reply to
+/// its request (a correlation id, an inbox), and NestJS's RabbitMQ server sends no `id`.
+pub(crate) fn reply_body(bytes: &[u8]) -> Option<ReplyBody> {
+    let Value::Object(packet) = serde_json::from_slice::<Value>(bytes).ok()? else {
+        return None;
+    };
+    body_of(packet)
+}
+
+/// The answer a broker matched to a request on `pattern` (by correlation id or inbox): the
+/// first packet's answer, `null` for a stream that ended without one.
+#[cfg(any(feature = "nats", feature = "rabbitmq"))]
+pub(crate) fn answer(bytes: &[u8], pattern: &str) -> Result<Reply, sdk::BoxError> {
+    match reply_body(bytes) {
+        Some(ReplyBody::Answer { reply, .. }) => Ok(reply),
+        Some(ReplyBody::Done | ReplyBody::KeepWaiting) => {
+            Ok(Reply::new(StatusCode::OK, Bytes::from_static(b"null")))
+        }
+        None => Err(crate::broker::broken(format!(
+            "the answer to a request on {pattern} is not a NestJS packet"
+        ))),
+    }
+}
+
+fn body_of(mut packet: serde_json::Map<String, Value>) -> Option<ReplyBody> {
+    let last = packet.get("isDisposed").and_then(Value::as_bool) == Some(true);
+    Some(match (packet.remove("err"), packet.remove("response")) {
+        (Some(err), _) if !err.is_null() => ReplyBody::Answer {
+            reply: Reply::new(
+                error_status(&err, &["statusCode", "status"]),
+                Bytes::from(err.to_string()),
+            ),
+            last: true,
+        },
+        (_, Some(response)) => ReplyBody::Answer {
+            reply: Reply::new(StatusCode::OK, Bytes::from(response.to_string())),
+            last,
+        },
+        _ if last => ReplyBody::Done,
+        _ => return None,
+    })
+}
+
+/// A NestJS packet's pattern, and whether it is a request (it has an id): what a consumer
+/// of one queue for every pattern (NestJS's RabbitMQ server) routes by.
+#[cfg_attr(not(feature = "rabbitmq"), allow(dead_code))]
+pub(crate) fn peek(bytes: &[u8]) -> Option<(String, bool)> {
+    // A map, not a struct: serde would read a JSON array into a struct's fields in order.
+    let Value::Object(mut packet) = serde_json::from_slice::<Value>(bytes).ok()? else {
+        return None;
+    };
+    let pattern = match packet.remove("pattern")? {
+        Value::String(pattern) => pattern,
+        other => other.to_string(),
+    };
+    Some((pattern, packet.get("id").is_some_and(|id| !id.is_null())))
 }
 
 fn packet(pattern: &str, id: Option<&str>, payload: &[u8]) -> Vec<u8> {
@@ -226,5 +269,32 @@ mod tests {
             .reply_packet(br#"{"isDisposed":true,"id":"abc"}"#)
             .expect("as written");
         assert!(matches!(packet.body, ReplyBody::Done));
+    }
+
+    #[test]
+    fn a_queue_consumer_routes_by_the_packets_pattern() {
+        assert_eq!(
+            peek(br#"{"pattern":"math.sum","data":[1],"id":"a"}"#),
+            Some(("math.sum".to_owned(), true))
+        );
+        assert_eq!(
+            peek(br#"{"pattern":"user.created","data":{}}"#),
+            Some(("user.created".to_owned(), false))
+        );
+        assert_eq!(peek(b"[1,2]"), None);
+    }
+
+    #[test]
+    fn a_reply_without_an_id_is_read_where_the_broker_matched_it() {
+        // NestJS's RabbitMQ server answers without `id`.
+        let body = reply_body(br#"{"response":6,"isDisposed":true}"#).expect("a reply");
+        let ReplyBody::Answer { reply, last } = body else {
+            panic!("an answer")
+        };
+        assert!(last);
+        assert_eq!(&reply.payload[..], b"6");
+        assert!(NestJs
+            .reply_packet(br#"{"response":6,"isDisposed":true}"#)
+            .is_none());
     }
 }

@@ -1,17 +1,19 @@
 //! Wire compatibility, against the real frameworks: a NestJS microservice (the real
-//! `@nestjs/microservices`, `tests/interop/nestjs/app.mjs`) on the machine's Redis and
-//! NATS, and an Ascender Framework one (the real `ascender-framework`,
+//! `@nestjs/microservices`, `tests/interop/nestjs/app.mjs`) on the machine's Redis, NATS
+//! and RabbitMQ, and an Ascender Framework one (the real `ascender-framework`,
 //! `tests/interop/ascender/app.py`) on Redis, each with a Rust service, calling each other:
 //! request and event, answer and failure, both ways. `scripts/test` installs them into
 //! `target/interop/` (from npm and PyPI) and names them by `SDK_TEST_NESTJS` and
 //! `SDK_TEST_ASCENDER`.
-#![cfg(all(feature = "redis", feature = "nats"))]
+#![cfg(all(feature = "redis", feature = "nats", feature = "rabbitmq"))]
 
 use std::{path::PathBuf, process::Stdio, time::Duration};
 
 use http::StatusCode;
 use sdk::ServiceError;
-use sdk_messaging::{handler_error, Messaging, MessagingConfig, TransportKind, Wire};
+use sdk_messaging::{
+    handler_error, Messaging, MessagingConfig, NestJsSettings, TransportKind, Wire,
+};
 use serde_json::{json, Value};
 use tokio::{
     io::{AsyncBufReadExt, BufReader},
@@ -79,10 +81,10 @@ async fn nestjs_peer(transport: TransportKind, url: &str, prefix: &str) -> Optio
     // importing file is.
     let app = dir.join("app.mjs");
     std::fs::write(&app, NESTJS_APP).expect("write the NestJS app");
-    let transport = if transport == TransportKind::Redis {
-        "redis"
-    } else {
-        "nats"
+    let transport = match transport {
+        TransportKind::Redis => "redis",
+        TransportKind::Nats => "nats",
+        _ => "rabbitmq",
     };
     Some(
         start_peer(
@@ -127,7 +129,8 @@ async fn rust_side(
     let (events, received) = mpsc::unbounded_channel();
     let seen = events.clone();
     let server = messaging
-        .server("rust-side")
+        // On RabbitMQ the group names the queue the peer sends to.
+        .server(&format!("{prefix}-rust"))
         .message_pattern(&format!("{prefix}.rust.double"), |x: i64, _| async move {
             Ok(x * 2)
         })
@@ -176,6 +179,8 @@ async fn both_ways(peer: Peer, transport: TransportKind, name: &str, addr: &str,
     };
     let config = MessagingConfig::new(transport, url)
         .wire(wire)
+        // On RabbitMQ, the queue the NestJS peer consumes.
+        .nestjs(NestJsSettings::new().queue(&format!("{prefix}-nest")))
         .timeout(Duration::from_secs(15));
     let messaging = Messaging::connect("interop", &config)
         .await
@@ -247,22 +252,34 @@ async fn both_ways(peer: Peer, transport: TransportKind, name: &str, addr: &str,
         "{result}"
     );
 
-    // Nothing listens: the call fails at once instead of waiting out its deadline.
+    // Nothing listens: the call fails at once instead of waiting out its deadline. On
+    // RabbitMQ the peer's queue takes every pattern, and NestJS answers that no handler
+    // matches.
     let started = std::time::Instant::now();
     let nobody = client
         .send::<_, Value>(&format!("{theirs}.nobody"), &json!({}))
         .await
         .expect_err("nobody answers");
-    assert!(
-        matches!(nobody, ServiceError::NoHealthyInstance { .. }),
-        "{nobody:?}"
-    );
+    if transport == TransportKind::RabbitMq {
+        let body = String::from_utf8_lossy(nobody.body().expect("a body")).into_owned();
+        assert!(body.contains("no matching message handler"), "{body}");
+    } else {
+        assert!(
+            matches!(nobody, ServiceError::NoHealthyInstance { .. }),
+            "{nobody:?}"
+        );
+    }
     assert!(started.elapsed() < Duration::from_secs(5));
     server.shutdown().await;
 }
 
 const REDIS: (&str, &str, &str) = ("Redis", "127.0.0.1:6379", "redis://127.0.0.1:6379");
 const NATS: (&str, &str, &str) = ("NATS", "127.0.0.1:4222", "nats://127.0.0.1:4222");
+const RABBITMQ: (&str, &str, &str) = (
+    "RabbitMQ",
+    "127.0.0.1:5672",
+    "amqp://guest:guest@127.0.0.1:5672/%2f",
+);
 
 #[tokio::test]
 async fn a_nestjs_service_and_a_rust_one_call_each_other_over_redis() {
@@ -274,6 +291,12 @@ async fn a_nestjs_service_and_a_rust_one_call_each_other_over_redis() {
 async fn a_nestjs_service_and_a_rust_one_call_each_other_over_nats() {
     let (name, addr, url) = NATS;
     both_ways(Peer::NestJs, TransportKind::Nats, name, addr, url).await;
+}
+
+#[tokio::test]
+async fn a_nestjs_service_and_a_rust_one_call_each_other_over_rabbitmq() {
+    let (name, addr, url) = RABBITMQ;
+    both_ways(Peer::NestJs, TransportKind::RabbitMq, name, addr, url).await;
 }
 
 #[tokio::test]

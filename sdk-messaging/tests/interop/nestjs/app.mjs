@@ -2,10 +2,11 @@
 // peer of the Rust side in sdk-messaging/tests/it/nestjs.rs. Plain JavaScript: NestJS's
 // decorators are applied as the functions they are.
 //
-//   node app.mjs <redis|nats> <url> <prefix>
+//   node app.mjs <redis|nats|rabbitmq> <url> <prefix>
 //
 // Handles `<prefix>.nest.*` and calls the Rust side's `<prefix>.rust.*`; prints `ready`
-// once it listens.
+// once it listens. On RabbitMQ it consumes the queue `<prefix>-nest` and sends to the Rust
+// side's, `<prefix>-rust`.
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { Controller, Module } from '@nestjs/common';
@@ -20,11 +21,13 @@ import { lastValueFrom } from 'rxjs';
 
 const [transport, url, prefix] = process.argv.slice(2);
 const parsed = new URL(url);
-const options =
-  transport === 'redis'
-    ? { transport: Transport.REDIS, options: { host: parsed.hostname, port: Number(parsed.port) } }
-    : { transport: Transport.NATS, options: { servers: [url] } };
-const client = ClientProxyFactory.create(options);
+const rabbit = (queue) => ({ transport: Transport.RMQ, options: { urls: [url], queue } });
+const options = {
+  redis: { transport: Transport.REDIS, options: { host: parsed.hostname, port: Number(parsed.port) } },
+  nats: { transport: Transport.NATS, options: { servers: [url] } },
+  rabbitmq: rabbit(`${prefix}-nest`),
+}[transport];
+const client = ClientProxyFactory.create(transport === 'rabbitmq' ? rabbit(`${prefix}-rust`) : options);
 const rust = (name) => `${prefix}.rust.${name}`;
 const report = (data) => lastValueFrom(client.emit(rust('result'), data));
 
