@@ -20,7 +20,7 @@
 use std::{
     collections::HashMap,
     fmt,
-    sync::{Arc, Mutex, PoisonError, Weak},
+    sync::{Arc, Mutex, Weak},
 };
 
 use bytes::Bytes;
@@ -32,7 +32,7 @@ use lapin::{
     BasicProperties,
 };
 use sdk::BoxError;
-use sdk_base::backoff::Reconnect;
+use sdk_base::{backoff::Reconnect, sync::Unpoisoned as _};
 use tokio::sync::mpsc;
 
 use super::{nestjs::NestJs, Answer, Codec, Raw, RequestSettle};
@@ -140,7 +140,7 @@ impl Broker for NestRabbitBroker {
             let (sender, receiver) = mpsc::channel(HANDLER_BUFFER);
             let queue = subscription.group.clone();
             let first = {
-                let mut queues = lock(&this.queues);
+                let mut queues = this.queues.locked();
                 let routes = queues.entry(queue.clone()).or_default();
                 routes.push((
                     subscription.pattern.clone(),
@@ -270,7 +270,7 @@ async fn route(
     };
     let kind = if request { Kind::Request } else { Kind::Event };
     let sender = {
-        let queues = lock(queues);
+        let queues = queues.locked();
         let routes = queues.get(queue).map(Vec::as_slice).unwrap_or_default();
         let candidates = routes.iter().filter(|(_, k, _)| *k == kind);
         let best = crate::pattern::best(candidates.clone().map(|(p, _, _)| p), &pattern);
@@ -340,8 +340,4 @@ impl Answer for RabbitAnswer {
                 .await
         })
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

@@ -21,7 +21,7 @@ use std::{
     fmt,
     sync::{
         atomic::{AtomicBool, Ordering},
-        Arc, Mutex, PoisonError,
+        Arc, Mutex,
     },
     time::Duration,
 };
@@ -31,7 +31,7 @@ use futures_util::{stream, StreamExt};
 use http::HeaderMap;
 use redis::aio::{ConnectionManager, PubSubSink};
 use sdk::BoxError;
-use sdk_base::backoff::Reconnect;
+use sdk_base::{backoff::Reconnect, sync::Unpoisoned as _};
 use tokio::{sync::mpsc, task::JoinHandle};
 
 use super::{Answer, Codec, Raw, ReplyBody, RequestSettle};
@@ -139,7 +139,7 @@ impl PubSubBroker {
     /// subscribes it when it connects).
     async fn route(&self, key: Key, target: Target) -> Result<(), BoxError> {
         let sink = {
-            let mut state = lock(&self.shared.state);
+            let mut state = self.shared.state.locked();
             state.routes.push((key.clone(), target));
             state.sink.clone()
         };
@@ -152,12 +152,20 @@ impl PubSubBroker {
     /// Subscribes to the channels replies to `pattern` come on, once each.
     async fn await_replies_on(&self, pattern: &str) -> Result<(), BoxError> {
         for channel in self.shared.codec.reply_channels(pattern) {
-            if lock(&self.shared.reply_channels).contains(channel.as_ref()) {
+            if self
+                .shared
+                .reply_channels
+                .locked()
+                .contains(channel.as_ref())
+            {
                 continue;
             }
             self.route(Key::Channel(channel.to_string()), Target::Replies)
                 .await?;
-            lock(&self.shared.reply_channels).insert(channel.into_owned());
+            self.shared
+                .reply_channels
+                .locked()
+                .insert(channel.into_owned());
         }
         Ok(())
     }
@@ -172,14 +180,19 @@ impl PubSubBroker {
             .await
             .map_err(failed)?;
         let own =
-            lock(&self.shared.reply_channels).contains(channel) && !self.handles_channel(channel);
+            self.shared.reply_channels.locked().contains(channel) && !self.handles_channel(channel);
         Ok(receivers - i64::from(own))
     }
 
     fn handles_channel(&self, channel: &str) -> bool {
-        lock(&self.shared.state).routes.iter().any(|(key, target)| {
-            matches!(target, Target::Handler(_)) && *key == Key::Channel(channel.to_owned())
-        })
+        self.shared
+            .state
+            .locked()
+            .routes
+            .iter()
+            .any(|(key, target)| {
+                matches!(target, Target::Handler(_)) && *key == Key::Channel(channel.to_owned())
+            })
     }
 
     async fn request_once(&self, message: Envelope) -> Result<Reply, BoxError> {
@@ -188,7 +201,7 @@ impl PubSubBroker {
         self.await_replies_on(pattern).await?;
         let id = new_id();
         let (sender, mut packets) = mpsc::unbounded_channel();
-        lock(&self.shared.pending).insert(id.clone(), sender);
+        self.shared.pending.locked().insert(id.clone(), sender);
         let _waiting = Waiting {
             shared: &self.shared,
             id: &id,
@@ -219,7 +232,7 @@ struct Waiting<'a> {
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        lock(&self.shared.pending).remove(self.id);
+        self.shared.pending.locked().remove(self.id);
     }
 }
 
@@ -344,7 +357,7 @@ async fn listen(client: redis::Client, shared: std::sync::Weak<Shared>) {
                 };
                 let (mut sink, mut messages) = pubsub.split();
                 let keys: HashSet<Key> = {
-                    let mut state = lock(&strong.state);
+                    let mut state = strong.state.locked();
                     state.sink = Some(sink.clone());
                     state.routes.iter().map(|(key, _)| key.clone()).collect()
                 };
@@ -371,7 +384,7 @@ async fn listen(client: redis::Client, shared: std::sync::Weak<Shared>) {
                     return;
                 };
                 strong.connected.store(false, Ordering::Release);
-                lock(&strong.state).sink = None;
+                strong.state.locked().sink = None;
                 tracing::info!(url = %strong.shown_url, "redis pub/sub connection lost; reconnecting");
             }
             Err(e) => tracing::debug!(error = %e, "redis pub/sub: could not connect"),
@@ -388,7 +401,9 @@ fn dispatch(shared: &Shared, message: &redis::Msg) {
         _ => Key::Channel(channel.to_owned()),
     };
     let payload = Bytes::copy_from_slice(message.get_payload_bytes());
-    let targets: Vec<Target> = lock(&shared.state)
+    let targets: Vec<Target> = shared
+        .state
+        .locked()
         .routes
         .iter()
         .filter(|(route, _)| *route == key)
@@ -402,7 +417,7 @@ fn dispatch(shared: &Shared, message: &redis::Msg) {
                 let Some(packet) = shared.codec.reply_packet(&payload) else {
                     continue;
                 };
-                if let Some(waiting) = lock(&shared.pending).get(&packet.id) {
+                if let Some(waiting) = shared.pending.locked().get(&packet.id) {
                     let _ = waiting.send(packet.body);
                 }
             }
@@ -441,10 +456,6 @@ fn failed(error: redis::RedisError) -> BoxError {
     } else {
         broken(error)
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 #[cfg(test)]
