@@ -428,16 +428,17 @@ impl RabbitBroker {
         Self::confirmed(&link.publisher, "", queue, payload, properties).await
     }
 
-    /// Sends `payload` to the queue `queue` with RabbitMQ's direct reply-to and waits for
-    /// the reply.
+    /// Sends `payload` to the queue `queue` with RabbitMQ's direct reply-to and the
+    /// correlation id `id` (fresh for each call), and waits for the reply.
     pub(crate) async fn call_queue(
         &self,
         queue: &str,
         payload: &[u8],
         properties: BasicProperties,
+        id: String,
     ) -> Result<Reply, BoxError> {
         let link = self.check_connected()?;
-        link.rpc.call_to("", queue, payload, properties).await
+        link.rpc.call_to("", queue, payload, properties, id).await
     }
 
     /// A channel on the current connection, and what changes when the connection is

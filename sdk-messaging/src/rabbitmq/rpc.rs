@@ -85,24 +85,27 @@ impl Rpc {
     /// drops this future, and the waiting entry with it).
     pub(super) async fn call(&self, exchange: &str, message: Envelope) -> Result<Reply, BoxError> {
         let properties = properties(&message, Kind::Request);
+        let id = crate::envelope::new_id();
         self.call_to(
             exchange,
             message.pattern.as_str(),
             &message.payload,
             properties,
+            id,
         )
         .await
     }
 
-    /// Publishes `payload` to `exchange` with `key` and waits for its reply.
+    /// Publishes `payload` to `exchange` with `key` and the correlation id `id` (fresh for
+    /// each call), and waits for its reply.
     pub(super) async fn call_to(
         &self,
         exchange: &str,
         key: &str,
         payload: &[u8],
         properties: lapin::BasicProperties,
+        id: String,
     ) -> Result<Reply, BoxError> {
-        let id = crate::envelope::new_id();
         let (sender, receiver) = oneshot::channel();
         self.waiting.locked().insert(id.clone(), sender);
         let _forget = Forget {

@@ -93,9 +93,11 @@ impl NestRabbitBroker {
         let pattern = message.pattern.as_str();
         let id = crate::envelope::new_id();
         let packet = self.codec.request(pattern, &id, &message.payload);
+        // The packet's id is the AMQP correlation id too, as NestJS sends them (and as a
+        // NestJS or Rust server answers: with the packet's id).
         let answer = self
             .rabbit
-            .call_queue(queue, &packet, properties(&message, Kind::Request))
+            .call_queue(queue, &packet, properties(&message, Kind::Request), id)
             .await?;
         super::nestjs::answer(&answer.payload, pattern)
     }

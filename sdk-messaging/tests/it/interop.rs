@@ -263,6 +263,25 @@ async fn both_ways(peer: Peer, transport: TransportKind, name: &str, addr: &str,
     if transport == TransportKind::RabbitMq {
         let body = String::from_utf8_lossy(nobody.body().expect("a body")).into_owned();
         assert!(body.contains("no matching message handler"), "{body}");
+        // A Rust server answers a pattern it has no handler for as NestJS does, with a
+        // 404: seen by a caller sending to the Rust side's own queue.
+        let to_rust = MessagingConfig::new(transport, url)
+            .wire(wire)
+            .nestjs(NestJsSettings::new().queue(&format!("{prefix}-rust")))
+            .timeout(Duration::from_secs(5));
+        let to_rust = Messaging::connect("to-rust", &to_rust)
+            .await
+            .expect("connect");
+        let unhandled = to_rust
+            .client()
+            .send::<_, Value>(&format!("{prefix}.rust.nothing"), &json!({}))
+            .await
+            .expect_err("no handler");
+        assert_eq!(
+            unhandled.status_code(),
+            Some(StatusCode::NOT_FOUND),
+            "{unhandled}"
+        );
     } else {
         assert!(
             matches!(nobody, ServiceError::NoHealthyInstance { .. }),
