@@ -252,44 +252,81 @@ async fn both_ways(peer: Peer, transport: TransportKind, name: &str, addr: &str,
         "{result}"
     );
 
-    // Nothing listens: the call fails at once instead of waiting out its deadline. On
-    // RabbitMQ the peer's queue takes every pattern, and NestJS answers that no handler
-    // matches.
+    nothing_listens(&client, transport, wire, url, &prefix, &theirs).await;
+    server.shutdown().await;
+}
+
+/// A call to a pattern nobody handles fails at once instead of waiting out its deadline. On
+/// RabbitMQ the peer's queue takes every pattern, and NestJS answers that no handler
+/// matches.
+async fn nothing_listens(
+    client: &sdk_messaging::MessageClient,
+    transport: TransportKind,
+    wire: Wire,
+    url: &str,
+    prefix: &str,
+    theirs: &str,
+) {
     let started = std::time::Instant::now();
     let nobody = client
         .send::<_, Value>(&format!("{theirs}.nobody"), &json!({}))
         .await
         .expect_err("nobody answers");
+    assert!(started.elapsed() < Duration::from_secs(5));
     if transport == TransportKind::RabbitMq {
         let body = String::from_utf8_lossy(nobody.body().expect("a body")).into_owned();
         assert!(body.contains("no matching message handler"), "{body}");
-        // A Rust server answers a pattern it has no handler for as NestJS does, with a
-        // 404: seen by a caller sending to the Rust side's own queue.
-        let to_rust = MessagingConfig::new(transport, url)
-            .wire(wire)
-            .nestjs(NestJsSettings::new().queue(&format!("{prefix}-rust")))
-            .timeout(Duration::from_secs(5));
-        let to_rust = Messaging::connect("to-rust", &to_rust)
-            .await
-            .expect("connect");
-        let unhandled = to_rust
-            .client()
-            .send::<_, Value>(&format!("{prefix}.rust.nothing"), &json!({}))
-            .await
-            .expect_err("no handler");
-        assert_eq!(
-            unhandled.status_code(),
-            Some(StatusCode::NOT_FOUND),
-            "{unhandled}"
-        );
+        rabbitmq_edges(wire, url, prefix).await;
     } else {
         assert!(
             matches!(nobody, ServiceError::NoHealthyInstance { .. }),
             "{nobody:?}"
         );
     }
-    assert!(started.elapsed() < Duration::from_secs(5));
-    server.shutdown().await;
+}
+
+/// What only RabbitMQ has: a Rust server's answer to a pattern it has no handler for, and a
+/// queue nobody declared.
+async fn rabbitmq_edges(wire: Wire, url: &str, prefix: &str) {
+    let transport = TransportKind::RabbitMq;
+    // A Rust server answers a pattern it has no handler for as NestJS does, with a
+    // 404: seen by a caller sending to the Rust side's own queue.
+    let to_rust = MessagingConfig::new(transport, url)
+        .wire(wire)
+        .nestjs(NestJsSettings::new().queue(&format!("{prefix}-rust")))
+        .timeout(Duration::from_secs(5));
+    let to_rust = Messaging::connect("to-rust", &to_rust)
+        .await
+        .expect("connect");
+    let unhandled = to_rust
+        .client()
+        .send::<_, Value>(&format!("{prefix}.rust.nothing"), &json!({}))
+        .await
+        .expect_err("no handler");
+    assert_eq!(
+        unhandled.status_code(),
+        Some(StatusCode::NOT_FOUND),
+        "{unhandled}"
+    );
+    // A queue nobody declared: the mandatory publish comes back, `NoResponder` at once.
+    let to_nobody = MessagingConfig::new(transport, url)
+        .wire(wire)
+        .nestjs(NestJsSettings::new().queue(&format!("{prefix}-nobody")))
+        .timeout(Duration::from_secs(5));
+    let to_nobody = Messaging::connect("to-nobody", &to_nobody)
+        .await
+        .expect("connect");
+    let started = std::time::Instant::now();
+    let unroutable = to_nobody
+        .client()
+        .emit(&format!("{prefix}.nobody.event"), &json!({}))
+        .await
+        .expect_err("no such queue");
+    assert!(
+        matches!(unroutable, ServiceError::NoHealthyInstance { .. }),
+        "{unroutable:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
 }
 
 const REDIS: (&str, &str, &str) = ("Redis", "127.0.0.1:6379", "redis://127.0.0.1:6379");
