@@ -160,6 +160,17 @@ async fn next(
         .expect("the Rust side runs")
 }
 
+/// A connection speaking `wire`; on RabbitMQ, sending to the queue `queue`.
+async fn connect(transport: TransportKind, wire: Wire, url: &str, queue: &str) -> Messaging {
+    let config = MessagingConfig::new(transport, url)
+        .wire(wire)
+        .nestjs(NestJsSettings::new().queue(queue))
+        .timeout(Duration::from_secs(15));
+    Messaging::connect("interop", &config)
+        .await
+        .expect("connect")
+}
+
 /// Which peer a test runs against.
 #[derive(Clone, Copy)]
 enum Peer {
@@ -177,14 +188,8 @@ async fn both_ways(peer: Peer, transport: TransportKind, name: &str, addr: &str,
         Peer::NestJs => (Wire::NestJs, format!("{prefix}.nest")),
         Peer::Ascender => (Wire::Ascender, format!("{prefix}.asc")),
     };
-    let config = MessagingConfig::new(transport, url)
-        .wire(wire)
-        // On RabbitMQ, the queue the NestJS peer consumes.
-        .nestjs(NestJsSettings::new().queue(&format!("{prefix}-nest")))
-        .timeout(Duration::from_secs(15));
-    let messaging = Messaging::connect("interop", &config)
-        .await
-        .expect("connect");
+    // On RabbitMQ, sending to the queue the NestJS peer consumes.
+    let messaging = connect(transport, wire, url, &format!("{prefix}-nest")).await;
     let (server, mut received) = rust_side(&messaging, &prefix).await;
     let peer = match peer {
         Peer::NestJs => nestjs_peer(transport, url, &prefix).await,
@@ -291,13 +296,7 @@ async fn rabbitmq_edges(wire: Wire, url: &str, prefix: &str) {
     let transport = TransportKind::RabbitMq;
     // A Rust server answers a pattern it has no handler for as NestJS does, with a
     // 404: seen by a caller sending to the Rust side's own queue.
-    let to_rust = MessagingConfig::new(transport, url)
-        .wire(wire)
-        .nestjs(NestJsSettings::new().queue(&format!("{prefix}-rust")))
-        .timeout(Duration::from_secs(5));
-    let to_rust = Messaging::connect("to-rust", &to_rust)
-        .await
-        .expect("connect");
+    let to_rust = connect(transport, wire, url, &format!("{prefix}-rust")).await;
     let unhandled = to_rust
         .client()
         .send::<_, Value>(&format!("{prefix}.rust.nothing"), &json!({}))
@@ -309,13 +308,7 @@ async fn rabbitmq_edges(wire: Wire, url: &str, prefix: &str) {
         "{unhandled}"
     );
     // A queue nobody declared: the mandatory publish comes back, `NoResponder` at once.
-    let to_nobody = MessagingConfig::new(transport, url)
-        .wire(wire)
-        .nestjs(NestJsSettings::new().queue(&format!("{prefix}-nobody")))
-        .timeout(Duration::from_secs(5));
-    let to_nobody = Messaging::connect("to-nobody", &to_nobody)
-        .await
-        .expect("connect");
+    let to_nobody = connect(transport, wire, url, &format!("{prefix}-nobody")).await;
     let started = std::time::Instant::now();
     let unroutable = to_nobody
         .client()
