@@ -297,7 +297,9 @@ pub(super) fn command(name: &'static str, args: usize, bytes: usize) -> redis::C
 }
 
 /// A broker error for a Redis one: nothing was sent if the connection was refused.
-fn failed(error: RedisError) -> BoxError {
+/// What a Redis error means to the pipeline: nothing sent (a refused connection, safe to
+/// retry) or maybe sent. Every Redis wire decides it here.
+pub(crate) fn failed(error: RedisError) -> BoxError {
     if error.is_connection_refusal() {
         not_connected(error)
     } else {

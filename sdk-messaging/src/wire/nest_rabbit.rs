@@ -11,9 +11,10 @@
 //!   its own: durable, no arguments), the name NestJS callers give as `options.queue`. One
 //!   consumer per queue hands each message to the handler whose pattern matches best; a
 //!   request no handler takes is answered with NestJS's "no matching message handler".
-//! - Like NestJS's default (`noAck: true`), messages are acknowledged as they are
-//!   delivered: a failed event is delivered again in-process with the backoff and lost if
-//!   the process stops (see the `wire` module).
+//! - Like NestJS's default (`noAck: true`), a message is as good as acknowledged once it
+//!   reaches its handler's reader (the ack is sent then, so that RabbitMQ's prefetch bounds
+//!   what a slow handler leaves waiting here): a failed event is delivered again
+//!   in-process with the backoff and lost if the process stops (see the `wire` module).
 //! - The connection is the RabbitMQ transport's own, with its recovery and supervisor; a
 //!   consumer subscribes again on a replaced connection.
 
@@ -27,7 +28,7 @@ use bytes::Bytes;
 use futures_util::{stream, StreamExt};
 use http::StatusCode;
 use lapin::{
-    options::{BasicConsumeOptions, QueueDeclareOptions},
+    options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions, QueueDeclareOptions},
     types::FieldTable,
     BasicProperties,
 };
@@ -47,6 +48,8 @@ use crate::{
 
 /// Messages a handler's reader holds before the consumer waits for it.
 const HANDLER_BUFFER: usize = 1_000;
+/// Messages RabbitMQ delivers to a queue's consumer before it acknowledged them.
+const PREFETCH: u16 = 100;
 /// What NestJS answers a request no handler takes.
 const NO_HANDLER: &str = "There is no matching message handler defined in the remote service.";
 
@@ -210,14 +213,18 @@ async fn consume(
         let opened = async {
             let (channel, generation) = broker.rabbit.channel().await?;
             declare(&channel, &queue).await?;
+            // Acknowledged by hand once handed to its handler's reader (not `noAck`, whose
+            // consumer ignores the prefetch): a slow handler then holds the broker back at
+            // `PREFETCH` messages instead of letting this process buffer without end.
+            channel
+                .basic_qos(PREFETCH, BasicQosOptions::default())
+                .await
+                .map_err(broken)?;
             let consumer = channel
                 .basic_consume(
                     queue.as_str().into(),
                     "".into(),
-                    BasicConsumeOptions {
-                        no_ack: true,
-                        ..BasicConsumeOptions::default()
-                    },
+                    BasicConsumeOptions::default(),
                     FieldTable::default(),
                 )
                 .await
@@ -243,7 +250,11 @@ async fn consume(
                     let Some(queues) = queues.upgrade() else {
                         return;
                     };
+                    let acker = delivery.acker.clone();
                     route(&broker, &queues, &queue, delivery).await;
+                    if let Err(e) = acker.ack(BasicAckOptions::default()).await {
+                        tracing::debug!(%queue, error = %e, "nestjs over rabbitmq: could not ack");
+                    }
                 }
                 Some(Err(e)) => {
                     tracing::debug!(%queue, error = %e, "nestjs over rabbitmq: consumer failed");

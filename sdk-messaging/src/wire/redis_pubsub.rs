@@ -36,8 +36,9 @@ use tokio::{sync::mpsc, task::JoinHandle};
 
 use super::{Answer, Codec, Raw, ReplyBody, RequestSettle};
 use crate::{
-    broker::{broken, no_responder, not_connected, BoxFuture, Deliveries},
+    broker::{no_responder, not_connected, BoxFuture, Deliveries},
     envelope::new_id,
+    redis::failed,
     Broker, Envelope, Kind, MessagingError, Pattern, Reply, Subscription,
 };
 
@@ -191,7 +192,8 @@ impl PubSubBroker {
             .routes
             .iter()
             .any(|(key, target)| {
-                matches!(target, Target::Handler(_)) && *key == Key::Channel(channel.to_owned())
+                matches!(target, Target::Handler(_))
+                    && matches!(key, Key::Channel(handled) if handled == channel)
             })
     }
 
@@ -447,14 +449,6 @@ impl Answer for PubSubAnswer {
             let packet = codec.reply(&self.id, &reply);
             self.broker.publish_to(&channel, packet).await.map(|_| ())
         })
-    }
-}
-
-fn failed(error: redis::RedisError) -> BoxError {
-    if error.is_connection_refusal() || error.is_io_error() {
-        not_connected(error)
-    } else {
-        broken(error)
     }
 }
 
