@@ -58,8 +58,9 @@ pub trait Broker: fmt::Debug + Send + Sync + 'static {
     /// Whether the broker connection is up now.
     fn is_connected(&self) -> bool;
 
-    /// Sends whatever the client still buffers (NATS publishes acks without waiting): a
-    /// server's shutdown calls it last. Default: nothing buffered.
+    /// Sends whatever the client still buffers (NATS publishes acks without waiting; Kafka
+    /// servers that stopped have yet to say they left): a server's shutdown calls it last.
+    /// Default: nothing buffered.
     fn flush(&self) -> BoxFuture<()> {
         Box::pin(async {})
     }

@@ -67,10 +67,12 @@ pub enum Wire {
     #[default]
     Sdk,
     /// NestJS microservices' (`@nestjs/microservices`): `{pattern, data, id}` requests and
-    /// `{err, response, isDisposed, id}` replies, on Redis, NATS and RabbitMQ.
+    /// `{err, response, isDisposed, id}` replies, on Redis, NATS and RabbitMQ; on Kafka
+    /// the value alone, with `kafka_correlationId` and `kafka_replyTopic` headers.
     #[serde(rename = "nestjs")]
     NestJs,
-    /// The Ascender Framework's (`ascender-framework`): `{correlationId, payload}` on Redis.
+    /// The Ascender Framework's (`ascender-framework`): `{correlationId, payload}` on Redis;
+    /// on Kafka the value alone, with a `correlationId` header.
     Ascender,
 }
 

@@ -174,8 +174,8 @@ impl Messaging {
         }
     }
 
-    /// A connection speaking a foreign wire format (`config.wire`): NestJS on Redis and
-    /// NATS, Ascender on Redis.
+    /// A connection speaking a foreign wire format (`config.wire`): NestJS on Redis, NATS,
+    /// RabbitMQ and Kafka, Ascender on Redis and Kafka.
     async fn connect_foreign(
         name: &str,
         config: &MessagingConfig,
@@ -210,6 +210,17 @@ impl Messaging {
                 let broker = wire::nest_nats::NestNatsBroker::connect(&config.url).await?;
                 Self::with_broker(name, broker, config)
             }
+            #[cfg(feature = "kafka")]
+            (wire @ (Wire::NestJs | Wire::Ascender), TransportKind::Kafka) => {
+                let broker =
+                    kafka::KafkaBroker::connect_wire(&config.url, config.kafka.clone(), wire)
+                        .await?;
+                Self::with_broker(name, broker, config)
+            }
+            #[cfg(not(feature = "kafka"))]
+            (Wire::NestJs | Wire::Ascender, TransportKind::Kafka) => {
+                Err(MessagingError::NotBuiltIn("kafka"))
+            }
             #[cfg(not(feature = "redis"))]
             (Wire::NestJs | Wire::Ascender, TransportKind::Redis) => {
                 Err(MessagingError::NotBuiltIn("redis"))
@@ -219,7 +230,7 @@ impl Messaging {
             (wire, transport) => {
                 let _ = name;
                 Err(MessagingError::Config(format!(
-                    "the {} wire format is not spoken over {transport:?} (NestJS: redis, nats, rabbitmq; Ascender: redis)",
+                    "the {} wire format is not spoken over {transport:?} (NestJS: redis, nats, rabbitmq, kafka; Ascender: redis, kafka)",
                     wire.as_str()
                 )))
             }

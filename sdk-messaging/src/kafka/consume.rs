@@ -19,13 +19,13 @@ use sdk_base::sync::Unpoisoned as _;
 use tokio::sync::mpsc;
 
 use super::{
-    from_kafka, header, progress::Progress, to_kafka, topic_regex, KafkaBroker, FOR_GROUP,
+    foreign, from_kafka, header, progress::Progress, to_kafka, topic_regex, KafkaBroker, FOR_GROUP,
     NOT_BEFORE, REPLY_KEY, REPLY_TO,
 };
 use crate::{
     broker::{broken, BoxFuture, Deliveries, Delivery, Settle, Subscription},
     envelope::{headers, now_ms, Kind},
-    Envelope, Pattern, Reply,
+    Envelope, Pattern, Reply, Wire,
 };
 
 /// Starts consuming what `subscription` asks for.
@@ -55,26 +55,26 @@ pub(super) async fn subscribe(
     });
     let consumer = consumer(&broker, &group, &topics)?;
     let (sender, receiver) = mpsc::channel(subscription.prefetch.max(1));
-    if kind == Kind::Request {
+    if kind == Kind::Request && broker.0.wire == Wire::Sdk {
         // Said before `start` returns, so a `send` right after finds this server; then
         // every few seconds while it runs, and once more, "left", when it stops.
         let instance = crate::envelope::new_id();
         let pattern = subscription.pattern.as_str().to_owned();
         super::presence::beat(&broker, &pattern, &instance, super::presence::ALIVE_FOR).await?;
-        tokio::spawn(super::presence::keep_beating(
-            broker.clone(),
-            pattern,
-            instance,
-            sender.clone(),
-        ));
+        broker
+            .0
+            .presence
+            .keep_beating(broker.clone(), pattern, instance, sender.clone());
     }
     let session_timeout = settings.session_timeout;
+    let again = (broker.0.wire != Wire::Sdk).then(|| sender.downgrade());
     let source = Source {
         broker,
         group: group.into(),
         consumer: Arc::new(consumer),
         progress: Arc::new(Mutex::new(Progress::default())),
         kind,
+        again,
     };
     let consumer = source.consumer.clone();
     tokio::spawn(source.pump(sender));
@@ -127,6 +127,8 @@ struct Source {
     consumer: Arc<StreamConsumer>,
     progress: Arc<Mutex<Progress>>,
     kind: Kind,
+    /// Where a foreign wire's failed record is delivered again (see `again_here`).
+    again: Option<mpsc::WeakSender<Delivery>>,
 }
 
 impl Source {
@@ -176,6 +178,9 @@ impl Source {
             return None;
         };
         self.progress.locked().started(topic, partition, offset);
+        if self.broker.0.wire != Wire::Sdk {
+            return self.foreign_delivery(record, pattern).map(|d| (d, 0));
+        }
         let mut headers = record.headers().map(from_kafka).unwrap_or_default();
         if let Some(group) = headers.remove(FOR_GROUP) {
             if group.as_bytes() != self.group.as_bytes() {
@@ -200,37 +205,91 @@ impl Source {
         headers.remove(REPLY_TO);
         headers.remove(NOT_BEFORE);
         let payload = bytes::Bytes::copy_from_slice(record.payload().unwrap_or_default());
-        let mut message = Envelope {
+        let message = Envelope {
             pattern,
             headers,
             payload,
         };
+        let answer = (reply_to, reply_key, None);
+        Some((self.hand_over(record, message, attempt, answer), not_before))
+    }
+
+    /// The delivery of `record`, read as `message`, settled by answering as `answer`
+    /// says: where to (`reply_to`), with this SDK's reply key or as a foreign wire's role.
+    fn hand_over(
+        &self,
+        record: &OwnedMessage,
+        mut message: Envelope,
+        attempt: u32,
+        answer: (Option<String>, Option<HeaderValue>, Option<foreign::Role>),
+    ) -> Delivery {
         if let Some(sent) = record.timestamp().to_millis() {
             // The time the request waited in Kafka is its caller's too; with none left it
             // is answered 504 unhandled.
             message.charge_wait(u64::try_from(sent).unwrap_or(0));
         }
+        let (reply_to, reply_key, role) = answer;
         let settle = KafkaSettle {
             source: self.clone(),
-            topic: topic.to_owned(),
-            partition,
-            offset,
+            topic: record.topic().to_owned(),
+            partition: record.partition(),
+            offset: record.offset(),
             message: message.clone(),
             attempt,
             reply_to: reply_to.clone(),
             reply_key,
+            role,
         };
-        Some((
-            Delivery {
-                message,
-                attempt,
-                reply_to,
-                settle: Box::new(settle),
-            },
-            not_before,
-        ))
+        Delivery {
+            message,
+            attempt,
+            reply_to,
+            settle: Box::new(settle),
+        }
+    }
+
+    /// A record of a foreign wire as a delivery (`None`: the other kind's, too old, or
+    /// an answer on a request's topic; finished here).
+    fn foreign_delivery(&self, record: &OwnedMessage, pattern: Pattern) -> Option<Delivery> {
+        let (topic, partition, offset) = (record.topic(), record.partition(), record.offset());
+        let wire = self.broker.0.wire;
+        let role = foreign::role(wire, record.headers());
+        let mut headers = record.headers().map(from_kafka).unwrap_or_default();
+        headers.remove(headers::MESSAGE_ID_NAME);
+        let written = record
+            .timestamp()
+            .to_millis()
+            .and_then(|ms| u64::try_from(ms).ok());
+        let fresh = |headers: &http::HeaderMap| {
+            sdk::deadline::remaining(headers).is_some()
+                || written.is_none_or(|at| now_ms().saturating_sub(at) < FOREIGN_REQUEST_AGE_MS)
+        };
+        let reply_to = match (&role, self.kind) {
+            (foreign::Role::Request { id, reply_to, .. }, Kind::Request) if fresh(&headers) => {
+                if let Ok(id) = HeaderValue::from_str(id) {
+                    headers.insert(headers::MESSAGE_ID_NAME, id);
+                }
+                Some(reply_to.clone())
+            }
+            (foreign::Role::Event, Kind::Event) => None,
+            _ => {
+                self.finish(topic, partition, offset);
+                return None;
+            }
+        };
+        let message = Envelope {
+            pattern,
+            headers,
+            payload: foreign::json(record.payload()),
+        };
+        Some(self.hand_over(record, message, 1, (reply_to, None, Some(role))))
     }
 }
+
+/// A request of a foreign wire, which carries no deadline, older than this when read has
+/// no caller left (Ascender's wait 20 s by default): it is skipped, so a service whose
+/// consumer group is new does not act on a topic's past requests.
+const FOREIGN_REQUEST_AGE_MS: u64 = 60_000;
 
 struct KafkaSettle {
     source: Source,
@@ -241,6 +300,8 @@ struct KafkaSettle {
     attempt: u32,
     reply_to: Option<String>,
     reply_key: Option<HeaderValue>,
+    /// A foreign wire's request or event (see `foreign`); `None` on this SDK's.
+    role: Option<foreign::Role>,
 }
 
 impl Source {
@@ -261,6 +322,9 @@ impl Source {
 impl KafkaSettle {
     /// The event again for this group alone, not before `delay`, as delivery `attempt`.
     fn again(self: Box<Self>, delay: Duration, attempt: u32) -> BoxFuture<Result<(), BoxError>> {
+        if self.role.is_some() {
+            return self.again_here(delay, attempt);
+        }
         Box::pin(async move {
             let mut headers = self.message.headers.clone();
             headers.insert(headers::ATTEMPT, HeaderValue::from(attempt));
@@ -273,11 +337,39 @@ impl KafkaSettle {
             // Stored again first; only then is this delivery let go.
             self.source
                 .broker
-                .produce(&self.topic, key, kafka, &self.message.payload, None)
+                .produce(&self.topic, key, kafka, Some(&self.message.payload), None)
                 .await?;
             self.finish();
             Ok(())
         })
+    }
+
+    /// On a foreign wire, whose topics its peers read too, a failed record is not
+    /// produced again: it is delivered again from this process after `delay`, and its
+    /// offset stays uncommitted meanwhile, so a restart has Kafka deliver it again.
+    fn again_here(
+        mut self: Box<Self>,
+        delay: Duration,
+        attempt: u32,
+    ) -> BoxFuture<Result<(), BoxError>> {
+        self.attempt = attempt;
+        let Some(again) = self.source.again.clone() else {
+            return Box::pin(async { Ok(()) });
+        };
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            let Some(again) = again.upgrade() else {
+                return; // the server stopped: Kafka delivers it again after a restart
+            };
+            let delivery = Delivery {
+                message: self.message.clone(),
+                attempt,
+                reply_to: self.reply_to.clone(),
+                settle: self,
+            };
+            let _ = again.send(delivery).await;
+        });
+        Box::pin(async { Ok(()) })
     }
 
     /// The record is done with.
@@ -289,7 +381,21 @@ impl KafkaSettle {
 impl Settle for KafkaSettle {
     fn reply(self: Box<Self>, reply: Reply) -> BoxFuture<Result<(), BoxError>> {
         Box::pin(async move {
-            if let (Some(reply_to), Some(key)) = (&self.reply_to, &self.reply_key) {
+            let wire = self.source.broker.0.wire;
+            if let Some(role) = &self.role {
+                if let Some(answer) = foreign::answer(wire, &self.topic, role, &reply) {
+                    self.source
+                        .broker
+                        .produce(
+                            &answer.topic,
+                            None,
+                            answer.headers,
+                            answer.value.as_deref(),
+                            answer.partition,
+                        )
+                        .await?;
+                }
+            } else if let (Some(reply_to), Some(key)) = (&self.reply_to, &self.reply_key) {
                 let mut headers = reply.headers.clone();
                 if reply.status != http::StatusCode::OK {
                     headers.insert(
@@ -300,7 +406,13 @@ impl Settle for KafkaSettle {
                 headers.insert(REPLY_KEY, key.clone());
                 let broker = &self.source.broker;
                 broker
-                    .produce(reply_to, None, to_kafka(&headers), &reply.payload, Some(0))
+                    .produce(
+                        reply_to,
+                        None,
+                        to_kafka(&headers),
+                        Some(&reply.payload),
+                        Some(0),
+                    )
                     .await?;
             } else if self.source.kind == Kind::Event {
                 // An event's handler answered: nothing to send.
@@ -339,7 +451,13 @@ impl Settle for KafkaSettle {
             headers.insert(headers::DEAD_REASON, text(&reason));
             headers.insert(headers::DEAD_PATTERN, text(self.message.pattern.as_str()));
             broker
-                .produce(&dead, None, to_kafka(&headers), &self.message.payload, None)
+                .produce(
+                    &dead,
+                    None,
+                    to_kafka(&headers),
+                    Some(&self.message.payload),
+                    None,
+                )
                 .await?;
             self.finish();
             Ok(())

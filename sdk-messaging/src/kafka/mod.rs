@@ -30,10 +30,12 @@
 //!   The reply topic is not deleted when the connection closes (see docs/guide/messaging.md).
 
 mod consume;
+mod foreign;
 mod presence;
 mod progress;
 
 use std::{
+    borrow::Cow,
     collections::{HashMap, HashSet},
     fmt,
     sync::{
@@ -60,7 +62,7 @@ use tokio::sync::oneshot;
 use crate::{
     broker::{broken, no_responder, BoxFuture, Deliveries, Subscription},
     envelope::Kind,
-    Broker, Envelope, KafkaSettings, MessagingError, Pattern, Reply,
+    Broker, Envelope, KafkaSettings, MessagingError, Pattern, Reply, Wire,
 };
 
 /// Where a request's reply goes (the sender's reply topic).
@@ -83,7 +85,15 @@ struct Shared {
     admin: AdminClient<DefaultClientContext>,
     settings: KafkaSettings,
     brokers: String,
+    /// The topic this connection reads replies on: its own; Ascender's shared one.
     reply_topic: String,
+    /// The wire format: this SDK's, or NestJS's or Ascender's (see `foreign`).
+    wire: Wire,
+    /// The reader of replies, assigned more topics as requests need them (Ascender's
+    /// failures come on the request's topic).
+    replies: Arc<StreamConsumer>,
+    /// The topics `replies` reads.
+    reading: tokio::sync::Mutex<HashSet<String>>,
     /// Requests waiting for their reply, by reply key.
     pending: Mutex<HashMap<String, oneshot::Sender<Reply>>>,
     /// Topics known to exist.
@@ -111,6 +121,17 @@ impl KafkaBroker {
         url: &str,
         settings: KafkaSettings,
     ) -> Result<KafkaBroker, MessagingError> {
+        Self::connect_wire(url, settings, Wire::Sdk).await
+    }
+
+    /// Connects as [`connect`](Self::connect) does, speaking `wire`: for NestJS the reply
+    /// topic is this connection's own as well; for Ascender it is `_rpc:response`, read
+    /// from its end.
+    pub(crate) async fn connect_wire(
+        url: &str,
+        settings: KafkaSettings,
+        wire: Wire,
+    ) -> Result<KafkaBroker, MessagingError> {
         let brokers = settings.brokers_for(url)?;
         let base = client_config(&settings, &brokers);
         let producer: FutureProducer = base
@@ -124,12 +145,20 @@ impl KafkaBroker {
         let admin: AdminClient<DefaultClientContext> =
             base.create().map_err(|e| config_error(&brokers, e))?;
         let instance = crate::envelope::new_id();
-        let reply_topic = format!("{}.reply.{instance}", settings.topic_prefix);
+        let own = format!("{}.reply.{instance}", settings.topic_prefix);
+        let replies = Arc::new(reply_consumer(&settings, &brokers, &own)?);
+        let reply_topic = match wire {
+            Wire::Ascender => foreign::ASCENDER_RESPONSES.to_owned(),
+            _ => own,
+        };
         let broker = KafkaBroker(Arc::new(Shared {
             producer,
             admin,
             brokers,
             reply_topic: reply_topic.clone(),
+            wire,
+            replies: replies.clone(),
+            reading: tokio::sync::Mutex::new(HashSet::new()),
             pending: Mutex::new(HashMap::new()),
             topics: Mutex::new(HashSet::new()),
             connected: AtomicBool::new(false),
@@ -142,29 +171,59 @@ impl KafkaBroker {
             .create_topic(&reply_topic, 1)
             .await
             .map_err(MessagingError::Broker)?;
-        let consumer = broker.reply_consumer(&reply_topic)?;
-        let task = tokio::spawn(read_replies(Arc::downgrade(&broker.0), consumer));
+        broker
+            .read_replies_on(&reply_topic)
+            .await
+            .map_err(MessagingError::Broker)?;
+        let task = tokio::spawn(read_replies(Arc::downgrade(&broker.0), replies));
         *broker.0.reply_task.locked() = Some(task);
         broker.0.connected.store(true, Ordering::Release);
         Ok(broker)
     }
 
-    /// The reply topic's reader: assigned its one partition from the start, no group.
-    fn reply_consumer(&self, topic: &str) -> Result<StreamConsumer, MessagingError> {
-        let consumer: StreamConsumer = client_config(&self.0.settings, &self.0.brokers)
-            .set("group.id", topic)
-            .set("enable.auto.commit", "false")
-            .set("fetch.wait.max.ms", "10")
-            .create()
-            .map_err(|e| config_error(&self.0.brokers, e))?;
+    /// Has the reply reader read `topic` too, from its end as it is now (every partition),
+    /// before a request that may be answered there is sent. This connection's own reply
+    /// topic is new and read from its start.
+    async fn read_replies_on(&self, topic: &str) -> Result<(), BoxError> {
+        let mut reading = self.0.reading.lock().await;
+        if reading.contains(topic) {
+            return Ok(());
+        }
+        let this = self.clone();
+        let name = topic.to_owned();
+        let assignment = tokio::task::spawn_blocking(move || this.ends(&name))
+            .await
+            .map_err(|e| broken(e.to_string()))??;
+        self.0
+            .replies
+            .incremental_assign(&assignment)
+            .map_err(|e| broken(format!("reading {topic}: {e}")))?;
+        reading.insert(topic.to_owned());
+        Ok(())
+    }
+
+    /// Each partition of `topic` at its end (its high watermark); the start for this
+    /// connection's own reply topic. Blocks its thread.
+    fn ends(&self, topic: &str) -> Result<TopicPartitionList, BoxError> {
+        let wait = Duration::from_secs(5);
+        let admin = self.0.admin.inner();
         let mut assignment = TopicPartitionList::new();
-        assignment
-            .add_partition_offset(topic, 0, Offset::Beginning)
-            .map_err(|e| MessagingError::Broker(Box::new(e)))?;
-        consumer
-            .assign(&assignment)
-            .map_err(|e| MessagingError::Broker(Box::new(e)))?;
-        Ok(consumer)
+        if topic == self.0.reply_topic && self.0.wire != Wire::Ascender {
+            assignment.add_partition_offset(topic, 0, Offset::Beginning)?;
+            return Ok(assignment);
+        }
+        // All topics are asked for (see `topic_exists`).
+        let metadata = admin.fetch_metadata(None, wait)?;
+        let partitions = metadata
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic)
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()));
+        for partition in partitions {
+            let (_, high) = admin.fetch_watermarks(topic, partition, wait)?;
+            assignment.add_partition_offset(topic, partition, Offset::Offset(high))?;
+        }
+        Ok(assignment)
     }
 
     /// Fails, naming the brokers but no credentials, when none answers within 5 s.
@@ -196,7 +255,11 @@ impl KafkaBroker {
         &self.0.reply_topic
     }
 
+    /// The topic of `pattern`'s messages of `kind`: the pattern itself on a foreign wire.
     pub(crate) fn topic(&self, kind: Kind, pattern: &str) -> String {
+        if self.0.wire != Wire::Sdk {
+            return pattern.to_owned();
+        }
         let part = match kind {
             Kind::Request => "req",
             Kind::Event | Kind::Queue => "ev",
@@ -272,12 +335,13 @@ impl KafkaBroker {
         topic: &str,
         key: Option<&str>,
         headers: OwnedHeaders,
-        payload: &[u8],
+        payload: Option<&[u8]>,
         partition: Option<i32>,
     ) -> Result<(), BoxError> {
-        let mut record = FutureRecord::<str, [u8]>::to(topic)
-            .payload(payload)
-            .headers(headers);
+        let mut record = FutureRecord::<str, [u8]>::to(topic).headers(headers);
+        if let Some(payload) = payload {
+            record = record.payload(payload);
+        }
         if let Some(key) = key {
             record = record.key(key);
         }
@@ -305,6 +369,20 @@ pub(crate) fn client_config(settings: &KafkaSettings, brokers: &str) -> ClientCo
     config
 }
 
+/// The reader of replies: assigned, not in a group (`group` is a name of its own).
+fn reply_consumer(
+    settings: &KafkaSettings,
+    brokers: &str,
+    group: &str,
+) -> Result<StreamConsumer, MessagingError> {
+    client_config(settings, brokers)
+        .set("group.id", group)
+        .set("enable.auto.commit", "false")
+        .set("fetch.wait.max.ms", "10")
+        .create()
+        .map_err(|e| config_error(brokers, e))
+}
+
 fn config_error(brokers: &str, e: rdkafka::error::KafkaError) -> MessagingError {
     MessagingError::Broker(format!("kafka at {}: {e}", sdk_base::redact_url(brokers)).into())
 }
@@ -324,17 +402,27 @@ impl Broker for KafkaBroker {
         "kafka"
     }
 
+    /// Waits for the servers that stopped to have said so on the presence topic.
+    fn flush(&self) -> BoxFuture<()> {
+        let this = self.clone();
+        Box::pin(async move { this.0.presence.leaving().await })
+    }
+
     fn request(&self, message: Envelope) -> BoxFuture<Result<Reply, BoxError>> {
         let this = self.clone();
         Box::pin(async move {
             let topic = this.topic(Kind::Request, message.pattern.as_str());
-            if this.0.presence.first() {
+            let wire = this.0.wire;
+            if wire == Wire::Sdk && this.0.presence.first() {
                 presence::start_reader(&this);
             }
             if !this.topic_exists(&topic).await?
-                || !this.0.presence.served(message.pattern.as_str())
+                || (wire == Wire::Sdk && !this.0.presence.served(message.pattern.as_str()))
             {
                 return Err(no_responder());
+            }
+            if wire == Wire::Ascender {
+                this.read_replies_on(&topic).await?;
             }
             let key = crate::envelope::new_id();
             let (sender, receiver) = oneshot::channel();
@@ -342,18 +430,21 @@ impl Broker for KafkaBroker {
             // Forgets the wait however this ends (answered, failed, or dropped at the
             // deadline).
             let _waiting = Waiting(&this.0.pending, &key);
-            let mut kafka_headers = to_kafka(&message.headers);
-            kafka_headers = kafka_headers
-                .insert(header(REPLY_TO, &this.0.reply_topic))
-                .insert(header(REPLY_KEY, &key));
-            this.produce(
-                &topic,
-                Some(message.id()),
-                kafka_headers,
-                &message.payload,
-                None,
-            )
-            .await?;
+            let headers = to_kafka(&message.headers);
+            let (headers, value) = match wire {
+                Wire::Sdk => (
+                    headers
+                        .insert(header(REPLY_TO, &this.0.reply_topic))
+                        .insert(header(REPLY_KEY, &key)),
+                    Some(Cow::Borrowed(&message.payload[..])),
+                ),
+                _ => (
+                    foreign::request_headers(wire, headers, &key, &this.0.reply_topic),
+                    foreign::value(wire, &message.payload),
+                ),
+            };
+            this.produce(&topic, Some(message.id()), headers, value.as_deref(), None)
+                .await?;
             receiver
                 .await
                 .map_err(|_| broken("the connection closed before the reply came"))
@@ -364,15 +455,24 @@ impl Broker for KafkaBroker {
         let this = self.clone();
         Box::pin(async move {
             let topic = this.topic(Kind::Event, message.pattern.as_str());
-            this.create_topic(&topic, this.0.settings.partitions)
-                .await?;
+            let value = match this.0.wire {
+                Wire::Sdk => {
+                    this.create_topic(&topic, this.0.settings.partitions)
+                        .await?;
+                    Some(Cow::Borrowed(&message.payload[..]))
+                }
+                // A foreign framework's handlers make their topics: with none, nobody
+                // listens.
+                wire if this.topic_exists(&topic).await? => foreign::value(wire, &message.payload),
+                _ => return Err(no_responder()),
+            };
             let id = message.id().to_owned();
             let key = (!id.is_empty()).then_some(id.as_str());
             this.produce(
                 &topic,
                 key,
                 to_kafka(&message.headers),
-                &message.payload,
+                value.as_deref(),
                 None,
             )
             .await
@@ -405,7 +505,7 @@ const PROBE_AFTER_ERROR: Duration = Duration::from_millis(250);
 
 /// Reads the reply topic until the broker is dropped, handing each reply to its waiter;
 /// while nothing comes, probes the brokers every second for the connection's health.
-async fn read_replies(shared: std::sync::Weak<Shared>, consumer: StreamConsumer) {
+async fn read_replies(shared: std::sync::Weak<Shared>, consumer: Arc<StreamConsumer>) {
     let mut probed = tokio::time::Instant::now();
     loop {
         let message = match tokio::time::timeout(PROBE_EVERY, consumer.recv()).await {
@@ -454,6 +554,17 @@ async fn probe(shared: &Arc<Shared>) {
 
 /// Hands a reply to the request waiting for it (a reply nobody waits for is dropped).
 fn deliver_reply(shared: &Shared, message: &rdkafka::message::BorrowedMessage<'_>) {
+    if shared.wire != Wire::Sdk {
+        let Some((key, Some(reply))) =
+            foreign::read_reply(shared.wire, message.headers(), message.payload())
+        else {
+            return; // not a reply, or a defer: the caller's deadline decides
+        };
+        if let Some(waiter) = shared.pending.locked().remove(&key) {
+            let _ = waiter.send(reply);
+        }
+        return;
+    }
     let headers = message.headers().map(from_kafka).unwrap_or_default();
     let Some(key) = headers.get(REPLY_KEY).and_then(|v| v.to_str().ok()) else {
         return;
@@ -512,11 +623,20 @@ pub(crate) fn topic_regex(prefix: &str, pattern: &Pattern) -> String {
     let mut regex = format!("^{}", escape(prefix));
     let parts: Vec<&str> = pattern.as_str().split('.').collect();
     for (i, part) in parts.iter().enumerate() {
+        // No dot before the first part when there is no prefix (a foreign wire's topics).
+        let dot = if i == 0 && prefix.is_empty() {
+            ""
+        } else {
+            "\\."
+        };
         match *part {
-            "*" => regex.push_str(&format!("\\.{token}")),
+            "*" => regex.push_str(&format!("{dot}{token}")),
+            "#" if i == parts.len() - 1 && dot.is_empty() => {
+                regex.push_str(&format!("{token}(\\.{token})*"));
+            }
             "#" if i == parts.len() - 1 => regex.push_str(&format!("(\\.{token})*")),
             literal => {
-                regex.push_str("\\.");
+                regex.push_str(dot);
                 regex.push_str(&escape(literal));
             }
         }
@@ -539,5 +659,8 @@ mod tests {
         assert_eq!(regex("user.*"), "^sdk\\.ev\\.user\\.[A-Za-z0-9_-]+$");
         assert_eq!(regex("user.#"), "^sdk\\.ev\\.user(\\.[A-Za-z0-9_-]+)*$");
         assert_eq!(regex("a.*.c"), "^sdk\\.ev\\.a\\.[A-Za-z0-9_-]+\\.c$");
+        let bare = |p| topic_regex("", &Pattern::handler(p).expect("pattern"));
+        assert_eq!(bare("user.*"), "^user\\.[A-Za-z0-9_-]+$");
+        assert_eq!(bare("*.created"), "^[A-Za-z0-9_-]+\\.created$");
     }
 }

@@ -54,6 +54,21 @@ pub(super) struct Presence {
     live: Mutex<HashMap<String, (Pattern, Heartbeats)>>,
     /// Whether the reader was started.
     started: std::sync::atomic::AtomicBool,
+    /// This connection's servers' heartbeat tasks, so a server's shutdown can wait for its
+    /// "left" to be written (see [`Presence::leaving`]).
+    beating: Mutex<Vec<Beating>>,
+}
+
+/// One server's heartbeat task, and whether that server stopped.
+struct Beating {
+    stopped: Box<dyn Fn() -> bool + Send + Sync>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for Beating {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Beating").finish_non_exhaustive()
+    }
 }
 
 impl Presence {
@@ -77,6 +92,43 @@ impl Presence {
     /// Whether this is the first call (the reader is to be started).
     pub(super) fn first(&self) -> bool {
         !self.started.swap(true, std::sync::atomic::Ordering::AcqRel)
+    }
+
+    /// Heartbeats `pattern` in a task until the server's deliveries (`closed`) are
+    /// dropped, then says it left.
+    pub(super) fn keep_beating<T: Send + 'static>(
+        &self,
+        broker: KafkaBroker,
+        pattern: String,
+        instance: String,
+        closed: mpsc::Sender<T>,
+    ) {
+        let watched = closed.clone();
+        let task = tokio::spawn(keep_beating(broker, pattern, instance, closed));
+        let mut beating = self.beating.locked();
+        beating.retain(|beating| !beating.task.is_finished());
+        beating.push(Beating {
+            stopped: Box::new(move || watched.is_closed()),
+            task,
+        });
+    }
+
+    /// Waits until every server that stopped has written that it left, so a `send` right
+    /// after a clean shutdown is `NoResponder`, not a wait until the deadline. A server
+    /// stops by dropping its deliveries; its task notices only once scheduled, which is why
+    /// this looks at the channel, not at the task.
+    pub(super) async fn leaving(&self) {
+        let stopped: Vec<_> = {
+            let mut beating = self.beating.locked();
+            let (stopped, running) = std::mem::take(&mut *beating)
+                .into_iter()
+                .partition(|beating| (beating.stopped)());
+            *beating = running;
+            stopped
+        };
+        for beating in stopped {
+            let _ = beating.task.await;
+        }
     }
 
     fn record(&self, pattern: String, instance: String, until: u64) {
@@ -116,12 +168,12 @@ pub(super) async fn beat(
         .insert(header(INSTANCE, instance))
         .insert(header(ALIVE_MS, &millis));
     broker
-        .produce(&topic, Some(pattern), headers, &[], Some(0))
+        .produce(&topic, Some(pattern), headers, Some(&[]), Some(0))
         .await
 }
 
 /// Heartbeats `pattern` until `closed` (the server stopped), then says it left.
-pub(super) async fn keep_beating<T: Send>(
+async fn keep_beating<T: Send>(
     broker: KafkaBroker,
     pattern: String,
     instance: String,

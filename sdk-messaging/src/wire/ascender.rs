@@ -7,10 +7,12 @@
 //! - an event is `{"payload": "<JSON text>"}`, with no correlation id;
 //! - an answer is `{"correlationId": "response-ID", "payload": "<JSON text>"}` on the shared
 //!   channel `_rpc:response`. A failure is the same with the payload
-//!   `{"error", "code", "details", "metadata"}` (Ascender's `RPCException`); Ascender
-//!   publishes its own failures on the request's pattern, where only a caller that also
-//!   listens there hears them, so this side listens there too, and answers failures on
-//!   `_rpc:response`, where Ascender's callers listen;
+//!   `{"error", "code", "details", "metadata"}` (Ascender's `RPCException`), published on
+//!   the request's pattern: Ascender does so, and a caller here listens there too. An
+//!   Ascender caller does not, so it never learns of a failure and waits out its timeout,
+//!   with this side's handlers as with its own; a failure on `_rpc:response` would reach
+//!   it, but Ascender 2.1 then ends its one stream of answers with that error, and every
+//!   later call of that client fails with it (the interop test shows both);
 //! - `{"correlationId": "defer-ID", "payload": "defer"}` asks the caller to wait longer:
 //!   here the caller's deadline decides, so it changes nothing.
 //!
@@ -28,8 +30,8 @@ use super::{
 };
 use crate::Reply;
 
-/// The channel Ascender's callers read answers on.
-const RESPONSES: &str = "_rpc:response";
+/// The channel (on Kafka the topic) Ascender's callers read answers on.
+pub(crate) const RESPONSES: &str = "_rpc:response";
 
 /// Ascender's format.
 #[derive(Debug, Clone, Copy, Default)]
@@ -44,8 +46,12 @@ impl Codec for Ascender {
         vec![Cow::Borrowed(RESPONSES), Cow::Borrowed(pattern)]
     }
 
-    fn reply_channel<'a>(&self, _pattern: &'a str, _reply: &Reply) -> Cow<'a, str> {
-        Cow::Borrowed(RESPONSES)
+    fn reply_channel<'a>(&self, pattern: &'a str, reply: &Reply) -> Cow<'a, str> {
+        if reply.status == StatusCode::OK {
+            Cow::Borrowed(RESPONSES)
+        } else {
+            Cow::Borrowed(pattern)
+        }
     }
 
     fn request(&self, _pattern: &str, id: &str, payload: &[u8]) -> Vec<u8> {
@@ -83,13 +89,7 @@ impl Codec for Ascender {
         let text = if reply.status == StatusCode::OK {
             String::from_utf8_lossy(&json_or_string(&reply.payload)).into_owned()
         } else {
-            serde_json::json!({
-                "error": failure_message(reply),
-                "code": reply.status.as_u16(),
-                "details": null,
-                "metadata": {},
-            })
-            .to_string()
+            error_of(reply).to_string()
         };
         let mut out = Vec::with_capacity(text.len() + id.len() + 48);
         out.extend_from_slice(b"{\"correlationId\":");
@@ -115,20 +115,36 @@ impl Codec for Ascender {
         }
         let id = correlation.strip_prefix("response-")?.to_owned();
         let payload = unwrap_text(message.remove("payload").unwrap_or(Value::Null));
-        let failed = ["error", "code", "details", "metadata"]
-            .iter()
-            .all(|key| payload.get(key).is_some());
-        let status = if failed {
-            error_status(&payload, &["code"])
-        } else {
-            StatusCode::OK
-        };
-        let reply = Reply::new(status, Bytes::from(payload.to_string()));
+        let reply = answer_of(&payload);
         Some(ReplyPacket {
             id,
             body: ReplyBody::Answer { reply, last: true },
         })
     }
+}
+
+/// This side's failed `reply` as Ascender's `RPCException`.
+pub(crate) fn error_of(reply: &Reply) -> Value {
+    serde_json::json!({
+        "error": failure_message(reply),
+        "code": reply.status.as_u16(),
+        "details": null,
+        "metadata": {},
+    })
+}
+
+/// An Ascender answer's payload as a reply: failed, with its `code` as the status (when a
+/// 4xx or 5xx, else 500), when it has `RPCException`'s four keys.
+pub(crate) fn answer_of(payload: &Value) -> Reply {
+    let failed = ["error", "code", "details", "metadata"]
+        .iter()
+        .all(|key| payload.get(key).is_some());
+    let status = if failed {
+        error_status(payload, &["code"])
+    } else {
+        StatusCode::OK
+    };
+    Reply::new(status, Bytes::from(payload.to_string()))
 }
 
 /// `{"correlationId": ID, "payload": "<JSON text>"}`, without the id for an event.

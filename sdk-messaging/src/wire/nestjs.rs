@@ -77,13 +77,8 @@ impl Codec for NestJs {
             out.extend_from_slice(b"{\"response\":");
             out.extend_from_slice(&json_or_string(&reply.payload));
         } else {
-            let err = serde_json::json!({
-                "status": "error",
-                "statusCode": reply.status.as_u16(),
-                "message": failure_message(reply),
-            });
             out.extend_from_slice(b"{\"err\":");
-            out.extend_from_slice(err.to_string().as_bytes());
+            out.extend_from_slice(error_of(reply).to_string().as_bytes());
         }
         out.extend_from_slice(b",\"isDisposed\":true,\"id\":");
         push_string(&mut out, id);
@@ -132,10 +127,7 @@ fn body_of(mut packet: serde_json::Map<String, Value>) -> Option<ReplyBody> {
     let last = packet.get("isDisposed").and_then(Value::as_bool) == Some(true);
     Some(match (packet.remove("err"), packet.remove("response")) {
         (Some(err), _) if !err.is_null() => ReplyBody::Answer {
-            reply: Reply::new(
-                error_status(&err, &["statusCode", "status"]),
-                Bytes::from(err.to_string()),
-            ),
+            reply: failure(&err),
             last: true,
         },
         (_, Some(response)) => ReplyBody::Answer {
@@ -145,6 +137,24 @@ fn body_of(mut packet: serde_json::Map<String, Value>) -> Option<ReplyBody> {
         _ if last => ReplyBody::Done,
         _ => return None,
     })
+}
+
+/// This side's failed `reply` as a NestJS `err`.
+pub(crate) fn error_of(reply: &Reply) -> Value {
+    serde_json::json!({
+        "status": "error",
+        "statusCode": reply.status.as_u16(),
+        "message": failure_message(reply),
+    })
+}
+
+/// A NestJS `err` as a failed reply: its status from `statusCode` or a numeric `status`
+/// (else 500), its body the error as JSON.
+pub(crate) fn failure(err: &Value) -> Reply {
+    Reply::new(
+        error_status(err, &["statusCode", "status"]),
+        Bytes::from(err.to_string()),
+    )
 }
 
 /// A NestJS packet's pattern, and whether it is a request (it has an id): what a consumer

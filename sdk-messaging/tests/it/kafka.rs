@@ -23,7 +23,7 @@ use rdkafka::{
 };
 use sdk_messaging::{KafkaSettings, MessageContext, Messaging, MessagingConfig, TransportKind};
 
-fn kafka_addr() -> String {
+pub(crate) fn kafka_addr() -> String {
     std::env::var("SDK_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".into())
 }
 
@@ -67,7 +67,7 @@ impl Setup {
 }
 
 /// The dead letters in `<prefix>.dead`, read from the start.
-async fn dead_letters(prefix: String) -> Vec<DeadLetter> {
+pub(crate) async fn dead_letters(prefix: String) -> Vec<DeadLetter> {
     let consumer: StreamConsumer = ClientConfig::new()
         .set("bootstrap.servers", kafka_addr())
         .set(

@@ -5,6 +5,7 @@ mod support;
 mod interop;
 mod kafka;
 mod kafka_durability;
+mod kafka_foreign;
 mod nats;
 mod nats_durability;
 mod rabbitmq;

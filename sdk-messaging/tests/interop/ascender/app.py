@@ -1,10 +1,11 @@
 """An Ascender Framework microservice (the real ascender-framework from PyPI, installed by
 scripts/test), the peer of the Rust side in sdk-messaging/tests/it/interop.rs.
 
-    python3 app.py <redis url> <prefix>
+    python3 app.py <redis|kafka> <url> <prefix>
 
-Handles `<prefix>.asc.*` on Redis and calls the Rust side's `<prefix>.rust.*`; prints
-`ready` once it listens.
+Handles `<prefix>.asc.*` and calls the Rust side's `<prefix>.rust.*`; prints `ready` once it
+listens. On Kafka it first creates the topics it reads (its handlers' and `_rpc:response`),
+as a Kafka deployment's operators would.
 """
 import asyncio
 import sys
@@ -17,8 +18,9 @@ from ascender.common.microservices import (
     ClientProxy, EventPattern, MessagePattern, RPCException, Transports, provideMicroservices,
 )
 
-url, prefix = sys.argv[1], sys.argv[2]
+transport, url, prefix = sys.argv[1], sys.argv[2], sys.argv[3]
 rust = lambda name: f"{prefix}.rust.{name}"
+handled = ["sum", "reserve", "noted", "start", "start-refused"]
 tasks = set()
 
 
@@ -63,32 +65,52 @@ class Handlers:
         except Exception as error:
             await self.client.emit(rust("result"), {"unexpected": repr(error)})
 
+    # An Ascender caller never reads a failure (Ascender writes them to the request's
+    # pattern, as the Rust side does): the call times out, after 3 s here.
     async def call_refuse(self, data: dict[str, Any]):
         try:
-            await self.client.send(rust("refuse"), data, timeout=10)
+            await self.client.send(rust("refuse"), data, timeout=3)
             await self.client.emit(rust("result"), {"unexpected": "an answer"})
         except RPCException as error:
             await self.client.emit(rust("result"), {"error": error.to_dict()})
         except Exception as error:
             await self.client.emit(rust("result"), {"unexpected": repr(error)})
 
+if transport == "kafka":
+    options = {"transport": Transports.KAFKA, "options": {"bootstrap_servers": url.split("://")[-1]}}
+else:
+    options = {"transport": Transports.REDIS, "options": {"redis_url": url}}
+
 app = createApplication(config={
     "providers": [
         {"provide": DefineAPIDocs, "value": DefineAPIDocs(swagger_url=None, redoc_url=None)},
         provideRouter([{"path": "/", "controller": Handlers}]),
-        provideMicroservices([{
-            "token": "main",
-            "options": {"transport": Transports.REDIS, "options": {"redis_url": url}},
-            "with_client_proxy": True,
-        }]),
+        provideMicroservices([{"token": "main", "options": options, "with_client_proxy": True}]),
     ]
 })
 
+
+async def create_topics():
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    admin = AIOKafkaAdminClient(bootstrap_servers=options["options"]["bootstrap_servers"])
+    await admin.start()
+    try:
+        for topic in [f"{prefix}.asc.{name}" for name in handled] + ["_rpc:response"]:
+            try:
+                await admin.create_topics([NewTopic(topic, num_partitions=1, replication_factor=1)])
+            except Exception as error:  # one that exists already
+                print(f"topic {topic}: {error!r}", file=sys.stderr)
+    finally:
+        await admin.close()
+
 if __name__ == "__main__":
     import uvicorn
-    config = uvicorn.Config(app(), host="127.0.0.1", port=0, log_level="warning")
-    server = uvicorn.Server(config)
     async def main():
+        if transport == "kafka":
+            await create_topics()
+        # Built inside the event loop: aiokafka's clients need a running one.
+        config = uvicorn.Config(app(), host="127.0.0.1", port=0, log_level="warning")
+        server = uvicorn.Server(config)
         task = asyncio.create_task(server.serve())
         while not server.started:
             await asyncio.sleep(0.05)

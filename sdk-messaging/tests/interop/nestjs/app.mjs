@@ -2,11 +2,12 @@
 // peer of the Rust side in sdk-messaging/tests/it/nestjs.rs. Plain JavaScript: NestJS's
 // decorators are applied as the functions they are.
 //
-//   node app.mjs <redis|nats|rabbitmq> <url> <prefix>
+//   node app.mjs <redis|nats|rabbitmq|kafka> <url> <prefix>
 //
 // Handles `<prefix>.nest.*` and calls the Rust side's `<prefix>.rust.*`; prints `ready`
 // once it listens. On RabbitMQ it consumes the queue `<prefix>-nest` and sends to the Rust
-// side's, `<prefix>-rust`.
+// side's, `<prefix>-rust`. On Kafka it first creates the topics it reads (its handlers'
+// and the reply topics of its calls), as a Kafka deployment's operators would.
 import 'reflect-metadata';
 import { NestFactory } from '@nestjs/core';
 import { Controller, Module } from '@nestjs/common';
@@ -22,13 +23,26 @@ import { lastValueFrom } from 'rxjs';
 const [transport, url, prefix] = process.argv.slice(2);
 const parsed = new URL(url);
 const rabbit = (queue) => ({ transport: Transport.RMQ, options: { urls: [url], queue } });
+const kafka = {
+  transport: Transport.KAFKA,
+  options: {
+    client: { clientId: prefix, brokers: [parsed.host], logLevel: 1 },
+    consumer: { groupId: prefix },
+    // The topics are new: reading them from the start loses nothing sent while the
+    // consumer groups form.
+    subscribe: { fromBeginning: true },
+  },
+};
 const options = {
   redis: { transport: Transport.REDIS, options: { host: parsed.hostname, port: Number(parsed.port) } },
   nats: { transport: Transport.NATS, options: { servers: [url] } },
   rabbitmq: rabbit(`${prefix}-nest`),
+  kafka,
 }[transport];
 const client = ClientProxyFactory.create(transport === 'rabbitmq' ? rabbit(`${prefix}-rust`) : options);
 const rust = (name) => `${prefix}.rust.${name}`;
+const nest = (name) => `${prefix}.nest.${name}`;
+const calls = [rust('double'), rust('refuse')];
 const report = (data) => lastValueFrom(client.emit(rust('result'), data));
 
 class Handlers {
@@ -47,7 +61,8 @@ class Handlers {
   // NestJS -> Rust: a request, and its answer reported as an event.
   async start(data) {
     try {
-      const doubled = await lastValueFrom(client.send(rust('double'), data.x));
+      // NestJS's Kafka transport reads a bare number back as text.
+      const doubled = Number(await lastValueFrom(client.send(rust('double'), data.x)));
       await report({ doubled });
     } catch (error) {
       await report({ unexpected: error });
@@ -65,12 +80,28 @@ class Handlers {
 }
 
 const method = (name) => Object.getOwnPropertyDescriptor(Handlers.prototype, name);
-MessagePattern(`${prefix}.nest.sum`)(Handlers.prototype, 'sum', method('sum'));
-MessagePattern(`${prefix}.nest.reserve`)(Handlers.prototype, 'reserve', method('reserve'));
-EventPattern(`${prefix}.nest.noted`)(Handlers.prototype, 'noted', method('noted'));
-EventPattern(`${prefix}.nest.start`)(Handlers.prototype, 'start', method('start'));
-EventPattern(`${prefix}.nest.start-refused`)(Handlers.prototype, 'startRefused', method('startRefused'));
+const handlers = [
+  [MessagePattern, 'sum', 'sum'],
+  [MessagePattern, 'reserve', 'reserve'],
+  [EventPattern, 'noted', 'noted'],
+  [EventPattern, 'start', 'start'],
+  [EventPattern, 'start-refused', 'startRefused'],
+];
+for (const [decorator, name, function_] of handlers) {
+  decorator(nest(name))(Handlers.prototype, function_, method(function_));
+}
 Controller()(Handlers);
+
+if (transport === 'kafka') {
+  const { Kafka } = await import('kafkajs');
+  const admin = new Kafka({ clientId: `${prefix}-admin`, brokers: [parsed.host], logLevel: 1 }).admin();
+  await admin.connect();
+  const topics = [...handlers.map(([, name]) => nest(name)), ...calls.map((call) => `${call}.reply`)];
+  await admin.createTopics({ topics: topics.map((topic) => ({ topic, numPartitions: 1 })) });
+  await admin.disconnect();
+  // A Kafka client reads the answers to the patterns it sends to.
+  calls.forEach((call) => client.subscribeToResponseOf(call));
+}
 
 class AppModule {}
 Module({ controllers: [Handlers] })(AppModule);
@@ -81,4 +112,11 @@ const app = await NestFactory.createMicroservice(AppModule, {
 });
 await app.listen();
 await client.connect();
+if (transport === 'kafka') {
+  // A send before the reply topics are assigned to the client fails at once.
+  const assigned = () => calls.every((call) => `${call}.reply` in client.getConsumerAssignments());
+  while (!assigned()) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
 console.log('ready');
