@@ -6,8 +6,8 @@
 //! instance found through the embedded registry), `sdk-versioned` (the same with a version
 //! requirement), and `sdk-typed-metrics`: `sdk-typed` with the Prometheus recorder installed) on
 //! a current-thread runtime. `instructions msg TRANSPORT OP N` makes N messaging operations
-//! (`sdk-send`, `raw-send`, `sdk-emit`, `raw-emit`, `raw-emit-alike`, `raw-send-alike` on `nats`, `rabbitmq` or
-//! `redis`; see `messaging.rs`), `msg-bench` runs the suite's messaging section alone, and
+//! (`sdk-send`, `raw-send`, `sdk-emit`, `raw-emit`, `raw-emit-alike`, `raw-send-alike` on `nats`, `rabbitmq`,
+//! `redis` or `nestjs-nats`; see `messaging.rs`), `msg-bench` runs the suite's messaging section alone, and
 //! `msg-cpu TRANSPORT OP N BROKER_PID` prints the CPU time per operation of this process and
 //! of the broker's. `feign` always
 //! calls `common::FIXED_ADDR` (feignhttp's URL is fixed at compile time); `serve-fixed` serves

@@ -2,7 +2,10 @@
 //! (throughput, 64 at once) against each broker's raw client in the same run: async-nats
 //! `request` and a JetStream publish awaiting its ack; lapin over direct reply-to and a
 //! confirmed persistent publish; redis with a stream, a consumer group and a reply list,
-//! and `XADD`. Transports whose broker is not on this machine are left out.
+//! and `XADD`; and NestJS's wire over NATS against async-nats carrying NestJS's packets
+//! (`foreign`). Transports whose broker is not on this machine are left out.
+
+mod foreign;
 
 use std::{
     collections::HashMap,
@@ -33,6 +36,9 @@ pub(crate) type Op = Arc<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + 
 /// One transport's measurements: (SDK, raw) each.
 pub(crate) struct Row {
     pub(crate) transport: &'static str,
+    /// What `ops` and the `instructions` binary call it: `nats`, `nestjs-nats`...
+    #[allow(dead_code)] // read by the suite, not the instructions binary
+    pub(crate) key: &'static str,
     pub(crate) one: (Vec<Duration>, Vec<Duration>),
     pub(crate) many: (Vec<Duration>, Vec<Duration>),
     pub(crate) emits_per_second: (f64, f64),
@@ -89,6 +95,7 @@ impl Row {
 
 pub(crate) struct Ops {
     transport: &'static str,
+    key: &'static str,
     sdk_send: Op,
     raw_send: Op,
     sdk_emit: Op,
@@ -293,6 +300,7 @@ async fn nats() -> Option<Ops> {
     let (raw_emit, raw_emit_alike, cleanup) = nats_raw_emits(&raw, id).await;
     Some(Ops {
         transport: "NATS",
+        key: "nats",
         sdk_send,
         raw_send,
         sdk_emit,
@@ -337,6 +345,7 @@ async fn rabbitmq() -> Option<Ops> {
     let raw_emit_alike = rabbitmq_alike(&connection, &id).await;
     Some(Ops {
         transport: "RabbitMQ",
+        key: "rabbitmq",
         sdk_send,
         raw_send,
         sdk_emit,
@@ -849,6 +858,7 @@ async fn redis() -> Option<Ops> {
     })));
     Some(Ops {
         transport: "Redis",
+        key: "redis",
         sdk_send,
         raw_send,
         sdk_emit,
@@ -967,7 +977,7 @@ pub(crate) async fn throughput(op: &Op, total: usize) -> f64 {
     total as f64 / started.elapsed().as_secs_f64()
 }
 
-/// One transport's operations (`nats`, `rabbitmq`, `redis`), or `None` when its broker is
+/// One transport's operations (`nats`, `rabbitmq`, `redis`, `nestjs-nats`), or `None` when its broker is
 /// not here: for the instructions binary, which counts one of them under callgrind.
 #[allow(dead_code)] // used by the instructions binary, not the suite
 pub(crate) async fn ops(transport: &str) -> Option<Ops> {
@@ -975,6 +985,7 @@ pub(crate) async fn ops(transport: &str) -> Option<Ops> {
         "nats" => nats().await,
         "rabbitmq" => rabbitmq().await,
         "redis" => redis().await,
+        "nestjs-nats" => foreign::nestjs_nats().await,
         _ => None,
     }
 }
@@ -1003,10 +1014,13 @@ pub(crate) async fn run(quick: bool) -> Vec<Row> {
         (3_000, 100, 20_000)
     };
     let mut rows = Vec::new();
-    for ops in [nats().await, rabbitmq().await, redis().await]
-        .into_iter()
-        .flatten()
-    {
+    let transports = [
+        nats().await,
+        rabbitmq().await,
+        redis().await,
+        foreign::nestjs_nats().await,
+    ];
+    for ops in transports.into_iter().flatten() {
         eprintln!("messaging over {}...", ops.transport);
         // Warm both up, then interleave call by call.
         for _ in 0..200 {
@@ -1041,6 +1055,7 @@ pub(crate) async fn run(quick: bool) -> Vec<Row> {
         }
         rows.push(Row {
             transport: ops.transport,
+            key: ops.key,
             one: (sdk_one, raw_one),
             many: (sdk_many, raw_many),
             emits_per_second: (sdk_emit, raw_emit),

@@ -28,6 +28,11 @@
 //!   and answered twice, and the second answer is ignored. A request whose caller's
 //!   deadline passed before a server got to it is answered 504 without being handled.
 //!   The reply topic is not deleted when the connection closes (see docs/guide/messaging.md).
+//! - **Foreign wires**: with `wire = "nestjs"` or `"ascender"` the topic is the pattern
+//!   itself and records are framed as those frameworks frame them (see `foreign`); groups,
+//!   commits and dead letters stay as above, presence heartbeats are not written (a topic
+//!   that does not exist is the only `NoResponder`), and a failed event is delivered again
+//!   from this process instead of being written again to a topic the peers read.
 
 mod consume;
 mod foreign;
@@ -167,18 +172,25 @@ impl KafkaBroker {
             settings,
         }));
         broker.reachable().await?;
-        broker
-            .create_topic(&reply_topic, 1)
-            .await
-            .map_err(MessagingError::Broker)?;
-        broker
-            .read_replies_on(&reply_topic)
-            .await
-            .map_err(MessagingError::Broker)?;
+        match broker.replies_come().await {
+            Err(e) if wire == Wire::Ascender => {
+                // Apache Kafka refuses `_rpc:response` as a topic name (`:`): events still
+                // work, and each request says why it cannot.
+                tracing::warn!(error = %e, "kafka: Ascender's reply topic cannot be read");
+            }
+            other => other.map_err(MessagingError::Broker)?,
+        }
         let task = tokio::spawn(read_replies(Arc::downgrade(&broker.0), replies));
         *broker.0.reply_task.locked() = Some(task);
         broker.0.connected.store(true, Ordering::Release);
         Ok(broker)
+    }
+
+    /// Makes the topic replies come on (if need be) and has the reply reader read it.
+    async fn replies_come(&self) -> Result<(), BoxError> {
+        let topic = &self.0.reply_topic;
+        self.create_topic(topic, 1).await?;
+        self.read_replies_on(topic).await
     }
 
     /// Has the reply reader read `topic` too, from its end as it is now (every partition),
@@ -422,6 +434,7 @@ impl Broker for KafkaBroker {
                 return Err(no_responder());
             }
             if wire == Wire::Ascender {
+                this.replies_come().await?;
                 this.read_replies_on(&topic).await?;
             }
             let key = crate::envelope::new_id();

@@ -16,9 +16,13 @@
 //! | groups | none: every instance gets every message | NATS queue groups | one queue per service | none |
 //! | headers (trace, deadline, id) | lost | kept (NATS headers) | kept (AMQP headers) | lost |
 //!
+//! On Kafka (NestJS and Ascender) the record's value is the payload alone, on the topic
+//! that is the pattern, with the correlation in record headers; the Kafka transport speaks
+//! those itself (`kafka::foreign`), keeping its consumer groups, commits and dead letters.
+//!
 //! Where nothing listens, a request or event fails at once with `NoResponder` (Redis counts
-//! the subscribers of a `PUBLISH`, NATS answers "no responders") instead of being dropped
-//! in silence. An event a handler failed is delivered again in-process with the backoff
+//! the subscribers of a `PUBLISH`, NATS answers "no responders", a Kafka topic does not
+//! exist) instead of being dropped in silence. An event a handler failed is delivered again in-process with the backoff
 //! (a restart forgets it); one given up on is logged, as these formats keep no dead
 //! letters.
 //!
