@@ -255,7 +255,6 @@ impl Source {
         let wire = self.broker.0.wire;
         let role = foreign::role(wire, record.headers());
         let mut headers = record.headers().map(from_kafka).unwrap_or_default();
-        headers.remove(headers::MESSAGE_ID_NAME);
         let written = record
             .timestamp()
             .to_millis()
@@ -266,13 +265,22 @@ impl Source {
         };
         let reply_to = match (&role, self.kind) {
             (foreign::Role::Request { id, reply_to, .. }, Kind::Request) if fresh(&headers) => {
+                // A request's id is the one its caller knows; an event keeps the id a Rust
+                // emitter gave it (its headers travel), which its handlers deduplicate by.
+                headers.remove(headers::MESSAGE_ID_NAME);
                 if let Ok(id) = HeaderValue::from_str(id) {
                     headers.insert(headers::MESSAGE_ID_NAME, id);
                 }
                 Some(reply_to.clone())
             }
             (foreign::Role::Event, Kind::Event) => None,
-            _ => {
+            (other, kind) => {
+                if matches!(
+                    (other, kind),
+                    (foreign::Role::Request { .. }, Kind::Request)
+                ) {
+                    tracing::debug!(%topic, offset, "a request older than a minute is skipped");
+                }
                 self.finish(topic, partition, offset);
                 return None;
             }

@@ -235,6 +235,10 @@ impl KafkaBroker {
             let (_, high) = admin.fetch_watermarks(topic, partition, wait)?;
             assignment.add_partition_offset(topic, partition, Offset::Offset(high))?;
         }
+        if assignment.count() == 0 {
+            // Not in the brokers' metadata yet: asked again by the next request.
+            return Err(broken(format!("{topic} has no partitions yet")));
+        }
         Ok(assignment)
     }
 
