@@ -191,6 +191,14 @@ async fn keep_beating<T: Send>(
     if let Err(e) = beat(&broker, &pattern, &instance, Duration::ZERO).await {
         tracing::debug!(%pattern, error = %e, "kafka presence: could not say it left");
     }
+    // This connection's own sends know at once, without waiting for its reader to read the
+    // record back (which a loaded machine can delay past the next send). Only once the
+    // reader runs: it reads the topic in order, so other instances' heartbeats are not
+    // missed for long.
+    let presence = &broker.0.presence;
+    if presence.started.load(std::sync::atomic::Ordering::Acquire) {
+        presence.record(pattern, instance, 0);
+    }
 }
 
 /// Starts reading the presence topic into the broker's [`Presence`].
