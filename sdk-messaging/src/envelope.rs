@@ -178,6 +178,12 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Whether the handler succeeded (a 2xx): what a foreign wire writes as an answer
+    /// rather than an error.
+    pub(crate) fn succeeded(&self) -> bool {
+        self.status.is_success()
+    }
+
     /// A reply with `status` and `payload`, its headers carrying the status unless it is
     /// 200 (what a reply without one means). Nothing else: each transport ties a reply to
     /// its request by its own means (a NATS inbox, an AMQP correlation id, the request's

@@ -24,7 +24,7 @@ use http::StatusCode;
 use rdkafka::message::{Headers, OwnedHeaders};
 use serde_json::Value;
 
-use super::header;
+use super::{header, header_text as text};
 use crate::{
     wire::{ascender, json_or_string, nestjs},
     Reply, Wire,
@@ -52,15 +52,6 @@ pub(super) enum Role {
     Event,
     /// Not for a handler: an answer or a defer on the request's topic (Ascender).
     Neither,
-}
-
-/// The text of the header `name`.
-fn text<'a>(headers: Option<&'a impl Headers>, name: &str) -> Option<&'a str> {
-    headers?
-        .iter()
-        .find(|h| h.key == name)
-        .and_then(|h| h.value)
-        .and_then(|v| std::str::from_utf8(v).ok())
 }
 
 /// The role a record of `wire` plays, from its headers.
@@ -145,7 +136,7 @@ pub(super) fn answer(wire: Wire, topic: &str, role: &Role, reply: &Reply) -> Opt
     else {
         return None;
     };
-    let ok = reply.status == StatusCode::OK;
+    let ok = reply.succeeded();
     Some(match wire {
         Wire::NestJs => {
             let mut headers = OwnedHeaders::new()

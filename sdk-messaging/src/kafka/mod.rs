@@ -599,6 +599,18 @@ fn deliver_reply(shared: &Shared, message: &rdkafka::message::BorrowedMessage<'_
     }
 }
 
+/// The text of a record's header `name`, if it has one that is UTF-8.
+pub(crate) fn header_text<'a>(
+    headers: Option<&'a impl rdkafka::message::Headers>,
+    name: &str,
+) -> Option<&'a str> {
+    headers?
+        .iter()
+        .find(|h| h.key == name)
+        .and_then(|h| h.value)
+        .and_then(|v| std::str::from_utf8(v).ok())
+}
+
 fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
     Header {
         key,

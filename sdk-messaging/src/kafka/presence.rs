@@ -20,7 +20,7 @@ use std::{
 
 use rdkafka::{
     consumer::{Consumer as _, StreamConsumer},
-    message::{Headers as _, OwnedHeaders},
+    message::OwnedHeaders,
     Message as _, Offset, TopicPartitionList,
 };
 use sdk::BoxError;
@@ -255,16 +255,7 @@ async fn read(shared: Weak<Shared>, consumer: StreamConsumer) {
         let Some(shared) = shared.upgrade() else {
             return;
         };
-        let text = |name: &str| {
-            record.headers().and_then(|headers| {
-                headers
-                    .iter()
-                    .find(|h| h.key == name)
-                    .and_then(|h| h.value)
-                    .and_then(|v| std::str::from_utf8(v).ok())
-                    .map(str::to_owned)
-            })
-        };
+        let text = |name: &str| super::header_text(record.headers(), name).map(str::to_owned);
         let (Some(pattern), Some(instance), Some(alive)) = (
             record
                 .key()

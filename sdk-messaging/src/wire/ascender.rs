@@ -47,7 +47,7 @@ impl Codec for Ascender {
     }
 
     fn reply_channel<'a>(&self, pattern: &'a str, reply: &Reply) -> Cow<'a, str> {
-        if reply.status == StatusCode::OK {
+        if reply.succeeded() {
             Cow::Borrowed(RESPONSES)
         } else {
             Cow::Borrowed(pattern)
@@ -86,7 +86,7 @@ impl Codec for Ascender {
     }
 
     fn reply(&self, id: &str, reply: &Reply) -> Vec<u8> {
-        let text = if reply.status == StatusCode::OK {
+        let text = if reply.succeeded() {
             String::from_utf8_lossy(&json_or_string(&reply.payload)).into_owned()
         } else {
             error_of(reply).to_string()

@@ -73,7 +73,7 @@ impl Codec for NestJs {
 
     fn reply(&self, id: &str, reply: &Reply) -> Vec<u8> {
         let mut out = Vec::with_capacity(reply.payload.len() + id.len() + 48);
-        if reply.status == StatusCode::OK {
+        if reply.succeeded() {
             out.extend_from_slice(b"{\"response\":");
             out.extend_from_slice(&json_or_string(&reply.payload));
         } else {

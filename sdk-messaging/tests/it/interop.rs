@@ -246,22 +246,32 @@ async fn both_ways(peer: Peer, transport: TransportKind, name: &str, addr: &str,
         .expect("emitted");
     assert_eq!(next(&mut received).await, ("seen", json!({"n": 7})));
 
+    they_call_rust(&client, wire, &theirs, &mut received).await;
+    nothing_listens(&client, transport, wire, url, &prefix, &theirs).await;
+    server.shutdown().await;
+}
+
+/// Them -> Rust, set off by an event the Rust side emits to them: a request answered, one
+/// the Rust handler refuses, and one after the refusal.
+async fn they_call_rust(
+    client: &sdk_messaging::MessageClient,
+    wire: Wire,
+    theirs: &str,
+    received: &mut mpsc::UnboundedReceiver<(&'static str, Value)>,
+) {
     // Them -> Rust: a request, answered.
     client
         .emit(&format!("{theirs}.start"), &json!({"x": 21}))
         .await
         .expect("emitted");
-    assert_eq!(
-        next(&mut received).await,
-        ("result", json!({"doubled": 42}))
-    );
+    assert_eq!(next(received).await, ("result", json!({"doubled": 42})));
 
     // Them -> Rust: a request the Rust handler refuses; they get its status.
     client
         .emit(&format!("{theirs}.start-refused"), &json!({}))
         .await
         .expect("emitted");
-    let (_, result) = next(&mut received).await;
+    let (_, result) = next(received).await;
     refused_as_they_read_it(wire, &result);
 
     // Them -> Rust: a request after the refusal is answered (the refusal broke nothing).
@@ -269,10 +279,7 @@ async fn both_ways(peer: Peer, transport: TransportKind, name: &str, addr: &str,
         .emit(&format!("{theirs}.start"), &json!({"x": 4}))
         .await
         .expect("emitted");
-    assert_eq!(next(&mut received).await, ("result", json!({"doubled": 8})));
-
-    nothing_listens(&client, transport, wire, url, &prefix, &theirs).await;
-    server.shutdown().await;
+    assert_eq!(next(received).await, ("result", json!({"doubled": 8})));
 }
 
 /// What the peer reports of a Rust handler's refusal: its status and message. Ascender's
